@@ -1,0 +1,528 @@
+"""The `elshi` command line.
+
+Exit codes: 0 success; 1 failure; 2 bad usage or bad setting; 3 finished but some records
+were quarantined; 4 not found.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from contextlib import contextmanager
+from datetime import datetime
+from enum import IntEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Task, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from elshi import __version__
+from elshi.settings import Settings, SettingsError, load_settings
+
+
+class Exit(IntEnum):
+    """Exit codes scripts can rely on."""
+
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    QUARANTINED = 3
+    NOT_FOUND = 4
+
+
+app = typer.Typer(
+    name="elshi",
+    help="elshi: digital diplomacy for a ministry and its missions. Listen, speak, serve, analyse.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+sources_app = typer.Typer(help="Sources a mission follows: add, list, run, remove.", no_args_is_help=True)
+quarantine_app = typer.Typer(help="Records that could not be stored.", no_args_is_help=True)
+users_app = typer.Typer(help="Staff users and their roles.", no_args_is_help=True)
+missions_app = typer.Typer(help="Headquarters and missions (tenants).", no_args_is_help=True)
+app.add_typer(sources_app, name="sources")
+app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(users_app, name="users")
+app.add_typer(missions_app, name="missions")
+
+console = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML config file (else ELSHI_CONFIG).")
+]
+
+
+class _State:
+    config: Path | None = None
+
+
+def _fail(message: str, code: Exit = Exit.FAILED) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(int(code))
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """Load settings or stop with exit code 2 and a message naming the bad variable."""
+    try:
+        return load_settings(_State.config, **overrides)
+    except SettingsError as exc:
+        raise _fail(str(exc), Exit.USAGE) from None
+
+
+def _database(settings: Settings, migrate: bool = True) -> Any:
+    from elshi.db import Database
+    from elshi.migrate import migrate as run_migrations
+
+    db = Database(settings)
+    if migrate:
+        run_migrations(db.engine)
+    return db
+
+
+@app.callback()
+def main_callback(
+    config: ConfigOpt = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
+) -> None:
+    """elshi command line."""
+    _State.config = config
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command()
+def version() -> None:
+    """Print elshi's version."""
+    console.print(__version__)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (also done on every start)."""
+    from elshi.db import Database
+    from elshi.migrate import migrate as run_migrations
+
+    settings = get_settings()
+    db = Database(settings)
+    rev = run_migrations(db.engine)
+    console.print(f"database at revision {rev}")
+
+
+@app.command()
+def plugins() -> None:
+    """List registered plugins and the connectors they provide."""
+    from elshi.plugins import connectors, plugin_names
+
+    table = Table("connector", "title", "platform", "pollable", "target", title="connectors")
+    for slug, cls in connectors().items():
+        table.add_row(slug, cls.title, cls.platform, "yes" if cls.pollable else "no", cls.target_field)
+    console.print(table)
+    console.print("plugins: " + ", ".join(plugin_names()))
+
+
+# ---------------------------------------------------------------------------- ingest
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} rows/s" if speed else "", style="cyan")
+
+
+class _CountColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(f"{int(task.completed):,} rows")
+
+
+@contextmanager
+def _progress(label: str, enabled: bool = True) -> Any:
+    if not enabled:
+        yield lambda n: None
+        return
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        _CountColumn(),
+        _RateColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    ) as bar:
+        tid = bar.add_task(label, total=None)
+        yield lambda n: bar.advance(tid, n)
+
+
+def _parse_options(options: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in options:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise _fail(f"--option {item!r}: expected KEY=VALUE", Exit.USAGE)
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _print_report(report: Any) -> Exit:
+    table = Table("read", "stored", "duplicates", "near-duplicates", "skipped", "quarantined")
+    table.add_row(
+        *(f"{getattr(report, k):,}" for k in ("read", "stored", "duplicates", "near_duplicates", "skipped", "quarantined"))
+    )
+    console.print(table)
+    if report.quarantined:
+        for reason, n in sorted(report.reasons.items(), key=lambda kv: -kv[1])[:10]:
+            err.print(f"  quarantined {n:,}: {reason}", highlight=False)
+        err.print("see: elshi quarantine list", highlight=False)
+        return Exit.QUARANTINED
+    return Exit.OK
+
+
+OptionOpt = Annotated[
+    list[str] | None,
+    typer.Option("--option", "-o", help="Connector setting KEY=VALUE (repeatable)."),
+]
+
+
+@app.command()
+def ingest(
+    connector: Annotated[str, typer.Argument(help="Connector slug (see `elshi plugins`).")],
+    target: Annotated[str, typer.Argument(help="File, URL, channel or account to read.")],
+    option: OptionOpt = None,
+    profile: Annotated[str | None, typer.Option(help="Column-mapping profile (tabular).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Import once from a file or URL; prints a summary; exit 3 if anything was quarantined."""
+    from pydantic import ValidationError
+
+    from elshi.connectors.base import FetchContext
+    from elshi.listen.flows import import_with
+    from elshi.plugins import UnknownPlugin, get_connector
+
+    settings = get_settings()
+    try:
+        plugin = get_connector(connector)
+    except UnknownPlugin as exc:
+        raise _fail(str(exc.args[0]), Exit.USAGE) from None
+    config = _parse_options(option or [])
+    config[plugin.target_field] = target
+    if profile:
+        config["profile"] = profile
+    db = _database(settings)
+    ctx = FetchContext(settings=settings)
+    try:
+        with _progress(f"{connector} {Path(target).name or target}", progress) as tick:
+            report = import_with(db, connector=plugin, config=config, ctx=ctx, progress=tick)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise _fail(f"bad {connector} settings: {problems}", Exit.USAGE) from None
+    except Exception as exc:
+        raise _fail(f"{connector} {target}: {exc}") from None
+    finally:
+        ctx.close()
+    raise typer.Exit(int(_print_report(report)))
+
+
+@app.command()
+def reprocess(
+    source: Annotated[int | None, typer.Option(help="Only posts of this source.")] = None,
+    connector: Annotated[str | None, typer.Option(help="Only posts stored by this connector.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Re-run connectors' mappings over the raw payloads kept with stored posts."""
+    from elshi.listen.reprocess import reprocess_posts
+
+    settings = get_settings()
+    db = _database(settings)
+    with _progress("reprocess", progress) as tick:
+        counts = reprocess_posts(db, source_id=source, connector=connector, progress=tick)
+    console.print(
+        f"checked {counts['checked']:,}, updated {counts['updated']:,}, failed {counts['failed']:,}"
+    )
+    raise typer.Exit(int(Exit.QUARANTINED if counts["failed"] else Exit.OK))
+
+
+# ---------------------------------------------------------------------------- sources
+
+
+@sources_app.command("add")
+def sources_add(
+    connector: Annotated[str, typer.Argument(help="Connector slug (see `elshi plugins`).")],
+    target: Annotated[str, typer.Argument(help="URL, channel, account, tag or file.")],
+    every: Annotated[str | None, typer.Option(help="Poll interval, e.g. 15m, 2h, 1d.")] = None,
+    name: Annotated[str | None, typer.Option(help="A name to show instead of the target.")] = None,
+    option: OptionOpt = None,
+) -> None:
+    """Add a source; with --every it is polled on a schedule."""
+    from elshi.listen import service
+    from elshi.plugins import UnknownPlugin, get_connector
+
+    settings = get_settings()
+    try:
+        plugin = get_connector(connector)
+    except UnknownPlugin as exc:
+        raise _fail(str(exc.args[0]), Exit.USAGE) from None
+    config = _parse_options(option or [])
+    config[plugin.target_field] = target
+    minutes = None
+    if every:
+        try:
+            minutes = max(1, int(service.parse_duration(every).total_seconds() // 60))
+        except ValueError as exc:
+            raise _fail(f"--every: {exc}", Exit.USAGE) from None
+    db = _database(settings)
+    with db.session() as s:
+        try:
+            src = service.add_source(
+                db=s, connector=connector, config=config, name=name, every_minutes=minutes
+            )
+        except service.InvalidSource as exc:
+            raise _fail(str(exc), Exit.USAGE) from None
+        console.print(f"added source {src.id}: {src.connector} {src.name}")
+
+
+@sources_app.command("list")
+def sources_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List sources with their schedule and health."""
+    from elshi.listen import service
+    from elshi.listen.schemas import SourceOut
+
+    db = _database(get_settings())
+    with db.session() as s:
+        rows = [SourceOut.model_validate(x) for x in service.list_sources(db=s)]
+    if as_json:
+        console.print_json(json.dumps([r.model_dump(mode="json") for r in rows]))
+        return
+    table = Table("id", "connector", "name", "every", "health", "last success", "last error")
+    for r in rows:
+        table.add_row(
+            str(r.id), r.connector, r.name, f"{r.every_minutes}m" if r.every_minutes else "-",
+            r.health, _when(r.last_success_at), (r.last_error or "-")[:60],
+        )
+    console.print(table)
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+@sources_app.command("run")
+def sources_run(
+    source_id: Annotated[int | None, typer.Argument(help="Source id; all enabled sources if omitted.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Poll a source (or every enabled source) now, in this process."""
+    from elshi.connectors.base import FetchContext
+    from elshi.listen import flows, service
+
+    settings = get_settings()
+    db = _database(settings)
+    with db.session() as s:
+        ids = [source_id] if source_id is not None else [x.id for x in service.list_sources(db=s) if x.enabled]
+    worst = Exit.OK
+    ctx = FetchContext(settings=settings)
+    try:
+        for sid in ids:
+            try:
+                with _progress(f"source {sid}", progress) as tick:
+                    report = flows.run_source(db, source_id=sid, ctx=ctx, progress=tick)
+            except flows.SourceNotFound as exc:
+                raise _fail(str(exc), Exit.NOT_FOUND) from None
+            except Exception as exc:
+                err.print(f"[red]source {sid} failed:[/red] {exc}", highlight=False)
+                worst = Exit.FAILED
+                continue
+            code = _print_report(report)
+            if worst == Exit.OK:
+                worst = code
+    finally:
+        ctx.close()
+    raise typer.Exit(int(worst))
+
+
+@sources_app.command("remove")
+def sources_remove(source_id: Annotated[int, typer.Argument(help="Source id.")]) -> None:
+    """Remove a source (its posts stay)."""
+    from elshi.listen import service
+
+    db = _database(get_settings())
+    with db.session() as s:
+        if not service.remove_source(db=s, source_id=source_id):
+            raise _fail(f"no source with id {source_id}", Exit.NOT_FOUND)
+    console.print(f"removed source {source_id}")
+
+
+# ---------------------------------------------------------------------------- quarantine
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    source: Annotated[int | None, typer.Option(help="Only this source.")] = None,
+    limit: Annotated[int, typer.Option(help="How many to show.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List quarantined records: source, location, reason."""
+    from elshi.listen import service
+    from elshi.listen.schemas import QuarantineOut
+
+    db = _database(get_settings())
+    with db.session() as s:
+        rows = [QuarantineOut.model_validate(q) for q in service.list_quarantine(db=s, source_id=source, limit=limit)]
+    if as_json:
+        console.print_json(json.dumps([r.model_dump(mode="json") for r in rows]))
+        return
+    table = Table("id", "connector", "origin", "location", "reason")
+    for r in rows:
+        table.add_row(str(r.id), r.connector, r.origin[-50:], r.location, r.reason[:100])
+    console.print(table)
+
+
+# ---------------------------------------------------------------------------- search
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="Words to find; inflected kk/ru forms match.")] = "",
+    since: Annotated[datetime | None, typer.Option(help="Published at or after (ISO date).")] = None,
+    until: Annotated[datetime | None, typer.Option(help="Published before (ISO date).")] = None,
+    source: Annotated[int | None, typer.Option(help="Source id.")] = None,
+    platform: Annotated[str | None, typer.Option(help="Platform, e.g. rss, telegram, twitter.")] = None,
+    lang: Annotated[str | None, typer.Option(help="Language code, e.g. kk, ru, en.")] = None,
+    author: Annotated[str | None, typer.Option(help="Author handle.")] = None,
+    limit: Annotated[int, typer.Option(help="Results per page.")] = 20,
+    offset: Annotated[int, typer.Option(help="Results to skip.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Search stored posts; newest first."""
+    from elshi.listen import service
+    from elshi.listen.schemas import PostOut
+
+    db = _database(get_settings())
+    q = service.SearchQuery(
+        q=query, since=since, until=until, source_id=source, platform=platform, lang=lang,
+        author=author, limit=limit, offset=offset,
+    )
+    with db.session() as s:
+        total, posts = service.search_posts(db=s, query=q)
+        items = [PostOut.model_validate(p) for p in posts]
+    if as_json:
+        console.print_json(
+            json.dumps({"total": total, "items": [i.model_dump(mode="json") for i in items]})
+        )
+        return
+    console.print(f"{total:,} posts", highlight=False)
+    for p in items:
+        when = _when(p.published_at)
+        head = f"[{p.platform}] {when} {p.author_handle or ''} ({p.lang or '?'})"
+        console.print(head, style="bold", highlight=False)
+        console.print(("  " + (p.title + " — " if p.title else "") + p.text)[:300], highlight=False)
+    raise typer.Exit(int(Exit.OK if total else Exit.NOT_FOUND))
+
+
+# ---------------------------------------------------------------------------- running
+
+
+def _serve(settings: Settings, *, web: bool, worker: bool, workers: int = 2) -> None:
+    import uvicorn
+
+    from elshi import jobs
+
+    db = _database(settings)
+    if web:
+        try:
+            settings.require_secret()
+        except SettingsError as exc:
+            raise _fail(str(exc), Exit.USAGE) from None
+    rt = jobs.bind(settings, db)
+    consumer = jobs.consumer(rt, workers=workers) if worker else None
+    if not web:
+        assert consumer is not None
+        console.print(f"worker running ({workers} threads, scheduler on); Ctrl+C stops")
+        consumer.run()
+        return
+    from elshi.app import create_app
+
+    api = create_app(settings, db=db, runtime=rt)
+    if consumer is not None:
+        consumer.start()
+    console.print(f"elshi is running at http://{settings.host}:{settings.port}/", highlight=False)
+    try:
+        uvicorn.run(api, host=settings.host, port=settings.port, log_level="warning")
+    finally:
+        if consumer is not None:
+            consumer.stop(graceful=True)
+
+
+@app.command()
+def serve(
+    port: Annotated[int | None, typer.Option(help="Port (else ELSHI_PORT).")] = None,
+) -> None:
+    """Run the web app, the worker and the scheduler in one process."""
+    settings = get_settings(**({"port": port} if port else {}))
+    _serve(settings, web=True, worker=True)
+
+
+@app.command()
+def web(
+    port: Annotated[int | None, typer.Option(help="Port (else ELSHI_PORT).")] = None,
+) -> None:
+    """Run only the web app (workers run apart with `elshi worker`)."""
+    settings = get_settings(**({"port": port} if port else {}))
+    _serve(settings, web=True, worker=False)
+
+
+@app.command()
+def worker(
+    threads: Annotated[int, typer.Option(help="Worker threads.")] = 2,
+) -> None:
+    """Run only the background worker and scheduler."""
+    _serve(get_settings(), web=False, worker=True, workers=threads)
+
+
+@app.command()
+def demo(
+    port: Annotated[int | None, typer.Option(help="Port (else ELSHI_PORT).")] = None,
+    posts: Annotated[int, typer.Option(help="How many demo posts to generate.")] = 3000,
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the web app after loading.")] = True,
+) -> None:
+    """Create a SQLite database with generated kk/ru/en demo data and start elshi."""
+    from elshi.demo import load_demo
+
+    overrides: dict[str, Any] = {"demo": True}
+    if port:
+        overrides["port"] = port
+    settings = get_settings(**overrides)
+    db = _database(settings)
+    with _progress("demo corpus") as tick:
+        info = load_demo(db, settings=settings, posts=posts, progress=tick)
+    console.print(
+        f"demo data in {settings.db_url}: {info['posts']:,} posts, mission {info['mission']!r}",
+        highlight=False,
+    )
+    if info.get("password"):
+        console.print(
+            f"sign in as {info['email']} with password {info['password']}", highlight=False
+        )
+    if serve_after:
+        _serve(settings, web=True, worker=True)
+
+
+def main() -> None:
+    """Entry point for the `elshi` script."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

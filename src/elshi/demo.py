@@ -1,0 +1,54 @@
+"""Load the generated demo corpus, an HQ mission, an embassy and a demo admin."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from elshi.accounts import service as accounts
+from elshi.connectors.base import FetchContext
+from elshi.db import Database
+from elshi.listen import service as listen
+from elshi.listen.flows import Progress, run_source
+from elshi.listen.models import Source
+from elshi.missions import service as missions
+from elshi.settings import Settings
+
+DEMO_EMAIL = "admin@demo.elshi.example"
+
+
+def load_demo(
+    db: Database, *, settings: Settings, posts: int = 3000, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Load demo data once; running it again adds nothing new."""
+    password = None
+    with db.session() as s:
+        hq = missions.ensure_hq(db=s)
+        embassy = missions.get_mission(db=s, slug="berlin") or missions.create_mission(
+            db=s, slug="berlin", name="Embassy in Berlin", kind="embassy", country_code="DE",
+            parent_id=hq.id,
+        )
+        if accounts.get_user(db=s, email=DEMO_EMAIL) is None:
+            password = secrets.token_urlsafe(12)
+            user = accounts.create_user(db=s, email=DEMO_EMAIL, password=password, name="Demo admin")
+            accounts.grant_role(db=s, user_id=user.id, mission_id=hq.id, role="admin")
+        source = s.query(Source).filter_by(connector="demo").first()
+        if source is None:
+            source = listen.add_source(
+                db=s, connector="demo", config={"count": posts}, name="Demo corpus",
+                mission_id=embassy.id,
+            )
+        source_id = source.id
+        hq_slug = embassy.slug
+    ctx = FetchContext(settings=settings)
+    report = run_source(db, source_id=source_id, ctx=ctx, progress=progress)
+    from sqlalchemy import func, select
+
+    from elshi.listen.models import Post
+
+    with db.session() as s:
+        total = s.scalar(select(func.count()).select_from(Post)) or 0
+    return {
+        "posts": total, "stored": report.stored, "mission": hq_slug, "email": DEMO_EMAIL,
+        "password": password,
+    }

@@ -1,0 +1,135 @@
+"""Background work through huey: SQLite storage by default, Redis for scale-out.
+
+Domains declare tasks with @task / @periodic; bind() attaches them to a huey instance built
+from settings, so nothing is configured at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
+from huey.api import Result, TaskWrapper
+
+from elshi.db import Database
+from elshi.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Declared:
+    fn: Callable[..., Any]
+    schedule: Any | None = None
+    retries: int = 0
+    retry_delay: int = 0
+
+
+_DECLARED: dict[str, _Declared] = {}
+
+#: Modules whose import declares tasks; imported by bind().
+TASK_MODULES = ("elshi.listen.jobs",)
+
+
+def task(retries: int = 0, retry_delay: int = 0) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare a queued task; enqueue it with enqueue(name, ...)."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        _DECLARED[fn.__name__] = _Declared(fn, None, retries, retry_delay)
+        return fn
+
+    return deco
+
+
+def periodic(schedule: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare a periodic task run by the scheduler, e.g. @periodic(crontab(minute='*'))."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        _DECLARED[fn.__name__] = _Declared(fn, schedule)
+        return fn
+
+    return deco
+
+
+class Runtime:
+    """What tasks need in a worker process: settings, the database and the queue."""
+
+    def __init__(self, settings: Settings, huey: Huey, db: Database | None = None) -> None:
+        self.settings = settings
+        self.huey = huey
+        self.db = db or Database(settings)
+        self.tasks: dict[str, TaskWrapper] = {}
+
+
+_RUNTIME: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    """Return this process's runtime; bind() must have been called."""
+    if _RUNTIME is None:
+        raise RuntimeError("the task queue is not set up in this process (call jobs.bind)")
+    return _RUNTIME
+
+
+def build_huey(settings: Settings) -> Huey:
+    """Create the huey instance the settings ask for."""
+    url = settings.queue_url
+    name = settings.queue_name
+    if url.startswith(("redis://", "rediss://")):
+        return RedisHuey(name, url=url, immediate=settings.queue_immediate)
+    if url.startswith("memory://"):
+        return MemoryHuey(name, immediate=settings.queue_immediate)
+    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else str(
+        Path(settings.home) / "queue.db"
+    )
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey(name, filename=path, immediate=settings.queue_immediate)
+
+
+def bind(settings: Settings, db: Database | None = None) -> Runtime:
+    """Build the queue from settings and attach every declared task to it."""
+    global _RUNTIME
+    import importlib
+
+    for mod in TASK_MODULES:
+        importlib.import_module(mod)
+    huey = build_huey(settings)
+    rt = Runtime(settings, huey, db)
+    for name, decl in _DECLARED.items():
+        if decl.schedule is not None:
+            rt.tasks[name] = huey.periodic_task(decl.schedule, name=name)(decl.fn)
+        else:
+            rt.tasks[name] = huey.task(retries=decl.retries, retry_delay=decl.retry_delay, name=name)(
+                decl.fn
+            )
+    _RUNTIME = rt
+    return rt
+
+
+def enqueue(name: str, *args: Any, **kwargs: Any) -> Result | None:
+    """Queue the declared task `name` with arguments; return its result handle."""
+    rt = runtime()
+    try:
+        wrapper = rt.tasks[name]
+    except KeyError:
+        raise KeyError(f"no task named {name!r}; declared: {', '.join(sorted(rt.tasks))}") from None
+    return wrapper(*args, **kwargs)
+
+
+def consumer(rt: Runtime, *, workers: int = 2, periodic: bool = True) -> Any:
+    """Return a huey consumer for this runtime (threads; scheduler on when periodic)."""
+    return rt.huey.create_consumer(
+        workers=workers,
+        worker_type="thread",
+        periodic=periodic,
+        check_worker_health=True,
+        initial_delay=0.1,
+        max_delay=1.0,
+    )
+
+
+__all__ = ["Runtime", "bind", "build_huey", "consumer", "crontab", "enqueue", "periodic", "task"]

@@ -1,0 +1,41 @@
+"""Listen tasks: poll a source, find due sources every minute."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from elshi.connectors.base import FetchContext
+from elshi.jobs import crontab, enqueue, periodic, runtime, task
+from elshi.listen import flows, service
+
+log = logging.getLogger(__name__)
+
+
+@task()
+def poll_source(source_id: int) -> dict[str, Any]:
+    """Poll one source and return its ingest report."""
+    rt = runtime()
+    ctx = FetchContext(settings=rt.settings)
+    try:
+        return flows.run_source(rt.db, source_id=source_id, ctx=ctx).as_dict()
+    finally:
+        ctx.close()
+
+
+@periodic(crontab(minute="*"))
+def schedule_due_sources() -> list[int]:
+    """Queue a poll for every scheduled source that is due."""
+    rt = runtime()
+    with rt.db.session() as s:
+        due = service.due_sources(db=s)
+    for source_id in due:
+        enqueue("poll_source", source_id)
+    return due
+
+
+@task()
+def ping(note: str) -> dict[str, Any]:
+    """Answer with the worker's process id: proves a job crossed processes."""
+    return {"note": note, "pid": os.getpid()}

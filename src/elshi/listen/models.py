@@ -1,0 +1,136 @@
+"""Listen tables: sources, authors, posts, quarantine and import runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from elshi.db import Base, JSONType, UTCDateTime, utcnow
+
+
+class Source(Base):
+    """Something a mission follows: a feed, a channel, an account, a search, an import."""
+
+    __tablename__ = "source"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mission_id: Mapped[int | None] = mapped_column(ForeignKey("mission.id"))
+    connector: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(300))
+    config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    every_minutes: Mapped[int | None] = mapped_column(Integer)
+    cursor: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+
+    @property
+    def health(self) -> str:
+        """Return ok, failing, new or paused."""
+        if not self.enabled:
+            return "paused"
+        if self.failures:
+            return "failing"
+        return "ok" if self.last_success_at else "new"
+
+
+class Author(Base):
+    """An account or byline on a platform."""
+
+    __tablename__ = "author"
+    __table_args__ = (UniqueConstraint("platform", "handle"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    handle: Mapped[str] = mapped_column(String(300))
+    name: Mapped[str | None] = mapped_column(String(300))
+    actor_type: Mapped[str | None] = mapped_column(String(32))
+    extra: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+class Post(Base):
+    """One post, message or article, with its raw payload kept for reprocessing."""
+
+    __tablename__ = "post"
+    __table_args__ = (
+        UniqueConstraint("platform", "external_id"),
+        Index("ix_post_published", "published_at"),
+        Index("ix_post_source_published", "source_id", "published_at"),
+        Index("ix_post_content_hash", "content_hash"),
+        Index("ix_post_author_published", "author_handle", "published_at"),
+        Index("ix_post_lang_published", "lang", "published_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("source.id", ondelete="SET NULL"))
+    platform: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(300))
+    connector: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str | None] = mapped_column(Text)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("author.id"))
+    author_handle: Mapped[str | None] = mapped_column(String(300))
+    author_name: Mapped[str | None] = mapped_column(String(300))
+    title: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text, default="")
+    lang: Mapped[str | None] = mapped_column(String(16))
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    collected_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    reply_to: Mapped[str | None] = mapped_column(String(300))
+    repost_of: Mapped[str | None] = mapped_column(String(300))
+    content_hash: Mapped[str | None] = mapped_column(String(32))
+    dup_of_id: Mapped[int | None] = mapped_column(Integer)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    raw: Mapped[Any] = mapped_column(JSONType)
+    raw_kind: Mapped[str | None] = mapped_column(String(64))
+
+
+class Quarantine(Base):
+    """A record that could not be stored, with where it came from and why."""
+
+    __tablename__ = "quarantine"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("source.id", ondelete="SET NULL"))
+    connector: Mapped[str] = mapped_column(String(64))
+    origin: Mapped[str] = mapped_column(Text)
+    location: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    raw: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class IngestRun(Base):
+    """One import or poll, with its counts."""
+
+    __tablename__ = "ingest_run"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("source.id", ondelete="SET NULL"))
+    connector: Mapped[str] = mapped_column(String(64))
+    origin: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    read: Mapped[int] = mapped_column(Integer, default=0)
+    stored: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    near_duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    quarantined: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    error: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,75 @@
+"""Listen API shapes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class PostOut(BaseModel):
+    """A stored post as the API returns it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    platform: str
+    external_id: str
+    source_id: int | None
+    url: str | None
+    author_handle: str | None
+    author_name: str | None
+    title: str | None
+    text: str
+    lang: str | None
+    published_at: datetime | None
+    collected_at: datetime
+    metrics: dict[str, Any]
+    reply_to: str | None
+    repost_of: str | None
+    dup_of_id: int | None
+
+
+class PostPage(BaseModel):
+    """One page of search results."""
+
+    total: int
+    limit: int
+    offset: int
+    items: list[PostOut]
+
+
+class SourceOut(BaseModel):
+    """A source with its health."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    connector: str
+    name: str
+    config: dict[str, Any]
+    every_minutes: int | None
+    enabled: bool
+    health: str
+    last_run_at: datetime | None
+    last_success_at: datetime | None
+    last_error_at: datetime | None
+    last_error: str | None
+    failures: int
+    next_run_at: datetime | None
+
+
+class QuarantineOut(BaseModel):
+    """A record that could not be stored."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    source_id: int | None
+    connector: str
+    origin: str
+    location: str
+    reason: str
+    raw: str | None
+    created_at: datetime

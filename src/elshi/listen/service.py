@@ -1,0 +1,200 @@
+"""Listen queries and mutations: sources, search, quarantine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import ColumnElement, Select, and_, func, literal_column, select, text
+from sqlalchemy.orm import Session
+
+from elshi.db import utcnow
+from elshi.listen.models import Post, Quarantine, Source
+from elshi.listen.text import Term, query_terms
+from elshi.plugins import get_connector
+
+MAX_LIMIT = 500
+
+
+class InvalidSource(ValueError):
+    """A source's connector or config is not valid; the message says which field."""
+
+
+def add_source(
+    *,
+    db: Session,
+    connector: str,
+    config: dict[str, Any],
+    name: str | None = None,
+    every_minutes: int | None = None,
+    mission_id: int | None = None,
+) -> Source:
+    """Add a source after validating its config against the connector's schema."""
+    plugin = get_connector(connector)
+    try:
+        plugin.parse_config(config)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidSource(f"bad {connector} config: {problems}") from exc
+    if every_minutes is not None and every_minutes < 1:
+        raise InvalidSource("--every must be at least 1 minute")
+    source = Source(
+        connector=connector,
+        config=config,
+        name=name or str(config.get(plugin.target_field) or connector),
+        every_minutes=every_minutes,
+        mission_id=mission_id,
+        cursor={},
+        next_run_at=utcnow() if every_minutes else None,
+    )
+    db.add(source)
+    db.flush()
+    return source
+
+
+def list_sources(*, db: Session) -> list[Source]:
+    """Return every source, oldest first."""
+    return list(db.scalars(select(Source).order_by(Source.id)))
+
+
+def due_sources(*, db: Session, now: datetime | None = None) -> list[int]:
+    """Return ids of enabled scheduled sources whose next run is due."""
+    now = now or utcnow()
+    return list(
+        db.scalars(
+            select(Source.id).where(
+                Source.enabled.is_(True),
+                Source.every_minutes.is_not(None),
+                Source.next_run_at <= now,
+            )
+        )
+    )
+
+
+def remove_source(*, db: Session, source_id: int) -> bool:
+    """Delete a source; its posts stay, detached."""
+    source = db.get(Source, source_id)
+    if source is None:
+        return False
+    db.delete(source)
+    return True
+
+
+def list_quarantine(
+    *, db: Session, source_id: int | None = None, limit: int = 100, offset: int = 0
+) -> list[Quarantine]:
+    """Return quarantined records, newest first."""
+    q = select(Quarantine).order_by(Quarantine.id.desc()).limit(limit).offset(offset)
+    if source_id is not None:
+        q = q.where(Quarantine.source_id == source_id)
+    return list(db.scalars(q))
+
+
+def parse_duration(value: str) -> timedelta:
+    """Parse '15m', '2h', '1d', '30s' or a plain number of minutes."""
+    value = value.strip().lower()
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    try:
+        if value[-1] in units:
+            amount = float(value[:-1])
+            unit = units[value[-1]]
+        else:
+            amount, unit = float(value), "minutes"
+    except (ValueError, IndexError):
+        raise ValueError(f"not a duration: {value!r} (use e.g. 15m, 2h, 1d)") from None
+    if amount <= 0:
+        raise ValueError(f"duration must be positive: {value!r}")
+    return timedelta(**{unit: amount})
+
+
+@dataclass
+class SearchQuery:
+    """A search with its filters; every field optional."""
+
+    q: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    source_id: int | None = None
+    platform: str | None = None
+    lang: str | None = None
+    author: str | None = None
+    limit: int = 20
+    offset: int = 0
+
+
+def _fts5_expr(terms: list[Term]) -> str:
+    parts = []
+    for t in terms:
+        quoted = '"' + t.text.replace('"', '""') + '"'
+        parts.append(quoted + "*" if t.kind == "prefix" else quoted)
+    return " AND ".join(parts)
+
+
+def _tsquery(terms: list[Term]) -> str:
+    parts = []
+    for t in terms:
+        words = [w.replace("'", "''").replace("\\", "") for w in t.text.split()]
+        if t.kind == "phrase":
+            parts.append("(" + " <-> ".join(f"'{w}'" for w in words) + ")")
+        elif t.kind == "prefix":
+            parts.append(f"'{words[0]}':*")
+        else:
+            parts.append(f"'{words[0]}'")
+    return " & ".join(parts)
+
+
+def _filters(query: SearchQuery) -> list[ColumnElement[bool]]:
+    conds: list[ColumnElement[bool]] = []
+    if query.since:
+        conds.append(Post.published_at >= query.since)
+    if query.until:
+        conds.append(Post.published_at < query.until)
+    if query.source_id is not None:
+        conds.append(Post.source_id == query.source_id)
+    if query.platform:
+        conds.append(Post.platform == query.platform)
+    if query.lang:
+        conds.append(Post.lang == query.lang)
+    if query.author:
+        conds.append(Post.author_handle == query.author)
+    return conds
+
+
+def search_posts(*, db: Session, query: SearchQuery) -> tuple[int, list[Post]]:
+    """Full-text search with filters; newest first; returns (total, page)."""
+    limit = max(1, min(query.limit, MAX_LIMIT))
+    offset = max(0, query.offset)
+    conds = _filters(query)
+    terms = query_terms(query.q or "")
+    dialect = db.get_bind().dialect.name
+    base: Select[Any] = select(Post.id)
+    if terms:
+        if dialect == "sqlite":
+            fts = (
+                select(literal_column("rowid").label("rowid"))
+                .select_from(text("post_fts"))
+                .where(text("post_fts MATCH :m").bindparams(m=_fts5_expr(terms)))
+                .subquery()
+            )
+            base = base.join(fts, fts.c.rowid == Post.id)
+        else:
+            tsq = func.to_tsquery("simple", _tsquery(terms))
+            conds.append(literal_column("post.search_vector").op("@@")(tsq))
+    if conds:
+        base = base.where(and_(*conds))
+    total = db.scalar(select(func.count()).select_from(base.subquery())) or 0
+    ids = list(
+        db.scalars(
+            base.order_by(Post.published_at.desc().nulls_last(), Post.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+    )
+    if not ids:
+        return total, []
+    by_id = {p.id: p for p in db.scalars(select(Post).where(Post.id.in_(ids)))}
+    return total, [by_id[i] for i in ids]

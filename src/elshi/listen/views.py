@@ -1,0 +1,61 @@
+"""Listen JSON API: search posts, list sources and quarantine."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy.orm import Session
+
+from elshi.listen import service
+from elshi.listen.schemas import PostOut, PostPage, QuarantineOut, SourceOut
+from elshi.web.deps import get_db, require_staff
+
+router = APIRouter(prefix="/api", tags=["listen"], dependencies=[Depends(require_staff)])
+
+
+@router.get("/posts", response_model=PostPage, summary="Search posts")
+def search_posts(
+    db: Annotated[Session, Depends(get_db)],
+    q: Annotated[str | None, Query(description="Words to find; inflected kk/ru forms match.")] = None,
+    since: Annotated[datetime | None, Query(description="Published at or after (ISO 8601).")] = None,
+    until: Annotated[datetime | None, Query(description="Published before (ISO 8601).")] = None,
+    source_id: Annotated[int | None, Query(description="Only this source.")] = None,
+    platform: Annotated[str | None, Query(max_length=32, description="e.g. rss, telegram.")] = None,
+    lang: Annotated[str | None, Query(max_length=16, description="Language code.")] = None,
+    author: Annotated[str | None, Query(max_length=300, description="Author handle.")] = None,
+    limit: Annotated[int, Query(ge=1, le=service.MAX_LIMIT, description="Page size.")] = 20,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Results to skip.")] = 0,
+) -> PostPage:
+    """Full-text search over stored posts with filters, newest first."""
+    total, posts = service.search_posts(
+        db=db,
+        query=service.SearchQuery(
+            q=q, since=since, until=until, source_id=source_id, platform=platform, lang=lang,
+            author=author, limit=limit, offset=offset,
+        ),
+    )
+    return PostPage(
+        total=total, limit=limit, offset=offset, items=[PostOut.model_validate(p) for p in posts]
+    )
+
+
+@router.get("/sources", response_model=list[SourceOut], summary="List sources")
+def list_sources(db: Annotated[Session, Depends(get_db)]) -> list[SourceOut]:
+    """Every source with its schedule and health."""
+    return [SourceOut.model_validate(s) for s in service.list_sources(db=db)]
+
+
+@router.get("/quarantine", response_model=list[QuarantineOut], summary="List quarantine")
+def list_quarantine(
+    db: Annotated[Session, Depends(get_db)],
+    source_id: Annotated[int | None, Query(description="Only this source.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[QuarantineOut]:
+    """Records that could not be stored, with where they came from and why."""
+    return [
+        QuarantineOut.model_validate(q)
+        for q in service.list_quarantine(db=db, source_id=source_id, limit=limit, offset=offset)
+    ]

@@ -1,0 +1,54 @@
+"""Missions: create and list tenants."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from elshi.missions.models import MISSION_KINDS, Mission
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+
+
+class InvalidMission(ValueError):
+    """A mission field is not valid; the message names it."""
+
+
+def create_mission(
+    *, db: Session, slug: str, name: str, kind: str = "embassy", country_code: str | None = None,
+    parent_id: int | None = None,
+) -> Mission:
+    """Create a mission after checking its slug, kind and country code."""
+    if not _SLUG.match(slug):
+        raise InvalidMission(f"slug {slug!r}: use lower-case letters, digits and dashes")
+    if kind not in MISSION_KINDS:
+        raise InvalidMission(f"kind {kind!r}: must be one of {', '.join(MISSION_KINDS)}")
+    if country_code is not None and not re.fullmatch(r"[A-Za-z]{2}", country_code):
+        raise InvalidMission(f"country code {country_code!r}: must be two letters (ISO 3166)")
+    if db.scalar(select(Mission.id).where(Mission.slug == slug)) is not None:
+        raise InvalidMission(f"slug {slug!r}: a mission with this slug exists")
+    mission = Mission(
+        slug=slug, name=name, kind=kind,
+        country_code=country_code.upper() if country_code else None, parent_id=parent_id,
+    )
+    db.add(mission)
+    db.flush()
+    return mission
+
+
+def get_mission(*, db: Session, slug: str) -> Mission | None:
+    """Return the mission with this slug."""
+    return db.scalar(select(Mission).where(Mission.slug == slug))
+
+
+def list_missions(*, db: Session) -> list[Mission]:
+    """Return every mission."""
+    return list(db.scalars(select(Mission).order_by(Mission.id)))
+
+
+def ensure_hq(*, db: Session, name: str = "Headquarters") -> Mission:
+    """Return the HQ mission, creating it on first use."""
+    hq = get_mission(db=db, slug="hq")
+    return hq or create_mission(db=db, slug="hq", name=name, kind="hq")

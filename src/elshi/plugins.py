@@ -1,0 +1,66 @@
+"""The plugin manager: connectors (and later channels, enrichers) register through pluggy hooks."""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from elshi.connectors.base import Connector
+
+hookspec = pluggy.HookspecMarker("elshi")
+hookimpl = pluggy.HookimplMarker("elshi")
+
+#: Built-in plugins, registered exactly as a third-party package's entry point would be.
+DEFAULT_PLUGINS = (
+    "elshi.connectors.demo",
+)
+
+
+class Hookspecs:
+    """Hooks a plugin may implement."""
+
+    @hookspec
+    def elshi_connectors(self) -> list[type[Connector]]:  # type: ignore[empty-body]
+        """Return connector classes this plugin provides."""
+
+
+class UnknownPlugin(KeyError):
+    """No plugin has this slug."""
+
+
+@cache
+def get_manager() -> pluggy.PluginManager:
+    """Return the plugin manager with built-ins and installed `elshi` entry points loaded."""
+    pm = pluggy.PluginManager("elshi")
+    pm.add_hookspecs(Hookspecs)
+    for name in DEFAULT_PLUGINS:
+        pm.register(importlib.import_module(name), name=name)
+    pm.load_setuptools_entrypoints("elshi")
+    return pm
+
+
+def connectors() -> dict[str, type[Connector]]:
+    """Return every registered connector class by slug."""
+    found: dict[str, type[Connector]] = {}
+    for group in get_manager().hook.elshi_connectors():
+        for cls in group:
+            found[cls.slug] = cls
+    return dict(sorted(found.items()))
+
+
+def get_connector(slug: str) -> Connector:
+    """Return an instance of the connector registered under `slug`."""
+    try:
+        return connectors()[slug]()
+    except KeyError:
+        known = ", ".join(connectors())
+        raise UnknownPlugin(f"no connector {slug!r}; known: {known}") from None
+
+
+def plugin_names() -> list[str]:
+    """Return the names of every registered plugin module."""
+    return sorted(name for name, _ in get_manager().list_name_plugin())
