@@ -427,8 +427,9 @@ def search(
     for p in items:
         when = _when(p.published_at)
         head = f"[{p.platform}] {when} {p.author_handle or ''} ({p.lang or '?'})"
-        console.print(head, style="bold", highlight=False)
-        console.print(("  " + (p.title + " — " if p.title else "") + p.text)[:300], highlight=False)
+        console.print(head, style="bold", highlight=False, markup=False)
+        body = ("  " + (p.title + " — " if p.title else "") + p.text)[:300]
+        console.print(body, highlight=False, markup=False)
     raise typer.Exit(int(Exit.OK if total else Exit.NOT_FOUND))
 
 
@@ -448,6 +449,9 @@ def _serve(settings: Settings, *, web: bool, worker: bool, workers: int = 2) -> 
             raise _fail(str(exc), Exit.USAGE) from None
     rt = jobs.bind(settings, db)
     consumer = jobs.consumer(rt, workers=workers) if worker else None
+    if consumer is not None:
+        # Catch up at once on sources that fell due while nothing was running.
+        jobs.enqueue("schedule_due_sources")
     if not web:
         assert consumer is not None
         console.print(f"worker running ({workers} threads, scheduler on); Ctrl+C stops")
@@ -526,3 +530,7 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
