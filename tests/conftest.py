@@ -57,7 +57,11 @@ def shared_data() -> Path:
 
 def _clear_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
-        if key.startswith("ELSHI_") and not key.startswith("ELSHI_TEST") and key != "ELSHI_SHARED_DATA":
+        if (
+            key.startswith("ELSHI_")
+            and not key.startswith("ELSHI_TEST")
+            and key != "ELSHI_SHARED_DATA"
+        ):
             monkeypatch.delenv(key, raising=False)
 
 
@@ -72,7 +76,7 @@ def pg_database() -> Iterator[str | None]:
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         service_missing("PostgreSQL", exc)
     url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
     eng = create_engine(url)
@@ -95,9 +99,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def db_url(
-    tmp_path: Path, pg_database: str | None, sqlite_template: Path
-) -> Iterator[str]:
+def db_url(tmp_path: Path, pg_database: str | None, sqlite_template: Path) -> Iterator[str]:
     """A clean, migrated database URL for one test."""
     if pg_database is None:
         path = tmp_path / "home" / "elshi.db"
@@ -118,16 +120,16 @@ def db_url(
         ]
         if tables:
             conn.execute(
-                text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+                text(
+                    "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"
+                )
             )
     eng.dispose()
     yield pg_database
 
 
 @pytest.fixture
-def settings(
-    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
-) -> Settings:
+def settings(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """Settings for one test: its own home, the test database, tasks run immediately."""
     _clear_env(monkeypatch)
     home = tmp_path / "home"

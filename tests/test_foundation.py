@@ -111,22 +111,30 @@ def test_search_filters_and_inflected_forms(db: Database) -> None:
         total_all, _ = service.search_posts(db=s, query=service.SearchQuery())
         assert total_all == 400
         # Kazakh dative form finds nominative and genitive forms
-        total, posts = service.search_posts(db=s, query=service.SearchQuery(q="Қазақстанға", lang="kk"))
+        total, posts = service.search_posts(
+            db=s, query=service.SearchQuery(q="Қазақстанға", lang="kk")
+        )
         assert total > 0
         assert all(p.lang == "kk" for p in posts)
         assert all("қазақстан" in p.text.casefold() for p in posts)
         # Russian genitive finds other forms
-        total_ru, posts_ru = service.search_posts(db=s, query=service.SearchQuery(q="Казахстана", limit=50))
+        total_ru, posts_ru = service.search_posts(
+            db=s, query=service.SearchQuery(q="Казахстана", limit=50)
+        )
         assert total_ru > 0
         assert any("Казахстан" in p.text for p in posts_ru)
         # pagination is stable and newest first
-        t, page1 = service.search_posts(db=s, query=service.SearchQuery(q="Kazakhstan", limit=5))
-        _, page2 = service.search_posts(db=s, query=service.SearchQuery(q="Kazakhstan", limit=5, offset=5))
+        _, page1 = service.search_posts(db=s, query=service.SearchQuery(q="Kazakhstan", limit=5))
+        _, page2 = service.search_posts(
+            db=s, query=service.SearchQuery(q="Kazakhstan", limit=5, offset=5)
+        )
         assert not {p.id for p in page1} & {p.id for p in page2}
         stamps = [p.published_at for p in page1 + page2]
         assert stamps == sorted(stamps, reverse=True)
         author = page1[0].author_handle
-        _, by_author = service.search_posts(db=s, query=service.SearchQuery(author=author, limit=100))
+        _, by_author = service.search_posts(
+            db=s, query=service.SearchQuery(author=author, limit=100)
+        )
         assert by_author and all(p.author_handle == author for p in by_author)
         none, _ = service.search_posts(db=s, query=service.SearchQuery(q="zzzzqqq"))
         assert none == 0

@@ -65,7 +65,7 @@ def _redis_settings(settings: Settings) -> Settings:
 
     try:
         redis.Redis.from_url(REDIS_URL).ping()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         service_missing("Redis", exc)
     return load_settings(queue_url=REDIS_URL, queue_name=f"elshi-test-{uuid.uuid4().hex[:8]}")
 
@@ -93,7 +93,10 @@ def test_job_queued_here_runs_in_a_worker_process_over_redis(
     report = polled.get(blocking=True, timeout=60)
     assert report["stored"] == 50
     with db.session() as s:
-        assert s.scalar(select(func.count()).select_from(Post).where(Post.source_id == source_id)) == 50
+        assert (
+            s.scalar(select(func.count()).select_from(Post).where(Post.source_id == source_id))
+            == 50
+        )
     rt.huey.flush()
 
 
@@ -127,8 +130,13 @@ def test_scheduler_queues_due_sources_only(settings: Settings, db: Database) -> 
         src = s.get(Source, due_id)
         assert src is not None and src.health == "ok"
         assert src.next_run_at is not None and src.next_run_at > src.last_success_at  # type: ignore[operator]
-        assert s.scalar(select(func.count()).select_from(Post).where(Post.source_id == unscheduled_id)) == 0
-        assert s.scalar(select(func.count()).select_from(Post).where(Post.source_id == due_id)) == 20
+        assert (
+            s.scalar(select(func.count()).select_from(Post).where(Post.source_id == unscheduled_id))
+            == 0
+        )
+        assert (
+            s.scalar(select(func.count()).select_from(Post).where(Post.source_id == due_id)) == 20
+        )
 
 
 def _free_port() -> int:
@@ -166,4 +174,7 @@ def test_serve_runs_web_worker_and_scheduler_in_one_process(
         time.sleep(0.3)
     assert health is not None and health["status"] == "ok"
     with db.session() as s:
-        assert s.scalar(select(func.count()).select_from(Post).where(Post.source_id == source_id)) == 30
+        assert (
+            s.scalar(select(func.count()).select_from(Post).where(Post.source_id == source_id))
+            == 30
+        )

@@ -25,17 +25,26 @@ def load_demo(
     with db.session() as s:
         hq = missions.ensure_hq(db=s)
         embassy = missions.get_mission(db=s, slug="berlin") or missions.create_mission(
-            db=s, slug="berlin", name="Embassy in Berlin", kind="embassy", country_code="DE",
+            db=s,
+            slug="berlin",
+            name="Embassy in Berlin",
+            kind="embassy",
+            country_code="DE",
             parent_id=hq.id,
         )
         if accounts.get_user(db=s, email=DEMO_EMAIL) is None:
             password = secrets.token_urlsafe(12)
-            user = accounts.create_user(db=s, email=DEMO_EMAIL, password=password, name="Demo admin")
+            user = accounts.create_user(
+                db=s, email=DEMO_EMAIL, password=password, name="Demo admin"
+            )
             accounts.grant_role(db=s, user_id=user.id, mission_id=hq.id, role="admin")
         source = s.query(Source).filter_by(connector="demo").first()
         if source is None:
             source = listen.add_source(
-                db=s, connector="demo", config={"count": posts}, name="Demo corpus",
+                db=s,
+                connector="demo",
+                config={"count": posts},
+                name="Demo corpus",
                 mission_id=embassy.id,
             )
         source_id = source.id
@@ -49,6 +58,9 @@ def load_demo(
     with db.session() as s:
         total = s.scalar(select(func.count()).select_from(Post)) or 0
     return {
-        "posts": total, "stored": report.stored, "mission": hq_slug, "email": DEMO_EMAIL,
+        "posts": total,
+        "stored": report.stored,
+        "mission": hq_slug,
+        "email": DEMO_EMAIL,
         "password": password,
     }

@@ -35,7 +35,9 @@ _DECLARED: dict[str, _Declared] = {}
 TASK_MODULES = ("elshi.listen.jobs",)
 
 
-def task(retries: int = 0, retry_delay: int = 0) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def task(
+    retries: int = 0, retry_delay: int = 0
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a queued task; enqueue it with enqueue(name, ...)."""
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -83,8 +85,10 @@ def build_huey(settings: Settings) -> Huey:
         return RedisHuey(name, url=url, immediate=settings.queue_immediate)
     if url.startswith("memory://"):
         return MemoryHuey(name, immediate=settings.queue_immediate)
-    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else str(
-        Path(settings.home) / "queue.db"
+    path = (
+        url.removeprefix("sqlite:///")
+        if url.startswith("sqlite:///")
+        else str(Path(settings.home) / "queue.db")
     )
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return SqliteHuey(name, filename=path, immediate=settings.queue_immediate)
@@ -103,9 +107,9 @@ def bind(settings: Settings, db: Database | None = None) -> Runtime:
         if decl.schedule is not None:
             rt.tasks[name] = huey.periodic_task(decl.schedule, name=name)(decl.fn)
         else:
-            rt.tasks[name] = huey.task(retries=decl.retries, retry_delay=decl.retry_delay, name=name)(
-                decl.fn
-            )
+            rt.tasks[name] = huey.task(
+                retries=decl.retries, retry_delay=decl.retry_delay, name=name
+            )(decl.fn)
     _RUNTIME = rt
     return rt
 

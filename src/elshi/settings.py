@@ -147,7 +147,9 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         section = data.get("elshi", data)
         unknown = set(section) - set(Settings.model_fields)
         if unknown:
-            raise SettingsError(f"ELSHI_CONFIG: {p} has unknown settings: {', '.join(sorted(unknown))}")
+            raise SettingsError(
+                f"ELSHI_CONFIG: {p} has unknown settings: {', '.join(sorted(unknown))}"
+            )
         # The environment wins over the file: drop file keys that the environment sets.
         values = {k: v for k, v in section.items() if f"ELSHI_{k.upper()}" not in os.environ}
     values.update(overrides)

@@ -13,9 +13,36 @@ from elshi.connectors.base import BadRecord, Connector, FetchContext, PostIn, Ra
 from elshi.plugins import hookimpl
 
 SUBJECTS = {
-    "kk": ["Қазақстан", "Астана", "Сыртқы істер министрлігі", "Қазақстан елшілігі", "ЕАЭО", "ШЫҰ", "БҰҰ", "Түркі мемлекеттері ұйымы"],
-    "ru": ["Казахстан", "Астана", "МИД Казахстана", "посольство Казахстана", "ЕАЭС", "ШОС", "ООН", "Организация тюркских государств"],
-    "en": ["Kazakhstan", "Astana", "the Foreign Ministry", "the Embassy of Kazakhstan", "the EAEU", "the SCO", "the UN", "the Organization of Turkic States"],
+    "kk": [
+        "Қазақстан",
+        "Астана",
+        "Сыртқы істер министрлігі",
+        "Қазақстан елшілігі",
+        "ЕАЭО",
+        "ШЫҰ",
+        "БҰҰ",
+        "Түркі мемлекеттері ұйымы",
+    ],
+    "ru": [
+        "Казахстан",
+        "Астана",
+        "МИД Казахстана",
+        "посольство Казахстана",
+        "ЕАЭС",
+        "ШОС",
+        "ООН",
+        "Организация тюркских государств",
+    ],
+    "en": [
+        "Kazakhstan",
+        "Astana",
+        "the Foreign Ministry",
+        "the Embassy of Kazakhstan",
+        "the EAEU",
+        "the SCO",
+        "the UN",
+        "the Organization of Turkic States",
+    ],
 }
 # Kazakh templates use the genitive/dative/locative forms so search must handle case endings.
 TEMPLATES = {
@@ -56,9 +83,14 @@ PLACES = {
     "en": ["Berlin", "Beijing", "Ankara", "Moscow", "Washington", "Dubai", "Tashkent"],
 }
 AUTHORS = [
-    ("mfa_kz", "MFA Kazakhstan"), ("kazembassy_de", "Embassy of Kazakhstan in Germany"),
-    ("kazinform", "Kazinform"), ("tengri_news", "Tengrinews"), ("astana_times", "The Astana Times"),
-    ("citizen_aigerim", "Айгерім"), ("observer_ivan", "Иван Наблюдатель"), ("news_watch", "News Watch"),
+    ("mfa_kz", "MFA Kazakhstan"),
+    ("kazembassy_de", "Embassy of Kazakhstan in Germany"),
+    ("kazinform", "Kazinform"),
+    ("tengri_news", "Tengrinews"),
+    ("astana_times", "The Astana Times"),
+    ("citizen_aigerim", "Айгерім"),
+    ("observer_ivan", "Иван Наблюдатель"),
+    ("news_watch", "News Watch"),
 ]
 PLATFORMS = ["telegram", "rss", "mastodon", "bluesky", "twitter"]
 

@@ -18,8 +18,12 @@ router = APIRouter(prefix="/api", tags=["listen"], dependencies=[Depends(require
 @router.get("/posts", response_model=PostPage, summary="Search posts")
 def search_posts(
     db: Annotated[Session, Depends(get_db)],
-    q: Annotated[str | None, Query(description="Words to find; inflected kk/ru forms match.")] = None,
-    since: Annotated[datetime | None, Query(description="Published at or after (ISO 8601).")] = None,
+    q: Annotated[
+        str | None, Query(description="Words to find; inflected kk/ru forms match.")
+    ] = None,
+    since: Annotated[
+        datetime | None, Query(description="Published at or after (ISO 8601).")
+    ] = None,
     until: Annotated[datetime | None, Query(description="Published before (ISO 8601).")] = None,
     source_id: Annotated[int | None, Query(description="Only this source.")] = None,
     platform: Annotated[str | None, Query(max_length=32, description="e.g. rss, telegram.")] = None,
@@ -32,8 +36,15 @@ def search_posts(
     total, posts = service.search_posts(
         db=db,
         query=service.SearchQuery(
-            q=q, since=since, until=until, source_id=source_id, platform=platform, lang=lang,
-            author=author, limit=limit, offset=offset,
+            q=q,
+            since=since,
+            until=until,
+            source_id=source_id,
+            platform=platform,
+            lang=lang,
+            author=author,
+            limit=limit,
+            offset=offset,
         ),
     )
     return PostPage(

@@ -17,7 +17,12 @@ class InvalidMission(ValueError):
 
 
 def create_mission(
-    *, db: Session, slug: str, name: str, kind: str = "embassy", country_code: str | None = None,
+    *,
+    db: Session,
+    slug: str,
+    name: str,
+    kind: str = "embassy",
+    country_code: str | None = None,
     parent_id: int | None = None,
 ) -> Mission:
     """Create a mission after checking its slug, kind and country code."""
@@ -30,8 +35,11 @@ def create_mission(
     if db.scalar(select(Mission.id).where(Mission.slug == slug)) is not None:
         raise InvalidMission(f"slug {slug!r}: a mission with this slug exists")
     mission = Mission(
-        slug=slug, name=name, kind=kind,
-        country_code=country_code.upper() if country_code else None, parent_id=parent_id,
+        slug=slug,
+        name=name,
+        kind=kind,
+        country_code=country_code.upper() if country_code else None,
+        parent_id=parent_id,
     )
     db.add(mission)
     db.flush()

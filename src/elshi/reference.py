@@ -1,0 +1,133 @@
+"""Generate docs/reference/*.md from the code: settings, CLI commands and connectors.
+
+`python -m elshi.reference` rewrites the files; a test fails when they are out of date, so a
+new setting, command or connector cannot land undocumented.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from elshi.settings import Settings
+
+
+def settings_markdown() -> str:
+    """Return the settings reference."""
+    lines = [
+        "# Settings",
+        "",
+        "Every setting is an environment variable `ELSHI_<NAME>` or a key in the TOML file named",
+        "by `ELSHI_CONFIG` / `elshi --config FILE` (under an `[elshi]` table). The environment",
+        "wins over the file. A bad value stops start-up with a message naming the variable.",
+        "",
+        "| variable | type | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    for name, field in Settings.model_fields.items():
+        default: Any = field.default
+        if field.default_factory is not None:
+            default = "./data" if name == "home" else "(computed)"
+        ann = getattr(field.annotation, "__name__", None) or str(field.annotation)
+        ann = ann.replace("typing.", "").replace("|", "or")
+        shown = "" if default in ("", None) else f"`{default}`"
+        lines.append(f"| `ELSHI_{name.upper()}` | {ann} | {shown} | {field.description} |")
+    return "\n".join(lines) + "\n"
+
+
+def _walk(cmd: Any, path: list[str], out: list[str]) -> None:
+    commands = getattr(cmd, "commands", None)
+    if commands:
+        for name in sorted(commands):
+            _walk(commands[name], [*path, name], out)
+        return
+    out.append(f"## `{' '.join(path)}`")
+    out.append("")
+    out.append((cmd.help or "").strip().split("\n\n")[0])
+    out.append("")
+    for p in cmd.params:
+        if p.param_type_name == "option":
+            flags = ", ".join(f"`{o}`" for o in p.opts + p.secondary_opts)
+            out.append(f"- {flags}: {p.help or ''}")
+        elif p.param_type_name == "argument":
+            helptext = getattr(p, "help", "") or ""
+            out.append(f"- `{p.name.upper() if p.name else ''}`: {helptext}")
+    out.append("")
+
+
+def cli_markdown() -> str:
+    """Return the CLI reference."""
+    from elshi.cli import app
+
+    root = typer.main.get_command(app)
+    out = [
+        "# Command line",
+        "",
+        "Exit codes: 0 success; 1 failure; 2 bad usage or bad setting; 3 finished but some",
+        "records were quarantined; 4 not found. Every command answers `--help`.",
+        "",
+    ]
+    _walk(root, ["elshi"], out)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def connectors_markdown() -> str:
+    """Return the connectors reference with each one's settings."""
+    from elshi.plugins import connectors
+
+    out = [
+        "# Connectors",
+        "",
+        "`elshi plugins` lists them. Use one with `elshi ingest SLUG TARGET` (once) or",
+        "`elshi sources add SLUG TARGET --every 15m` (scheduled). Other settings are passed as",
+        "`-o key=value`.",
+        "",
+    ]
+    for slug, cls in connectors().items():
+        doc = (cls.__doc__ or "").strip().split("\n\n")[0]
+        out += [f"## `{slug}`: {cls.title}", "", doc, ""]
+        out.append(
+            f"Platform `{cls.platform}`; target `{cls.target_field}`; "
+            f"{'can be scheduled' if cls.pollable else 'one-off import'}."
+        )
+        out.append("")
+        schema = cls.Config.model_json_schema()
+        required = set(schema.get("required", []))
+        out += ["| setting | type | default | meaning |", "|---|---|---|---|"]
+        for name, prop in schema.get("properties", {}).items():
+            kind = prop.get("type") or " or ".join(
+                str(x.get("type", x.get("$ref", "?"))) for x in prop.get("anyOf", [])
+            )
+            if "enum" in prop:
+                kind = " / ".join(map(str, prop["enum"]))
+            default = "required" if name in required else json.dumps(prop.get("default"))
+            desc = prop.get("description", "").replace("|", "\\|").replace("\n", " ")
+            out.append(f"| `{name}` | {kind} | {default} | {desc} |")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+PAGES = {
+    "settings.md": settings_markdown,
+    "cli.md": cli_markdown,
+    "connectors.md": connectors_markdown,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the reference pages into docs/reference (or the folder given)."""
+    args = sys.argv[1:] if argv is None else argv
+    folder = Path(args[0]) if args else Path("docs/reference")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, make in PAGES.items():
+        (folder / name).write_text(make(), encoding="utf-8")
+        print(f"wrote {folder / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
