@@ -17,6 +17,8 @@ hookimpl = pluggy.HookimplMarker("elshi")
 #: Built-in plugins, registered exactly as a third-party package's entry point would be.
 DEFAULT_PLUGINS = (
     "elshi.connectors.rss",
+    "elshi.connectors.mastodon",
+    "elshi.connectors.bluesky",
     "elshi.connectors.telegram",
     "elshi.connectors.demo",
 )
