@@ -3,29 +3,46 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse
 
 from elshi import __version__
+from elshi.accounts.service import LoginPolicy, install_log_masking
 from elshi.db import Database
 from elshi.settings import Settings
+from elshi.web.deps import LoginRequired
+from elshi.web.security import SecurityHeaders
 
 
 def create_app(settings: Settings, *, db: Database | None = None, runtime: Any = None) -> FastAPI:
     """Build the web app for these settings."""
+    from elshi.accounts.views import api as accounts_api
+    from elshi.accounts.views import router as accounts_router
     from elshi.listen.views import router as listen_router
+    from elshi.web.views import mount_static
+    from elshi.web.views import router as web_router
 
     app = FastAPI(
         title="elshi",
         version=__version__,
-        description="Digital diplomacy for a ministry and its missions: listen, speak, serve, analyse.",
-        docs_url="/api/docs",
+        description="Digital diplomacy for a ministry and its missions: listen, speak, serve, "
+        "analyse. Send an API token (`elshi users token EMAIL`) as `Authorization: Bearer ...`.",
+        docs_url=None,
         openapi_url="/api/openapi.json",
         redoc_url=None,
     )
     app.state.settings = settings
     app.state.db = db or Database(settings)
     app.state.runtime = runtime
+    app.state.login_policy = LoginPolicy()
+    install_log_masking()
+    app.add_middleware(SecurityHeaders)
+
+    @app.exception_handler(LoginRequired)
+    def to_login(request: Request, exc: LoginRequired) -> RedirectResponse:
+        return RedirectResponse("/login?" + urlencode({"next": exc.next_url}), status_code=303)
 
     @app.get("/health", tags=["ops"], summary="Liveness and database check")
     def health() -> dict[str, str]:
@@ -36,4 +53,8 @@ def create_app(settings: Settings, *, db: Database | None = None, runtime: Any =
         return {"status": "ok", "version": __version__}
 
     app.include_router(listen_router)
+    app.include_router(accounts_api)
+    app.include_router(accounts_router)
+    app.include_router(web_router)
+    mount_static(app)
     return app

@@ -97,6 +97,9 @@ def main_callback(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from elshi.accounts.service import install_log_masking
+
+    install_log_masking()
 
 
 @app.command()
@@ -431,6 +434,242 @@ def search(
         body = ("  " + (p.title + " — " if p.title else "") + p.text)[:300]
         console.print(body, highlight=False, markup=False)
     raise typer.Exit(int(Exit.OK if total else Exit.NOT_FOUND))
+
+
+# ---------------------------------------------------------------------------- users, missions
+
+RoleOpt = Annotated[
+    str,
+    typer.Option(
+        "--role", help="admin, ambassador, analyst, press, approver, consular or citizen."
+    ),
+]
+MissionOpt = Annotated[
+    str,
+    typer.Option(
+        "--mission", help="Mission slug (see `elshi missions list`); hq is created on first use."
+    ),
+]
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise _fail("--password-stdin: no password on standard input", Exit.USAGE)
+        return password
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@contextmanager
+def _account_errors() -> Any:
+    from elshi.accounts.flows import MissionNotFound, UserNotFound
+    from elshi.accounts.service import InvalidUser, PermissionDenied
+    from elshi.missions.service import InvalidMission
+
+    try:
+        yield
+    except (UserNotFound, MissionNotFound) as exc:
+        raise _fail(str(exc.args[0]), Exit.NOT_FOUND) from None
+    except (InvalidUser, InvalidMission) as exc:
+        raise _fail(str(exc), Exit.USAGE) from None
+    except PermissionDenied as exc:
+        raise _fail(str(exc)) from None
+
+
+@users_app.command("add")
+def users_add(
+    email: Annotated[str, typer.Argument(help="The user's e-mail; they sign in with it.")],
+    role: RoleOpt,
+    mission: MissionOpt = "hq",
+    name: Annotated[str, typer.Option(help="Full name shown in the interface.")] = "",
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Create a user with a role in a mission; asks for the password unless --password-stdin."""
+    from elshi.accounts import flows
+    from elshi.accounts.service import Principal
+
+    db = _database(get_settings())
+    password = _read_password(password_stdin)
+    with _account_errors(), db.session() as s:
+        user = flows.add_user(
+            db=s,
+            actor=Principal.system(),
+            email=email,
+            password=password,
+            name=name,
+            role=role,
+            mission_slug=mission,
+        )
+        console.print(f"added user {user.id}: {user.email} ({mission}:{role})", highlight=False)
+
+
+@users_app.command("list")
+def users_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List users with their roles, TOTP and lock state."""
+    from elshi.accounts import service
+
+    db = _database(get_settings())
+    with db.session() as s:
+        labels = service.role_labels(db=s)
+        rows: list[dict[str, Any]] = [
+            {
+                "id": u.id,
+                "email": u.email,
+                "name": u.name,
+                "active": u.is_active,
+                "roles": labels.get(u.id, []),
+                "totp": bool(u.totp_secret),
+                "locked": service.is_locked(u),
+                "last_login_at": u.last_login_at,
+            }
+            for u in service.list_users(db=s)
+        ]
+    if as_json:
+        console.print_json(json.dumps(rows, default=str))
+        return
+    table = Table("id", "name", "roles", "TOTP", "state", "last sign-in")
+    table.add_column("email", no_wrap=True)
+    for r in rows:
+        state = "locked" if r["locked"] else ("active" if r["active"] else "disabled")
+        table.add_row(
+            str(r["id"]),
+            r["name"],
+            ", ".join(r["roles"]) or "-",
+            "yes" if r["totp"] else "no",
+            state,
+            _when(r["last_login_at"]),
+            r["email"],
+        )
+    console.print(table)
+
+
+@users_app.command("grant")
+def users_grant(
+    email: Annotated[str, typer.Argument(help="The user's e-mail.")],
+    role: RoleOpt,
+    mission: MissionOpt = "hq",
+) -> None:
+    """Give a user a role in a mission (HQ roles apply to every mission)."""
+    from elshi.accounts import flows
+    from elshi.accounts.service import Principal
+
+    db = _database(get_settings())
+    with _account_errors(), db.session() as s:
+        flows.grant(db=s, actor=Principal.system(), email=email, role=role, mission_slug=mission)
+    console.print(f"granted {mission}:{role} to {email}", highlight=False)
+
+
+@users_app.command("token")
+def users_token(
+    email: Annotated[str, typer.Argument(help="The user the token acts as.")],
+    name: Annotated[str, typer.Option(help="What the token is for, e.g. a script's name.")] = "",
+    days: Annotated[
+        int | None, typer.Option(help="Expire after this many days (default: never).")
+    ] = None,
+) -> None:
+    """Create an API token and print it once; send it as `Authorization: Bearer <token>`."""
+    from elshi.accounts import flows
+    from elshi.accounts.service import Principal
+
+    db = _database(get_settings())
+    with _account_errors(), db.session() as s:
+        token = flows.issue_token(db=s, actor=Principal.system(), email=email, name=name, days=days)
+    err.print("API token (shown only this once; elshi keeps only its hash):", highlight=False)
+    print(token)
+
+
+@users_app.command("totp")
+def users_totp(
+    email: Annotated[str, typer.Argument(help="The user to enrol.")],
+    disable: Annotated[
+        bool, typer.Option("--disable", help="Remove the user's TOTP instead.")
+    ] = False,
+) -> None:
+    """Enrol a user in TOTP and print the otpauth:// URI for their authenticator app."""
+    from elshi.accounts import flows
+    from elshi.accounts.service import Principal
+
+    db = _database(get_settings())
+    with _account_errors(), db.session() as s:
+        if disable:
+            flows.disable_totp(db=s, actor=Principal.system(), email=email)
+            console.print(f"TOTP removed for {email}", highlight=False)
+            return
+        uri = flows.enrol_totp(db=s, actor=Principal.system(), email=email)
+    err.print(
+        "add this to the authenticator app (as a QR code or by hand); sign-in now asks for a code:",
+        highlight=False,
+    )
+    print(uri)
+
+
+@missions_app.command("add")
+def missions_add(
+    slug: Annotated[str, typer.Argument(help="Short id: lower-case letters, digits, dashes.")],
+    name: Annotated[str, typer.Option(help="Full name, e.g. 'Embassy in Berlin'.")],
+    kind: Annotated[str, typer.Option(help="hq, embassy or consulate.")] = "embassy",
+    country: Annotated[str | None, typer.Option(help="Host country, ISO 3166 two letters.")] = None,
+    parent: Annotated[str | None, typer.Option(help="Parent mission slug (default hq).")] = None,
+) -> None:
+    """Create a mission (tenant) under headquarters."""
+    from elshi.accounts import flows
+    from elshi.accounts.service import Principal
+
+    db = _database(get_settings())
+    with _account_errors(), db.session() as s:
+        mission = flows.add_mission(
+            db=s,
+            actor=Principal.system(),
+            slug=slug,
+            name=name,
+            kind=kind,
+            country_code=country,
+            parent_slug=parent,
+        )
+        console.print(
+            f"added mission {mission.id}: {mission.slug} ({mission.kind})", highlight=False
+        )
+
+
+@missions_app.command("list")
+def missions_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List headquarters and missions."""
+    from elshi.missions import service
+
+    db = _database(get_settings())
+    with db.session() as s:
+        rows: list[dict[str, Any]] = [
+            {
+                "id": m.id,
+                "slug": m.slug,
+                "name": m.name,
+                "kind": m.kind,
+                "country": m.country_code,
+                "parent_id": m.parent_id,
+            }
+            for m in service.list_missions(db=s)
+        ]
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    table = Table("id", "slug", "name", "kind", "country", "parent")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["slug"],
+            r["name"],
+            r["kind"],
+            r["country"] or "-",
+            str(r["parent_id"] or "-"),
+        )
+    console.print(table)
 
 
 # ---------------------------------------------------------------------------- running

@@ -1,16 +1,34 @@
-"""Users, roles and the audit log."""
+"""Users, roles, sessions, API tokens, TOTP, sign-in limits and the audit log."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import logging
 import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
+import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from elshi.accounts.models import ROLES, AuditEvent, RoleGrant, User
+from elshi.accounts.models import (
+    ROLES,
+    ApiToken,
+    AuditEvent,
+    LoginAttempt,
+    RoleGrant,
+    User,
+    WebSession,
+)
+from elshi.db import utcnow
+from elshi.missions.models import Mission
 
 _hasher = PasswordHasher()
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -84,14 +102,438 @@ def list_users(*, db: Session) -> list[User]:
 
 
 def audit(
-    *, db: Session, action: str, object_type: str, object_id: Any = None, actor_id: int | None = None,
-    actor_label: str = "system", mission_id: int | None = None, detail: dict[str, Any] | None = None,
+    *,
+    db: Session,
+    action: str,
+    object_type: str,
+    object_id: Any = None,
+    actor_id: int | None = None,
+    actor_label: str = "system",
+    mission_id: int | None = None,
+    detail: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Record who did what to which object."""
     event = AuditEvent(
-        action=action, object_type=object_type,
-        object_id=None if object_id is None else str(object_id), actor_id=actor_id,
-        actor_label=actor_label, mission_id=mission_id, detail=detail or {},
+        action=action,
+        object_type=object_type,
+        object_id=None if object_id is None else str(object_id),
+        actor_id=actor_id,
+        actor_label=actor_label,
+        mission_id=mission_id,
+        detail=detail or {},
     )
     db.add(event)
     return event
+
+
+# ---------------------------------------------------------------------------- roles
+
+STAFF_ROLES = tuple(r for r in ROLES if r != "citizen")
+
+#: Roles that grant each permission, in the mission concerned or at headquarters.
+PERMISSIONS: dict[str, tuple[str, ...]] = {
+    "listen.read": STAFF_ROLES,
+    "sources.manage": ("admin", "analyst", "press"),
+    "users.manage": ("admin",),
+}
+
+
+class PermissionDenied(PermissionError):
+    """The acting user lacks a role the action needs; the message names the permission."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is acting: a signed-in user with their grants, or the operator at the shell."""
+
+    user_id: int | None
+    email: str
+    name: str
+    grants: tuple[tuple[int, str], ...] = ()
+    hq_mission_ids: frozenset[int] = field(default_factory=frozenset)
+    via: str = "session"
+
+    @classmethod
+    def system(cls, label: str = "cli") -> Principal:
+        """Return the operator principal used by the command line."""
+        return cls(user_id=None, email="", name=label, via="system")
+
+    @property
+    def is_system(self) -> bool:
+        """Return True for the operator at the shell, who may do anything."""
+        return self.via == "system"
+
+    @property
+    def label(self) -> str:
+        """Return the name recorded in the audit log."""
+        return self.name if self.is_system else self.email
+
+    @property
+    def roles(self) -> frozenset[str]:
+        """Return every role the user holds anywhere."""
+        return frozenset(role for _, role in self.grants)
+
+    @property
+    def is_staff(self) -> bool:
+        """Return True when the user holds any role but citizen."""
+        return self.is_system or any(role in STAFF_ROLES for _, role in self.grants)
+
+    def mission_ids(self) -> frozenset[int] | None:
+        """Return the missions whose data the user may see; None means all (HQ staff)."""
+        if self.is_system or any(
+            m in self.hq_mission_ids and r in STAFF_ROLES for m, r in self.grants
+        ):
+            return None
+        return frozenset(m for m, r in self.grants if r in STAFF_ROLES)
+
+    def has_role(self, roles: tuple[str, ...], mission_id: int | None = None) -> bool:
+        """Return True when one of `roles` is held in the mission (None: anywhere) or at HQ."""
+        if self.is_system:
+            return True
+        return any(
+            role in roles and (mission_id is None or m == mission_id or m in self.hq_mission_ids)
+            for m, role in self.grants
+        )
+
+    def can(self, permission: str, mission_id: int | None = None) -> bool:
+        """Return True when the user holds a role the permission needs."""
+        return self.has_role(PERMISSIONS[permission], mission_id)
+
+
+def authorize(principal: Principal, permission: str, *, mission_id: int | None = None) -> None:
+    """Raise PermissionDenied unless the principal may do this."""
+    if not principal.can(permission, mission_id):
+        raise PermissionDenied(f"{permission}: needs role {' or '.join(PERMISSIONS[permission])}")
+
+
+def load_principal(*, db: Session, user_id: int, via: str = "session") -> Principal | None:
+    """Return the principal of an active user, or None."""
+    user = db.get(User, user_id)
+    if user is None or not user.is_active:
+        return None
+    grants = tuple(roles_of(db=db, user_id=user_id))
+    mission_ids = {m for m, _ in grants}
+    hq = (
+        frozenset(
+            db.scalars(select(Mission.id).where(Mission.id.in_(mission_ids), Mission.kind == "hq"))
+        )
+        if mission_ids
+        else frozenset()
+    )
+    return Principal(
+        user_id=user.id,
+        email=user.email,
+        name=user.name,
+        grants=grants,
+        hq_mission_ids=hq,
+        via=via,
+    )
+
+
+def role_labels(*, db: Session) -> dict[int, list[str]]:
+    """Return 'mission-slug:role' labels per user id."""
+    out: dict[int, list[str]] = {}
+    rows = db.execute(
+        select(RoleGrant.user_id, Mission.slug, RoleGrant.role)
+        .join(Mission, Mission.id == RoleGrant.mission_id)
+        .order_by(RoleGrant.user_id, Mission.slug, RoleGrant.role)
+    )
+    for user_id, slug, role in rows:
+        out.setdefault(user_id, []).append(f"{slug}:{role}")
+    return out
+
+
+# ---------------------------------------------------------------------------- sign-in limits
+
+
+@dataclass(frozen=True)
+class LoginPolicy:
+    """Limits on sign-in attempts; the state lives in the database so every process shares it."""
+
+    max_failures: int = 5
+    lockout: timedelta = timedelta(minutes=15)
+    ip_window: timedelta = timedelta(minutes=15)
+    ip_max_failures: int = 30
+    mfa_timeout: timedelta = timedelta(minutes=5)
+    keep_attempts: timedelta = timedelta(days=7)
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def ip_blocked(*, db: Session, ip: str, policy: LoginPolicy, now: datetime | None = None) -> bool:
+    """Return True when this address failed too often within the policy's window."""
+    since = (now or utcnow()) - policy.ip_window
+    failures = db.scalar(
+        select(func.count())
+        .select_from(LoginAttempt)
+        .where(LoginAttempt.ip == ip, LoginAttempt.at >= since, LoginAttempt.success.is_(False))
+    )
+    return (failures or 0) >= policy.ip_max_failures
+
+
+def record_attempt(
+    *,
+    db: Session,
+    ip: str,
+    user_id: int | None,
+    success: bool,
+    policy: LoginPolicy,
+    now: datetime | None = None,
+) -> None:
+    """Store one sign-in attempt and drop attempts older than the policy keeps."""
+    now = now or utcnow()
+    db.add(LoginAttempt(at=now, ip=ip[:64], user_id=user_id, success=success))
+    db.execute(delete(LoginAttempt).where(LoginAttempt.at < now - policy.keep_attempts))
+
+
+def is_locked(user: User, now: datetime | None = None) -> bool:
+    """Return True while the account is locked after failed sign-ins."""
+    return user.locked_until is not None and user.locked_until > (now or utcnow())
+
+
+def count_failure(
+    *, db: Session, user: User, policy: LoginPolicy, now: datetime | None = None
+) -> None:
+    """Count a failed sign-in; lock the account once failures reach the limit."""
+    db.execute(update(User).where(User.id == user.id).values(failed_logins=User.failed_logins + 1))
+    db.refresh(user, ["failed_logins"])
+    if user.failed_logins >= policy.max_failures:
+        user.locked_until = (now or utcnow()) + policy.lockout
+        user.failed_logins = 0
+    db.flush()
+
+
+def check_password(
+    *, db: Session, email: str, password: str, now: datetime | None = None
+) -> tuple[User | None, str]:
+    """Check a password; return (user, "ok" | "unknown" | "inactive" | "locked" | "wrong")."""
+    user = get_user(db=db, email=email)
+    if user is None:
+        verify_password(_dummy_hash(), password)  # same time as a real check: no user probing
+        return None, "unknown"
+    if is_locked(user, now):
+        return user, "locked"
+    if not verify_password(user.password_hash, password):
+        return user, "wrong"
+    if not user.is_active:
+        return user, "inactive"
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    return user, "ok"
+
+
+def mark_signed_in(*, db: Session, user: User, now: datetime | None = None) -> None:
+    """Reset failure counts after a complete sign-in."""
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now or utcnow()
+    db.flush()
+
+
+def set_password(*, db: Session, user: User, password: str) -> None:
+    """Replace a user's password after checking its length."""
+    if len(password) < MIN_PASSWORD:
+        raise InvalidUser(f"password: must be at least {MIN_PASSWORD} characters")
+    user.password_hash = hash_password(password)
+    db.flush()
+
+
+# ---------------------------------------------------------------------------- TOTP
+
+
+def new_totp_secret() -> str:
+    """Return a random base32 TOTP secret."""
+    return pyotp.random_base32()
+
+
+def totp_uri(*, secret: str, email: str, issuer: str = "elshi") -> str:
+    """Return the otpauth:// URI an authenticator app enrols from."""
+    return pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=issuer)
+
+
+def verify_totp(*, user: User, code: str, now: datetime | None = None) -> bool:
+    """Check a 6-digit code (one step of clock drift allowed); a used code is refused."""
+    code = re.sub(r"\s+", "", code or "")
+    if not user.totp_secret or not re.fullmatch(r"\d{6}", code):
+        return False
+    totp = pyotp.TOTP(user.totp_secret)
+    current = int((now or utcnow()).timestamp()) // totp.interval
+    for step in (current - 1, current, current + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            if user.totp_last_step is not None and step <= user.totp_last_step:
+                return False
+            user.totp_last_step = step
+            return True
+    return False
+
+
+# ---------------------------------------------------------------------------- sessions
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def create_session(
+    *,
+    db: Session,
+    user_id: int,
+    lifetime: timedelta,
+    mfa_pending: bool = False,
+    ip: str | None = None,
+    user_agent: str | None = None,
+    now: datetime | None = None,
+) -> str:
+    """Start a session and return its secret key (only its digest is stored)."""
+    now = now or utcnow()
+    key = secrets.token_urlsafe(32)
+    db.add(
+        WebSession(
+            key_hash=_digest(key),
+            user_id=user_id,
+            created_at=now,
+            expires_at=now + lifetime,
+            mfa_pending=mfa_pending,
+            ip=(ip or "")[:64] or None,
+            user_agent=(user_agent or "")[:300] or None,
+        )
+    )
+    db.execute(delete(WebSession).where(WebSession.expires_at < now))
+    db.flush()
+    return key
+
+
+def find_session(*, db: Session, key: str, now: datetime | None = None) -> WebSession | None:
+    """Return the unexpired session with this key."""
+    row = db.scalar(select(WebSession).where(WebSession.key_hash == _digest(key)))
+    if row is None or row.expires_at <= (now or utcnow()):
+        return None
+    return row
+
+
+def end_session(*, db: Session, key: str) -> WebSession | None:
+    """Delete the session with this key; return it if it existed."""
+    row = db.scalar(select(WebSession).where(WebSession.key_hash == _digest(key)))
+    if row is not None:
+        db.delete(row)
+        db.flush()
+    return row
+
+
+# ---------------------------------------------------------------------------- API tokens
+
+TOKEN_PREFIX = "elshi_"
+
+
+def create_api_token(
+    *,
+    db: Session,
+    user_id: int,
+    name: str = "",
+    days: int | None = None,
+    now: datetime | None = None,
+) -> tuple[ApiToken, str]:
+    """Create a token; return the row and the plain token, which is never stored."""
+    if days is not None and days < 1:
+        raise InvalidUser("days: must be at least 1")
+    now = now or utcnow()
+    plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(
+        user_id=user_id,
+        name=name[:100],
+        token_hash=_digest(plain),
+        prefix=plain[: len(TOKEN_PREFIX) + 6],
+        created_at=now,
+        expires_at=now + timedelta(days=days) if days else None,
+    )
+    db.add(row)
+    db.flush()
+    return row, plain
+
+
+def find_api_token(*, db: Session, token: str, now: datetime | None = None) -> ApiToken | None:
+    """Return the live token matching this plain value and note its use."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    now = now or utcnow()
+    row = db.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
+    if row is None or row.revoked_at is not None:
+        return None
+    if row.expires_at is not None and row.expires_at <= now:
+        return None
+    # Writing on every request would serialise API reads on SQLite; a minute is precise enough.
+    if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
+        row.last_used_at = now
+    return row
+
+
+def list_api_tokens(*, db: Session, user_id: int) -> list[ApiToken]:
+    """Return a user's tokens, newest first."""
+    return list(
+        db.scalars(select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id.desc()))
+    )
+
+
+def revoke_api_token(*, db: Session, token_id: int, now: datetime | None = None) -> ApiToken | None:
+    """Revoke a token by id; return it if it existed."""
+    row = db.get(ApiToken, token_id)
+    if row is not None and row.revoked_at is None:
+        row.revoked_at = now or utcnow()
+        db.flush()
+    return row
+
+
+# ---------------------------------------------------------------------------- personal data in logs
+
+_EMAIL_IN_TEXT = re.compile(
+    r"(?<![\w.+-])([\w.%+-])[\w.%+-]*@([\w-])[\w.-]*(\.[A-Za-z]{2,24})(?![\w-])"
+)
+
+
+def mask_email(email: str) -> str:
+    """Return the e-mail with all but the first letters hidden: a***@e***.org."""
+    masked = mask_emails(email)
+    return masked if masked != email else "***"
+
+
+def mask_emails(text: str) -> str:
+    """Hide every e-mail address found in a text."""
+    return _EMAIL_IN_TEXT.sub(lambda m: f"{m[1]}***@{m[2]}***{m[3]}", text)
+
+
+def _mask_arg(value: Any) -> Any:
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    text = str(value)
+    masked = mask_emails(text)
+    return value if masked == text else masked
+
+
+class MaskEmailsFilter(logging.Filter):
+    """A logging filter that masks e-mail addresses in every record it sees."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Mask the message and its arguments in place (keeping their shape); never drop."""
+        if isinstance(record.msg, str):
+            record.msg = mask_emails(record.msg)
+        # Formatters such as uvicorn's access log unpack args, so keep a tuple a tuple.
+        if isinstance(record.args, tuple):
+            record.args = tuple(_mask_arg(a) for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: _mask_arg(v) for k, v in record.args.items()}
+        return True
+
+
+_LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "elshi")
+
+
+def install_log_masking() -> None:
+    """Mask e-mail addresses in what elshi's, uvicorn's and the root handlers write."""
+    for name in _LOGGERS:
+        logger = logging.getLogger(name)
+        for target in (logger, *logger.handlers):
+            if not any(isinstance(f, MaskEmailsFilter) for f in target.filters):
+                target.addFilter(MaskEmailsFilter())

@@ -1,0 +1,1 @@
+"""Web interface: pages, templates, static files, translations and shared view helpers."""

@@ -3,11 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 
+from elshi.accounts import service as accounts
+from elshi.accounts.service import Principal
 from elshi.db import Database
+from elshi.settings import Settings
+from elshi.web.templating import csrf_valid
+
+SESSION_COOKIE = "elshi_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+bearer = HTTPBearer(
+    auto_error=False,
+    description="API token printed by `elshi users token EMAIL`, sent as "
+    "`Authorization: Bearer <token>`. Pages use the signed-in session instead.",
+)
+
+
+class LoginRequired(Exception):
+    """An anonymous browser asked for a page; it is sent to /login."""
+
+    def __init__(self, next_url: str) -> None:
+        super().__init__(next_url)
+        self.next_url = next_url
 
 
 def get_database(request: Request) -> Database:
@@ -22,6 +46,88 @@ def get_db(request: Request) -> Iterator[Session]:
         yield s
 
 
-def require_staff(request: Request) -> None:
-    """Allow only signed-in staff (filled in by accounts.views)."""
-    return None
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def session_serializer(settings: Settings) -> URLSafeTimedSerializer:
+    """Return the signer of session cookies (keyed by ELSHI_SECRET_KEY)."""
+    return URLSafeTimedSerializer(settings.secret_key, salt="elshi.session")
+
+
+def session_key(request: Request) -> str | None:
+    """Return the session key from the signed cookie, or None if absent, forged or too old."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    settings = _settings(request)
+    try:
+        key = session_serializer(settings).loads(
+            cookie, max_age=settings.session_max_age_minutes * 60
+        )
+    except BadSignature:
+        return None
+    return key if isinstance(key, str) else None
+
+
+def current_principal(request: Request, db: Session) -> Principal | None:
+    """Return who is signed in (API token or session cookie), or None."""
+    if hasattr(request.state, "principal"):
+        cached: Principal | None = request.state.principal
+        return cached
+    principal = None
+    auth = request.headers.get("authorization", "")
+    scheme, _, credential = auth.partition(" ")
+    if scheme.lower() == "bearer":
+        token = accounts.find_api_token(db=db, token=credential.strip())
+        if token is None:
+            raise HTTPException(
+                401,
+                "invalid, expired or revoked API token",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        principal = accounts.load_principal(db=db, user_id=token.user_id, via="token")
+    else:
+        key = session_key(request)
+        row = accounts.find_session(db=db, key=key) if key else None
+        if row is not None and not row.mfa_pending:
+            principal = accounts.load_principal(db=db, user_id=row.user_id)
+    request.state.principal = principal
+    return principal
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def require_staff(
+    request: Request,
+    db: Annotated[Session, Depends(get_db)],
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)] = None,
+) -> Principal:
+    """Allow only signed-in staff: 401 JSON for the API, a redirect to /login for pages."""
+    principal = current_principal(request, db)
+    if principal is None:
+        if _is_api(request):
+            raise HTTPException(
+                401,
+                "sign in, or send Authorization: Bearer <token>",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise LoginRequired(target)
+    if not principal.can("listen.read"):
+        raise HTTPException(403, "staff only")
+    if (
+        principal.via == "session"
+        and _is_api(request)
+        and request.method not in SAFE_METHODS
+        and not csrf_valid(request, request.headers.get("x-csrf-token"))
+    ):
+        raise HTTPException(403, "a signed-in browser must send the page's X-CSRF-Token header")
+    return principal
+
+
+StaffUser = Annotated[Principal, Depends(require_staff)]
+DbSession = Annotated[Session, Depends(get_db)]

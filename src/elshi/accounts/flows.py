@@ -1,0 +1,341 @@
+"""Sign-in, sign-out and account changes, each recorded in the audit log."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+
+from elshi.accounts import service
+from elshi.accounts.models import RoleGrant, User
+from elshi.accounts.service import LoginPolicy, Principal
+from elshi.missions import service as missions
+from elshi.missions.models import Mission
+
+log = logging.getLogger(__name__)
+
+
+class UserNotFound(LookupError):
+    """No user has this e-mail."""
+
+
+class MissionNotFound(LookupError):
+    """No mission has this slug."""
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """The outcome of a sign-in step: ok, code (TOTP needed), failed, blocked or expired."""
+
+    status: str
+    session_key: str | None = None
+    user_id: int | None = None
+
+
+def _user(db: Session, email: str) -> User:
+    user = service.get_user(db=db, email=email)
+    if user is None:
+        raise UserNotFound(f"no user with e-mail {email.strip().lower()!r}")
+    return user
+
+
+def _mission(db: Session, slug: str) -> Mission:
+    if slug == "hq":
+        return missions.ensure_hq(db=db)
+    mission = missions.get_mission(db=db, slug=slug)
+    if mission is None:
+        raise MissionNotFound(f"no mission {slug!r} (see: elshi missions list)")
+    return mission
+
+
+def _failed(
+    db: Session,
+    *,
+    email: str,
+    user: User | None,
+    ip: str,
+    reason: str,
+    policy: LoginPolicy,
+    record: bool = True,
+) -> None:
+    log.warning("sign-in failed for %s from %s: %s", service.mask_email(email), ip, reason)
+    if record:
+        service.record_attempt(
+            db=db, ip=ip, user_id=user.id if user else None, success=False, policy=policy
+        )
+    service.audit(
+        db=db,
+        action="auth.sign_in_failed",
+        object_type="user",
+        object_id=user.id if user else None,
+        actor_label=service.mask_email(email),
+        detail={"reason": reason, "ip": ip},
+    )
+
+
+def _complete(
+    db: Session,
+    *,
+    user: User,
+    ip: str,
+    user_agent: str | None,
+    policy: LoginPolicy,
+    lifetime: timedelta,
+    mfa: bool,
+) -> SignIn:
+    key = service.create_session(
+        db=db, user_id=user.id, lifetime=lifetime, ip=ip, user_agent=user_agent
+    )
+    service.mark_signed_in(db=db, user=user)
+    log.info("user %s signed in from %s", user.id, ip)
+    service.record_attempt(db=db, ip=ip, user_id=user.id, success=True, policy=policy)
+    service.audit(
+        db=db,
+        action="auth.sign_in",
+        object_type="user",
+        object_id=user.id,
+        actor_id=user.id,
+        actor_label=user.email,
+        detail={"ip": ip, "mfa": mfa},
+    )
+    return SignIn("ok", key, user.id)
+
+
+def sign_in(
+    *,
+    db: Session,
+    email: str,
+    password: str,
+    ip: str,
+    user_agent: str | None,
+    policy: LoginPolicy,
+    lifetime: timedelta,
+) -> SignIn:
+    """Check e-mail and password; start a session, or a pending one when TOTP is enrolled."""
+    if service.ip_blocked(db=db, ip=ip, policy=policy):
+        _failed(
+            db, email=email, user=None, ip=ip, reason="rate_limited", policy=policy, record=False
+        )
+        return SignIn("blocked")
+    user, result = service.check_password(db=db, email=email, password=password)
+    if user is None or result != "ok":
+        if user is not None and result == "wrong":
+            service.count_failure(db=db, user=user, policy=policy)
+        _failed(db, email=email, user=user, ip=ip, reason=result, policy=policy)
+        return SignIn("failed")
+    if user.totp_secret:
+        key = service.create_session(
+            db=db,
+            user_id=user.id,
+            lifetime=policy.mfa_timeout,
+            mfa_pending=True,
+            ip=ip,
+            user_agent=user_agent,
+        )
+        return SignIn("code", key, user.id)
+    return _complete(
+        db, user=user, ip=ip, user_agent=user_agent, policy=policy, lifetime=lifetime, mfa=False
+    )
+
+
+def sign_in_code(
+    *,
+    db: Session,
+    pending_key: str,
+    code: str,
+    ip: str,
+    user_agent: str | None,
+    policy: LoginPolicy,
+    lifetime: timedelta,
+) -> SignIn:
+    """Check the TOTP code of a pending sign-in; replace the pending session with a full one."""
+    pending = service.find_session(db=db, key=pending_key)
+    if pending is None or not pending.mfa_pending:
+        return SignIn("expired")
+    user = db.get(User, pending.user_id)
+    if user is None or not user.is_active:
+        service.end_session(db=db, key=pending_key)
+        return SignIn("expired")
+    if service.ip_blocked(db=db, ip=ip, policy=policy):
+        _failed(
+            db,
+            email=user.email,
+            user=user,
+            ip=ip,
+            reason="rate_limited",
+            policy=policy,
+            record=False,
+        )
+        return SignIn("blocked", pending_key)
+    if service.is_locked(user):
+        service.end_session(db=db, key=pending_key)
+        _failed(db, email=user.email, user=user, ip=ip, reason="locked", policy=policy)
+        return SignIn("failed")
+    if not service.verify_totp(user=user, code=code):
+        service.count_failure(db=db, user=user, policy=policy)
+        _failed(db, email=user.email, user=user, ip=ip, reason="wrong_code", policy=policy)
+        if service.is_locked(user):
+            service.end_session(db=db, key=pending_key)
+            return SignIn("failed")
+        return SignIn("failed", pending_key)
+    service.end_session(db=db, key=pending_key)
+    return _complete(
+        db, user=user, ip=ip, user_agent=user_agent, policy=policy, lifetime=lifetime, mfa=True
+    )
+
+
+def sign_out(*, db: Session, session_key: str, ip: str) -> None:
+    """End a session and record it."""
+    row = service.end_session(db=db, key=session_key)
+    if row is not None and not row.mfa_pending:
+        user = db.get(User, row.user_id)
+        service.audit(
+            db=db,
+            action="auth.sign_out",
+            object_type="user",
+            object_id=row.user_id,
+            actor_id=row.user_id,
+            actor_label=user.email if user else "",
+            detail={"ip": ip},
+        )
+
+
+def add_user(
+    *,
+    db: Session,
+    actor: Principal,
+    email: str,
+    password: str,
+    name: str,
+    role: str,
+    mission_slug: str,
+) -> User:
+    """Create a user with one role in one mission."""
+    mission = _mission(db, mission_slug)
+    service.authorize(actor, "users.manage", mission_id=mission.id)
+    if role not in service.ROLES:
+        raise service.InvalidUser(f"role {role!r}: must be one of {', '.join(service.ROLES)}")
+    user = service.create_user(db=db, email=email, password=password, name=name)
+    service.grant_role(db=db, user_id=user.id, mission_id=mission.id, role=role)
+    service.audit(
+        db=db,
+        action="user.create",
+        object_type="user",
+        object_id=user.id,
+        actor_id=actor.user_id,
+        actor_label=actor.label,
+        mission_id=mission.id,
+        detail={"email": service.mask_email(user.email), "role": role, "mission": mission.slug},
+    )
+    return user
+
+
+def grant(*, db: Session, actor: Principal, email: str, role: str, mission_slug: str) -> RoleGrant:
+    """Give a user a role in a mission."""
+    mission = _mission(db, mission_slug)
+    service.authorize(actor, "users.manage", mission_id=mission.id)
+    user = _user(db, email)
+    row = service.grant_role(db=db, user_id=user.id, mission_id=mission.id, role=role)
+    service.audit(
+        db=db,
+        action="role.grant",
+        object_type="user",
+        object_id=user.id,
+        actor_id=actor.user_id,
+        actor_label=actor.label,
+        mission_id=mission.id,
+        detail={"role": role, "mission": mission.slug},
+    )
+    return row
+
+
+def issue_token(
+    *, db: Session, actor: Principal, email: str, name: str = "", days: int | None = None
+) -> str:
+    """Create an API token for a user and return it; only its digest is kept."""
+    user = _user(db, email)
+    if actor.user_id != user.id:
+        service.authorize(actor, "users.manage")
+    row, plain = service.create_api_token(db=db, user_id=user.id, name=name, days=days)
+    service.audit(
+        db=db,
+        action="token.create",
+        object_type="api_token",
+        object_id=row.id,
+        actor_id=actor.user_id,
+        actor_label=actor.label,
+        detail={"user_id": user.id, "name": name, "prefix": row.prefix, "days": days},
+    )
+    return plain
+
+
+def enrol_totp(*, db: Session, actor: Principal, email: str) -> str:
+    """Give a user a new TOTP secret and return the otpauth:// URI to scan."""
+    user = _user(db, email)
+    if actor.user_id != user.id:
+        service.authorize(actor, "users.manage")
+    user.totp_secret = service.new_totp_secret()
+    user.totp_last_step = None
+    service.audit(
+        db=db,
+        action="totp.enrol",
+        object_type="user",
+        object_id=user.id,
+        actor_id=actor.user_id,
+        actor_label=actor.label,
+    )
+    return service.totp_uri(secret=user.totp_secret, email=user.email)
+
+
+def disable_totp(*, db: Session, actor: Principal, email: str) -> None:
+    """Remove a user's TOTP secret."""
+    user = _user(db, email)
+    service.authorize(actor, "users.manage")
+    user.totp_secret = None
+    user.totp_last_step = None
+    service.audit(
+        db=db,
+        action="totp.disable",
+        object_type="user",
+        object_id=user.id,
+        actor_id=actor.user_id,
+        actor_label=actor.label,
+    )
+
+
+def add_mission(
+    *,
+    db: Session,
+    actor: Principal,
+    slug: str,
+    name: str,
+    kind: str = "embassy",
+    country_code: str | None = None,
+    parent_slug: str | None = None,
+) -> Mission:
+    """Create a mission under HQ (or another parent)."""
+    service.authorize(actor, "users.manage")
+    parent = _mission(db, parent_slug) if parent_slug else None
+    if parent is None and kind != "hq":
+        parent = missions.ensure_hq(db=db)
+    mission = missions.create_mission(
+        db=db,
+        slug=slug,
+        name=name,
+        kind=kind,
+        country_code=country_code,
+        parent_id=parent.id if parent else None,
+    )
+    service.audit(
+        db=db,
+        action="mission.create",
+        object_type="mission",
+        object_id=mission.id,
+        actor_id=actor.user_id,
+        actor_label=actor.label,
+        mission_id=mission.id,
+        detail={"slug": slug, "kind": kind},
+    )
+    return mission

@@ -1,0 +1,214 @@
+"""Staff sign-in pages (password, then TOTP when enrolled), sign-out and /api/me."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from elshi.accounts import flows
+from elshi.accounts.schemas import GrantOut, MeOut
+from elshi.accounts.service import LoginPolicy
+from elshi.web.deps import (
+    SESSION_COOKIE,
+    DbSession,
+    StaffUser,
+    current_principal,
+    session_key,
+    session_serializer,
+)
+from elshi.web.i18n import N_
+from elshi.web.templating import (
+    CSRF_COOKIE,
+    csrf_valid,
+    finish,
+    render,
+    set_cookie,
+    settings_of,
+)
+
+router = APIRouter(include_in_schema=False)
+api = APIRouter(prefix="/api", tags=["accounts"])
+
+BAD_LOGIN = N_(
+    "Wrong e-mail or password. After several failed attempts the account is locked for a while."
+)
+BLOCKED = N_("Too many failed sign-ins from this address. Wait a few minutes and try again.")
+FORM_EXPIRED = N_("The form has expired. Please try again.")
+MISSING = N_("Enter your e-mail and password.")
+BAD_CODE = N_("Wrong code. Enter the 6-digit code from your authenticator app.")
+CODE_EXPIRED = N_("The sign-in took too long. Please start again.")
+
+
+def safe_next(value: str | None) -> str:
+    """Return a local path to go to after sign-in (never another site)."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    if value.startswith(("/login", "/logout")):
+        return "/"
+    return value
+
+
+def _ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _policy(request: Request) -> LoginPolicy:
+    policy: LoginPolicy = request.app.state.login_policy
+    return policy
+
+
+def _lifetime(request: Request) -> timedelta:
+    return timedelta(minutes=settings_of(request).session_max_age_minutes)
+
+
+def _redirect_with_session(request: Request, target: str, key: str, max_age: timedelta) -> Response:
+    response = RedirectResponse(target, status_code=303)
+    value = session_serializer(settings_of(request)).dumps(key)
+    set_cookie(request, response, SESSION_COOKIE, str(value), max_age=int(max_age.total_seconds()))
+    # A new session gets a new CSRF seed on its next page.
+    response.delete_cookie(CSRF_COOKIE, path="/")
+    finish(request, response)
+    return response
+
+
+def _login_page(
+    request: Request,
+    *,
+    next_url: str,
+    email: str = "",
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
+    return render(
+        request, "login.html", {"next": next_url, "email": email, "error": error}, status=status
+    )
+
+
+@router.get("/login")
+def login_page(request: Request, db: DbSession, next: str = "/") -> Response:
+    """Show the sign-in form (or go on if already signed in)."""
+    if current_principal(request, db) is not None:
+        return RedirectResponse(safe_next(next), status_code=303)
+    return _login_page(request, next_url=safe_next(next))
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    db: DbSession,
+    email: Annotated[str, Form(max_length=1000)] = "",
+    password: Annotated[str, Form(max_length=4096)] = "",
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/",
+) -> Response:
+    """Check the e-mail and password; then the TOTP step if the user enrolled one."""
+    target = safe_next(next)
+    email = email.strip()
+    if not csrf_valid(request, csrf_token):
+        return _login_page(request, next_url=target, email=email, error=FORM_EXPIRED, status=400)
+    if not email or not password:
+        return _login_page(request, next_url=target, email=email, error=MISSING, status=400)
+    result = flows.sign_in(
+        db=db,
+        email=email,
+        password=password,
+        ip=_ip(request),
+        user_agent=request.headers.get("user-agent"),
+        policy=_policy(request),
+        lifetime=_lifetime(request),
+    )
+    db.commit()
+    if result.status == "ok" and result.session_key:
+        return _redirect_with_session(request, target, result.session_key, _lifetime(request))
+    if result.status == "code" and result.session_key:
+        return _redirect_with_session(
+            request,
+            "/login/code?" + urlencode({"next": target}),
+            result.session_key,
+            _policy(request).mfa_timeout,
+        )
+    if result.status == "blocked":
+        return _login_page(request, next_url=target, email=email, error=BLOCKED, status=429)
+    return _login_page(request, next_url=target, email=email, error=BAD_LOGIN, status=401)
+
+
+@router.get("/login/code")
+def code_page(request: Request, next: str = "/") -> Response:
+    """Ask for the authenticator code of a pending sign-in."""
+    if session_key(request) is None:
+        return RedirectResponse("/login", status_code=303)
+    return render(request, "login_code.html", {"next": safe_next(next), "error": None})
+
+
+@router.post("/login/code")
+def login_code(
+    request: Request,
+    db: DbSession,
+    code: Annotated[str, Form(max_length=100)] = "",
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/",
+) -> Response:
+    """Check the authenticator code and finish signing in."""
+    target = safe_next(next)
+    key = session_key(request)
+    if key is None:
+        return _login_page(request, next_url=target, error=CODE_EXPIRED, status=400)
+    if not csrf_valid(request, csrf_token):
+        return render(
+            request, "login_code.html", {"next": target, "error": FORM_EXPIRED}, status=400
+        )
+    result = flows.sign_in_code(
+        db=db,
+        pending_key=key,
+        code=code,
+        ip=_ip(request),
+        user_agent=request.headers.get("user-agent"),
+        policy=_policy(request),
+        lifetime=_lifetime(request),
+    )
+    db.commit()
+    if result.status == "ok" and result.session_key:
+        return _redirect_with_session(request, target, result.session_key, _lifetime(request))
+    if result.status == "expired":
+        return _login_page(request, next_url=target, error=CODE_EXPIRED, status=400)
+    if result.status == "blocked":
+        return render(request, "login_code.html", {"next": target, "error": BLOCKED}, status=429)
+    if result.session_key:
+        return render(request, "login_code.html", {"next": target, "error": BAD_CODE}, status=401)
+    return _login_page(request, next_url=target, error=BAD_LOGIN, status=401)
+
+
+@router.post("/logout")
+def logout(
+    request: Request,
+    db: DbSession,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """End the session and go back to the sign-in page."""
+    if not csrf_valid(request, csrf_token):
+        return render(request, "error.html", {"message": FORM_EXPIRED}, status=400)
+    key = session_key(request)
+    if key:
+        flows.sign_out(db=db, session_key=key, ip=_ip(request))
+        db.commit()
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@api.get("/me", response_model=MeOut, summary="Who am I")
+def me(principal: StaffUser) -> MeOut:
+    """The signed-in user (session or API token) with their roles."""
+    return MeOut(
+        id=principal.user_id,
+        email=principal.email,
+        name=principal.name,
+        via=principal.via,
+        staff=principal.is_staff,
+        all_missions=principal.mission_ids() is None,
+        grants=[GrantOut(mission_id=m, role=r) for m, r in principal.grants],
+    )

@@ -1,0 +1,62 @@
+"""Queries behind the pages: the overview counts, search facets and the visible sources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from elshi.listen.models import Post, Quarantine, Source
+
+
+@dataclass
+class Overview:
+    """Counts shown on the home page."""
+
+    posts: int = 0
+    newest: datetime | None = None
+    languages: list[tuple[str, int]] = field(default_factory=list)
+    platforms: list[tuple[str, int]] = field(default_factory=list)
+    sources: int = 0
+    health: dict[str, int] = field(default_factory=dict)
+    quarantined: int = 0
+
+
+def visible_sources(*, db: Session, mission_ids: frozenset[int] | None) -> list[Source]:
+    """Return the sources of these missions (None: all), plus those of no mission."""
+    q = select(Source).order_by(Source.id)
+    if mission_ids is not None:
+        q = q.where(or_(Source.mission_id.is_(None), Source.mission_id.in_(mission_ids)))
+    return list(db.scalars(q))
+
+
+def _counts(db: Session, column: InstrumentedAttribute[Any]) -> list[tuple[str, int]]:
+    rows = db.execute(select(column, func.count()).group_by(column).order_by(func.count().desc()))
+    return [(str(value or "?"), int(n)) for value, n in rows]
+
+
+def overview(*, db: Session, mission_ids: frozenset[int] | None) -> Overview:
+    """Count posts by language and platform, and sources by health."""
+    sources = visible_sources(db=db, mission_ids=mission_ids)
+    health: dict[str, int] = {}
+    for source in sources:
+        health[source.health] = health.get(source.health, 0) + 1
+    return Overview(
+        posts=db.scalar(select(func.count()).select_from(Post)) or 0,
+        newest=db.scalar(select(func.max(Post.published_at))),
+        languages=_counts(db, Post.lang),
+        platforms=_counts(db, Post.platform),
+        sources=len(sources),
+        health=health,
+        quarantined=db.scalar(select(func.count()).select_from(Quarantine)) or 0,
+    )
+
+
+def facets(*, db: Session) -> tuple[list[str], list[str]]:
+    """Return the languages and platforms that stored posts have."""
+    langs = db.scalars(select(Post.lang).where(Post.lang.is_not(None)).distinct())
+    platforms = db.scalars(select(Post.platform).distinct())
+    return sorted(x for x in langs if x), sorted(platforms)

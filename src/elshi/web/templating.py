@@ -1,0 +1,174 @@
+"""Server-rendered pages: one Jinja2 environment per language, cookies and CSRF tokens."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from babel.dates import format_datetime
+from babel.numbers import format_decimal
+from fastapi import Request
+from fastapi.responses import HTMLResponse, Response
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from elshi.settings import Settings
+from elshi.web import i18n
+
+TEMPLATES = Path(__file__).parent / "templates"
+CSRF_COOKIE = "elshi_csrf"
+CSRF_FIELD = "csrf_token"
+
+
+def settings_of(request: Request) -> Settings:
+    """Return the app's settings."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def request_language(request: Request) -> str:
+    """Return the interface language for this request (and remember it on the request)."""
+    lang: str | None = getattr(request.state, "lang", None)
+    if lang is None:
+        lang = i18n.pick_language(
+            query=request.query_params.get("lang"),
+            cookie=request.cookies.get(i18n.COOKIE),
+            accept=request.headers.get("accept-language"),
+            default=settings_of(request).default_language,
+        )
+        request.state.lang = lang
+    return lang
+
+
+def set_cookie(
+    request: Request, response: Response, name: str, value: str, *, max_age: int | None = None
+) -> None:
+    """Set an HttpOnly, SameSite=Lax cookie, Secure when the request came over https."""
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+
+
+# ---------------------------------------------------------------------------- CSRF
+
+
+def _csrf_serializer(request: Request) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(settings_of(request).secret_key, salt="elshi.csrf")
+
+
+def _csrf_seed(request: Request) -> str:
+    seed: str | None = getattr(request.state, "csrf_seed", None)
+    if seed is None:
+        seed = request.cookies.get(CSRF_COOKIE) or ""
+        if len(seed) < 32:
+            seed = secrets.token_urlsafe(32)
+            request.state.csrf_new = True
+        request.state.csrf_seed = seed
+    return seed
+
+
+def csrf_token(request: Request) -> str:
+    """Return a form token: the signed value of this browser's CSRF cookie."""
+    return str(_csrf_serializer(request).dumps(_csrf_seed(request)))
+
+
+def csrf_valid(request: Request, token: str | None) -> bool:
+    """Check a submitted form token against the CSRF cookie (signed double-submit)."""
+    cookie = request.cookies.get(CSRF_COOKIE)
+    if not token or not cookie:
+        return False
+    max_age = settings_of(request).session_max_age_minutes * 60
+    try:
+        value = _csrf_serializer(request).loads(token, max_age=max_age)
+    except BadSignature:
+        return False
+    return isinstance(value, str) and hmac.compare_digest(value, cookie)
+
+
+def finish(request: Request, response: Response) -> Response:
+    """Attach the cookies this request created (CSRF seed, chosen language)."""
+    if getattr(request.state, "csrf_new", False):
+        set_cookie(request, response, CSRF_COOKIE, request.state.csrf_seed)
+    chosen = request.query_params.get("lang")
+    if chosen in i18n.LANGUAGES and chosen != request.cookies.get(i18n.COOKIE):
+        set_cookie(request, response, i18n.COOKIE, chosen, max_age=365 * 24 * 3600)
+    return response
+
+
+# ---------------------------------------------------------------------------- rendering
+
+
+@cache
+def environment(lang: str) -> Environment:
+    """Return the Jinja2 environment with this language's translations installed."""
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html"]),
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.policies["ext.i18n.trimmed"] = True
+    env.install_gettext_translations(i18n.translations(lang), newstyle=True)  # type: ignore[attr-defined]
+    env.filters["number"] = lambda n: format_decimal(n or 0, locale=lang)
+    env.filters["when"] = lambda dt: _when(dt, lang)
+    env.globals["language_name"] = lambda code: i18n.language_name(code, lang)
+    return env
+
+
+def _when(value: datetime | None, lang: str) -> str:
+    if value is None:
+        return "—"
+    return format_datetime(value, "yyyy-MM-dd HH:mm", locale=lang) + " UTC"
+
+
+def url_with(request: Request, **params: Any) -> str:
+    """Return this page's path and query with some parameters replaced (None removes one)."""
+    query = dict(request.query_params)
+    for key, value in params.items():
+        if value is None:
+            query.pop(key, None)
+        else:
+            query[key] = str(value)
+    return request.url.path + ("?" + urlencode(query) if query else "")
+
+
+def render(
+    request: Request, template: str, context: dict[str, Any] | None = None, *, status: int = 200
+) -> HTMLResponse:
+    """Render a page in the request's language with the CSRF token and language links."""
+    lang = request_language(request)
+    page = (
+        environment(lang)
+        .get_template(template)
+        .render(
+            request=request,
+            lang=lang,
+            languages=[(code, i18n.LANGUAGE_NAMES[code]) for code in i18n.LANGUAGES],
+            lang_url=lambda code: url_with(request, lang=code),
+            url_with=lambda **kw: url_with(request, **kw),
+            csrf_field=CSRF_FIELD,
+            csrf_token=csrf_token(request),
+            principal=getattr(request.state, "principal", None),
+            **(context or {}),
+        )
+    )
+    response = HTMLResponse(page, status_code=status)
+    finish(request, response)
+    return response
+
+
+def translate(request: Request, message: str) -> str:
+    """Translate a message into the request's language."""
+    return i18n.gettext(request_language(request), message)
