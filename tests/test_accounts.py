@@ -477,3 +477,41 @@ def test_cli_help(cli: Any, command: list[str]) -> None:
     r = cli(*command, "--help")
     assert r.exit_code == 0
     assert " ".join(group.help.split()[:3]) in " ".join(r.stdout.split())
+
+
+def test_posts_are_scoped_to_the_users_missions(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    from elshi.listen import service as listen_service
+    from elshi.missions import service as missions
+
+    with db.session() as s:
+        hq = missions.ensure_hq(db=s)
+        berlin = missions.create_mission(db=s, slug="berlin", name="Berlin", parent_id=hq.id)
+        beijing = missions.create_mission(db=s, slug="beijing", name="Beijing", parent_id=hq.id)
+        src_berlin = listen_service.add_source(
+            db=s, connector="demo", config={"count": 30, "seed": 1}, mission_id=berlin.id
+        ).id
+        src_beijing = listen_service.add_source(
+            db=s, connector="demo", config={"count": 20, "seed": 2}, mission_id=beijing.id
+        ).id
+    from elshi.connectors.base import FetchContext
+    from elshi.listen.flows import run_source
+
+    ctx = FetchContext(settings=settings)
+    run_source(db, source_id=src_berlin, ctx=ctx)
+    run_source(db, source_id=src_beijing, ctx=ctx)
+    _add(db, "berlin-analyst@example.org", role="analyst", mission="berlin")
+    _add(db, "hq-analyst@example.org", role="analyst", mission="hq")
+    with db.session() as s:
+        local = flows.issue_token(db=s, actor=SYSTEM, email="berlin-analyst@example.org")
+        central = flows.issue_token(db=s, actor=SYSTEM, email="hq-analyst@example.org")
+
+    def seen(token: str) -> set[int | None]:
+        body = client.get(
+            "/api/posts", params={"limit": 500}, headers={"Authorization": f"Bearer {token}"}
+        ).json()
+        return {p["source_id"] for p in body["items"]}
+
+    assert seen(local) == {src_berlin}
+    assert seen(central) == {src_berlin, src_beijing}

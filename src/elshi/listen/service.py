@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import ColumnElement, Select, and_, func, literal_column, select, text
+from sqlalchemy import ColumnElement, Select, and_, func, literal_column, or_, select, text
 from sqlalchemy.orm import Session
 
 from elshi.db import utcnow
@@ -124,6 +124,9 @@ class SearchQuery:
     author: str | None = None
     limit: int = 20
     offset: int = 0
+    #: Missions whose posts may be seen; None means all (HQ). Posts of sources that belong to
+    #: no mission, and imports made without a source, are visible to every mission.
+    mission_ids: frozenset[int] | None = None
 
 
 def _fts5_expr(terms: list[Term]) -> str:
@@ -161,7 +164,17 @@ def _filters(query: SearchQuery) -> list[ColumnElement[bool]]:
         conds.append(Post.lang == query.lang)
     if query.author:
         conds.append(Post.author_handle == query.author)
+    if query.mission_ids is not None:
+        conds.append(visible_posts(query.mission_ids))
     return conds
+
+
+def visible_posts(mission_ids: frozenset[int]) -> ColumnElement[bool]:
+    """Return the condition for posts these missions may see (their sources' and unowned ones)."""
+    visible = select(Source.id).where(
+        or_(Source.mission_id.is_(None), Source.mission_id.in_(mission_ids))
+    )
+    return or_(Post.source_id.is_(None), Post.source_id.in_(visible))
 
 
 def search_posts(*, db: Session, query: SearchQuery) -> tuple[int, list[Post]]:
@@ -174,13 +187,14 @@ def search_posts(*, db: Session, query: SearchQuery) -> tuple[int, list[Post]]:
     base: Select[Any] = select(Post.id)
     if terms:
         if dialect == "sqlite":
+            # IN (subquery), not a join: SQLite then runs the MATCH once and probes its rowid
+            # list, instead of running a MATCH per candidate post row.
             fts = (
-                select(literal_column("rowid").label("rowid"))
+                select(literal_column("rowid"))
                 .select_from(text("post_fts"))
                 .where(text("post_fts MATCH :m").bindparams(m=_fts5_expr(terms)))
-                .subquery()
             )
-            base = base.join(fts, fts.c.rowid == Post.id)
+            conds.append(Post.id.in_(fts))
         else:
             tsq = func.to_tsquery("simple", _tsquery(terms))
             conds.append(literal_column("post.search_vector").op("@@")(tsq))

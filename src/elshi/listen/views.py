@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy.orm import Session
 
+from elshi.accounts.service import Principal
 from elshi.listen import service
 from elshi.listen.schemas import PostOut, PostPage, QuarantineOut, SourceOut
 from elshi.web.deps import get_db, require_staff
@@ -18,6 +19,7 @@ router = APIRouter(prefix="/api", tags=["listen"], dependencies=[Depends(require
 @router.get("/posts", response_model=PostPage, summary="Search posts")
 def search_posts(
     db: Annotated[Session, Depends(get_db)],
+    principal: Annotated[Principal, Depends(require_staff)],
     q: Annotated[
         str | None, Query(description="Words to find; inflected kk/ru forms match.")
     ] = None,
@@ -45,6 +47,7 @@ def search_posts(
             author=author,
             limit=limit,
             offset=offset,
+            mission_ids=principal.mission_ids(),
         ),
     )
     return PostPage(

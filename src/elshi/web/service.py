@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from elshi.listen.models import Post, Quarantine, Source
+from elshi.listen.service import visible_posts
 
 
 @dataclass
@@ -33,22 +34,27 @@ def visible_sources(*, db: Session, mission_ids: frozenset[int] | None) -> list[
     return list(db.scalars(q))
 
 
-def _counts(db: Session, column: InstrumentedAttribute[Any]) -> list[tuple[str, int]]:
-    rows = db.execute(select(column, func.count()).group_by(column).order_by(func.count().desc()))
+def _counts(
+    db: Session, column: InstrumentedAttribute[Any], scope: list[ColumnElement[bool]]
+) -> list[tuple[str, int]]:
+    rows = db.execute(
+        select(column, func.count()).where(*scope).group_by(column).order_by(func.count().desc())
+    )
     return [(str(value or "?"), int(n)) for value, n in rows]
 
 
 def overview(*, db: Session, mission_ids: frozenset[int] | None) -> Overview:
-    """Count posts by language and platform, and sources by health."""
+    """Count visible posts by language and platform, and sources by health."""
     sources = visible_sources(db=db, mission_ids=mission_ids)
     health: dict[str, int] = {}
     for source in sources:
         health[source.health] = health.get(source.health, 0) + 1
+    scope = [] if mission_ids is None else [visible_posts(mission_ids)]
     return Overview(
-        posts=db.scalar(select(func.count()).select_from(Post)) or 0,
-        newest=db.scalar(select(func.max(Post.published_at))),
-        languages=_counts(db, Post.lang),
-        platforms=_counts(db, Post.platform),
+        posts=db.scalar(select(func.count()).select_from(Post).where(*scope)) or 0,
+        newest=db.scalar(select(func.max(Post.published_at)).where(*scope)),
+        languages=_counts(db, Post.lang, scope),
+        platforms=_counts(db, Post.platform, scope),
         sources=len(sources),
         health=health,
         quarantined=db.scalar(select(func.count()).select_from(Quarantine)) or 0,

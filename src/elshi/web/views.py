@@ -53,6 +53,7 @@ def posts(request: Request, db: DbSession, principal: StaffUser) -> Response:
     sources = service.visible_sources(db=db, mission_ids=principal.mission_ids())
     total, items = 0, list[Post]()
     if not form.errors:
+        form.query.mission_ids = principal.mission_ids()
         total, items = listen.search_posts(db=db, query=form.query)
     return render(
         request,
