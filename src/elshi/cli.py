@@ -17,11 +17,20 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Task, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
 from elshi import __version__
+from elshi.nlp import commands as nlp_commands
 from elshi.settings import Settings, SettingsError, load_settings
 
 
@@ -42,7 +51,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-sources_app = typer.Typer(help="Sources a mission follows: add, list, run, remove.", no_args_is_help=True)
+sources_app = typer.Typer(
+    help="Sources a mission follows: add, list, run, remove.", no_args_is_help=True
+)
 quarantine_app = typer.Typer(help="Records that could not be stored.", no_args_is_help=True)
 users_app = typer.Typer(help="Staff users and their roles.", no_args_is_help=True)
 missions_app = typer.Typer(help="Headquarters and missions (tenants).", no_args_is_help=True)
@@ -127,7 +138,9 @@ def plugins() -> None:
 
     table = Table("connector", "title", "platform", "pollable", "target", title="connectors")
     for slug, cls in connectors().items():
-        table.add_row(slug, cls.title, cls.platform, "yes" if cls.pollable else "no", cls.target_field)
+        table.add_row(
+            slug, cls.title, cls.platform, "yes" if cls.pollable else "no", cls.target_field
+        )
     console.print(table)
     console.print("plugins: " + ", ".join(plugin_names()))
 
@@ -181,7 +194,10 @@ def _parse_options(options: list[str]) -> dict[str, Any]:
 def _print_report(report: Any) -> Exit:
     table = Table("read", "stored", "duplicates", "near-duplicates", "skipped", "quarantined")
     table.add_row(
-        *(f"{getattr(report, k):,}" for k in ("read", "stored", "duplicates", "near_duplicates", "skipped", "quarantined"))
+        *(
+            f"{getattr(report, k):,}"
+            for k in ("read", "stored", "duplicates", "near_duplicates", "skipped", "quarantined")
+        )
     )
     console.print(table)
     if report.quarantined:
@@ -240,7 +256,9 @@ def ingest(
 @app.command()
 def reprocess(
     source: Annotated[int | None, typer.Option(help="Only posts of this source.")] = None,
-    connector: Annotated[str | None, typer.Option(help="Only posts stored by this connector.")] = None,
+    connector: Annotated[
+        str | None, typer.Option(help="Only posts stored by this connector.")
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Re-run connectors' mappings over the raw payloads kept with stored posts."""
@@ -254,6 +272,9 @@ def reprocess(
         f"checked {counts['checked']:,}, updated {counts['updated']:,}, failed {counts['failed']:,}"
     )
     raise typer.Exit(int(Exit.QUARANTINED if counts["failed"] else Exit.OK))
+
+
+app.command(name="enrich")(nlp_commands.enrich)
 
 
 # ---------------------------------------------------------------------------- sources
@@ -312,8 +333,13 @@ def sources_list(
     table = Table("id", "connector", "name", "every", "health", "last success", "last error")
     for r in rows:
         table.add_row(
-            str(r.id), r.connector, r.name, f"{r.every_minutes}m" if r.every_minutes else "-",
-            r.health, _when(r.last_success_at), (r.last_error or "-")[:60],
+            str(r.id),
+            r.connector,
+            r.name,
+            f"{r.every_minutes}m" if r.every_minutes else "-",
+            r.health,
+            _when(r.last_success_at),
+            (r.last_error or "-")[:60],
         )
     console.print(table)
 
@@ -324,7 +350,9 @@ def _when(value: datetime | None) -> str:
 
 @sources_app.command("run")
 def sources_run(
-    source_id: Annotated[int | None, typer.Argument(help="Source id; all enabled sources if omitted.")] = None,
+    source_id: Annotated[
+        int | None, typer.Argument(help="Source id; all enabled sources if omitted.")
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Poll a source (or every enabled source) now, in this process."""
@@ -334,7 +362,11 @@ def sources_run(
     settings = get_settings()
     db = _database(settings)
     with db.session() as s:
-        ids = [source_id] if source_id is not None else [x.id for x in service.list_sources(db=s) if x.enabled]
+        ids = (
+            [source_id]
+            if source_id is not None
+            else [x.id for x in service.list_sources(db=s) if x.enabled]
+        )
     worst = Exit.OK
     ctx = FetchContext(settings=settings)
     try:
@@ -383,7 +415,10 @@ def quarantine_list(
 
     db = _database(get_settings())
     with db.session() as s:
-        rows = [QuarantineOut.model_validate(q) for q in service.list_quarantine(db=s, source_id=source, limit=limit)]
+        rows = [
+            QuarantineOut.model_validate(q)
+            for q in service.list_quarantine(db=s, source_id=source, limit=limit)
+        ]
     if as_json:
         console.print_json(json.dumps([r.model_dump(mode="json") for r in rows]))
         return
@@ -399,10 +434,14 @@ def quarantine_list(
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="Words to find; inflected kk/ru forms match.")] = "",
-    since: Annotated[datetime | None, typer.Option(help="Published at or after (ISO date).")] = None,
+    since: Annotated[
+        datetime | None, typer.Option(help="Published at or after (ISO date).")
+    ] = None,
     until: Annotated[datetime | None, typer.Option(help="Published before (ISO date).")] = None,
     source: Annotated[int | None, typer.Option(help="Source id.")] = None,
-    platform: Annotated[str | None, typer.Option(help="Platform, e.g. rss, telegram, twitter.")] = None,
+    platform: Annotated[
+        str | None, typer.Option(help="Platform, e.g. rss, telegram, twitter.")
+    ] = None,
     lang: Annotated[str | None, typer.Option(help="Language code, e.g. kk, ru, en.")] = None,
     author: Annotated[str | None, typer.Option(help="Author handle.")] = None,
     limit: Annotated[int, typer.Option(help="Results per page.")] = 20,
@@ -415,8 +454,15 @@ def search(
 
     db = _database(get_settings())
     q = service.SearchQuery(
-        q=query, since=since, until=until, source_id=source, platform=platform, lang=lang,
-        author=author, limit=limit, offset=offset,
+        q=query,
+        since=since,
+        until=until,
+        source_id=source,
+        platform=platform,
+        lang=lang,
+        author=author,
+        limit=limit,
+        offset=offset,
     )
     with db.session() as s:
         total, posts = service.search_posts(db=s, query=q)
@@ -739,7 +785,9 @@ def worker(
 def demo(
     port: Annotated[int | None, typer.Option(help="Port (else ELSHI_PORT).")] = None,
     posts: Annotated[int, typer.Option(help="How many demo posts to generate.")] = 3000,
-    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the web app after loading.")] = True,
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Start the web app after loading.")
+    ] = True,
 ) -> None:
     """Create a SQLite database with generated kk/ru/en demo data and start elshi."""
     from elshi.demo import load_demo

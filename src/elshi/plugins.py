@@ -10,6 +10,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from elshi.connectors.base import Connector
+    from elshi.nlp.base import Enricher
 
 hookspec = pluggy.HookspecMarker("elshi")
 hookimpl = pluggy.HookimplMarker("elshi")
@@ -30,6 +31,10 @@ class Hookspecs:
     @hookspec
     def elshi_connectors(self) -> list[type[Connector]]:  # type: ignore[empty-body]
         """Return connector classes this plugin provides."""
+
+    @hookspec
+    def elshi_enrichers(self) -> list[type[Enricher]]:  # type: ignore[empty-body]
+        """Return enricher classes this plugin provides."""
 
 
 class UnknownPlugin(KeyError):
@@ -63,6 +68,24 @@ def get_connector(slug: str) -> Connector:
     except KeyError:
         known = ", ".join(connectors())
         raise UnknownPlugin(f"no connector {slug!r}; known: {known}") from None
+
+
+def enrichers() -> dict[str, type[Enricher]]:
+    """Return every registered enricher class by slug."""
+    found: dict[str, type[Enricher]] = {}
+    for group in get_manager().hook.elshi_enrichers():
+        for cls in group:
+            found[cls.slug] = cls
+    return found
+
+
+def get_enricher(slug: str) -> Enricher:
+    """Return an instance of the enricher registered under `slug`."""
+    try:
+        return enrichers()[slug]()
+    except KeyError:
+        known = ", ".join(enrichers())
+        raise UnknownPlugin(f"no enricher {slug!r}; known: {known}") from None
 
 
 def plugin_names() -> list[str]:

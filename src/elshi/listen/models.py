@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -134,3 +135,22 @@ class IngestRun(Base):
     quarantined: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16), default="running")
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class Annotation(Base):
+    """One enricher's result for one post (language, sentiment, entities, narrative, ...)."""
+
+    __tablename__ = "annotation"
+    __table_args__ = (
+        UniqueConstraint("post_id", "enricher"),
+        Index("ix_annotation_enricher_label", "enricher", "label"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("post.id", ondelete="CASCADE"))
+    enricher: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(32))
+    label: Mapped[str | None] = mapped_column(String(64))
+    score: Mapped[float | None] = mapped_column(Float)
+    value: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

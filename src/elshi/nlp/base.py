@@ -1,0 +1,51 @@
+"""The enricher contract: read a batch of posts, return annotations tagged with name and version."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass(slots=True)
+class PostText:
+    """What an enricher sees of a post."""
+
+    id: int
+    text: str
+    title: str | None = None
+    lang: str | None = None
+    #: Annotations already made in this run by enrichers that ran earlier (by enricher slug).
+    context: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def full_text(self) -> str:
+        """Return title and text together."""
+        return f"{self.title}\n{self.text}" if self.title else self.text
+
+
+@dataclass(slots=True)
+class AnnotationIn:
+    """One enricher's result for one post."""
+
+    post_id: int
+    label: str | None
+    score: float | None = None
+    value: dict[str, Any] = field(default_factory=dict)
+
+
+class Enricher(ABC):
+    """Adds knowledge to posts: language, sentiment, entities, narratives."""
+
+    slug: ClassVar[str]
+    title: ClassVar[str]
+    #: Bump when results change; `elshi enrich` re-runs stored posts annotated by older versions.
+    version: ClassVar[str]
+    #: Slugs of enrichers whose results this one reads from PostText.context.
+    requires: ClassVar[tuple[str, ...]] = ()
+    #: True when the label is a language code to store as the post's language if it has none.
+    sets_post_lang: ClassVar[bool] = False
+
+    @abstractmethod
+    def enrich_batch(self, posts: list[PostText]) -> list[AnnotationIn]:
+        """Return annotations for a batch of posts; never raise for one bad post."""

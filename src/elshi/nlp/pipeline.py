@@ -1,0 +1,169 @@
+"""Run enrichers over stored posts in batches and keep their annotations, one row per enricher."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, delete, insert, select, update
+
+from elshi.db import Database, utcnow
+from elshi.listen.models import Annotation, Post
+from elshi.nlp.base import AnnotationIn, Enricher, PostText
+from elshi.plugins import enrichers as registered
+
+log = logging.getLogger(__name__)
+ANNOTATION = cast(Table, Annotation.__table__)
+POST = cast(Table, Post.__table__)
+Progress = Callable[[int], None]
+
+#: Enrichers the default pipeline runs, in this order (each after those it requires).
+DEFAULT_PIPELINE: tuple[str, ...] = ()
+
+
+def ordered(slugs: Sequence[str] | None = None) -> list[Enricher]:
+    """Return enricher instances for `slugs` (default: all registered) with requirements first."""
+    available = registered()
+    wanted = list(slugs) if slugs else list(available)
+    out: list[Enricher] = []
+    seen: set[str] = set()
+
+    def visit(slug: str, chain: tuple[str, ...]) -> None:
+        if slug in seen:
+            return
+        if slug in chain:
+            raise ValueError(f"enrichers require each other in a loop: {' -> '.join(chain)}")
+        if slug not in available:
+            raise KeyError(f"no enricher {slug!r}; known: {', '.join(available)}")
+        cls = available[slug]
+        for dep in cls.requires:
+            visit(dep, (*chain, slug))
+        seen.add(slug)
+        out.append(cls())
+
+    for slug in wanted:
+        visit(slug, ())
+    return out
+
+
+def _safe_batch(enricher: Enricher, posts: list[PostText]) -> list[AnnotationIn]:
+    try:
+        return enricher.enrich_batch(posts)
+    except Exception as exc:  # one bad post must not sink the batch
+        log.warning(
+            "%s failed on a batch of %d (%s); retrying one by one", enricher.slug, len(posts), exc
+        )
+    results: list[AnnotationIn] = []
+    for post in posts:
+        try:
+            results.extend(enricher.enrich_batch([post]))
+        except Exception as exc:  # recorded on the post, the rest go on
+            results.append(
+                AnnotationIn(
+                    post_id=post.id, label=None, value={"error": f"{type(exc).__name__}: {exc}"}
+                )
+            )
+    return results
+
+
+def enrich_posts(
+    db: Database,
+    *,
+    slugs: Sequence[str] | None = None,
+    min_id: int | None = None,
+    max_id: int | None = None,
+    since: datetime | None = None,
+    force: bool = False,
+    batch_size: int = 500,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Annotate posts that lack a current annotation from each enricher; return counts."""
+    pipeline = ordered(slugs)
+    counts: dict[str, Any] = {"posts": 0, "annotations": 0, "errors": 0, "by_enricher": {}}
+    last = (min_id - 1) if min_id else 0
+    while True:
+        with db.session() as s:
+            q = (
+                select(Post.id, Post.text, Post.title, Post.lang)
+                .where(Post.id > last)
+                .order_by(Post.id)
+                .limit(batch_size)
+            )
+            if max_id is not None:
+                q = q.where(Post.id <= max_id)
+            if since is not None:
+                q = q.where(Post.collected_at >= since)
+            rows = s.execute(q).all()
+            if not rows:
+                break
+            last = rows[-1][0]
+            posts = [PostText(id=r[0], text=r[1] or "", title=r[2], lang=r[3]) for r in rows]
+            ids = [p.id for p in posts]
+            current: dict[tuple[int, str], tuple[str, Any]] = {
+                (a.post_id, a.enricher): (a.version, a)
+                for a in s.scalars(select(Annotation).where(Annotation.post_id.in_(ids)))
+            }
+            by_id = {p.id: p for p in posts}
+            for enricher in pipeline:
+                todo = []
+                for p in posts:
+                    have = current.get((p.id, enricher.slug))
+                    if have is not None and not force and have[0] == enricher.version:
+                        p.context[enricher.slug] = have[1].value | {"label": have[1].label}
+                    else:
+                        todo.append(p)
+                if not todo:
+                    continue
+                results = _safe_batch(enricher, todo)
+                s.execute(
+                    delete(ANNOTATION).where(
+                        ANNOTATION.c.enricher == enricher.slug,
+                        ANNOTATION.c.post_id.in_([p.id for p in todo]),
+                    )
+                )
+                now = utcnow()
+                if results:
+                    s.execute(
+                        insert(ANNOTATION),
+                        [
+                            {
+                                "post_id": r.post_id,
+                                "enricher": enricher.slug,
+                                "version": enricher.version,
+                                "label": r.label,
+                                "score": r.score,
+                                "value": r.value,
+                                "created_at": now,
+                            }
+                            for r in results
+                        ],
+                    )
+                for r in results:
+                    post = by_id.get(r.post_id)
+                    if post is not None:
+                        post.context[enricher.slug] = r.value | {"label": r.label}
+                    if "error" in r.value:
+                        counts["errors"] += 1
+                if enricher.sets_post_lang:
+                    fills = [
+                        {"b_id": r.post_id, "b_lang": r.label}
+                        for r in results
+                        if r.label and r.label != "und" and by_id[r.post_id].lang is None
+                    ]
+                    if fills:
+                        s.execute(
+                            update(POST)
+                            .where(POST.c.id == bindparam("b_id"))
+                            .values(lang=bindparam("b_lang")),
+                            fills,
+                        )
+                counts["annotations"] += len(results)
+                counts["by_enricher"][enricher.slug] = counts["by_enricher"].get(
+                    enricher.slug, 0
+                ) + len(results)
+            counts["posts"] += len(posts)
+        if progress is not None:
+            progress(len(posts))
+    return counts

@@ -1,0 +1,140 @@
+"""The enrichment pipeline: versioned annotations, re-runs, requirements, bad posts isolated."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import ClassVar
+
+import pytest
+from sqlalchemy import select
+
+from elshi.connectors.base import PostIn, RawRecord
+from elshi.connectors.demo import DemoConnector
+from elshi.db import Database
+from elshi.listen.flows import ingest_records
+from elshi.listen.models import Annotation, Post
+from elshi.nlp.base import AnnotationIn, Enricher, PostText
+from elshi.nlp.pipeline import enrich_posts, ordered
+from elshi.plugins import get_manager, hookimpl
+
+
+class Length(Enricher):
+    """Counts characters; fails on posts containing 'BOOM'."""
+
+    slug: ClassVar[str] = "test-length"
+    title: ClassVar[str] = "length"
+    version: ClassVar[str] = "1"
+    calls: ClassVar[int] = 0
+
+    def enrich_batch(self, posts: list[PostText]) -> list[AnnotationIn]:
+        type(self).calls += 1
+        if any("BOOM" in p.text for p in posts):
+            raise RuntimeError("boom")
+        return [
+            AnnotationIn(post_id=p.id, label=str(len(p.text)), score=float(len(p.text)))
+            for p in posts
+        ]
+
+
+class Lang(Enricher):
+    """Calls everything Kazakh when it has Kazakh letters, else English; needs the length."""
+
+    slug: ClassVar[str] = "test-lang"
+    title: ClassVar[str] = "lang"
+    version: ClassVar[str] = "1"
+    requires: ClassVar[tuple[str, ...]] = ("test-length",)
+    sets_post_lang: ClassVar[bool] = True
+
+    def enrich_batch(self, posts: list[PostText]) -> list[AnnotationIn]:
+        out = []
+        for p in posts:
+            assert "test-length" in p.context
+            kk = any(ch in p.text for ch in "әғқңөұүһі")
+            out.append(
+                AnnotationIn(
+                    post_id=p.id,
+                    label="kk" if kk else "en",
+                    value={"n": p.context["test-length"]["label"]},
+                )
+            )
+        return out
+
+
+@pytest.fixture
+def test_enrichers() -> Iterator[None]:
+    plugin = SimpleNamespace(elshi_enrichers=hookimpl(lambda: [Length, Lang]))
+    get_manager().register(plugin, name="test-enrichers")
+    yield
+    get_manager().unregister(name="test-enrichers")
+
+
+class _NoLang(DemoConnector):
+    slug = "nolang"
+
+    def to_post(self, raw: RawRecord) -> PostIn:
+        post = super().to_post(raw)
+        post.lang = None
+        return post
+
+
+def _load(db: Database, n: int = 40) -> None:
+    conn = _NoLang()
+    ingest_records(
+        db, conn, list(conn.fetch(conn.parse_config({"count": n}), {}, None)), origin="t"
+    )  # type: ignore[arg-type]
+
+
+def test_requirements_run_first(test_enrichers: None) -> None:
+    assert [e.slug for e in ordered(["test-lang"])] == ["test-length", "test-lang"]
+    with pytest.raises(KeyError, match="no enricher"):
+        ordered(["missing"])
+
+
+def test_enrich_annotates_fills_language_and_skips_current(
+    db: Database, test_enrichers: None
+) -> None:
+    _load(db)
+    counts = enrich_posts(db, slugs=["test-lang"], batch_size=16)
+    assert counts["posts"] == 40
+    assert counts["by_enricher"] == {"test-length": 40, "test-lang": 40}
+    with db.session() as s:
+        posts = {p.id: p for p in s.scalars(select(Post))}
+        rows = list(s.scalars(select(Annotation).where(Annotation.enricher == "test-length")))
+        assert len(rows) == 40
+        for a in rows:
+            assert a.label == str(len(posts[a.post_id].text))
+        for p in posts.values():
+            assert p.lang == ("kk" if any(ch in p.text for ch in "әғқңөұүһі") else "en")
+    again = enrich_posts(db, slugs=["test-lang"])
+    assert again["annotations"] == 0
+    Length.version = "2"
+    try:
+        rerun = enrich_posts(db, slugs=["test-lang"])
+        assert rerun["by_enricher"] == {"test-length": 40}
+        with db.session() as s:
+            versions = set(
+                s.scalars(select(Annotation.version).where(Annotation.enricher == "test-length"))
+            )
+            assert versions == {"2"}
+            assert (
+                s.scalar(select(Annotation).where(Annotation.enricher == "test-length").limit(1))
+                is not None
+            )
+    finally:
+        Length.version = "1"
+
+
+def test_one_bad_post_does_not_sink_the_batch(db: Database, test_enrichers: None) -> None:
+    _load(db, 10)
+    with db.session() as s:
+        victim = s.scalars(select(Post).order_by(Post.id).limit(1)).one()
+        victim.text = "BOOM " + victim.text
+        victim_id = victim.id
+    counts = enrich_posts(db, slugs=["test-length"])
+    assert counts["errors"] == 1
+    with db.session() as s:
+        bad = s.scalar(select(Annotation).where(Annotation.post_id == victim_id))
+        assert bad is not None and bad.label is None and "boom" in bad.value["error"]
+        good = list(s.scalars(select(Annotation).where(Annotation.post_id != victim_id)))
+        assert len(good) == 9 and all(a.label for a in good)
