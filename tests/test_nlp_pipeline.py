@@ -138,3 +138,30 @@ def test_one_bad_post_does_not_sink_the_batch(db: Database, test_enrichers: None
         assert bad is not None and bad.label is None and "boom" in bad.value["error"]
         good = list(s.scalars(select(Annotation).where(Annotation.post_id != victim_id)))
         assert len(good) == 9 and all(a.label for a in good)
+
+
+def test_language_enricher_fills_missing_languages(db: Database) -> None:
+    texts = {
+        "kk": "Қазақстан Республикасының Сыртқы істер министрлігі жаңа бастаманы ұсынды.",
+        "ru": "Министерство иностранных дел Казахстана выступило с новой инициативой.",
+        "en": "The Foreign Ministry of Kazakhstan put forward a new initiative today.",
+        "zh": "哈萨克斯坦外交部今天提出了一项新倡议。",
+        "und": "👍👍 🙂",
+    }
+
+    class Fixed(DemoConnector):
+        slug = "fixed"
+
+        def to_post(self, raw: RawRecord) -> PostIn:
+            return PostIn(platform="test", external_id=raw.payload["id"], text=raw.payload["text"])
+
+    records = [RawRecord(payload={"id": k, "text": v}, location=k) for k, v in texts.items()]
+    ingest_records(db, Fixed(), records, origin="t")
+    counts = enrich_posts(db, slugs=["language"])
+    assert counts["by_enricher"] == {"language": 5} and counts["errors"] == 0
+    with db.session() as s:
+        for post in s.scalars(select(Post)):
+            ann = s.scalar(select(Annotation).where(Annotation.post_id == post.id))
+            assert ann is not None and ann.label == post.external_id
+            assert post.lang == (None if post.external_id == "und" else post.external_id)
+            assert ann.value["features"] or post.external_id == "und"

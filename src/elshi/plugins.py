@@ -22,6 +22,7 @@ DEFAULT_PLUGINS = (
     "elshi.connectors.bluesky",
     "elshi.connectors.telegram",
     "elshi.connectors.demo",
+    "elshi.nlp.enrichers",
 )
 
 
