@@ -9,7 +9,7 @@ from elshi.plugins import hookimpl
 
 
 class LanguageEnricher(Enricher):
-    """Language of each post (kk in Cyrillic or Latin, ru, en, zh, ar, ...); mixed posts get both."""
+    """Language of each post (kk in Cyrillic or Latin, ru, en, zh, ar, ...); mixed get both."""
 
     slug: ClassVar[str] = "language"
     title: ClassVar[str] = "Language identification"
