@@ -275,6 +275,7 @@ def reprocess(
 
 
 app.command(name="enrich")(nlp_commands.enrich)
+app.command(name="eval")(nlp_commands.eval_command)
 
 
 # ---------------------------------------------------------------------------- sources

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -40,4 +42,59 @@ def enrich(
         )
     per = ", ".join(f"{k} {v:,}" for k, v in counts["by_enricher"].items()) or "nothing to do"
     console.print(f"posts {counts['posts']:,}; annotations: {per}; errors {counts['errors']:,}")
+    raise typer.Exit(int(Exit.OK))
+
+
+def eval_command(
+    task: Annotated[str, typer.Argument(help="language, sentiment, stance or entities.")],
+    path: Annotated[Path, typer.Argument(help="Labelled file: KazSAnDRA, RuSentNE, IOB2 or CSV.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print accuracy, macro-F1 and a confusion table per language for a labelled file."""
+    from rich.table import Table
+
+    from elshi.cli import Exit, _fail, console, err
+    from elshi.nlp.evaluate import EvalError, evaluate_file, iter_rows
+
+    try:
+        results, loaded = evaluate_file(task, path)
+    except EvalError as exc:
+        raise _fail(str(exc), Exit.USAGE) from None
+    if as_json:
+        console.print_json(
+            json.dumps({"format": loaded.fmt, "results": results, "skipped": len(loaded.skipped)})
+        )
+        raise typer.Exit(int(Exit.OK))
+    summary = Table(
+        "language",
+        "n",
+        "accuracy",
+        "macro-F1",
+        "macro-F1 pos/neg",
+        title=f"{task}: {path.name} ({loaded.fmt})",
+    )
+    for group, rep in iter_rows(results):
+        pn = rep.get("macro_f1_pos_neg")
+        summary.add_row(
+            group,
+            f"{rep['n']:,}",
+            f"{rep['accuracy']:.4f}",
+            f"{rep['macro_f1']:.4f}",
+            "-" if pn is None else f"{pn:.4f}",
+        )
+    console.print(summary)
+    for group, rep in iter_rows(results):
+        if task == "language" and group != "all":
+            continue  # per-language groups of a language file are rows of the same table
+        labels = sorted(
+            set(rep["confusion"]) | {p for row in rep["confusion"].values() for p in row}
+        )
+        table = Table("gold \\ predicted", *labels, title=f"confusion: {group}")
+        for gold, row in rep["confusion"].items():
+            table.add_row(gold, *(str(row.get(lab, 0)) for lab in labels))
+        console.print(table)
+    for where, reason in loaded.skipped[:10]:
+        err.print(f"skipped {where}: {reason}", highlight=False, markup=False)
+    if loaded.skipped:
+        err.print(f"{len(loaded.skipped):,} rows skipped", highlight=False)
     raise typer.Exit(int(Exit.OK))
