@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from elshi import jobs
 from elshi.db import Database
 from elshi.listen import service
-from elshi.listen.models import Post, Source
+from elshi.listen.models import Annotation, Post, Source
 from elshi.settings import Settings, load_settings
 from tests.conftest import REDIS_URL, service_missing
 
@@ -137,6 +137,9 @@ def test_scheduler_queues_due_sources_only(settings: Settings, db: Database) -> 
         assert (
             s.scalar(select(func.count()).select_from(Post).where(Post.source_id == due_id)) == 20
         )
+        # the poll queued enrichment of the new posts, which ran at once in immediate mode
+        langs = s.scalars(select(Annotation.label).where(Annotation.enricher == "language"))
+        assert sorted(set(langs)) == ["en", "kk", "ru"]
 
 
 def _free_port() -> int:
@@ -178,3 +181,30 @@ def test_serve_runs_web_worker_and_scheduler_in_one_process(
             s.scalar(select(func.count()).select_from(Post).where(Post.source_id == source_id))
             == 30
         )
+
+
+def test_cli_ingest_queues_enrichment_and_catch_up_finds_the_rest(
+    settings: Settings, db: Database, cli, tmp_path: Path
+) -> None:
+    from elshi.nlp.jobs import enrich_pending, first_unenriched
+
+    r = cli("demo", "--no-serve", "--posts", "40")
+    assert r.exit_code == 0, r.output
+    assert first_unenriched(db) == 1
+    rt = jobs.bind(settings, db)
+    pending = rt.huey.pending()
+    assert [t.name for t in pending] == ["enrich_new_posts"]
+    for t in pending:
+        rt.huey.execute(t)
+    assert first_unenriched(db) is None
+    with db.session() as s:
+        n = s.scalar(
+            select(func.count()).select_from(Annotation).where(Annotation.enricher == "language")
+        )
+        assert n == 40
+        s.execute(Annotation.__table__.delete().where(Annotation.post_id > 30))
+    assert first_unenriched(db) == 31
+    counts = rt.tasks["enrich_pending"].call_local()
+    assert counts["by_enricher"]["language"] == 10
+    assert first_unenriched(db) is None
+    assert enrich_pending is not None

@@ -227,6 +227,7 @@ def ingest(
 
     from elshi.connectors.base import FetchContext
     from elshi.listen.flows import import_with
+    from elshi.nlp.jobs import newest_post_id
     from elshi.plugins import UnknownPlugin, get_connector
 
     settings = get_settings()
@@ -242,6 +243,7 @@ def ingest(
     ctx = FetchContext(settings=settings)
     try:
         with _progress(f"{connector} {Path(target).name or target}", progress) as tick:
+            before = newest_post_id(db)
             report = import_with(db, connector=plugin, config=config, ctx=ctx, progress=tick)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
@@ -250,7 +252,20 @@ def ingest(
         raise _fail(f"{connector} {target}: {exc}") from None
     finally:
         ctx.close()
+    if report.stored:
+        _queue_enrichment(settings, db, before)
     raise typer.Exit(int(_print_report(report)))
+
+
+def _queue_enrichment(settings: Settings, db: Any, after_id: int) -> None:
+    """Queue enrichment of posts stored after `after_id`; a worker (or `elshi serve`) runs it."""
+    from elshi import jobs
+
+    try:
+        jobs.bind(settings, db)
+        jobs.enqueue("enrich_new_posts", after_id)
+    except Exception as exc:  # the posts are stored; the periodic catch-up will enrich them
+        err.print(f"could not queue enrichment ({exc}); it will run later", highlight=False)
 
 
 @app.command()
@@ -359,6 +374,7 @@ def sources_run(
     """Poll a source (or every enabled source) now, in this process."""
     from elshi.connectors.base import FetchContext
     from elshi.listen import flows, service
+    from elshi.nlp.jobs import newest_post_id
 
     settings = get_settings()
     db = _database(settings)
@@ -373,6 +389,7 @@ def sources_run(
     try:
         for sid in ids:
             try:
+                before = newest_post_id(db)
                 with _progress(f"source {sid}", progress) as tick:
                     report = flows.run_source(db, source_id=sid, ctx=ctx, progress=tick)
             except flows.SourceNotFound as exc:
@@ -381,6 +398,8 @@ def sources_run(
                 err.print(f"[red]source {sid} failed:[/red] {exc}", highlight=False)
                 worst = Exit.FAILED
                 continue
+            if report.stored:
+                _queue_enrichment(settings, db, before)
             code = _print_report(report)
             if worst == Exit.OK:
                 worst = code
@@ -792,6 +811,7 @@ def demo(
 ) -> None:
     """Create a SQLite database with generated kk/ru/en demo data and start elshi."""
     from elshi.demo import load_demo
+    from elshi.nlp.jobs import newest_post_id
 
     overrides: dict[str, Any] = {"demo": True}
     if port:
@@ -799,7 +819,10 @@ def demo(
     settings = get_settings(**overrides)
     db = _database(settings)
     with _progress("demo corpus") as tick:
+        before = newest_post_id(db)
         info = load_demo(db, settings=settings, posts=posts, progress=tick)
+    if info["stored"]:
+        _queue_enrichment(settings, db, before)
     console.print(
         f"demo data in {settings.db_url}: {info['posts']:,} posts, mission {info['mission']!r}",
         highlight=False,

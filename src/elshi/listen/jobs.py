@@ -9,6 +9,7 @@ from typing import Any
 from elshi.connectors.base import FetchContext
 from elshi.jobs import crontab, enqueue, periodic, runtime, task
 from elshi.listen import flows, service
+from elshi.nlp.jobs import newest_post_id
 
 log = logging.getLogger(__name__)
 
@@ -18,10 +19,14 @@ def poll_source(source_id: int) -> dict[str, Any]:
     """Poll one source and return its ingest report."""
     rt = runtime()
     ctx = FetchContext(settings=rt.settings)
+    before = newest_post_id(rt.db)
     try:
-        return flows.run_source(rt.db, source_id=source_id, ctx=ctx).as_dict()
+        report = flows.run_source(rt.db, source_id=source_id, ctx=ctx)
     finally:
         ctx.close()
+    if report.stored:
+        enqueue("enrich_new_posts", before)
+    return report.as_dict()
 
 
 @periodic(crontab(minute="*"))
