@@ -20,6 +20,7 @@ DEFAULT_PLUGINS = (
     "elshi.connectors.rss",
     "elshi.connectors.mastodon",
     "elshi.connectors.bluesky",
+    "elshi.connectors.tabular",
     "elshi.connectors.telegram",
     "elshi.connectors.demo",
     "elshi.nlp.enrichers",

@@ -189,7 +189,7 @@ def search_posts(*, db: Session, query: SearchQuery) -> tuple[int, list[Post]]:
         if dialect == "sqlite":
             # IN (subquery), not a join: SQLite then runs the MATCH once and probes its rowid
             # list, instead of running a MATCH per candidate post row.
-            fts = (
+            fts: Select[Any] = (
                 select(literal_column("rowid"))
                 .select_from(text("post_fts"))
                 .where(text("post_fts MATCH :m").bindparams(m=_fts5_expr(terms)))
@@ -200,7 +200,6 @@ def search_posts(*, db: Session, query: SearchQuery) -> tuple[int, list[Post]]:
             conds.append(literal_column("post.search_vector").op("@@")(tsq))
     if conds:
         base = base.where(and_(*conds))
-    total = db.scalar(select(func.count()).select_from(base.subquery())) or 0
     ids = list(
         db.scalars(
             base.order_by(Post.published_at.desc().nulls_last(), Post.id.desc())
@@ -208,6 +207,10 @@ def search_posts(*, db: Session, query: SearchQuery) -> tuple[int, list[Post]]:
             .offset(offset)
         )
     )
+    if ids and len(ids) < limit:
+        total = offset + len(ids)  # the last page: no count query needed
+    else:
+        total = db.scalar(select(func.count()).select_from(base.subquery())) or 0
     if not ids:
         return total, []
     by_id = {p.id: p for p in db.scalars(select(Post).where(Post.id.in_(ids)))}
