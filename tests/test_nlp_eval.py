@@ -79,3 +79,31 @@ def test_cli_eval_language(cli, tmp_path: Path) -> None:  # type: ignore[no-unty
     assert r.exit_code == 2
     r = cli("eval", "language", str(tmp_path / "missing.csv"))
     assert r.exit_code == 2
+
+
+def test_cli_eval_sentiment_and_stance(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    f = tmp_path / "sent.csv"
+    f.write_text(
+        "text,label,lang\n"
+        '"Керемет қызмет, үлкен рахмет!",positive,kk\n'
+        '"Өте жаман, ешкім көмектеспеді.",negative,kk\n'
+        '"Great work, thank you!",positive,en\n'
+        '"Awful and useless.",negative,en\n',
+        encoding="utf-8",
+    )
+    body = json.loads(cli("eval", "sentiment", str(f), "--json").stdout)
+    assert body["results"]["all"]["n"] == 4
+    assert set(body["results"]) == {"all", "en", "kk"}
+    assert body["results"]["all"]["accuracy"] == 1.0
+    st = tmp_path / "stance.csv"
+    st.write_text(
+        "text,label,lang,target\n"
+        "Путин похвалил Казахстан за мудрую политику.,positive,ru,Казахстан\n"
+        "Президент резко осудил действия Казахстана и пригрозил санкциями.,negative,ru,Казахстан\n",
+        encoding="utf-8",
+    )
+    body = json.loads(cli("eval", "stance", str(st), "--json").stdout)
+    assert body["results"]["all"]["n"] == 2
+    assert body["results"]["all"]["accuracy"] == 1.0

@@ -165,3 +165,41 @@ def test_language_enricher_fills_missing_languages(db: Database) -> None:
             assert ann is not None and ann.label == post.external_id
             assert post.lang == (None if post.external_id == "und" else post.external_id)
             assert ann.value["features"] or post.external_id == "und"
+
+
+def test_sentiment_enricher_uses_the_detected_language(db: Database) -> None:
+    texts = {
+        "kk-pos": "Керемет қызмет, елшілікке үлкен рахмет, бәрі өте жақсы!",
+        "kk-neg": "Өте жаман қызмет, ешкім жауап бермеді, уақыт босқа кетті.",
+        "ru-pos": "Отличная работа посольства, огромное спасибо, всё прекрасно!",
+        "ru-neg": "Ужасная работа, никто не отвечает, это просто отвратительно.",
+        "en-pos": "Wonderful help from the embassy, thank you so much, great work!",
+        "en-neg": "Terrible service, nobody answered, an awful and useless experience.",
+    }
+
+    class Fixed(DemoConnector):
+        slug = "fixed"
+
+        def to_post(self, raw: RawRecord) -> PostIn:
+            return PostIn(platform="test", external_id=raw.payload["id"], text=raw.payload["text"])
+
+    records = [RawRecord(payload={"id": k, "text": v}, location=k) for k, v in texts.items()]
+    ingest_records(db, Fixed(), records, origin="t")
+    counts = enrich_posts(db, slugs=["sentiment"])
+    assert counts["by_enricher"] == {"language": 6, "sentiment": 6}
+    with db.session() as s:
+        for post in s.scalars(select(Post)):
+            ann = s.scalar(
+                select(Annotation).where(
+                    Annotation.post_id == post.id, Annotation.enricher == "sentiment"
+                )
+            )
+            assert ann is not None
+            lang, polarity = post.external_id.split("-")
+            assert ann.value["lang"] == lang
+            assert (ann.score > 0) == (polarity == "pos"), (post.text, ann.score)
+            if lang != "ru":  # the Russian model is trained on news, not reviews: sign only
+                assert ann.label == ("positive" if polarity == "pos" else "negative")
+            assert ann.value["evidence"], "an explanation names the words that drove the result"
+            words = " ".join(w for w, _ in ann.value["evidence"])
+            assert any(part.casefold() in post.text.casefold() for part in words.split())

@@ -37,7 +37,44 @@ class LanguageEnricher(Enricher):
         ]
 
 
+def post_language(post: PostText) -> str | None:
+    """Return the post's declared language, else the language enricher's label."""
+    detected = post.context.get("language", {}).get("label")
+    if detected and "-" in detected:
+        detected = detected.split("-")[0]
+    return post.lang or detected
+
+
+class SentimentEnricher(Enricher):
+    """Negative, neutral or positive with a score for kk, ru and en, and the words behind it."""
+
+    slug: ClassVar[str] = "sentiment"
+    title: ClassVar[str] = "Sentiment"
+    version: ClassVar[str] = "1"
+    requires: ClassVar[tuple[str, ...]] = ("language",)
+
+    def enrich_batch(self, posts: list[PostText]) -> list[AnnotationIn]:
+        """Score the sentiment of each post in its language."""
+        from elshi.nlp.sentiment import analyse_batch
+
+        langs = [post_language(p) for p in posts]
+        results = analyse_batch([p.full_text for p in posts], langs, explain=True)
+        return [
+            AnnotationIn(
+                post_id=p.id,
+                label=r.label,
+                score=round(r.score, 4),
+                value={
+                    "lang": lang,
+                    "probs": {k: round(v, 4) for k, v in r.probs.items()},
+                    "evidence": [[w, round(c, 4)] for w, c in r.evidence[:8]],
+                },
+            )
+            for p, r, lang in zip(posts, results, langs, strict=True)
+        ]
+
+
 @hookimpl
 def elshi_enrichers() -> list[type[Enricher]]:
     """Register the built-in enrichers."""
-    return [LanguageEnricher]
+    return [LanguageEnricher, SentimentEnricher]

@@ -159,9 +159,41 @@ def _predict_language(examples: Sequence[Example]) -> list[str]:
     return [r.lang for r in detect_batch([e.text for e in examples])]
 
 
+def _predict_sentiment(examples: Sequence[Example]) -> list[str]:
+    from elshi.nlp.language import detect_batch
+    from elshi.nlp.sentiment import analyse_batch
+
+    texts = [e.text for e in examples]
+    missing = [i for i, e in enumerate(examples) if not e.lang]
+    if missing:
+        found = detect_batch([texts[i] for i in missing])
+        for i, r in zip(missing, found, strict=True):
+            examples[i].lang = r.lang
+    results = analyse_batch(texts, [e.lang for e in examples], explain=False)
+    if any(e.label == "neutral" for e in examples):
+        return [r.label for r in results]
+    # Two-class gold data (KazSAnDRA polarity): decide between the two poles.
+    return [
+        "positive" if r.probs.get("positive", 0.0) >= r.probs.get("negative", 0.0) else "negative"
+        for r in results
+    ]
+
+
+def _predict_stance(examples: Sequence[Example]) -> list[str]:
+    from elshi.nlp.stance import stance
+
+    out = []
+    for e in examples:
+        label = stance(e.text, e.target or "", e.lang).label
+        out.append("neutral" if label == "none" else label)
+    return out
+
+
 #: Tasks `elshi eval` can score, each a function from examples to predicted labels.
 PREDICTORS: dict[str, Callable[[Sequence[Example]], list[str]]] = {
     "language": _predict_language,
+    "sentiment": _predict_sentiment,
+    "stance": _predict_stance,
 }
 
 
