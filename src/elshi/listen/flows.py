@@ -90,7 +90,7 @@ class _Item:
 
     post: PostIn
     raw: RawRecord
-    hash: str | None
+    hash: int | None
     #: SQLite only: (metrics, extra, raw) as JSON text, published_at as stored, FTS texts.
     cols: tuple[Any, ...] | None = None
 
@@ -278,7 +278,7 @@ class _Writer:
         self._author_ids(conn, [i.post for i in entries])
 
         # Near duplicates: same normalised text as a post already stored (or earlier in batch).
-        known: dict[str, int] = {}
+        known: dict[int, int] = {}
         wanted = sorted({i.hash for i in entries if i.hash})
         for chunk in _chunks(wanted, 500):
             for row in conn.execute(
@@ -294,7 +294,7 @@ class _Writer:
         else:
             ids = self._insert_returning(conn, entries, dup_of)
         near = 0
-        batch_first: dict[str, int] = {}
+        batch_first: dict[int, int] = {}
         dup_updates = []
         for item, dup, pid in zip(entries, dup_of, ids, strict=True):
             h = item.hash

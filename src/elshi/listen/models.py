@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Float,
     ForeignKey,
@@ -74,7 +75,7 @@ class Post(Base):
         Index("ix_post_published", "published_at"),
         Index("ix_post_source_published", "source_id", "published_at"),
         Index("ix_post_content_hash", "content_hash"),
-        Index("ix_post_author_published", "author_handle", "published_at"),
+        Index("ix_post_author_published", "author_id", "published_at"),
         Index("ix_post_lang_published", "lang", "published_at"),
     )
 
@@ -95,7 +96,7 @@ class Post(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     reply_to: Mapped[str | None] = mapped_column(String(300))
     repost_of: Mapped[str | None] = mapped_column(String(300))
-    content_hash: Mapped[str | None] = mapped_column(String(32))
+    content_hash: Mapped[int | None] = mapped_column(BigInteger)
     dup_of_id: Mapped[int | None] = mapped_column(Integer)
     extra: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     raw: Mapped[Any] = mapped_column(JSONType)

@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, literal_column, or_, s
 from sqlalchemy.orm import Session
 
 from elshi.db import utcnow
-from elshi.listen.models import Post, Quarantine, Source
+from elshi.listen.models import Author, Post, Quarantine, Source
 from elshi.listen.text import Term, query_terms
 from elshi.plugins import get_connector
 
@@ -163,7 +163,8 @@ def _filters(query: SearchQuery) -> list[ColumnElement[bool]]:
     if query.lang:
         conds.append(Post.lang == query.lang)
     if query.author:
-        conds.append(Post.author_handle == query.author)
+        # Through the author table: the post index is on the author's integer id.
+        conds.append(Post.author_id.in_(select(Author.id).where(Author.handle == query.author)))
     if query.mission_ids is not None:
         conds.append(visible_posts(query.mission_ids))
     return conds

@@ -121,18 +121,25 @@ _MIN_STEM = 4
 
 def normalise(text: str) -> str:
     """Return text folded for comparison: NFKC, lower case, no URLs, RT prefix or punctuation."""
-    text = _RT.sub("", text or "")
-    text = _URL.sub(" ", text)
-    text = unicodedata.normalize("NFKC", text).casefold()
-    return _NON_WORD.sub(" ", text).strip()
+    text = text or ""
+    # Cheap checks first: most texts have no RT prefix and no link, and the regexes are slow.
+    if text.lstrip()[:2].upper() == "RT":
+        text = _RT.sub("", text)
+    if "://" in text or "ww." in text or "WW." in text:
+        text = _URL.sub(" ", text)
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    return _NON_WORD.sub(" ", text.casefold()).strip()
 
 
-def content_hash(text: str, title: str | None = None) -> str | None:
-    """Return a hash that equal-after-normalisation texts share, or None for very short texts."""
-    norm = normalise(f"{title or ''} {text or ''}")
+def content_hash(text: str, title: str | None = None) -> int | None:
+    """Return a 64-bit hash that equal-after-normalisation texts share; None for short texts."""
+    norm = normalise(f"{title} {text}" if title else text)
     if len(norm) < 20:
         return None
-    return hashlib.blake2b(norm.encode("utf-8"), digest_size=16).hexdigest()
+    return int.from_bytes(
+        hashlib.blake2b(norm.encode("utf-8"), digest_size=8).digest(), "big", signed=True
+    )
 
 
 def index_text(text: str | None) -> str:

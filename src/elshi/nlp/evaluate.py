@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-csv.field_size_limit(10_000_000)
-
 SENTIMENT_LABELS = {
     "-1": "negative",
     "0": "neutral",

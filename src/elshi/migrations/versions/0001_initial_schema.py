@@ -194,7 +194,7 @@ def upgrade() -> None:
         ),
         sa.Column("reply_to", sa.String(length=300), nullable=True),
         sa.Column("repost_of", sa.String(length=300), nullable=True),
-        sa.Column("content_hash", sa.String(length=32), nullable=True),
+        sa.Column("content_hash", sa.BigInteger(), nullable=True),
         sa.Column("dup_of_id", sa.Integer(), nullable=True),
         sa.Column(
             "extra",
@@ -218,7 +218,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("post", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_post_author_published", ["author_handle", "published_at"], unique=False
+            "ix_post_author_published", ["author_id", "published_at"], unique=False
         )
         batch_op.create_index("ix_post_content_hash", ["content_hash"], unique=False)
         batch_op.create_index("ix_post_lang_published", ["lang", "published_at"], unique=False)
