@@ -151,3 +151,17 @@ def test_cli_demo_search_and_exit_codes(cli) -> None:  # type: ignore[no-untyped
     assert r.exit_code == 4
     r = cli("ingest", "nope", "x")
     assert r.exit_code == 2
+
+
+def test_search_total_is_capped_and_flagged(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = DemoConnector()
+    ingest_records(db, conn, _demo_records(120), origin="demo")
+    monkeypatch.setattr(service, "COUNT_CAP", 50)
+    with db.session() as s:
+        page = service.search_page(db=s, query=service.SearchQuery(limit=10))
+        assert (page.total, page.exact, len(page.items)) == (50, False, 10)
+        small = service.search_page(db=s, query=service.SearchQuery(q="Astana", limit=10))
+        if small.total <= 50:
+            assert small.exact
+        last = service.search_page(db=s, query=service.SearchQuery(limit=10, offset=115))
+        assert (last.total, last.exact, len(last.items)) == (120, True, 5)

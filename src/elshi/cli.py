@@ -485,14 +485,21 @@ def search(
         offset=offset,
     )
     with db.session() as s:
-        total, posts = service.search_posts(db=s, query=q)
+        page = service.search_page(db=s, query=q)
+        total, posts = page.total, page.items
         items = [PostOut.model_validate(p) for p in posts]
     if as_json:
         console.print_json(
-            json.dumps({"total": total, "items": [i.model_dump(mode="json") for i in items]})
+            json.dumps(
+                {
+                    "total": total,
+                    "total_exact": page.exact,
+                    "items": [i.model_dump(mode="json") for i in items],
+                }
+            )
         )
         return
-    console.print(f"{total:,} posts", highlight=False)
+    console.print(f"{total:,}{'' if page.exact else '+'} posts", highlight=False)
     for p in items:
         when = _when(p.published_at)
         head = f"[{p.platform}] {when} {p.author_handle or ''} ({p.lang or '?'})"

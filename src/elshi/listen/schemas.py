@@ -35,6 +35,8 @@ class PostPage(BaseModel):
     """One page of search results."""
 
     total: int
+    #: False when there are more matches than counted: the total is then a lower bound.
+    total_exact: bool = True
     limit: int
     offset: int
     items: list[PostOut]

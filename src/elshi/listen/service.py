@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 from sqlalchemy import ColumnElement, Select, and_, func, literal_column, or_, select, text
@@ -178,8 +178,27 @@ def visible_posts(mission_ids: frozenset[int]) -> ColumnElement[bool]:
     return or_(Post.source_id.is_(None), Post.source_id.in_(visible))
 
 
+#: Totals above this are reported as "at least this many": counting every match of a common
+#: word across millions of posts would cost more than the page itself.
+COUNT_CAP = 10_000
+
+
+class SearchPage(NamedTuple):
+    """A page of results, the total (capped at COUNT_CAP) and whether the total is exact."""
+
+    total: int
+    items: list[Post]
+    exact: bool
+
+
 def search_posts(*, db: Session, query: SearchQuery) -> tuple[int, list[Post]]:
     """Full-text search with filters; newest first; returns (total, page)."""
+    page = search_page(db=db, query=query)
+    return page.total, page.items
+
+
+def search_page(*, db: Session, query: SearchQuery) -> SearchPage:
+    """Full-text search with filters, newest first; the total is exact up to COUNT_CAP."""
     limit = max(1, min(query.limit, MAX_LIMIT))
     offset = max(0, query.offset)
     conds = _filters(query)
@@ -208,11 +227,15 @@ def search_posts(*, db: Session, query: SearchQuery) -> tuple[int, list[Post]]:
             .offset(offset)
         )
     )
+    exact = True
     if ids and len(ids) < limit:
         total = offset + len(ids)  # the last page: no count query needed
     else:
-        total = db.scalar(select(func.count()).select_from(base.subquery())) or 0
+        cap = max(COUNT_CAP, offset + limit)
+        total = db.scalar(select(func.count()).select_from(base.limit(cap + 1).subquery())) or 0
+        if total > cap:
+            total, exact = cap, False
     if not ids:
-        return total, []
+        return SearchPage(total, [], exact)
     by_id = {p.id: p for p in db.scalars(select(Post).where(Post.id.in_(ids)))}
-    return total, [by_id[i] for i in ids]
+    return SearchPage(total, [by_id[i] for i in ids], exact)

@@ -35,7 +35,7 @@ def search_posts(
     offset: Annotated[int, Query(ge=0, le=1_000_000, description="Results to skip.")] = 0,
 ) -> PostPage:
     """Full-text search over stored posts with filters, newest first."""
-    total, posts = service.search_posts(
+    page = service.search_page(
         db=db,
         query=service.SearchQuery(
             q=q,
@@ -51,7 +51,11 @@ def search_posts(
         ),
     )
     return PostPage(
-        total=total, limit=limit, offset=offset, items=[PostOut.model_validate(p) for p in posts]
+        total=page.total,
+        total_exact=page.exact,
+        limit=limit,
+        offset=offset,
+        items=[PostOut.model_validate(p) for p in page.items],
     )
 
 
