@@ -107,3 +107,22 @@ def test_cli_eval_sentiment_and_stance(cli, tmp_path: Path) -> None:  # type: ig
     body = json.loads(cli("eval", "stance", str(st), "--json").stdout)
     assert body["results"]["all"]["n"] == 2
     assert body["results"]["all"]["accuracy"] == 1.0
+
+
+def test_cli_eval_entities(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    f = tmp_path / "ner.txt"
+    f.write_text(
+        "Қасым-Жомарт B-PERSON\nТоқаев I-PERSON\nАстанада O\nсөйледі O\n. O\n\n"
+        "Ресей B-GPE\nпен O\nҚытай B-GPE\nкелісті O\n. O\n",
+        encoding="utf-8",
+    )
+    r = cli("eval", "entities", str(f), "--json")
+    assert r.exit_code == 0, r.output
+    body = json.loads(r.stdout)
+    assert body["n_sentences"] == 2
+    assert body["overall"]["support"] == 3
+    assert 0.0 <= body["overall"]["f1"] <= 1.0
+    r = cli("eval", "entities", str(tmp_path / "missing.txt"))
+    assert r.exit_code == 2

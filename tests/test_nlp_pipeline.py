@@ -203,3 +203,32 @@ def test_sentiment_enricher_uses_the_detected_language(db: Database) -> None:
             assert ann.value["evidence"], "an explanation names the words that drove the result"
             words = " ".join(w for w, _ in ann.value["evidence"])
             assert any(part.casefold() in post.text.casefold() for part in words.split())
+
+
+def test_entity_enricher_finds_ids_across_scripts_and_cases(db: Database) -> None:
+    texts = {
+        "kk": "Қазақстанның сыртқы саясаты ШЫҰ саммитінде талқыланды.",
+        "ru": "Президент Казахстана выступил на саммите ШОС в Китае.",
+        "zh": "哈萨克斯坦总统出席了上海合作组织峰会。",
+    }
+
+    class Fixed(DemoConnector):
+        slug = "fixed"
+
+        def to_post(self, raw: RawRecord) -> PostIn:
+            return PostIn(platform="test", external_id=raw.payload["id"], text=raw.payload["text"])
+
+    records = [RawRecord(payload={"id": k, "text": v}, location=k) for k, v in texts.items()]
+    ingest_records(db, Fixed(), records, origin="t")
+    enrich_posts(db, slugs=["entities"])
+    with db.session() as s:
+        for post in s.scalars(select(Post)):
+            ann = s.scalar(
+                select(Annotation).where(
+                    Annotation.post_id == post.id, Annotation.enricher == "entities"
+                )
+            )
+            assert ann is not None
+            assert {"country:KZ", "org:SCO"} <= set(ann.value["ids"]), (post.external_id, ann.value)
+            for m in ann.value["mentions"]:
+                assert post.text[m["start"] : m["end"]] == m["text"]

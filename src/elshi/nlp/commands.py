@@ -56,6 +56,9 @@ def eval_command(
     from elshi.cli import Exit, _fail, console, err
     from elshi.nlp.evaluate import EvalError, evaluate_file, iter_rows
 
+    if task == "entities":
+        _eval_entities(path, as_json)
+        return
     try:
         results, loaded = evaluate_file(task, path)
     except EvalError as exc:
@@ -97,4 +100,42 @@ def eval_command(
         err.print(f"skipped {where}: {reason}", highlight=False, markup=False)
     if loaded.skipped:
         err.print(f"{len(loaded.skipped):,} rows skipped", highlight=False)
+    raise typer.Exit(int(Exit.OK))
+
+
+def _eval_entities(path: Path, as_json: bool) -> None:
+    """Print entity precision, recall and F1 (exact span and type) for an IOB2 file."""
+    from rich.table import Table
+
+    from elshi.cli import Exit, _fail, console, err
+    from elshi.nlp.entities import evaluate_iob
+    from elshi.nlp.evaluate import EvalError
+
+    try:
+        rep = evaluate_iob(path)
+    except EvalError as exc:
+        raise _fail(str(exc), Exit.USAGE) from None
+    if as_json:
+        console.print_json(json.dumps(rep, default=str))
+        raise typer.Exit(int(Exit.OK))
+    for title, overall, per in (
+        ("entities (all types)", rep["overall"], rep["per_type"]),
+        ("entities (coarse types)", rep["coarse"]["overall"], rep["coarse"]["per_type"]),
+    ):
+        table = Table("type", "precision", "recall", "F1", "support", title=f"{title}: {path.name}")
+        table.add_row(
+            "all",
+            *(f"{overall[k]:.4f}" for k in ("precision", "recall", "f1")),
+            f"{overall['support']:,}",
+        )
+        for kind, row in sorted(per.items()):
+            table.add_row(
+                kind,
+                *(f"{row[k]:.4f}" for k in ("precision", "recall", "f1")),
+                f"{row['support']:,}",
+            )
+        console.print(table)
+    console.print(f"{rep['n_sentences']:,} sentences, {rep['n_tokens']:,} tokens (Kazakh, IOB2)")
+    for where, reason in rep["skipped"][:10]:
+        err.print(f"skipped {where}: {reason}", highlight=False, markup=False)
     raise typer.Exit(int(Exit.OK))

@@ -74,7 +74,50 @@ class SentimentEnricher(Enricher):
         ]
 
 
+class EntityEnricher(Enricher):
+    """Countries, capitals, leaders, organisations in every script and case; names in kk text."""
+
+    slug: ClassVar[str] = "entities"
+    title: ClassVar[str] = "Entities"
+    version: ClassVar[str] = "1"
+    requires: ClassVar[tuple[str, ...]] = ("language",)
+
+    def enrich_batch(self, posts: list[PostText]) -> list[AnnotationIn]:
+        """Find the entities each post mentions; the label is the most mentioned one."""
+        from elshi.nlp.entities import extract_batch
+
+        found = extract_batch([p.full_text for p in posts], [post_language(p) for p in posts])
+        out = []
+        for p, entities in zip(posts, found, strict=True):
+            ids = [e.id for e in entities]
+            top = max(set(ids), key=lambda i: (ids.count(i), -ids.index(i))) if ids else None
+            out.append(
+                AnnotationIn(
+                    post_id=p.id,
+                    label=top,
+                    score=float(len(set(ids))),
+                    value={
+                        "ids": sorted(set(ids)),
+                        "mentions": [
+                            {
+                                "id": e.id,
+                                "type": e.type,
+                                "text": e.text,
+                                "start": e.start,
+                                "end": e.end,
+                                "source": e.source,
+                                "score": round(e.score, 3),
+                                "why": e.features[:3],
+                            }
+                            for e in entities[:50]
+                        ],
+                    },
+                )
+            )
+        return out
+
+
 @hookimpl
 def elshi_enrichers() -> list[type[Enricher]]:
     """Register the built-in enrichers."""
-    return [LanguageEnricher, SentimentEnricher]
+    return [LanguageEnricher, SentimentEnricher, EntityEnricher]

@@ -76,6 +76,7 @@ def read_labelled(path: Path, task: str) -> Loaded:
     fields = [f.strip() for f in (reader.fieldnames or [])]
     examples: list[Example] = []
     skipped: list[tuple[str, str]] = []
+    lang_default: str | None
     if {"sentence", "entity", "label"} <= set(fields):
         fmt, text_col, lang_default = "rusentne", "sentence", "ru"
     elif {"text", "label"} <= set(fields):
