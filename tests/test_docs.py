@@ -1,4 +1,4 @@
-"""The docs stay complete: reference pages match the code; every command and setting is explained."""
+"""The docs stay complete: reference pages match the code; every command and setting has help."""
 
 from __future__ import annotations
 
