@@ -118,7 +118,9 @@ class _Writer:
         dumps = _JSON.encode
         return [
             _Item(
-                p, r, content_hash(p.text, p.title),
+                p,
+                r,
+                content_hash(p.text, p.title),
                 (
                     dumps(p.metrics) if p.metrics else "{}",
                     dumps(p.extra) if p.extra else "{}",
@@ -228,8 +230,10 @@ class _Writer:
             ins = (sqlite_insert if self.sqlite else pg_insert)(AUTHOR)
             conn.execute(
                 ins.on_conflict_do_nothing(index_elements=["platform", "handle"]),
-                [{"platform": p, "handle": h, "name": wanted[(p, h)], "extra": {}}
-                 for p, h in missing],
+                [
+                    {"platform": p, "handle": h, "name": wanted[(p, h)], "extra": {}}
+                    for p, h in missing
+                ],
             )
             self._lookup_authors(conn, missing)
         if len(self.authors) > _AUTHOR_CACHE:
@@ -317,8 +321,11 @@ class _Writer:
         if self.sqlite:
             conn.exec_driver_sql(
                 "INSERT INTO post_fts(rowid, title, body, author) VALUES (?, ?, ?, ?)",
-                [(pid, *i.cols[4:]) for i, pid in zip(entries, ids, strict=True)
-                 if i.cols is not None],
+                [
+                    (pid, *i.cols[4:])
+                    for i, pid in zip(entries, ids, strict=True)
+                    if i.cols is not None
+                ],
             )
         report.stored += len(ids)
         report.near_duplicates += near
@@ -372,12 +379,31 @@ class _Writer:
         for item, dup in zip(entries, dup_of, strict=True):
             p, cols = item.post, item.cols
             assert cols is not None
-            rows.append((
-                source_id, p.platform, p.external_id, connector, p.url,
-                authors.get((p.platform, p.author_handle or "")), p.author_handle,
-                p.author_name, p.title, p.text, p.lang, cols[3], now, cols[0], p.reply_to,
-                p.repost_of, item.hash, dup, cols[1], cols[2], item.raw.kind,
-            ))
+            rows.append(
+                (
+                    source_id,
+                    p.platform,
+                    p.external_id,
+                    connector,
+                    p.url,
+                    authors.get((p.platform, p.author_handle or "")),
+                    p.author_handle,
+                    p.author_name,
+                    p.title,
+                    p.text,
+                    p.lang,
+                    cols[3],
+                    now,
+                    cols[0],
+                    p.reply_to,
+                    p.repost_of,
+                    item.hash,
+                    dup,
+                    cols[1],
+                    cols[2],
+                    item.raw.kind,
+                )
+            )
         conn.exec_driver_sql(_SQLITE_INSERT, rows)
         # Ids by key, not by arithmetic on rowids: correct whatever else writes to the table.
         found: dict[tuple[str, str], int] = {}
@@ -405,13 +431,30 @@ _BULK_WAL_PAGES = 25_000
 _PROGRESS_EVERY = 97
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 _POST_COLUMNS = (
-    "source_id", "platform", "external_id", "connector", "url", "author_id", "author_handle",
-    "author_name", "title", "text", "lang", "published_at", "collected_at", "metrics",
-    "reply_to", "repost_of", "content_hash", "dup_of_id", "extra", "raw", "raw_kind",
+    "source_id",
+    "platform",
+    "external_id",
+    "connector",
+    "url",
+    "author_id",
+    "author_handle",
+    "author_name",
+    "title",
+    "text",
+    "lang",
+    "published_at",
+    "collected_at",
+    "metrics",
+    "reply_to",
+    "repost_of",
+    "content_hash",
+    "dup_of_id",
+    "extra",
+    "raw",
+    "raw_kind",
 )
 _SQLITE_INSERT = (
-    f"INSERT INTO post ({', '.join(_POST_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(_POST_COLUMNS))})"
+    f"INSERT INTO post ({', '.join(_POST_COLUMNS)}) VALUES ({', '.join('?' * len(_POST_COLUMNS))})"
 )
 
 
@@ -471,8 +514,9 @@ class _Pipeline:
             if last or kind != "posts":
                 self._do((kind, items))
                 return
-            self.thread = threading.Thread(target=self._run, name="elshi-ingest-writer",
-                                           daemon=True)
+            self.thread = threading.Thread(
+                target=self._run, name="elshi-ingest-writer", daemon=True
+            )
             self.thread.start()
         self.queue.put((kind, items))
 
@@ -511,8 +555,11 @@ def ingest_records(
         for rec in records:
             report.read += 1
             if isinstance(rec, BadRecord):
-                where = (f"{rec.origin}: {rec.location}" if rec.origin and rec.origin != origin
-                         else rec.location)
+                where = (
+                    f"{rec.origin}: {rec.location}"
+                    if rec.origin and rec.origin != origin
+                    else rec.location
+                )
                 bad.append((where, rec.reason, rec.raw))
             else:
                 try:
@@ -522,8 +569,14 @@ def ingest_records(
                     else:
                         _check(post, max_chars)
                         batch.append((post, rec))
-                except (MappingError, _Rejected, ValueError, KeyError, TypeError,
-                        AttributeError) as exc:
+                except (
+                    MappingError,
+                    _Rejected,
+                    ValueError,
+                    KeyError,
+                    TypeError,
+                    AttributeError,
+                ) as exc:
                     reason = exc.reason if isinstance(exc, _Rejected) else _describe(exc)
                     bad.append((rec.location, reason, snippet(rec.payload)))
             if len(batch) >= batch_size:
@@ -637,8 +690,13 @@ def run_source(
     started = utcnow()
     try:
         report = import_with(
-            db, connector=connector, config=config, cursor=cursor, source_id=source_id,
-            ctx=ctx, progress=progress,
+            db,
+            connector=connector,
+            config=config,
+            cursor=cursor,
+            source_id=source_id,
+            ctx=ctx,
+            progress=progress,
         )
     except Exception as exc:
         failures += 1
