@@ -1,7 +1,7 @@
 # One target per habit. Run inside the project's virtual environment.
 PY ?= python
 
-.PHONY: install test test-pg test-all lint format typecheck check bench serve demo i18n
+.PHONY: install test test-pg test-all lint format typecheck check bench bench-nlp serve demo i18n
 
 install:            ## install elshi with the test extras
 	$(PY) -m pip install -e '.[test]'
@@ -29,6 +29,12 @@ check: lint typecheck test
 
 bench:              ## ingest and search benchmarks (prints figures)
 	$(PY) bench/ingest.py
+
+bench-nlp:          ## NLP quality against baselines, and speed
+	$(PY) bench/nlp_quality.py
+	$(PY) bench/langid_speed.py
+	$(PY) bench/entities_speed.py
+	$(PY) bench/narratives_speed.py
 
 serve:              ## run web + worker + scheduler
 	elshi serve
