@@ -515,3 +515,30 @@ def test_posts_are_scoped_to_the_users_missions(
 
     assert seen(local) == {src_berlin}
     assert seen(central) == {src_berlin, src_beijing}
+
+
+def test_api_post_detail_explains_its_annotations(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    from elshi.nlp.pipeline import enrich_posts
+
+    load_demo(db, settings=settings, posts=30)
+    enrich_posts(db, slugs=["sentiment", "entities"])
+    _add(db, "reader@example.org", role="analyst")
+    with db.session() as s:
+        token = flows.issue_token(db=s, actor=SYSTEM, email="reader@example.org")
+    auth = {"Authorization": f"Bearer {token}"}
+    page = client.get("/api/posts", params={"q": "Қазақстан", "limit": 1}, headers=auth).json()
+    post = page["items"][0]
+    detail = client.get(f"/api/posts/{post['id']}", headers=auth)
+    assert detail.status_code == 200
+    body = detail.json()
+    assert body["text"] == post["text"]
+    by = {a["enricher"]: a for a in body["annotations"]}
+    assert set(by) == {"language", "sentiment", "entities"}
+    assert by["language"]["label"] == "kk" and by["language"]["value"]["features"]
+    assert by["sentiment"]["value"]["evidence"], "sentiment explains itself"
+    assert "country:KZ" in by["entities"]["value"]["ids"]
+    assert any("alias" in " ".join(m["why"]) for m in by["entities"]["value"]["mentions"])
+    assert client.get("/api/posts/999999", headers=auth).status_code == 404
+    assert client.get(f"/api/posts/{post['id']}").status_code == 401

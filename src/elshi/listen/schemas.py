@@ -75,3 +75,22 @@ class QuarantineOut(BaseModel):
     reason: str
     raw: str | None
     created_at: datetime
+
+
+class AnnotationOut(BaseModel):
+    """One enricher's result for a post, with what drove it (evidence, features, mentions)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    enricher: str
+    version: str
+    label: str | None
+    score: float | None
+    value: dict[str, Any]
+    created_at: datetime
+
+
+class PostDetail(PostOut):
+    """A post with every enricher's annotation: language, sentiment, entities and why."""
+
+    annotations: list[AnnotationOut]

@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, literal_column, or_, s
 from sqlalchemy.orm import Session
 
 from elshi.db import utcnow
-from elshi.listen.models import Author, Post, Quarantine, Source
+from elshi.listen.models import Annotation, Author, Post, Quarantine, Source
 from elshi.listen.text import Term, query_terms
 from elshi.plugins import get_connector
 
@@ -92,6 +92,23 @@ def list_quarantine(
     if source_id is not None:
         q = q.where(Quarantine.source_id == source_id)
     return list(db.scalars(q))
+
+
+def get_post(*, db: Session, post_id: int, mission_ids: frozenset[int] | None) -> Post | None:
+    """Return a post if it exists and these missions may see it."""
+    q = select(Post).where(Post.id == post_id)
+    if mission_ids is not None:
+        q = q.where(visible_posts(mission_ids))
+    return db.scalar(q)
+
+
+def annotations_of(*, db: Session, post_id: int) -> list[Annotation]:
+    """Return every enricher's annotation of a post, by enricher name."""
+    return list(
+        db.scalars(
+            select(Annotation).where(Annotation.post_id == post_id).order_by(Annotation.enricher)
+        )
+    )
 
 
 def parse_duration(value: str) -> timedelta:

@@ -5,12 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from sqlalchemy.orm import Session
 
 from elshi.accounts.service import Principal
 from elshi.listen import service
-from elshi.listen.schemas import PostOut, PostPage, QuarantineOut, SourceOut
+from elshi.listen.schemas import (
+    AnnotationOut,
+    PostDetail,
+    PostOut,
+    PostPage,
+    QuarantineOut,
+    SourceOut,
+)
 from elshi.web.deps import get_db, require_staff
 
 router = APIRouter(prefix="/api", tags=["listen"], dependencies=[Depends(require_staff)])
@@ -56,6 +63,27 @@ def search_posts(
         limit=limit,
         offset=offset,
         items=[PostOut.model_validate(p) for p in page.items],
+    )
+
+
+@router.get("/posts/{post_id}", response_model=PostDetail, summary="One post with its annotations")
+def get_post(
+    post_id: int,
+    db: Annotated[Session, Depends(get_db)],
+    principal: Annotated[Principal, Depends(require_staff)],
+) -> PostDetail:
+    """A post with language, sentiment and entity annotations and what drove each."""
+    post = service.get_post(db=db, post_id=post_id, mission_ids=principal.mission_ids())
+    if post is None:
+        raise HTTPException(404, f"no post with id {post_id}")
+    return PostDetail.model_validate(
+        {
+            **PostOut.model_validate(post).model_dump(),
+            "annotations": [
+                AnnotationOut.model_validate(a)
+                for a in service.annotations_of(db=db, post_id=post_id)
+            ],
+        }
     )
 
 
