@@ -32,10 +32,15 @@ TWARC = Path("formats") / "twitter-v2-twarc-csv" / "test-data"
 CT = Path("formats") / "crowdtangle-pycoornet"
 
 
-def run(db: Database, ctx: FetchContext, path: Path, profile: Any = "generic",
-        **options: Any) -> IngestReport:
-    return import_with(db, connector=TabularConnector(),
-                       config={"path": str(path), "profile": profile, **options}, ctx=ctx)
+def run(
+    db: Database, ctx: FetchContext, path: Path, profile: Any = "generic", **options: Any
+) -> IngestReport:
+    return import_with(
+        db,
+        connector=TabularConnector(),
+        config={"path": str(path), "profile": profile, **options},
+        ctx=ctx,
+    )
 
 
 def posts(db: Database) -> dict[str, Post]:
@@ -128,7 +133,8 @@ def test_twitter_v2_every_twarc_file(
         assert post.text == tweet["text"]
         assert post.author_handle == tweet["_username"]
         assert post.published_at == datetime.fromisoformat(
-            tweet["created_at"].replace("Z", "+00:00"))
+            tweet["created_at"].replace("Z", "+00:00")
+        )
         assert post.lang == _twitter_lang(tweet.get("lang"))
         pm = tweet.get("public_metrics", {})
         assert post.metrics.get("likes") == pm.get("like_count")
@@ -144,8 +150,11 @@ def test_twitter_v2_every_twarc_file(
     reasons = quarantine(db)
     # Decisions per non-tweet file, asserted with their reasons:
     if name in ("users.jsonl", "counts.jsonl", "lists.jsonl"):
-        what = {"users.jsonl": "user objects", "counts.jsonl": "tweet-count buckets",
-                "lists.jsonl": "list objects"}[name]
+        what = {
+            "users.jsonl": "user objects",
+            "counts.jsonl": "tweet-count buckets",
+            "lists.jsonl": "list objects",
+        }[name]
         assert reasons and all("not tweets" in r and what in r for r in reasons.values())
         assert set(reasons) == {f"line {n}" for n in range(1, kinds["not tweets"] + 1)}
     if name.endswith("_compliance.jsonl"):
@@ -181,9 +190,7 @@ def test_twitter_v2_twarc_csv_columns(db: Database, fetch_ctx: FetchContext) -> 
     assert p["7002"].lang == "en"
 
 
-def test_gzip_ndjson_detected_by_magic_bytes(
-    tmp_path: Path, db: Database, settings: Any
-) -> None:
+def test_gzip_ndjson_detected_by_magic_bytes(tmp_path: Path, db: Database, settings: Any) -> None:
     seen: list[int] = []
     ctx = FetchContext(settings=settings, on_bytes=seen.append)
     plain_name = tmp_path / "export.jsonl"  # gzip inside, no .gz suffix
@@ -281,8 +288,9 @@ def test_crowdtangle_api_json(shared_data: Path, db: Database, fetch_ctx: FetchC
 
 
 @pytest.mark.shared_data
-@pytest.mark.parametrize("name", ["ct_shares_coornet_format.csv",
-                                  "sample_ct_out_links_endpoint_flat.csv"])
+@pytest.mark.parametrize(
+    "name", ["ct_shares_coornet_format.csv", "sample_ct_out_links_endpoint_flat.csv"]
+)
 def test_crowdtangle_csv_exports(
     name: str, shared_data: Path, db: Database, fetch_ctx: FetchContext
 ) -> None:
@@ -324,7 +332,8 @@ def test_mediacloud_csv(shared_data: Path, db: Database, fetch_ctx: FetchContext
         assert post.author_handle == row["media_name"].strip()  # values are trimmed
         assert "&#" not in (post.title or "")
     assert p["566353072"].title == (
-        "Fuentes no oficiales: Barack Obama pone fin a la política “pies secos, pies mojados”")
+        "Fuentes no oficiales: Barack Obama pone fin a la política “pies secos, pies mojados”"
+    )
 
 
 def test_json_array_inside_object_and_a_cut_file(db: Database, fetch_ctx: FetchContext) -> None:
@@ -391,8 +400,7 @@ def test_oversize_field_is_quarantined(
 ) -> None:
     path = tmp_path / "big.csv"
     huge = "x" * 200_000
-    path.write_text(f"id,text\n1,first\n2,\"{huge}\"\n3,third\n4,{'y' * 100_050}\n",
-                    encoding="utf-8")
+    path.write_text(f'id,text\n1,first\n2,"{huge}"\n3,third\n4,{"y" * 100_050}\n', encoding="utf-8")
     report = run(db, fetch_ctx, path)
     assert report.stored == 2 and report.quarantined == 2
     q = quarantine(db)
@@ -406,8 +414,9 @@ def test_overlong_line_is_skipped_with_bounded_reading(
 ) -> None:
     path = tmp_path / "long.jsonl"
     line = json.dumps({"id": "2", "text": "z" * 5000})
-    path.write_text('{"id": "1", "text": "one"}\n' + line + '\n{"id": "3", "text": "three"}\n',
-                    encoding="utf-8")
+    path.write_text(
+        '{"id": "1", "text": "one"}\n' + line + '\n{"id": "3", "text": "three"}\n', encoding="utf-8"
+    )
     report = run(db, fetch_ctx, path, max_line_bytes=2048)
     assert report.stored == 2 and report.quarantined == 1
     assert quarantine(db)["line 2"] == "line longer than 2,048 bytes"
@@ -447,8 +456,13 @@ def test_undecodable_file_has_a_clear_error(
 
 
 def test_custom_toml_profile_through_the_cli(cli: Any, db: Database) -> None:
-    r = cli("ingest", "tabular", str(FIX / "channel_export.csv"),
-            "--profile", str(FIX / "telegram_export.toml"))
+    r = cli(
+        "ingest",
+        "tabular",
+        str(FIX / "channel_export.csv"),
+        "--profile",
+        str(FIX / "telegram_export.toml"),
+    )
     assert r.exit_code == 0, r.output
     p = posts(db)
     assert set(p) == {"mfa_kz/15", "mfa_kz/16", "mfa_kz/17"}
@@ -466,8 +480,9 @@ def test_profiles_are_validated() -> None:
     with pytest.raises(ProfileError, match="unknown post field 'body'"):
         load_profile({"name": "x", "fields": {"external_id": "id", "body": "b"}})
     with pytest.raises(ProfileError, match="unknown transform"):
-        load_profile({"name": "x", "fields": {"external_id": {"column": "id",
-                                                              "transform": "rot13"}}})
+        load_profile(
+            {"name": "x", "fields": {"external_id": {"column": "id", "transform": "rot13"}}}
+        )
     with pytest.raises(ProfileError, match="built-in"):
         load_profile({"name": "ira", "fields": {"external_id": "id"}})
     with pytest.raises(ProfileError, match="no profile 'nope'"):
@@ -477,19 +492,35 @@ def test_profiles_are_validated() -> None:
 
 def test_to_post_is_pure_and_reprocessable() -> None:
     conn = TabularConnector()
-    raw = RawRecord(payload={"id": "1", "text": "hi there", "lang": "English"},
-                    location="line 2", kind="generic@rss")
+    raw = RawRecord(
+        payload={"id": "1", "text": "hi there", "lang": "English"},
+        location="line 2",
+        kind="generic@rss",
+    )
     post = conn.to_post(raw)
     assert post is not None and post.platform == "rss" and post.lang == "en"
     assert conn.to_post(raw) == post
 
 
-@pytest.mark.parametrize(("value", "code"), [
-    ("Russian", "ru"), ("English", "en"), ("Kazakh", "kk"), ("казахский", "kk"),
-    ("Farsi (Persian)", "fa"), ("Tagalog (Filipino)", "tl"), ("Pushto", "ps"),
-    ("LANGUAGE UNDEFINED", None), ("und", None), ("qme", None), ("en-GB", "en"),
-    ("zh-CN", "zh"), ("in", "id"), ("Klingonese", None),
-])
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        ("Russian", "ru"),
+        ("English", "en"),
+        ("Kazakh", "kk"),
+        ("казахский", "kk"),
+        ("Farsi (Persian)", "fa"),
+        ("Tagalog (Filipino)", "tl"),
+        ("Pushto", "ps"),
+        ("LANGUAGE UNDEFINED", None),
+        ("und", None),
+        ("qme", None),
+        ("en-GB", "en"),
+        ("zh-CN", "zh"),
+        ("in", "id"),
+        ("Klingonese", None),
+    ],
+)
 def test_language_names_become_codes(value: str, code: str | None) -> None:
     assert lang_code(value) == code
 
@@ -511,10 +542,13 @@ def test_folder_import_sets_aside_a_file_of_another_layout(
     (folder / "more").mkdir(parents=True)
     shutil.copy(FIX / "ira_small.csv", folder / "a.csv")
     with gzip.open(folder / "more" / "b.csv.gz", "wt", encoding="utf-8") as fh:
-        fh.write("author_id,content,publish_date,language\n"
-                 "Other,Second file's tweet,2016-01-01 10:00:00,English\n")
-    (folder / "authors.csv").write_text("author_id,account_category\nTestTroll,Test\n",
-                                        encoding="utf-8")
+        fh.write(
+            "author_id,content,publish_date,language\n"
+            "Other,Second file's tweet,2016-01-01 10:00:00,English\n"
+        )
+    (folder / "authors.csv").write_text(
+        "author_id,account_category\nTestTroll,Test\n", encoding="utf-8"
+    )
     (folder / "notes.md").write_text("not data", encoding="utf-8")
     report = run(db, fetch_ctx, folder, "ira")
     assert report.stored == 3
@@ -527,23 +561,28 @@ def test_folder_import_sets_aside_a_file_of_another_layout(
     assert {p.extra.get("account_category") for p in posts(db).values()} == {None}
 
 
-def test_database_errors_are_quarantined_row_by_row(
-    db: Database, fetch_ctx: FetchContext
-) -> None:
+def test_database_errors_are_quarantined_row_by_row(db: Database, fetch_ctx: FetchContext) -> None:
     # A trigger makes the database itself refuse one row, as a constraint would.
     sqlite = db.engine.dialect.name == "sqlite"
     ddl = (
-        ["CREATE TRIGGER refuse_102 BEFORE INSERT ON post WHEN NEW.external_id = '102' "
-         "BEGIN SELECT RAISE(ABORT, 'row refused by test trigger'); END"]
-        if sqlite else
-        ["CREATE FUNCTION refuse_102() RETURNS trigger AS $$ BEGIN "
-         "IF NEW.external_id = '102' THEN RAISE EXCEPTION 'row refused by test trigger'; "
-         "END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
-         "CREATE TRIGGER refuse_102 BEFORE INSERT ON post FOR EACH ROW "
-         "EXECUTE FUNCTION refuse_102()"]
+        [
+            "CREATE TRIGGER refuse_102 BEFORE INSERT ON post WHEN NEW.external_id = '102' "
+            "BEGIN SELECT RAISE(ABORT, 'row refused by test trigger'); END"
+        ]
+        if sqlite
+        else [
+            "CREATE FUNCTION refuse_102() RETURNS trigger AS $$ BEGIN "
+            "IF NEW.external_id = '102' THEN RAISE EXCEPTION 'row refused by test trigger'; "
+            "END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse_102 BEFORE INSERT ON post FOR EACH ROW "
+            "EXECUTE FUNCTION refuse_102()",
+        ]
     )
-    drop = (["DROP TRIGGER refuse_102"] if sqlite else
-            ["DROP TRIGGER refuse_102 ON post", "DROP FUNCTION refuse_102()"])
+    drop = (
+        ["DROP TRIGGER refuse_102"]
+        if sqlite
+        else ["DROP TRIGGER refuse_102 ON post", "DROP FUNCTION refuse_102()"]
+    )
     with db.engine.begin() as conn:
         for stmt in ddl:
             conn.exec_driver_sql(stmt)
@@ -564,8 +603,10 @@ def test_database_errors_are_quarantined_row_by_row(
 def test_truncated_gzip_keeps_what_was_readable(
     tmp_path: Path, db: Database, fetch_ctx: FetchContext
 ) -> None:
-    lines = "".join(json.dumps({"id": str(n), "text": f"post number {n} " + "w" * n}) + "\n"
-                    for n in range(1, 400))
+    lines = "".join(
+        json.dumps({"id": str(n), "text": f"post number {n} " + "w" * n}) + "\n"
+        for n in range(1, 400)
+    )
     whole = gzip.compress(lines.encode("utf-8"))
     path = tmp_path / "cut.jsonl.gz"
     path.write_bytes(whole[: len(whole) * 2 // 3])
@@ -575,3 +616,63 @@ def test_truncated_gzip_keeps_what_was_readable(
     assert next(iter(q.values())).startswith("file is damaged, the rest cannot be read")
     stored = posts(db)
     assert set(stored) == {str(n) for n in range(1, len(stored) + 1)}  # a clean prefix
+
+
+def test_large_sqlite_import_rebuilds_the_search_indexes(
+    db, fetch_ctx, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text as sql
+
+    from elshi.listen import flows
+    from elshi.listen.flows import import_with
+    from elshi.plugins import get_connector
+
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("bulk loading applies to SQLite only")
+    path = tmp_path / "big.csv"
+    path.write_text(
+        "id,text,author,published_at,lang\n"
+        + "".join(
+            f"b{n},post number {n} about Astana,user{n % 7},2026-01-0{1 + n % 9},en\n"
+            for n in range(300)
+        ),
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(flows, "BULK_MIN_BYTES", 1)
+    dropped: list[set[str]] = []
+    real_drop = flows._drop_bulk_indexes
+
+    def spy(database):  # type: ignore[no-untyped-def]
+        real_drop(database)
+        with database.engine.connect() as conn:
+            dropped.append(
+                {
+                    r[0]
+                    for r in conn.execute(sql("SELECT name FROM sqlite_master WHERE type='index'"))
+                }
+            )
+
+    monkeypatch.setattr(flows, "_drop_bulk_indexes", spy)
+    report = import_with(
+        db,
+        connector=get_connector("tabular"),
+        config={"path": str(path), "profile": "generic"},
+        ctx=fetch_ctx,
+    )
+    assert report.stored == 300
+    assert dropped and "ix_post_lang_published" not in dropped[0]
+    with db.engine.connect() as conn:
+        names = {
+            r[0] for r in conn.execute(sql("SELECT name FROM sqlite_master WHERE type='index'"))
+        }
+        plan = " ".join(
+            str(r[-1])
+            for r in conn.execute(
+                sql(
+                    "EXPLAIN QUERY PLAN SELECT id FROM post WHERE lang='en' "
+                    "ORDER BY published_at DESC"
+                )
+            )
+        )
+    assert set(flows._BULK_INDEXES) <= names
+    assert "ix_post_lang_published" in plan

@@ -89,11 +89,13 @@ def get_settings(**overrides: Any) -> Settings:
 
 def _database(settings: Settings, migrate: bool = True) -> Any:
     from elshi.db import Database
+    from elshi.listen.flows import ensure_indexes
     from elshi.migrate import migrate as run_migrations
 
     db = Database(settings)
     if migrate:
         run_migrations(db.engine)
+        ensure_indexes(db)  # a bulk import that was killed may have left some out
     return db
 
 
