@@ -31,6 +31,7 @@ bench:              ## ingest and search benchmarks (prints figures)
 	$(PY) bench/ingest.py
 
 bench-nlp:          ## NLP quality against baselines, and speed
+	$(PY) bench/enrich.py
 	$(PY) bench/nlp_quality.py
 	$(PY) bench/langid_speed.py
 	$(PY) bench/entities_speed.py
