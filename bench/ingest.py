@@ -39,21 +39,36 @@ ROOT = Path(__file__).resolve().parents[1]
 BATCH = int(os.environ.get("ELSHI_INGEST_BATCH_SIZE", "2000"))
 #: (word, language): everyday words of each language, of different frequencies.
 SEARCH_WORDS = [
-    ("Қазақстан", "kk"), ("президент", "kk"), ("халық", "kk"), ("мемлекет", "kk"),
-    ("России", "ru"), ("президент", "ru"), ("переговоры", "ru"), ("министр", "ru"),
-    ("police", "en"), ("Trump", "en"), ("America", "en"), ("school", "en"),
+    ("Қазақстан", "kk"),
+    ("президент", "kk"),
+    ("халық", "kk"),
+    ("мемлекет", "kk"),
+    ("России", "ru"),
+    ("президент", "ru"),
+    ("переговоры", "ru"),
+    ("министр", "ru"),
+    ("police", "en"),
+    ("Trump", "en"),
+    ("America", "en"),
+    ("school", "en"),
 ]
 #: Used only when ../shared/data is absent.
 FALLBACK = {
-    "kk": ["Қазақстан өкілдері Берлинде экономикалық ынтымақтастық туралы келіссөз жүргізді.",
-           "Шетелдегі азаматтар назарына: консулдық есепке тұру енді онлайн қолжетімді.",
-           "Президент халыққа жолдауында мемлекет дамуының жаңа кезеңін атады."],
-    "ru": ["Представители Казахстана провели переговоры об экономическом сотрудничестве.",
-           "Министр иностранных дел России встретился с коллегой в Астане.",
-           "Вниманию граждан за рубежом: консульский учёт теперь доступен онлайн."],
-    "en": ["Officials held talks in Astana on economic cooperation and trade.",
-           "Police said the school in America was closed after the storm.",
-           "Trump said the talks would go on next week."],
+    "kk": [
+        "Қазақстан өкілдері Берлинде экономикалық ынтымақтастық туралы келіссөз жүргізді.",
+        "Шетелдегі азаматтар назарына: консулдық есепке тұру енді онлайн қолжетімді.",
+        "Президент халыққа жолдауында мемлекет дамуының жаңа кезеңін атады.",
+    ],
+    "ru": [
+        "Представители Казахстана провели переговоры об экономическом сотрудничестве.",
+        "Министр иностранных дел России встретился с коллегой в Астане.",
+        "Вниманию граждан за рубежом: консульский учёт теперь доступен онлайн.",
+    ],
+    "en": [
+        "Officials held talks in Astana on economic cooperation and trade.",
+        "Police said the school in America was closed after the storm.",
+        "Trump said the talks would go on next week.",
+    ],
 }
 
 
@@ -128,8 +143,17 @@ def generate(path: Path, rows: int, seed: int = 11) -> None:
             lang = rng.choice(("kk", "kk", "ru", "ru", "en"))
             author = rng.choice(authors)
             when = start + timedelta(seconds=rng.randrange(span))
-            w.writerow([f"g{n}", _text(rng, pools[lang]), author, author.title(),
-                        when.strftime("%Y-%m-%dT%H:%M:%SZ"), f"https://example.org/p/{n}", lang])
+            w.writerow(
+                [
+                    f"g{n}",
+                    _text(rng, pools[lang]),
+                    author,
+                    author.title(),
+                    when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    f"https://example.org/p/{n}",
+                    lang,
+                ]
+            )
 
 
 def _settings(db_path: Path) -> Any:
@@ -154,12 +178,20 @@ def phase_import(target: str, profile: str, db_path: Path) -> dict[str, Any]:
     migrate(db.engine)
     ctx = FetchContext(settings=settings)
     t0, c0 = time.perf_counter(), cpu_seconds()
-    report = import_with(db, connector=get_connector("tabular"),
-                         config={"path": target, "profile": profile}, ctx=ctx)
+    report = import_with(
+        db, connector=get_connector("tabular"), config={"path": target, "profile": profile}, ctx=ctx
+    )
     seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
-    return {"read": report.read, "stored": report.stored, "duplicates": report.duplicates,
-            "quarantined": report.quarantined, "seconds": seconds, "cpu": cpu,
-            "rate": report.read / seconds, "peak_mb": peak_mb()}
+    return {
+        "read": report.read,
+        "stored": report.stored,
+        "duplicates": report.duplicates,
+        "quarantined": report.quarantined,
+        "seconds": seconds,
+        "cpu": cpu,
+        "rate": report.read / seconds,
+        "peak_mb": peak_mb(),
+    }
 
 
 def phase_baseline(target: str, db_path: Path) -> dict[str, Any]:
@@ -179,8 +211,10 @@ def phase_baseline(target: str, db_path: Path) -> dict[str, Any]:
         "collected_at TEXT, metrics TEXT, reply_to TEXT, repost_of TEXT, content_hash TEXT, "
         "dup_of_id INTEGER, extra TEXT, raw TEXT, raw_kind TEXT)"
     )
-    con.execute("CREATE VIRTUAL TABLE post_fts USING fts5(title, body, author, content='', "
-                "tokenize='unicode61 remove_diacritics 2')")
+    con.execute(
+        "CREATE VIRTUAL TABLE post_fts USING fts5(title, body, author, content='', "
+        "tokenize='unicode61 remove_diacritics 2')"
+    )
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     t0, c0 = time.perf_counter(), cpu_seconds()
@@ -194,9 +228,30 @@ def phase_baseline(target: str, db_path: Path) -> dict[str, Any]:
             if not batch:
                 break
             rows = [
-                (next_id + i, None, "generic", r[0], "tabular", r[5], None, r[2], r[3], None,
-                 r[1], r[6], r[4], now, "{}", None, None, None, None, "{}",
-                 dumps(dict(zip(header, r, strict=True))), "generic")
+                (
+                    next_id + i,
+                    None,
+                    "generic",
+                    r[0],
+                    "tabular",
+                    r[5],
+                    None,
+                    r[2],
+                    r[3],
+                    None,
+                    r[1],
+                    r[6],
+                    r[4],
+                    now,
+                    "{}",
+                    None,
+                    None,
+                    None,
+                    None,
+                    "{}",
+                    dumps(dict(zip(header, r, strict=True))),
+                    "generic",
+                )
                 for i, r in enumerate(batch)
             ]
             with con:
@@ -209,8 +264,14 @@ def phase_baseline(target: str, db_path: Path) -> dict[str, Any]:
             n += len(rows)
     seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     con.close()
-    return {"read": n, "stored": n, "seconds": seconds, "cpu": cpu, "rate": n / seconds,
-            "peak_mb": peak_mb()}
+    return {
+        "read": n,
+        "stored": n,
+        "seconds": seconds,
+        "cpu": cpu,
+        "rate": n / seconds,
+        "peak_mb": peak_mb(),
+    }
 
 
 def phase_search(db_path: Path, repeats: int) -> dict[str, Any]:
@@ -235,10 +296,14 @@ def phase_search(db_path: Path, repeats: int) -> dict[str, Any]:
             words.setdefault(f"{word}/{lang}", [total, []])[1].append(ms)
             assert len(page) == min(20, total)
     timings.sort()
-    return {"median_ms": statistics.median(timings),
-            "p95_ms": timings[max(0, int(len(timings) * 0.95) - 1)],
-            "max_ms": timings[-1], "queries": len(timings), "peak_mb": peak_mb(),
-            "words": {k: [t, statistics.median(ms)] for k, (t, ms) in words.items()}}
+    return {
+        "median_ms": statistics.median(timings),
+        "p95_ms": timings[max(0, int(len(timings) * 0.95) - 1)],
+        "max_ms": timings[-1],
+        "queries": len(timings),
+        "peak_mb": peak_mb(),
+        "words": {k: [t, statistics.median(ms)] for k, (t, ms) in words.items()},
+    }
 
 
 def child(args: argparse.Namespace) -> None:
@@ -274,8 +339,12 @@ def main() -> None:
     p.add_argument("--skip-ira", action="store_true", help="Skip the IRA sample import.")
     p.add_argument("--keep", type=Path, help="Keep the files in this folder.")
     p.add_argument("--repeats", type=int, default=3, help="Rounds of the search words.")
-    p.add_argument("--batch", type=int, default=BATCH,
-                   help="Rows per transaction, for elshi and the baseline alike.")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=BATCH,
+        help="Rows per transaction, for elshi and the baseline alike.",
+    )
     p.add_argument("--phase", help=argparse.SUPPRESS)
     p.add_argument("--target", help=argparse.SUPPRESS)
     p.add_argument("--profile", default="generic", help=argparse.SUPPRESS)
@@ -288,8 +357,9 @@ def main() -> None:
     os.environ["ELSHI_INGEST_BATCH_SIZE"] = str(args.batch)  # inherited by the phases
     work = args.keep or Path(tempfile.mkdtemp(prefix="elshi-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    print(f"elshi ingest bench: {args.rows:,} generated rows, batch {args.batch:,}, "
-          f"work dir {work}")
+    print(
+        f"elshi ingest bench: {args.rows:,} generated rows, batch {args.batch:,}, work dir {work}"
+    )
     results: list[tuple[str, bool]] = []
 
     if not args.skip_ira:
@@ -297,12 +367,15 @@ def main() -> None:
         if ira.is_dir():
             for suffix in ("", "-wal", "-shm"):
                 (work / ("ira.db" + suffix)).unlink(missing_ok=True)
-            r = run_phase("import", "--target", str(ira), "--profile", "ira",
-                          "--db", str(work / "ira.db"))
-            print(f"IRA sample: read {r['read']:,} stored {r['stored']:,} duplicates "
-                  f"{r['duplicates']:,} quarantined {r['quarantined']:,} in {r['seconds']:.1f} s "
-                  f"({r['cpu']:.1f} s CPU): {r['rate']:,.0f} posts/s, "
-                  f"peak {r['peak_mb']:.0f} MB")
+            r = run_phase(
+                "import", "--target", str(ira), "--profile", "ira", "--db", str(work / "ira.db")
+            )
+            print(
+                f"IRA sample: read {r['read']:,} stored {r['stored']:,} duplicates "
+                f"{r['duplicates']:,} quarantined {r['quarantined']:,} in {r['seconds']:.1f} s "
+                f"({r['cpu']:.1f} s CPU): {r['rate']:,.0f} posts/s, "
+                f"peak {r['peak_mb']:.0f} MB"
+            )
         else:
             print(f"IRA sample: skipped, {ira} not found (set ELSHI_SHARED_DATA)")
 
@@ -310,34 +383,49 @@ def main() -> None:
     if not data.exists():
         t0 = time.perf_counter()
         generate(data, args.rows)
-        print(f"generated {data.name} ({data.stat().st_size / 1e6:.0f} MB) in "
-              f"{time.perf_counter() - t0:.0f} s")
+        print(
+            f"generated {data.name} ({data.stat().st_size / 1e6:.0f} MB) in "
+            f"{time.perf_counter() - t0:.0f} s"
+        )
     for name in ("csv.db", "baseline.db"):
         for suffix in ("", "-wal", "-shm"):
             (work / (name + suffix)).unlink(missing_ok=True)
     base = run_phase("baseline", "--target", str(data), "--db", str(work / "baseline.db"))
-    print(f"bare sqlite3 baseline: {base['stored']:,} rows in {base['seconds']:.1f} s "
-          f"({base['cpu']:.1f} s CPU): {base['rate']:,.0f} rows/s, peak {base['peak_mb']:.0f} MB")
-    imp = run_phase("import", "--target", str(data), "--profile", "generic",
-                    "--db", str(work / "csv.db"))
-    print(f"elshi import: read {imp['read']:,} stored {imp['stored']:,} in {imp['seconds']:.1f} s "
-          f"({imp['cpu']:.1f} s CPU): {imp['rate']:,.0f} posts/s, peak {imp['peak_mb']:.0f} MB")
+    print(
+        f"bare sqlite3 baseline: {base['stored']:,} rows in {base['seconds']:.1f} s "
+        f"({base['cpu']:.1f} s CPU): {base['rate']:,.0f} rows/s, peak {base['peak_mb']:.0f} MB"
+    )
+    imp = run_phase(
+        "import", "--target", str(data), "--profile", "generic", "--db", str(work / "csv.db")
+    )
+    print(
+        f"elshi import: read {imp['read']:,} stored {imp['stored']:,} in {imp['seconds']:.1f} s "
+        f"({imp['cpu']:.1f} s CPU): {imp['rate']:,.0f} posts/s, peak {imp['peak_mb']:.0f} MB"
+    )
     ratio = imp["rate"] / base["rate"]
     print(f"CPU-time ratio (load-independent): {base['cpu'] / imp['cpu']:.2f}")
     results.append((f"import/baseline rate ratio {ratio:.2f} (target >= 0.5)", ratio >= 0.5))
-    results.append((f"peak memory of the CSV import {imp['peak_mb']:.0f} MB (target < 500 MB)",
-                     imp["peak_mb"] < 500))
-    results.append((f"all {args.rows:,} rows stored ({imp['stored']:,})",
-                     imp["stored"] == args.rows))
+    results.append(
+        (
+            f"peak memory of the CSV import {imp['peak_mb']:.0f} MB (target < 500 MB)",
+            imp["peak_mb"] < 500,
+        )
+    )
+    results.append(
+        (f"all {args.rows:,} rows stored ({imp['stored']:,})", imp["stored"] == args.rows)
+    )
 
     s = run_phase("search", "--db", str(work / "csv.db"), "--repeats", str(args.repeats))
-    print(f"search over {imp['stored']:,} posts, {s['queries']} queries (one word + lang + "
-          f"one-year range, limit 20): median {s['median_ms']:.1f} ms, p95 {s['p95_ms']:.1f} ms, "
-          f"max {s['max_ms']:.1f} ms")
+    print(
+        f"search over {imp['stored']:,} posts, {s['queries']} queries (one word + lang + "
+        f"one-year range, limit 20): median {s['median_ms']:.1f} ms, p95 {s['p95_ms']:.1f} ms, "
+        f"max {s['max_ms']:.1f} ms"
+    )
     for key, (total, ms) in s["words"].items():
         print(f"  {key:>16}: {total:>7,} matches, median {ms:6.1f} ms")
-    results.append((f"search median {s['median_ms']:.1f} ms (target < 100 ms)",
-                     s["median_ms"] < 100))
+    results.append(
+        (f"search median {s['median_ms']:.1f} ms (target < 100 ms)", s["median_ms"] < 100)
+    )
     results.append((f"search p95 {s['p95_ms']:.1f} ms (target < 100 ms)", s["p95_ms"] < 100))
     for text, ok in results:
         print(f"{verdict(ok)}  {text}")

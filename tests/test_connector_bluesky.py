@@ -78,8 +78,9 @@ def test_every_recorded_jetstream_event(shared_data: Path) -> None:
         if not _is_post_create(event):
             assert post is None, f"line {n} should be skipped"
             commit = event.get("commit") or {}
-            skipped_kinds.add(f"{event['kind']}:{commit.get('operation', '')}:"
-                              f"{commit.get('collection', '')}")
+            skipped_kinds.add(
+                f"{event['kind']}:{commit.get('operation', '')}:{commit.get('collection', '')}"
+            )
             continue
         assert post is not None, f"line {n} is a post"
         record = event["commit"]["record"]
@@ -106,13 +107,20 @@ def test_every_recorded_jetstream_event(shared_data: Path) -> None:
     japanese = posts[4]
     assert japanese.lang == "ja"
     assert japanese.text.startswith("待って天幕のジャードゥーガル観ようと思ってたのに")
-    assert japanese.external_id == "at://did:plc:amnbije7mr5g3pgxuun7q44o/app.bsky.feed.post/3mptbyqhi7s2f"
+    assert (
+        japanese.external_id
+        == "at://did:plc:amnbije7mr5g3pgxuun7q44o/app.bsky.feed.post/3mptbyqhi7s2f"
+    )
     reply = posts[26]
-    assert reply.reply_to == "at://did:plc:i5y2f3gtpjxs3qg6fwgb6jb4/app.bsky.feed.post/3mpt7u2vlgs2c"
+    assert (
+        reply.reply_to == "at://did:plc:i5y2f3gtpjxs3qg6fwgb6jb4/app.bsky.feed.post/3mpt7u2vlgs2c"
+    )
     assert reply.extra["thread_root"] == reply.reply_to
     # An empty text with a link card: the card's title and address stand in for the body.
     card = posts[131]
-    assert card.text.startswith("Ariana Grande Crying: Acheimagra Stan Twitter https://static.klipy.com/")
+    assert card.text.startswith(
+        "Ariana Grande Crying: Acheimagra Stan Twitter https://static.klipy.com/"
+    )
     assert card.extra["embeds"] == ["external"]
     assert posts[94].published_at == datetime(2026, 7, 4, 14, 38, 2, tzinfo=UTC)
     assert posts[94].lang == "en"  # from "en-US"
@@ -167,8 +175,9 @@ def test_jetstream_file_import_of_the_recorded_events(
 
 def test_jetstream_file_bad_lines_and_keyword_filter(db: Database, fetch_ctx: FetchContext) -> None:
     path = str(FIXTURES / "jetstream_mixed.jsonl")
-    report = import_with(db, connector=JetstreamFileConnector(), config={"path": path},
-                         ctx=fetch_ctx)
+    report = import_with(
+        db, connector=JetstreamFileConnector(), config={"path": path}, ctx=fetch_ctx
+    )
     assert (report.read, report.stored, report.skipped, report.quarantined) == (6, 2, 1, 3)
     with db.session() as s:
         rows = {q.location: q.reason for q in s.scalars(select(Quarantine))}
@@ -178,8 +187,12 @@ def test_jetstream_file_bad_lines_and_keyword_filter(db: Database, fetch_ctx: Fe
     assert rows["line 4"] == "missing required field: commit.rkey"
     assert texts == ["Казахстан и Германия подписали соглашение", "ҚАЗАҚСТАН туралы жаңалық"]
 
-    report = import_with(db, connector=JetstreamFileConnector(),
-                         config={"path": path, "keywords": "германия"}, ctx=fetch_ctx)
+    report = import_with(
+        db,
+        connector=JetstreamFileConnector(),
+        config={"path": path, "keywords": "германия"},
+        ctx=fetch_ctx,
+    )
     # Only the matching post is read (a duplicate now) plus the unreadable line.
     assert (report.read, report.duplicates, report.quarantined) == (2, 1, 1)
 
@@ -192,7 +205,10 @@ def test_post_views_of_an_author_feed() -> None:
     posts = {p.external_id.rsplit("/", 1)[1]: p for p in map(post_view_to_post, feed)}
 
     first = posts["3lm2a1aaaaa2a"]
-    assert first.external_id == "at://did:plc:kzembassy7x2fq4vnl3m5rse/app.bsky.feed.post/3lm2a1aaaaa2a"
+    assert (
+        first.external_id
+        == "at://did:plc:kzembassy7x2fq4vnl3m5rse/app.bsky.feed.post/3lm2a1aaaaa2a"
+    )
     assert first.url == "https://bsky.app/profile/kazembassy.bsky.social/post/3lm2a1aaaaa2a"
     assert first.author_handle == "kazembassy.bsky.social"
     assert first.author_name == "Kazakhstan Embassy"
@@ -210,7 +226,10 @@ def test_post_views_of_an_author_feed() -> None:
     assert picture.extra["has_media"] is True and picture.lang is None
 
     quote = posts["3lm2a5eeeee2e"]
-    assert quote.extra["quote_of"] == "at://did:plc:mfakz3ur6yq2w4e5t6p7a8b9/app.bsky.feed.post/3lm29zzzzzz2b"
+    assert (
+        quote.extra["quote_of"]
+        == "at://did:plc:mfakz3ur6yq2w4e5t6p7a8b9/app.bsky.feed.post/3lm29zzzzzz2b"
+    )
 
     reposted = posts["3lm29zzzzzz2b"]
     assert reposted.author_handle == "mfa.gov.kz.example"  # the original author
@@ -296,8 +315,10 @@ def _appview_handler(api: FakeAppView) -> type[BaseHTTPRequestHandler]:
             q = {k: v[0] for k, v in parse_qs(parts.query).items()}
             api.requests.append((parts.path, q, dict(self.headers)))
             if api.fail_with:
-                self._send(api.fail_with, {"error": "InternalServerError",
-                                           "message": "Internal Server Error"})
+                self._send(
+                    api.fail_with,
+                    {"error": "InternalServerError", "message": "Internal Server Error"},
+                )
             elif parts.path == "/xrpc/app.bsky.feed.getAuthorFeed":
                 if q.get("actor") not in api.feeds:
                     self._send(400, {"error": "InvalidRequest", "message": "Profile not found"})
@@ -308,8 +329,9 @@ def _appview_handler(api: FakeAppView) -> type[BaseHTTPRequestHandler]:
             elif parts.path == "/xrpc/app.bsky.feed.searchPosts":
                 wanted = f"Bearer {api.search_token}"
                 if api.search_token and self.headers.get("Authorization") != wanted:
-                    self._send(403, {"error": "Forbidden",
-                                     "message": "search needs a signed-in user"})
+                    self._send(
+                        403, {"error": "Forbidden", "message": "search needs a signed-in user"}
+                    )
                     return
                 body = api.page(api.searches.get(q.get("q", ""), []), q)
                 body["posts"] = body.pop("items")
@@ -360,8 +382,11 @@ def test_author_feed_pages_cursor_and_catch_up(
 ) -> None:
     feed = _fixture("author_feed.json")
     appview.feeds["kazembassy.bsky.social"] = feed
-    sid = _source(db, "bluesky", {"target": "author:@kazembassy.bsky.social",
-                                  "service": appview.base, "limit": 2})
+    sid = _source(
+        db,
+        "bluesky",
+        {"target": "author:@kazembassy.bsky.social", "service": appview.base, "limit": 2},
+    )
     first = run_source(db, source_id=sid, ctx=fetch_ctx)
     assert (first.read, first.stored, first.quarantined) == (6, 6, 0)
     queries = [q for _, q, _ in appview.requests]
@@ -390,8 +415,16 @@ def test_pages_per_run_are_bounded(
     db: Database, fetch_ctx: FetchContext, appview: FakeAppView
 ) -> None:
     appview.feeds["kazembassy.bsky.social"] = _fixture("author_feed.json")
-    sid = _source(db, "bluesky", {"target": "author:kazembassy.bsky.social",
-                                  "service": appview.base, "limit": 2, "max_pages": 1})
+    sid = _source(
+        db,
+        "bluesky",
+        {
+            "target": "author:kazembassy.bsky.social",
+            "service": appview.base,
+            "limit": 2,
+            "max_pages": 1,
+        },
+    )
     report = run_source(db, source_id=sid, ctx=fetch_ctx)
     assert report.stored == 2 and len(appview.requests) == 1
 
@@ -461,8 +494,11 @@ def test_bad_bluesky_configs_are_refused(db: Database) -> None:
         with pytest.raises(service.InvalidSource, match="at least one keyword"):
             service.add_source(db=s, connector="bluesky-jetstream", config={"keywords": " , "})
         with pytest.raises(service.InvalidSource, match="ws:// or wss://"):
-            service.add_source(db=s, connector="bluesky-jetstream",
-                               config={"keywords": "x", "url": "http://127.0.0.1/subscribe"})
+            service.add_source(
+                db=s,
+                connector="bluesky-jetstream",
+                config={"keywords": "x", "url": "http://127.0.0.1/subscribe"},
+            )
 
 
 # ---------------------------------------------------------------------------- loopback Jetstream
@@ -545,8 +581,9 @@ def _events_at(shared_data: Path, *numbers: int) -> list[dict[str, Any]]:
 def test_firehose_filters_keywords_saves_cursor_and_resumes(
     db: Database, fetch_ctx: FetchContext, jetstream: FakeJetstream, shared_data: Path
 ) -> None:
-    sid = _source(db, "bluesky-jetstream", {"keywords": KEYWORDS, "url": jetstream.url,
-                                            "max_seconds": 10})
+    sid = _source(
+        db, "bluesky-jetstream", {"keywords": KEYWORDS, "url": jetstream.url, "max_seconds": 10}
+    )
     first = run_source(db, source_id=sid, ctx=fetch_ctx)
     assert jetstream.queries[0] == {"wantedCollections": [POST]}
     # The file's posts about elections (41, 56), MAGA (124) and the "Аватаром" one (144).
@@ -580,8 +617,11 @@ def test_firehose_filters_keywords_saves_cursor_and_resumes(
 def test_firehose_run_is_bounded_by_events(
     db: Database, fetch_ctx: FetchContext, jetstream: FakeJetstream
 ) -> None:
-    sid = _source(db, "bluesky-jetstream", {"keywords": KEYWORDS, "url": jetstream.url,
-                                            "max_events": 5, "rewind_seconds": 0})
+    sid = _source(
+        db,
+        "bluesky-jetstream",
+        {"keywords": KEYWORDS, "url": jetstream.url, "max_events": 5, "rewind_seconds": 0},
+    )
     run_source(db, source_id=sid, ctx=fetch_ctx)
     order = [json.loads(x)["time_us"] for x in jetstream.selected({"wantedCollections": [POST]})]
     assert _source_row(db, sid).cursor["time_us"] == order[4]
@@ -597,8 +637,9 @@ def test_firehose_run_is_bounded_by_time(
     db: Database, fetch_ctx: FetchContext, jetstream: FakeJetstream
 ) -> None:
     jetstream.hold_open = True  # a live stream never ends by itself
-    sid = _source(db, "bluesky-jetstream", {"keywords": KEYWORDS, "url": jetstream.url,
-                                            "max_seconds": 0.5})
+    sid = _source(
+        db, "bluesky-jetstream", {"keywords": KEYWORDS, "url": jetstream.url, "max_seconds": 0.5}
+    )
     started = time.monotonic()
     report = run_source(db, source_id=sid, ctx=fetch_ctx)
     assert 0.5 <= time.monotonic() - started < 4
@@ -612,7 +653,7 @@ def test_firehose_bad_events_are_quarantined(
     bad_date["commit"]["rkey"] = "3mptbadbadb2x"
     bad_date["commit"]["record"]["createdAt"] = "2026-07-04 at tea time"
     bad_date["time_us"] += 1
-    jetstream.extra = ["{\"did\": \"did:plc:x\", \"time_us\": 17831758", json.dumps(bad_date)]
+    jetstream.extra = ['{"did": "did:plc:x", "time_us": 17831758', json.dumps(bad_date)]
     sid = _source(db, "bluesky-jetstream", {"keywords": "maga", "url": jetstream.url})
     report = run_source(db, source_id=sid, ctx=fetch_ctx)
     assert (report.stored, report.quarantined) == (1, 2)

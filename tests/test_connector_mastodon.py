@@ -169,7 +169,8 @@ def test_connectors_are_registered() -> None:
 
 def test_stream_file_import_quarantines_bad_lines(db: Database, fetch_ctx: FetchContext) -> None:
     report = import_with(
-        db, connector=MastodonStreamConnector(),
+        db,
+        connector=MastodonStreamConnector(),
         config={"path": str(FIXTURES / "stream_public.jsonl"), "instance": "mastodon.example"},
         ctx=fetch_ctx,
     )
@@ -185,28 +186,38 @@ def test_stream_file_import_quarantines_bad_lines(db: Database, fetch_ctx: Fetch
     assert "unreadable date/time" in rows["line 5"]
     assert "payload is not JSON" in rows["line 6"]
     assert set(posts) == {
-        "mastodon.example/112000000000000301", "mastodon.example/112000000000000302"
+        "mastodon.example/112000000000000301",
+        "mastodon.example/112000000000000302",
     }
     assert posts["mastodon.example/112000000000000301"].text == "Ағынан келген жазба."
     assert posts["mastodon.example/112000000000000302"].author_handle == "mfa_kz@mastodon.social"
     # The kept raw payload carries the server's host, so mapping it again gives the same post.
     assert reprocess_posts(db, connector="mastodon-stream") == {
-        "checked": 2, "updated": 0, "failed": 0
+        "checked": 2,
+        "updated": 0,
+        "failed": 0,
     }
 
 
 @pytest.mark.shared_data
 def test_cli_imports_a_docs_streaming_example(cli: Any, shared_data: Path, db: Database) -> None:
     path = shared_data / DOCS / "streaming_example2.json"
-    r = cli("ingest", "mastodon-stream", str(path), "-o", "instance=mastodon.social",
-            "--no-progress")
+    r = cli(
+        "ingest", "mastodon-stream", str(path), "-o", "instance=mastodon.social", "--no-progress"
+    )
     assert r.exit_code == 0, r.output
     with db.session() as s:
         post = s.scalars(select(Post)).one()
     assert post.external_id == "mastodon.social/108913983692647032"
     assert post.connector == "mastodon-stream"
-    r = cli("ingest", "mastodon-stream", str(shared_data / DOCS / "Status_example0.json"),
-            "-o", "instance=mastodon.social", "--no-progress")
+    r = cli(
+        "ingest",
+        "mastodon-stream",
+        str(shared_data / DOCS / "Status_example0.json"),
+        "-o",
+        "instance=mastodon.social",
+        "--no-progress",
+    )
     assert r.exit_code == 0, r.output
     with db.session() as s:
         handles = sorted(p.author_handle for p in s.scalars(select(Post)))
@@ -277,8 +288,14 @@ def _handler(api: FakeMastodon) -> type[BaseHTTPRequestHandler]:
             api.requests.append((path, q, dict(self.headers)))
             if path in api.errors:
                 code = api.errors[path]
-                self._send(code, {"error": "This API requires an authenticated user"
-                                  if code == 401 else "Something went wrong"})
+                self._send(
+                    code,
+                    {
+                        "error": "This API requires an authenticated user"
+                        if code == 401
+                        else "Something went wrong"
+                    },
+                )
                 return
             if path.startswith("/api/v1/timelines/tag/"):
                 key = "tag:" + path.rsplit("/", 1)[1].lower()
@@ -383,8 +400,10 @@ def test_pages_per_run_are_bounded(
     db: Database, fetch_ctx: FetchContext, mastodon_server: FakeMastodon
 ) -> None:
     mastodon_server.timelines["tag:kazakhstan"] = _fixture("tag_kazakhstan.json")
-    sid = _source(db, {"instance": mastodon_server.base, "target": "tag:kazakhstan",
-                       "limit": 2, "max_pages": 2})
+    sid = _source(
+        db,
+        {"instance": mastodon_server.base, "target": "tag:kazakhstan", "limit": 2, "max_pages": 2},
+    )
     report = run_source(db, source_id=sid, ctx=fetch_ctx)
     assert report.stored == 4
     assert len(mastodon_server.requests) == 2
@@ -399,8 +418,9 @@ def test_account_lookup_public_local_and_token(
     mastodon_server.accounts["kazembassy"] = "110000000000000001"
     mastodon_server.timelines["account:110000000000000001"] = own
     mastodon_server.timelines["public:local"] = own[:2]
-    sid = _source(db, {"instance": mastodon_server.base, "target": "account:@kazembassy",
-                       "token": "s3cret"})
+    sid = _source(
+        db, {"instance": mastodon_server.base, "target": "account:@kazembassy", "token": "s3cret"}
+    )
     report = run_source(db, source_id=sid, ctx=fetch_ctx)
     assert report.stored == len(own) == 3
     (lookup_path, lookup_q, lookup_h), (path, _, headers) = mastodon_server.requests
@@ -418,12 +438,16 @@ def test_account_lookup_public_local_and_token(
 
 
 def test_token_can_come_from_the_environment(
-    db: Database, fetch_ctx: FetchContext, mastodon_server: FakeMastodon,
+    db: Database,
+    fetch_ctx: FetchContext,
+    mastodon_server: FakeMastodon,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     mastodon_server.timelines["public"] = _fixture("tag_kazakhstan.json")[:1]
-    sid = _source(db, {"instance": mastodon_server.base, "target": "public",
-                       "token": "env:MASTODON_TEST_TOKEN"})
+    sid = _source(
+        db,
+        {"instance": mastodon_server.base, "target": "public", "token": "env:MASTODON_TEST_TOKEN"},
+    )
     with pytest.raises(MastodonError, match="MASTODON_TEST_TOKEN is not set"):
         run_source(db, source_id=sid, ctx=fetch_ctx)
     assert not mastodon_server.requests
@@ -442,8 +466,12 @@ def test_token_can_come_from_the_environment(
     ],
 )
 def test_http_errors_are_recorded_in_source_health(
-    db: Database, fetch_ctx: FetchContext, mastodon_server: FakeMastodon,
-    target: str, code: int | None, expected: str,
+    db: Database,
+    fetch_ctx: FetchContext,
+    mastodon_server: FakeMastodon,
+    target: str,
+    code: int | None,
+    expected: str,
 ) -> None:
     if code is not None:
         mastodon_server.errors[f"/api/v1/timelines/tag/{target.split(':')[1]}"] = code
@@ -487,12 +515,23 @@ def test_malformed_statuses_from_the_server_are_quarantined(
 
 def test_bad_targets_are_refused(db: Database, cli: Any) -> None:
     with db.session() as s, pytest.raises(service.InvalidSource, match="tag:<hashtag>"):
-        service.add_source(db=s, connector="mastodon",
-                           config={"instance": "mastodon.social", "target": "hashtag:x"})
+        service.add_source(
+            db=s,
+            connector="mastodon",
+            config={"instance": "mastodon.social", "target": "hashtag:x"},
+        )
     r = cli("sources", "add", "mastodon", "public:everything", "-o", "instance=mastodon.social")
     assert r.exit_code == 2
-    r = cli("sources", "add", "mastodon", "tag:kazakhstan", "-o", "instance=mastodon.social",
-            "--every", "15m")
+    r = cli(
+        "sources",
+        "add",
+        "mastodon",
+        "tag:kazakhstan",
+        "-o",
+        "instance=mastodon.social",
+        "--every",
+        "15m",
+    )
     assert r.exit_code == 0, r.output
     with db.session() as s:
         src = s.scalars(select(Source)).one()

@@ -72,7 +72,10 @@ def test_registered_as_a_plugin() -> None:
     cls = connectors()["rss"]
     assert cls is RssConnector
     assert (cls.title, cls.platform, cls.target_field, cls.pollable) == (
-        "RSS / Atom feed", "rss", "url", True,
+        "RSS / Atom feed",
+        "rss",
+        "url",
+        True,
     )
 
 
@@ -263,14 +266,14 @@ def test_undeclared_latin1_sample_is_detected(shared_data: Path) -> None:
 # ---------------------------------------------------------------------------- encodings
 
 RU_FEED = (
-    "<rss version=\"2.0\"><channel><title>Новости МИД</title><link>https://mfa.example.kz/ru/</link>"
+    '<rss version="2.0"><channel><title>Новости МИД</title><link>https://mfa.example.kz/ru/</link>'
     "<item><guid>https://mfa.example.kz/ru/1</guid>"
     "<title>Министр иностранных дел провёл переговоры в Астане</title>"
     "<description>Стороны обсудили вопросы экономического сотрудничества и торговли."
     "</description></item></channel></rss>"
 )
 PT_FEED = (
-    "<rss version=\"2.0\"><channel><title>Notícias</title><link>https://example.br/</link>"
+    '<rss version="2.0"><channel><title>Notícias</title><link>https://example.br/</link>'
     "<item><guid>https://example.br/1</guid><title>Eleições: ação e reação no São João</title>"
     "<description>A população não está satisfeita com a situação econômica.</description>"
     "</item></channel></rss>"
@@ -290,11 +293,13 @@ def _first(data: bytes, http_charset: str | None = None) -> tuple[str, str]:
         pytest.param(RU_FEED.encode("koi8-r"), None, id="undeclared-koi8-r"),
         pytest.param(RU_FEED.encode("cp1251"), "windows-1251", id="http-charset"),
         pytest.param(
-            b'<?xml version="1.0" encoding="windows-1251"?>\n' + RU_FEED.encode("cp1251"), None,
+            b'<?xml version="1.0" encoding="windows-1251"?>\n' + RU_FEED.encode("cp1251"),
+            None,
             id="declared-cp1251",
         ),
         pytest.param(
-            b'<?xml version="1.0" encoding="ISO-8859-1"?>' + RU_FEED.encode("utf-8"), None,
+            b'<?xml version="1.0" encoding="ISO-8859-1"?>' + RU_FEED.encode("utf-8"),
+            None,
             id="declared-latin1-but-utf8",
         ),
         pytest.param(RU_FEED.encode("utf-8"), "iso-8859-1", id="http-latin1-but-utf8"),
@@ -342,7 +347,7 @@ def test_portuguese_in_any_encoding(data: bytes) -> None:
     ],
 )
 def test_undeclared_latin_code_pages(text: str, encoding: str) -> None:
-    feed = f"<rss version=\"2.0\"><channel><title>{text}</title></channel></rss>"
+    feed = f'<rss version="2.0"><channel><title>{text}</title></channel></rss>'
     decoded, _ = decode_feed(feed.encode(encoding))
     assert decoded == feed
 
@@ -369,7 +374,13 @@ def test_dates_and_languages() -> None:
     with pytest.raises(MappingError, match="unreadable date"):
         parse_feed_date("na próxima semana")
     assert [norm_lang(x) for x in ("en-gb", "pt-BR", "zh_CN", "kk", "", None, "x-klingon")] == [
-        "en", "pt", "zh", "kk", None, None, None,
+        "en",
+        "pt",
+        "zh",
+        "kk",
+        None,
+        None,
+        None,
     ]
 
 
@@ -458,7 +469,9 @@ def test_cli_ingest_file_quarantines_bad_entries(cli: Any, db: Database) -> None
             "Nota sem ligação",
             "Registo consular por via electrónica",
         ]
-        post = s.scalars(select(Post).where(Post.external_id == "https://embassy.example.org/p/101")).one()
+        post = s.scalars(
+            select(Post).where(Post.external_id == "https://embassy.example.org/p/101")
+        ).one()
         assert post.raw_kind == "rss-entry"
         assert post.raw["entry"]["id"] == "https://embassy.example.org/p/101"
         assert post.raw["feed"]["title"] == "Embaixada — Notícias"
@@ -684,8 +697,10 @@ def test_failing_feed_records_health(cli: Any, db: Database, feed_server: FeedSe
     [
         (Route(status=404), "HTTP 404 Not Found"),
         (Route(status=500), "HTTP 500 Internal Server Error"),
-        (Route(body=(FIXTURES / "not-a-feed.html").read_bytes(), content_type="text/html"),
-         "not an RSS or Atom feed"),
+        (
+            Route(body=(FIXTURES / "not-a-feed.html").read_bytes(), content_type="text/html"),
+            "not an RSS or Atom feed",
+        ),
         (Route(body=(FIXTURES / "broken.rss").read_bytes()), "unreadable feed"),
         (Route(body=_feed(1), delay=1.5), "timed out"),
     ],

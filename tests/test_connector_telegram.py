@@ -71,15 +71,21 @@ def test_connectors_are_registered_as_plugins() -> None:
     assert shape["telegram-export"] == ("path", False)
     assert shape["telegram-json"] == ("path", False)
     assert shape["telegram-api"] == ("channel", True)
-    assert {found[s].platform for s in ("telegram-web", "telegram-export", "telegram-json",
-                                       "telegram-api")} == {"telegram"}
+    assert {
+        found[s].platform
+        for s in ("telegram-web", "telegram-export", "telegram-json", "telegram-api")
+    } == {"telegram"}
 
 
 @pytest.mark.parametrize(
     ("given", "expected"),
-    [("QazMFA_demo", "QazMFA_demo"), ("@QazMFA_demo", "QazMFA_demo"),
-     ("https://t.me/s/QazMFA_demo", "QazMFA_demo"), ("t.me/QazMFA_demo/104", "QazMFA_demo"),
-     (" telegram.me/QazMFA_demo ", "QazMFA_demo")],
+    [
+        ("QazMFA_demo", "QazMFA_demo"),
+        ("@QazMFA_demo", "QazMFA_demo"),
+        ("https://t.me/s/QazMFA_demo", "QazMFA_demo"),
+        ("t.me/QazMFA_demo/104", "QazMFA_demo"),
+        (" telegram.me/QazMFA_demo ", "QazMFA_demo"),
+    ],
 )
 def test_channel_forms_are_normalised(given: str, expected: str) -> None:
     assert normalize_channel(given) == expected
@@ -93,7 +99,13 @@ def test_bad_channel_names_are_refused(bad: str) -> None:
 
 def test_counts_links_and_peer_ids() -> None:
     assert [parse_count(x) for x in ("892", "4.85K", "1.2M", "5K", "", "n/a")] == [
-        892, 4850, 1_200_000, 5000, None, None]
+        892,
+        4850,
+        1_200_000,
+        5000,
+        None,
+        None,
+    ]
     assert post_ref("https://t.me/QazMFA_demo/101") == "qazmfa_demo/101"
     assert post_ref("https://t.me/c/1987654321/7") == "c/1987654321/7"
     assert post_ref("https://t.me/QazMFA_demo") is None
@@ -150,7 +162,9 @@ def test_web_mapping_of_each_message_kind() -> None:
     ]
     assert ru.repost_of == "kazinform_demo/5551"
     assert ru.extra["forwarded_from"] == {
-        "name": "Казинформ | demo", "url": "https://t.me/kazinform_demo/5551"}
+        "name": "Казинформ | demo",
+        "url": "https://t.me/kazinform_demo/5551",
+    }
     assert ru.extra["media"] == ["photo"]
     assert ru.metrics["views"] == 3470
 
@@ -283,16 +297,15 @@ def _web_source(db: Database, site: _Site, **options: Any) -> int:
         return service.add_source(db=s, connector="telegram-web", config=config).id
 
 
-def test_web_polls_back_to_the_cursor(
-    db: Database, site: _Site, fetch_ctx: FetchContext
-) -> None:
+def test_web_polls_back_to_the_cursor(db: Database, site: _Site, fetch_ctx: FetchContext) -> None:
     sid = _web_source(db, site)
     first = run_source(db, source_id=sid, ctx=fetch_ctx)
     assert site.requests == [f"/s/{CHANNEL}", f"/s/{CHANNEL}?before=101", f"/s/{CHANNEL}?before=95"]
     assert (first.read, first.stored, first.skipped, first.quarantined) == (12, 8, 2, 2)
     posts = _posts(db)
     assert sorted(posts) == sorted(
-        f"qazmfa_demo/{i}" for i in (97, 99, 100, 101, 102, 104, 107, 110))
+        f"qazmfa_demo/{i}" for i in (97, 99, 100, 101, 102, 104, 107, 110)
+    )
     assert posts["qazmfa_demo/99"].text.endswith("мәдени кеш өтеді 🎉")
     assert posts["qazmfa_demo/100"].published_at == datetime(2026, 3, 1, 14, 30, tzinfo=UTC)
     assert posts["qazmfa_demo/104"].reply_to == "qazmfa_demo/101"
@@ -334,9 +347,11 @@ def test_web_first_poll_reads_at_most_max_pages(
 
 @pytest.mark.parametrize(
     ("channel", "message"),
-    [("nosuch_demo", "HTTP 404 (no such public channel?)"),
-     ("broken_demo", "HTTP 500 (server error"),
-     ("private_demo", "has no public web preview")],
+    [
+        ("nosuch_demo", "HTTP 404 (no such public channel?)"),
+        ("broken_demo", "HTTP 500 (server error"),
+        ("private_demo", "has no public web preview"),
+    ],
 )
 def test_web_unreadable_channel_raises_a_clear_error(
     db: Database, site: _Site, fetch_ctx: FetchContext, channel: str, message: str
@@ -353,8 +368,11 @@ def test_web_failing_source_records_its_error(
 ) -> None:
     with db.session() as s:
         sid = service.add_source(
-            db=s, connector="telegram-web", every_minutes=15,
-            config={"channel": "broken_demo", "base_url": site.url, "delay_seconds": 0}).id
+            db=s,
+            connector="telegram-web",
+            every_minutes=15,
+            config={"channel": "broken_demo", "base_url": site.url, "delay_seconds": 0},
+        ).id
     with pytest.raises(TelegramWebError):
         run_source(db, source_id=sid, ctx=fetch_ctx)
     with db.session() as s:
@@ -395,7 +413,9 @@ def test_export_mapping_of_a_single_chat(fetch_ctx: FetchContext) -> None:
         "https://www.gov.kz/memleket/entities/mfa"
     )
     assert ru.extra["links"] == [
-        "https://egov.kz/cms/ru/services/consular", "https://www.gov.kz/memleket/entities/mfa"]
+        "https://egov.kz/cms/ru/services/consular",
+        "https://www.gov.kz/memleket/entities/mfa",
+    ]
     assert ru.extra["signature"] == "Консульский отдел"
     assert en.extra["forwarded_from"] == {"name": "Kazinform | demo"}
     assert en.extra["media"] == ["photo"]
@@ -404,8 +424,9 @@ def test_export_mapping_of_a_single_chat(fetch_ctx: FetchContext) -> None:
     assert en.extra["edited"] == "1762344600"
     assert reply.reply_to == "c/1555666777/3"
 
-    named = _records(conn, fetch_ctx, path=str(FIXTURES / "export_single.json"),
-                     channel="@KazEmbassy_demo")
+    named = _records(
+        conn, fetch_ctx, path=str(FIXTURES / "export_single.json"), channel="@KazEmbassy_demo"
+    )
     assert isinstance(named[1], RawRecord)
     post = conn.to_post(named[1])
     assert post is not None
@@ -415,11 +436,19 @@ def test_export_mapping_of_a_single_chat(fetch_ctx: FetchContext) -> None:
 
 def test_export_of_a_whole_account_reads_every_chat(fetch_ctx: FetchContext) -> None:
     conn = TelegramExportConnector()
-    records = _records(conn, fetch_ctx, path=str(FIXTURES / "export_full.json"),
-                       usernames={"1555666777": "KazEmbassy_demo"})
+    records = _records(
+        conn,
+        fetch_ctx,
+        path=str(FIXTURES / "export_full.json"),
+        usernames={"1555666777": "KazEmbassy_demo"},
+    )
     assert [r.location for r in records] == [
-        "chat 1 message 1", "chat 1 message 2", "chat 1 message 3", "chat 2 message 1",
-        "chat 3 message 1"]
+        "chat 1 message 1",
+        "chat 1 message 2",
+        "chat 1 message 3",
+        "chat 2 message 1",
+        "chat 3 message 1",
+    ]
     posts = [conn.to_post(r) for r in records if isinstance(r, RawRecord)]
     ids = [p.external_id for p in posts if p is not None]
     assert ids == ["kazembassy_demo/2", "kazembassy_demo/3", "c/5000002/7", "c/1888999000/4410"]
@@ -472,8 +501,9 @@ def test_truncated_export_keeps_what_came_before(
     cut = data.index(b'"id": 4')
     broken = tmp_path / "result.json"
     broken.write_bytes(data[:cut])
-    report = import_with(db, connector=TelegramExportConnector(), config={"path": str(broken)},
-                         ctx=fetch_ctx)
+    report = import_with(
+        db, connector=TelegramExportConnector(), config={"path": str(broken)}, ctx=fetch_ctx
+    )
     assert report.stored == 2  # messages 2 and 3; 1 is a service message
     assert report.quarantined == 1
     reason = _quarantine(db)["message 4"]
@@ -492,9 +522,7 @@ def test_a_file_that_is_not_an_export_is_refused(cli: Any) -> None:
 # ---------------------------------------------------------------------------- Telethon JSON dump
 
 
-def test_every_shared_dump_file_maps_exactly(
-    fetch_ctx: FetchContext, shared_data: Path
-) -> None:
+def test_every_shared_dump_file_maps_exactly(fetch_ctx: FetchContext, shared_data: Path) -> None:
     files = sorted((shared_data / "telegram-ru-news").glob("*_messages.json"))
     assert len(files) == 4
     conn = TelegramJsonConnector()
@@ -522,14 +550,16 @@ def test_every_shared_dump_file_imports(
     for file in files:
         items = json.loads(file.read_text(encoding="utf-8"))
         expected = {i["message_id"]: i for i in items if i["text"].strip()}
-        report = import_with(db, connector=TelegramJsonConnector(), config={"path": str(file)},
-                             ctx=fetch_ctx)
+        report = import_with(
+            db, connector=TelegramJsonConnector(), config={"path": str(file)}, ctx=fetch_ctx
+        )
         assert report.read == len(items)
         assert report.stored == len(expected)
         assert report.quarantined == 0
         channel_id = -items[0]["sender_id"] - 10**12
-        stored = {k: p for k, p in _posts(db, "telegram-json").items()
-                  if k.startswith(f"c/{channel_id}/")}
+        stored = {
+            k: p for k, p in _posts(db, "telegram-json").items() if k.startswith(f"c/{channel_id}/")
+        }
         assert len(stored) == len(expected)
         for mid, item in expected.items():
             post = stored[f"c/{channel_id}/{mid}"]
@@ -537,7 +567,8 @@ def test_every_shared_dump_file_imports(
             assert post.published_at == datetime.fromisoformat(item["date"])
             assert post.author_name == item["channel"]
     assert len(_posts(db, "telegram-json")) == sum(
-        len(json.loads(f.read_text(encoding="utf-8"))) for f in files)
+        len(json.loads(f.read_text(encoding="utf-8"))) for f in files
+    )
 
 
 def test_dump_skips_empty_text_and_quarantines_bad_dates(
@@ -556,8 +587,13 @@ def test_dump_skips_empty_text_and_quarantines_bad_dates(
 
 
 def test_dump_records_without_id_or_channel_are_refused() -> None:
-    good = {"message_id": 7, "sender_id": -1001987654321, "text": "Сәлем",
-            "date": "2026-03-02T09:40:00+00:00", "channel": "Demo"}
+    good = {
+        "message_id": 7,
+        "sender_id": -1001987654321,
+        "text": "Сәлем",
+        "date": "2026-03-02T09:40:00+00:00",
+        "channel": "Demo",
+    }
     no_id = {k: v for k, v in good.items() if k != "message_id"}
     with pytest.raises(MappingError, match="missing required field: message_id"):
         map_dump_message({"channel": None, "message": no_id})
@@ -593,14 +629,19 @@ def test_dump_that_is_not_an_array_is_refused(fetch_ctx: FetchContext, tmp_path:
 def test_the_same_message_from_web_and_dump_is_stored_once(
     db: Database, site: _Site, fetch_ctx: FetchContext
 ) -> None:
-    web = import_with(db, connector=TelegramWebConnector(),
-                      config={"channel": CHANNEL, "base_url": site.url, "delay_seconds": 0},
-                      ctx=fetch_ctx)
+    web = import_with(
+        db,
+        connector=TelegramWebConnector(),
+        config={"channel": CHANNEL, "base_url": site.url, "delay_seconds": 0},
+        ctx=fetch_ctx,
+    )
     assert web.stored == 8
-    dump = import_with(db, connector=TelegramJsonConnector(),
-                       config={"path": str(FIXTURES / "telethon_dump.json"),
-                               "channel": "qazmfa_demo"},
-                       ctx=fetch_ctx)
+    dump = import_with(
+        db,
+        connector=TelegramJsonConnector(),
+        config={"path": str(FIXTURES / "telethon_dump.json"), "channel": "qazmfa_demo"},
+        ctx=fetch_ctx,
+    )
     assert (dump.stored, dump.duplicates) == (2, 1)
     posts = _posts(db)
     assert posts["qazmfa_demo/104"].connector == "telegram-web"
@@ -619,42 +660,93 @@ def _telethon_message() -> dict[str, Any]:
         "peer_id": {"_": "PeerChannel", "channel_id": 1987654321},
         "date": datetime(2026, 3, 4, 8, 0, 5, tzinfo=UTC),
         "message": "Қазақстан СІМ: Астанада халықаралық форум ашылды.\n"
-                   "МИД: в Астане открылся форум.",
-        "out": False, "mentioned": False, "media_unread": False, "silent": False, "post": True,
-        "from_scheduled": False, "legacy": False, "edit_hide": False, "pinned": False,
-        "noforwards": False, "from_id": None,
-        "fwd_from": {"_": "MessageFwdHeader", "date": datetime(2026, 3, 4, 7, 0, tzinfo=UTC),
-                     "imported": False, "saved_out": False,
-                     "from_id": {"_": "PeerChannel", "channel_id": 1222333444},
-                     "from_name": None, "channel_post": 77, "post_author": "Kazinform"},
+        "МИД: в Астане открылся форум.",
+        "out": False,
+        "mentioned": False,
+        "media_unread": False,
+        "silent": False,
+        "post": True,
+        "from_scheduled": False,
+        "legacy": False,
+        "edit_hide": False,
+        "pinned": False,
+        "noforwards": False,
+        "from_id": None,
+        "fwd_from": {
+            "_": "MessageFwdHeader",
+            "date": datetime(2026, 3, 4, 7, 0, tzinfo=UTC),
+            "imported": False,
+            "saved_out": False,
+            "from_id": {"_": "PeerChannel", "channel_id": 1222333444},
+            "from_name": None,
+            "channel_post": 77,
+            "post_author": "Kazinform",
+        },
         "via_bot_id": None,
-        "reply_to": {"_": "MessageReplyHeader", "reply_to_scheduled": False, "forum_topic": False,
-                     "quote": False, "reply_to_msg_id": 5100, "reply_to_peer_id": None},
-        "media": {"_": "MessageMediaPhoto", "spoiler": False,
-                  "photo": {"_": "Photo", "id": 1, "access_hash": 2,
-                            "file_reference": b"\x01\x02\x03",
-                            "date": datetime(2026, 3, 4, tzinfo=UTC)}},
+        "reply_to": {
+            "_": "MessageReplyHeader",
+            "reply_to_scheduled": False,
+            "forum_topic": False,
+            "quote": False,
+            "reply_to_msg_id": 5100,
+            "reply_to_peer_id": None,
+        },
+        "media": {
+            "_": "MessageMediaPhoto",
+            "spoiler": False,
+            "photo": {
+                "_": "Photo",
+                "id": 1,
+                "access_hash": 2,
+                "file_reference": b"\x01\x02\x03",
+                "date": datetime(2026, 3, 4, tzinfo=UTC),
+            },
+        },
         "reply_markup": None,
-        "entities": [{"_": "MessageEntityBold", "offset": 0, "length": 13},
-                     {"_": "MessageEntityTextUrl", "offset": 14, "length": 8,
-                      "url": "https://www.gov.kz/memleket/entities/mfa"}],
-        "views": 15321, "forwards": 42,
+        "entities": [
+            {"_": "MessageEntityBold", "offset": 0, "length": 13},
+            {
+                "_": "MessageEntityTextUrl",
+                "offset": 14,
+                "length": 8,
+                "url": "https://www.gov.kz/memleket/entities/mfa",
+            },
+        ],
+        "views": 15321,
+        "forwards": 42,
         "replies": {"_": "MessageReplies", "replies": 7, "replies_pts": 1, "comments": True},
         "edit_date": datetime(2026, 3, 4, 8, 5, tzinfo=UTC),
         "post_author": "Пресс-служба",
         "grouped_id": None,
-        "reactions": {"_": "MessageReactions", "results": [
-            {"_": "ReactionCount", "reaction": {"_": "ReactionEmoji", "emoticon": "👍"},
-             "count": 120},
-            {"_": "ReactionCount", "reaction": {"_": "ReactionCustomEmoji", "document_id": 99},
-             "count": 3}]},
-        "restriction_reason": [], "ttl_period": None,
+        "reactions": {
+            "_": "MessageReactions",
+            "results": [
+                {
+                    "_": "ReactionCount",
+                    "reaction": {"_": "ReactionEmoji", "emoticon": "👍"},
+                    "count": 120,
+                },
+                {
+                    "_": "ReactionCount",
+                    "reaction": {"_": "ReactionCustomEmoji", "document_id": 99},
+                    "count": 3,
+                },
+            ],
+        },
+        "restriction_reason": [],
+        "ttl_period": None,
     }
 
 
 def test_api_mapping_of_a_telethon_message() -> None:
-    payload = jsonable({"channel": "QazMFA_demo", "channel_id": 1987654321,
-                        "channel_title": "Қазақстан СІМ | demo", "message": _telethon_message()})
+    payload = jsonable(
+        {
+            "channel": "QazMFA_demo",
+            "channel_id": 1987654321,
+            "channel_title": "Қазақстан СІМ | demo",
+            "message": _telethon_message(),
+        }
+    )
     json.dumps(payload)  # what the I/O part stores must be JSON
     assert payload["message"]["media"]["photo"]["file_reference"] == "AQID"
     post = map_api_message(payload)
@@ -662,7 +754,9 @@ def test_api_mapping_of_a_telethon_message() -> None:
     assert post.external_id == "qazmfa_demo/5120"
     assert post.url == "https://t.me/QazMFA_demo/5120"
     assert post.text.splitlines() == [
-        "Қазақстан СІМ: Астанада халықаралық форум ашылды.", "МИД: в Астане открылся форум."]
+        "Қазақстан СІМ: Астанада халықаралық форум ашылды.",
+        "МИД: в Астане открылся форум.",
+    ]
     assert post.published_at == datetime(2026, 3, 4, 8, 0, 5, tzinfo=UTC)
     assert post.metrics == {"views": 15321, "forwards": 42, "replies": 7, "reactions": 123}
     assert post.reply_to == "qazmfa_demo/5100"
@@ -678,14 +772,18 @@ def test_api_mapping_of_a_telethon_message() -> None:
 
 
 def test_api_mapping_skips_service_and_empty_messages() -> None:
-    service_msg = {"_": "MessageService", "id": 1, "date": "2026-03-01T00:00:00+00:00",
-                   "peer_id": {"_": "PeerChannel", "channel_id": 1}, "action": {"_": "X"}}
+    service_msg = {
+        "_": "MessageService",
+        "id": 1,
+        "date": "2026-03-01T00:00:00+00:00",
+        "peer_id": {"_": "PeerChannel", "channel_id": 1},
+        "action": {"_": "X"},
+    }
     assert map_api_message({"channel": "QazMFA_demo", "message": service_msg}) is None
     photo_only = dict(_telethon_message(), message="")
     assert map_api_message({"channel": "QazMFA_demo", "message": photo_only}) is None
     with pytest.raises(MappingError, match="date"):
-        map_api_message({"channel": "QazMFA_demo",
-                         "message": dict(_telethon_message(), date=None)})
+        map_api_message({"channel": "QazMFA_demo", "message": dict(_telethon_message(), date=None)})
 
 
 def test_api_connector_without_telethon_says_how_to_install(

@@ -46,7 +46,7 @@ def split_at_uri(uri: Any) -> tuple[str, str, str]:
     """Split at://<did>/<collection>/<rkey> into its three parts."""
     if not isinstance(uri, str) or not uri.startswith("at://"):
         raise MappingError(f"not an at:// uri: {str(uri)[:80]!r}")
-    parts = uri[len("at://"):].split("/")
+    parts = uri[len("at://") :].split("/")
     if len(parts) != 3 or not all(parts):
         raise MappingError(f"not an at://<did>/<collection>/<rkey> uri: {uri[:80]!r}")
     return parts[0], parts[1], parts[2]
@@ -164,15 +164,23 @@ def post_view_to_post(item: Any) -> PostIn:
     handle = str(author.get("handle") or "")
     actor = handle if handle and handle != "handle.invalid" else did
     post = _record_post(
-        uri=uri, did=did, rkey=rkey, record=view.get("record"), actor=actor,
+        uri=uri,
+        did=did,
+        rkey=rkey,
+        record=view.get("record"),
+        actor=actor,
         fallback_time=view.get("indexedAt"),
     )
     post.author_handle = actor
     post.author_name = str(author.get("displayName") or "").strip() or None
     post.metrics = {
         name: view[key]
-        for name, key in (("likes", "likeCount"), ("reposts", "repostCount"),
-                          ("replies", "replyCount"), ("quotes", "quoteCount"))
+        for name, key in (
+            ("likes", "likeCount"),
+            ("reposts", "repostCount"),
+            ("replies", "replyCount"),
+            ("quotes", "quoteCount"),
+        )
         if isinstance(view.get(key), int)
     }
     post.extra["cid"] = view.get("cid")
@@ -201,7 +209,11 @@ def jetstream_event_to_post(event: Any) -> PostIn | None:
         raise MappingError("missing required field: commit.rkey")
     uri = f"at://{did}/{POST_COLLECTION}/{rkey}"
     post = _record_post(
-        uri=uri, did=str(did), rkey=str(rkey), record=commit.get("record"), actor=str(did),
+        uri=uri,
+        did=str(did),
+        rkey=str(rkey),
+        record=commit.get("record"),
+        actor=str(did),
         fallback_time=event.get("time_us"),
     )
     post.author_handle = str(did)
@@ -267,9 +279,7 @@ class BlueskyConfig(BaseModel):
         '"env:NAME" reads it from the environment variable NAME.',
     )
     limit: int = Field(default=50, ge=1, le=100, description="Posts per page (API max 100).")
-    max_pages: int = Field(
-        default=5, ge=1, le=100, description="Pages read per run, newest first."
-    )
+    max_pages: int = Field(default=5, ge=1, le=100, description="Pages read per run, newest first.")
 
     @field_validator("service")
     @classmethod
@@ -313,12 +323,18 @@ class BlueskyConnector(Connector):
         """Read pages newest first until the newest post seen last time, or the page bound."""
         kind, _, value = config.target.partition(":")
         if kind.lower() == "author":
-            path, key, params = "/xrpc/app.bsky.feed.getAuthorFeed", "feed", {
-                "actor": value.strip().lstrip("@")}
+            path, key, params = (
+                "/xrpc/app.bsky.feed.getAuthorFeed",
+                "feed",
+                {"actor": value.strip().lstrip("@")},
+            )
             record_kind = "feed_view_post"
         else:
-            path, key, params = "/xrpc/app.bsky.feed.searchPosts", "posts", {
-                "q": value.strip(), "sort": "latest"}
+            path, key, params = (
+                "/xrpc/app.bsky.feed.searchPosts",
+                "posts",
+                {"q": value.strip(), "sort": "latest"},
+            )
             record_kind = "post_view"
         headers = {"Accept": "application/json"}
         if config.token:
@@ -361,7 +377,9 @@ class BlueskyConnector(Connector):
             if watermark is not None:
                 log.warning(
                     "%s: stopped after %d pages before reaching the newest post seen last time; "
-                    "raise max_pages or poll more often", scope, config.max_pages,
+                    "raise max_pages or poll more often",
+                    scope,
+                    config.max_pages,
                 )
         cursor["scope"] = scope
 
@@ -448,7 +466,9 @@ class JetstreamConfig(BaseModel):
         default=30.0, gt=0, le=3600, description="Stop after this many seconds in one run."
     )
     rewind_seconds: float = Field(
-        default=5.0, ge=0, le=3600,
+        default=5.0,
+        ge=0,
+        le=3600,
         description="Replay this far before the saved cursor, so no event is lost at the seam "
         "(repeats are dropped as duplicates).",
     )

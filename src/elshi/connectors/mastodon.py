@@ -116,8 +116,11 @@ def status_to_post(status: Any, host: str) -> PostIn:
     if not text and not spoiler:
         text = _media_fallback(shown)
     media = [
-        {"type": m.get("type"), "url": m.get("url") or m.get("remote_url"),
-         "description": m.get("description")}
+        {
+            "type": m.get("type"),
+            "url": m.get("url") or m.get("remote_url"),
+            "description": m.get("description"),
+        }
         for m in shown.get("media_attachments") or []
         if isinstance(m, dict)
     ]
@@ -200,7 +203,9 @@ class MastodonConfig(BaseModel):
     )
     limit: int = Field(default=40, ge=1, le=40, description="Statuses per page (server max 40).")
     max_pages: int = Field(
-        default=5, ge=1, le=100,
+        default=5,
+        ge=1,
+        le=100,
         description="Pages read per run: the newest pages on a first run, then a backlog of new "
         "statuses is caught up over later runs.",
     )
@@ -270,8 +275,12 @@ class MastodonConnector(Connector):
         count = 0
         page_params: dict[str, str] = {"min_id": since} if since else {}
         for _ in range(config.max_pages):
-            resp = _get(client, config.instance + path, {**base_params, **page_params,
-                                                         "limit": str(config.limit)}, headers)
+            resp = _get(
+                client,
+                config.instance + path,
+                {**base_params, **page_params, "limit": str(config.limit)},
+                headers,
+            )
             statuses = _json_list(resp, path)
             if not statuses:
                 break
@@ -311,8 +320,9 @@ class MastodonConnector(Connector):
         if kind == "account":
             acct = value.strip().lstrip("@")
             if not acct.isdigit():
-                resp = _get(client, config.instance + "/api/v1/accounts/lookup", {"acct": acct},
-                            headers)
+                resp = _get(
+                    client, config.instance + "/api/v1/accounts/lookup", {"acct": acct}, headers
+                )
                 account = _json(resp, "/api/v1/accounts/lookup")
                 if not isinstance(account, dict) or not account.get("id"):
                     raise MastodonError(f"{acct}: the server's account lookup returned no id")
@@ -434,12 +444,20 @@ def _stream_records(
             try:
                 item = json.loads(line.decode("utf-8"))
             except UnicodeDecodeError as exc:
-                yield BadRecord(f"line {n}", f"not UTF-8: {exc.reason} at byte {exc.start}",
-                                line[:2000].decode("utf-8", "replace"), origin)
+                yield BadRecord(
+                    f"line {n}",
+                    f"not UTF-8: {exc.reason} at byte {exc.start}",
+                    line[:2000].decode("utf-8", "replace"),
+                    origin,
+                )
                 continue
             except json.JSONDecodeError as exc:
-                yield BadRecord(f"line {n}", f"bad JSON: {exc.msg} at column {exc.colno}",
-                                line[:2000].decode("utf-8", "replace"), origin)
+                yield BadRecord(
+                    f"line {n}",
+                    f"bad JSON: {exc.msg} at column {exc.colno}",
+                    line[:2000].decode("utf-8", "replace"),
+                    origin,
+                )
                 continue
             yield _file_record(item, host, f"line {n}", origin)
         return

@@ -47,7 +47,9 @@ class RssConfig(BaseModel):
 
     url: str = Field(description="Feed address: an http(s) URL or the path of a local feed file.")
     seen_limit: int = Field(
-        default=500, ge=1, le=100_000,
+        default=500,
+        ge=1,
+        le=100_000,
         description="How many recently seen entry ids to remember, so unchanged ones are skipped.",
     )
     max_bytes: int = Field(
@@ -98,12 +100,37 @@ _SUPERSETS = {
     "big5": "big5hkscs",
 }
 _MULTI_BYTE_CP = ("cp932", "cp936", "cp949", "cp950")
-_LATIN = frozenset((
-    "cp1250", "cp1252", "cp1254", "cp1257", "cp1258", "latin_1", "iso8859_1", "iso8859_2",
-    "iso8859_3", "iso8859_4", "iso8859_9", "iso8859_10", "iso8859_13", "iso8859_14",
-    "iso8859_15", "iso8859_16", "mac_latin2", "mac_roman", "mac_iceland", "mac_turkish",
-    "cp437", "cp775", "cp850", "cp852", "cp857", "cp858", "hp_roman8",
-))
+_LATIN = frozenset(
+    (
+        "cp1250",
+        "cp1252",
+        "cp1254",
+        "cp1257",
+        "cp1258",
+        "latin_1",
+        "iso8859_1",
+        "iso8859_2",
+        "iso8859_3",
+        "iso8859_4",
+        "iso8859_9",
+        "iso8859_10",
+        "iso8859_13",
+        "iso8859_14",
+        "iso8859_15",
+        "iso8859_16",
+        "mac_latin2",
+        "mac_roman",
+        "mac_iceland",
+        "mac_turkish",
+        "cp437",
+        "cp775",
+        "cp850",
+        "cp852",
+        "cp857",
+        "cp858",
+        "hp_roman8",
+    )
+)
 _LATIN_ORDER = ("cp1252", "cp1254", "cp1250", "iso8859_2", "iso8859_15", "cp1257", "iso8859_13")
 # Icelandic letters: in text read with the wrong code page they mostly stand for Turkish ş and ğ.
 _RARE_LETTERS = frozenset("ðþÐÞ")
@@ -172,11 +199,15 @@ def _oddities(text: str, limit: int = 200_000) -> int:
         if ch < "\x80":
             continue
         kind = unicodedata.category(ch)
-        if kind == "Cc" or ch in _RARE_LETTERS or (
-            kind[0] != "L"
-            and 0 < i < len(sample) - 1
-            and sample[i - 1].isalpha()
-            and sample[i + 1].isalpha()
+        if (
+            kind == "Cc"
+            or ch in _RARE_LETTERS
+            or (
+                kind[0] != "L"
+                and 0 < i < len(sample) - 1
+                and sample[i - 1].isalpha()
+                and sample[i + 1].isalpha()
+            )
         ):
             odd += 1
     return odd
@@ -187,7 +218,7 @@ def decode_feed(data: bytes, http_charset: str | None = None) -> tuple[str, str]
     for bom, name in _BOMS:
         if data.startswith(bom):
             try:
-                return data[len(bom):].decode(name), name
+                return data[len(bom) :].decode(name), name
             except UnicodeDecodeError:
                 break
     for prefix, name in ((b"<\x00?\x00", "utf-16-le"), (b"\x00<\x00?", "utf-16-be")):
@@ -233,7 +264,7 @@ def decode_feed(data: bytes, http_charset: str | None = None) -> tuple[str, str]
 def _as_utf8_xml(text: str) -> bytes:
     text = text.lstrip("\ufeff")
     decl = _TEXT_DECL.match(text)
-    body = text[decl.end():] if decl else text.lstrip()
+    body = text[decl.end() :] if decl else text.lstrip()
     return ('<?xml version="1.0" encoding="utf-8"?>' + body).encode("utf-8")
 
 
@@ -252,11 +283,41 @@ def parse_feed(
 
 # ---------------------------------------------------------------------------- HTML to text
 
-_BLOCKS = frozenset((
-    "address", "article", "aside", "blockquote", "dd", "div", "dl", "dt", "figcaption", "figure",
-    "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav", "ol", "p",
-    "pre", "section", "table", "tbody", "thead", "tr", "ul",
-))
+_BLOCKS = frozenset(
+    (
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "dd",
+        "div",
+        "dl",
+        "dt",
+        "figcaption",
+        "figure",
+        "footer",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "table",
+        "tbody",
+        "thead",
+        "tr",
+        "ul",
+    )
+)
 _SKIP = frozenset(("script", "style", "noscript", "template", "head", "title"))
 _MARKUP = re.compile(r"</?(?:p|div|br|span|a|img|b|i|em|strong|li|ul|table|td)\b[^<>]*>", re.I)
 _WS = re.compile(r"\s+")
@@ -316,18 +377,67 @@ def _tidy(text: str) -> str:
 
 # Month names some feeds write in their own language instead of RFC 822 English.
 _MONTHS = {
-    "jan": "Jan", "janv": "Jan", "ene": "Jan", "gen": "Jan", "janeiro": "Jan", "enero": "Jan",
-    "fev": "Feb", "fév": "Feb", "févr": "Feb", "feb": "Feb", "fevereiro": "Feb", "febrero": "Feb",
-    "mar": "Mar", "mär": "Mar", "mrz": "Mar", "mars": "Mar", "março": "Mar", "marzo": "Mar",
-    "abr": "Apr", "avr": "Apr", "apr": "Apr", "abril": "Apr",
-    "mai": "May", "may": "May", "mag": "May", "maio": "May", "mayo": "May",
-    "jun": "Jun", "juin": "Jun", "giu": "Jun", "junho": "Jun", "junio": "Jun",
-    "jul": "Jul", "juil": "Jul", "lug": "Jul", "julho": "Jul", "julio": "Jul",
-    "ago": "Aug", "aug": "Aug", "août": "Aug", "agosto": "Aug",
-    "set": "Sep", "sep": "Sep", "sept": "Sep", "setembro": "Sep", "septiembre": "Sep",
-    "out": "Oct", "oct": "Oct", "okt": "Oct", "ott": "Oct", "outubro": "Oct", "octubre": "Oct",
-    "nov": "Nov", "novembro": "Nov", "noviembre": "Nov",
-    "dez": "Dec", "dec": "Dec", "déc": "Dec", "dic": "Dec", "dezembro": "Dec", "diciembre": "Dec",
+    "jan": "Jan",
+    "janv": "Jan",
+    "ene": "Jan",
+    "gen": "Jan",
+    "janeiro": "Jan",
+    "enero": "Jan",
+    "fev": "Feb",
+    "fév": "Feb",
+    "févr": "Feb",
+    "feb": "Feb",
+    "fevereiro": "Feb",
+    "febrero": "Feb",
+    "mar": "Mar",
+    "mär": "Mar",
+    "mrz": "Mar",
+    "mars": "Mar",
+    "março": "Mar",
+    "marzo": "Mar",
+    "abr": "Apr",
+    "avr": "Apr",
+    "apr": "Apr",
+    "abril": "Apr",
+    "mai": "May",
+    "may": "May",
+    "mag": "May",
+    "maio": "May",
+    "mayo": "May",
+    "jun": "Jun",
+    "juin": "Jun",
+    "giu": "Jun",
+    "junho": "Jun",
+    "junio": "Jun",
+    "jul": "Jul",
+    "juil": "Jul",
+    "lug": "Jul",
+    "julho": "Jul",
+    "julio": "Jul",
+    "ago": "Aug",
+    "aug": "Aug",
+    "août": "Aug",
+    "agosto": "Aug",
+    "set": "Sep",
+    "sep": "Sep",
+    "sept": "Sep",
+    "setembro": "Sep",
+    "septiembre": "Sep",
+    "out": "Oct",
+    "oct": "Oct",
+    "okt": "Oct",
+    "ott": "Oct",
+    "outubro": "Oct",
+    "octubre": "Oct",
+    "nov": "Nov",
+    "novembro": "Nov",
+    "noviembre": "Nov",
+    "dez": "Dec",
+    "dec": "Dec",
+    "déc": "Dec",
+    "dic": "Dec",
+    "dezembro": "Dec",
+    "diciembre": "Dec",
 }
 _LOCAL_822 = re.compile(
     r"^\s*(?:[^\W\d]+\.?,?\s+)?(\d{1,2})\.?\s+([^\W\d]+)\.?\s+(\d{2,4})\s+"
@@ -405,7 +515,8 @@ def entry_payload(entry: Mapping[str, Any], feed: Mapping[str, Any], source: str
     feed_author = feed.get("author_detail") or {}
     summary = _detail(entry.get("summary_detail")) or (
         {"type": "text/html", "value": entry.get("summary"), "language": None}
-        if entry.get("summary") else None
+        if entry.get("summary")
+        else None
     )
     return {
         "feed": {
@@ -417,9 +528,11 @@ def entry_payload(entry: Mapping[str, Any], feed: Mapping[str, Any], source: str
         },
         "entry": {
             "id": entry.get("id"),
-            "title": _detail(entry.get("title_detail")) or (
+            "title": _detail(entry.get("title_detail"))
+            or (
                 {"type": "text/plain", "value": entry.get("title"), "language": None}
-                if entry.get("title") else None
+                if entry.get("title")
+                else None
             ),
             "link": entry.get("link"),
             "origlink": entry.get("feedburner_origlink"),

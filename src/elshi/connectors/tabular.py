@@ -64,8 +64,17 @@ SUFFIXES = (".csv", ".tsv", ".txt", ".json", ".jsonl", ".ndjson")
 #: Bytes inspected to tell the format, encoding and CSV delimiter of a file.
 SAMPLE_BYTES = 64 * 1024
 POST_FIELDS = (
-    "external_id", "text", "author_handle", "author_name", "published_at", "url", "lang",
-    "title", "metrics", "reply_to", "repost_of",
+    "external_id",
+    "text",
+    "author_handle",
+    "author_name",
+    "published_at",
+    "url",
+    "lang",
+    "title",
+    "metrics",
+    "reply_to",
+    "repost_of",
 )
 DEFAULT_NULLS = ("", "NA", "N/A", "NULL", "null", "None", "nan", "NaN")
 
@@ -162,8 +171,10 @@ _TWEET_EXTRA = {
     "author_id": "author_id",
     "conversation_id": "conversation_id",
     "in_reply_to_user_id": "in_reply_to_user_id",
-    "quoted": [{"column": "referenced_tweets", "where": {"type": "quoted"}, "take": "id"},
-               "referenced_tweets.quoted.id"],
+    "quoted": [
+        {"column": "referenced_tweets", "where": {"type": "quoted"}, "take": "id"},
+        "referenced_tweets.quoted.id",
+    ],
     "source": "source",
     "possibly_sensitive": "possibly_sensitive",
     "edit_history_tweet_ids": "edit_history_tweet_ids",
@@ -238,15 +249,23 @@ PROFILES: dict[str, dict[str, Any]] = {
             "text": ["message", "description", "title", "expanded"],
             "title": "title",
             "url": "postUrl",
-            "author_handle": ["account.handle", "account_handle", "account.platformId",
-                              "account_platformId", "account.id", "account_id"],
+            "author_handle": [
+                "account.handle",
+                "account_handle",
+                "account.platformId",
+                "account_platformId",
+                "account.id",
+                "account_id",
+            ],
             "author_name": ["account.name", "account_name"],
             "published_at": "date",
             "lang": "languageCode",
             "metrics.likes": ["statistics.actual.likeCount", "statistics_actual_likeCount"],
             "metrics.shares": ["statistics.actual.shareCount", "statistics_actual_shareCount"],
-            "metrics.comments": ["statistics.actual.commentCount",
-                                 "statistics_actual_commentCount"],
+            "metrics.comments": [
+                "statistics.actual.commentCount",
+                "statistics_actual_commentCount",
+            ],
             "metrics.loves": ["statistics.actual.loveCount", "statistics_actual_loveCount"],
             "metrics.angry": ["statistics.actual.angryCount", "statistics_actual_angryCount"],
         },
@@ -258,9 +277,10 @@ PROFILES: dict[str, dict[str, Any]] = {
             "score": {"column": "score", "transform": "float"},
             "account_url": ["account.url", "account_url"],
             "account_type": ["account.accountType", "account_accountType"],
-            "account_subscribers": {"column": ["account.subscriberCount",
-                                               "account_subscriberCount", "subscriberCount"],
-                                    "transform": "int"},
+            "account_subscribers": {
+                "column": ["account.subscriberCount", "account_subscriberCount", "subscriberCount"],
+                "transform": "int",
+            },
         },
         "required": [["id"], ["message", "description", "title", "expanded"]],
     },
@@ -297,13 +317,14 @@ PROFILES: dict[str, dict[str, Any]] = {
         "when present.",
         "platform": "twitter",
         "fields": {
-            "external_id": {"hash": ["author_id", "publish_date", "content", "updates"],
-                            "prefix": "ira-"},
+            "external_id": {
+                "hash": ["author_id", "publish_date", "content", "updates"],
+                "prefix": "ira-",
+            },
             "text": "content",
             "author_handle": "author_id",
             "author_name": "author",
-            "published_at": {"column": "publish_date", "format": "%Y-%m-%d %H:%M:%S",
-                             "tz": "UTC"},
+            "published_at": {"column": "publish_date", "format": "%Y-%m-%d %H:%M:%S", "tz": "UTC"},
             "lang": "language",
         },
         "extra": {
@@ -319,8 +340,12 @@ PROFILES: dict[str, dict[str, Any]] = {
             "account_type": "account_type",
         },
         "required": [["author_id"], ["content"], ["publish_date"]],
-        "join": {"path": "../authors.csv", "on": "author_id",
-                 "columns": ["account_category", "account_type"], "optional": True},
+        "join": {
+            "path": "../authors.csv",
+            "on": "author_id",
+            "columns": ["account_category", "account_type"],
+            "optional": True,
+        },
     },
 }
 
@@ -545,8 +570,20 @@ def _compile(spec: Any, nulls: frozenset[str], where: str) -> Getter:
         return first
     if not isinstance(spec, dict):
         raise ProfileError(f"{where}: expected a column name, a list or a table, got {spec!r}")
-    known = {"column", "columns", "hash", "prefix", "template", "const", "format", "tz",
-             "transform", "default", "where", "take"}
+    known = {
+        "column",
+        "columns",
+        "hash",
+        "prefix",
+        "template",
+        "const",
+        "format",
+        "tz",
+        "transform",
+        "default",
+        "where",
+        "take",
+    }
     unknown = set(spec) - known
     if unknown:
         raise ProfileError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
@@ -576,8 +613,9 @@ def _compile(spec: Any, nulls: frozenset[str], where: str) -> Getter:
         elif name in TRANSFORMS:
             steps.append(TRANSFORMS[name])
         else:
-            raise ProfileError(f"{where}: unknown transform {name!r}; known: lang, "
-                               + ", ".join(TRANSFORMS))
+            raise ProfileError(
+                f"{where}: unknown transform {name!r}; known: lang, " + ", ".join(TRANSFORMS)
+            )
     default = spec.get("default")
     if not steps and default is None:
         return base
@@ -607,8 +645,9 @@ def _time_parser(fmt: str | None, tz: str | None, where: str) -> Callable[[Any],
             try:
                 dt = datetime.strptime(str(value).strip(), fmt)
             except ValueError:
-                raise MappingError(f"unreadable date/time {str(value)[:40]!r} "
-                                   f"(expected {fmt})") from None
+                raise MappingError(
+                    f"unreadable date/time {str(value)[:40]!r} (expected {fmt})"
+                ) from None
         else:
             dt = parse_time(value) if zone is UTC else _naive(value)
         if dt is None:
@@ -710,10 +749,26 @@ class CompiledProfile:
 # ---------------------------------------------------------------------------- languages
 
 _LANG_ALIASES = {
-    "farsi": "fa", "pushto": "ps", "kirghiz": "ky", "kyrgyz": "ky", "filipino": "tl",
-    "tagalog": "tl", "in": "id", "iw": "he", "ji": "yi", "jw": "jv", "kz": "kk",
-    "қазақша": "kk", "қазақ тілі": "kk", "казахский": "kk", "русский": "ru", "орыс тілі": "ru",
-    "english": "en", "ағылшын тілі": "en", "английский": "en", "chinese (simplified)": "zh",
+    "farsi": "fa",
+    "pushto": "ps",
+    "kirghiz": "ky",
+    "kyrgyz": "ky",
+    "filipino": "tl",
+    "tagalog": "tl",
+    "in": "id",
+    "iw": "he",
+    "ji": "yi",
+    "jw": "jv",
+    "kz": "kk",
+    "қазақша": "kk",
+    "қазақ тілі": "kk",
+    "казахский": "kk",
+    "русский": "ru",
+    "орыс тілі": "ru",
+    "english": "en",
+    "ағылшын тілі": "en",
+    "английский": "en",
+    "chinese (simplified)": "zh",
     "chinese (traditional)": "zh",
 }
 #: Platform codes meaning "no language": undetermined, no linguistic content, Twitter's q-codes.
@@ -782,22 +837,23 @@ def _tweet_page_kind(items: list[Any]) -> str | None:
     return f"{len(items)} objects without text"
 
 
-def expand_twitter_v2(
-    payload: Any, location: str
-) -> Iterator[tuple[Any, str] | BadRecord]:
+def expand_twitter_v2(payload: Any, location: str) -> Iterator[tuple[Any, str] | BadRecord]:
     """Split a twarc2 page into one flattened tweet per `data` item, author from includes."""
     if not isinstance(payload, Mapping):
-        yield BadRecord(location, f"not a tweet page: a JSON {type(payload).__name__}",
-                        snippet(payload))
+        yield BadRecord(
+            location, f"not a tweet page: a JSON {type(payload).__name__}", snippet(payload)
+        )
         return
     if "data" not in payload:
         if "errors" in payload and "text" not in payload:
             detail = "; ".join(
-                str(e.get("detail") or e.get("title") or e) for e in payload["errors"][:3]
+                str(e.get("detail") or e.get("title") or e)
+                for e in payload["errors"][:3]
                 if isinstance(e, Mapping)
             )
-            yield BadRecord(location, f"API error page, no tweets: {detail}"[:500],
-                            snippet(payload))
+            yield BadRecord(
+                location, f"API error page, no tweets: {detail}"[:500], snippet(payload)
+            )
             return
         # A flattened tweet (author embedded) or a compliance event: map it as it is.
         yield payload, location
@@ -806,8 +862,11 @@ def expand_twitter_v2(
     items = data if isinstance(data, list) else [data]
     kind = _tweet_page_kind(items)
     if kind is not None:
-        yield BadRecord(location, f"not tweets: the page holds {kind} "
-                        "(the twitter-v2 profile imports tweets)", snippet(payload, 500))
+        yield BadRecord(
+            location,
+            f"not tweets: the page holds {kind} (the twitter-v2 profile imports tweets)",
+            snippet(payload, 500),
+        )
         return
     includes = payload.get("includes") or {}
     users = {u.get("id"): u for u in includes.get("users") or [] if isinstance(u, Mapping)}
@@ -906,9 +965,7 @@ class _Source:
             self.gzip = probe.read(2) == GZIP_MAGIC
         counting = io.BufferedReader(_Counting(self._file, ctx.on_bytes), 1 << 20)
         self.stream: io.BufferedReader[Any] = (
-            io.BufferedReader(_Gunzip(counting), 1 << 20)
-            if self.gzip
-            else counting
+            io.BufferedReader(_Gunzip(counting), 1 << 20) if self.gzip else counting
         )
         try:
             self.sample = self.stream.peek(SAMPLE_BYTES)[:SAMPLE_BYTES]
@@ -921,7 +978,7 @@ class _Source:
                 self.bom = bom
         if self.bom:
             self.stream.read(len(self.bom))
-            self.sample = self.sample[len(self.bom):]
+            self.sample = self.sample[len(self.bom) :]
 
     def close(self) -> None:
         self.stream.close()
@@ -969,8 +1026,9 @@ def detect_encoding(sample: bytes, bom: bytes = b"") -> str:
 
     best = from_bytes(b"\n".join(lines)).best()
     if best is None:
-        raise MappingError("not UTF-8 and the encoding cannot be told; pass -o encoding=NAME "
-                           "(e.g. cp1251)")
+        raise MappingError(
+            "not UTF-8 and the encoding cannot be told; pass -o encoding=NAME (e.g. cp1251)"
+        )
     return str(best.encoding)
 
 
@@ -995,8 +1053,10 @@ def detect_format(path: Path, sample: bytes) -> str:
 def _files(target: Path) -> list[Path]:
     if target.is_dir():
         return sorted(
-            p for p in target.rglob("*")
-            if p.is_file() and not p.name.startswith(".")
+            p
+            for p in target.rglob("*")
+            if p.is_file()
+            and not p.name.startswith(".")
             and p.name.lower().removesuffix(".gz").endswith(SUFFIXES)
         )
     if not target.exists():
@@ -1065,8 +1125,9 @@ class TabularConnector(Connector):
     ) -> Iterator[RawRecord | BadRecord]:
         src = _Source(path, ctx, config.max_line_bytes)
         try:
-            fmt: str = (config.format if config.format != "auto" else profile.format) or \
-                detect_format(path, src.sample)
+            fmt: str = (
+                config.format if config.format != "auto" else profile.format
+            ) or detect_format(path, src.sample)
             encoding = config.encoding or profile.encoding
             if encoding is None:
                 try:
@@ -1075,13 +1136,15 @@ class TabularConnector(Connector):
                     raise MappingError(f"{path}: {exc}") from None
             join = _load_join(path, profile.join, profile)
             if fmt == "csv":
-                records = _csv_records(src, encoding, config.delimiter or profile.delimiter,
-                                       profile)
+                records = _csv_records(
+                    src, encoding, config.delimiter or profile.delimiter, profile
+                )
             elif fmt == "ndjson":
                 records = _ndjson_records(src, encoding)
             else:
-                records = _json_records(src, config.records if config.records is not None
-                                        else profile.records)
+                records = _json_records(
+                    src, config.records if config.records is not None else profile.records
+                )
             expand = EXPANDERS.get(profile.expand or "")
             join_on = profile.join.on if profile.join else ""
             origin = str(path)
@@ -1106,8 +1169,9 @@ class TabularConnector(Connector):
                         if extra:
                             for k, v in extra.items():
                                 data.setdefault(k, v)
-                    yield RawRecord(payload=data, location=prefix + where, origin=origin,
-                                    kind=profile.name)
+                    yield RawRecord(
+                        payload=data, location=prefix + where, origin=origin, kind=profile.name
+                    )
         finally:
             src.close()
 
@@ -1136,9 +1200,7 @@ def _load_join(path: Path, join: Join | None, profile: Profile) -> dict[str, dic
     return out
 
 
-def _decoded(
-    src: _Source, encoding: str, bad: dict[int, tuple[str, str | None]]
-) -> Iterator[str]:
+def _decoded(src: _Source, encoding: str, bad: dict[int, tuple[str, str | None]]) -> Iterator[str]:
     """Decode lines one by one; a line that does not decode is noted in `bad` and blanked."""
     for n, line in src.lines():
         if line is None:
@@ -1148,8 +1210,11 @@ def _decoded(
         try:
             yield line.decode(encoding)
         except UnicodeDecodeError as exc:
-            bad[n] = (f"not valid {encoding} text (byte 0x{line[exc.start]:02x} at column "
-                      f"{exc.start + 1})", line[:2000].decode(encoding, "replace"))
+            bad[n] = (
+                f"not valid {encoding} text (byte 0x{line[exc.start]:02x} at column "
+                f"{exc.start + 1})",
+                line[:2000].decode(encoding, "replace"),
+            )
             yield "\n"
 
 
@@ -1239,11 +1304,15 @@ def _ndjson_records(src: _Source, encoding: str) -> Iterator[tuple[Any, str] | B
             try:
                 yield loads(line if utf8 else line.decode(encoding)), f"line {n}"
             except UnicodeDecodeError as exc:
-                yield BadRecord(f"line {n}", f"not valid {encoding} text: {exc.reason}",
-                                line[:2000].decode("utf-8", "replace"))
+                yield BadRecord(
+                    f"line {n}",
+                    f"not valid {encoding} text: {exc.reason}",
+                    line[:2000].decode("utf-8", "replace"),
+                )
             except ValueError as exc:
-                yield BadRecord(f"line {n}", f"bad JSON: {exc}",
-                                line[:2000].decode("utf-8", "replace"))
+                yield BadRecord(
+                    f"line {n}", f"bad JSON: {exc}", line[:2000].decode("utf-8", "replace")
+                )
     except (OSError, EOFError, zlib.error) as exc:
         yield BadRecord("end of file", f"file is damaged, the rest cannot be read: {exc}")
 
@@ -1299,8 +1368,9 @@ def _json_records(src: _Source, records: str | None) -> Iterator[tuple[Any, str]
         for n, item in enumerate(ijson.items(src.stream, prefix, use_float=True), 1):
             yield item, f"item {n}"
     except (ijson.JSONError, ValueError) as exc:
-        yield BadRecord(f"item {n + 1}", f"bad JSON after item {n}, the rest of the file "
-                        f"cannot be read: {exc}")
+        yield BadRecord(
+            f"item {n + 1}", f"bad JSON after item {n}, the rest of the file cannot be read: {exc}"
+        )
     except (OSError, EOFError, zlib.error) as exc:
         yield BadRecord(f"item {n + 1}", f"file is damaged, the rest cannot be read: {exc}")
 

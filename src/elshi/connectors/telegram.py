@@ -50,8 +50,23 @@ _CHANNEL_MARK = 10**12
 _USERNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
 _POST_PATH = re.compile(r"^/(?:s/)?(?P<channel>c/\d+|[A-Za-z][A-Za-z0-9_]{3,31})/(?P<id>\d+)/?$")
 _BLOCK_TAGS = frozenset(
-    {"div", "p", "blockquote", "pre", "ul", "ol", "li", "table", "tr",
-     "h1", "h2", "h3", "h4", "h5", "h6"}
+    {
+        "div",
+        "p",
+        "blockquote",
+        "pre",
+        "ul",
+        "ol",
+        "li",
+        "table",
+        "tr",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+    }
 )
 # Presence of these class fragments marks a kind of media in a web preview message.
 _WEB_MEDIA = (
@@ -259,8 +274,10 @@ def parse_preview_page(html: str) -> PreviewPage:
     page = PreviewPage(title=title, has_history=history)
     for el in doc.xpath(_MESSAGE_XPATH):
         page.messages.append(
-            (_post_number(el.get("data-post")),
-             lxml.html.tostring(el, encoding="unicode", with_tail=False))
+            (
+                _post_number(el.get("data-post")),
+                lxml.html.tostring(el, encoding="unicode", with_tail=False),
+            )
         )
     page.has_history = page.has_history or bool(page.messages)
     return page
@@ -284,7 +301,8 @@ def map_web_message(payload: dict[str, Any]) -> PostIn | None:
     channel, _, num = (data_post or "").rpartition("/")
     if not channel or not num.isdigit():
         raise MappingError(
-            f"message has no id (data-post={data_post!r})" if data_post
+            f"message has no id (data-post={data_post!r})"
+            if data_post
             else "message has no id (no data-post attribute)"
         )
     if "service_message" in (el.get("class") or "").split():
@@ -300,7 +318,8 @@ def map_web_message(payload: dict[str, Any]) -> PostIn | None:
     if not text:
         return None
     media = [
-        kind for kind, cls in _WEB_MEDIA
+        kind
+        for kind, cls in _WEB_MEDIA
         if el.xpath(f".//*[contains(@class, '{cls}')][{_OUTSIDE_QUOTES}]")
     ]
 
@@ -360,7 +379,9 @@ class TelegramWebConfig(BaseModel):
         description="Where the web preview is served; change only for a mirror or a test server.",
     )
     max_pages: int = Field(
-        default=5, ge=1, le=200,
+        default=5,
+        ge=1,
+        le=200,
         description="Most preview pages (about 20 messages each) read per poll; the first poll "
         "reads this much history.",
     )
@@ -448,7 +469,9 @@ class TelegramWebConnector(Connector):
             log.warning(
                 "telegram-web %s: more than %d pages of new messages since id %d; "
                 "older ones are not read (raise max_pages or poll more often)",
-                config.channel, config.max_pages, last,
+                config.channel,
+                config.max_pages,
+                last,
             )
         newest = last
         for page_no, url, page in reversed(pages):
@@ -458,8 +481,12 @@ class TelegramWebConnector(Connector):
                     continue
                 newest = max(newest, mid or 0)
                 yield RawRecord(
-                    payload={"channel": config.channel, "channel_title": page.title,
-                             "page_url": url, "html": markup},
+                    payload={
+                        "channel": config.channel,
+                        "channel_title": page.title,
+                        "page_url": url,
+                        "html": markup,
+                    },
                     location=f"page {page_no} message {index + 1}",
                     origin=config.channel,
                     kind=self.slug,
@@ -573,8 +600,10 @@ def map_export_message(payload: dict[str, Any]) -> PostIn | None:
     published = _required_time(stamp if stamp not in (None, "") else msg.get("date"), "date")
     text, links = export_text(msg.get("text"))
     text = text.strip()
-    media = msg.get("media_type") or ("photo" if msg.get("photo") else None) or (
-        "file" if msg.get("file") else None
+    media = (
+        msg.get("media_type")
+        or ("photo" if msg.get("photo") else None)
+        or ("file" if msg.get("file") else None)
     )
     if not text:
         return None
@@ -701,8 +730,9 @@ class TelegramExportConnector(Connector):
                         )
                         yield RawRecord(
                             payload={"chat": dict(chat), "channel": username, "message": value},
-                            location=(f"chat {chats} message {count}" if full
-                                      else f"message {count}"),
+                            location=(
+                                f"chat {chats} message {count}" if full else f"message {count}"
+                            ),
                             origin=str(path),
                             kind=self.slug,
                         )
@@ -715,8 +745,10 @@ class TelegramExportConnector(Connector):
                         chats += 1
                     else:
                         base, _, key = prefix.rpartition(".")
-                        if key in ("name", "type", "id") and event in ("string", "number") and (
-                            base in _EXPORT_CHATS or (not base and not full)
+                        if (
+                            key in ("name", "type", "id")
+                            and event in ("string", "number")
+                            and (base in _EXPORT_CHATS or (not base and not full))
                         ):
                             chat[key] = val
             except (ijson.JSONError, UnicodeDecodeError) as exc:
@@ -917,8 +949,10 @@ def map_api_message(payload: dict[str, Any]) -> PostIn | None:
         if header.get("reply_to_peer_id") is None:
             reply_to = f"{key}/{_message_id(header['reply_to_msg_id'], 'reply_to_msg_id')}"
         else:
-            extra["reply_to"] = {"peer": header["reply_to_peer_id"],
-                                 "id": header["reply_to_msg_id"]}
+            extra["reply_to"] = {
+                "peer": header["reply_to_peer_id"],
+                "id": header["reply_to_msg_id"],
+            }
     repost_of = None
     fwd = msg.get("fwd_from")
     if isinstance(fwd, dict):
@@ -982,8 +1016,9 @@ def _telethon_client(config: Any, home: Path) -> Any:
             "the telegram-api connector needs Telethon: pip install elshi[telethon]"
         ) from exc
     session = Path(config.session).expanduser()
-    return TelegramClient(str(session if session.is_absolute() else home / session),
-                          config.api_id, config.api_hash)
+    return TelegramClient(
+        str(session if session.is_absolute() else home / session), config.api_id, config.api_hash
+    )
 
 
 class TelegramApiConnector(Connector):
@@ -1016,8 +1051,11 @@ class TelegramApiConnector(Connector):
                     "Telethon (TelegramClient(session, api_id, api_hash).start())"
                 )
             entity = client.get_entity(config.channel)
-            base = {"channel": getattr(entity, "username", None) or config.channel,
-                    "channel_id": entity.id, "channel_title": getattr(entity, "title", None)}
+            base = {
+                "channel": getattr(entity, "username", None) or config.channel,
+                "channel_id": entity.id,
+                "channel_title": getattr(entity, "title", None),
+            }
             options = {"min_id": last, "reverse": True} if last else {}
             for message in client.iter_messages(entity, limit=config.limit, **options):
                 newest = max(newest, message.id)
@@ -1039,5 +1077,9 @@ class TelegramApiConnector(Connector):
 @hookimpl
 def elshi_connectors() -> list[type[Connector]]:
     """Register the Telegram connectors."""
-    return [TelegramWebConnector, TelegramExportConnector, TelegramJsonConnector,
-            TelegramApiConnector]
+    return [
+        TelegramWebConnector,
+        TelegramExportConnector,
+        TelegramJsonConnector,
+        TelegramApiConnector,
+    ]
