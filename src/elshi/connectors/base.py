@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
@@ -136,6 +137,16 @@ def parse_time(value: Any) -> datetime | None:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.astimezone(UTC)
+
+
+def input_file(value: str | Path, what: str = "file") -> Path:
+    """Return the file a one-off import reads, or raise an error that names it."""
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give the {what}")
+    return path
 
 
 def snippet(raw: Any, limit: int = 2000) -> str:

@@ -9,7 +9,6 @@ import time
 import unicodedata
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
@@ -23,6 +22,7 @@ from elshi.connectors.base import (
     MappingError,
     PostIn,
     RawRecord,
+    input_file,
     parse_time,
 )
 from elshi.plugins import hookimpl
@@ -615,9 +615,7 @@ class JetstreamFileConnector(Connector):
         self, config: Any, cursor: dict[str, Any], ctx: FetchContext
     ) -> Iterator[RawRecord | BadRecord]:
         """Read one event per line; a line that is not JSON becomes a bad record."""
-        path = Path(config.path).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"no such file: {path}")
+        path = input_file(config.path, "JSONL file")
         ctx.on_total(path.stat().st_size)
         with path.open("rb") as fh:
             for n, line in enumerate(fh, start=1):

@@ -21,6 +21,7 @@ from elshi.connectors.base import (
     MappingError,
     PostIn,
     RawRecord,
+    input_file,
     parse_time,
 )
 from elshi.plugins import hookimpl
@@ -495,9 +496,7 @@ class MastodonStreamConnector(Connector):
         self, config: Any, cursor: dict[str, Any], ctx: FetchContext
     ) -> Iterator[RawRecord | BadRecord]:
         """Read events or statuses from the file."""
-        path = Path(config.path).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"no such file: {path}")
+        path = input_file(config.path, "JSON or JSONL file")
         yield from _stream_records(path, instance_host(config.instance), ctx, config.path)
 
     def to_post(self, raw: RawRecord) -> PostIn | None:

@@ -37,6 +37,7 @@ from elshi.connectors.base import (
     MappingError,
     PostIn,
     RawRecord,
+    input_file,
     parse_time,
 )
 from elshi.plugins import hookimpl
@@ -545,11 +546,7 @@ def _stream(fh: Any, item_prefixes: frozenset[str]) -> Iterator[tuple[str, str, 
 
 
 def _open_checked(path: Path) -> BinaryIO:
-    if not path.exists():
-        raise FileNotFoundError(f"no such file: {path}")
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a folder; give the JSON file")
-    return path.open("rb")
+    return input_file(path, "JSON file").open("rb")
 
 
 def export_text(value: Any) -> tuple[str, list[str]]:

@@ -153,7 +153,8 @@ _AR_DIACRITICS = set("\u064b\u064c\u064d\u064e\u064f\u0650\u0651\u0652\u0670\u06
 _AR_FOLD = str.maketrans("أإآٱىة", "اااايه")
 _AR_LETTERS = "\u0621-\u064a\u066e-\u06d3"
 
-_KK_LAT_OFFICIAL = {
+#: Kazakh Cyrillic -> the official 2021 Latin alphabet (also used to train language ID).
+KK_LATIN_2021 = {
     "а": "a",
     "ә": "ä",
     "б": "b",
@@ -198,7 +199,7 @@ _KK_LAT_OFFICIAL = {
     "я": "ia",
 }
 _KK_LAT_INFORMAL = {
-    **_KK_LAT_OFFICIAL,
+    **KK_LATIN_2021,
     "ж": "zh",
     "ш": "sh",
     "щ": "sh",
@@ -212,7 +213,7 @@ _KK_LAT_INFORMAL = {
 
 def kk_to_latin(text: str, informal: bool = False) -> str:
     """Transliterate Kazakh Cyrillic to the 2021 Latin alphabet (or a common informal spelling)."""
-    table = _KK_LAT_INFORMAL if informal else _KK_LAT_OFFICIAL
+    table = _KK_LAT_INFORMAL if informal else KK_LATIN_2021
     out = []
     for ch in text:
         low = ch.lower()

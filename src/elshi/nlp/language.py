@@ -525,29 +525,22 @@ def evaluate(
 
 def score_predictions(gold: Sequence[str], pred: Sequence[str]) -> dict[str, Any]:
     """Return accuracy, macro-F1 over gold languages, per-language P/R/F1 and confusion."""
-    confusion: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for g, p in zip(gold, pred, strict=True):
-        confusion[g][p] += 1
-    per: dict[str, dict[str, float]] = {}
-    for lang in sorted(set(gold)):
-        tp = confusion[lang].get(lang, 0)
-        support = sum(confusion[lang].values())
-        predicted = sum(row.get(lang, 0) for row in confusion.values())
-        precision = tp / predicted if predicted else 0.0
-        recall = tp / support if support else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per[lang] = {
-            "precision": round(precision, 4),
-            "recall": round(recall, 4),
-            "f1": round(f1, 4),
-            "support": support,
+    from elshi.nlp.evaluate import report
+
+    rep = report(gold, pred)
+    per = {
+        lang: {
+            "precision": round(v["precision"], 4),
+            "recall": round(v["recall"], 4),
+            "f1": round(v["f1"], 4),
+            "support": v["support"],
         }
-    n = len(gold)
-    correct = sum(1 for g, p in zip(gold, pred, strict=True) if g == p)
+        for lang, v in rep["per_label"].items()
+    }
     return {
-        "n": n,
-        "accuracy": round(correct / n, 4) if n else 0.0,
+        "n": rep["n"],
+        "accuracy": round(rep["accuracy"], 4),
         "macro_f1": round(sum(v["f1"] for v in per.values()) / len(per), 4) if per else 0.0,
         "per_language": per,
-        "confusion": {g: dict(sorted(row.items())) for g, row in sorted(confusion.items())},
+        "confusion": rep["confusion"],
     }
