@@ -676,3 +676,80 @@ def test_large_sqlite_import_rebuilds_the_search_indexes(
         )
     assert set(flows._BULK_INDEXES) <= names
     assert "ix_post_lang_published" in plan
+
+
+def _bulk_fixture(path) -> None:  # type: ignore[no-untyped-def]
+    lines = ["id,text,author,published_at,lang"]
+    for n in range(2500):
+        # Every tenth post repeats an earlier one's text (near duplicates across batches).
+        body = f"statement {n % 10 if n % 10 == 0 else n} on the Astana summit"
+        lines.append(f"b{n},{body},user{n % 7},2026-01-0{1 + n % 9},en")
+    lines.append("b-bad,,user1,2026-01-01,en")  # no text: quarantined
+    lines.append("b1,a second b1 is a duplicate key,user1,2026-01-01,en")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_bulk_import_maps_in_a_child_process_with_the_same_result(
+    db, settings, fetch_ctx, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A big SQLite import (mapping in a child process, near duplicates marked in one pass at
+    the end) stores exactly what the row-by-row path stores."""
+    from sqlalchemy import text as sql
+
+    from elshi.db import Database
+    from elshi.listen import flows
+    from elshi.listen.flows import import_with
+    from elshi.migrate import migrate
+    from elshi.plugins import get_connector
+
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("bulk loading applies to SQLite only")
+    path = tmp_path / "bulk.csv"
+    _bulk_fixture(path)
+    children: list[str] = []
+    real_child = flows._ingest_in_child
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        children.append("child")
+        return real_child(*args, **kwargs)
+
+    monkeypatch.setattr(flows, "_ingest_in_child", spy)
+
+    def load(database, bulk_min: int):  # type: ignore[no-untyped-def]
+        monkeypatch.setattr(flows, "BULK_MIN_BYTES", bulk_min)
+        report = import_with(
+            database,
+            connector=get_connector("tabular"),
+            config={"path": str(path), "profile": "generic"},
+            ctx=fetch_ctx,
+        )
+        with database.engine.connect() as conn:
+            rows = conn.execute(
+                sql(
+                    "SELECT p.external_id, p.text, p.author_id IS NOT NULL, d.external_id "
+                    "FROM post p LEFT JOIN post d ON d.id = p.dup_of_id ORDER BY p.external_id"
+                )
+            ).all()
+            hits = conn.execute(
+                sql("SELECT count(*) FROM post_fts WHERE post_fts MATCH 'summit'")
+            ).scalar()
+        return report, rows, hits
+
+    bulk_report, bulk_rows, bulk_hits = load(db, 1)
+    assert children == ["child"]
+    other_url = f"sqlite:///{tmp_path / 'rowwise.db'}"
+    other = Database(settings.model_copy(update={"database_url": other_url}))
+    migrate(other.engine)
+    row_report, row_rows, row_hits = load(other, 1 << 60)
+    assert children == ["child"]  # the second import ran inline
+
+    assert bulk_rows == row_rows
+    assert bulk_hits == row_hits == 2500
+    for field in ("read", "stored", "duplicates", "near_duplicates", "quarantined"):
+        assert getattr(bulk_report, field) == getattr(row_report, field), field
+    assert bulk_report.read == 2502 and bulk_report.stored == 2500
+    assert bulk_report.duplicates == 1 and bulk_report.quarantined == 1
+    # b10, b20, ... repeat b0's text ("statement 0 ..."): 249 near duplicates of b0.
+    assert bulk_report.near_duplicates == 249
+    dups = {ext: first for ext, _, _, first in bulk_rows if first}
+    assert len(dups) == 249 and set(dups.values()) == {"b0"}

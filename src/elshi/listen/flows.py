@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import multiprocessing
+import pickle
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -12,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -85,22 +88,93 @@ def _check(post: PostIn, max_chars: int) -> None:
         raise _Rejected(f"url longer than 4000 characters ({len(post.url)})")
 
 
-@dataclass(slots=True)
-class _Item:
-    """A mapped post with what can be computed before the database is involved."""
+#: A mapped post ready to store, as a plain tuple: cheap to build, and cheap to pickle when a
+#: child process maps a big file. Indexes of its fields:
+(
+    _PLATFORM,
+    _EXT,
+    _URL,
+    _HANDLE,
+    _NAME,
+    _TITLE,
+    _TEXT,
+    _LANG,
+    _PUBLISHED,  # SQLite: text as stored; PostgreSQL: datetime
+    _METRICS,  # SQLite: JSON text; PostgreSQL: dict
+    _REPLY,
+    _REPOST,
+    _HASH,
+    _EXTRA,  # SQLite: JSON text; PostgreSQL: dict
+    _RAW,  # SQLite: JSON text; PostgreSQL: the payload
+    _KIND,
+    _LOCATION,
+    _FTS_TITLE,  # SQLite only: what the full-text index gets
+    _FTS_BODY,
+    _FTS_AUTHOR,
+) = range(20)
+_Item = tuple[Any, ...]
 
-    post: PostIn
-    raw: RawRecord
-    hash: int | None
-    #: SQLite only: (metrics, extra, raw) as JSON text, published_at as stored, FTS texts.
-    cols: tuple[Any, ...] | None = None
+
+def _prepare(pairs: list[tuple[PostIn, RawRecord]], sqlite: bool) -> list[_Item]:
+    """Hash and serialise a batch; pure CPU work, done while the previous batch is stored."""
+    dumps = _JSON.encode
+    items: list[_Item] = []
+    for p, r in pairs:
+        if sqlite:
+            stored: tuple[Any, ...] = (
+                _sqlite_time(p.published_at),
+                dumps(p.metrics) if p.metrics else "{}",
+                dumps(p.extra) if p.extra else "{}",
+                dumps(r.payload),
+                index_text(p.title),
+                index_text(p.text),
+                " ".join(filter(None, (p.author_handle, p.author_name))),
+            )
+        else:
+            stored = (p.published_at, p.metrics, p.extra, r.payload, None, None, None)
+        published, metrics, extra, raw, fts_title, fts_body, fts_author = stored
+        items.append(
+            (
+                p.platform,
+                p.external_id,
+                p.url,
+                p.author_handle,
+                p.author_name,
+                p.title,
+                p.text,
+                p.lang,
+                published,
+                metrics,
+                p.reply_to,
+                p.repost_of,
+                content_hash(p.text, p.title),
+                extra,
+                raw,
+                r.kind,
+                r.location,
+                fts_title,
+                fts_body,
+                fts_author,
+            )
+        )
+    return items
 
 
 class _Writer:
     """Writes batches of mapped posts; one transaction per batch, on one connection."""
 
-    def __init__(self, db: Database, *, source_id: int | None, connector: str, origin: str):
+    def __init__(
+        self,
+        db: Database,
+        *,
+        source_id: int | None,
+        connector: str,
+        origin: str,
+        defer_near_dups: bool = False,
+    ):
         self.db = db
+        #: Bulk loads leave near-duplicate marking to one pass at the end (mark_near_duplicates).
+        self.defer_near_dups = defer_near_dups
         self.source_id = source_id
         self.connector = connector
         self.origin = origin
@@ -111,29 +185,6 @@ class _Writer:
         self._analyze_at = _ANALYZE_FIRST
         #: Authors cached during the open transaction: forgotten if it rolls back.
         self._pending: list[tuple[str, str]] = []
-
-    def prepare(self, pairs: list[tuple[PostIn, RawRecord]]) -> list[_Item]:
-        """Hash and serialise a batch; pure CPU work, done while the previous batch is stored."""
-        if not self.sqlite:
-            return [_Item(p, r, content_hash(p.text, p.title)) for p, r in pairs]
-        dumps = _JSON.encode
-        return [
-            _Item(
-                p,
-                r,
-                content_hash(p.text, p.title),
-                (
-                    dumps(p.metrics) if p.metrics else "{}",
-                    dumps(p.extra) if p.extra else "{}",
-                    dumps(r.payload),
-                    _sqlite_time(p.published_at),
-                    index_text(p.title),
-                    index_text(p.text),
-                    " ".join(filter(None, (p.author_handle, p.author_name))),
-                ),
-            )
-            for p, r in pairs
-        ]
 
     def _connection(self) -> Connection:
         if self._conn is None:
@@ -172,9 +223,9 @@ class _Writer:
             for key in self._pending:
                 self.authors.pop(key, None)
             if len(items) == 1:
-                raw = items[0].raw
+                item = items[0]
                 reason = f"database rejected the record: {getattr(exc, 'orig', None) or exc}"
-                self.quarantine([(raw.location, reason, snippet(raw.payload))], report)
+                self.quarantine([(item[_LOCATION], reason, snippet(item[_RAW]))], report)
                 return
             log.warning("batch failed (%s); retrying row by row", exc)
             for item in items:
@@ -217,11 +268,11 @@ class _Writer:
             key = reason.split(":")[0][:80]
             report.reasons[key] = report.reasons.get(key, 0) + 1
 
-    def _author_ids(self, conn: Connection, posts: list[PostIn]) -> None:
+    def _author_ids(self, conn: Connection, items: list[_Item]) -> None:
         wanted = {
-            (p.platform, p.author_handle): p.author_name
-            for p in posts
-            if p.author_handle and (p.platform, p.author_handle) not in self.authors
+            (i[_PLATFORM], i[_HANDLE]): i[_NAME]
+            for i in items
+            if i[_HANDLE] and (i[_PLATFORM], i[_HANDLE]) not in self.authors
         }
         if not wanted:
             return
@@ -260,7 +311,7 @@ class _Writer:
         # Dedupe within the batch, then against the store, on (platform, external id).
         fresh: dict[tuple[str, str], _Item] = {}
         for item in items:
-            key = (item.post.platform, item.post.external_id)
+            key = (item[_PLATFORM], item[_EXT])
             if key in fresh:
                 report.duplicates += 1
             else:
@@ -280,11 +331,16 @@ class _Writer:
         if not fresh:
             return
         entries = list(fresh.values())
-        self._author_ids(conn, [i.post for i in entries])
+        self._author_ids(conn, entries)
 
+        if self.defer_near_dups:
+            ids = self._insert(conn, entries, [None] * len(entries))
+            self._index(conn, entries, ids)
+            report.stored += len(ids)
+            return
         # Near duplicates: same normalised text as a post already stored (or earlier in batch).
         known: dict[int, int] = {}
-        wanted = sorted({i.hash for i in entries if i.hash})
+        wanted = sorted({i[_HASH] for i in entries if i[_HASH]})
         for chunk in _chunks(wanted, 500):
             for row in conn.execute(
                 select(POST.c.content_hash, func.min(POST.c.id))
@@ -293,16 +349,13 @@ class _Writer:
             ):
                 known[row[0]] = row[1]
 
-        dup_of = [known.get(i.hash) if i.hash else None for i in entries]
-        if self.sqlite:
-            ids = self._insert_sqlite(conn, entries, dup_of)
-        else:
-            ids = self._insert_returning(conn, entries, dup_of)
+        dup_of = [known.get(i[_HASH]) if i[_HASH] else None for i in entries]
+        ids = self._insert(conn, entries, dup_of)
         near = 0
         batch_first: dict[int, int] = {}
         dup_updates = []
         for item, dup, pid in zip(entries, dup_of, ids, strict=True):
-            h = item.hash
+            h = item[_HASH]
             if not h:
                 continue
             if dup is not None:
@@ -319,17 +372,27 @@ class _Writer:
                 .values(dup_of_id=bindparam("b_dup")),
                 dup_updates,
             )
+        self._index(conn, entries, ids)
+        report.stored += len(ids)
+        report.near_duplicates += near
+
+    def _insert(
+        self, conn: Connection, entries: list[_Item], dup_of: list[int | None]
+    ) -> list[int]:
+        if self.sqlite:
+            return self._insert_sqlite(conn, entries, dup_of)
+        return self._insert_returning(conn, entries, dup_of)
+
+    def _index(self, conn: Connection, entries: list[_Item], ids: list[int]) -> None:
+        """SQLite: add the rows to the full-text index (PostgreSQL's trigger does it there)."""
         if self.sqlite:
             conn.exec_driver_sql(
                 "INSERT INTO post_fts(rowid, title, body, author) VALUES (?, ?, ?, ?)",
                 [
-                    (pid, *i.cols[4:])
+                    (pid, i[_FTS_TITLE], i[_FTS_BODY], i[_FTS_AUTHOR])
                     for i, pid in zip(entries, ids, strict=True)
-                    if i.cols is not None
                 ],
             )
-        report.stored += len(ids)
-        report.near_duplicates += near
 
     def _insert_returning(
         self, conn: Connection, entries: list[_Item], dup_of: list[int | None]
@@ -339,29 +402,28 @@ class _Writer:
         rows = [
             {
                 "source_id": self.source_id,
-                "platform": post.platform,
-                "external_id": post.external_id,
+                "platform": i[_PLATFORM],
+                "external_id": i[_EXT],
                 "connector": self.connector,
-                "url": post.url,
-                "author_id": authors.get((post.platform, post.author_handle or "")),
-                "author_handle": post.author_handle,
-                "author_name": post.author_name,
-                "title": post.title,
-                "text": post.text,
-                "lang": post.lang,
-                "published_at": post.published_at,
+                "url": i[_URL],
+                "author_id": authors.get((i[_PLATFORM], i[_HANDLE] or "")),
+                "author_handle": i[_HANDLE],
+                "author_name": i[_NAME],
+                "title": i[_TITLE],
+                "text": i[_TEXT],
+                "lang": i[_LANG],
+                "published_at": i[_PUBLISHED],
                 "collected_at": now,
-                "metrics": post.metrics,
-                "reply_to": post.reply_to,
-                "repost_of": post.repost_of,
-                "content_hash": item.hash,
+                "metrics": i[_METRICS],
+                "reply_to": i[_REPLY],
+                "repost_of": i[_REPOST],
+                "content_hash": i[_HASH],
                 "dup_of_id": dup,
-                "extra": post.extra,
-                "raw": item.raw.payload,
-                "raw_kind": item.raw.kind,
+                "extra": i[_EXTRA],
+                "raw": i[_RAW],
+                "raw_kind": i[_KIND],
             }
-            for item, dup in zip(entries, dup_of, strict=True)
-            for post in (item.post,)
+            for i, dup in zip(entries, dup_of, strict=True)
         ]
         return list(
             conn.execute(
@@ -376,41 +438,48 @@ class _Writer:
         now = _sqlite_time(utcnow())
         authors = self.authors
         source_id, connector = self.source_id, self.connector
-        rows = []
-        for item, dup in zip(entries, dup_of, strict=True):
-            p, cols = item.post, item.cols
-            assert cols is not None
-            rows.append(
-                (
-                    source_id,
-                    p.platform,
-                    p.external_id,
-                    connector,
-                    p.url,
-                    authors.get((p.platform, p.author_handle or "")),
-                    p.author_handle,
-                    p.author_name,
-                    p.title,
-                    p.text,
-                    p.lang,
-                    cols[3],
-                    now,
-                    cols[0],
-                    p.reply_to,
-                    p.repost_of,
-                    item.hash,
-                    dup,
-                    cols[1],
-                    cols[2],
-                    item.raw.kind,
-                )
+        rows = [
+            (
+                source_id,
+                i[_PLATFORM],
+                i[_EXT],
+                connector,
+                i[_URL],
+                authors.get((i[_PLATFORM], i[_HANDLE] or "")),
+                i[_HANDLE],
+                i[_NAME],
+                i[_TITLE],
+                i[_TEXT],
+                i[_LANG],
+                i[_PUBLISHED],
+                now,
+                i[_METRICS],
+                i[_REPLY],
+                i[_REPOST],
+                i[_HASH],
+                dup,
+                i[_EXTRA],
+                i[_RAW],
+                i[_KIND],
             )
+            for i, dup in zip(entries, dup_of, strict=True)
+        ]
         conn.exec_driver_sql(_SQLITE_INSERT, rows)
-        # Ids by key, not by arithmetic on rowids: correct whatever else writes to the table.
+        # This transaction holds the write lock, so the rows got consecutive rowids ending at
+        # the largest; checked on the first and last rows, else looked up by key.
+        last = conn.exec_driver_sql("SELECT max(id) FROM post").scalar_one()
+        first = last - len(rows) + 1
+        ends: dict[int, str] = dict(
+            conn.exec_driver_sql(
+                "SELECT id, external_id FROM post WHERE id IN (?, ?)", (first, last)
+            ).all()
+        )
+        if ends.get(first) == entries[0][_EXT] and ends.get(last) == entries[-1][_EXT]:
+            return list(range(first, last + 1))
         found: dict[tuple[str, str], int] = {}
         by_platform: dict[str, list[str]] = {}
         for item in entries:
-            by_platform.setdefault(item.post.platform, []).append(item.post.external_id)
+            by_platform.setdefault(item[_PLATFORM], []).append(item[_EXT])
         for platform, exts in by_platform.items():
             for chunk in _chunks(exts, 500):
                 marks = ",".join("?" * len(chunk))
@@ -420,7 +489,7 @@ class _Writer:
                     (platform, *chunk),
                 ):
                     found[(platform, ext)] = pid
-        return [found[(i.post.platform, i.post.external_id)] for i in entries]
+        return [found[(i[_PLATFORM], i[_EXT])] for i in entries]
 
 
 _AUTHOR_CACHE = 200_000
@@ -533,6 +602,95 @@ class _Pipeline:
             raise self.error
 
 
+def _mapped(
+    connector: Connector,
+    records: Iterable[RawRecord | BadRecord],
+    *,
+    origin: str,
+    batch_size: int,
+    max_chars: int,
+    sqlite: bool,
+    report: IngestReport,
+) -> Iterator[tuple[str, Any]]:
+    """Map records; yield ("posts", prepared batch), ("bad", quarantine rows) and ("tick", n)."""
+    batch: list[tuple[PostIn, RawRecord]] = []
+    bad: list[tuple[str, str, str | None]] = []
+    to_post = connector.to_post
+    ticks = 0
+    for rec in records:
+        report.read += 1
+        if isinstance(rec, BadRecord):
+            where = (
+                f"{rec.origin}: {rec.location}"
+                if rec.origin and rec.origin != origin
+                else rec.location
+            )
+            bad.append((where, rec.reason, rec.raw))
+        else:
+            try:
+                post = to_post(rec)
+                if post is None:
+                    report.skipped += 1
+                else:
+                    _check(post, max_chars)
+                    batch.append((post, rec))
+            except (
+                MappingError,
+                _Rejected,
+                ValueError,
+                KeyError,
+                TypeError,
+                AttributeError,
+            ) as exc:
+                reason = exc.reason if isinstance(exc, _Rejected) else _describe(exc)
+                bad.append((rec.location, reason, snippet(rec.payload)))
+        if len(batch) >= batch_size:
+            yield "posts", _prepare(batch, sqlite)
+            batch = []
+        if len(bad) >= 200:
+            yield "bad", bad
+            bad = []
+        ticks += 1
+        if ticks >= _PROGRESS_EVERY:
+            yield "tick", ticks
+            ticks = 0
+    if batch:
+        yield "posts", _prepare(batch, sqlite)
+    if bad:
+        yield "bad", bad
+    if ticks:
+        yield "tick", ticks
+
+
+def _store(
+    messages: Iterable[tuple[str, Any]],
+    writer: _Writer,
+    report: IngestReport,
+    progress: Progress | None,
+) -> None:
+    """Hand mapped batches to the writer (in a second thread once there are several)."""
+    pipe = _Pipeline(writer, report)
+    pending: tuple[str, Any] | None = None
+    try:
+        for kind, body in messages:
+            if kind == "tick":
+                if progress is not None:
+                    progress(body)
+                continue
+            if pending is not None:
+                pipe.submit(*pending)
+            pending = (kind, body)
+        if pending is not None:
+            pipe.submit(*pending, last=True)
+    except BaseException:
+        try:
+            pipe.finish()
+        except BaseException as exc:  # the first error is the one to report
+            log.warning("writer failed too: %s", exc)
+        raise
+    pipe.finish()
+
+
 def ingest_records(
     db: Database,
     connector: Connector,
@@ -543,68 +701,129 @@ def ingest_records(
     batch_size: int = 2000,
     max_chars: int = 100_000,
     progress: Progress | None = None,
+    bulk: bool = False,
 ) -> IngestReport:
-    """Map and store records; bad ones go to quarantine and the rest goes on."""
+    """Map and store records; bad ones go to quarantine and the rest goes on.
+
+    With bulk=True near duplicates are not marked: call mark_near_duplicates afterwards.
+    """
     report = IngestReport(connector=connector.slug, origin=origin)
-    writer = _Writer(db, source_id=source_id, connector=connector.slug, origin=origin)
-    pipe = _Pipeline(writer, report)
-    batch: list[tuple[PostIn, RawRecord]] = []
-    bad: list[tuple[str, str, str | None]] = []
-    to_post = connector.to_post
-    ticks = 0
-    try:
-        for rec in records:
-            report.read += 1
-            if isinstance(rec, BadRecord):
-                where = (
-                    f"{rec.origin}: {rec.location}"
-                    if rec.origin and rec.origin != origin
-                    else rec.location
-                )
-                bad.append((where, rec.reason, rec.raw))
-            else:
-                try:
-                    post = to_post(rec)
-                    if post is None:
-                        report.skipped += 1
-                    else:
-                        _check(post, max_chars)
-                        batch.append((post, rec))
-                except (
-                    MappingError,
-                    _Rejected,
-                    ValueError,
-                    KeyError,
-                    TypeError,
-                    AttributeError,
-                ) as exc:
-                    reason = exc.reason if isinstance(exc, _Rejected) else _describe(exc)
-                    bad.append((rec.location, reason, snippet(rec.payload)))
-            if len(batch) >= batch_size:
-                pipe.submit("posts", writer.prepare(batch))
-                batch = []
-            if len(bad) >= 200:
-                pipe.submit("bad", bad)
-                bad = []
-            if progress is not None:
-                ticks += 1
-                if ticks >= _PROGRESS_EVERY:
-                    progress(ticks)
-                    ticks = 0
-        if batch:
-            pipe.submit("posts", writer.prepare(batch), last=True)
-        if bad:
-            pipe.submit("bad", bad, last=True)
-    except BaseException:
-        try:
-            pipe.finish()
-        except BaseException as exc:  # the first error is the one to report
-            log.warning("writer failed too: %s", exc)
-        raise
-    pipe.finish()
-    if progress is not None and ticks:
-        progress(ticks)
+    writer = _Writer(
+        db, source_id=source_id, connector=connector.slug, origin=origin, defer_near_dups=bulk
+    )
+    messages = _mapped(
+        connector,
+        records,
+        origin=origin,
+        batch_size=batch_size,
+        max_chars=max_chars,
+        sqlite=writer.sqlite,
+        report=report,
+    )
+    _store(messages, writer, report, progress)
     return report
+
+
+def _ingest_in_child(
+    db: Database,
+    connector: Connector,
+    config: dict[str, Any],
+    cursor: dict[str, Any],
+    *,
+    ctx: FetchContext,
+    origin: str,
+    source_id: int | None,
+    progress: Progress | None,
+) -> IngestReport:
+    """Read and map in a child process while this one stores: two cores for a big file.
+
+    Parsing and mapping are Python work that would otherwise take the GIL from the writer; the
+    child sends prepared batches through a pipe, in order, so results are the same as inline.
+    """
+    report = IngestReport(connector=connector.slug, origin=origin)
+    writer = _Writer(
+        db, source_id=source_id, connector=connector.slug, origin=origin, defer_near_dups=True
+    )
+    mp = multiprocessing.get_context("spawn")
+    reader, sender = mp.Pipe(duplex=False)
+    job = _ChildJob(
+        connector=connector,
+        config=config,
+        cursor=cursor,
+        settings=ctx.settings,
+        origin=origin,
+        sqlite=writer.sqlite,
+    )
+    proc = mp.Process(target=_child_main, args=(job, sender), name="elshi-ingest-map", daemon=True)
+    proc.start()
+    sender.close()
+
+    def messages() -> Iterator[tuple[str, Any]]:
+        while True:
+            try:
+                kind, body = pickle.loads(reader.recv_bytes())
+            except EOFError:
+                proc.join(5)
+                raise RuntimeError(
+                    f"the mapping process ended unexpectedly (exit code {proc.exitcode})"
+                ) from None
+            if kind == "error":
+                raise body
+            if kind == "done":
+                report.read, report.skipped, new_cursor = body
+                cursor.clear()
+                cursor.update(new_cursor)
+                return
+            yield kind, body
+
+    try:
+        _store(messages(), writer, report, progress)
+    finally:
+        reader.close()
+        proc.join(5)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join()
+    return report
+
+
+@dataclass
+class _ChildJob:
+    connector: Connector
+    config: dict[str, Any]
+    cursor: dict[str, Any]
+    settings: Any
+    origin: str
+    sqlite: bool
+
+
+def _child_main(job: _ChildJob, out: Any) -> None:
+    """Child process: fetch and map, send each message pickled; an error is sent, not raised."""
+    report = IngestReport(connector=job.connector.slug, origin=job.origin)
+    ctx = FetchContext(settings=job.settings)
+    try:
+        cfg = job.connector.parse_config(job.config)
+        for message in _mapped(
+            job.connector,
+            job.connector.fetch(cfg, job.cursor, ctx),
+            origin=job.origin,
+            batch_size=job.settings.ingest_batch_size,
+            max_chars=job.settings.max_field_chars,
+            sqlite=job.sqlite,
+            report=report,
+        ):
+            out.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+        out.send_bytes(pickle.dumps(("done", (report.read, report.skipped, job.cursor))))
+    except BaseException as exc:  # handed to the parent, which raises it
+        try:
+            data = pickle.dumps(("error", exc))
+        except Exception:
+            data = pickle.dumps(("error", RuntimeError(str(exc) or type(exc).__name__)))
+        with contextlib.suppress(OSError):  # the parent is gone
+            out.send_bytes(data)
+    finally:
+        ctx.close()
+        out.close()
 
 
 def _describe(exc: Exception) -> str:
@@ -652,19 +871,34 @@ def import_with(
     cursor = {} if cursor is None else cursor
     run_id = _start_run(db, connector=connector.slug, origin=origin, source_id=source_id)
     bulk = _bulk_eligible(db, connector, target)
+    floor = 0
     if bulk:
+        floor = _max_post_id(db)
         _drop_bulk_indexes(db)
     try:
-        report = ingest_records(
-            db,
-            connector,
-            connector.fetch(cfg, cursor, ctx),
-            origin=origin,
-            source_id=source_id,
-            batch_size=ctx.settings.ingest_batch_size,
-            max_chars=ctx.settings.max_field_chars,
-            progress=progress,
-        )
+        if bulk and _picklable(connector, config, cursor, ctx.settings):
+            report = _ingest_in_child(
+                db,
+                connector,
+                config,
+                cursor,
+                ctx=ctx,
+                origin=origin,
+                source_id=source_id,
+                progress=progress,
+            )
+        else:
+            report = ingest_records(
+                db,
+                connector,
+                connector.fetch(cfg, cursor, ctx),
+                origin=origin,
+                source_id=source_id,
+                batch_size=ctx.settings.ingest_batch_size,
+                max_chars=ctx.settings.max_field_chars,
+                progress=progress,
+                bulk=bulk,
+            )
     except Exception as exc:
         report = IngestReport(connector=connector.slug, origin=origin, error=_describe(exc))
         report.run_id = run_id
@@ -673,20 +907,59 @@ def import_with(
     finally:
         if bulk:
             ensure_indexes(db)
+            near = mark_near_duplicates(db, after_id=floor)
+    if bulk:
+        report.near_duplicates = near
     report.run_id = run_id
     _finish_run(db, run_id, report, "ok")
     return report
 
 
+def _max_post_id(db: Database) -> int:
+    with db.engine.connect() as conn:
+        return int(conn.execute(select(func.max(POST.c.id))).scalar() or 0)
+
+
+def mark_near_duplicates(db: Database, *, after_id: int = 0) -> int:
+    """Point each post after after_id at the first post with its normalised text; return count.
+
+    One set-based pass over the content-hash index, used after a bulk load instead of the
+    lookups per batch that a normal import does.
+    """
+    with db.engine.begin() as conn:
+        done = conn.execute(
+            text(
+                "UPDATE post SET dup_of_id = f.first_id "
+                "FROM (SELECT content_hash AS h, min(id) AS first_id FROM post "
+                "WHERE content_hash IS NOT NULL GROUP BY content_hash HAVING count(*) > 1) AS f "
+                "WHERE post.content_hash = f.h AND post.id > f.first_id "
+                "AND post.id > :after AND post.dup_of_id IS NULL"
+            ),
+            {"after": after_id},
+        )
+        return int(done.rowcount or 0)
+
+
 #: A file import at least this large runs as a bulk load on SQLite (see _bulk_eligible).
 BULK_MIN_BYTES = 64 * 1024 * 1024
-#: Indexes that serve search filters only; ingest itself needs the unique key and the hash.
+#: Indexes a bulk load builds once at the end: the search filters and the content hash (near
+#: duplicates are then marked in one pass). Ingest itself needs only the unique key.
 _BULK_INDEXES = (
+    "ix_post_content_hash",
     "ix_post_published",
     "ix_post_source_published",
     "ix_post_author_published",
     "ix_post_lang_published",
 )
+
+
+def _picklable(*objects: Any) -> bool:
+    """Return True when the objects can be handed to a child process."""
+    try:
+        pickle.dumps(objects)
+    except Exception:
+        return False
+    return True
 
 
 def _bulk_eligible(db: Database, connector: Connector, target: Any) -> bool:
