@@ -316,6 +316,20 @@ def default_embedder() -> Embedder:
     return _default
 
 
+_named: dict[str, Embedder] = {}
+
+
+def shared_embedder(model: str | None = None) -> Embedder:
+    """Return one process-wide embedder per backend name (the default one for None or auto)."""
+    if not model or model == AUTO:
+        return default_embedder()
+    with _default_lock:
+        found = _named.get(model)
+        if found is None:
+            found = _named[model] = Embedder(model)
+    return found
+
+
 def embed(
     texts: Sequence[Any], *, kind: Kind = "passage", batch_size: int = DEFAULT_BATCH
 ) -> np.ndarray:

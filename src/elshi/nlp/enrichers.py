@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+import time
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from elshi.nlp.base import AnnotationIn, Enricher, PostText
+from elshi.nlp.service import Loaded
 from elshi.plugins import hookimpl
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from elshi.nlp.embeddings import Embedder
+    from elshi.settings import Settings
 
 
 class LanguageEnricher(Enricher):
@@ -79,7 +87,7 @@ class EntityEnricher(Enricher):
 
     slug: ClassVar[str] = "entities"
     title: ClassVar[str] = "Entities"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     requires: ClassVar[tuple[str, ...]] = ("language",)
 
     def enrich_batch(self, posts: list[PostText]) -> list[AnnotationIn]:
@@ -107,7 +115,7 @@ class EntityEnricher(Enricher):
                                 "end": e.end,
                                 "source": e.source,
                                 "score": round(e.score, 3),
-                                "why": e.features[:3],
+                                "why": e.features[:6],
                             }
                             for e in entities[:50]
                         ],
@@ -117,7 +125,140 @@ class EntityEnricher(Enricher):
         return out
 
 
+#: Entity types a post can take a stance toward, and how many targets one post is scored for.
+STANCE_TYPES = frozenset({"country", "territory", "capital", "org", "person"})
+MAX_TARGETS = 10
+
+
+class StanceEnricher(Enricher):
+    """Stance toward each country, leader or organisation a post mentions, not the whole post."""
+
+    slug: ClassVar[str] = "stance"
+    title: ClassVar[str] = "Stance toward targets"
+    version: ClassVar[str] = "1"
+    requires: ClassVar[tuple[str, ...]] = ("language", "entities")
+
+    def enrich_batch(self, posts: list[PostText]) -> list[AnnotationIn]:
+        """Score what each post says about each gazetteer entity found in it."""
+        from elshi.nlp.stance import stance
+
+        out = []
+        for p in posts:
+            lang = post_language(p)
+            text = p.full_text
+            aliases: dict[str, dict[str, Any]] = {}
+            for m in p.context.get("entities", {}).get("mentions", []):
+                if m.get("source") not in ("gazetteer", "watchlist"):
+                    continue
+                if m.get("type") not in STANCE_TYPES and m.get("source") != "watchlist":
+                    continue
+                target = aliases.setdefault(m["id"], {"type": m["type"], "names": []})
+                if m["text"] not in target["names"]:
+                    target["names"].append(m["text"])
+            targets = []
+            for target_id, info in list(aliases.items())[:MAX_TARGETS]:
+                r = stance(text, info["names"], lang)
+                if r.label == "none":
+                    continue
+                targets.append(
+                    {
+                        "id": target_id,
+                        "type": info["type"],
+                        "label": r.label,
+                        "score": round(r.score, 4),
+                        "mentions": r.mentions,
+                        "probs": {k: round(v, 4) for k, v in r.probs.items()},
+                        "evidence": [[w, round(c, 4)] for w, c in r.evidence[:8]],
+                    }
+                )
+            top = max(targets, key=lambda t: (t["mentions"], abs(t["score"])), default=None)
+            out.append(
+                AnnotationIn(
+                    post_id=p.id,
+                    label=None if top is None else top["label"],
+                    score=None if top is None else top["score"],
+                    value={"lang": lang, "targets": targets},
+                )
+            )
+        return out
+
+
+class NarrativeEnricher(Enricher):
+    """Stories across languages: each post joins the nearest narrative or starts a new one.
+
+    The clustering state lives in the database (table narrative_state) and is loaded before
+    and saved after each batch in the batch's transaction, so assignments carry on across
+    processes and restarts; one writer at a time holds the state row.
+    """
+
+    slug: ClassVar[str] = "narratives"
+    title: ClassVar[str] = "Narratives"
+    version: ClassVar[str] = "1"
+    requires: ClassVar[tuple[str, ...]] = ("language",)
+    queued_apart: ClassVar[bool] = True
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__(settings)
+        self._loaded: Loaded | None = None
+        self._key = ""
+        self._seconds = 0.0
+
+    def _embedder(self) -> Embedder:
+        from elshi.nlp.embeddings import shared_embedder
+
+        return shared_embedder(self.settings.narratives_model if self.settings else None)
+
+    def begin(self, session: Session) -> None:
+        """Load the stored clustering state (or start one) and lock it for this batch."""
+        from elshi.nlp.service import load_index
+
+        bind = session.get_bind()
+        self._key = str(getattr(bind, "url", id(bind)))
+        self._loaded = load_index(db=session, embedder=self._embedder(), key=self._key)
+
+    def enrich_batch(self, posts: list[PostText]) -> list[AnnotationIn]:
+        """Assign each post to a narrative; a post with nothing to embed gets none."""
+        from elshi.nlp.narratives import NarrativeIndex
+
+        if self._loaded is None:
+            self._loaded = Loaded(NarrativeIndex(embedder=self._embedder()), 0)
+        index = self._loaded.index
+        started = time.perf_counter()
+        found = index.assign((p.id, p.full_text, post_language(p) or "und", p.time) for p in posts)
+        self._seconds += time.perf_counter() - started
+        return [
+            AnnotationIn(
+                post_id=a.post_id,
+                label=None if a.narrative_id is None else str(a.narrative_id),
+                score=round(a.similarity, 4),
+                value={"new": a.is_new, "backend": index.backend}
+                if a.narrative_id is not None
+                else {"reason": "no words to compare"},
+            )
+            for a in found
+        ]
+
+    def finish(self, session: Session, results: list[AnnotationIn]) -> None:
+        """Merge narratives that grew together, then store rows and state with the batch."""
+        from elshi.nlp.service import save_index
+
+        if self._loaded is None:
+            return
+        touched = {int(r.label) for r in results if r.label}
+        merged = self._loaded.index.merge(among=touched)
+        save_index(
+            db=session,
+            loaded=self._loaded,
+            key=self._key,
+            touched=touched,
+            merged=merged,
+            seconds=round(self._seconds, 4),
+        )
+        self._seconds = 0.0
+        self._loaded = None
+
+
 @hookimpl
 def elshi_enrichers() -> list[type[Enricher]]:
     """Register the built-in enrichers."""
-    return [LanguageEnricher, SentimentEnricher, EntityEnricher]
+    return [LanguageEnricher, SentimentEnricher, EntityEnricher, StanceEnricher, NarrativeEnricher]

@@ -356,8 +356,40 @@ class CrfTagger:
         probs = [tagger.marginal(lab, i) for i, lab in enumerate(labels)] if marginals else []
         return labels, probs
 
+    def weights(self) -> dict[tuple[str, str], float]:
+        """Return the model's weight of each (feature, label) pair (read once per process)."""
+        global _weights
+        if _weights is None:
+            with _tagger_lock:
+                if _weights is None:
+                    _weights = dict(self._tagger().info().state_features)
+        return _weights
+
+    def explain(
+        self,
+        tokens: Sequence[str],
+        gaz: Sequence[str] | None,
+        labels: Sequence[str],
+        start: int,
+        end: int,
+        k: int = 4,
+    ) -> list[str]:
+        """Return the k features that pushed tokens start..end hardest toward their labels."""
+        weights = self.weights()
+        feats = sentence_features(tokens, gaz)
+        scored: dict[str, float] = {}
+        for i in range(start, end):
+            for feat in feats[i]:
+                w = weights.get((feat, labels[i]), 0.0)
+                name = feat if i == start else f"{feat} (token {i - start + 1})"
+                if w > 0 and w > scored.get(name, 0.0):
+                    scored[name] = w
+        top = sorted(scored.items(), key=lambda kv: -kv[1])[:k]
+        return [f"CRF feature {name} +{w:.2f}" for name, w in top]
+
 
 _tagger: CrfTagger | None = None
+_weights: dict[tuple[str, str], float] | None = None
 _tagger_lock = threading.Lock()
 
 
@@ -430,18 +462,10 @@ def _crf_entities(text: str, gaz_hits: list[Hit], gazetteer: Gazetteer) -> list[
             start, end = spans[a][0], spans[b - 1][1]
             score = round(sum(probs[a:b]) / (b - a), 2)
             surface = text[start:end]
+            why = [f"CRF B-{fine} {score:.2f}", f"KazNERD type {fine}"]
+            why += tagger.explain(words, gaz, labels, a, b)
             out.append(
-                Entity(
-                    _crf_id(kind, surface),
-                    kind,
-                    surface,
-                    start,
-                    end,
-                    "crf",
-                    score,
-                    [f"CRF B-{fine} {score:.2f}", f"KazNERD type {fine}"],
-                    fine,
-                )
+                Entity(_crf_id(kind, surface), kind, surface, start, end, "crf", score, why, fine)
             )
     return out
 

@@ -1,4 +1,9 @@
-"""NLP tasks: enrich new posts in batches as they arrive, and catch up on any left behind."""
+"""NLP tasks: enrich new posts in batches as they arrive, and catch up on any left behind.
+
+Language, sentiment and entities run first, in one job per import or poll; narratives, which
+embed every post, run after them as a job of their own in batches of `narratives_batch`, so a
+burst of new posts is understood at once and grouped into stories as fast as the embeddings go.
+"""
 
 from __future__ import annotations
 
@@ -20,18 +25,30 @@ def newest_post_id(db: Database) -> int:
 
 @task(retries=2, retry_delay=30)
 def enrich_new_posts(after_id: int) -> dict[str, Any]:
-    """Run the default pipeline over posts stored after `after_id`."""
-    return enrich_posts(runtime().db, min_id=after_id + 1)
+    """Run the default pipeline over posts stored after `after_id`, then queue narratives."""
+    counts = enrich_posts(runtime().db, min_id=after_id + 1, apart=False)
+    if ordered(apart=True):
+        assign_narratives(after_id)
+    return counts
 
 
-def first_unenriched(db: Database) -> int | None:
-    """Return the lowest id of a post that the first enricher of the pipeline has not seen."""
-    pipeline = ordered()
+@task(retries=2, retry_delay=30)
+def assign_narratives(after_id: int) -> dict[str, Any]:
+    """Run the enrichers queued apart (narratives) over posts stored after `after_id`."""
+    db = runtime().db
+    return enrich_posts(
+        db, min_id=after_id + 1, apart=True, batch_size=db.settings.narratives_batch
+    )
+
+
+def first_unenriched(db: Database, *, apart: bool = False) -> int | None:
+    """Return the lowest id of a post that the last enricher of the pipeline has not seen."""
+    pipeline = ordered(apart=apart)
     if not pipeline:
         return None
-    first = pipeline[0].slug
+    last = pipeline[-1].slug
     with db.session() as s:
-        done = exists().where(and_(Annotation.post_id == Post.id, Annotation.enricher == first))
+        done = exists().where(and_(Annotation.post_id == Post.id, Annotation.enricher == last))
         return s.scalar(select(func.min(Post.id)).where(~done))
 
 
@@ -42,4 +59,14 @@ def enrich_pending() -> dict[str, Any] | None:
     start = first_unenriched(db)
     if start is None:
         return None
-    return enrich_posts(db, min_id=start)
+    return enrich_posts(db, min_id=start, apart=False)
+
+
+@periodic(crontab(minute="*/5"))
+def narratives_pending() -> dict[str, Any] | None:
+    """Assign narratives to posts that no queued batch reached."""
+    db = runtime().db
+    start = first_unenriched(db, apart=True)
+    if start is None:
+        return None
+    return enrich_posts(db, min_id=start, apart=True, batch_size=db.settings.narratives_batch)
