@@ -71,7 +71,7 @@ def test_demo_story_in_kk_ru_en_lands_in_one_stored_narrative(db: Database) -> N
     assert first["by_enricher"]["narratives"] == 250 and first["errors"] == 0
     service.forget_cache()  # as if the worker restarted: the state comes from the database
     second = enrich_posts(db, slugs=["narratives"], batch_size=200)
-    assert second["by_enricher"] == {"narratives": 350} and second["errors"] == 0
+    assert second["by_enricher"]["narratives"] == 350 and second["errors"] == 0
     labels = _labels(db)
     assert len(labels) == 600 and all(label for label, _, _ in labels.values())
     tops: dict[str, str] = {}

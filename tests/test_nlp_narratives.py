@@ -20,6 +20,7 @@ from elshi.connectors.demo import TEMPLATES, DemoConfig, DemoConnector
 from elshi.nlp import embeddings
 from elshi.nlp.embeddings import Embedder, HashingBackend
 from elshi.nlp.narratives import NarrativeIndex, words
+from tests.conftest import service_missing
 
 #: Templates 0-6 tell the same story in kk, ru and en; template 7 differs (kk: an exhibition,
 #: ru/en: a border rumour), so kk-7 is its own story.
@@ -341,12 +342,12 @@ def test_bad_input_never_raises(e5: CachedEmbedder) -> None:
 def test_sentence_transformers_backend_offline(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    st = pytest.importorskip(
-        "sentence_transformers",
-        reason="sentence-transformers (and torch) are not installed: the optional Hugging Face "
-        "backend cannot be exercised offline here",
-    )
-    transformers = pytest.importorskip("transformers")
+    try:
+        import sentence_transformers as st
+        import transformers
+    except ImportError as exc:
+        service_missing("sentence-transformers and torch (pip install 'elshi[hf]')", exc)
+        raise
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghijklmnopqrstuvwxyz"]
@@ -362,8 +363,13 @@ def test_sentence_transformers_backend_offline(
     )
     transformers.BertModel(config).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
-    word = st.models.Transformer(str(tmp_path))
-    pooling = st.models.Pooling(word.get_word_embedding_dimension())
+    try:  # sentence-transformers 6 moved the building blocks
+        from sentence_transformers.sentence_transformer import modules
+    except ImportError:
+        modules = st.models
+    word = modules.Transformer(str(tmp_path))
+    width = getattr(word, "get_embedding_dimension", None) or word.get_word_embedding_dimension
+    pooling = modules.Pooling(width())
     st.SentenceTransformer(modules=[word, pooling]).save(str(tmp_path / "tiny-e5"))
     embedder = Embedder(str(tmp_path / "tiny-e5"))
     vectors = embedder.embed(["embassy visa", "trade", ""])

@@ -193,7 +193,9 @@ class SentenceTransformerBackend:
 
         self.name = model
         self._model = SentenceTransformer(model, device="cpu")
-        self.dim = int(self._model.get_sentence_embedding_dimension() or 0)
+        width = getattr(self._model, "get_embedding_dimension", None)
+        width = width or self._model.get_sentence_embedding_dimension  # before version 6
+        self.dim = int(width() or 0)
         # e5 models were trained with these prefixes; other models were not.
         self.e5_prefix = "e5" in model.lower() if e5_prefix is None else e5_prefix
         self._lock = threading.Lock()

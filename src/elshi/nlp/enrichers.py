@@ -28,6 +28,9 @@ class LanguageEnricher(Enricher):
         """Detect the language of each post's title and text."""
         from elshi.nlp.language import detect_batch
 
+        model = self.settings.language_hf_model if self.settings else ""
+        if model:
+            return self._with_model(model, posts)
         results = detect_batch([p.full_text for p in posts])
         return [
             AnnotationIn(
@@ -43,6 +46,34 @@ class LanguageEnricher(Enricher):
             )
             for p, r in zip(posts, results, strict=True)
         ]
+
+    def _with_model(self, model: str, posts: list[PostText]) -> list[AnnotationIn]:
+        """Label each post with a Hugging Face language classifier; too little text is und."""
+        from elshi.nlp import hf
+        from elshi.nlp.embeddings import clean, has_content
+
+        texts = [clean(p.full_text) for p in posts]
+        keep = [i for i, t in enumerate(texts) if has_content(t)]
+        labels, probs = hf.classify(model, [texts[i] for i in keep]) if keep else ([], None)
+        out = [
+            AnnotationIn(
+                post_id=p.id,
+                label="und",
+                score=0.0,
+                value={"model": model, "features": ["too little text"], "declared": p.lang},
+            )
+            for p in posts
+        ]
+        for row, i in enumerate(keep):
+            assert probs is not None
+            order = probs[row].argsort()[::-1][:3]
+            best = int(order[0])
+            out[i].label = hf.language_code(labels[best])
+            out[i].score = round(float(probs[row, best]), 4)
+            out[i].value["features"] = [
+                f"model {model}: {labels[j]} {float(probs[row, j]):.2f}" for j in order
+            ]
+        return out
 
 
 def post_language(post: PostText) -> str | None:
@@ -63,10 +94,21 @@ class SentimentEnricher(Enricher):
 
     def enrich_batch(self, posts: list[PostText]) -> list[AnnotationIn]:
         """Score the sentiment of each post in its language."""
-        from elshi.nlp.sentiment import analyse_batch
+        from elshi.nlp.sentiment import SentimentResult, analyse_batch, neutral_result
 
         langs = [post_language(p) for p in posts]
-        results = analyse_batch([p.full_text for p in posts], langs, explain=True)
+        model = self.settings.sentiment_hf_model if self.settings else ""
+        if model:
+            from elshi.nlp import hf
+            from elshi.nlp.embeddings import clean, has_content
+
+            texts = [clean(p.full_text) for p in posts]
+            keep = [i for i, t in enumerate(texts) if has_content(t)]
+            results = [neutral_result() for _ in posts]
+            for i, found in zip(keep, hf.sentiment(model, [texts[i] for i in keep]), strict=True):
+                results[i] = SentimentResult(found[0], found[1], found[2], found[3])
+        else:
+            results = analyse_batch([p.full_text for p in posts], langs, explain=True)
         return [
             AnnotationIn(
                 post_id=p.id,
@@ -74,6 +116,7 @@ class SentimentEnricher(Enricher):
                 score=round(r.score, 4),
                 value={
                     "lang": lang,
+                    "model": model or "shipped",
                     "probs": {k: round(v, 4) for k, v in r.probs.items()},
                     "evidence": [[w, round(c, 4)] for w, c in r.evidence[:8]],
                 },
@@ -94,7 +137,11 @@ class EntityEnricher(Enricher):
         """Find the entities each post mentions; the label is the most mentioned one."""
         from elshi.nlp.entities import extract_batch
 
-        found = extract_batch([p.full_text for p in posts], [post_language(p) for p in posts])
+        model = self.settings.entities_hf_model if self.settings else ""
+        texts = [p.full_text for p in posts]
+        found = extract_batch(texts, [post_language(p) for p in posts], ner=not model)
+        if model:
+            self._add_model_entities(model, texts, found)
         out = []
         for p, entities in zip(posts, found, strict=True):
             ids = [e.id for e in entities]
@@ -124,6 +171,34 @@ class EntityEnricher(Enricher):
             )
         return out
 
+    @staticmethod
+    def _add_model_entities(model: str, texts: list[str], found: list[list[Any]]) -> None:
+        """Add the names a Hugging Face token classifier finds outside gazetteer matches."""
+        from elshi.nlp import hf
+        from elshi.nlp.entities import Entity, clean_text
+
+        cleaned = [clean_text(t) for t in texts]
+        for text, entities, spans in zip(cleaned, found, hf.tag(model, cleaned), strict=True):
+            taken = [(e.start, e.end) for e in entities]
+            for span in spans:
+                if any(a < span.end and span.start < b for a, b in taken):
+                    continue
+                surface = text[span.start : span.end]
+                entities.append(
+                    Entity(
+                        f"ner:{span.type}:{' '.join(surface.lower().split())}",
+                        span.type,
+                        surface,
+                        span.start,
+                        span.end,
+                        "hf",
+                        round(span.score, 3),
+                        [f"model {model}: {span.tag} {span.score:.2f}"],
+                        span.tag,
+                    )
+                )
+            entities.sort(key=lambda e: (e.start, -(e.end - e.start)))
+
 
 #: Entity types a post can take a stance toward, and how many targets one post is scored for.
 STANCE_TYPES = frozenset({"country", "territory", "capital", "org", "person"})
@@ -142,6 +217,7 @@ class StanceEnricher(Enricher):
         """Score what each post says about each gazetteer entity found in it."""
         from elshi.nlp.stance import stance
 
+        model = self.settings.stance_hf_model if self.settings else ""
         out = []
         for p in posts:
             lang = post_language(p)
@@ -157,7 +233,7 @@ class StanceEnricher(Enricher):
                     target["names"].append(m["text"])
             targets = []
             for target_id, info in list(aliases.items())[:MAX_TARGETS]:
-                r = stance(text, info["names"], lang)
+                r = stance(text, info["names"], lang, hf_model=model or None)
                 if r.label == "none":
                     continue
                 targets.append(
@@ -177,7 +253,7 @@ class StanceEnricher(Enricher):
                     post_id=p.id,
                     label=None if top is None else top["label"],
                     score=None if top is None else top["score"],
-                    value={"lang": lang, "targets": targets},
+                    value={"lang": lang, "model": model or "shipped", "targets": targets},
                 )
             )
         return out

@@ -406,7 +406,7 @@ def default_tagger() -> CrfTagger:
 # --------------------------------------------------------------------------------------------
 # Extraction.
 # --------------------------------------------------------------------------------------------
-def _clean(text: Any) -> str:
+def clean_text(text: Any) -> str:
     """Return analysable text: bytes decoded, lone surrogates replaced, long text cut."""
     if isinstance(text, bytes | bytearray):
         text = bytes(text[: MAX_CHARS * 4]).decode("utf-8", errors="replace")
@@ -599,7 +599,7 @@ def extract(
     gazetteer names are found in every script whatever `lang` says.
     """
     try:
-        return _extract(_clean(text), lang, compile_watchlist(watchlist), ner)
+        return _extract(clean_text(text), lang, compile_watchlist(watchlist), ner)
     except Exception:  # a bug on one odd text must not stop a batch
         log.exception("entity extraction failed on a text of type %s", type(text).__name__)
         return []
