@@ -17,7 +17,7 @@ from elshi.db import Database
 from elshi.listen.models import Annotation, Post
 from elshi.nlp import hf
 from elshi.nlp.pipeline import enrich_posts
-from tests.conftest import service_missing
+from tests.conftest import service_missing, tiny_bert
 
 TEXTS = {
     "ru": "Россия и Казахстан подписали соглашение о торговле",
@@ -40,18 +40,12 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("hf")
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     vocab += sorted({ch for text in TEXTS.values() for ch in text.lower() if not ch.isspace()})
-    (root / "vocab.txt").write_text("\n".join(vocab), encoding="utf-8")
-    tokenizer = transformers.BertTokenizerFast(vocab_file=str(root / "vocab.txt"))
     torch.manual_seed(0)
 
     def build(kind: str, labels: list[str], favourite: str) -> str:
-        config = transformers.BertConfig(
-            vocab_size=len(vocab),
-            hidden_size=16,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=32,
-            max_position_embeddings=512,
+        tokenizer, config = tiny_bert(
+            root,
+            vocab,
             num_labels=len(labels),
             id2label=dict(enumerate(labels)),
             label2id={lab: i for i, lab in enumerate(labels)},
@@ -98,15 +92,15 @@ def _annotations(db: Database, enricher: str) -> dict[str, Annotation]:
         }
 
 
-def _configure(db: Database, **models: str) -> None:
+def _run(db: Database, slugs: list[str], **models: str) -> None:
+    """Store the texts and run these enrichers with these models; no post may fail."""
+    _store(db)
     db.settings = db.settings.model_copy(update=models)
+    assert enrich_posts(db, slugs=slugs)["errors"] == 0
 
 
 def test_language_enricher_through_a_named_model(db: Database, tiny: dict[str, str]) -> None:
-    _store(db)
-    _configure(db, language_hf_model=tiny["language"])
-    counts = enrich_posts(db, slugs=["language"])
-    assert counts["errors"] == 0
+    _run(db, ["language"], language_hf_model=tiny["language"])
     got = _annotations(db, "language")
     for ext in ("ru", "kk", "en"):
         assert got[ext].label == "ru" and got[ext].score > 0.9
@@ -117,10 +111,12 @@ def test_language_enricher_through_a_named_model(db: Database, tiny: dict[str, s
 
 
 def test_sentiment_and_stance_through_a_named_model(db: Database, tiny: dict[str, str]) -> None:
-    _store(db)
-    _configure(db, sentiment_hf_model=tiny["sentiment"], stance_hf_model=tiny["sentiment"])
-    counts = enrich_posts(db, slugs=["sentiment", "stance"])
-    assert counts["errors"] == 0
+    _run(
+        db,
+        ["sentiment", "stance"],
+        sentiment_hf_model=tiny["sentiment"],
+        stance_hf_model=tiny["sentiment"],
+    )
     sentiment = _annotations(db, "sentiment")
     for ext in ("ru", "kk", "en"):
         a = sentiment[ext]
@@ -137,10 +133,7 @@ def test_sentiment_and_stance_through_a_named_model(db: Database, tiny: dict[str
 
 
 def test_entities_through_a_named_model(db: Database, tiny: dict[str, str]) -> None:
-    _store(db)
-    _configure(db, entities_hf_model=tiny["entities"])
-    counts = enrich_posts(db, slugs=["entities"])
-    assert counts["errors"] == 0
+    _run(db, ["entities"], entities_hf_model=tiny["entities"])
     got = _annotations(db, "entities")
     for ext in ("ru", "kk", "en"):
         mentions = got[ext].value["mentions"]

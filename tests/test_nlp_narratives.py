@@ -20,7 +20,7 @@ from elshi.connectors.demo import TEMPLATES, DemoConfig, DemoConnector
 from elshi.nlp import embeddings
 from elshi.nlp.embeddings import Embedder, HashingBackend
 from elshi.nlp.narratives import NarrativeIndex, words
-from tests.conftest import service_missing
+from tests.conftest import service_missing, tiny_bert
 
 #: Templates 0-6 tell the same story in kk, ru and en; template 7 differs (kk: an exhibition,
 #: ru/en: a border rumour), so kk-7 is its own story.
@@ -352,15 +352,7 @@ def test_sentence_transformers_backend_offline(
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghijklmnopqrstuvwxyz"]
     vocab += ["query", "passage", ":", "embassy", "visa", "trade"]
-    (tmp_path / "vocab.txt").write_text("\n".join(vocab), encoding="utf-8")
-    tokenizer = transformers.BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"))
-    config = transformers.BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-    )
+    tokenizer, config = tiny_bert(tmp_path, vocab)
     transformers.BertModel(config).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
     try:  # sentence-transformers 6 moved the building blocks
