@@ -303,3 +303,60 @@ def test_cli_lists_shows_and_rebuilds(
     r = cli("narratives", "rebuild", "--yes", "--no-progress")
     assert r.exit_code == 0 and "assigned 60" in r.output, r.output
     assert cli("narratives", "rebuild", input="n\n").exit_code == 2
+
+
+def test_every_enricher_takes_text_no_database_would_store(settings: Settings) -> None:
+    """Lone surrogates, NUL and control characters, undecodable bytes: enriched or und."""
+    from elshi.nlp.base import PostText
+    from elshi.nlp.pipeline import ordered
+
+    texts = [
+        "Посольство \udcff\udcfe выпустило предупреждение",
+        "Embassy\x00 issued \x07 a travel advisory",
+        b"\xff\xfe\xd0\x9f\xd1\x80\xd0\xb8 \xc3\x28".decode("utf-8", "surrogateescape"),
+        "\udcff",
+        "Қазақстан елшілігі " * 60_000,
+    ]
+    posts = [PostText(id=i, text=t) for i, t in enumerate(texts)]
+    pipeline = ordered(settings=settings.model_copy(update={"narratives_model": "hashing"}))
+    assert {e.slug for e in pipeline} >= {"language", "sentiment", "entities", "stance"}
+    assert "narratives" in {e.slug for e in pipeline}
+    for enricher in pipeline:
+        results = enricher.enrich_batch(posts)
+        assert sorted(r.post_id for r in results) == list(range(len(texts))), enricher.slug
+        for r in results:
+            assert "error" not in r.value, (enricher.slug, r)
+            posts[r.post_id].context[enricher.slug] = r.value | {"label": r.label}
+    assert posts[3].context["language"]["label"] == "und"
+    assert posts[3].context["narratives"]["label"] is None
+    assert posts[0].context["language"]["label"] == "ru"
+    assert posts[4].context["language"]["label"] == "kk"
+    assert "country:KZ" in posts[4].context["entities"]["ids"]
+
+
+def test_queue_splits_a_large_import_and_runs_narratives_after(
+    cli: Any, db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from elshi import jobs
+    from elshi.nlp import jobs as nlp_jobs
+
+    monkeypatch.setenv("ELSHI_NARRATIVES_MODEL", "hashing")
+    monkeypatch.setattr(nlp_jobs, "CHUNK", 15)
+    r = cli("demo", "--no-serve", "--posts", "40")
+    assert r.exit_code == 0, r.output
+    rt = jobs.bind(settings.model_copy(update={"narratives_model": "hashing"}), db)
+    ran: list[str] = []
+    while (task := rt.huey.dequeue()) is not None and len(ran) < 50:
+        ran.append(task.name)
+        rt.huey.execute(task)
+    assert ran.count("enrich_new_posts") == 1
+    assert ran.count("enrich_range") == 3 and ran.count("assign_narratives") == 3
+    assert ran.index("assign_narratives") > ran.index("enrich_range")
+    with db.session() as s:
+        for slug in ("language", "sentiment", "entities", "stance", "narratives"):
+            n = s.scalar(
+                select(func.count()).select_from(Annotation).where(Annotation.enricher == slug)
+            )
+            assert n == 40, slug
+    assert nlp_jobs.first_unenriched(db) is None
+    assert nlp_jobs.first_unenriched(db, apart=True) is None

@@ -367,16 +367,17 @@ class CrfTagger:
 
     def explain(
         self,
-        tokens: Sequence[str],
-        gaz: Sequence[str] | None,
+        feats: Sequence[Sequence[str]],
         labels: Sequence[str],
         start: int,
         end: int,
         k: int = 4,
     ) -> list[str]:
-        """Return the k features that pushed tokens start..end hardest toward their labels."""
+        """Return the k features that pushed tokens start..end hardest toward their labels.
+
+        `feats` are the sentence's features (`sentence_features`), computed once per sentence.
+        """
         weights = self.weights()
-        feats = sentence_features(tokens, gaz)
         scored: dict[str, float] = {}
         for i in range(start, end):
             for feat in feats[i]:
@@ -455,6 +456,7 @@ def _crf_entities(text: str, gaz_hits: list[Hit], gazetteer: Gazetteer) -> list[
         spans = [(t[1], t[2]) for t in sent]
         gaz = gazetteer_tags(spans, gaz_hits, gazetteer)
         labels, probs = tagger.tag(words, gaz, marginals=True)
+        feats: list[list[str]] | None = None
         for fine, a, b in chunks(labels):
             kind = COARSE.get(fine)
             if kind is None:
@@ -463,7 +465,8 @@ def _crf_entities(text: str, gaz_hits: list[Hit], gazetteer: Gazetteer) -> list[
             score = round(sum(probs[a:b]) / (b - a), 2)
             surface = text[start:end]
             why = [f"CRF B-{fine} {score:.2f}", f"KazNERD type {fine}"]
-            why += tagger.explain(words, gaz, labels, a, b)
+            feats = feats or sentence_features(words, gaz)
+            why += tagger.explain(feats, labels, a, b)
             out.append(
                 Entity(_crf_id(kind, surface), kind, surface, start, end, "crf", score, why, fine)
             )

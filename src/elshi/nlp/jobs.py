@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import and_, exists, func, select
 
 from elshi.db import Database
-from elshi.jobs import crontab, periodic, runtime, task
+from elshi.jobs import crontab, enqueue, periodic, runtime, task
 from elshi.listen.models import Annotation, Post
 from elshi.nlp.pipeline import enrich_posts, ordered
 
@@ -23,21 +23,41 @@ def newest_post_id(db: Database) -> int:
         return int(s.scalar(select(func.max(Post.id))) or 0)
 
 
+#: Posts per enrichment task: a large import is split so that every worker (every core) takes
+#: a share of it instead of one worker taking all.
+CHUNK = 5_000
+
+
 @task(retries=2, retry_delay=30)
-def enrich_new_posts(after_id: int) -> dict[str, Any]:
-    """Run the default pipeline over posts stored after `after_id`, then queue narratives."""
-    counts = enrich_posts(runtime().db, min_id=after_id + 1, apart=False)
+def enrich_new_posts(after_id: int) -> Any:
+    """Enrich posts stored after `after_id`: at once, or in chunks queued for every worker."""
+    newest = newest_post_id(runtime().db)
+    if newest - after_id <= CHUNK:
+        return enrich_range(after_id, newest)
+    for start in range(after_id, newest, CHUNK):
+        enqueue("enrich_range", start, min(start + CHUNK, newest))
+    return {"queued": -(-(newest - after_id) // CHUNK)}
+
+
+@task(retries=2, retry_delay=30)
+def enrich_range(after_id: int, last_id: int) -> Any:
+    """Run the default pipeline over posts after_id < id <= last_id, then queue narratives."""
+    counts = enrich_posts(runtime().db, min_id=after_id + 1, max_id=last_id, apart=False)
     if ordered(apart=True):
-        assign_narratives(after_id)
+        enqueue("assign_narratives", after_id, last_id)
     return counts
 
 
 @task(retries=2, retry_delay=30)
-def assign_narratives(after_id: int) -> dict[str, Any]:
-    """Run the enrichers queued apart (narratives) over posts stored after `after_id`."""
+def assign_narratives(after_id: int, last_id: int | None = None) -> dict[str, Any]:
+    """Run the enrichers queued apart (narratives) over posts after `after_id` (to last_id)."""
     db = runtime().db
     return enrich_posts(
-        db, min_id=after_id + 1, apart=True, batch_size=db.settings.narratives_batch
+        db,
+        min_id=after_id + 1,
+        max_id=last_id,
+        apart=True,
+        batch_size=db.settings.narratives_batch,
     )
 
 

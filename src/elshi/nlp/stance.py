@@ -42,6 +42,10 @@ BOUNDARY: Final = 0.5
 CONTRAST: Final = 0.2
 #: A case ending may add at most this many letters to a stem.
 MAX_SUFFIX: Final = 6
+#: Only this prefix of a text is read, and at most this many mentions of a target are scored:
+#: a 1 MB post costs no more than an article.
+MAX_CHARS: Final = 5_000
+MAX_MENTIONS: Final = 20
 _STRIP_END: Final = frozenset("аеиоуыэюяіәөұүьйeaiouy")
 _KK_LETTERS = re.compile(r"[әғқңөұүһіӘҒҚҢӨҰҮҺІ]")
 _CYRILLIC = re.compile(r"[а-яА-ЯёЁ]")
@@ -220,9 +224,9 @@ def stance(
     With `hf_model` (a Hugging Face sentiment classifier), that model reads the clause around
     each mention instead of the shipped models.
     """
-    text = clean_text(text)
+    text = clean_text(text)[:MAX_CHARS]
     tokens = tokenize(text)
-    mentions = find_mentions(tokens, target)
+    mentions = find_mentions(tokens, target)[:MAX_MENTIONS]
     if not mentions:
         return StanceResult("none", 0.0)
     if hf_model:
