@@ -23,6 +23,7 @@ from elshi.db import Database
 from elshi.listen.flows import ingest_records
 from elshi.listen.models import Annotation, Post
 from elshi.nlp import service
+from elshi.nlp.embeddings import shared_embedder
 from elshi.nlp.models import NarrativeRow, NarrativeState
 from elshi.nlp.pipeline import enrich_posts
 from elshi.settings import Settings
@@ -109,6 +110,15 @@ def test_state_carries_on_across_restarts_and_batches(db: Database) -> None:
         version = s.scalar(select(NarrativeState.version))
         before = set(s.scalars(select(NarrativeRow.id)))
     assert version == 3 and before
+    # What the database holds is what the worker had in memory.
+    hashing = shared_embedder("hashing")
+    with db.session() as s:
+        kept = service.load_index(db=s, embedder=hashing, key=str(db.engine.url))
+    service.forget_cache()
+    with db.session() as s:
+        fresh = service.load_index(db=s, embedder=hashing, key=str(db.engine.url))
+    assert kept is not fresh and kept.version == fresh.version
+    assert fresh.index.to_dict() == kept.index.to_dict()
     service.forget_cache()
     enrich_posts(db, slugs=["narratives"], batch_size=33)
     with db.session() as s:

@@ -38,11 +38,13 @@ class NarrativeRow(Base):
     #: Set when this narrative was merged into another; its posts now belong there.
     merged_into: Mapped[int | None] = mapped_column(Integer)
     backend: Mapped[str] = mapped_column(String(200), default="")
+    #: The clustering's own state of this narrative (centroid, word counts); {} once merged.
+    state: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class NarrativeState(Base):
-    """The clustering state (centroids, backgrounds, term counts) in one row per index."""
+    """The clustering state apart from the narratives (backgrounds, counts, merges), one row."""
 
     __tablename__ = "narrative_state"
 

@@ -689,6 +689,11 @@ class NarrativeIndex:
     def to_dict(self) -> dict[str, Any]:
         """Return the whole state as plain JSON-able data."""
         with self._lock:
+            return self.header() | {"narratives": [self.item(nid) for nid in self._ids]}
+
+    def header(self) -> dict[str, Any]:
+        """Return the state apart from the narratives (small; saved after every batch)."""
+        with self._lock:
             return {
                 "format": FORMAT,
                 "backend": self.backend,
@@ -707,27 +712,31 @@ class NarrativeIndex:
                 "lang_sums": {k: _pack(v, "<f8") for k, v in self.lang_sums.items()},
                 "lang_counts": dict(self.lang_counts),
                 "aliases": {str(k): v for k, v in sorted(self.aliases.items())},
-                "narratives": [
-                    {
-                        "id": nid,
-                        "count": n.count,
-                        "first_seen": n.first_seen.isoformat() if n.first_seen else None,
-                        "last_seen": n.last_seen.isoformat() if n.last_seen else None,
-                        "samples": list(n.samples),
-                        "langs": dict(n.langs),
-                        "terms": {lang: dict(c) for lang, c in n.terms.items()},
-                        "hours": [[h, c] for h, c in sorted(n.hours.items())],
-                        "merged_from": list(n.merged_from),
-                        "centroid": _pack(self._means[self._row[nid]]),
-                    }
-                    for nid in self._ids
-                    for n in (self.narratives[nid],)
-                ],
+            }
+
+    def item(self, narrative_id: int) -> dict[str, Any]:
+        """Return one narrative's state (saved when a batch changes it)."""
+        with self._lock:
+            n = self.narratives[narrative_id]
+            return {
+                "id": narrative_id,
+                "count": n.count,
+                "first_seen": n.first_seen.isoformat() if n.first_seen else None,
+                "last_seen": n.last_seen.isoformat() if n.last_seen else None,
+                "samples": list(n.samples),
+                "langs": dict(n.langs),
+                "terms": {lang: dict(c) for lang, c in n.terms.items()},
+                "hours": [[h, c] for h, c in sorted(n.hours.items())],
+                "merged_from": list(n.merged_from),
+                "centroid": _pack(self._means[self._row[narrative_id]]),
             }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, embedder: Embedder | None = None) -> NarrativeIndex:
-        """Rebuild an index from `to_dict` output; raise ValueError if it is not one."""
+        """Rebuild an index from `to_dict` output (or a header with its items, in id order).
+
+        Raise ValueError if it is not one.
+        """
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ValueError(f"not a narrative index state of format {FORMAT}")
         try:

@@ -63,8 +63,14 @@ def load_index(*, db: Session, embedder: Embedder, key: str) -> Loaded:
         return Loaded(NarrativeIndex(embedder=embedder), 0)
     if cached is not None and cached.version == version:
         return cached
-    state = db.scalar(select(NarrativeState.state).where(NarrativeState.id == STATE_ID))
-    return Loaded(NarrativeIndex.from_dict(state or {}, embedder=embedder), version)
+    header = db.scalar(select(NarrativeState.state).where(NarrativeState.id == STATE_ID)) or {}
+    items = db.scalars(
+        select(NarrativeRow.state)
+        .where(NarrativeRow.merged_into.is_(None), NarrativeRow.count > 0)
+        .order_by(NarrativeRow.id)
+    )
+    state = header | {"narratives": [i for i in items if i]}
+    return Loaded(NarrativeIndex.from_dict(state, embedder=embedder), version)
 
 
 def save_index(
@@ -88,7 +94,7 @@ def save_index(
         db.execute(
             update(NarrativeRow)
             .where(NarrativeRow.id == gone)
-            .values(merged_into=kept, count=0, updated_at=now)
+            .values(merged_into=kept, count=0, state={}, updated_at=now)
         )
         db.execute(
             update(NarrativeRow).where(NarrativeRow.merged_into == gone).values(merged_into=kept)
@@ -102,7 +108,7 @@ def save_index(
             db.execute(update(NarrativeRow).where(NarrativeRow.id == nid).values(**values))
         else:
             db.add(NarrativeRow(id=nid, **values))
-    state = index.to_dict()
+    state = index.header()
     if loaded.version == 0:
         db.add(
             NarrativeState(
@@ -158,6 +164,7 @@ def row_values(index: NarrativeIndex, narrative_id: int) -> dict[str, Any]:
         "hours": {str(h): c for h, c in sorted(n.hours.items())},
         "merged_into": None,
         "backend": index.backend or "",
+        "state": index.item(narrative_id),
     }
 
 

@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("hours", _json(), nullable=False),
         sa.Column("merged_into", sa.Integer(), nullable=True),
         sa.Column("backend", sa.String(length=200), nullable=False),
+        sa.Column("state", _json(), nullable=False),
         sa.Column("updated_at", elshi.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_narrative")),
     )
