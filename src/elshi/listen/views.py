@@ -12,12 +12,15 @@ from elshi.accounts.service import Principal
 from elshi.listen import service
 from elshi.listen.schemas import (
     AnnotationOut,
+    NarrativeRef,
     PostDetail,
     PostOut,
     PostPage,
     QuarantineOut,
     SourceOut,
 )
+from elshi.nlp import service as nlp_service
+from elshi.nlp.schemas import Explanation
 from elshi.web.deps import get_db, require_staff
 
 router = APIRouter(prefix="/api", tags=["listen"], dependencies=[Depends(require_staff)])
@@ -76,15 +79,40 @@ def get_post(
     post = service.get_post(db=db, post_id=post_id, mission_ids=principal.mission_ids())
     if post is None:
         raise HTTPException(404, f"no post with id {post_id}")
+    annotations = service.annotations_of(db=db, post_id=post_id)
+    narrative = nlp_service.narrative_of_post(db=db, post_id=post_id)
+    similarity = next((a.score for a in annotations if a.enricher == nlp_service.SLUG), None)
     return PostDetail.model_validate(
         {
             **PostOut.model_validate(post).model_dump(),
-            "annotations": [
-                AnnotationOut.model_validate(a)
-                for a in service.annotations_of(db=db, post_id=post_id)
-            ],
+            "annotations": [AnnotationOut.model_validate(a) for a in annotations],
+            "narrative": None
+            if narrative is None
+            else NarrativeRef(
+                id=narrative.id,
+                count=narrative.count,
+                terms=narrative.terms,
+                similarity=similarity,
+            ),
         }
     )
+
+
+@router.get(
+    "/posts/{post_id}/explain", response_model=Explanation, summary="Why a post got its results"
+)
+def explain_post(
+    post_id: int,
+    db: Annotated[Session, Depends(get_db)],
+    principal: Annotated[Principal, Depends(require_staff)],
+) -> Explanation:
+    """Which words drove sentiment and stance, which gazetteer entry or CRF features matched
+    each entity, which features decided the language, and the key terms shared with the
+    post's narrative."""
+    post = service.get_post(db=db, post_id=post_id, mission_ids=principal.mission_ids())
+    if post is None:
+        raise HTTPException(404, f"no post with id {post_id}")
+    return Explanation.model_validate(nlp_service.explain_post(db=db, post=post))
 
 
 @router.get("/sources", response_model=list[SourceOut], summary="List sources")

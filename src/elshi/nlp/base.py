@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from elshi.settings import Settings
 
 
 @dataclass(slots=True)
@@ -15,6 +21,8 @@ class PostText:
     text: str
     title: str | None = None
     lang: str | None = None
+    #: When the post was published (else collected); narratives count posts per hour with it.
+    time: datetime | None = None
     #: Annotations already made in this run by enrichers that ran earlier (by enricher slug).
     context: dict[str, Any] = field(default_factory=dict)
 
@@ -45,6 +53,20 @@ class Enricher(ABC):
     requires: ClassVar[tuple[str, ...]] = ()
     #: True when the label is a language code to store as the post's language if it has none.
     sets_post_lang: ClassVar[bool] = False
+    #: True for a slower enricher that the queue runs as its own batched job after the others,
+    #: so new posts get language, sentiment and entities without waiting for it.
+    queued_apart: ClassVar[bool] = False
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings
+
+    def begin(self, session: Session) -> None:
+        """Load any state the enricher keeps in the database, before a batch (default: none)."""
+        return None
+
+    def finish(self, session: Session, results: list[AnnotationIn]) -> None:
+        """Store that state with the batch's annotations, in the same transaction."""
+        return None
 
     @abstractmethod
     def enrich_batch(self, posts: list[PostText]) -> list[AnnotationIn]:

@@ -139,3 +139,142 @@ def _eval_entities(path: Path, as_json: bool) -> None:
     for where, reason in rep["skipped"][:10]:
         err.print(f"skipped {where}: {reason}", highlight=False, markup=False)
     raise typer.Exit(int(Exit.OK))
+
+
+narratives_app = typer.Typer(
+    help="Stories across languages: list, show, rebuild.", no_args_is_help=True
+)
+
+
+@narratives_app.command("list")
+def narratives_list(
+    emerging: Annotated[
+        bool, typer.Option(help="Only narratives that are new or growing in the window.")
+    ] = False,
+    hours: Annotated[int, typer.Option(help="Window in hours.", min=1, max=720)] = 24,
+    now: Annotated[
+        datetime | None, typer.Option(help="End of the window (ISO); default now.")
+    ] = None,
+    lang: Annotated[str | None, typer.Option(help="Only narratives with this language.")] = None,
+    limit: Annotated[int, typer.Option(help="How many to show.", min=1, max=10_000)] = 30,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List narratives with their languages, key terms and activity, most recent first."""
+    from datetime import timedelta
+
+    from rich.table import Table
+
+    from elshi.cli import Exit, _database, console, get_settings
+    from elshi.nlp import service
+    from elshi.nlp.schemas import NarrativeOut, TrendOut
+
+    db = _database(get_settings())
+    with db.session() as s:
+        found = service.list_narratives(
+            db=s,
+            mission_ids=None,
+            emerging=emerging,
+            now=now,
+            window=timedelta(hours=hours),
+            lang=lang,
+            limit=limit,
+        )
+        items = [
+            NarrativeOut.model_validate(r).model_copy(
+                update={"emerging": None if t is None else TrendOut.model_validate(t)}
+            )
+            for r, t in found
+        ]
+        info = service.state_info(db=s)
+    if as_json:
+        console.print_json(json.dumps([i.model_dump(mode="json") for i in items]))
+        raise typer.Exit(int(Exit.OK))
+    table = Table("id", "posts", "languages", "first seen", "last seen", "trend", "key terms")
+    for i in items:
+        trend = "" if i.emerging is None else f"{i.emerging.reason} x{i.emerging.ratio:g}"
+        table.add_row(
+            str(i.id),
+            f"{i.count:,}",
+            " ".join(f"{k}:{v}" for k, v in i.langs.items()),
+            f"{i.first_seen:%Y-%m-%d %H:%M}" if i.first_seen else "-",
+            f"{i.last_seen:%Y-%m-%d %H:%M}" if i.last_seen else "-",
+            trend,
+            ", ".join(i.terms[:8]),
+        )
+    console.print(table)
+    if info is None:
+        console.print("no narratives yet: run `elshi enrich --enricher narratives`")
+    else:
+        console.print(f"backend {info['backend']}; {info['posts']:,} posts assigned")
+    raise typer.Exit(int(Exit.OK))
+
+
+@narratives_app.command("show")
+def narratives_show(
+    narrative_id: Annotated[int, typer.Argument(help="Narrative id (see `narratives list`).")],
+    posts: Annotated[int, typer.Option(help="Member posts to show.", min=0, max=1000)] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show a narrative: languages, key terms per language, first/last seen and member posts."""
+    from elshi.cli import Exit, _database, _fail, console, get_settings
+    from elshi.listen.schemas import PostOut
+    from elshi.nlp import service
+    from elshi.nlp.schemas import NarrativeDetail, NarrativeOut
+
+    db = _database(get_settings())
+    with db.session() as s:
+        row = service.get_narrative(db=s, narrative_id=narrative_id, mission_ids=None)
+        if row is None:
+            raise _fail(f"no narrative with id {narrative_id}", Exit.NOT_FOUND)
+        total, members = service.member_posts(
+            db=s, narrative_id=row.id, mission_ids=None, limit=posts
+        )
+        detail = NarrativeDetail(
+            **NarrativeOut.model_validate(row).model_dump(),
+            posts_total=total,
+            posts=[PostOut.model_validate(p) for p in members],
+        )
+    if as_json:
+        console.print_json(detail.model_dump_json())
+        raise typer.Exit(int(Exit.OK))
+    if row.id != narrative_id:
+        console.print(f"narrative {narrative_id} was merged into {row.id}")
+    console.print(f"[bold]narrative {detail.id}[/bold]: {detail.count:,} posts", highlight=False)
+    console.print(
+        "languages: " + ", ".join(f"{k} {v:,}" for k, v in detail.langs.items()), highlight=False
+    )
+    console.print(f"first seen {detail.first_seen}, last seen {detail.last_seen}", highlight=False)
+    for lang, terms in detail.terms_by_lang.items():
+        console.print(f"  {lang}: {', '.join(terms)}", highlight=False, markup=False)
+    for p in detail.posts:
+        text = " ".join(p.text.split())[:120]
+        console.print(f"- #{p.id} [{p.lang or '?'}] {text}", highlight=False, markup=False)
+    raise typer.Exit(int(Exit.OK))
+
+
+@narratives_app.command("rebuild")
+def narratives_rebuild(
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    batch: Annotated[int, typer.Option(help="Posts per batch.", min=1, max=20000)] = 500,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Forget every narrative and group all stored posts again (after changing the model)."""
+    from elshi.cli import Exit, _database, _progress, console, get_settings
+    from elshi.nlp import service
+    from elshi.nlp.pipeline import enrich_posts
+
+    settings = get_settings()
+    if not yes and not typer.confirm("Forget every narrative and assign all posts again?"):
+        raise typer.Exit(int(Exit.USAGE))
+    db = _database(settings)
+    with db.session() as s:
+        service.reset(db=s)
+    with _progress("narratives", progress) as tick:
+        counts = enrich_posts(db, slugs=["narratives"], batch_size=batch, progress=tick)
+    with db.session() as s:
+        live = len(service.list_narratives(db=s, mission_ids=None, limit=1_000_000))
+    console.print(
+        f"posts {counts['posts']:,}; assigned {counts['by_enricher'].get('narratives', 0):,}; "
+        f"narratives {live:,}; errors {counts['errors']:,}"
+    )
+    raise typer.Exit(int(Exit.OK))

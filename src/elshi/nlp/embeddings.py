@@ -193,7 +193,9 @@ class SentenceTransformerBackend:
 
         self.name = model
         self._model = SentenceTransformer(model, device="cpu")
-        self.dim = int(self._model.get_sentence_embedding_dimension() or 0)
+        width = getattr(self._model, "get_embedding_dimension", None)
+        width = width or self._model.get_sentence_embedding_dimension  # before version 6
+        self.dim = int(width() or 0)
         # e5 models were trained with these prefixes; other models were not.
         self.e5_prefix = "e5" in model.lower() if e5_prefix is None else e5_prefix
         self._lock = threading.Lock()
@@ -314,6 +316,20 @@ def default_embedder() -> Embedder:
             if _default is None:
                 _default = Embedder()
     return _default
+
+
+_named: dict[str, Embedder] = {}
+
+
+def shared_embedder(model: str | None = None) -> Embedder:
+    """Return one process-wide embedder per backend name (the default one for None or auto)."""
+    if not model or model == AUTO:
+        return default_embedder()
+    with _default_lock:
+        found = _named.get(model)
+        if found is None:
+            found = _named[model] = Embedder(model)
+    return found
 
 
 def embed(

@@ -356,8 +356,41 @@ class CrfTagger:
         probs = [tagger.marginal(lab, i) for i, lab in enumerate(labels)] if marginals else []
         return labels, probs
 
+    def weights(self) -> dict[tuple[str, str], float]:
+        """Return the model's weight of each (feature, label) pair (read once per process)."""
+        global _weights
+        if _weights is None:
+            with _tagger_lock:
+                if _weights is None:
+                    _weights = dict(self._tagger().info().state_features)
+        return _weights
+
+    def explain(
+        self,
+        feats: Sequence[Sequence[str]],
+        labels: Sequence[str],
+        start: int,
+        end: int,
+        k: int = 4,
+    ) -> list[str]:
+        """Return the k features that pushed tokens start..end hardest toward their labels.
+
+        `feats` are the sentence's features (`sentence_features`), computed once per sentence.
+        """
+        weights = self.weights()
+        scored: dict[str, float] = {}
+        for i in range(start, end):
+            for feat in feats[i]:
+                w = weights.get((feat, labels[i]), 0.0)
+                name = feat if i == start else f"{feat} (token {i - start + 1})"
+                if w > 0 and w > scored.get(name, 0.0):
+                    scored[name] = w
+        top = sorted(scored.items(), key=lambda kv: -kv[1])[:k]
+        return [f"CRF feature {name} +{w:.2f}" for name, w in top]
+
 
 _tagger: CrfTagger | None = None
+_weights: dict[tuple[str, str], float] | None = None
 _tagger_lock = threading.Lock()
 
 
@@ -374,7 +407,7 @@ def default_tagger() -> CrfTagger:
 # --------------------------------------------------------------------------------------------
 # Extraction.
 # --------------------------------------------------------------------------------------------
-def _clean(text: Any) -> str:
+def clean_text(text: Any) -> str:
     """Return analysable text: bytes decoded, lone surrogates replaced, long text cut."""
     if isinstance(text, bytes | bytearray):
         text = bytes(text[: MAX_CHARS * 4]).decode("utf-8", errors="replace")
@@ -423,6 +456,7 @@ def _crf_entities(text: str, gaz_hits: list[Hit], gazetteer: Gazetteer) -> list[
         spans = [(t[1], t[2]) for t in sent]
         gaz = gazetteer_tags(spans, gaz_hits, gazetteer)
         labels, probs = tagger.tag(words, gaz, marginals=True)
+        feats: list[list[str]] | None = None
         for fine, a, b in chunks(labels):
             kind = COARSE.get(fine)
             if kind is None:
@@ -430,18 +464,11 @@ def _crf_entities(text: str, gaz_hits: list[Hit], gazetteer: Gazetteer) -> list[
             start, end = spans[a][0], spans[b - 1][1]
             score = round(sum(probs[a:b]) / (b - a), 2)
             surface = text[start:end]
+            why = [f"CRF B-{fine} {score:.2f}", f"KazNERD type {fine}"]
+            feats = feats or sentence_features(words, gaz)
+            why += tagger.explain(feats, labels, a, b)
             out.append(
-                Entity(
-                    _crf_id(kind, surface),
-                    kind,
-                    surface,
-                    start,
-                    end,
-                    "crf",
-                    score,
-                    [f"CRF B-{fine} {score:.2f}", f"KazNERD type {fine}"],
-                    fine,
-                )
+                Entity(_crf_id(kind, surface), kind, surface, start, end, "crf", score, why, fine)
             )
     return out
 
@@ -575,7 +602,7 @@ def extract(
     gazetteer names are found in every script whatever `lang` says.
     """
     try:
-        return _extract(_clean(text), lang, compile_watchlist(watchlist), ner)
+        return _extract(clean_text(text), lang, compile_watchlist(watchlist), ner)
     except Exception:  # a bug on one odd text must not stop a batch
         log.exception("entity extraction failed on a text of type %s", type(text).__name__)
         return []

@@ -1,4 +1,9 @@
-"""NLP tasks: enrich new posts in batches as they arrive, and catch up on any left behind."""
+"""NLP tasks: enrich new posts in batches as they arrive, and catch up on any left behind.
+
+Language, sentiment and entities run first, in one job per import or poll; narratives, which
+embed every post, run after them as a job of their own in batches of `narratives_batch`, so a
+burst of new posts is understood at once and grouped into stories as fast as the embeddings go.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from typing import Any
 from sqlalchemy import and_, exists, func, select
 
 from elshi.db import Database
-from elshi.jobs import crontab, periodic, runtime, task
+from elshi.jobs import crontab, enqueue, periodic, runtime, task
 from elshi.listen.models import Annotation, Post
 from elshi.nlp.pipeline import enrich_posts, ordered
 
@@ -18,20 +23,52 @@ def newest_post_id(db: Database) -> int:
         return int(s.scalar(select(func.max(Post.id))) or 0)
 
 
+#: Posts per enrichment task: a large import is split so that every worker (every core) takes
+#: a share of it instead of one worker taking all.
+CHUNK = 5_000
+
+
 @task(retries=2, retry_delay=30)
-def enrich_new_posts(after_id: int) -> dict[str, Any]:
-    """Run the default pipeline over posts stored after `after_id`."""
-    return enrich_posts(runtime().db, min_id=after_id + 1)
+def enrich_new_posts(after_id: int) -> Any:
+    """Enrich posts stored after `after_id`: at once, or in chunks queued for every worker."""
+    newest = newest_post_id(runtime().db)
+    if newest - after_id <= CHUNK:
+        return enrich_range(after_id, newest)
+    for start in range(after_id, newest, CHUNK):
+        enqueue("enrich_range", start, min(start + CHUNK, newest))
+    return {"queued": -(-(newest - after_id) // CHUNK)}
 
 
-def first_unenriched(db: Database) -> int | None:
-    """Return the lowest id of a post that the first enricher of the pipeline has not seen."""
-    pipeline = ordered()
+@task(retries=2, retry_delay=30)
+def enrich_range(after_id: int, last_id: int) -> Any:
+    """Run the default pipeline over posts after_id < id <= last_id, then queue narratives."""
+    counts = enrich_posts(runtime().db, min_id=after_id + 1, max_id=last_id, apart=False)
+    if ordered(apart=True):
+        enqueue("assign_narratives", after_id, last_id)
+    return counts
+
+
+@task(retries=2, retry_delay=30)
+def assign_narratives(after_id: int, last_id: int | None = None) -> dict[str, Any]:
+    """Run the enrichers queued apart (narratives) over posts after `after_id` (to last_id)."""
+    db = runtime().db
+    return enrich_posts(
+        db,
+        min_id=after_id + 1,
+        max_id=last_id,
+        apart=True,
+        batch_size=db.settings.narratives_batch,
+    )
+
+
+def first_unenriched(db: Database, *, apart: bool = False) -> int | None:
+    """Return the lowest id of a post that the last enricher of the pipeline has not seen."""
+    pipeline = ordered(apart=apart)
     if not pipeline:
         return None
-    first = pipeline[0].slug
+    last = pipeline[-1].slug
     with db.session() as s:
-        done = exists().where(and_(Annotation.post_id == Post.id, Annotation.enricher == first))
+        done = exists().where(and_(Annotation.post_id == Post.id, Annotation.enricher == last))
         return s.scalar(select(func.min(Post.id)).where(~done))
 
 
@@ -42,4 +79,14 @@ def enrich_pending() -> dict[str, Any] | None:
     start = first_unenriched(db)
     if start is None:
         return None
-    return enrich_posts(db, min_id=start)
+    return enrich_posts(db, min_id=start, apart=False)
+
+
+@periodic(crontab(minute="*/5"))
+def narratives_pending() -> dict[str, Any] | None:
+    """Assign narratives to posts that no queued batch reached."""
+    db = runtime().db
+    start = first_unenriched(db, apart=True)
+    if start is None:
+        return None
+    return enrich_posts(db, min_id=start, apart=True, batch_size=db.settings.narratives_batch)

@@ -13,20 +13,30 @@ from elshi.db import Database, utcnow
 from elshi.listen.models import Annotation, Post
 from elshi.nlp.base import AnnotationIn, Enricher, PostText
 from elshi.plugins import enrichers as registered
+from elshi.settings import Settings
 
 log = logging.getLogger(__name__)
 ANNOTATION = cast(Table, Annotation.__table__)
 POST = cast(Table, Post.__table__)
 Progress = Callable[[int], None]
 
-#: Enrichers the default pipeline runs, in this order (each after those it requires).
-DEFAULT_PIPELINE: tuple[str, ...] = ()
 
+def ordered(
+    slugs: Sequence[str] | None = None,
+    *,
+    settings: Settings | None = None,
+    apart: bool | None = None,
+) -> list[Enricher]:
+    """Return enricher instances for `slugs` (default: all registered) with requirements first.
 
-def ordered(slugs: Sequence[str] | None = None) -> list[Enricher]:
-    """Return enricher instances for `slugs` (default: all registered) with requirements first."""
+    With no slugs, `apart=False` leaves out the enrichers the queue runs as their own job and
+    `apart=True` takes only those (with what they require).
+    """
     available = registered()
-    wanted = list(slugs) if slugs else list(available)
+    if slugs:
+        wanted = list(slugs)
+    else:
+        wanted = [s for s, c in available.items() if apart is None or c.queued_apart == apart]
     out: list[Enricher] = []
     seen: set[str] = set()
 
@@ -41,7 +51,7 @@ def ordered(slugs: Sequence[str] | None = None) -> list[Enricher]:
         for dep in cls.requires:
             visit(dep, (*chain, slug))
         seen.add(slug)
-        out.append(cls())
+        out.append(cls(settings))
 
     for slug in wanted:
         visit(slug, ())
@@ -78,15 +88,18 @@ def enrich_posts(
     force: bool = False,
     batch_size: int = 500,
     progress: Progress | None = None,
+    apart: bool | None = None,
 ) -> dict[str, Any]:
     """Annotate posts that lack a current annotation from each enricher; return counts."""
-    pipeline = ordered(slugs)
+    pipeline = ordered(slugs, settings=db.settings, apart=apart)
     counts: dict[str, Any] = {"posts": 0, "annotations": 0, "errors": 0, "by_enricher": {}}
     last = (min_id - 1) if min_id else 0
     while True:
         with db.session() as s:
             q = (
-                select(Post.id, Post.text, Post.title, Post.lang)
+                select(
+                    Post.id, Post.text, Post.title, Post.lang, Post.published_at, Post.collected_at
+                )
                 .where(Post.id > last)
                 .order_by(Post.id)
                 .limit(batch_size)
@@ -99,7 +112,10 @@ def enrich_posts(
             if not rows:
                 break
             last = rows[-1][0]
-            posts = [PostText(id=r[0], text=r[1] or "", title=r[2], lang=r[3]) for r in rows]
+            posts = [
+                PostText(id=r[0], text=r[1] or "", title=r[2], lang=r[3], time=r[4] or r[5])
+                for r in rows
+            ]
             ids = [p.id for p in posts]
             current: dict[tuple[int, str], tuple[str, Any]] = {
                 (a.post_id, a.enricher): (a.version, a)
@@ -116,6 +132,7 @@ def enrich_posts(
                         todo.append(p)
                 if not todo:
                     continue
+                enricher.begin(s)
                 results = _safe_batch(enricher, todo)
                 s.execute(
                     delete(ANNOTATION).where(
@@ -140,6 +157,7 @@ def enrich_posts(
                             for r in results
                         ],
                     )
+                enricher.finish(s, results)
                 for r in results:
                     post = by_id.get(r.post_id)
                     if post is not None:

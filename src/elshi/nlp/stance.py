@@ -42,6 +42,10 @@ BOUNDARY: Final = 0.5
 CONTRAST: Final = 0.2
 #: A case ending may add at most this many letters to a stem.
 MAX_SUFFIX: Final = 6
+#: Only this prefix of a text is read, and at most this many mentions of a target are scored:
+#: a 1 MB post costs no more than an article.
+MAX_CHARS: Final = 5_000
+MAX_MENTIONS: Final = 20
 _STRIP_END: Final = frozenset("аеиоуыэюяіәөұүьйeaiouy")
 _KK_LETTERS = re.compile(r"[әғқңөұүһіӘҒҚҢӨҰҮҺІ]")
 _CYRILLIC = re.compile(r"[а-яА-ЯёЁ]")
@@ -208,13 +212,31 @@ def _merge(evidence: list[list[tuple[str, float]]], size: int = 8) -> list[tuple
     return [(k, round(v, 4)) for k, v in ranked]
 
 
-def stance(text: str | bytes, target: str | Sequence[str], lang: str | None = None) -> StanceResult:
-    """Return the stance of a text toward a target (a name or a list of its aliases)."""
-    text = clean_text(text)
+def stance(
+    text: str | bytes,
+    target: str | Sequence[str],
+    lang: str | None = None,
+    *,
+    hf_model: str | None = None,
+) -> StanceResult:
+    """Return the stance of a text toward a target (a name or a list of its aliases).
+
+    With `hf_model` (a Hugging Face sentiment classifier), that model reads the clause around
+    each mention instead of the shipped models.
+    """
+    text = clean_text(text)[:MAX_CHARS]
     tokens = tokenize(text)
-    mentions = find_mentions(tokens, target)
+    mentions = find_mentions(tokens, target)[:MAX_MENTIONS]
     if not mentions:
         return StanceResult("none", 0.0)
+    if hf_model:
+        from elshi.nlp import hf
+
+        clauses = [clause_text(tokens, text, lo, hi) or text for lo, hi in mentions]
+        found = hf.sentiment(hf_model, clauses)
+        probs = {k: float(np.mean([f[2][k] for f in found])) for k in hf.SENTIMENT}
+        label, score = hf.decide(probs)
+        return StanceResult(label, score, _merge([f[3] for f in found]), len(mentions), probs)
     code = language_key(lang) or guess_language(text)
     if code == "en":
         parts = [analyse_english(clause_text(tokens, text, lo, hi)) for lo, hi in mentions]
