@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert
@@ -116,3 +117,74 @@ def slot(s: Session, mission_id: int, capacity: int, *, hours: float = 48) -> in
     s.add(row)
     s.flush()
     return row.id
+
+
+class Sink:
+    """An aiosmtpd handler keeping every message it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.messages.append(envelope)
+        return "250 OK"
+
+    def texts(self, to: str) -> list[str]:
+        """Return the decoded bodies of messages sent to an address."""
+        from email import message_from_bytes, policy
+
+        out = []
+        for env in self.messages:
+            if to in env.rcpt_tos:
+                msg = message_from_bytes(env.content, policy=policy.default)
+                body = msg.get_body(preferencelist=("plain",))
+                out.append(f"Subject: {msg['subject']}\n\n{body.get_content() if body else ''}")
+        return out
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def link_in(text: str, path: str) -> str:
+    import re
+
+    match = re.search(r"https?://\S+" + re.escape(path) + r"\S*", text)
+    assert match, text
+    return match[0]
+
+
+PNG_2x2 = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000002000000020802000000fdd49a73000000"
+    "1649444154789c636464626660606062606060606000000070000a33c5f7880000000049"
+    "454e44ae426082"
+)
+
+
+def pdf(text: str = "hello") -> bytes:
+    body = (
+        b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+        b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
+        + f"% {text}\n".encode()
+        + b"trailer<</Root 1 0 R>>\n%%EOF\n"
+    )
+    return body
+
+
+def jpeg_with_gps() -> bytes:
+    """A small JPEG carrying EXIF with a GPS position and a camera model."""
+    import io
+
+    from PIL import Image
+
+    img = Image.new("RGB", (32, 24), (200, 30, 30))
+    exif = Image.Exif()
+    exif[0x0110] = "SecretCam 3000"  # Model
+    exif[0x8825] = {1: "N", 2: (51.0, 30.0, 0.0), 3: "E", 4: (0.0, 7.0, 0.0)}  # GPS
+    out = io.BytesIO()
+    img.save(out, "JPEG", exif=exif)
+    return out.getvalue()

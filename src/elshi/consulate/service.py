@@ -1202,7 +1202,7 @@ def citizen_appointments(*, db: Session, citizen_id: int) -> list[tuple[Appointm
         .where(Appointment.citizen_id == citizen_id)
         .order_by(Slot.starts_at)
     )
-    return [(a, s) for a, s in rows.tuples()]
+    return [(a, s) for a, s in rows]
 
 
 @dataclass
@@ -1233,7 +1233,7 @@ def day_list(*, db: Session, actor: Principal, mission_id: int, day: date) -> li
         )
         .order_by(Slot.starts_at, Appointment.id)
     )
-    out = [DayRow(a, s, name, ref) for a, s, name, ref in rows.tuples()]
+    out = [DayRow(a, s, name, ref) for a, s, name, ref in rows]
     for row in out:
         record_access(
             db=db,
@@ -1452,7 +1452,7 @@ class PurgeReport:
 
 
 def _doc_keys(db: Session, where: Any) -> tuple[list[int], list[str]]:
-    rows = db.execute(select(Document.id, Document.storage_key).where(where)).tuples().all()
+    rows = db.execute(select(Document.id, Document.storage_key).where(where)).all()
     return [r[0] for r in rows], [r[1] for r in rows]
 
 
