@@ -18,6 +18,13 @@ import pytest
 from aiosmtpd.controller import Controller
 from PIL import Image
 from sqlalchemy import func, select
+
+from elshi.accounts.models import AuditEvent
+from elshi.accounts.service import LoginPolicy, PermissionDenied, Principal
+from elshi.consulate import documents, flows, service
+from elshi.consulate.models import Citizen, Document, Registration, ServiceRequest, StaffAccess
+from elshi.db import Database, utcnow
+from elshi.settings import Settings
 from tests.consulate_helpers import (
     PASSWORD,
     PNG_2x2,
@@ -30,13 +37,6 @@ from tests.consulate_helpers import (
     slot,
     world,
 )
-
-from elshi.accounts.models import AuditEvent
-from elshi.accounts.service import LoginPolicy, PermissionDenied, Principal
-from elshi.consulate import documents, flows, service
-from elshi.consulate.models import Citizen, Document, Registration, ServiceRequest, StaffAccess
-from elshi.db import Database, utcnow
-from elshi.settings import Settings
 
 
 @pytest.fixture
@@ -676,7 +676,7 @@ def test_totp_for_citizens(db: Database, w: World) -> None:
     policy = LoginPolicy()
     life = timedelta(hours=1)
     with db.session() as s:
-        secret = flows.start_totp(db=s, citizen_id=w.alice)
+        secret = flows.start_totp()
         assert not flows.enable_totp(db=s, citizen_id=w.alice, secret=secret, code="000000")
         assert flows.enable_totp(
             db=s, citizen_id=w.alice, secret=secret, code=pyotp.TOTP(secret).now()
@@ -723,7 +723,7 @@ def test_personal_data_is_masked_in_logs(
     settings.smtp_host = ""
     caplog.set_level(logging.INFO)
     with db.session() as s:
-        citizen, mail = flows.sign_up(
+        _citizen, mail = flows.sign_up(
             db=s,
             settings=settings,
             email="dana.private@example.org",

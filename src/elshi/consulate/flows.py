@@ -235,8 +235,8 @@ def sign_in_code(
     return _complete(db, citizen=citizen, ip=ip, policy=policy, lifetime=lifetime)
 
 
-def start_totp(*, db: Session, citizen_id: int) -> str:
-    """Give the citizen a new, not yet active TOTP secret; return it."""
+def start_totp() -> str:
+    """Return a new TOTP secret for the citizen's app; it is kept only once a code matches."""
     return accounts.new_totp_secret()
 
 

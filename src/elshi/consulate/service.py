@@ -640,14 +640,19 @@ def _editable(request: ServiceRequest) -> None:
 
 
 def save_answers(
-    *, db: Session, citizen_id: int, request_id: int, raw: Mapping[str, Any]
+    *,
+    db: Session,
+    citizen_id: int,
+    request_id: int,
+    raw: Mapping[str, Any],
+    complete: bool = False,
 ) -> ServiceRequest:
-    """Save form answers of a draft (missing ones allowed until submitting)."""
+    """Save form answers of a draft (missing ones allowed unless `complete`, before submitting)."""
     request = citizen_request(db=db, citizen_id=citizen_id, request_id=request_id)
     _editable(request)
     service = db.get(ServiceType, request.service_type_id)
     assert service is not None
-    request.answers = parse_answers(service, raw, complete=False)
+    request.answers = parse_answers(service, raw, complete=complete)
     request.updated_at = utcnow()
     db.flush()
     return request
