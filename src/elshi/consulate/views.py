@@ -68,7 +68,6 @@ STAY_SAVED = N_("Your stay is registered. Please confirm it is right.")
 NOT_FOUND = N_("Not found, or not yours to see.")
 UPLOAD_TOO_BIG = N_("The file is larger than %(mb)s MB.")
 NOT_ALLOWED = N_("Your role does not allow this.")
-SLOTS_ADDED = N_("%(n)s slots added.")
 
 
 # ---------------------------------------------------------------------------- helpers
