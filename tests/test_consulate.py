@@ -859,3 +859,36 @@ def test_export_holds_the_citizens_own_data_and_no_secrets(
     assert data["appointments"][0]["status"] == "booked"
     assert data["staff_access"][0]["staff_label"] == "officer.a"
     assert "password" not in text and "argon2" not in text and "storage_key" not in text
+
+
+# ---------------------------------------------------------------------------- command line
+
+
+def test_cli_catalogue_purge_and_scanner(cli: Any, db: Database, tmp_path: Path) -> None:
+    assert cli("missions", "add", "rome", "--name", "Embassy in Rome").exit_code == 0
+    assert cli("consulate", "seed", "nowhere").exit_code == 4
+    assert cli("consulate", "seed", "hq").exit_code == 2
+    seeded = cli("consulate", "seed", "rome")
+    assert seeded.exit_code == 0 and "5 services" in seeded.output
+    exported = cli("consulate", "export", "rome")
+    catalogue = json.loads(exported.output)
+    assert [c["slug"] for c in catalogue][:2] == ["visa", "passport-renewal"]
+    catalogue[0]["fee_cents"] = 9900
+    catalogue[1]["fields"][0]["name"] = "Bad Name!"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(catalogue), encoding="utf-8")
+    refused = cli("consulate", "import", "rome", str(bad))
+    assert refused.exit_code == 2 and "entry 1.fields.0.name" in refused.output
+    assert "nothing stored" in refused.output
+    catalogue[1]["fields"][0]["name"] = "full_name"
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(catalogue), encoding="utf-8")
+    assert cli("consulate", "import", "rome", str(good)).exit_code == 0
+    assert json.loads(cli("consulate", "export", "rome").output)[0]["fee_cents"] == 9900
+    (tmp_path / "junk.json").write_text("{not json", encoding="utf-8")
+    assert cli("consulate", "import", "rome", str(tmp_path / "junk.json")).exit_code == 2
+    assert cli("consulate", "import", "rome", str(tmp_path / "none.json")).exit_code == 4
+    purged = cli("consulate", "purge")
+    assert purged.exit_code == 0 and "requests: 0" in purged.output
+    scanner = cli("consulate", "scanner")
+    assert scanner.exit_code == 0 and "* none" in scanner.output
