@@ -554,29 +554,27 @@ def stay_page(request: Request, db: DbSession, citizen: CitizenUser) -> Response
 
 
 @router.post("/stays/new")
-async def stay_new(request: Request, citizen: CitizenUser) -> Response:
+async def stay_new(request: Request, db: DbSession, citizen: CitizenUser) -> Response:
     """Register a stay abroad."""
     form = await request.form(max_files=0, max_fields=200)
     raw = {k: str(v) for k, v in form.items()}
 
     def work() -> Response:
-        with request.app.state.db.session() as db:
-            if not csrf_valid(request, raw.get("csrf_token")):
-                return _expired(request)
-            result = _attempt(
-                db, lambda: service.register_stay(db=db, citizen_id=citizen.id, raw=raw)
+        if not csrf_valid(request, raw.get("csrf_token")):
+            return _expired(request)
+        result = _attempt(db, lambda: service.register_stay(db=db, citizen_id=citizen.id, raw=raw))
+        if isinstance(result, service.Invalid):
+            return _page(
+                request,
+                "stay.html",
+                400,
+                values=raw,
+                missions=service.consular_missions(db=db),
+                companions=range(3),
+                errors=_problems(request, result),
             )
-            if isinstance(result, service.Invalid):
-                return _page(
-                    request,
-                    "stay.html",
-                    400,
-                    values=raw,
-                    missions=service.consular_missions(db=db),
-                    companions=range(3),
-                    errors=_problems(request, result),
-                )
-            return _back("/consulate/home", "stay")
+        db.commit()
+        return _back("/consulate/home", "stay")
 
     return await run_in_threadpool(work)
 
@@ -693,58 +691,59 @@ def request_page(
 
 
 @router.post("/requests/{request_id}/answers")
-async def save_answers(request: Request, citizen: CitizenUser, request_id: int) -> Response:
+async def save_answers(
+    request: Request, db: DbSession, citizen: CitizenUser, request_id: int
+) -> Response:
     """Save the form as a draft, or save and submit."""
     form = await request.form(max_files=0, max_fields=200)
     raw = {k: str(v) for k, v in form.items()}
 
     def work() -> Response:
-        with request.app.state.db.session() as db:
-            if not csrf_valid(request, raw.get("csrf_token")):
-                return _expired(request)
-            try:
-                req = service.citizen_request(db=db, citizen_id=citizen.id, request_id=request_id)
-            except service.NotFound:
-                return _not_found(request)
-            saved = _attempt(
+        if not csrf_valid(request, raw.get("csrf_token")):
+            return _expired(request)
+        try:
+            req = service.citizen_request(db=db, citizen_id=citizen.id, request_id=request_id)
+        except service.NotFound:
+            return _not_found(request)
+        saved = _attempt(
+            db,
+            lambda: service.save_answers(
+                db=db,
+                citizen_id=citizen.id,
+                request_id=request_id,
+                raw=raw,
+                complete=raw.get("action") == "submit",
+            ),
+        )
+        if isinstance(saved, service.Invalid):
+            return _request_page(
+                request,
                 db,
-                lambda: service.save_answers(
-                    db=db,
-                    citizen_id=citizen.id,
-                    request_id=request_id,
-                    raw=raw,
-                    complete=raw.get("action") == "submit",
-                ),
+                citizen,
+                req,
+                status=400,
+                values=raw,
+                errors=_problems(request, saved),
             )
-            if isinstance(saved, service.Invalid):
-                return _request_page(
-                    request,
-                    db,
-                    citizen,
-                    req,
-                    status=400,
-                    values=raw,
-                    errors=_problems(request, saved),
-                )
-            db.commit()
-            if raw.get("action") != "submit":
-                return _back(f"/consulate/requests/{request_id}", "saved")
-            sent = _attempt(
-                db,
-                lambda: flows.submit_request(
-                    db=db,
-                    settings=settings_of(request),
-                    citizen_id=citizen.id,
-                    request_id=request_id,
-                ),
+        db.commit()
+        if raw.get("action") != "submit":
+            return _back(f"/consulate/requests/{request_id}", "saved")
+        sent = _attempt(
+            db,
+            lambda: flows.submit_request(
+                db=db,
+                settings=settings_of(request),
+                citizen_id=citizen.id,
+                request_id=request_id,
+            ),
+        )
+        if isinstance(sent, service.Invalid):
+            return _request_page(
+                request, db, citizen, req, status=400, errors=_problems(request, sent)
             )
-            if isinstance(sent, service.Invalid):
-                return _request_page(
-                    request, db, citizen, req, status=400, errors=_problems(request, sent)
-                )
-            db.commit()
-            _send(request, [sent])
-            return _back(f"/consulate/requests/{request_id}", "submitted")
+        db.commit()
+        _send(request, [sent])
+        return _back(f"/consulate/requests/{request_id}", "submitted")
 
     return await run_in_threadpool(work)
 
@@ -763,7 +762,9 @@ async def _read_upload(file: UploadFile, limit: int) -> bytes:
 
 
 @router.post("/requests/{request_id}/documents")
-async def upload(request: Request, citizen: CitizenUser, request_id: int) -> Response:
+async def upload(
+    request: Request, db: DbSession, citizen: CitizenUser, request_id: int
+) -> Response:
     """Upload one document to a request (checked, scanned and stored, or refused whole)."""
     settings = settings_of(request)
     limit = int(settings.upload_max_mb * 1_000_000)
@@ -781,33 +782,32 @@ async def upload(request: Request, citizen: CitizenUser, request_id: int) -> Res
     await form.close()
 
     def work() -> Response:
-        with request.app.state.db.session() as db:
-            if not csrf_valid(request, token):
-                return _expired(request)
-            try:
-                req = service.citizen_request(db=db, citizen_id=citizen.id, request_id=request_id)
-            except service.NotFound:
-                return _not_found(request)
-            if not isinstance(file, UploadFile) or not name:
-                errors = {"file": translate(request, documents.NO_FILE)}
-                return _request_page(request, db, citizen, req, status=400, errors=errors)
-            result = _attempt(
-                db,
-                lambda: flows.upload_document(
-                    db=db,
-                    settings=settings,
-                    citizen_id=citizen.id,
-                    request_id=request_id,
-                    kind=kind,
-                    filename=name,
-                    data=data,
-                ),
+        if not csrf_valid(request, token):
+            return _expired(request)
+        try:
+            req = service.citizen_request(db=db, citizen_id=citizen.id, request_id=request_id)
+        except service.NotFound:
+            return _not_found(request)
+        if not isinstance(file, UploadFile) or not name:
+            errors = {"file": translate(request, documents.NO_FILE)}
+            return _request_page(request, db, citizen, req, status=400, errors=errors)
+        result = _attempt(
+            db,
+            lambda: flows.upload_document(
+                db=db,
+                settings=settings,
+                citizen_id=citizen.id,
+                request_id=request_id,
+                kind=kind,
+                filename=name,
+                data=data,
+            ),
+        )
+        if isinstance(result, service.Invalid):
+            return _request_page(
+                request, db, citizen, req, status=400, errors=_problems(request, result)
             )
-            if isinstance(result, service.Invalid):
-                return _request_page(
-                    request, db, citizen, req, status=400, errors=_problems(request, result)
-                )
-            return _back(f"/consulate/requests/{request_id}", "uploaded")
+        return _back(f"/consulate/requests/{request_id}", "uploaded")
 
     return await run_in_threadpool(work)
 
@@ -1236,58 +1236,58 @@ def slots_page(
 
 
 @staff.post("/slots")
-async def slots_add(request: Request, principal: StaffUser) -> Response:
+async def slots_add(request: Request, db: DbSession, principal: StaffUser) -> Response:
     """Open slots on a day."""
     form = await request.form(max_files=0, max_fields=20)
     raw = {k: str(v) for k, v in form.items()}
 
     def work() -> Response:
-        with request.app.state.db.session() as db:
-            if not csrf_valid(request, raw.get("csrf_token")):
-                return _staff_expired(request)
-            mission_id = _officer_mission(
-                principal,
+        if not csrf_valid(request, raw.get("csrf_token")):
+            return _staff_expired(request)
+        mission_id = _officer_mission(
+            principal,
+            db,
+            int(raw.get("mission_id", "0") or 0) if raw.get("mission_id", "").isdigit() else 0,
+        )
+        if mission_id is None:
+            return _staff_not_found(request)
+        kind = raw.get("service_type_id", "")
+        try:
+            result = _attempt(
                 db,
-                int(raw.get("mission_id", "0") or 0) if raw.get("mission_id", "").isdigit() else 0,
-            )
-            if mission_id is None:
-                return _staff_not_found(request)
-            kind = raw.get("service_type_id", "")
-            try:
-                result = _attempt(
-                    db,
-                    lambda: service.add_slots(
-                        db=db,
-                        actor=principal,
-                        mission_id=mission_id,
-                        day=raw.get("day"),
-                        start=raw.get("start"),
-                        count=raw.get("count"),
-                        minutes=raw.get("minutes"),
-                        capacity=raw.get("capacity"),
-                        service_type_id=int(kind) if kind.isdigit() else None,
-                    ),
-                )
-            except PermissionDenied:
-                db.rollback()
-                return _forbidden(request)
-            if isinstance(result, service.Invalid):
-                start = _day(raw.get("day", ""))
-                return _officer_page(
-                    request,
-                    "slots.html",
-                    400,
-                    days={},
-                    start=start,
-                    prev=start - timedelta(days=7),
-                    next=start + timedelta(days=7),
+                lambda: service.add_slots(
+                    db=db,
+                    actor=principal,
                     mission_id=mission_id,
-                    kinds=service.services(db=db, mission_id=mission_id),
-                    values=raw,
-                    errors=_problems(request, result),
-                )
-            day = raw.get("day", "")
-            return _back(f"/consular/slots?mission={mission_id}&week={day}", "slots")
+                    day=raw.get("day"),
+                    start=raw.get("start"),
+                    count=raw.get("count"),
+                    minutes=raw.get("minutes"),
+                    capacity=raw.get("capacity"),
+                    service_type_id=int(kind) if kind.isdigit() else None,
+                ),
+            )
+        except PermissionDenied:
+            db.rollback()
+            return _forbidden(request)
+        if isinstance(result, service.Invalid):
+            start = _day(raw.get("day", ""))
+            return _officer_page(
+                request,
+                "slots.html",
+                400,
+                days={},
+                start=start,
+                prev=start - timedelta(days=7),
+                next=start + timedelta(days=7),
+                mission_id=mission_id,
+                kinds=service.services(db=db, mission_id=mission_id),
+                values=raw,
+                errors=_problems(request, result),
+            )
+        db.commit()
+        day = raw.get("day", "")
+        return _back(f"/consular/slots?mission={mission_id}&week={day}", "slots")
 
     return await run_in_threadpool(work)
 
