@@ -9,13 +9,11 @@ import os
 import socket
 import struct
 import threading
-from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from PIL import Image
 from sqlalchemy import func, select
 
@@ -30,7 +28,6 @@ from tests.consulate_helpers import (
     PNG_2x2,
     Sink,
     World,
-    free_port,
     jpeg_with_gps,
     link_in,
     pdf,
@@ -42,22 +39,6 @@ from tests.consulate_helpers import (
 @pytest.fixture
 def w(db: Database) -> World:
     return world(db)
-
-
-@pytest.fixture
-def smtp(settings: Settings) -> Iterator[Sink]:
-    """A real SMTP server on loopback; the settings point at it."""
-    sink = Sink()
-    port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    settings.smtp_host = "127.0.0.1"
-    settings.smtp_port = port
-    settings.smtp_from = "Consulate <consulate@mfa.example>"
-    try:
-        yield sink
-    finally:
-        controller.stop()
 
 
 def _visa(s: Any, w: World, citizen_id: int, settings: Settings) -> int:

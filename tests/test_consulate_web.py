@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -23,7 +21,6 @@ from tests.consulate_helpers import (
     PNG_2x2,
     Sink,
     World,
-    free_port,
     link_in,
     pdf,
     slot,
@@ -36,19 +33,6 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 @pytest.fixture
 def w(db: Database) -> World:
     return world(db)
-
-
-@pytest.fixture
-def smtp(settings: Settings) -> Iterator[Sink]:
-    sink = Sink()
-    port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    settings.smtp_host, settings.smtp_port = "127.0.0.1", port
-    try:
-        yield sink
-    finally:
-        controller.stop()
 
 
 def _client(settings: Settings, db: Database) -> TestClient:

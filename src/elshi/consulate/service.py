@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -358,6 +358,17 @@ def end_session(*, db: Session, key: str) -> None:
     db.execute(delete(CitizenSession).where(CitizenSession.key_hash == _digest(key)))
 
 
+_Owned = TypeVar("_Owned", Registration, ServiceRequest, Document, Appointment)
+
+
+def _own(db: Session, model: type[_Owned], row_id: int, citizen_id: int) -> _Owned:
+    """Return a row of the citizen's own, or NotFound (the same answer as for no such id)."""
+    row = db.get(model, row_id)
+    if row is None or row.citizen_id != citizen_id:
+        raise NotFound(f"{model.__tablename__} {row_id}")
+    return row
+
+
 # ---------------------------------------------------------------------------- missions
 
 
@@ -444,10 +455,7 @@ def register_stay(
 
 def citizen_stay(*, db: Session, citizen_id: int, registration_id: int) -> Registration:
     """Return one of the citizen's own registrations, or raise NotFound."""
-    row = db.get(Registration, registration_id)
-    if row is None or row.citizen_id != citizen_id:
-        raise NotFound(f"registration {registration_id}")
-    return row
+    return _own(db, Registration, registration_id, citizen_id)
 
 
 def citizen_stays(*, db: Session, citizen_id: int) -> list[Registration]:
@@ -617,10 +625,7 @@ def create_draft(*, db: Session, citizen_id: int, service_type_id: int) -> Servi
 
 def citizen_request(*, db: Session, citizen_id: int, request_id: int) -> ServiceRequest:
     """Return one of the citizen's own requests, or raise NotFound."""
-    row = db.get(ServiceRequest, request_id)
-    if row is None or row.citizen_id != citizen_id:
-        raise NotFound(f"request {request_id}")
-    return row
+    return _own(db, ServiceRequest, request_id, citizen_id)
 
 
 def citizen_requests(*, db: Session, citizen_id: int) -> list[ServiceRequest]:
@@ -742,10 +747,7 @@ def post_message(
 
 def citizen_document(*, db: Session, citizen_id: int, document_id: int) -> Document:
     """Return one of the citizen's own documents, or raise NotFound."""
-    row = db.get(Document, document_id)
-    if row is None or row.citizen_id != citizen_id:
-        raise NotFound(f"document {document_id}")
-    return row
+    return _own(db, Document, document_id, citizen_id)
 
 
 # ---------------------------------------------------------------------------- staff access
@@ -1152,10 +1154,7 @@ def book(
 
 def citizen_appointment(*, db: Session, citizen_id: int, appointment_id: int) -> Appointment:
     """Return one of the citizen's own appointments, or raise NotFound."""
-    row = db.get(Appointment, appointment_id)
-    if row is None or row.citizen_id != citizen_id:
-        raise NotFound(f"appointment {appointment_id}")
-    return row
+    return _own(db, Appointment, appointment_id, citizen_id)
 
 
 def move(

@@ -641,6 +641,18 @@ def apply(
     return RedirectResponse(f"/consulate/requests/{row.id}", status_code=303)
 
 
+def _own_request(
+    request: Request, db: Session, citizen: Citizen, request_id: int, token: str | None
+) -> ServiceRequest | Response:
+    """Check the form token and that the request is the citizen's; else the page to show."""
+    if not csrf_valid(request, token):
+        return _expired(request)
+    try:
+        return service.citizen_request(db=db, citizen_id=citizen.id, request_id=request_id)
+    except service.NotFound:
+        return _not_found(request)
+
+
 def _request_page(
     request: Request,
     db: Session,
@@ -699,12 +711,9 @@ async def save_answers(
     raw = {k: str(v) for k, v in form.items()}
 
     def work() -> Response:
-        if not csrf_valid(request, raw.get("csrf_token")):
-            return _expired(request)
-        try:
-            req = service.citizen_request(db=db, citizen_id=citizen.id, request_id=request_id)
-        except service.NotFound:
-            return _not_found(request)
+        req = _own_request(request, db, citizen, request_id, raw.get("csrf_token"))
+        if isinstance(req, Response):
+            return req
         saved = _attempt(
             db,
             lambda: service.save_answers(
@@ -782,12 +791,9 @@ async def upload(
     await form.close()
 
     def work() -> Response:
-        if not csrf_valid(request, token):
-            return _expired(request)
-        try:
-            req = service.citizen_request(db=db, citizen_id=citizen.id, request_id=request_id)
-        except service.NotFound:
-            return _not_found(request)
+        req = _own_request(request, db, citizen, request_id, token)
+        if isinstance(req, Response):
+            return req
         if not isinstance(file, UploadFile) or not name:
             errors = {"file": translate(request, documents.NO_FILE)}
             return _request_page(request, db, citizen, req, status=400, errors=errors)
@@ -872,12 +878,9 @@ def citizen_message(
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Write to the consular section about a request."""
-    if not csrf_valid(request, csrf_token):
-        return _expired(request)
-    try:
-        req = service.citizen_request(db=db, citizen_id=citizen.id, request_id=request_id)
-    except service.NotFound:
-        return _not_found(request)
+    req = _own_request(request, db, citizen, request_id, csrf_token)
+    if isinstance(req, Response):
+        return req
     result = _attempt(
         db,
         lambda: service.post_message(
@@ -902,12 +905,9 @@ def book(
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Book (or move to) a slot for a request."""
-    if not csrf_valid(request, csrf_token):
-        return _expired(request)
-    try:
-        req = service.citizen_request(db=db, citizen_id=citizen.id, request_id=request_id)
-    except service.NotFound:
-        return _not_found(request)
+    req = _own_request(request, db, citizen, request_id, csrf_token)
+    if isinstance(req, Response):
+        return req
     if not slot_id.isdigit():
         errors = {"slot_id": translate(request, service.SLOT_FULL)}
         return _request_page(request, db, citizen, req, status=400, errors=errors)
