@@ -475,7 +475,8 @@ def main() -> int:
             errors = sum(stats.errors.values())
             print(
                 f"\n{args.users} concurrent users for {args.seconds:.0f} s: {total:,} requests, "
-                f"{total / args.seconds:.0f}/s, errors {errors} ({100 * errors / max(total, 1):.3f}%)"
+                f"{total / args.seconds:.0f}/s, "
+                f"errors {errors} ({100 * errors / max(total, 1):.3f}%)"
             )
             targets = {"read": 150, "write": 300, "upload": 300}
             print(f"{'kind':8} {'n':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}  target p95")

@@ -36,6 +36,13 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL. Empty means SQLite at <home>/elshi.db. "
         "PostgreSQL: postgresql+psycopg://user@host/db.",
     )
+    database_pool_size: int = Field(
+        default=40,
+        ge=2,
+        le=1000,
+        description="Most database connections one process keeps open. Keep it at or above the "
+        "web server's 40 worker threads, or busy pages wait for one another.",
+    )
     queue_url: str = Field(
         default="",
         description="Task queue storage. Empty means SQLite at <home>/queue.db; "

@@ -121,6 +121,9 @@ def require_citizen(request: Request, db: Annotated[Session, Depends(get_db)]) -
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise CitizenLoginRequired(target)
     request.state.citizen = citizen
+    # End the transaction: the page runs in another worker thread, and a connection held
+    # while waiting for that thread can starve the requests that would free one.
+    db.commit()
     return citizen
 
 
