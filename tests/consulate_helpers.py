@@ -30,6 +30,7 @@ class World:
     officer_a: Principal
     officer_b: Principal
     analyst_a: Principal
+    ambassador_a: Principal
     hq_admin: Principal
     alice: int
     bob: int
@@ -70,6 +71,7 @@ def world(db: Database) -> World:
             officer_a=_staff(s, "officer.a@mfa.example", a.id, "consular"),
             officer_b=_staff(s, "officer.b@mfa.example", b.id, "consular"),
             analyst_a=_staff(s, "analyst.a@mfa.example", a.id, "analyst"),
+            ambassador_a=_staff(s, "ambassador.a@mfa.example", a.id, "ambassador"),
             hq_admin=_staff(s, "admin@mfa.example", hq.id, "admin"),
             alice=citizen(s, "alice@example.org", "Alice Applicant"),
             bob=citizen(s, "bob@example.org", "Bob Visitor"),

@@ -113,6 +113,7 @@ def test_citizen_reaches_only_own_records(db: Database, w: World, settings: Sett
         ("officer_a", True, True),
         ("officer_b", False, False),
         ("analyst_a", False, False),
+        ("ambassador_a", True, False),
         ("hq_admin", True, True),
         ("nobody", False, False),
     ],

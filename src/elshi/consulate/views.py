@@ -68,6 +68,7 @@ STAY_SAVED = N_("Your stay is registered. Please confirm it is right.")
 NOT_FOUND = N_("Not found, or not yours to see.")
 UPLOAD_TOO_BIG = N_("The file is larger than %(mb)s MB.")
 NOT_ALLOWED = N_("Your role does not allow this.")
+CHOOSE_SLOT = N_("Choose a time from the list.")
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -912,7 +913,7 @@ def book(
     if isinstance(req, Response):
         return req
     if not slot_id.isdigit():
-        errors = {"slot_id": translate(request, service.SLOT_FULL)}
+        errors = {"slot_id": translate(request, CHOOSE_SLOT)}
         return _request_page(request, db, citizen, req, status=400, errors=errors)
     current = next(
         (
@@ -1049,7 +1050,10 @@ def queue(
         )
     except PermissionDenied:
         return _forbidden(request)
-    kinds = {s.id: s for s in db.query(ServiceType).all()}
+    visible = principal.mission_ids()
+    kinds = {
+        s.id: s for s in db.query(ServiceType).all() if visible is None or s.mission_id in visible
+    }
     return _officer_page(
         request,
         "queue.html",
