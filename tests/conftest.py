@@ -187,3 +187,21 @@ def fetch_ctx(settings: Settings) -> Iterator[Any]:
     ctx = FetchContext(settings=settings)
     yield ctx
     ctx.close()
+
+
+@pytest.fixture
+def smtp(settings: Settings) -> Iterator[Any]:
+    """A real SMTP server (aiosmtpd) on loopback that keeps every message; settings point at it."""
+    from aiosmtpd.controller import Controller
+
+    from tests.consulate_helpers import Sink, free_port
+
+    sink = Sink()
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    settings.smtp_host, settings.smtp_port = "127.0.0.1", controller.port
+    settings.smtp_from = "elshi <no-reply@mfa.example>"
+    try:
+        yield sink
+    finally:
+        controller.stop()

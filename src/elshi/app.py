@@ -20,6 +20,7 @@ def create_app(settings: Settings, *, db: Database | None = None, runtime: Any =
     """Build the web app for these settings."""
     from elshi.accounts.views import api as accounts_api
     from elshi.accounts.views import router as accounts_router
+    from elshi.consulate.views import install as install_consulate
     from elshi.listen.views import router as listen_router
     from elshi.nlp.views import router as narratives_router
     from elshi.web.views import mount_static
@@ -58,5 +59,6 @@ def create_app(settings: Settings, *, db: Database | None = None, runtime: Any =
     app.include_router(accounts_api)
     app.include_router(accounts_router)
     app.include_router(web_router)
+    install_consulate(app)
     mount_static(app)
     return app

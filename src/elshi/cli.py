@@ -30,6 +30,7 @@ from rich.table import Table
 from rich.text import Text
 
 from elshi import __version__
+from elshi.consulate import commands as consulate_commands
 from elshi.nlp import commands as nlp_commands
 from elshi.settings import Settings, SettingsError, load_settings
 
@@ -61,6 +62,7 @@ app.add_typer(sources_app, name="sources")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(users_app, name="users")
 app.add_typer(missions_app, name="missions")
+app.add_typer(consulate_commands.app, name="consulate")
 
 console = Console()
 err = Console(stderr=True)
@@ -136,7 +138,7 @@ def migrate() -> None:
 @app.command()
 def plugins() -> None:
     """List registered plugins and the connectors they provide."""
-    from elshi.plugins import connectors, plugin_names
+    from elshi.plugins import connectors, plugin_names, virus_scanners
 
     table = Table("connector", "title", "platform", "pollable", "target", title="connectors")
     for slug, cls in connectors().items():
@@ -144,6 +146,10 @@ def plugins() -> None:
             slug, cls.title, cls.platform, "yes" if cls.pollable else "no", cls.target_field
         )
     console.print(table)
+    scanners = Table("virus scanner", "title", title="virus scanners")
+    for slug, scanner in virus_scanners().items():
+        scanners.add_row(slug, scanner.title)
+    console.print(scanners)
     console.print("plugins: " + ", ".join(plugin_names()))
 
 

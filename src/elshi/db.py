@@ -71,15 +71,23 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 def make_engine(settings: Settings) -> Engine:
     """Create the engine for the configured database."""
     url = settings.db_url
+    # A request takes a connection in one worker thread and may need another thread to go on;
+    # with fewer connections than threads, busy requests would wait on each other.
+    pool = {
+        "pool_size": min(10, settings.database_pool_size),
+        "max_overflow": max(0, settings.database_pool_size - 10),
+    }
     if settings.is_sqlite:
         if url.startswith("sqlite:///") and ":memory:" not in url:
             from pathlib import Path
 
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **pool
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, **pool)
 
 
 class Database:

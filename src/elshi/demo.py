@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from elshi.accounts import service as accounts
 from elshi.connectors.base import FetchContext
-from elshi.db import Database
+from elshi.db import Database, utcnow
 from elshi.listen import service as listen
 from elshi.listen.flows import Progress, run_source
 from elshi.listen.models import Source
@@ -15,6 +18,32 @@ from elshi.missions import service as missions
 from elshi.settings import Settings
 
 DEMO_EMAIL = "admin@demo.elshi.example"
+
+
+def _demo_consulate(s: Session, mission_id: int) -> None:
+    """Give the demo embassy the default service catalogue and a week of appointment slots."""
+    from elshi.consulate import service as consulate
+    from elshi.consulate.models import Slot
+    from elshi.consulate.schemas import DEFAULT_CATALOGUE
+
+    if consulate.services(db=s, mission_id=mission_id):
+        return
+    for spec in DEFAULT_CATALOGUE:
+        consulate.upsert_service(db=s, mission_id=mission_id, spec=spec.model_dump())
+    today = utcnow().date()
+    for day in range(1, 8):
+        start = datetime.combine(today + timedelta(days=day), time(9, 0), UTC)
+        if start.weekday() < 5:
+            s.add_all(
+                Slot(
+                    mission_id=mission_id,
+                    starts_at=start + timedelta(minutes=30 * i),
+                    minutes=30,
+                    capacity=2,
+                    booked=0,
+                )
+                for i in range(8)
+            )
 
 
 def load_demo(
@@ -38,6 +67,7 @@ def load_demo(
                 db=s, email=DEMO_EMAIL, password=password, name="Demo admin"
             )
             accounts.grant_role(db=s, user_id=user.id, mission_id=hq.id, role="admin")
+        _demo_consulate(s, embassy.id)
         source = s.query(Source).filter_by(connector="demo").first()
         if source is None:
             source = listen.add_source(

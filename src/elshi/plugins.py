@@ -8,8 +8,11 @@ from typing import TYPE_CHECKING
 
 import pluggy
 
+from elshi.settings import Settings
+
 if TYPE_CHECKING:
     from elshi.connectors.base import Connector
+    from elshi.consulate.scan import Scanner
     from elshi.nlp.base import Enricher
 
 hookspec = pluggy.HookspecMarker("elshi")
@@ -24,6 +27,7 @@ DEFAULT_PLUGINS = (
     "elshi.connectors.telegram",
     "elshi.connectors.demo",
     "elshi.nlp.enrichers",
+    "elshi.consulate.scan",
 )
 
 
@@ -37,6 +41,10 @@ class Hookspecs:
     @hookspec
     def elshi_enrichers(self) -> list[type[Enricher]]:  # type: ignore[empty-body]
         """Return enricher classes this plugin provides."""
+
+    @hookspec
+    def elshi_virus_scanners(self) -> list[type[Scanner]]:  # type: ignore[empty-body]
+        """Return virus scanner classes for uploaded documents."""
 
 
 class UnknownPlugin(KeyError):
@@ -88,6 +96,32 @@ def get_enricher(slug: str) -> Enricher:
     except KeyError:
         known = ", ".join(enrichers())
         raise UnknownPlugin(f"no enricher {slug!r}; known: {known}") from None
+
+
+def virus_scanners() -> dict[str, type[Scanner]]:
+    """Return every registered virus scanner class by slug."""
+    found: dict[str, type[Scanner]] = {}
+    for group in get_manager().hook.elshi_virus_scanners():
+        for cls in group:
+            found[cls.slug] = cls
+    return found
+
+
+def pick_scanner(settings: Settings) -> Scanner:
+    """Return the scanner ELSHI_VIRUS_SCANNER names; `auto` takes the first real one available."""
+    found = virus_scanners()
+    choice = settings.virus_scanner
+    if choice == "auto":
+        for slug, cls in found.items():
+            if slug != "none" and cls.available(settings):
+                return cls(settings)
+        choice = "none"
+    try:
+        return found[choice](settings)
+    except KeyError:
+        raise UnknownPlugin(
+            f"ELSHI_VIRUS_SCANNER: no scanner {choice!r}; known: auto, {', '.join(found)}"
+        ) from None
 
 
 def plugin_names() -> list[str]:

@@ -36,6 +36,13 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL. Empty means SQLite at <home>/elshi.db. "
         "PostgreSQL: postgresql+psycopg://user@host/db.",
     )
+    database_pool_size: int = Field(
+        default=40,
+        ge=2,
+        le=1000,
+        description="Most database connections one process keeps open. Keep it at or above the "
+        "web server's 40 worker threads, or busy pages wait for one another.",
+    )
     queue_url: str = Field(
         default="",
         description="Task queue storage. Empty means SQLite at <home>/queue.db; "
@@ -118,6 +125,65 @@ class Settings(BaseSettings):
         "models. Needs `pip install elshi[hf]`.",
     )
 
+    smtp_host: str = Field(
+        default="", description="SMTP server for e-mail; empty means e-mails are only logged."
+    )
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="SMTP server port.")
+    smtp_username: str = Field(default="", description="SMTP user name (empty: no login).")
+    smtp_password: str = Field(default="", description="SMTP password.")
+    smtp_starttls: bool = Field(
+        default=False, description="Upgrade the SMTP connection with STARTTLS."
+    )
+    smtp_from: str = Field(
+        default="elshi <no-reply@localhost>", description="Sender address of e-mails elshi sends."
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Address people reach elshi at; used for links in e-mails.",
+    )
+    upload_dir: Path | None = Field(
+        default=None,
+        description="Folder for uploaded documents, outside the web root. "
+        "Empty means <home>/uploads.",
+    )
+    upload_max_mb: float = Field(
+        default=10.0, gt=0, le=200, description="Largest document a citizen may upload, in MB."
+    )
+    upload_max_per_request: int = Field(
+        default=20, ge=1, le=500, description="Most documents one service request may hold."
+    )
+    virus_scanner: str = Field(
+        default="auto",
+        description="Virus scanner for uploads: auto (ClamAV when its socket exists, else none), "
+        "clamav, none, or the slug of a plugin scanner.",
+    )
+    clamd_socket: Path = Field(
+        default=Path("/var/run/clamav/clamd.ctl"), description="ClamAV daemon's UNIX socket."
+    )
+    citizen_session_minutes: int = Field(
+        default=60, ge=5, description="Citizen sessions expire after this many minutes."
+    )
+    retention_registration_days: int = Field(
+        default=365, ge=1, description="Days a registration is kept after the trip ends."
+    )
+    retention_request_days: int = Field(
+        default=5 * 365,
+        ge=1,
+        description="Days a decided service request (with its history and messages) is kept.",
+    )
+    retention_document_days: int = Field(
+        default=180, ge=1, description="Days an uploaded document is kept after the decision."
+    )
+    retention_draft_days: int = Field(
+        default=90, ge=1, description="Days an untouched draft request is kept."
+    )
+    retention_access_log_days: int = Field(
+        default=2 * 365, ge=1, description="Days a 'who viewed my file' entry is kept."
+    )
+    retention_unverified_days: int = Field(
+        default=7, ge=1, description="Days an account whose e-mail was never verified is kept."
+    )
+
     @field_validator(
         "database_url",
         "queue_url",
@@ -158,6 +224,11 @@ class Settings(BaseSettings):
     def db_url(self) -> str:
         """Return the database URL, defaulting to SQLite under home."""
         return self.database_url or f"sqlite:///{self.home / 'elshi.db'}"
+
+    @property
+    def uploads_path(self) -> Path:
+        """Return the folder for uploaded documents."""
+        return self.upload_dir or self.home / "uploads"
 
     @property
     def is_sqlite(self) -> bool:

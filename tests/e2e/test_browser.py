@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from tests.conftest import service_missing
+from tests.e2e.conftest import screens as _screens
+from tests.e2e.conftest import serve_app
 
 from elshi.app import create_app
 from elshi.db import Database
@@ -20,33 +17,15 @@ from elshi.demo import load_demo
 from elshi.listen.models import Post
 from elshi.settings import Settings
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 KAZAKH_WORD = "ынтымақтастық"
 ARABIC = "سفارة كازاخستان تعلن عن أيام الثقافة في برلين"
 
 pytestmark = pytest.mark.browser
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(settings: Settings, db: Database) -> Iterator[dict[str, Any]]:
     """Serve elshi with demo data on 127.0.0.1 from a thread."""
-    import uvicorn
-
     info = load_demo(db, settings=settings, posts=400)
     with db.session() as s:
         s.add(
@@ -60,43 +39,8 @@ def server(settings: Settings, db: Database) -> Iterator[dict[str, Any]]:
                 extra={},
             )
         )
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(settings, db=db), host="127.0.0.1", port=port, log_level="warning"
-    )
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield {**info, "url": f"http://127.0.0.1:{port}"}
-    srv.should_exit = True
-    thread.join(timeout=10)
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    """Launch the system chromium (never a downloaded one)."""
-    if not CHROMIUM.exists():
-        service_missing("chromium", FileNotFoundError(str(CHROMIUM)))
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def _screens(tmp_path: Path) -> Path:
-    # ELSHI_TEST_SCREENSHOTS keeps the pictures for a person to look at.
-    folder = Path(os.environ.get("ELSHI_TEST_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    with serve_app(create_app(settings, db=db)) as url:
+        yield {**info, "url": url}
 
 
 def test_sign_in_search_and_switch_language(

@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import pyotp
 from argon2 import PasswordHasher
@@ -33,6 +33,14 @@ from elshi.missions.models import Mission
 _hasher = PasswordHasher()
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 12
+
+
+class SignInHolder(Protocol):
+    """What TOTP and lockout checks read: a staff user and a citizen account both have it."""
+
+    totp_secret: str | None
+    totp_last_step: int | None
+    locked_until: datetime | None
 
 
 class InvalidUser(ValueError):
@@ -135,6 +143,8 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "listen.read": STAFF_ROLES,
     "sources.manage": ("admin", "analyst", "press"),
     "users.manage": ("admin",),
+    "consulate.read": ("admin", "ambassador", "consular"),
+    "consulate.act": ("admin", "consular"),
 }
 
 
@@ -289,7 +299,7 @@ def record_attempt(
     db.execute(delete(LoginAttempt).where(LoginAttempt.at < now - policy.keep_attempts))
 
 
-def is_locked(user: User, now: datetime | None = None) -> bool:
+def is_locked(user: SignInHolder, now: datetime | None = None) -> bool:
     """Return True while the account is locked after failed sign-ins."""
     return user.locked_until is not None and user.locked_until > (now or utcnow())
 
@@ -354,7 +364,7 @@ def totp_uri(*, secret: str, email: str, issuer: str = "elshi") -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=issuer)
 
 
-def verify_totp(*, user: User, code: str, now: datetime | None = None) -> bool:
+def verify_totp(*, user: SignInHolder, code: str, now: datetime | None = None) -> bool:
     """Check a 6-digit code (one step of clock drift allowed); a used code is refused."""
     code = re.sub(r"\s+", "", code or "")
     if not user.totp_secret or not re.fullmatch(r"\d{6}", code):
@@ -499,9 +509,14 @@ def mask_email(email: str) -> str:
     return masked if masked != email else "***"
 
 
+# International phone numbers: a plus sign and 7 to 15 digits, spaces or dashes allowed.
+_PHONE_IN_TEXT = re.compile(r"(?<![\w+])\+(\d)(?:[\s-]?\d){5,13}(\d)(?!\d)")
+
+
 def mask_emails(text: str) -> str:
-    """Hide every e-mail address found in a text."""
-    return _EMAIL_IN_TEXT.sub(lambda m: f"{m[1]}***@{m[2]}***{m[3]}", text)
+    """Hide every e-mail address (and international phone number) found in a text."""
+    text = _EMAIL_IN_TEXT.sub(lambda m: f"{m[1]}***@{m[2]}***{m[3]}", text)
+    return _PHONE_IN_TEXT.sub(lambda m: f"+{m[1]}***{m[2]}", text)
 
 
 def _mask_arg(value: Any) -> Any:

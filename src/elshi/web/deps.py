@@ -126,6 +126,9 @@ def require_staff(
         and not csrf_valid(request, request.headers.get("x-csrf-token"))
     ):
         raise HTTPException(403, "a signed-in browser must send the page's X-CSRF-Token header")
+    # End the transaction: the endpoint runs in another worker thread, and a connection held
+    # while waiting for that thread can starve the requests that would free one.
+    db.commit()
     return principal
 
 

@@ -1,0 +1,1 @@
+"""The e-consulate: citizens, stays abroad, service requests, documents, appointments, messages."""

@@ -1,0 +1,449 @@
+"""Multi-step side effects of the e-consulate: sign-up and sign-in, e-mails, uploads, purges."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy.orm import Session
+
+from elshi.accounts import service as accounts
+from elshi.accounts.flows import SignIn
+from elshi.accounts.service import LoginPolicy, Principal
+from elshi.consulate import documents, service
+from elshi.consulate.models import Citizen, Document, Message, ServiceRequest, ServiceType
+from elshi.consulate.scan import ScannerUnavailable
+from elshi.notify.email import Email, send_email
+from elshi.plugins import pick_scanner
+from elshi.settings import Settings
+from elshi.web import i18n
+from elshi.web.i18n import N_
+
+log = logging.getLogger(__name__)
+
+VERIFY_LIFETIME = timedelta(days=2)
+RESET_LIFETIME = timedelta(hours=1)
+
+VERIFY_SUBJECT = N_("Confirm your e-mail for the e-consulate")
+VERIFY_BODY = N_(
+    "Hello %(name)s,\n\nopen this link to confirm your e-mail address and start using "
+    "the e-consulate:\n\n%(link)s\n\nThe link works for 48 hours. If you did not sign up, "
+    "ignore this message."
+)
+RESET_SUBJECT = N_("Reset your e-consulate password")
+RESET_BODY = N_(
+    "Hello %(name)s,\n\nopen this link to choose a new password:\n\n%(link)s\n\n"
+    "The link works for one hour. If you did not ask for it, ignore this message; "
+    "your password stays as it is."
+)
+STATUS_SUBJECT = N_("Your request %(reference)s: %(status)s")
+STATUS_BODY = N_(
+    "Hello %(name)s,\n\nthe status of your request %(reference)s (%(service)s) is now: "
+    "%(status)s.\n%(note)s\nSee the details: %(link)s"
+)
+MESSAGE_SUBJECT = N_("New message about your request %(reference)s")
+MESSAGE_BODY = N_(
+    "Hello %(name)s,\n\nthe consular section wrote to you about request %(reference)s. "
+    "Read it here: %(link)s"
+)
+
+
+def _t(citizen: Citizen, message: str, **params: Any) -> str:
+    text = i18n.gettext(citizen.lang, message)
+    return text % params if params else text
+
+
+def _link(settings: Settings, path: str, **query: str) -> str:
+    return settings.public_url.rstrip("/") + path + ("?" + urlencode(query) if query else "")
+
+
+# ---------------------------------------------------------------------------- delivery
+
+
+def deliver(settings: Settings, emails: Iterable[Email], runtime: Any = None) -> int:
+    """Send e-mails after the change is committed: through the queue when one runs, else now."""
+    sent = 0
+    for email in emails:
+        try:
+            if runtime is not None:
+                from elshi import jobs
+
+                jobs.enqueue("send_consular_email", email.as_dict())
+            else:
+                send_email(settings, email)
+            sent += 1
+        except Exception as exc:  # a mail failure must not undo the change
+            log.error("e-mail to %s failed: %s", accounts.mask_email(email.to), type(exc).__name__)
+    return sent
+
+
+# ---------------------------------------------------------------------------- accounts
+
+
+def sign_up(
+    *,
+    db: Session,
+    settings: Settings,
+    email: str,
+    password: str,
+    name: str,
+    phone: str = "",
+    lang: str = "en",
+) -> tuple[Citizen, Email]:
+    """Create an unverified account and the e-mail that verifies it."""
+    citizen = service.create_citizen(
+        db=db, email=email, password=password, name=name, phone=phone, lang=lang
+    )
+    accounts.audit(
+        db=db,
+        action="citizen.sign_up",
+        object_type="citizen",
+        object_id=citizen.id,
+        actor_label="citizen",
+    )
+    return citizen, verification_email(db=db, settings=settings, citizen=citizen)
+
+
+def verification_email(*, db: Session, settings: Settings, citizen: Citizen) -> Email:
+    """Issue a fresh verification link and return the e-mail carrying it."""
+    token = service.issue_token(
+        db=db, citizen_id=citizen.id, purpose="verify", lifetime=VERIFY_LIFETIME
+    )
+    link = _link(settings, "/consulate/verify", token=token)
+    return Email(
+        citizen.email,
+        _t(citizen, VERIFY_SUBJECT),
+        _t(citizen, VERIFY_BODY, name=citizen.name, link=link),
+    )
+
+
+def verify_email(*, db: Session, token: str) -> Citizen | None:
+    """Spend a verification link; return the now verified citizen or None."""
+    citizen = service.use_token(db=db, token=token, purpose="verify")
+    if citizen is not None:
+        citizen.email_verified_at = citizen.email_verified_at or accounts.utcnow()
+        accounts.audit(db=db, action="citizen.verify", object_type="citizen", object_id=citizen.id)
+    return citizen
+
+
+def request_reset(*, db: Session, settings: Settings, email: str) -> Email | None:
+    """Return a reset e-mail when the account exists (the page says the same either way)."""
+    citizen = service.get_citizen_by_email(db=db, email=email)
+    if citizen is None or not citizen.is_active:
+        return None
+    token = service.issue_token(
+        db=db, citizen_id=citizen.id, purpose="reset", lifetime=RESET_LIFETIME
+    )
+    accounts.audit(db=db, action="citizen.reset_asked", object_type="citizen", object_id=citizen.id)
+    link = _link(settings, "/consulate/reset", token=token)
+    return Email(
+        citizen.email,
+        _t(citizen, RESET_SUBJECT),
+        _t(citizen, RESET_BODY, name=citizen.name, link=link),
+    )
+
+
+def reset_password(*, db: Session, token: str, password: str) -> Citizen | None:
+    """Set a new password with a reset link (the caller rolls back if the password is refused)."""
+    citizen = service.use_token(db=db, token=token, purpose="reset")
+    if citizen is None:
+        return None
+    service.set_password(db=db, citizen=citizen, password=password)
+    # The link arrived by e-mail, so following it also proves the address.
+    citizen.email_verified_at = citizen.email_verified_at or accounts.utcnow()
+    accounts.audit(db=db, action="citizen.reset", object_type="citizen", object_id=citizen.id)
+    return citizen
+
+
+def _failed(
+    db: Session, *, ip: str, citizen: Citizen | None, reason: str, policy: LoginPolicy
+) -> None:
+    log.warning("citizen sign-in failed (%s) from %s", reason, ip)
+    accounts.record_attempt(db=db, ip=ip, user_id=None, success=False, policy=policy)
+    accounts.audit(
+        db=db,
+        action="citizen.sign_in_failed",
+        object_type="citizen",
+        object_id=citizen.id if citizen else None,
+        actor_label="citizen",
+        detail={"reason": reason, "ip": ip},
+    )
+
+
+def _complete(
+    db: Session, *, citizen: Citizen, ip: str, policy: LoginPolicy, lifetime: timedelta
+) -> SignIn:
+    key = service.create_session(db=db, citizen_id=citizen.id, lifetime=lifetime)
+    citizen.failed_logins = 0
+    citizen.locked_until = None
+    citizen.last_login_at = accounts.utcnow()
+    accounts.record_attempt(db=db, ip=ip, user_id=None, success=True, policy=policy)
+    accounts.audit(
+        db=db,
+        action="citizen.sign_in",
+        object_type="citizen",
+        object_id=citizen.id,
+        actor_label="citizen",
+        detail={"ip": ip},
+    )
+    return SignIn("ok", key, citizen.id)
+
+
+def sign_in(
+    *, db: Session, email: str, password: str, ip: str, policy: LoginPolicy, lifetime: timedelta
+) -> SignIn:
+    """Check e-mail and password (rate-limited per address, lockout per account)."""
+    if accounts.ip_blocked(db=db, ip=ip, policy=policy):
+        return SignIn("blocked")
+    citizen, result = service.check_citizen_password(db=db, email=email, password=password)
+    if citizen is None or result not in ("ok", "unverified"):
+        if citizen is not None and result == "wrong":
+            service.count_failure(db=db, citizen=citizen, policy=policy)
+        _failed(db, ip=ip, citizen=citizen, reason=result, policy=policy)
+        return SignIn("failed")
+    if result == "unverified":
+        return SignIn("unverified", None, citizen.id)
+    if citizen.totp_secret:
+        key = service.create_session(
+            db=db, citizen_id=citizen.id, lifetime=policy.mfa_timeout, mfa_pending=True
+        )
+        return SignIn("code", key, citizen.id)
+    return _complete(db, citizen=citizen, ip=ip, policy=policy, lifetime=lifetime)
+
+
+def sign_in_code(
+    *, db: Session, pending_key: str, code: str, ip: str, policy: LoginPolicy, lifetime: timedelta
+) -> SignIn:
+    """Check the authenticator code of a pending sign-in."""
+    pending = service.find_session(db=db, key=pending_key)
+    if pending is None or not pending.mfa_pending:
+        return SignIn("expired")
+    citizen = db.get(Citizen, pending.citizen_id)
+    if citizen is None or not citizen.is_active or accounts.is_locked(citizen):
+        service.end_session(db=db, key=pending_key)
+        return SignIn("expired")
+    if accounts.ip_blocked(db=db, ip=ip, policy=policy):
+        return SignIn("blocked", pending_key)
+    if not accounts.verify_totp(user=citizen, code=code):
+        service.count_failure(db=db, citizen=citizen, policy=policy)
+        _failed(db, ip=ip, citizen=citizen, reason="wrong_code", policy=policy)
+        return SignIn("failed", pending_key)
+    service.end_session(db=db, key=pending_key)
+    return _complete(db, citizen=citizen, ip=ip, policy=policy, lifetime=lifetime)
+
+
+def start_totp() -> str:
+    """Return a new TOTP secret for the citizen's app; it is kept only once a code matches."""
+    return accounts.new_totp_secret()
+
+
+def enable_totp(*, db: Session, citizen_id: int, secret: str, code: str) -> bool:
+    """Turn on TOTP once the citizen proves their app shows the right code."""
+    citizen = service.get_citizen(db=db, citizen_id=citizen_id)
+    probe = Citizen(totp_secret=secret, totp_last_step=None, locked_until=None)
+    if not accounts.verify_totp(user=probe, code=code):
+        return False
+    citizen.totp_secret = secret
+    citizen.totp_last_step = probe.totp_last_step
+    accounts.audit(db=db, action="citizen.totp_enable", object_type="citizen", object_id=citizen.id)
+    return True
+
+
+# ---------------------------------------------------------------------------- requests
+
+
+def status_email(
+    *, db: Session, settings: Settings, request: ServiceRequest, note: str = ""
+) -> Email:
+    """Return the e-mail telling the applicant their request's new status."""
+    citizen = service.get_citizen(db=db, citizen_id=request.citizen_id)
+    kind = db.get(ServiceType, request.service_type_id)
+    status = _t(citizen, service.STATUS_NAMES[request.status])
+    return Email(
+        citizen.email,
+        _t(citizen, STATUS_SUBJECT, reference=request.reference, status=status),
+        _t(
+            citizen,
+            STATUS_BODY,
+            name=citizen.name,
+            reference=request.reference,
+            service=(kind.names.get(citizen.lang) if kind else "") or "",
+            status=status,
+            note=f"\n{note}\n" if note else "",
+            link=_link(settings, f"/consulate/requests/{request.id}"),
+        ),
+    )
+
+
+def submit_request(*, db: Session, settings: Settings, citizen_id: int, request_id: int) -> Email:
+    """Submit a request and return the confirmation e-mail."""
+    request = service.submit(db=db, citizen_id=citizen_id, request_id=request_id)
+    return status_email(db=db, settings=settings, request=request)
+
+
+def claim_request(*, db: Session, settings: Settings, actor: Principal, request_id: int) -> Email:
+    """Take a request into review and tell the applicant."""
+    request = service.claim(db=db, actor=actor, request_id=request_id)
+    return status_email(db=db, settings=settings, request=request)
+
+
+def ask_for_documents(
+    *, db: Session, settings: Settings, actor: Principal, request_id: int, note: str
+) -> Email:
+    """Ask the applicant for more documents; the e-mail carries the officer's note."""
+    request = service.ask_documents(db=db, actor=actor, request_id=request_id, note=note)
+    return status_email(db=db, settings=settings, request=request, note=note.strip())
+
+
+def decide_request(
+    *,
+    db: Session,
+    settings: Settings,
+    actor: Principal,
+    request_id: int,
+    approve: bool,
+    reason: str,
+) -> Email:
+    """Approve or reject a request and tell the applicant why."""
+    request = service.decide(
+        db=db, actor=actor, request_id=request_id, approve=approve, reason=reason
+    )
+    return status_email(db=db, settings=settings, request=request, note=request.reason)
+
+
+def staff_message(
+    *, db: Session, settings: Settings, actor: Principal, request_id: int, body: str
+) -> tuple[Message, Email]:
+    """Write to the applicant of a request; the e-mail only says that there is a message."""
+    request = service.staff_request(db=db, actor=actor, request_id=request_id, action="message")
+    if not actor.can("consulate.act", request.mission_id):
+        raise accounts.PermissionDenied("consulate.act: needs role consular or admin")
+    row = service.post_message(
+        db=db,
+        request=request,
+        kind="staff",
+        sender_id=actor.user_id,
+        label=actor.name or actor.label,
+        body=body,
+    )
+    citizen = service.get_citizen(db=db, citizen_id=request.citizen_id)
+    email = Email(
+        citizen.email,
+        _t(citizen, MESSAGE_SUBJECT, reference=request.reference),
+        _t(
+            citizen,
+            MESSAGE_BODY,
+            name=citizen.name,
+            reference=request.reference,
+            link=_link(settings, f"/consulate/requests/{request.id}"),
+        ),
+    )
+    return row, email
+
+
+# ---------------------------------------------------------------------------- documents
+
+
+def upload_document(
+    *,
+    db: Session,
+    settings: Settings,
+    citizen_id: int,
+    request_id: int,
+    kind: str,
+    filename: str,
+    data: bytes,
+) -> Document:
+    """Check, scan and store one document and commit its row; on any failure keep nothing."""
+    request = service.citizen_request(db=db, citizen_id=citizen_id, request_id=request_id)
+    service._editable(request)
+    service_type = db.get(ServiceType, request.service_type_id)
+    assert service_type is not None
+    if kind not in {d["slug"] for d in service_type.documents}:
+        raise service.Invalid(service.Problem("kind", documents.BAD_KIND))
+    if len(service.documents_of(db=db, request_id=request.id)) >= settings.upload_max_per_request:
+        raise service.Invalid(
+            service.Problem("file", documents.TOO_MANY, {"n": settings.upload_max_per_request})
+        )
+    checked = documents.check_upload(
+        data=data, filename=filename, max_bytes=int(settings.upload_max_mb * 1_000_000)
+    )
+    scanner = pick_scanner(settings)
+    try:
+        verdict = scanner.scan(checked.data)
+    except ScannerUnavailable as exc:
+        log.error("upload refused: %s", exc)
+        raise service.Invalid(service.Problem("file", documents.NO_SCANNER)) from None
+    if not verdict.clean:
+        accounts.audit(
+            db=db,
+            action="consulate.upload_infected",
+            object_type="service_request",
+            object_id=request.id,
+            detail={"scanner": scanner.slug, "found": verdict.detail},
+        )
+        db.commit()
+        raise service.Invalid(service.Problem("file", documents.INFECTED))
+    root = settings.uploads_path
+    key = documents.store(root, checked.data)
+    try:
+        row = Document(
+            request_id=request.id,
+            citizen_id=citizen_id,
+            kind=kind,
+            filename=checked.filename,
+            content_type=checked.content_type,
+            size=len(checked.data),
+            sha256=checked.sha256,
+            storage_key=key,
+            scanner=scanner.slug,
+        )
+        db.add(row)
+        request.updated_at = accounts.utcnow()
+        db.flush()
+        db.commit()
+    except BaseException:
+        db.rollback()
+        documents.remove(root, [key])
+        raise
+    return row
+
+
+def delete_document(*, db: Session, settings: Settings, citizen_id: int, document_id: int) -> None:
+    """Remove one of the citizen's documents from a request they can still edit."""
+    row = service.citizen_document(db=db, citizen_id=citizen_id, document_id=document_id)
+    request = service.citizen_request(db=db, citizen_id=citizen_id, request_id=row.request_id)
+    service._editable(request)
+    key = row.storage_key
+    db.delete(row)
+    db.commit()
+    documents.remove(settings.uploads_path, [key])
+
+
+# ---------------------------------------------------------------------------- retention
+
+
+def retention(settings: Settings) -> service.Retention:
+    """Return the retention periods from the settings."""
+    return service.Retention(
+        registration=settings.retention_registration_days,
+        request=settings.retention_request_days,
+        document=settings.retention_document_days,
+        draft=settings.retention_draft_days,
+        access_log=settings.retention_access_log_days,
+        unverified=settings.retention_unverified_days,
+    )
+
+
+def purge_expired(*, db: Session, settings: Settings) -> dict[str, int]:
+    """Delete what is past its retention period, then the stored files of removed documents."""
+    report = service.purge(db=db, retention=retention(settings))
+    accounts.audit(
+        db=db, action="consulate.purge", object_type="retention", detail=dict(report.counts)
+    )
+    db.commit()
+    report.counts["files"] = documents.remove(settings.uploads_path, report.storage_keys)
+    return report.counts

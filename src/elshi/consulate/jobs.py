@@ -1,0 +1,29 @@
+"""Queued and periodic work of the e-consulate: e-mails, the nightly retention purge."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from elshi.jobs import crontab, periodic, runtime, task
+from elshi.notify.email import Email, send_email
+
+log = logging.getLogger(__name__)
+
+
+@task(retries=5, retry_delay=60)
+def send_consular_email(message: dict[str, Any]) -> bool:
+    """Send one e-mail (retried when the SMTP server is down)."""
+    return send_email(runtime().settings, Email(**message))
+
+
+@periodic(crontab(minute="17", hour="3"))
+def purge_consulate() -> dict[str, int]:
+    """Expire ended stays and delete records past their retention period, every night."""
+    from elshi.consulate.flows import purge_expired
+
+    rt = runtime()
+    with rt.db.session() as s:
+        counts = purge_expired(db=s, settings=rt.settings)
+    log.info("consulate purge: %s", counts)
+    return counts

@@ -1,0 +1,258 @@
+"""Tables of the e-consulate: citizen accounts apart from staff, and everything they file."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from elshi.db import Base, JSONType, UTCDateTime, utcnow
+
+REQUEST_STATUSES = ("draft", "submitted", "in_review", "more_documents", "approved", "rejected")
+OPEN_STATUSES = ("submitted", "in_review", "more_documents")
+DECIDED_STATUSES = ("approved", "rejected")
+APPOINTMENT_STATUSES = ("booked", "cancelled", "attended", "no_show")
+
+
+class Citizen(Base):
+    """A citizen or visitor with an account of their own (never a staff user)."""
+
+    __tablename__ = "citizen"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    phone: Mapped[str] = mapped_column(String(40), default="")
+    lang: Mapped[str] = mapped_column(String(2), default="en")
+    password_hash: Mapped[str] = mapped_column(String(200))
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class CitizenToken(Base):
+    """A one-time e-mail link (verify or reset); only its SHA-256 digest is stored."""
+
+    __tablename__ = "citizen_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    citizen_id: Mapped[int] = mapped_column(
+        ForeignKey("citizen.id", ondelete="CASCADE"), index=True
+    )
+    purpose: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class CitizenSession(Base):
+    """A citizen's signed-in browser; the cookie holds a signed key whose digest is stored."""
+
+    __tablename__ = "citizen_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    citizen_id: Mapped[int] = mapped_column(
+        ForeignKey("citizen.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    mfa_pending: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Registration(Base):
+    """A stay abroad registered with a mission (where, from when to when, who comes along)."""
+
+    __tablename__ = "registration"
+    __table_args__ = (Index("ix_registration_mission_leave", "mission_id", "leave_on"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    citizen_id: Mapped[int] = mapped_column(
+        ForeignKey("citizen.id", ondelete="CASCADE"), index=True
+    )
+    mission_id: Mapped[int] = mapped_column(ForeignKey("mission.id"))
+    country_code: Mapped[str] = mapped_column(String(2))
+    city: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(500), default="")
+    arrive_on: Mapped[date] = mapped_column(Date)
+    leave_on: Mapped[date] = mapped_column(Date)
+    phone: Mapped[str] = mapped_column(String(40), default="")
+    emergency_contact: Mapped[str] = mapped_column(String(300), default="")
+    companions: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ServiceType(Base):
+    """A consular service a mission offers: its form fields, documents, fee and steps."""
+
+    __tablename__ = "service_type"
+    __table_args__ = (UniqueConstraint("mission_id", "slug"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mission_id: Mapped[int] = mapped_column(ForeignKey("mission.id", ondelete="CASCADE"))
+    slug: Mapped[str] = mapped_column(String(64))
+    names: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+    fields: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    documents: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    steps: Mapped[list[dict[str, str]]] = mapped_column(JSONType, default=list)
+    fee_cents: Mapped[int] = mapped_column(default=0)
+    currency: Mapped[str] = mapped_column(String(3), default="EUR")
+    needs_appointment: Mapped[bool] = mapped_column(Boolean, default=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class ServiceRequest(Base):
+    """One application by one citizen for one service at one mission."""
+
+    __tablename__ = "service_request"
+    __table_args__ = (
+        Index("ix_service_request_queue", "mission_id", "status", "submitted_at"),
+        Index("ix_service_request_citizen", "citizen_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(20), unique=True)
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizen.id", ondelete="CASCADE"))
+    mission_id: Mapped[int] = mapped_column(ForeignKey("mission.id"))
+    service_type_id: Mapped[int] = mapped_column(ForeignKey("service_type.id"))
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    answers: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+    assigned_to: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+
+
+class RequestEvent(Base):
+    """One step in a request's history: who did what, when."""
+
+    __tablename__ = "request_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("service_request.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    actor_label: Mapped[str] = mapped_column(String(200), default="")
+    action: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class Document(Base):
+    """An uploaded file of a request, stored outside the web root under a random name."""
+
+    __tablename__ = "consular_document"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("service_request.id", ondelete="CASCADE"), index=True
+    )
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizen.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(String(80), unique=True)
+    scanner: Mapped[str] = mapped_column(String(32), default="none")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Slot(Base):
+    """A time at a mission with a number of places; `booked` never exceeds `capacity`."""
+
+    __tablename__ = "slot"
+    __table_args__ = (
+        CheckConstraint("booked >= 0 AND booked <= capacity", name="booked_within_capacity"),
+        Index("ix_slot_mission_starts", "mission_id", "starts_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mission_id: Mapped[int] = mapped_column(ForeignKey("mission.id", ondelete="CASCADE"))
+    service_type_id: Mapped[int | None] = mapped_column(
+        ForeignKey("service_type.id", ondelete="SET NULL")
+    )
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    minutes: Mapped[int] = mapped_column(Integer, default=15)
+    capacity: Mapped[int] = mapped_column(Integer, default=1)
+    booked: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Appointment(Base):
+    """A place in a slot held by a citizen (for a request, when there is one)."""
+
+    __tablename__ = "appointment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slot_id: Mapped[int] = mapped_column(ForeignKey("slot.id", ondelete="CASCADE"), index=True)
+    citizen_id: Mapped[int] = mapped_column(
+        ForeignKey("citizen.id", ondelete="CASCADE"), index=True
+    )
+    request_id: Mapped[int | None] = mapped_column(
+        ForeignKey("service_request.id", ondelete="SET NULL")
+    )
+    status: Mapped[str] = mapped_column(String(16), default="booked")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Message(Base):
+    """A secure message on a request, from the citizen or from the consular section."""
+
+    __tablename__ = "consular_message"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("service_request.id", ondelete="CASCADE"), index=True
+    )
+    sender_kind: Mapped[str] = mapped_column(String(16))
+    sender_id: Mapped[int | None] = mapped_column(Integer)
+    sender_label: Mapped[str] = mapped_column(String(200), default="")
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class StaffAccess(Base):
+    """A staff member read or changed a citizen's data: what the citizen sees as 'who viewed'."""
+
+    __tablename__ = "staff_access"
+    __table_args__ = (Index("ix_staff_access_citizen_at", "citizen_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizen.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    staff_label: Mapped[str] = mapped_column(String(200))
+    mission_id: Mapped[int | None] = mapped_column(ForeignKey("mission.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(32))
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[int | None] = mapped_column(Integer)

@@ -1,0 +1,1380 @@
+"""E-consulate pages: citizens on a phone (/consulate/...) and consular officers (/consular/...)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy.orm import Session
+from starlette.datastructures import UploadFile
+
+from elshi.accounts.service import LoginPolicy, PermissionDenied, totp_uri
+from elshi.consulate import documents, flows, service
+from elshi.consulate.models import Citizen, ServiceRequest, ServiceType, Slot
+from elshi.db import utcnow
+from elshi.notify.email import Email
+from elshi.settings import Settings
+from elshi.web.deps import DbSession, StaffUser, get_db
+from elshi.web.i18n import N_
+from elshi.web.templating import (
+    CSRF_COOKIE,
+    csrf_valid,
+    finish,
+    render,
+    request_language,
+    set_cookie,
+    settings_of,
+    translate,
+)
+
+router = APIRouter(prefix="/consulate", include_in_schema=False)
+staff = APIRouter(prefix="/consular", include_in_schema=False)
+
+CITIZEN_COOKIE = "elshi_citizen"
+STATIC = Path(__file__).resolve().parents[1] / "web" / "static"
+T = TypeVar("T")
+
+FORM_EXPIRED = N_("The form has expired. Please try again.")
+BAD_LOGIN = N_(
+    "Wrong e-mail or password. After several failed attempts the account is locked for a while."
+)
+BLOCKED = N_("Too many failed sign-ins from this address. Wait a few minutes and try again.")
+UNVERIFIED = N_("Confirm your e-mail first: we sent you a link. A new link is on its way.")
+CHECK_MAIL = N_("Check your e-mail: we sent you a link to confirm the address.")
+VERIFIED = N_("Your e-mail is confirmed. You can sign in now.")
+BAD_LINK = N_("This link is not valid any more. Ask for a new one.")
+RESET_SENT = N_("If an account has this e-mail, a link to choose a new password is on its way.")
+PASSWORD_SET = N_("Your new password is set. Sign in with it.")
+BAD_CODE = N_("Wrong code. Enter the 6-digit code from your authenticator app.")
+CODE_EXPIRED = N_("The sign-in took too long. Please start again.")
+TOTP_ON = N_("Two-step sign-in is on.")
+SAVED = N_("Saved.")
+UPLOADED = N_("The document is uploaded.")
+SUBMITTED = N_("Your request is submitted. We will e-mail you when its status changes.")
+BOOKED = N_("Your appointment is booked.")
+MOVED = N_("Your appointment is moved.")
+CANCELLED = N_("Your appointment is cancelled.")
+SENT = N_("Your message is sent.")
+CONFIRMED = N_("Thank you, your stay is confirmed.")
+STAY_SAVED = N_("Your stay is registered. Please confirm it is right.")
+NOT_FOUND = N_("Not found, or not yours to see.")
+UPLOAD_TOO_BIG = N_("The file is larger than %(mb)s MB.")
+NOT_ALLOWED = N_("Your role does not allow this.")
+CHOOSE_SLOT = N_("Choose a time from the list.")
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+class CitizenLoginRequired(Exception):
+    """An anonymous browser asked for a citizen page; it is sent to /consulate/login."""
+
+    def __init__(self, next_url: str) -> None:
+        super().__init__(next_url)
+        self.next_url = next_url
+
+
+def to_citizen_login(request: Request, exc: CitizenLoginRequired) -> RedirectResponse:
+    """Send the browser to the citizen sign-in page, then back."""
+    return RedirectResponse(
+        "/consulate/login?" + urlencode({"next": exc.next_url}), status_code=303
+    )
+
+
+def _serializer(settings: Settings) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(settings.secret_key, salt="elshi.citizen")
+
+
+def _session_key(request: Request) -> str | None:
+    cookie = request.cookies.get(CITIZEN_COOKIE)
+    if not cookie:
+        return None
+    settings = settings_of(request)
+    try:
+        key = _serializer(settings).loads(cookie, max_age=settings.citizen_session_minutes * 60)
+    except BadSignature:
+        return None
+    return key if isinstance(key, str) else None
+
+
+def current_citizen(request: Request, db: Session) -> Citizen | None:
+    """Return the signed-in citizen, or None."""
+    key = _session_key(request)
+    row = service.find_session(db=db, key=key) if key else None
+    if row is None or row.mfa_pending:
+        return None
+    citizen = db.get(Citizen, row.citizen_id)
+    return citizen if citizen is not None and citizen.is_active else None
+
+
+def require_citizen(request: Request, db: Annotated[Session, Depends(get_db)]) -> Citizen:
+    """Allow only a signed-in citizen; others go to the sign-in page."""
+    citizen = current_citizen(request, db)
+    if citizen is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise CitizenLoginRequired(target)
+    request.state.citizen = citizen
+    # End the transaction: the page runs in another worker thread, and a connection held
+    # while waiting for that thread can starve the requests that would free one.
+    db.commit()
+    return citizen
+
+
+CitizenUser = Annotated[Citizen, Depends(require_citizen)]
+
+
+def _safe_next(value: str | None) -> str:
+    if not value or not value.startswith("/consulate/") or value.startswith("//") or "\\" in value:
+        return "/consulate/home"
+    return value
+
+
+def _ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _t(request: Request, message: str, **params: Any) -> str:
+    text = translate(request, message)
+    return text % params if params else text
+
+
+def _problems(request: Request, exc: service.Invalid) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for p in exc.problems:
+        text = _t(request, p.message, **p.params)
+        out[p.where] = f"{out[p.where]} {text}" if p.where in out else text
+    return out
+
+
+def _page(request: Request, template: str, status: int = 200, **context: Any) -> Response:
+    context.setdefault("errors", {})
+    context.setdefault("notice", request.query_params.get("notice"))
+    context.setdefault("citizen", getattr(request.state, "citizen", None))
+    context["notices"] = NOTICES
+    context["status_names"] = service.STATUS_NAMES
+    context["names_of"] = lambda names: names.get(request_language(request)) or names.get("en", "")
+    return render(request, "consulate/" + template, context, status=status)
+
+
+#: What a staff access means, in the citizen's words.
+ACCESS_ACTIONS = {
+    "view": N_("opened your request"),
+    "download": N_("downloaded one of your documents"),
+    "change": N_("worked on your request"),
+    "message": N_("wrote to you"),
+    "search": N_("found you in a search"),
+    "list": N_("saw you on the day's appointment list"),
+}
+
+#: Short keys in ?notice= so a redirect can say what happened without echoing user text.
+NOTICES = {
+    "saved": SAVED,
+    "uploaded": UPLOADED,
+    "submitted": SUBMITTED,
+    "booked": BOOKED,
+    "moved": MOVED,
+    "cancelled": CANCELLED,
+    "sent": SENT,
+    "confirmed": CONFIRMED,
+    "stay": STAY_SAVED,
+    "check_mail": CHECK_MAIL,
+    "verified": VERIFIED,
+    "reset_sent": RESET_SENT,
+    "password_set": PASSWORD_SET,
+    "totp_on": TOTP_ON,
+    "slots": N_("The slots are added."),
+    "claimed": N_("The request is yours to review."),
+    "asked": N_("The applicant is asked for more documents."),
+    "decided": N_("The decision is recorded and the applicant informed."),
+    "marked": N_("The appointment is marked."),
+}
+
+
+def _back(path: str, notice: str) -> RedirectResponse:
+    sep = "&" if "?" in path else "?"
+    return RedirectResponse(f"{path}{sep}notice={notice}", status_code=303)
+
+
+def _expired(request: Request) -> Response:
+    return _page(request, "message.html", 400, message=FORM_EXPIRED)
+
+
+def _not_found(request: Request) -> Response:
+    return _page(request, "message.html", 404, message=NOT_FOUND)
+
+
+def _staff_expired(request: Request) -> Response:
+    return _page(request, "message.html", 400, message=FORM_EXPIRED)
+
+
+def _staff_not_found(request: Request) -> Response:
+    return _page(request, "message.html", 404, message=NOT_FOUND)
+
+
+def _send(request: Request, emails: list[Email]) -> None:
+    flows.deliver(settings_of(request), emails, request.app.state.runtime)
+
+
+def _policy(request: Request) -> LoginPolicy:
+    policy: LoginPolicy = request.app.state.login_policy
+    return policy
+
+
+def _lifetime(request: Request) -> timedelta:
+    return timedelta(minutes=settings_of(request).citizen_session_minutes)
+
+
+def _with_session(request: Request, target: str, key: str, lifetime: timedelta) -> Response:
+    response = RedirectResponse(target, status_code=303)
+    value = str(_serializer(settings_of(request)).dumps(key))
+    set_cookie(request, response, CITIZEN_COOKIE, value, max_age=int(lifetime.total_seconds()))
+    response.delete_cookie(CSRF_COOKIE, path="/")
+    finish(request, response)
+    return response
+
+
+def _attempt(db: Session, fn: Callable[[], T]) -> T | service.Invalid:
+    """Run a change; on refusal roll everything back and return the refusal."""
+    try:
+        return fn()
+    except service.Invalid as exc:
+        db.rollback()
+        return exc
+
+
+# ---------------------------------------------------------------------------- PWA
+
+
+@router.get("/manifest.webmanifest")
+def manifest(request: Request) -> Response:
+    """The web app manifest that makes the e-consulate installable on a phone."""
+    data = {
+        "name": translate(request, "e-Consulate"),
+        "short_name": translate(request, "e-Consulate"),
+        "start_url": "/consulate/home",
+        "scope": "/consulate/",
+        "display": "standalone",
+        "background_color": "#f5f7fa",
+        "theme_color": "#0b6e8a",
+        "lang": request_language(request),
+        "icons": [
+            {"src": "/static/consulate/icon-192.png", "sizes": "192x192", "type": "image/png"},
+            {"src": "/static/consulate/icon-512.png", "sizes": "512x512", "type": "image/png"},
+            {
+                "src": "/static/consulate/icon-512.png",
+                "sizes": "512x512",
+                "type": "image/png",
+                "purpose": "maskable",
+            },
+        ],
+    }
+    return Response(json.dumps(data), media_type="application/manifest+json")
+
+
+@router.get("/sw.js")
+def service_worker() -> Response:
+    """The service worker (served here so its scope is /consulate/)."""
+    body = (STATIC / "consulate" / "sw.js").read_text(encoding="utf-8")
+    return Response(body, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/offline")
+def offline(request: Request) -> Response:
+    """The page the service worker shows when there is no network."""
+    return _page(request, "offline.html")
+
+
+# ---------------------------------------------------------------------------- account
+
+
+@router.get("")
+@router.get("/")
+def landing(request: Request, db: DbSession) -> Response:
+    """The e-consulate's front page, or the citizen's own page when signed in."""
+    if current_citizen(request, db) is not None:
+        return RedirectResponse("/consulate/home", status_code=303)
+    return _page(request, "landing.html")
+
+
+@router.get("/signup")
+def signup_page(request: Request) -> Response:
+    """The sign-up form."""
+    return _page(request, "signup.html", values={})
+
+
+@router.post("/signup")
+def signup(
+    request: Request,
+    db: DbSession,
+    email: Annotated[str, Form(max_length=1000)] = "",
+    name: Annotated[str, Form(max_length=1000)] = "",
+    phone: Annotated[str, Form(max_length=1000)] = "",
+    password: Annotated[str, Form(max_length=4096)] = "",
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Create an account and e-mail the confirmation link."""
+    values = {"email": email, "name": name, "phone": phone}
+    if not csrf_valid(request, csrf_token):
+        return _page(request, "signup.html", 400, values=values, error=FORM_EXPIRED)
+    settings = settings_of(request)
+    result = _attempt(
+        db,
+        lambda: flows.sign_up(
+            db=db,
+            settings=settings,
+            email=email,
+            password=password,
+            name=name,
+            phone=phone,
+            lang=request_language(request),
+        ),
+    )
+    if isinstance(result, service.Invalid):
+        return _page(request, "signup.html", 400, values=values, errors=_problems(request, result))
+    db.commit()
+    _send(request, [result[1]])
+    return _back("/consulate/login", "check_mail")
+
+
+@router.get("/verify")
+def verify(request: Request, db: DbSession, token: str = "") -> Response:
+    """Follow the e-mailed confirmation link."""
+    citizen = flows.verify_email(db=db, token=token)
+    db.commit()
+    if citizen is None:
+        return _page(request, "message.html", 400, message=BAD_LINK)
+    return _back("/consulate/login", "verified")
+
+
+@router.get("/login")
+def login_page(request: Request, db: DbSession, next: str = "") -> Response:
+    """The citizen sign-in form."""
+    if current_citizen(request, db) is not None:
+        return RedirectResponse(_safe_next(next), status_code=303)
+    return _page(request, "login.html", next=_safe_next(next), email="")
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    db: DbSession,
+    email: Annotated[str, Form(max_length=1000)] = "",
+    password: Annotated[str, Form(max_length=4096)] = "",
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Check the password (then the authenticator code, when the citizen turned it on)."""
+    target = _safe_next(next)
+
+    def again(message: str, status: int) -> Response:
+        return _page(request, "login.html", status, next=target, email=email, error=message)
+
+    if not csrf_valid(request, csrf_token):
+        return again(FORM_EXPIRED, 400)
+    result = flows.sign_in(
+        db=db,
+        email=email,
+        password=password,
+        ip=_ip(request),
+        policy=_policy(request),
+        lifetime=_lifetime(request),
+    )
+    mail = None
+    if result.status == "unverified" and result.user_id:
+        citizen = service.get_citizen(db=db, citizen_id=result.user_id)
+        mail = flows.verification_email(db=db, settings=settings_of(request), citizen=citizen)
+    db.commit()
+    if mail is not None:
+        _send(request, [mail])
+        return again(UNVERIFIED, 403)
+    if result.status == "ok" and result.session_key:
+        return _with_session(request, target, result.session_key, _lifetime(request))
+    if result.status == "code" and result.session_key:
+        return _with_session(
+            request,
+            "/consulate/login/code?" + urlencode({"next": target}),
+            result.session_key,
+            _policy(request).mfa_timeout,
+        )
+    if result.status == "blocked":
+        return again(BLOCKED, 429)
+    return again(BAD_LOGIN, 401)
+
+
+@router.get("/login/code")
+def code_page(request: Request, next: str = "") -> Response:
+    """Ask for the authenticator code."""
+    return _page(request, "login_code.html", next=_safe_next(next))
+
+
+@router.post("/login/code")
+def login_code(
+    request: Request,
+    db: DbSession,
+    code: Annotated[str, Form(max_length=100)] = "",
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Check the authenticator code and finish signing in."""
+    target = _safe_next(next)
+    key = _session_key(request)
+    if key is None or not csrf_valid(request, csrf_token):
+        return _page(request, "login.html", 400, next=target, email="", error=CODE_EXPIRED)
+    result = flows.sign_in_code(
+        db=db,
+        pending_key=key,
+        code=code,
+        ip=_ip(request),
+        policy=_policy(request),
+        lifetime=_lifetime(request),
+    )
+    db.commit()
+    if result.status == "ok" and result.session_key:
+        return _with_session(request, target, result.session_key, _lifetime(request))
+    if result.status == "failed" and result.session_key:
+        return _page(request, "login_code.html", 401, next=target, error=BAD_CODE)
+    message = BLOCKED if result.status == "blocked" else CODE_EXPIRED
+    return _page(request, "login.html", 400, next=target, email="", error=message)
+
+
+@router.post("/logout")
+def logout(
+    request: Request, db: DbSession, csrf_token: Annotated[str, Form(max_length=1000)] = ""
+) -> Response:
+    """Sign out."""
+    if not csrf_valid(request, csrf_token):
+        return _expired(request)
+    key = _session_key(request)
+    if key:
+        service.end_session(db=db, key=key)
+        db.commit()
+    response = RedirectResponse("/consulate/", status_code=303)
+    response.delete_cookie(CITIZEN_COOKIE, path="/")
+    return response
+
+
+@router.get("/reset")
+def reset_page(request: Request, token: str = "") -> Response:
+    """Ask for a reset link, or (with a token) choose a new password."""
+    return _page(request, "reset.html", token=token[:200], email="")
+
+
+@router.post("/reset")
+def reset(
+    request: Request,
+    db: DbSession,
+    email: Annotated[str, Form(max_length=1000)] = "",
+    token: Annotated[str, Form(max_length=200)] = "",
+    password: Annotated[str, Form(max_length=4096)] = "",
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Send a reset link, or set the new password."""
+    if not csrf_valid(request, csrf_token):
+        return _page(request, "reset.html", 400, token=token, email=email, error=FORM_EXPIRED)
+    if not token:
+        mail = flows.request_reset(db=db, settings=settings_of(request), email=email)
+        db.commit()
+        if mail is not None:
+            _send(request, [mail])
+        return _back("/consulate/login", "reset_sent")
+    result = _attempt(db, lambda: flows.reset_password(db=db, token=token, password=password))
+    if isinstance(result, service.Invalid):
+        return _page(
+            request, "reset.html", 400, token=token, email="", errors=_problems(request, result)
+        )
+    if result is None:
+        db.rollback()
+        return _page(request, "message.html", 400, message=BAD_LINK)
+    db.commit()
+    response = _back("/consulate/login", "password_set")
+    response.delete_cookie(CITIZEN_COOKIE, path="/")
+    return response
+
+
+@router.get("/totp")
+def totp_page(request: Request, citizen: CitizenUser) -> Response:
+    """Offer two-step sign-in with an authenticator app."""
+    secret = flows.start_totp()
+    return _page(
+        request, "totp.html", secret=secret, uri=totp_uri(secret=secret, email=citizen.email)
+    )
+
+
+@router.post("/totp")
+def totp(
+    request: Request,
+    db: DbSession,
+    citizen: CitizenUser,
+    secret: Annotated[str, Form(max_length=64)] = "",
+    code: Annotated[str, Form(max_length=20)] = "",
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Turn on two-step sign-in once the code from the app matches."""
+    if not csrf_valid(request, csrf_token):
+        return _expired(request)
+    if not flows.enable_totp(db=db, citizen_id=citizen.id, secret=secret, code=code):
+        uri = totp_uri(secret=secret, email=citizen.email)
+        return _page(request, "totp.html", 400, secret=secret, uri=uri, error=BAD_CODE)
+    db.commit()
+    return _back("/consulate/home", "totp_on")
+
+
+# ---------------------------------------------------------------------------- the citizen's page
+
+
+@router.get("/home")
+def home(request: Request, db: DbSession, citizen: CitizenUser) -> Response:
+    """Stays, requests and appointments of the signed-in citizen."""
+    today = utcnow().date()
+    return _page(
+        request,
+        "home.html",
+        stays=service.citizen_stays(db=db, citizen_id=citizen.id),
+        requests=service.citizen_requests(db=db, citizen_id=citizen.id),
+        appointments=service.citizen_appointments(db=db, citizen_id=citizen.id),
+        services={s.id: s for s in db.query(ServiceType).all()},
+        today=today,
+    )
+
+
+@router.get("/stays/new")
+def stay_page(request: Request, db: DbSession, citizen: CitizenUser) -> Response:
+    """The form to register a stay abroad."""
+    return _page(
+        request,
+        "stay.html",
+        values={"phone": citizen.phone},
+        missions=service.consular_missions(db=db),
+        companions=range(3),
+    )
+
+
+@router.post("/stays/new")
+async def stay_new(request: Request, db: DbSession, citizen: CitizenUser) -> Response:
+    """Register a stay abroad."""
+    form = await request.form(max_files=0, max_fields=200)
+    raw = {k: str(v) for k, v in form.items()}
+
+    def work() -> Response:
+        if not csrf_valid(request, raw.get("csrf_token")):
+            return _expired(request)
+        result = _attempt(db, lambda: service.register_stay(db=db, citizen_id=citizen.id, raw=raw))
+        if isinstance(result, service.Invalid):
+            return _page(
+                request,
+                "stay.html",
+                400,
+                values=raw,
+                missions=service.consular_missions(db=db),
+                companions=range(3),
+                errors=_problems(request, result),
+            )
+        db.commit()
+        return _back("/consulate/home", "stay")
+
+    return await run_in_threadpool(work)
+
+
+@router.post("/stays/{registration_id}/{action}")
+def stay_action(
+    request: Request,
+    db: DbSession,
+    citizen: CitizenUser,
+    registration_id: int,
+    action: str,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Confirm or cancel a registered stay."""
+    if not csrf_valid(request, csrf_token):
+        return _expired(request)
+    if action not in ("confirm", "cancel"):
+        return _not_found(request)
+    fn = service.confirm_stay if action == "confirm" else service.cancel_stay
+    try:
+        result = _attempt(
+            db, lambda: fn(db=db, citizen_id=citizen.id, registration_id=registration_id)
+        )
+    except service.NotFound:
+        return _not_found(request)
+    if isinstance(result, service.Invalid):
+        return _page(request, "message.html", 400, message=result.problems[0].message)
+    db.commit()
+    return _back("/consulate/home", "confirmed" if action == "confirm" else "saved")
+
+
+@router.get("/services")
+def services_page(
+    request: Request, db: DbSession, citizen: CitizenUser, mission: int = 0
+) -> Response:
+    """The service catalogue of a mission."""
+    missions = service.consular_missions(db=db)
+    chosen = next((m for m in missions if m.id == mission), missions[0] if missions else None)
+    return _page(
+        request,
+        "services.html",
+        missions=missions,
+        chosen=chosen,
+        catalogue=service.services(db=db, mission_id=chosen.id) if chosen else [],
+    )
+
+
+@router.post("/services/{service_type_id}/apply")
+def apply(
+    request: Request,
+    db: DbSession,
+    citizen: CitizenUser,
+    service_type_id: int,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Start a draft request for a service."""
+    if not csrf_valid(request, csrf_token):
+        return _expired(request)
+    try:
+        row = service.create_draft(db=db, citizen_id=citizen.id, service_type_id=service_type_id)
+    except service.NotFound:
+        return _not_found(request)
+    db.commit()
+    return RedirectResponse(f"/consulate/requests/{row.id}", status_code=303)
+
+
+def _own_request(
+    request: Request, db: Session, citizen: Citizen, request_id: int, token: str | None
+) -> ServiceRequest | Response:
+    """Check the form token and that the request is the citizen's; else the page to show."""
+    if not csrf_valid(request, token):
+        return _expired(request)
+    try:
+        return service.citizen_request(db=db, citizen_id=citizen.id, request_id=request_id)
+    except service.NotFound:
+        return _not_found(request)
+
+
+def _request_page(
+    request: Request,
+    db: Session,
+    citizen: Citizen,
+    req: ServiceRequest,
+    *,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+    values: dict[str, Any] | None = None,
+) -> Response:
+    kind = db.get(ServiceType, req.service_type_id)
+    appointments = [
+        (a, s)
+        for a, s in service.citizen_appointments(db=db, citizen_id=citizen.id)
+        if a.request_id == req.id
+    ]
+    booked = next(((a, s) for a, s in appointments if a.status == "booked"), None)
+    return _page(
+        request,
+        "request.html",
+        status,
+        req=req,
+        kind=kind,
+        values=values if values is not None else req.answers,
+        docs=service.documents_of(db=db, request_id=req.id),
+        events=service.history(db=db, request_id=req.id),
+        messages=service.messages_of(db=db, request_id=req.id),
+        booked=booked,
+        slots=service.free_slots(db=db, mission_id=req.mission_id, service_type_id=kind.id)
+        if kind and kind.needs_appointment and req.status not in ("approved", "rejected")
+        else [],
+        editable=req.status in ("draft", "more_documents"),
+        max_mb=settings_of(request).upload_max_mb,
+        errors=errors or {},
+    )
+
+
+@router.get("/requests/{request_id}")
+def request_page(
+    request: Request, db: DbSession, citizen: CitizenUser, request_id: int
+) -> Response:
+    """One of the citizen's requests: form, documents, status, history, messages, appointment."""
+    try:
+        req = service.citizen_request(db=db, citizen_id=citizen.id, request_id=request_id)
+    except service.NotFound:
+        return _not_found(request)
+    return _request_page(request, db, citizen, req)
+
+
+@router.post("/requests/{request_id}/answers")
+async def save_answers(
+    request: Request, db: DbSession, citizen: CitizenUser, request_id: int
+) -> Response:
+    """Save the form as a draft, or save and submit."""
+    form = await request.form(max_files=0, max_fields=200)
+    raw = {k: str(v) for k, v in form.items()}
+
+    def work() -> Response:
+        req = _own_request(request, db, citizen, request_id, raw.get("csrf_token"))
+        if isinstance(req, Response):
+            return req
+        saved = _attempt(
+            db,
+            lambda: service.save_answers(
+                db=db,
+                citizen_id=citizen.id,
+                request_id=request_id,
+                raw=raw,
+                complete=raw.get("action") == "submit",
+            ),
+        )
+        if isinstance(saved, service.Invalid):
+            return _request_page(
+                request,
+                db,
+                citizen,
+                req,
+                status=400,
+                values=raw,
+                errors=_problems(request, saved),
+            )
+        db.commit()
+        if raw.get("action") != "submit":
+            return _back(f"/consulate/requests/{request_id}", "saved")
+        sent = _attempt(
+            db,
+            lambda: flows.submit_request(
+                db=db,
+                settings=settings_of(request),
+                citizen_id=citizen.id,
+                request_id=request_id,
+            ),
+        )
+        if isinstance(sent, service.Invalid):
+            return _request_page(
+                request, db, citizen, req, status=400, errors=_problems(request, sent)
+            )
+        db.commit()
+        _send(request, [sent])
+        return _back(f"/consulate/requests/{request_id}", "submitted")
+
+    return await run_in_threadpool(work)
+
+
+async def _read_upload(file: UploadFile, limit: int) -> bytes:
+    """Read at most limit+1 bytes so an oversized file is noticed without reading it all."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await file.read(min(1 << 20, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+@router.post("/requests/{request_id}/documents")
+async def upload(
+    request: Request, db: DbSession, citizen: CitizenUser, request_id: int
+) -> Response:
+    """Upload one document to a request (checked, scanned and stored, or refused whole)."""
+    settings = settings_of(request)
+    limit = int(settings.upload_max_mb * 1_000_000)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit + 64 * 1024:
+        # Refuse before reading the body: a 50 MB upload never reaches the disk.
+        message = _t(request, UPLOAD_TOO_BIG, mb=f"{settings.upload_max_mb:g}")
+        return _page(request, "message.html", 413, message=message)
+    form = await request.form(max_files=1, max_fields=10, max_part_size=64 * 1024)
+    file = form.get("file")
+    data = await _read_upload(file, limit) if isinstance(file, UploadFile) else b""
+    name = (file.filename or "") if isinstance(file, UploadFile) else ""
+    kind = str(form.get("kind") or "")
+    token = str(form.get("csrf_token") or "")
+    await form.close()
+
+    def work() -> Response:
+        req = _own_request(request, db, citizen, request_id, token)
+        if isinstance(req, Response):
+            return req
+        if not isinstance(file, UploadFile) or not name:
+            errors = {"file": translate(request, documents.NO_FILE)}
+            return _request_page(request, db, citizen, req, status=400, errors=errors)
+        result = _attempt(
+            db,
+            lambda: flows.upload_document(
+                db=db,
+                settings=settings,
+                citizen_id=citizen.id,
+                request_id=request_id,
+                kind=kind,
+                filename=name,
+                data=data,
+            ),
+        )
+        if isinstance(result, service.Invalid):
+            return _request_page(
+                request, db, citizen, req, status=400, errors=_problems(request, result)
+            )
+        return _back(f"/consulate/requests/{request_id}", "uploaded")
+
+    return await run_in_threadpool(work)
+
+
+def _download(doc: Any, settings: Settings) -> Response:
+    path = documents.file_path(settings.uploads_path, doc.storage_key)
+    return FileResponse(
+        path,
+        media_type=doc.content_type,
+        headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(doc.filename)}",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
+@router.get("/documents/{document_id}")
+def document(request: Request, db: DbSession, citizen: CitizenUser, document_id: int) -> Response:
+    """Download one of the citizen's own documents (always as an attachment)."""
+    try:
+        doc = service.citizen_document(db=db, citizen_id=citizen.id, document_id=document_id)
+    except service.NotFound:
+        return _not_found(request)
+    return _download(doc, settings_of(request))
+
+
+@router.post("/documents/{document_id}/delete")
+def delete_document(
+    request: Request,
+    db: DbSession,
+    citizen: CitizenUser,
+    document_id: int,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Remove a document from a request that can still be changed."""
+    if not csrf_valid(request, csrf_token):
+        return _expired(request)
+    try:
+        doc = service.citizen_document(db=db, citizen_id=citizen.id, document_id=document_id)
+        request_id = doc.request_id
+        result = _attempt(
+            db,
+            lambda: flows.delete_document(
+                db=db, settings=settings_of(request), citizen_id=citizen.id, document_id=document_id
+            ),
+        )
+    except service.NotFound:
+        return _not_found(request)
+    if isinstance(result, service.Invalid):
+        return _page(request, "message.html", 400, message=result.problems[0].message)
+    return _back(f"/consulate/requests/{request_id}", "saved")
+
+
+@router.post("/requests/{request_id}/messages")
+def citizen_message(
+    request: Request,
+    db: DbSession,
+    citizen: CitizenUser,
+    request_id: int,
+    body: Annotated[str, Form(max_length=10000)] = "",
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Write to the consular section about a request."""
+    req = _own_request(request, db, citizen, request_id, csrf_token)
+    if isinstance(req, Response):
+        return req
+    result = _attempt(
+        db,
+        lambda: service.post_message(
+            db=db, request=req, kind="citizen", sender_id=citizen.id, label=citizen.name, body=body
+        ),
+    )
+    if isinstance(result, service.Invalid):
+        return _request_page(
+            request, db, citizen, req, status=400, errors=_problems(request, result)
+        )
+    db.commit()
+    return _back(f"/consulate/requests/{request_id}", "sent")
+
+
+@router.post("/requests/{request_id}/book")
+def book(
+    request: Request,
+    db: DbSession,
+    citizen: CitizenUser,
+    request_id: int,
+    slot_id: Annotated[str, Form(max_length=12)] = "",
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Book (or move to) a slot for a request."""
+    req = _own_request(request, db, citizen, request_id, csrf_token)
+    if isinstance(req, Response):
+        return req
+    if not slot_id.isdigit():
+        errors = {"slot_id": translate(request, CHOOSE_SLOT)}
+        return _request_page(request, db, citizen, req, status=400, errors=errors)
+    current = next(
+        (
+            a
+            for a, _ in service.citizen_appointments(db=db, citizen_id=citizen.id)
+            if a.request_id == req.id and a.status == "booked"
+        ),
+        None,
+    )
+    try:
+        result = _attempt(
+            db,
+            lambda: (
+                service.move(
+                    db=db, citizen_id=citizen.id, appointment_id=current.id, slot_id=int(slot_id)
+                )
+                if current
+                else service.book(
+                    db=db, slot_id=int(slot_id), citizen_id=citizen.id, request_id=req.id
+                )
+            ),
+        )
+    except service.NotFound:
+        return _not_found(request)
+    if isinstance(result, service.Invalid):
+        return _request_page(
+            request,
+            db,
+            citizen,
+            req,
+            status=409 if isinstance(result, service.SlotFull) else 400,
+            errors=_problems(request, result),
+        )
+    db.commit()
+    return _back(f"/consulate/requests/{request_id}", "moved" if current else "booked")
+
+
+@router.post("/appointments/{appointment_id}/cancel")
+def cancel_appointment(
+    request: Request,
+    db: DbSession,
+    citizen: CitizenUser,
+    appointment_id: int,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Cancel an appointment."""
+    if not csrf_valid(request, csrf_token):
+        return _expired(request)
+    try:
+        result = _attempt(
+            db,
+            lambda: service.cancel(db=db, citizen_id=citizen.id, appointment_id=appointment_id),
+        )
+    except service.NotFound:
+        return _not_found(request)
+    if isinstance(result, service.Invalid):
+        return _page(request, "message.html", 400, message=result.problems[0].message)
+    db.commit()
+    target = f"/consulate/requests/{result.request_id}" if result.request_id else "/consulate/home"
+    return _back(target, "cancelled")
+
+
+@router.get("/access")
+def access(request: Request, db: DbSession, citizen: CitizenUser) -> Response:
+    """Who of the staff viewed or changed my file, and when."""
+    rows = service.access_log(db=db, citizen_id=citizen.id)
+    return _page(request, "access.html", rows=rows, actions=ACCESS_ACTIONS)
+
+
+@router.get("/export")
+def export(request: Request, db: DbSession, citizen: CitizenUser) -> Response:
+    """Everything stored about me, as a JSON file."""
+    data = service.export_citizen(db=db, citizen_id=citizen.id)
+    return JSONResponse(
+        data,
+        headers={
+            "Content-Disposition": 'attachment; filename="my-consulate-data.json"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+# ---------------------------------------------------------------------------- officers
+
+
+def _officer_page(request: Request, template: str, status: int = 200, **context: Any) -> Response:
+    context.setdefault("errors", {})
+    context.setdefault("notice", request.query_params.get("notice"))
+    context["notices"] = NOTICES
+    context["status_names"] = service.STATUS_NAMES
+    context["active"] = "consular"
+    context["names_of"] = lambda names: names.get(request_language(request)) or names.get("en", "")
+    return render(request, "consulate/" + template, context, status=status)
+
+
+def _forbidden(request: Request) -> Response:
+    return render(request, "error.html", {"message": NOT_ALLOWED}, status=403)
+
+
+def _officer_mission(principal: Any, db: Session, mission: int) -> int | None:
+    """Return the mission the officer works on: the one asked for if allowed, else their first."""
+    allowed = principal.mission_ids()
+    if mission and (allowed is None or mission in allowed):
+        return mission
+    if allowed:
+        return min(allowed)
+    missions = service.consular_missions(db=db)
+    return missions[0].id if missions else None
+
+
+@staff.get("")
+def queue(
+    request: Request,
+    db: DbSession,
+    principal: StaffUser,
+    status: str = "",
+    service_type: int = 0,
+    older: int = 0,
+    page: int = 1,
+) -> Response:
+    """The queue of requests by service, status and age."""
+    if status and status not in service.STATUS_NAMES:
+        status = ""
+    page = max(1, min(page, 10_000))
+    try:
+        total, rows = service.queue(
+            db=db,
+            actor=principal,
+            status=status or None,
+            service_type_id=service_type or None,
+            older_than_days=max(0, min(older, 3650)) or None,
+            limit=50,
+            offset=(page - 1) * 50,
+        )
+    except PermissionDenied:
+        return _forbidden(request)
+    visible = principal.mission_ids()
+    kinds = {
+        s.id: s for s in db.query(ServiceType).all() if visible is None or s.mission_id in visible
+    }
+    return _officer_page(
+        request,
+        "queue.html",
+        rows=rows,
+        total=total,
+        page=page,
+        filters={"status": status, "service_type": service_type, "older": older},
+        kinds=kinds,
+        now=utcnow(),
+    )
+
+
+@staff.get("/requests/{request_id}")
+def officer_request(
+    request: Request, db: DbSession, principal: StaffUser, request_id: int
+) -> Response:
+    """One request with the applicant's answers and documents (the view is recorded)."""
+    try:
+        req = service.staff_request(db=db, actor=principal, request_id=request_id)
+    except service.NotFound:
+        return _staff_not_found(request)
+    db.commit()
+    return _officer_request_page(request, db, principal, req)
+
+
+def _officer_request_page(
+    request: Request,
+    db: Session,
+    principal: Any,
+    req: ServiceRequest,
+    *,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+) -> Response:
+    return _officer_page(
+        request,
+        "officer_request.html",
+        status,
+        req=req,
+        kind=db.get(ServiceType, req.service_type_id),
+        applicant=service.staff_citizen(db=db, actor=principal, request=req),
+        docs=service.documents_of(db=db, request_id=req.id),
+        events=service.history(db=db, request_id=req.id),
+        messages=service.messages_of(db=db, request_id=req.id),
+        can_act=principal.can("consulate.act", req.mission_id),
+        errors=errors or {},
+    )
+
+
+@staff.post("/requests/{request_id}/{action}")
+def officer_action(
+    request: Request,
+    db: DbSession,
+    principal: StaffUser,
+    request_id: int,
+    action: str,
+    note: Annotated[str, Form(max_length=10000)] = "",
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Claim, ask for documents, approve, reject, or write to the applicant."""
+    if not csrf_valid(request, csrf_token):
+        return _staff_expired(request)
+    settings = settings_of(request)
+    actions: dict[str, tuple[Callable[[], Any], str]] = {
+        "claim": (
+            lambda: flows.claim_request(
+                db=db, settings=settings, actor=principal, request_id=request_id
+            ),
+            "claimed",
+        ),
+        "ask": (
+            lambda: flows.ask_for_documents(
+                db=db, settings=settings, actor=principal, request_id=request_id, note=note
+            ),
+            "asked",
+        ),
+        "approve": (
+            lambda: flows.decide_request(
+                db=db,
+                settings=settings,
+                actor=principal,
+                request_id=request_id,
+                approve=True,
+                reason=note,
+            ),
+            "decided",
+        ),
+        "reject": (
+            lambda: flows.decide_request(
+                db=db,
+                settings=settings,
+                actor=principal,
+                request_id=request_id,
+                approve=False,
+                reason=note,
+            ),
+            "decided",
+        ),
+        "message": (
+            lambda: flows.staff_message(
+                db=db, settings=settings, actor=principal, request_id=request_id, body=note
+            )[1],
+            "sent",
+        ),
+    }
+    if action not in actions:
+        return _staff_not_found(request)
+    fn, notice = actions[action]
+    try:
+        result = _attempt(db, fn)
+    except service.NotFound:
+        return _staff_not_found(request)
+    except PermissionDenied:
+        db.rollback()
+        return _forbidden(request)
+    if isinstance(result, service.Invalid):
+        req = service.staff_request(db=db, actor=principal, request_id=request_id)
+        db.commit()
+        return _officer_request_page(
+            request, db, principal, req, status=400, errors=_problems(request, result)
+        )
+    db.commit()
+    _send(request, [result])
+    return _back(f"/consular/requests/{request_id}", notice)
+
+
+@staff.get("/documents/{document_id}")
+def officer_document(
+    request: Request, db: DbSession, principal: StaffUser, document_id: int
+) -> Response:
+    """Download an applicant's document (recorded)."""
+    try:
+        doc = service.staff_document(db=db, actor=principal, document_id=document_id)
+    except service.NotFound:
+        return _staff_not_found(request)
+    db.commit()
+    return _download(doc, settings_of(request))
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return utcnow().date()
+
+
+@staff.get("/slots")
+def slots_page(
+    request: Request, db: DbSession, principal: StaffUser, mission: int = 0, week: str = ""
+) -> Response:
+    """The slot calendar of a mission, a week at a time."""
+    mission_id = _officer_mission(principal, db, mission)
+    if mission_id is None:
+        return _staff_not_found(request)
+    start = _day(week)
+    start_at = datetime.combine(start, datetime.min.time(), UTC)
+    try:
+        rows = service.slots_between(
+            db=db,
+            actor=principal,
+            mission_id=mission_id,
+            start=start_at,
+            end=start_at + timedelta(days=7),
+        )
+    except PermissionDenied:
+        return _forbidden(request)
+    days: dict[date, list[Slot]] = {}
+    for row in rows:
+        days.setdefault(row.starts_at.date(), []).append(row)
+    return _officer_page(
+        request,
+        "slots.html",
+        days=days,
+        start=start,
+        prev=start - timedelta(days=7),
+        next=start + timedelta(days=7),
+        mission_id=mission_id,
+        kinds=service.services(db=db, mission_id=mission_id),
+        values={
+            "day": start.isoformat(),
+            "start": "09:00",
+            "count": "8",
+            "minutes": "15",
+            "capacity": "1",
+        },
+    )
+
+
+@staff.post("/slots")
+async def slots_add(request: Request, db: DbSession, principal: StaffUser) -> Response:
+    """Open slots on a day."""
+    form = await request.form(max_files=0, max_fields=20)
+    raw = {k: str(v) for k, v in form.items()}
+
+    def work() -> Response:
+        if not csrf_valid(request, raw.get("csrf_token")):
+            return _staff_expired(request)
+        mission_id = _officer_mission(
+            principal,
+            db,
+            int(raw.get("mission_id", "0") or 0) if raw.get("mission_id", "").isdigit() else 0,
+        )
+        if mission_id is None:
+            return _staff_not_found(request)
+        kind = raw.get("service_type_id", "")
+        try:
+            result = _attempt(
+                db,
+                lambda: service.add_slots(
+                    db=db,
+                    actor=principal,
+                    mission_id=mission_id,
+                    day=raw.get("day"),
+                    start=raw.get("start"),
+                    count=raw.get("count"),
+                    minutes=raw.get("minutes"),
+                    capacity=raw.get("capacity"),
+                    service_type_id=int(kind) if kind.isdigit() else None,
+                ),
+            )
+        except PermissionDenied:
+            db.rollback()
+            return _forbidden(request)
+        if isinstance(result, service.Invalid):
+            start = _day(raw.get("day", ""))
+            return _officer_page(
+                request,
+                "slots.html",
+                400,
+                days={},
+                start=start,
+                prev=start - timedelta(days=7),
+                next=start + timedelta(days=7),
+                mission_id=mission_id,
+                kinds=service.services(db=db, mission_id=mission_id),
+                values=raw,
+                errors=_problems(request, result),
+            )
+        db.commit()
+        day = raw.get("day", "")
+        return _back(f"/consular/slots?mission={mission_id}&week={day}", "slots")
+
+    return await run_in_threadpool(work)
+
+
+@staff.get("/appointments")
+def day_page(
+    request: Request, db: DbSession, principal: StaffUser, mission: int = 0, day: str = ""
+) -> Response:
+    """The appointments of one day (names seen are recorded for each citizen)."""
+    mission_id = _officer_mission(principal, db, mission)
+    if mission_id is None:
+        return _staff_not_found(request)
+    chosen = _day(day)
+    try:
+        rows = service.day_list(db=db, actor=principal, mission_id=mission_id, day=chosen)
+    except PermissionDenied:
+        return _forbidden(request)
+    db.commit()
+    return _officer_page(
+        request,
+        "day.html",
+        rows=rows,
+        day=chosen,
+        prev=chosen - timedelta(days=1),
+        next=chosen + timedelta(days=1),
+        mission_id=mission_id,
+    )
+
+
+@staff.post("/appointments/{appointment_id}/{status}")
+def mark(
+    request: Request,
+    db: DbSession,
+    principal: StaffUser,
+    appointment_id: int,
+    status: str,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Mark an appointment attended or no-show."""
+    if not csrf_valid(request, csrf_token):
+        return _staff_expired(request)
+    try:
+        result = _attempt(
+            db,
+            lambda: service.mark_appointment(
+                db=db, actor=principal, appointment_id=appointment_id, status=status
+            ),
+        )
+    except service.NotFound:
+        return _staff_not_found(request)
+    if isinstance(result, service.Invalid):
+        return render(request, "error.html", {"message": result.problems[0].message}, status=400)
+    db.commit()
+    slot = db.get(Slot, result.slot_id)
+    day = slot.starts_at.date().isoformat() if slot else ""
+    return _back(
+        f"/consular/appointments?day={day}&mission={slot.mission_id if slot else 0}", "marked"
+    )
+
+
+@staff.get("/search")
+def search(request: Request, db: DbSession, principal: StaffUser, q: str = "") -> Response:
+    """Find citizens and their registrations in the officer's consular district."""
+    hits: list[service.SearchHit] = []
+    errors: dict[str, str] = {}
+    if q.strip():
+        try:
+            hits = service.search_district(db=db, actor=principal, q=q)
+        except service.Invalid as exc:
+            errors = _problems(request, exc)
+        except PermissionDenied:
+            return _forbidden(request)
+        db.commit()
+    return _officer_page(
+        request, "search.html", 400 if errors else 200, q=q, hits=hits, errors=errors
+    )
+
+
+def install(app: Any) -> None:
+    """Mount the e-consulate's pages and its sign-in redirect on the app."""
+    app.add_exception_handler(CitizenLoginRequired, to_citizen_login)
+    app.include_router(router)
+    app.include_router(staff)

@@ -1,0 +1,1 @@
+"""Outbound delivery to people: e-mail through SMTP."""

@@ -1,0 +1,37 @@
+// elshi e-consulate service worker. Caches only the app shell (styles, icons, the offline
+// page); personal pages are never cached, so a shared phone keeps no one's data.
+const CACHE = "elshi-consulate-v1";
+const SHELL = [
+  "/consulate/offline",
+  "/static/elshi.css",
+  "/static/consulate/consulate.css",
+  "/static/consulate/consulate.js",
+  "/static/consulate/icon-192.png",
+  "/static/favicon.svg",
+];
+
+self.addEventListener("install", (event) => {
+  event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));
+});
+
+self.addEventListener("activate", (event) => {
+  event.waitUntil(
+    caches.keys()
+      .then((keys) => Promise.all(keys.filter((k) => k !== CACHE).map((k) => caches.delete(k))))
+      .then(() => self.clients.claim())
+  );
+});
+
+self.addEventListener("fetch", (event) => {
+  const request = event.request;
+  if (request.method !== "GET") return;
+  const url = new URL(request.url);
+  if (url.origin !== self.location.origin) return;
+  if (request.mode === "navigate") {
+    event.respondWith(fetch(request).catch(() => caches.match("/consulate/offline")));
+    return;
+  }
+  if (SHELL.includes(url.pathname)) {
+    event.respondWith(caches.match(request).then((hit) => hit || fetch(request)));
+  }
+});
