@@ -83,6 +83,47 @@ class Settings(BaseSettings):
     session_max_age_minutes: int = Field(
         default=8 * 60, ge=5, description="Staff sessions expire after this many minutes."
     )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Address people open elshi at; links in e-mails and webhooks start with it.",
+    )
+    smtp_host: str = Field(
+        default="", description="SMTP server for alerts and digests (empty: no e-mail)."
+    )
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="SMTP server port.")
+    smtp_user: str = Field(default="", description="SMTP user name (empty: no login).")
+    smtp_password: str = Field(default="", description="SMTP password.")
+    smtp_starttls: bool = Field(
+        default=False, description="Upgrade the SMTP connection with STARTTLS."
+    )
+    mail_from: str = Field(
+        default="elshi@localhost", description="From address of alert and digest e-mails."
+    )
+    webhook_secret: str = Field(
+        default="",
+        description="When set, webhooks carry X-Elshi-Signature: sha256=HMAC of the body with it.",
+    )
+    telegram_bot_token: str = Field(
+        default="", description="Bot token for alerts sent to Telegram chats (empty: off)."
+    )
+    telegram_api_url: str = Field(
+        default="https://api.telegram.org", description="Telegram Bot API address."
+    )
+    delivery_max_attempts: int = Field(
+        default=6, ge=1, le=50, description="Tries per alert delivery before it is marked failed."
+    )
+    chromium_path: str = Field(
+        default="/usr/bin/chromium", description="Chromium used headless to print digests to PDF."
+    )
+    digest_hour: int = Field(
+        default=6,
+        ge=0,
+        le=23,
+        description="Hour (UTC) at which the daily digests are made and sent.",
+    )
+    digest_languages: str = Field(
+        default="kk,ru,en", description="Languages the daily digest is made in, comma-separated."
+    )
 
     @field_validator("database_url", "queue_url")
     @classmethod

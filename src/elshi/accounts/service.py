@@ -135,6 +135,9 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "listen.read": STAFF_ROLES,
     "sources.manage": ("admin", "analyst", "press"),
     "users.manage": ("admin",),
+    "watch.manage": ("admin", "analyst"),
+    "alerts.manage": ("admin", "analyst", "press"),
+    "authors.manage": ("admin", "analyst"),
 }
 
 

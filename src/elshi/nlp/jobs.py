@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import and_, exists, func, select
 
 from elshi.db import Database
-from elshi.jobs import crontab, periodic, runtime, task
+from elshi.jobs import crontab, enqueue, periodic, runtime, task
 from elshi.listen.models import Annotation, Post
 from elshi.nlp.pipeline import enrich_posts, ordered
 
@@ -20,8 +20,10 @@ def newest_post_id(db: Database) -> int:
 
 @task(retries=2, retry_delay=30)
 def enrich_new_posts(after_id: int) -> dict[str, Any]:
-    """Run the default pipeline over posts stored after `after_id`."""
-    return enrich_posts(runtime().db, min_id=after_id + 1)
+    """Run the default pipeline over posts stored after `after_id`, then update watch lists."""
+    counts = enrich_posts(runtime().db, min_id=after_id + 1)
+    enqueue("update_watches")
+    return counts
 
 
 def first_unenriched(db: Database) -> int | None:
