@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import re
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -111,3 +117,76 @@ def sign_in(client: TestClient, email: str, password: str = PASSWORD) -> None:
         follow_redirects=False,
     )
     assert r.status_code == 303, r.text[:300]
+
+
+class Inbox:
+    """Messages a real SMTP server on loopback received."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        from email import message_from_bytes, policy
+
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+
+@contextmanager
+def smtp_server() -> Iterator[tuple[int, Inbox]]:
+    """Run aiosmtpd on 127.0.0.1 at a free port; yield the port and the inbox."""
+    from aiosmtpd.controller import Controller
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield controller.port, inbox
+    finally:
+        controller.stop()
+
+
+def free_port() -> int:
+    """Return a free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Receiver:
+    """An HTTP server on loopback that records POSTs and answers with queued status codes."""
+
+    url: str
+    requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)
+    body: bytes = b"{}"
+
+
+@contextmanager
+def http_receiver(statuses: list[int] | None = None, body: bytes = b"{}") -> Iterator[Receiver]:
+    """Serve POSTs on 127.0.0.1; each answer takes the next status (200 when none are left)."""
+    port = free_port()
+    rec = Receiver(url=f"http://127.0.0.1:{port}", statuses=list(statuses or []), body=body)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            rec.requests.append((self.path, dict(self.headers.items()), self.rfile.read(length)))
+            status = rec.statuses.pop(0) if rec.statuses else 200
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(rec.body)
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield rec
+    finally:
+        server.shutdown()
+        server.server_close()

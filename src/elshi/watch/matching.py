@@ -24,6 +24,7 @@ from elshi.db import Database
 from elshi.listen.models import Annotation, Post, Source
 from elshi.missions.models import Mission
 from elshi.nlp.entities import Watchlist, compile_watchlist
+from elshi.nlp.gazetteer import tokenize
 from elshi.watch.models import (
     CountryDaily,
     RollupCursor,
@@ -53,7 +54,8 @@ class CompiledWatch:
     context: Watchlist | None
     term_entities: dict[str, str]
     context_entities: set[str]
-    targets: list[str]
+    #: The names of each term (by index), the targets whose stance a matching post is read for.
+    targets: list[list[str]]
 
 
 @dataclass
@@ -95,16 +97,21 @@ def compile_watch(watch: Watch, *, hq_ids: set[int]) -> CompiledWatch:
         context=gaz(watch.context_terms, "c"),
         term_entities=term_entities,
         context_entities={str(t["entity"]) for t in watch.context_terms if t.get("entity")},
-        targets=[n for t in watch.terms for n in _names(t) if not ENTITY_ID.match(n)],
+        targets=[[n for n in _names(t) if not ENTITY_ID.match(n)] for t in watch.terms],
     )
 
 
-def match_text(w: CompiledWatch, text: str, entity_ids: Iterable[str]) -> dict[str, Any] | None:
-    """Return why a post matches (terms, context, entities), or None when it does not."""
+def match_text(
+    w: CompiledWatch, text: str, entity_ids: Iterable[str], toks: Any = None
+) -> dict[str, Any] | None:
+    """Return why a post matches (terms, context, entities), or None when it does not.
+
+    `toks` is the text's gazetteer tokenisation, shared by every watch list reading the post.
+    """
     ents = set(entity_ids)
     hits: list[dict[str, Any]] = []
     if w.terms is not None:
-        for h in w.terms.gazetteer.find(text):
+        for h in w.terms.gazetteer.find(text, toks):
             hits.append({"term": int(w.terms.terms[h.ref].id[1:]), "text": text[h.start : h.end]})
     for eid, tid in w.term_entities.items():
         if eid in ents:
@@ -114,7 +121,7 @@ def match_text(w: CompiledWatch, text: str, entity_ids: Iterable[str]) -> dict[s
     context: list[dict[str, Any]] = []
     if w.context is not None or w.context_entities:
         if w.context is not None:
-            for h in w.context.gazetteer.find(text):
+            for h in w.context.gazetteer.find(text, toks):
                 context.append(
                     {"term": int(w.context.terms[h.ref].id[1:]), "text": text[h.start : h.end]}
                 )
@@ -154,9 +161,23 @@ def _hour(dt: datetime) -> datetime:
     return dt.replace(minute=0, second=0, microsecond=0)
 
 
-def _stance(text: str, targets: list[str], lang: str | None) -> str:
+def _hit_targets(w: CompiledWatch, why: dict[str, Any]) -> list[str]:
+    """Return the names of the terms a post matched: what its stance is read towards."""
+    seen = dict.fromkeys(h["term"] for h in why["terms"])
+    return [n for i in seen if i < len(w.targets) for n in w.targets[i]]
+
+
+def _stance(text: str, targets: list[str], lang: str | None, sentiment: str) -> str:
+    """Return the post's stance towards the matched terms (negative, neutral or positive).
+
+    A post the sentiment model found neutral is recorded as neutral towards the topic without
+    a second reading: the stance model re-reads the same words around the mention, and reading
+    every neutral post again would halve how many posts a worker can match per second.
+    """
     from elshi.nlp.stance import stance
 
+    if not targets or sentiment == "neutral":
+        return "neutral" if targets else ""
     try:
         return stance(text, targets, lang).label
     except Exception:  # one odd text must not stop the batch
@@ -256,16 +277,17 @@ def _process_batch(
                     countries[(day, r.source_id or 0, e)] += 1
         text = f"{r.title}\n{r.text}" if r.title else (r.text or "")
         owner = source_mission.get(r.source_id) if r.source_id else None
+        toks = tokenize(text)
         for w in watches:
             if r.id <= w.processed_to:
                 continue
             if owner is not None and not w.all_missions and owner != w.mission_id:
                 continue
-            why = match_text(w, text, ents)
+            why = match_text(w, text, ents, toks)
             if why is None:
                 continue
             sent = sentiment.get(r.id, "")
-            st = _stance(text, w.targets, r.lang) if w.targets else ""
+            st = _stance(text, _hit_targets(w, why), r.lang, sent)
             eng = engagement_of(r.metrics)
             matches.append(
                 {
