@@ -167,7 +167,7 @@ def build(db: Database, n: int, days: int) -> dict[str, object]:
 
 def _pct(values: list[float], q: float) -> float:
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
 def bench_dashboard(db: Database, runs: int) -> dict[str, object]:

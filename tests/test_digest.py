@@ -176,9 +176,9 @@ def test_digest_command(cli: Any, db: Database, mission: str, tmp_path: Path) ->
 
 def test_digest_page(settings: Settings, db: Database, mission: str) -> None:
     from fastapi.testclient import TestClient
-    from tests.workspace_helpers import sign_in
 
     from elshi.app import create_app
+    from tests.workspace_helpers import sign_in
 
     with TestClient(create_app(settings, db=db)) as client:
         sign_in(client, "ambassador@example.org")

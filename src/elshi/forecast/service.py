@@ -47,9 +47,13 @@ class Forecast:
     events: list[Any] = field(default_factory=list)
 
 
-def _weekday_factors(days: list[date], n: list[int], end: int) -> list[float]:
+def _weekday_factors(
+    days: list[date], n: list[int], end: int, skip: set[date] | frozenset[date] = frozenset()
+) -> list[float]:
     ratios: list[list[float]] = [[] for _ in range(7)]
     for i in range(7, end):
+        if days[i] in skip:
+            continue
         level = sum(n[i - 7 : i]) / 7
         if level > 0:
             ratios[days[i].weekday()].append(n[i] / level)
@@ -67,7 +71,7 @@ def predict(
     event_factor: float,
 ) -> list[float]:
     """Forecast `horizon` days after index `end` (exclusive) from n[:end]."""
-    factors = _weekday_factors(days, n, end)
+    factors = _weekday_factors(days, n, end, event_days)
     recent = range(max(0, end - 14), end)
     deseason = [
         n[i] / factors[days[i].weekday()] / (event_factor if days[i] in event_days else 1.0)
@@ -83,13 +87,17 @@ def predict(
 
 
 def learn_event_factor(days: list[date], n: list[int], event_days: set[date]) -> float:
-    """Return the mean ratio of event days to their trailing week (1.5 without past events)."""
+    """Return how many times the usual count event days had (1.5 without past events).
+
+    The usual count of a day is its trailing week's mean times its weekday factor.
+    """
+    factors = _weekday_factors(days, n, len(days), event_days)
     ratios = []
     for i, d in enumerate(days):
         if d in event_days and i >= 7:
-            level = sum(n[i - 7 : i]) / 7
-            if level > 0:
-                ratios.append(n[i] / level)
+            usual = sum(n[i - 7 : i]) / 7 * factors[d.weekday()]
+            if usual > 0:
+                ratios.append(n[i] / usual)
     if not ratios:
         return DEFAULT_EVENT_FACTOR
     return min(max(statistics.mean(ratios), 1.0), 5.0)
