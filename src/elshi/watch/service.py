@@ -225,10 +225,10 @@ def latest_day(*, db: Session, watch_id: int) -> date | None:
 
 
 def default_range(*, db: Session, watch_id: int, days: int = 30) -> tuple[date, date]:
-    """Return the last `days` days up to today, or up to the last match when it is older."""
+    """Return the last `days` days up to today, or up to the last match if none came this week."""
     today = utcnow().date()
     last = latest_day(db=db, watch_id=watch_id)
-    until = today if last is None or last >= today - timedelta(days=days) else last
+    until = today if last is None or last > today - timedelta(days=7) else last
     return until - timedelta(days=days - 1), until
 
 

@@ -79,11 +79,11 @@ class Chart:
         head = (
             f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" '
             f'width="{WIDTH}" height="{height}" role="img" aria-labelledby="{tid} {did}" '
-            f'font-family="{FONT}" font-size="12" class="chart">'
+            f'font-family="{FONT}" font-size="14" class="chart">'
             f'<title id="{tid}">{escape(self.title)}</title>'
             f'<desc id="{did}">{escape(self.description or self._describe())}</desc>'
             f'<rect width="{WIDTH}" height="{height}" fill="#ffffff"/>'
-            f'<text x="{PAD_L}" y="20" font-size="14" font-weight="bold" fill="#1a1a1a">'
+            f'<text x="{PAD_L}" y="22" font-size="16" font-weight="bold" fill="#1a1a1a">'
             f"{escape(self.title)}</text>"
         )
         prefix = '<?xml version="1.0" encoding="UTF-8"?>\n' if standalone else ""
