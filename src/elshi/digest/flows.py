@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from elshi.db import Database
 from elshi.digest import service
 from elshi.digest.models import DigestRun
-from elshi.notify.flows import DeliveryError, send_email
+from elshi.notify.flows import DeliveryError, email_configured, send_email
 
 __all__ = ["DeliveryError", "PdfError", "make_and_send", "render_html", "render_pdf"]
 from elshi.settings import Settings
@@ -145,7 +145,7 @@ def make_and_send(
         run_id = run.id
     error = None
     try:
-        if to:
+        if to and email_configured(settings):
             send_digest(
                 digest,
                 settings=settings,
