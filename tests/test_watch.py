@@ -352,3 +352,33 @@ def test_default_range_follows_the_data(db: Database) -> None:
     with db.session() as s:
         since, until = service.default_range(db=s, watch_id=wid)
     assert until == date(2026, 1, 15) and since == date(2025, 12, 17)
+
+
+def test_narratives_panel_reads_a_narrative_table_when_one_exists(db: Database) -> None:
+    from sqlalchemy import text
+
+    mid = _mission(db)
+    wid = _watch(db, mid)
+    filters = service.Filters(since=T0.date(), until=T0.date())
+    with db.session() as s:
+        assert (
+            service.dashboard(db=s, principal=SYSTEM, watch_id=wid, filters=filters).narratives
+            is None
+        )
+    with db.engine.begin() as conn:
+        conn.execute(
+            text("CREATE TABLE narrative (id INTEGER PRIMARY KEY, title TEXT, size INTEGER)")
+        )
+        conn.execute(
+            text("INSERT INTO narrative VALUES (1, 'Border rumours', 12), (2, 'Trade', 40)")
+        )
+    try:
+        with db.session() as s:
+            d = service.dashboard(db=s, principal=SYSTEM, watch_id=wid, filters=filters)
+        assert d.narratives == [
+            {"id": 2, "title": "Trade", "size": 40},
+            {"id": 1, "title": "Border rumours", "size": 12},
+        ]
+    finally:
+        with db.engine.begin() as conn:
+            conn.execute(text("DROP TABLE narrative"))

@@ -169,8 +169,9 @@ def test_analyst_workspace(server: dict[str, Any], browser: Any, tmp_path: Path)
     page.select_option("#kind", "term")
     page.fill("#terms", "border\nграница\nшекара")
     _accessible(page, "rules")
-    page.click("#rule-form button[type=submit]")
-    page.wait_for_url(watch_url + "/alerts")
+    with page.expect_navigation():
+        page.click("#rule-form button[type=submit]")
+    assert page.url == watch_url + "/alerts"
     assert "Border closure" in page.locator("table").inner_text()
 
     # A fixture stream arrives; the rule fires.
@@ -181,8 +182,8 @@ def test_analyst_workspace(server: dict[str, Any], browser: Any, tmp_path: Path)
     assert "3 new posts" in page.locator("#alert-summary").inner_text()
     assert page.locator("#why").inner_text().count("border") >= 1
     _accessible(page, "alert")
-    page.click("#ack")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.click("#ack")
     assert page.locator("#alert-status").inner_text() == "acknowledged"
     assert page.locator("#nav-alerts .count").count() == 0
 

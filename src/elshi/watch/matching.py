@@ -64,6 +64,8 @@ class BatchResult:
 
     posts: int = 0
     matched: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
+    #: True when the pass stopped at max_batches with posts left to read.
+    more: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """Return counts for logs and the CLI."""
@@ -205,7 +207,10 @@ def process_posts(
     """Match posts above each watch list's mark and add them to the rollups; return what changed."""
     result = BatchResult()
     done = 0
-    while max_batches is None or done < max_batches:
+    while True:
+        if max_batches is not None and done >= max_batches:
+            result.more = True
+            break
         with db.session() as s:
             watches = _load_watches(s)
             country_to = _cursor(s, COUNTRY_CURSOR)

@@ -412,7 +412,7 @@ def share_of_voice(
     ids = principal.mission_ids()
     if filters.source_id:
         q = q.where(CountryDaily.source_id == filters.source_id)
-    elif ids is not None:
+    if ids is not None:
         hidden = select(Source.id).where(
             Source.mission_id.is_not(None), Source.mission_id.not_in(ids)
         )
