@@ -16,13 +16,26 @@ from elshi.web.deps import LoginRequired
 from elshi.web.security import SecurityHeaders
 
 
+def open_alerts(db: Database, principal: Any) -> int:
+    """Count the open alerts a user may see (shown in the navigation)."""
+    from elshi.alerts.service import open_count
+
+    with db.session() as s:
+        return open_count(db=s, principal=principal)
+
+
 def create_app(settings: Settings, *, db: Database | None = None, runtime: Any = None) -> FastAPI:
     """Build the web app for these settings."""
     from elshi.accounts.views import api as accounts_api
     from elshi.accounts.views import router as accounts_router
+    from elshi.admin.views import router as admin_router
+    from elshi.alerts.views import router as alerts_router
     from elshi.consulate.views import install as install_consulate
+    from elshi.digest.views import router as digest_router
     from elshi.listen.views import router as listen_router
     from elshi.nlp.views import router as narratives_router
+    from elshi.watch.explore import router as explore_router
+    from elshi.watch.views import router as watch_router
     from elshi.web.views import mount_static
     from elshi.web.views import router as web_router
 
@@ -60,5 +73,11 @@ def create_app(settings: Settings, *, db: Database | None = None, runtime: Any =
     app.include_router(accounts_router)
     app.include_router(web_router)
     install_consulate(app)
+    app.include_router(watch_router)
+    app.include_router(explore_router)
+    app.include_router(alerts_router)
+    app.include_router(digest_router)
+    app.include_router(admin_router)
+    app.state.open_alerts = open_alerts
     mount_static(app)
     return app

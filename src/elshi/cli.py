@@ -63,6 +63,8 @@ app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(users_app, name="users")
 app.add_typer(missions_app, name="missions")
 app.add_typer(consulate_commands.app, name="consulate")
+watch_app = typer.Typer(help="Watch lists: match new posts, update rollups, check alerts.")
+app.add_typer(watch_app, name="watch")
 
 console = Console()
 err = Console(stderr=True)
@@ -752,6 +754,93 @@ def missions_list(
             str(r["parent_id"] or "-"),
         )
     console.print(table)
+
+
+# ---------------------------------------------------------------------------- workspace
+
+
+@watch_app.command("update")
+def watch_update() -> None:
+    """Match posts not yet seen by each watch list, update the rollups and check alert rules."""
+    from elshi.alerts.flows import evaluate_after_batch
+    from elshi.watch.matching import process_posts
+
+    settings = get_settings()
+    db = _database(settings)
+    result = process_posts(db)
+    fired = evaluate_after_batch(db, settings=settings, matched=result.matched)
+    console.print(
+        f"read {result.posts:,} posts; new matches "
+        + ", ".join(f"watch {k}: {len(v)}" for k, v in sorted(result.matched.items()))
+        + f"; alerts fired: {fired}",
+        highlight=False,
+    )
+
+
+@app.command()
+def digest(
+    mission: Annotated[str, typer.Option(help="Mission slug, e.g. berlin (the demo's embassy).")],
+    format: Annotated[
+        str, typer.Option("--format", help="html, pdf, or email (sent to the mission's readers).")
+    ] = "pdf",
+    lang: Annotated[str, typer.Option(help="Language of the digest: kk, ru or en.")] = "kk",
+    day: Annotated[
+        str | None, typer.Option(help="Day (YYYY-MM-DD); default yesterday or the last busy day.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="File to write (html/pdf); default elshi-digest-....")
+    ] = None,
+    to: Annotated[
+        list[str] | None, typer.Option(help="With --format email: send to these addresses only.")
+    ] = None,
+) -> None:
+    """Make a mission's daily digest as an HTML page, a PDF, or an e-mail with the PDF."""
+    from datetime import date as date_type
+
+    from elshi.digest import flows, service
+    from elshi.watch.matching import process_posts
+
+    if format not in ("html", "pdf", "email"):
+        raise _fail(f"--format {format!r}: use html, pdf or email", Exit.USAGE)
+    if lang not in ("kk", "ru", "en"):
+        raise _fail(f"--lang {lang!r}: use kk, ru or en", Exit.USAGE)
+    try:
+        when = date_type.fromisoformat(day) if day else None
+    except ValueError:
+        raise _fail(f"--day {day!r}: use the form 2026-11-01", Exit.USAGE) from None
+    settings = get_settings()
+    db = _database(settings)
+    process_posts(db)
+    with db.session() as s:
+        try:
+            m = service.get_mission(db=s, slug=mission)
+        except service.MissionNotFound as exc:
+            raise _fail(f"{exc} (see: elshi missions list)", Exit.NOT_FOUND) from None
+        d = service.build(
+            db=s, mission=m, day=when or service.latest_day(db=s, mission_id=m.id), lang=lang
+        )
+        readers = list(to or []) or service.readers(db=s, mission_id=m.id)
+    html = flows.render_html(d)
+    try:
+        if format == "html":
+            target = out or Path(f"elshi-digest-{mission}-{d.day}-{lang}.html")
+            target.write_text(html, encoding="utf-8")
+        elif format == "pdf":
+            target = out or Path(f"elshi-digest-{mission}-{d.day}-{lang}.pdf")
+            target.write_bytes(flows.render_pdf(html, settings=settings))
+        else:
+            if not readers:
+                raise _fail("no readers: give --to or grant a role in the mission", Exit.USAGE)
+            flows.send_digest(
+                d, settings=settings, to=readers, pdf=flows.render_pdf(html, settings=settings)
+            )
+            console.print(
+                f"sent the digest of {d.day} to {len(readers)} addresses", highlight=False
+            )
+            return
+    except (flows.PdfError, flows.DeliveryError) as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"wrote {target} ({d.day}, {lang})", highlight=False)
 
 
 # ---------------------------------------------------------------------------- running

@@ -16,6 +16,7 @@ from elshi.listen.flows import Progress, run_source
 from elshi.listen.models import Source
 from elshi.missions import service as missions
 from elshi.settings import Settings
+from elshi.watch.flows import seed_demo_watches
 
 DEMO_EMAIL = "admin@demo.elshi.example"
 
@@ -79,8 +80,11 @@ def load_demo(
             )
         source_id = source.id
         hq_slug = embassy.slug
+        embassy_id = embassy.id
     ctx = FetchContext(settings=settings)
     report = run_source(db, source_id=source_id, ctx=ctx, progress=progress)
+    with db.session() as s:
+        seed_demo_watches(db=s, mission_id=embassy_id)
     from sqlalchemy import func, select
 
     from elshi.listen.models import Post

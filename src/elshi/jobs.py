@@ -32,7 +32,14 @@ class _Declared:
 _DECLARED: dict[str, _Declared] = {}
 
 #: Modules whose import declares tasks; imported by bind().
-TASK_MODULES = ("elshi.listen.jobs", "elshi.nlp.jobs", "elshi.consulate.jobs")
+TASK_MODULES = (
+    "elshi.listen.jobs",
+    "elshi.nlp.jobs",
+    "elshi.consulate.jobs",
+    "elshi.watch.jobs",
+    "elshi.alerts.jobs",
+    "elshi.digest.jobs",
+)
 
 
 def task(

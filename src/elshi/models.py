@@ -1,17 +1,23 @@
 """Import every domain's tables so Base.metadata is complete (migrations, tests)."""
 
 from elshi.accounts import models as accounts_models
+from elshi.alerts import models as alerts_models
 from elshi.consulate import models as consulate_models
 from elshi.db import Base
+from elshi.digest import models as digest_models
 from elshi.listen import models as listen_models
 from elshi.missions import models as missions_models
 from elshi.nlp import models as nlp_models
+from elshi.watch import models as watch_models
 
 __all__ = [
     "Base",
     "accounts_models",
+    "alerts_models",
     "consulate_models",
+    "digest_models",
     "listen_models",
     "missions_models",
     "nlp_models",
+    "watch_models",
 ]

@@ -124,6 +124,31 @@ class Settings(BaseSettings):
         "labels, run on the clause around each target mention instead of the shipped stance "
         "models. Needs `pip install elshi[hf]`.",
     )
+    webhook_secret: str = Field(
+        default="",
+        description="When set, webhooks carry X-Elshi-Signature: sha256=HMAC of the body with it.",
+    )
+    telegram_bot_token: str = Field(
+        default="", description="Bot token for alerts sent to Telegram chats (empty: off)."
+    )
+    telegram_api_url: str = Field(
+        default="https://api.telegram.org", description="Telegram Bot API address."
+    )
+    delivery_max_attempts: int = Field(
+        default=6, ge=1, le=50, description="Tries per alert delivery before it is marked failed."
+    )
+    chromium_path: str = Field(
+        default="/usr/bin/chromium", description="Chromium used headless to print digests to PDF."
+    )
+    digest_hour: int = Field(
+        default=6,
+        ge=0,
+        le=23,
+        description="Hour (UTC) at which the daily digests are made and sent.",
+    )
+    digest_languages: str = Field(
+        default="kk,ru,en", description="Languages the daily digest is made in, comma-separated."
+    )
 
     smtp_host: str = Field(
         default="", description="SMTP server for e-mail; empty means e-mails are only logged."

@@ -145,6 +145,9 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "users.manage": ("admin",),
     "consulate.read": ("admin", "ambassador", "consular"),
     "consulate.act": ("admin", "consular"),
+    "watch.manage": ("admin", "analyst"),
+    "alerts.manage": ("admin", "analyst", "press"),
+    "authors.manage": ("admin", "analyst"),
 }
 
 

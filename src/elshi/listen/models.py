@@ -63,6 +63,11 @@ class Author(Base):
     handle: Mapped[str] = mapped_column(String(300))
     name: Mapped[str | None] = mapped_column(String(300))
     actor_type: Mapped[str | None] = mapped_column(String(32))
+    #: Who set the actor type by hand (None: never set, or set by a rule) and when.
+    actor_type_by: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+    actor_type_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     extra: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
 
 

@@ -144,6 +144,8 @@ class SearchQuery:
     #: Missions whose posts may be seen; None means all (HQ). Posts of sources that belong to
     #: no mission, and imports made without a source, are visible to every mission.
     mission_ids: frozenset[int] | None = None
+    #: A subquery of post ids to search within (a watch list's matches, an annotation label).
+    within: Any = None
 
 
 def _fts5_expr(terms: list[Term]) -> str:
@@ -184,6 +186,8 @@ def _filters(query: SearchQuery) -> list[ColumnElement[bool]]:
         conds.append(Post.author_id.in_(select(Author.id).where(Author.handle == query.author)))
     if query.mission_ids is not None:
         conds.append(visible_posts(query.mission_ids))
+    if query.within is not None:
+        conds.append(Post.id.in_(query.within))
     return conds
 
 
@@ -214,10 +218,8 @@ def search_posts(*, db: Session, query: SearchQuery) -> tuple[int, list[Post]]:
     return page.total, page.items
 
 
-def search_page(*, db: Session, query: SearchQuery) -> SearchPage:
-    """Full-text search with filters, newest first; the total is exact up to COUNT_CAP."""
-    limit = max(1, min(query.limit, MAX_LIMIT))
-    offset = max(0, query.offset)
+def matching_ids(*, db: Session, query: SearchQuery) -> Select[Any]:
+    """Return a SELECT of the ids of posts matching a search (words and filters), unordered."""
     conds = _filters(query)
     terms = query_terms(query.q or "")
     dialect = db.get_bind().dialect.name
@@ -237,6 +239,14 @@ def search_page(*, db: Session, query: SearchQuery) -> SearchPage:
             conds.append(literal_column("post.search_vector").op("@@")(tsq))
     if conds:
         base = base.where(and_(*conds))
+    return base
+
+
+def search_page(*, db: Session, query: SearchQuery) -> SearchPage:
+    """Full-text search with filters, newest first; the total is exact up to COUNT_CAP."""
+    limit = max(1, min(query.limit, MAX_LIMIT))
+    offset = max(0, query.offset)
+    base = matching_ids(db=db, query=query)
     ids = list(
         db.scalars(
             base.order_by(Post.published_at.desc().nulls_last(), Post.id.desc())

@@ -41,10 +41,11 @@ def enrich_new_posts(after_id: int) -> Any:
 
 @task(retries=2, retry_delay=30)
 def enrich_range(after_id: int, last_id: int) -> Any:
-    """Run the default pipeline over posts after_id < id <= last_id, then queue narratives."""
+    """Enrich posts after_id < id <= last_id; then queue narratives and watch lists."""
     counts = enrich_posts(runtime().db, min_id=after_id + 1, max_id=last_id, apart=False)
     if ordered(apart=True):
         enqueue("assign_narratives", after_id, last_id)
+    enqueue("update_watches")
     return counts
 
 

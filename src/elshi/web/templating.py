@@ -18,6 +18,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from elshi.settings import Settings
+from elshi.watch.models import ACTOR_NAMES
 from elshi.web import i18n
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -124,6 +125,7 @@ def environment(lang: str) -> Environment:
     env.filters["number"] = lambda n: format_decimal(n or 0, locale=lang)
     env.filters["when"] = lambda dt: _when(dt, lang)
     env.globals["language_name"] = lambda code: i18n.language_name(code, lang)
+    env.globals["actor_name"] = lambda code: i18n.gettext(lang, ACTOR_NAMES.get(code) or code)
     return env
 
 
@@ -144,6 +146,15 @@ def url_with(request: Request, **params: Any) -> str:
     return request.url.path + ("?" + urlencode(query) if query else "")
 
 
+def _open_alerts(request: Request) -> int:
+    """Return the signed-in user's count of open alerts (the in-app notice), 0 for none."""
+    principal = getattr(request.state, "principal", None)
+    counter = getattr(request.app.state, "open_alerts", None)
+    if principal is None or counter is None:
+        return 0
+    return int(counter(request.app.state.db, principal))
+
+
 def render(
     request: Request, template: str, context: dict[str, Any] | None = None, *, status: int = 200
 ) -> HTMLResponse:
@@ -161,6 +172,7 @@ def render(
             csrf_field=CSRF_FIELD,
             csrf_token=csrf_token(request),
             principal=getattr(request.state, "principal", None),
+            open_alerts=_open_alerts(request),
             **(context or {}),
         )
     )

@@ -1,0 +1,226 @@
+"""Admin pages: missions, users and their roles per mission, sources."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import Response
+
+from elshi.accounts import flows as account_flows
+from elshi.accounts.models import ROLES
+from elshi.accounts.service import InvalidUser, PermissionDenied
+from elshi.admin import service
+from elshi.listen import service as listen
+from elshi.missions import service as missions
+from elshi.missions.models import MISSION_KINDS
+from elshi.missions.service import InvalidMission
+from elshi.plugins import connectors
+from elshi.web.deps import DbSession, StaffUser
+from elshi.web.i18n import N_
+from elshi.web.pages import check_form, int_or_none, redirect, t
+from elshi.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+NOT_SAVED = N_("Not saved:")
+BAD_JSON = N_("The settings are not valid JSON.")
+BAD_EVERY = N_("Poll every: a whole number of minutes.")
+FORBIDDEN = N_("You may not do this in this mission.")
+STAFF_ROLES = tuple(r for r in ROLES if r != "citizen")
+
+
+def _page(
+    request: Request, db: Any, principal: Any, error: str | None = None, status: int = 200
+) -> Response:
+    if not (principal.can("users.manage") or principal.can("sources.manage")):
+        raise HTTPException(403, t(request, FORBIDDEN))
+    return render(
+        request,
+        "admin.html",
+        {
+            "active": "admin",
+            "missions": missions.list_missions(db=db),
+            "mission_kinds": MISSION_KINDS,
+            "users": service.users_with_grants(db=db),
+            "roles": STAFF_ROLES,
+            "sources": listen.list_sources(db=db),
+            "connectors": sorted(connectors()),
+            "error": error,
+            "can_users": principal.can("users.manage"),
+            "can_sources": principal.can("sources.manage"),
+        },
+        status=status,
+    )
+
+
+def _failed(request: Request, db: Any, principal: Any, exc: Exception) -> Response:
+    db.rollback()
+    if isinstance(exc, PermissionDenied):
+        return _page(request, db, principal, t(request, FORBIDDEN), status=403)
+    return _page(request, db, principal, f"{t(request, NOT_SAVED)} {exc}", status=400)
+
+
+@router.get("/admin")
+def admin(request: Request, db: DbSession, principal: StaffUser) -> Response:
+    """Missions, users with their roles, sources."""
+    return _page(request, db, principal)
+
+
+@router.post("/admin/missions")
+def add_mission(
+    request: Request,
+    db: DbSession,
+    principal: StaffUser,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    slug: Annotated[str, Form(max_length=100)] = "",
+    name: Annotated[str, Form(max_length=300)] = "",
+    kind: Annotated[str, Form(max_length=20)] = "embassy",
+    country: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    """Add a mission."""
+    check_form(request, csrf_token)
+    try:
+        account_flows.add_mission(
+            db=db,
+            actor=principal,
+            slug=slug.strip(),
+            name=name.strip() or slug,
+            kind=kind,
+            country_code=country.strip() or None,
+        )
+    except (InvalidMission, PermissionDenied, LookupError) as exc:
+        return _failed(request, db, principal, exc)
+    return redirect(request, "/admin#missions")
+
+
+@router.post("/admin/users")
+def add_user(
+    request: Request,
+    db: DbSession,
+    principal: StaffUser,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    email: Annotated[str, Form(max_length=320)] = "",
+    name: Annotated[str, Form(max_length=200)] = "",
+    password: Annotated[str, Form(max_length=4096)] = "",
+    role: Annotated[str, Form(max_length=20)] = "analyst",
+    mission: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """Add a user with one role in one mission."""
+    check_form(request, csrf_token)
+    try:
+        account_flows.add_user(
+            db=db,
+            actor=principal,
+            email=email,
+            password=password,
+            name=name,
+            role=role,
+            mission_slug=mission,
+        )
+    except (InvalidUser, PermissionDenied, LookupError) as exc:
+        return _failed(request, db, principal, exc)
+    return redirect(request, "/admin#users")
+
+
+@router.post("/admin/grants")
+def grant(
+    request: Request,
+    db: DbSession,
+    principal: StaffUser,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    email: Annotated[str, Form(max_length=320)] = "",
+    role: Annotated[str, Form(max_length=20)] = "",
+    mission: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """Give a user a role in a mission."""
+    check_form(request, csrf_token)
+    try:
+        if role not in STAFF_ROLES:
+            raise InvalidUser(f"role {role!r}: choose one from the list")
+        account_flows.grant(db=db, actor=principal, email=email, role=role, mission_slug=mission)
+    except (InvalidUser, PermissionDenied, LookupError) as exc:
+        return _failed(request, db, principal, exc)
+    return redirect(request, "/admin#users")
+
+
+@router.post("/admin/grants/{grant_id}/revoke")
+def revoke(
+    request: Request,
+    grant_id: int,
+    db: DbSession,
+    principal: StaffUser,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Take a role away."""
+    check_form(request, csrf_token)
+    try:
+        service.revoke_role(db=db, actor=principal, grant_id=grant_id)
+    except PermissionDenied as exc:
+        return _failed(request, db, principal, exc)
+    return redirect(request, "/admin#users")
+
+
+@router.post("/admin/sources")
+def add_source(
+    request: Request,
+    db: DbSession,
+    principal: StaffUser,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    connector: Annotated[str, Form(max_length=64)] = "",
+    name: Annotated[str, Form(max_length=300)] = "",
+    config: Annotated[str, Form(max_length=20_000)] = "{}",
+    every: Annotated[str, Form(max_length=10)] = "",
+    mission: Annotated[str, Form(max_length=12)] = "",
+) -> Response:
+    """Add a source after checking its settings against the connector."""
+    check_form(request, csrf_token)
+    mission_id = int_or_none(mission)
+    if not principal.can("sources.manage", mission_id):
+        return _failed(request, db, principal, PermissionDenied("sources.manage"))
+    try:
+        parsed = json.loads(config or "{}")
+        if not isinstance(parsed, dict):
+            raise ValueError
+    except ValueError:
+        return _page(
+            request, db, principal, f"{t(request, NOT_SAVED)} {t(request, BAD_JSON)}", status=400
+        )
+    if every and int_or_none(every) is None:
+        return _page(
+            request, db, principal, f"{t(request, NOT_SAVED)} {t(request, BAD_EVERY)}", status=400
+        )
+    try:
+        with db.begin_nested():
+            listen.add_source(
+                db=db,
+                connector=connector,
+                config=parsed,
+                name=name.strip() or None,
+                every_minutes=int_or_none(every),
+                mission_id=mission_id,
+            )
+    except (listen.InvalidSource, KeyError) as exc:
+        return _failed(request, db, principal, exc)
+    return redirect(request, "/admin#sources")
+
+
+@router.post("/admin/sources/{source_id}/toggle")
+def toggle_source(
+    request: Request,
+    source_id: int,
+    db: DbSession,
+    principal: StaffUser,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    enabled: Annotated[str, Form(max_length=5)] = "",
+) -> Response:
+    """Pause or resume a source."""
+    check_form(request, csrf_token)
+    try:
+        service.set_source_enabled(
+            db=db, actor=principal, source_id=source_id, enabled=enabled == "1"
+        )
+    except PermissionDenied as exc:
+        return _failed(request, db, principal, exc)
+    return redirect(request, "/admin#sources")

@@ -1,0 +1,223 @@
+"""Raise alerts when rules fire, and deliver them: in-app, e-mail, webhook, Telegram; retry."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from elshi.accounts.service import audit
+from elshi.alerts import service
+from elshi.alerts.models import Alert, AlertDelivery, AlertRule
+from elshi.db import Database, utcnow
+from elshi.notify.flows import DeliveryError, post_webhook, send_email, send_telegram
+from elshi.settings import Settings
+from elshi.watch.models import Watch
+
+log = logging.getLogger(__name__)
+#: Rule kinds checked from rollups each time new posts match.
+STREAM_KINDS = ("volume_spike", "negative_jump", "term")
+
+
+def _raise(s: Session, rule: AlertRule, watch: Watch, finding: service.Finding) -> Alert | None:
+    """Store an alert for a finding unless one exists for its key or the rule cools down."""
+    now = utcnow()
+    if rule.last_fired_at is not None:
+        last = service._as_utc(rule.last_fired_at)
+        if now - last < timedelta(minutes=rule.cooldown_minutes) and rule.kind != "term":
+            return None
+    alert = Alert(
+        rule_id=rule.id,
+        watch_id=watch.id,
+        mission_id=watch.mission_id,
+        kind=rule.kind,
+        key=finding.key,
+        summary=finding.summary[:1000],
+        why=finding.why | {"rule": rule.name, "watch": watch.name},
+        post_ids=finding.post_ids,
+        status="open",
+        fired_at=now,
+    )
+    try:
+        with s.begin_nested():
+            s.add(alert)
+            s.flush()
+    except IntegrityError:
+        return None  # this finding was raised before
+    rule.last_fired_at = now
+    for channel, target in _targets(rule):
+        s.add(AlertDelivery(alert_id=alert.id, channel=channel, target=target, next_attempt_at=now))
+    audit(
+        db=s,
+        action="alert.fired",
+        object_type="alert",
+        object_id=alert.id,
+        mission_id=watch.mission_id,
+        detail={"rule": rule.id, "kind": rule.kind},
+    )
+    return alert
+
+
+def _targets(rule: AlertRule) -> list[tuple[str, str]]:
+    t = rule.targets or {}
+    out = [("email", e) for e in t.get("emails") or []]
+    if t.get("webhook"):
+        out.append(("webhook", t["webhook"]))
+    if t.get("telegram"):
+        out.append(("telegram", t["telegram"]))
+    return out
+
+
+def evaluate_rules(
+    s: Session,
+    *,
+    matched: dict[int, list[int]] | None = None,
+    kinds: tuple[str, ...] = STREAM_KINDS,
+) -> list[int]:
+    """Run the enabled rules of these kinds (for watch lists with new matches); return alert ids."""
+    q = (
+        select(AlertRule, Watch)
+        .join(Watch, Watch.id == AlertRule.watch_id)
+        .where(AlertRule.enabled.is_(True), AlertRule.kind.in_(kinds))
+    )
+    if matched is not None:
+        q = q.where(AlertRule.watch_id.in_([w for w, ids in matched.items() if ids]))
+    fired: list[int] = []
+    now = utcnow()
+    for rule, watch in s.execute(q).all():
+        finding: service.Finding | None
+        if rule.kind == "volume_spike":
+            finding = service.check_volume_spike(s, rule)
+        elif rule.kind == "negative_jump":
+            finding = service.check_negative_jump(s, rule)
+        elif rule.kind == "term":
+            finding = service.check_terms(s, rule, (matched or {}).get(watch.id, []))
+        elif rule.kind == "source_silent":
+            finding = service.check_source_silent(s, rule, now)
+        else:
+            finding = service.check_narrative_growth(s, rule)
+        if finding is not None:
+            alert = _raise(s, rule, watch, finding)
+            if alert is not None:
+                fired.append(alert.id)
+    return fired
+
+
+def evaluate_after_batch(db: Database, *, settings: Settings, matched: dict[int, list[int]]) -> int:
+    """Check the stream rules of watch lists that matched new posts, then deliver."""
+    if not any(matched.values()):
+        return 0
+    with db.session() as s:
+        fired = evaluate_rules(s, matched=matched)
+    if fired:
+        deliver_due(db, settings=settings)
+    return len(fired)
+
+
+def evaluate_periodic(db: Database, *, settings: Settings) -> int:
+    """Check the time-based rules (silent sources, narratives), then deliver."""
+    with db.session() as s:
+        fired = evaluate_rules(s, kinds=("source_silent", "narrative_growth"))
+    deliver_due(db, settings=settings)
+    return len(fired)
+
+
+def alert_text(alert: Alert, settings: Settings) -> str:
+    """Return the plain-text body of an alert message."""
+    link = f"{settings.public_url.rstrip('/')}/alerts/{alert.id}"
+    lines = [
+        f"[elshi] {alert.why.get('watch', '')}: {alert.why.get('rule', '')}",
+        alert.summary,
+        "",
+    ]
+    lines += [f"{k}: {v}" for k, v in alert.why.items() if k not in ("watch", "rule", "baseline")]
+    lines += ["", link]
+    return "\n".join(lines)
+
+
+def alert_payload(alert: Alert, settings: Settings) -> dict[str, Any]:
+    """Return the JSON a webhook receives."""
+    return {
+        "type": "elshi.alert",
+        "id": alert.id,
+        "kind": alert.kind,
+        "watch_id": alert.watch_id,
+        "mission_id": alert.mission_id,
+        "fired_at": alert.fired_at.isoformat(),
+        "summary": alert.summary,
+        "why": alert.why,
+        "post_ids": alert.post_ids,
+        "url": f"{settings.public_url.rstrip('/')}/alerts/{alert.id}",
+    }
+
+
+def deliver(alert: Alert, delivery: AlertDelivery, settings: Settings) -> None:
+    """Send one delivery; raise DeliveryError on failure."""
+    if delivery.channel == "email":
+        send_email(
+            settings=settings,
+            to=[delivery.target],
+            subject=f"[elshi] {alert.why.get('watch', '')}: {alert.summary}"[:200],
+            text=alert_text(alert, settings),
+        )
+    elif delivery.channel == "webhook":
+        post_webhook(settings=settings, url=delivery.target, payload=alert_payload(alert, settings))
+    elif delivery.channel == "telegram":
+        send_telegram(settings=settings, chat_id=delivery.target, text=alert_text(alert, settings))
+    else:
+        raise DeliveryError(f"unknown channel {delivery.channel!r}")
+
+
+def deliver_due(db: Database, *, settings: Settings, limit: int = 200) -> dict[str, int]:
+    """Try every delivery that is due; failures wait longer each time, then are marked failed."""
+    counts = {"sent": 0, "retry": 0, "failed": 0}
+    with db.session() as s:
+        due = list(
+            s.execute(
+                select(AlertDelivery, Alert)
+                .join(Alert, Alert.id == AlertDelivery.alert_id)
+                .where(AlertDelivery.status == "pending", AlertDelivery.next_attempt_at <= utcnow())
+                .order_by(AlertDelivery.id)
+                .limit(limit)
+            ).all()
+        )
+        for delivery, alert in due:
+            delivery.attempts += 1
+            try:
+                deliver(alert, delivery, settings)
+            except DeliveryError as exc:
+                delivery.last_error = str(exc)[:2000]
+                if delivery.attempts >= settings.delivery_max_attempts:
+                    delivery.status = "failed"
+                    delivery.next_attempt_at = None
+                    counts["failed"] += 1
+                else:
+                    delivery.next_attempt_at = utcnow() + timedelta(
+                        minutes=2 ** (delivery.attempts - 1)
+                    )
+                    counts["retry"] += 1
+                log.warning(
+                    "alert %s via %s failed (attempt %s)",
+                    alert.id,
+                    delivery.channel,
+                    delivery.attempts,
+                )
+                continue
+            delivery.status = "sent"
+            delivery.sent_at = utcnow()
+            delivery.next_attempt_at = None
+            counts["sent"] += 1
+    return counts
+
+
+def retry_delivery(db: Database, *, delivery_id: int, alert_id: int) -> None:
+    """Make a failed delivery due again now (the button on the alert page)."""
+    with db.session() as s:
+        d = s.get(AlertDelivery, delivery_id)
+        if d is not None and d.alert_id == alert_id and d.status != "sent":
+            d.status = "pending"
+            d.next_attempt_at = utcnow()

@@ -1,0 +1,489 @@
+"""Alert rules and alerts: create, list, acknowledge, comment; the checks behind each rule kind."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from elshi.accounts.service import PermissionDenied, Principal
+from elshi.alerts.models import RULE_KINDS, Alert, AlertComment, AlertDelivery, AlertRule
+from elshi.db import utcnow
+from elshi.errors import N_, FieldError
+from elshi.listen.models import Post, Source
+from elshi.watch.models import WatchHourly, WatchMatch
+from elshi.watch.service import NotFound, get_watch, may_see_mission, narrative_table_exists
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "volume_spike": {"window_hours": 24, "threshold": 3.0, "min_count": 10},
+    "negative_jump": {"window_hours": 24, "baseline_days": 7, "min_delta": 0.15, "min_count": 10},
+    "term": {"terms": []},
+    "source_silent": {"source_id": None, "silent_hours": 24},
+    "narrative_growth": {"growth": 2.0, "min_posts": 20},
+}
+MAX_TEXT = 4000
+
+
+class InvalidRule(FieldError):
+    """A rule field is not valid."""
+
+
+@dataclass
+class Finding:
+    """What a check found: a key (one alert per key), a summary, the numbers and the posts."""
+
+    key: str
+    summary: str
+    why: dict[str, Any]
+    post_ids: list[int]
+
+
+# ---------------------------------------------------------------------------- rules
+
+
+def _number(params: dict[str, Any], name: str, low: float, high: float) -> float:
+    try:
+        value = float(params[name])
+    except (TypeError, ValueError):
+        raise InvalidRule(name, N_("not a number")) from None
+    if not low <= value <= high:
+        raise InvalidRule(
+            name, N_("must be from %(low)s to %(high)s"), low=f"{low:g}", high=f"{high:g}"
+        )
+    return value
+
+
+def clean_params(kind: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """Check a rule's parameters against its kind; fill in defaults."""
+    if kind not in RULE_KINDS:
+        raise InvalidRule("kind", N_("choose one from the list"))
+    params = dict(DEFAULTS[kind])
+    params.update({k: v for k, v in raw.items() if k in params and v not in (None, "")})
+    if kind == "volume_spike":
+        params["window_hours"] = int(_number(params, "window_hours", 1, 168))
+        params["threshold"] = _number(params, "threshold", 0.5, 50)
+        params["min_count"] = int(_number(params, "min_count", 1, 1_000_000))
+    elif kind == "negative_jump":
+        params["window_hours"] = int(_number(params, "window_hours", 1, 168))
+        params["baseline_days"] = int(_number(params, "baseline_days", 1, 60))
+        params["min_delta"] = _number(params, "min_delta", 0.01, 1)
+        params["min_count"] = int(_number(params, "min_count", 1, 1_000_000))
+    elif kind == "term":
+        terms = params["terms"]
+        if isinstance(terms, str):
+            terms = [t.strip() for t in terms.replace("|", "\n").splitlines() if t.strip()]
+        if not terms or any(len(t) > 200 for t in terms):
+            raise InvalidRule("terms", N_("give at least one term of at most 200 characters"))
+        params["terms"] = terms[:100]
+    elif kind == "source_silent":
+        params["source_id"] = int(_number(params, "source_id", 1, 2**31))
+        params["silent_hours"] = _number(params, "silent_hours", 1, 24 * 60)
+    elif kind == "narrative_growth":
+        params["growth"] = _number(params, "growth", 1.1, 100)
+        params["min_posts"] = int(_number(params, "min_posts", 1, 1_000_000))
+    return params
+
+
+def clean_targets(raw: dict[str, Any]) -> dict[str, Any]:
+    """Check e-mail addresses, webhook URL and Telegram chat id."""
+    emails = raw.get("emails") or []
+    if isinstance(emails, str):
+        emails = [e.strip() for e in emails.replace(";", ",").split(",") if e.strip()]
+    for e in emails:
+        if "@" not in e or " " in e or len(e) > 320:
+            raise InvalidRule("emails", N_("%(value)s is not an e-mail address"), value=e[:80])
+    webhook = str(raw.get("webhook") or "").strip()
+    if webhook and not webhook.startswith(("http://", "https://")):
+        raise InvalidRule("webhook", N_("must start with http:// or https://"))
+    telegram = str(raw.get("telegram") or "").strip()
+    if telegram and not telegram.lstrip("-@").replace("_", "").isalnum():
+        raise InvalidRule("telegram", N_("a chat id (digits) or @channel name"))
+    return {"emails": emails[:20], "webhook": webhook[:500], "telegram": telegram[:100]}
+
+
+def create_rule(
+    *,
+    db: Session,
+    principal: Principal,
+    watch_id: int,
+    kind: str,
+    name: str,
+    params: dict[str, Any],
+    targets: dict[str, Any] | None = None,
+    cooldown_minutes: int = 360,
+) -> AlertRule:
+    """Add an alert rule to a watch list."""
+    watch = get_watch(db=db, principal=principal, watch_id=watch_id)
+    if not principal.can("alerts.manage", watch.mission_id):
+        raise PermissionDenied("alerts.manage")
+    if kind == "narrative_growth" and not narrative_table_exists(db):
+        raise InvalidRule("kind", N_("narratives are not stored in this installation"))
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidRule("name", N_("between 1 and 200 characters"))
+    if not 0 <= cooldown_minutes <= 60 * 24 * 30:
+        raise InvalidRule("cooldown", N_("from 0 to 43200 minutes"))
+    clean = clean_params(kind, params)
+    if kind == "source_silent" and db.get(Source, clean["source_id"]) is None:
+        raise InvalidRule("source_id", N_("no such source"))
+    rule = AlertRule(
+        watch_id=watch.id,
+        kind=kind,
+        name=name,
+        params=clean,
+        targets=clean_targets(targets or {}),
+        cooldown_minutes=cooldown_minutes,
+        enabled=True,
+    )
+    db.add(rule)
+    db.flush()
+    return rule
+
+
+def rules_of(*, db: Session, watch_id: int) -> list[AlertRule]:
+    """Return a watch list's rules."""
+    return list(
+        db.scalars(select(AlertRule).where(AlertRule.watch_id == watch_id).order_by(AlertRule.id))
+    )
+
+
+def set_rule_enabled(
+    *, db: Session, principal: Principal, rule_id: int, enabled: bool
+) -> AlertRule:
+    """Pause or resume a rule."""
+    rule = db.get(AlertRule, rule_id)
+    if rule is None:
+        raise NotFound(f"no rule {rule_id}")
+    watch = get_watch(db=db, principal=principal, watch_id=rule.watch_id)
+    if not principal.can("alerts.manage", watch.mission_id):
+        raise PermissionDenied("alerts.manage")
+    rule.enabled = enabled
+    return rule
+
+
+# ---------------------------------------------------------------------------- alerts
+
+
+def list_alerts(
+    *, db: Session, principal: Principal, status: str | None = None, limit: int = 100
+) -> list[Alert]:
+    """Return alerts of the user's missions, newest first."""
+    q = select(Alert).order_by(Alert.fired_at.desc(), Alert.id.desc()).limit(limit)
+    ids = principal.mission_ids()
+    if ids is not None:
+        q = q.where(Alert.mission_id.in_(ids))
+    if status:
+        q = q.where(Alert.status == status)
+    return list(db.scalars(q))
+
+
+def open_count(*, db: Session, principal: Principal) -> int:
+    """Return how many alerts wait for acknowledgement (the in-app notice)."""
+    q = select(func.count()).select_from(Alert).where(Alert.status == "open")
+    ids = principal.mission_ids()
+    if ids is not None:
+        q = q.where(Alert.mission_id.in_(ids))
+    return int(db.scalar(q) or 0)
+
+
+def get_alert(*, db: Session, principal: Principal, alert_id: int) -> Alert:
+    """Return an alert the user may see."""
+    alert = db.get(Alert, alert_id)
+    if alert is None or not may_see_mission(principal, alert.mission_id):
+        raise NotFound(f"no alert {alert_id}")
+    return alert
+
+
+def acknowledge(*, db: Session, principal: Principal, alert_id: int) -> Alert:
+    """Mark an alert as seen and handled by this user."""
+    alert = get_alert(db=db, principal=principal, alert_id=alert_id)
+    if alert.status != "acknowledged":
+        alert.status = "acknowledged"
+        alert.acknowledged_by = principal.user_id
+        alert.acknowledged_at = utcnow()
+    return alert
+
+
+def comment(*, db: Session, principal: Principal, alert_id: int, text: str) -> AlertComment:
+    """Add a comment to an alert."""
+    alert = get_alert(db=db, principal=principal, alert_id=alert_id)
+    text = text.strip()
+    if not text or len(text) > MAX_TEXT:
+        raise InvalidRule("comment", N_("between 1 and %(n)s characters"), n=MAX_TEXT)
+    row = AlertComment(
+        alert_id=alert.id, user_id=principal.user_id, author=principal.label, text=text
+    )
+    db.add(row)
+    db.flush()
+    return row
+
+
+def comments_of(*, db: Session, alert_id: int) -> list[AlertComment]:
+    """Return an alert's comments, oldest first."""
+    return list(
+        db.scalars(
+            select(AlertComment).where(AlertComment.alert_id == alert_id).order_by(AlertComment.id)
+        )
+    )
+
+
+def deliveries_of(*, db: Session, alert_id: int) -> list[AlertDelivery]:
+    """Return an alert's deliveries with their state."""
+    return list(
+        db.scalars(
+            select(AlertDelivery)
+            .where(AlertDelivery.alert_id == alert_id)
+            .order_by(AlertDelivery.id)
+        )
+    )
+
+
+def failed_deliveries(
+    *, db: Session, principal: Principal, limit: int = 50
+) -> list[tuple[AlertDelivery, Alert]]:
+    """Return deliveries that failed at least once, newest first (for the alerts page)."""
+    q = (
+        select(AlertDelivery, Alert)
+        .join(Alert, Alert.id == AlertDelivery.alert_id)
+        .where(AlertDelivery.last_error.is_not(None))
+        .order_by(AlertDelivery.id.desc())
+        .limit(limit)
+    )
+    ids = principal.mission_ids()
+    if ids is not None:
+        q = q.where(Alert.mission_id.in_(ids))
+    return [(d, a) for d, a in db.execute(q).all()]
+
+
+# ---------------------------------------------------------------------------- checks
+
+
+def _as_utc(dt: datetime) -> datetime:
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def _mad(values: list[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    med = statistics.median(values)
+    return statistics.median([abs(v - med) for v in values])
+
+
+def _window_end(db: Session, watch_id: int) -> datetime | None:
+    last = db.scalar(select(func.max(WatchHourly.hour)).where(WatchHourly.watch_id == watch_id))
+    return _as_utc(last) + timedelta(hours=1) if last else None
+
+
+def _hours(
+    db: Session, watch_id: int, start: datetime, end: datetime
+) -> dict[datetime, tuple[int, int]]:
+    rows = db.execute(
+        select(WatchHourly.hour, WatchHourly.n, WatchHourly.against).where(
+            WatchHourly.watch_id == watch_id, WatchHourly.hour >= start, WatchHourly.hour < end
+        )
+    )
+    return {_as_utc(h): (int(n), int(a)) for h, n, a in rows}
+
+
+def _sum(hours: dict[datetime, tuple[int, int]], start: datetime, end: datetime) -> tuple[int, int]:
+    n = a = 0
+    for h, (hn, ha) in hours.items():
+        if start <= h < end:
+            n += hn
+            a += ha
+    return n, a
+
+
+def _top_posts(
+    db: Session, watch_id: int, start: datetime, end: datetime, stance: str | None = None
+) -> list[int]:
+    q = (
+        select(WatchMatch.post_id)
+        .where(
+            WatchMatch.watch_id == watch_id,
+            WatchMatch.published_at >= start,
+            WatchMatch.published_at < end,
+        )
+        .order_by(WatchMatch.engagement.desc(), WatchMatch.post_id.desc())
+        .limit(10)
+    )
+    if stance:
+        q = q.where(WatchMatch.stance == stance)
+    return list(db.scalars(q))
+
+
+def check_volume_spike(db: Session, rule: AlertRule) -> Finding | None:
+    """Posts in the last window against the same window on earlier days (median and MAD).
+
+    Seasonality: when four weeks of history exist, the expected value is the median of the same
+    window on the same weekday of the past four weeks; otherwise of the past seven days. The
+    spread is the scaled median absolute deviation of the past 14 days (at least the square root
+    of the expected count, as for Poisson counts, and at least 1).
+    """
+    p = rule.params
+    end = _window_end(db, rule.watch_id)
+    if end is None:
+        return None
+    window = timedelta(hours=int(p["window_hours"]))
+    start = end - window
+    hours = _hours(db, rule.watch_id, start - timedelta(days=29), end)
+    current, _ = _sum(hours, start, end)
+    daily = [
+        float(_sum(hours, start - timedelta(days=k), end - timedelta(days=k))[0])
+        for k in range(1, 29)
+    ]
+    first = min(hours) if hours else start
+    history_days = max(0, (start - first).days)
+    weekly = [daily[k - 1] for k in (7, 14, 21, 28) if k <= history_days]
+    recent = daily[: min(7, max(history_days, 1))]
+    seasonal = len(weekly) >= 2
+    expected = statistics.median(weekly if seasonal else recent)
+    spread = 1.4826 * _mad(daily[: min(14, max(history_days, 1))])
+    scale = max(spread, expected**0.5, 1.0)
+    z = (current - expected) / scale
+    if current < p["min_count"] or z < p["threshold"]:
+        return None
+    return Finding(
+        key=f"spike:{start:%Y%m%d%H}",
+        summary=f"{current} posts in {p['window_hours']} h; expected {expected:.0f} (z = {z:.1f})",
+        why={
+            "window_start": start.isoformat(),
+            "window_end": end.isoformat(),
+            "current": current,
+            "expected": round(expected, 2),
+            "scale": round(scale, 2),
+            "z": round(z, 2),
+            "threshold": p["threshold"],
+            "seasonal": seasonal,
+            "baseline": [int(v) for v in (weekly if seasonal else recent)],
+        },
+        post_ids=_top_posts(db, rule.watch_id, start, end),
+    )
+
+
+def check_negative_jump(db: Session, rule: AlertRule) -> Finding | None:
+    """Share of posts against the topic in the last window against the days before."""
+    p = rule.params
+    end = _window_end(db, rule.watch_id)
+    if end is None:
+        return None
+    start = end - timedelta(hours=int(p["window_hours"]))
+    base_start = start - timedelta(days=int(p["baseline_days"]))
+    hours = _hours(db, rule.watch_id, base_start, end)
+    n, against = _sum(hours, start, end)
+    bn, bagainst = _sum(hours, base_start, start)
+    if n < p["min_count"]:
+        return None
+    share = against / n
+    base = bagainst / bn if bn else 0.0
+    if share - base < p["min_delta"]:
+        return None
+    return Finding(
+        key=f"negative:{start:%Y%m%d%H}",
+        summary=f"{share:.0%} of {n} posts against the topic; before: {base:.0%} of {bn}",
+        why={
+            "window_start": start.isoformat(),
+            "window_end": end.isoformat(),
+            "posts": n,
+            "against": against,
+            "share": round(share, 4),
+            "baseline_posts": bn,
+            "baseline_against": bagainst,
+            "baseline_share": round(base, 4),
+            "min_delta": p["min_delta"],
+        },
+        post_ids=_top_posts(db, rule.watch_id, start, end, stance="negative"),
+    )
+
+
+def check_terms(db: Session, rule: AlertRule, post_ids: list[int]) -> Finding | None:
+    """Watch-list terms appearing in newly matched posts (every script and case ending)."""
+    from elshi.nlp.entities import compile_watchlist
+
+    if not post_ids:
+        return None
+    gaz = compile_watchlist(
+        [{"id": f"r{i}", "name": t} for i, t in enumerate(rule.params["terms"])]
+    )
+    if gaz is None:
+        return None
+    found: dict[str, int] = {}
+    hits: list[int] = []
+    for chunk_start in range(0, len(post_ids), 500):
+        chunk = post_ids[chunk_start : chunk_start + 500]
+        for pid, title, body in db.execute(
+            select(Post.id, Post.title, Post.text).where(Post.id.in_(chunk))
+        ):
+            text = f"{title}\n{body}" if title else (body or "")
+            words = {text[h.start : h.end] for h in gaz.gazetteer.find(text)}
+            if words:
+                hits.append(pid)
+                for w in words:
+                    found[w] = found.get(w, 0) + 1
+    if not hits:
+        return None
+    return Finding(
+        key=f"term:{min(hits)}",
+        summary=f"{len(hits)} new posts mention " + ", ".join(sorted(found)[:5]),
+        why={"terms": rule.params["terms"], "found": found, "posts": len(hits)},
+        post_ids=sorted(hits)[-20:],
+    )
+
+
+def check_source_silent(db: Session, rule: AlertRule, now: datetime) -> Finding | None:
+    """A source that usually posts has posted nothing for some hours."""
+    source = db.get(Source, rule.params["source_id"])
+    if source is None or not source.enabled:
+        return None
+    last = db.scalar(select(func.max(Post.collected_at)).where(Post.source_id == source.id))
+    if last is None:
+        return None
+    last = _as_utc(last)
+    silent = (now - last).total_seconds() / 3600
+    if silent < rule.params["silent_hours"]:
+        return None
+    week = db.scalar(
+        select(func.count())
+        .select_from(Post)
+        .where(Post.source_id == source.id, Post.collected_at >= last - timedelta(days=7))
+    )
+    return Finding(
+        key=f"silent:{source.id}:{last:%Y%m%d%H%M}",
+        summary=f"{source.name}: nothing for {silent:.0f} h",
+        why={
+            "source_id": source.id,
+            "source": source.name,
+            "last_post_at": last.isoformat(),
+            "hours_silent": round(silent, 1),
+            "silent_hours": rule.params["silent_hours"],
+            "posts_in_week_before": int(week or 0),
+            "last_error": source.last_error,
+        },
+        post_ids=[],
+    )
+
+
+def check_narrative_growth(db: Session, rule: AlertRule) -> Finding | None:
+    """NARRATIVES: a stored narrative that grew fast since the last check (needs the table)."""
+    from elshi.watch.service import top_narratives
+
+    rows = top_narratives(db=db, limit=50)
+    if not rows:
+        return None
+    before: dict[str, int] = rule.params.get("last_sizes") or {}
+    now_sizes = {str(r["id"]): int(r["size"] or 0) for r in rows}
+    rule.params = {**rule.params, "last_sizes": now_sizes}
+    for r in rows:
+        old, new = before.get(str(r["id"])), now_sizes[str(r["id"])]
+        if old and new >= rule.params["min_posts"] and new >= old * rule.params["growth"]:
+            return Finding(
+                key=f"narrative:{r['id']}:{new}",
+                summary=f"{r['title']}: {old} → {new} posts",
+                why={"narrative_id": r["id"], "title": r["title"], "before": old, "now": new},
+                post_ids=[],
+            )
+    return None

@@ -1,0 +1,277 @@
+"""Alert pages: rules of a watch list, the alert list (in-app notices), one alert with why."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+
+from elshi.accounts.service import PermissionDenied, audit
+from elshi.alerts import flows, service
+from elshi.alerts.models import RULE_KINDS
+from elshi.listen.models import Post, Source
+from elshi.watch.service import NotFound, get_watch, narrative_table_exists
+from elshi.web.deps import DbSession, StaffUser, get_database
+from elshi.web.i18n import N_
+from elshi.web.pages import check_form, error_text, redirect
+from elshi.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+KIND_NAMES = {
+    "volume_spike": N_("Volume spike against the usual level"),
+    "negative_jump": N_("Jump in posts against the topic"),
+    "term": N_("A term appears"),
+    "source_silent": N_("A source goes silent"),
+    "narrative_growth": N_("A narrative grows fast"),
+}
+STATUS_NAMES = {"open": N_("open"), "acknowledged": N_("acknowledged")}
+DELIVERY_NAMES = {"pending": N_("waiting"), "sent": N_("sent"), "failed": N_("failed")}
+
+
+def _rules_page(
+    request: Request,
+    db: Any,
+    principal: Any,
+    watch_id: int,
+    error: str | None = None,
+    values: dict[str, Any] | None = None,
+    status: int = 200,
+) -> Response:
+    try:
+        watch = get_watch(db=db, principal=principal, watch_id=watch_id)
+    except NotFound:
+        raise HTTPException(404, "no such watch list") from None
+    kinds = [k for k in RULE_KINDS if k != "narrative_growth" or narrative_table_exists(db)]
+    return render(
+        request,
+        "rules.html",
+        {
+            "active": "alerts",
+            "watch": watch,
+            "rules": service.rules_of(db=db, watch_id=watch.id),
+            "kinds": kinds,
+            "kind_names": KIND_NAMES,
+            "defaults": service.DEFAULTS,
+            "sources": list(db.scalars(select(Source).order_by(Source.name))),
+            "error": error,
+            "v": values or {},
+            "can_manage": principal.can("alerts.manage", watch.mission_id),
+        },
+        status=status,
+    )
+
+
+@router.get("/watch/{watch_id}/alerts")
+def rules(request: Request, watch_id: int, db: DbSession, principal: StaffUser) -> Response:
+    """A watch list's alert rules and the form to add one."""
+    return _rules_page(request, db, principal, watch_id)
+
+
+@router.post("/watch/{watch_id}/alerts")
+def add_rule(
+    request: Request,
+    watch_id: int,
+    db: DbSession,
+    principal: StaffUser,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    kind: Annotated[str, Form(max_length=32)] = "",
+    name: Annotated[str, Form(max_length=1000)] = "",
+    window_hours: Annotated[str, Form(max_length=20)] = "",
+    threshold: Annotated[str, Form(max_length=20)] = "",
+    min_count: Annotated[str, Form(max_length=20)] = "",
+    baseline_days: Annotated[str, Form(max_length=20)] = "",
+    min_delta: Annotated[str, Form(max_length=20)] = "",
+    terms: Annotated[str, Form(max_length=10_000)] = "",
+    source_id: Annotated[str, Form(max_length=20)] = "",
+    silent_hours: Annotated[str, Form(max_length=20)] = "",
+    growth: Annotated[str, Form(max_length=20)] = "",
+    min_posts: Annotated[str, Form(max_length=20)] = "",
+    emails: Annotated[str, Form(max_length=5000)] = "",
+    webhook: Annotated[str, Form(max_length=1000)] = "",
+    telegram: Annotated[str, Form(max_length=200)] = "",
+    cooldown: Annotated[str, Form(max_length=20)] = "360",
+) -> Response:
+    """Add an alert rule."""
+    check_form(request, csrf_token)
+    values = dict(locals())
+    params = {
+        "window_hours": window_hours,
+        "threshold": threshold,
+        "min_count": min_count,
+        "baseline_days": baseline_days,
+        "min_delta": min_delta,
+        "terms": terms,
+        "source_id": source_id,
+        "silent_hours": silent_hours,
+        "growth": growth,
+        "min_posts": min_posts,
+    }
+    try:
+        if not cooldown.strip().isdigit():
+            raise service.InvalidRule("cooldown", N_("from 0 to 43200 minutes"))
+        with db.begin_nested():
+            rule = service.create_rule(
+                db=db,
+                principal=principal,
+                watch_id=watch_id,
+                kind=kind,
+                name=name,
+                params=params,
+                targets={"emails": emails, "webhook": webhook, "telegram": telegram},
+                cooldown_minutes=int(cooldown),
+            )
+    except service.InvalidRule as exc:
+        shown = {k: v for k, v in values.items() if isinstance(v, str)}
+        return _rules_page(
+            request, db, principal, watch_id, error_text(request, exc), shown, status=400
+        )
+    except NotFound:
+        raise HTTPException(404, "no such watch list") from None
+    except PermissionDenied:
+        raise HTTPException(403, "you may not manage alerts in this mission") from None
+    audit(
+        db=db,
+        action="alert_rule.created",
+        object_type="alert_rule",
+        object_id=rule.id,
+        actor_id=principal.user_id,
+        actor_label=principal.label,
+    )
+    return redirect(request, f"/watch/{watch_id}/alerts")
+
+
+@router.post("/rules/{rule_id}/toggle")
+def toggle_rule(
+    request: Request,
+    rule_id: int,
+    db: DbSession,
+    principal: StaffUser,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    enabled: Annotated[str, Form(max_length=5)] = "",
+) -> Response:
+    """Pause or resume a rule."""
+    check_form(request, csrf_token)
+    try:
+        rule = service.set_rule_enabled(
+            db=db, principal=principal, rule_id=rule_id, enabled=enabled == "1"
+        )
+    except NotFound:
+        raise HTTPException(404, "no such rule") from None
+    except PermissionDenied:
+        raise HTTPException(403, "you may not manage alerts in this mission") from None
+    return redirect(request, f"/watch/{rule.watch_id}/alerts")
+
+
+@router.get("/alerts")
+def alerts(request: Request, db: DbSession, principal: StaffUser, status: str = "") -> Response:
+    """Alerts of the user's missions, newest first, and deliveries that failed."""
+    return render(
+        request,
+        "alerts.html",
+        {
+            "active": "alerts",
+            "alerts": service.list_alerts(
+                db=db, principal=principal, status=status if status in STATUS_NAMES else None
+            ),
+            "status": status,
+            "kind_names": KIND_NAMES,
+            "status_names": STATUS_NAMES,
+            "delivery_names": DELIVERY_NAMES,
+            "failed": service.failed_deliveries(db=db, principal=principal),
+        },
+    )
+
+
+@router.get("/alerts/{alert_id}")
+def alert_detail(request: Request, alert_id: int, db: DbSession, principal: StaffUser) -> Response:
+    """One alert: why it fired, its posts, comments and deliveries."""
+    try:
+        alert = service.get_alert(db=db, principal=principal, alert_id=alert_id)
+    except NotFound:
+        raise HTTPException(404, "no such alert") from None
+    posts = list(db.scalars(select(Post).where(Post.id.in_(alert.post_ids or []))))
+    return render(
+        request,
+        "alert.html",
+        {
+            "active": "alerts",
+            "a": alert,
+            "posts": posts,
+            "kind_names": KIND_NAMES,
+            "status_names": STATUS_NAMES,
+            "delivery_names": DELIVERY_NAMES,
+            "comments": service.comments_of(db=db, alert_id=alert.id),
+            "deliveries": service.deliveries_of(db=db, alert_id=alert.id),
+        },
+    )
+
+
+@router.post("/alerts/{alert_id}/ack")
+def acknowledge(
+    request: Request,
+    alert_id: int,
+    db: DbSession,
+    principal: StaffUser,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Acknowledge an alert."""
+    check_form(request, csrf_token)
+    try:
+        alert = service.acknowledge(db=db, principal=principal, alert_id=alert_id)
+    except NotFound:
+        raise HTTPException(404, "no such alert") from None
+    audit(
+        db=db,
+        action="alert.acknowledged",
+        object_type="alert",
+        object_id=alert.id,
+        actor_id=principal.user_id,
+        actor_label=principal.label,
+        mission_id=alert.mission_id,
+    )
+    return redirect(request, f"/alerts/{alert.id}")
+
+
+@router.post("/alerts/{alert_id}/comment")
+def add_comment(
+    request: Request,
+    alert_id: int,
+    db: DbSession,
+    principal: StaffUser,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    text: Annotated[str, Form(max_length=10_000)] = "",
+) -> Response:
+    """Comment on an alert."""
+    check_form(request, csrf_token)
+    try:
+        service.comment(db=db, principal=principal, alert_id=alert_id, text=text)
+    except NotFound:
+        raise HTTPException(404, "no such alert") from None
+    except service.InvalidRule as exc:
+        raise HTTPException(400, error_text(request, exc)) from None
+    return redirect(request, f"/alerts/{alert_id}#comments")
+
+
+@router.post("/alerts/{alert_id}/deliveries/{delivery_id}/retry")
+def retry(
+    request: Request,
+    alert_id: int,
+    delivery_id: int,
+    db: DbSession,
+    principal: StaffUser,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Send a failed delivery again now."""
+    check_form(request, csrf_token)
+    try:
+        service.get_alert(db=db, principal=principal, alert_id=alert_id)
+    except NotFound:
+        raise HTTPException(404, "no such alert") from None
+    db.commit()
+    database = get_database(request)
+    flows.retry_delivery(database, delivery_id=delivery_id, alert_id=alert_id)
+    flows.deliver_due(database, settings=request.app.state.settings)
+    return redirect(request, f"/alerts/{alert_id}#deliveries")

@@ -1,0 +1,259 @@
+"""Post explorer with facets, post detail with annotations and why, authors, saved searches."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import Response
+from sqlalchemy import func, select
+
+from elshi.accounts.service import PermissionDenied, audit
+from elshi.listen import service as listen
+from elshi.listen.models import Annotation, Author, Post, Source
+from elshi.watch import service
+from elshi.watch.models import ACTOR_TYPES, WatchMatch
+from elshi.web import service as web_service
+from elshi.web.deps import DbSession, StaffUser
+from elshi.web.forms import PAGE_SIZE, parse_search
+from elshi.web.i18n import N_
+from elshi.web.pages import (
+    check_form,
+    entity_name,
+    error_text,
+    int_or_none,
+    query_dict,
+    redirect,
+    t,
+)
+from elshi.web.templating import render, request_language
+
+router = APIRouter(include_in_schema=False)
+
+FACET_CAP = 10_000
+SENTIMENTS = ("negative", "neutral", "positive")
+BAD_SENTIMENT = N_("Choose a sentiment from the list.")
+ENRICHER_NAMES = {
+    "language": N_("Language"),
+    "sentiment": N_("Sentiment"),
+    "entities": N_("Entities"),
+}
+
+
+def _facets(db: Any, ids: Any) -> dict[str, list[tuple[Any, int]]]:
+    capped = ids.limit(FACET_CAP).subquery()
+    inner = select(capped.c.id)
+
+    def count(col: Any, *where: Any) -> list[tuple[Any, int]]:
+        n = func.count()
+        return [
+            (k, int(v))
+            for k, v in db.execute(
+                select(col, n).where(*where).group_by(col).order_by(n.desc()).limit(12)
+            )
+        ]
+
+    return {
+        "language": count(Post.lang, Post.id.in_(inner)),
+        "platform": count(Post.platform, Post.id.in_(inner)),
+        "source": count(Post.source_id, Post.id.in_(inner)),
+        "sentiment": count(
+            Annotation.label, Annotation.enricher == "sentiment", Annotation.post_id.in_(inner)
+        ),
+    }
+
+
+@router.get("/explore")
+def explore(request: Request, db: DbSession, principal: StaffUser) -> Response:
+    """Search posts with facet counts; filter by watch list and sentiment too."""
+    form = parse_search(request.query_params)
+    q = request.query_params
+    watch_id = int_or_none(q.get("watch"))
+    sentiment = (q.get("sentiment") or "").strip() or None
+    watches = service.list_watches(db=db, principal=principal)
+    if sentiment and sentiment not in SENTIMENTS:
+        form.errors.append(BAD_SENTIMENT)
+    total, items, facets = 0, list[Post](), {}
+    if not form.errors:
+        form.query.mission_ids = principal.mission_ids()
+        within = []
+        if watch_id and any(w.id == watch_id for w in watches):
+            within.append(select(WatchMatch.post_id).where(WatchMatch.watch_id == watch_id))
+        if sentiment:
+            within.append(
+                select(Annotation.post_id).where(
+                    Annotation.enricher == "sentiment", Annotation.label == sentiment
+                )
+            )
+        if within:
+            form.query.within = within[0]
+            if len(within) > 1:
+                form.query.within = within[0].where(WatchMatch.post_id.in_(within[1]))
+        page = listen.search_page(db=db, query=form.query)
+        total, items = page.total, page.items
+        facets = _facets(db, listen.matching_ids(db=db, query=form.query))
+    sources = {
+        s.id: s.name
+        for s in web_service.visible_sources(db=db, mission_ids=principal.mission_ids())
+    }
+    params = query_dict(q, service.SAVED_KEYS)
+    return render(
+        request,
+        "explore.html",
+        {
+            "active": "explore",
+            "form": form,
+            "total": total,
+            "items": items,
+            "facets": facets,
+            "pages": max(1, math.ceil(total / PAGE_SIZE)),
+            "source_names": sources,
+            "watches": watches,
+            "watch_id": watch_id,
+            "sentiment": sentiment,
+            "sentiments": SENTIMENTS,
+            "saved": service.saved_searches(db=db, principal=principal),
+            "params": params,
+            "facet_url": lambda key, value: "/explore?" + urlencode({**params, key: value}),
+        },
+        status=400 if form.errors else 200,
+    )
+
+
+@router.post("/explore/save")
+def save_search(
+    request: Request,
+    db: DbSession,
+    principal: StaffUser,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    name: Annotated[str, Form(max_length=1000)] = "",
+    query: Annotated[str, Form(max_length=4000)] = "",
+) -> Response:
+    """Keep the current search under a name and show its shareable link."""
+    from urllib.parse import parse_qsl
+
+    check_form(request, csrf_token)
+    params = dict(parse_qsl(query))
+    watch_id = int_or_none(params.get("watch"))
+    mission_id = None
+    if watch_id:
+        try:
+            mission_id = service.get_watch(db=db, principal=principal, watch_id=watch_id).mission_id
+        except service.NotFound:
+            params.pop("watch", None)
+    if mission_id is None:
+        ids = principal.mission_ids()
+        mission_id = min(ids) if ids else None
+    try:
+        row = service.save_search(
+            db=db, principal=principal, name=name, params=params, mission_id=mission_id
+        )
+    except service.InvalidWatch as exc:
+        raise HTTPException(400, error_text(request, exc)) from None
+    except PermissionDenied:
+        raise HTTPException(403, "not your mission") from None
+    return redirect(request, f"/s/{row.token}")
+
+
+@router.get("/s/{token}")
+def open_saved(request: Request, token: str, db: DbSession, principal: StaffUser) -> Response:
+    """Open a saved search by its shareable link."""
+    try:
+        row = service.open_saved(db=db, principal=principal, token=token[:40])
+    except service.NotFound:
+        raise HTTPException(404, "no such saved search") from None
+    return redirect(request, "/explore?" + urlencode(row.params | {"saved": row.token}))
+
+
+@router.get("/posts/{post_id}")
+def post_detail(request: Request, post_id: int, db: DbSession, principal: StaffUser) -> Response:
+    """A post with its annotations and what drove each, its author and its watch lists."""
+    post = listen.get_post(db=db, post_id=post_id, mission_ids=principal.mission_ids())
+    if post is None:
+        raise HTTPException(404, "no such post")
+    annotations = {a.enricher: a for a in listen.annotations_of(db=db, post_id=post_id)}
+    author = db.get(Author, post.author_id) if post.author_id else None
+    source = db.get(Source, post.source_id) if post.source_id else None
+    lang = request_language(request)
+    return render(
+        request,
+        "post_detail.html",
+        {
+            "active": "explore",
+            "p": post,
+            "annotations": annotations,
+            "enricher_names": ENRICHER_NAMES,
+            "author": author,
+            "source": source,
+            "matches": service.matches_of_post(db=db, principal=principal, post_id=post_id),
+            "entity_name": lambda e: entity_name(e, lang),
+            "narratives_stored": service.narrative_table_exists(db),
+        },
+    )
+
+
+@router.get("/authors/{author_id}")
+def author_page(request: Request, author_id: int, db: DbSession, principal: StaffUser) -> Response:
+    """An author's profile: actor type (editable), counts and recent posts."""
+    author = db.get(Author, author_id)
+    if author is None:
+        raise HTTPException(404, "no such author")
+    query = listen.SearchQuery(author=author.handle, limit=20, mission_ids=principal.mission_ids())
+    page = listen.search_page(db=db, query=query)
+    if not page.items and principal.mission_ids() is not None:
+        raise HTTPException(404, "no such author")
+    audit(
+        db=db,
+        action="author.viewed",
+        object_type="author",
+        object_id=author.id,
+        actor_id=principal.user_id,
+        actor_label=principal.label,
+    )
+    return render(
+        request,
+        "author.html",
+        {
+            "active": "explore",
+            "a": author,
+            "posts": page.items,
+            "total": page.total,
+            "actor_types": ACTOR_TYPES,
+            "can_edit": principal.can("authors.manage"),
+        },
+    )
+
+
+@router.post("/authors/{author_id}/actor-type")
+def set_actor_type(
+    request: Request,
+    author_id: int,
+    db: DbSession,
+    principal: StaffUser,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    actor_type: Annotated[str, Form(max_length=32)] = "",
+) -> Response:
+    """Change an author's actor type."""
+    check_form(request, csrf_token)
+    try:
+        author = service.set_actor_type(
+            db=db, principal=principal, author_id=author_id, actor_type=actor_type
+        )
+    except service.InvalidWatch as exc:
+        raise HTTPException(400, error_text(request, exc)) from None
+    except service.NotFound:
+        raise HTTPException(404, "no such author") from None
+    except PermissionDenied:
+        raise HTTPException(403, t(request, N_("You may not change authors."))) from None
+    audit(
+        db=db,
+        action="author.actor_type",
+        object_type="author",
+        object_id=author.id,
+        actor_id=principal.user_id,
+        actor_label=principal.label,
+        detail={"actor_type": actor_type},
+    )
+    return redirect(request, f"/authors/{author.id}")

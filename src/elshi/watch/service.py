@@ -1,0 +1,585 @@
+"""Watch lists and what the workspace pages read: dashboards, top lists, saved searches, events."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, func, inspect, select, text
+from sqlalchemy.orm import Session
+
+from elshi.accounts.service import PermissionDenied, Principal
+from elshi.db import utcnow
+from elshi.errors import N_, FieldError
+from elshi.listen.models import Author, Post, Source
+from elshi.missions.models import Mission
+from elshi.watch.matching import ENTITY_ID
+from elshi.watch.models import (
+    ACTOR_TYPES,
+    CountryDaily,
+    KnownEvent,
+    SavedSearch,
+    Watch,
+    WatchDaily,
+    WatchEntityDaily,
+    WatchMatch,
+)
+
+MAX_TERMS = 200
+MAX_RANGE_DAYS = 366
+EVENT_KINDS = ("visit", "summit", "vote", "holiday", "other")
+
+
+class InvalidWatch(FieldError):
+    """A watch-list field is not valid."""
+
+
+class NotFound(LookupError):
+    """The object does not exist or the user may not see it."""
+
+
+# ---------------------------------------------------------------------------- terms
+
+
+def parse_terms(value: str, *, field_name: str = "terms") -> list[dict[str, Any]]:
+    """Parse one term per line, aliases split by '|'; an alias like country:CN is an entity."""
+    terms: list[dict[str, Any]] = []
+    for lineno, line in enumerate(value.splitlines(), start=1):
+        parts = [p.strip() for p in line.split("|") if p.strip()]
+        if not parts:
+            continue
+        entity = next((p for p in parts if ENTITY_ID.match(p)), None)
+        names = [p for p in parts if p != entity]
+        if any(len(p) > 200 for p in parts):
+            raise InvalidWatch(
+                field_name, N_("line %(line)s: a name is longer than 200 characters"), line=lineno
+            )
+        if not names and entity is None:
+            raise InvalidWatch(field_name, N_("line %(line)s: no name"), line=lineno)
+        term: dict[str, Any] = {"name": names[0] if names else entity, "aliases": names[1:]}
+        if entity:
+            term["entity"] = entity
+        terms.append(term)
+    if len(terms) > MAX_TERMS:
+        raise InvalidWatch(field_name, N_("at most %(n)s lines"), n=MAX_TERMS)
+    return terms
+
+
+def format_terms(terms: list[dict[str, Any]]) -> str:
+    """Return terms as the text the form shows (one per line, aliases split by '|')."""
+    lines = []
+    for t in terms:
+        parts = [t.get("name") or "", *(t.get("aliases") or [])]
+        if t.get("entity") and t["entity"] not in parts:
+            parts.append(t["entity"])
+        lines.append(" | ".join(p for p in parts if p))
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- access
+
+
+def _require(principal: Principal, permission: str, mission_id: int) -> None:
+    if not principal.can(permission, mission_id):
+        raise PermissionDenied(f"{permission} in mission {mission_id}")
+
+
+def may_see_mission(principal: Principal, mission_id: int) -> bool:
+    """Return True when the user may read this mission's data."""
+    ids = principal.mission_ids()
+    return ids is None or mission_id in ids
+
+
+def list_watches(*, db: Session, principal: Principal) -> list[Watch]:
+    """Return the watch lists of the missions the user may see."""
+    q = select(Watch).order_by(Watch.mission_id, Watch.name)
+    ids = principal.mission_ids()
+    if ids is not None:
+        q = q.where(Watch.mission_id.in_(ids))
+    return list(db.scalars(q))
+
+
+def get_watch(*, db: Session, principal: Principal, watch_id: int) -> Watch:
+    """Return a watch list the user may see, or raise NotFound."""
+    watch = db.get(Watch, watch_id)
+    if watch is None or not may_see_mission(principal, watch.mission_id):
+        raise NotFound(f"no watch list {watch_id}")
+    return watch
+
+
+def save_watch(
+    *,
+    db: Session,
+    principal: Principal,
+    mission_id: int,
+    name: str,
+    terms: str,
+    context_terms: str = "",
+    description: str = "",
+    focus_entity: str = "country:KZ",
+    watch_id: int | None = None,
+) -> Watch:
+    """Create or change a watch list; changed terms re-match the history from the start."""
+    _require(principal, "watch.manage", mission_id)
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidWatch("name", N_("between 1 and 200 characters"))
+    parsed = parse_terms(terms)
+    if not parsed:
+        raise InvalidWatch("terms", N_("give at least one term"))
+    context = parse_terms(context_terms, field_name="context_terms")
+    focus = focus_entity.strip() or "country:KZ"
+    if not ENTITY_ID.match(focus):
+        raise InvalidWatch("focus", N_("an entity id such as country:KZ"))
+    if db.get(Mission, mission_id) is None:
+        raise InvalidWatch("mission", N_("no such mission"))
+    if watch_id is None:
+        watch = Watch(mission_id=mission_id, terms=[], context_terms=[], processed_to=0)
+        db.add(watch)
+    else:
+        watch = get_watch(db=db, principal=principal, watch_id=watch_id)
+        _require(principal, "watch.manage", watch.mission_id)
+    changed = (
+        watch.terms != parsed or watch.context_terms != context or watch.mission_id != mission_id
+    )
+    watch.name, watch.description, watch.focus_entity = name, description.strip(), focus
+    watch.terms, watch.context_terms, watch.mission_id = parsed, context, mission_id
+    watch.updated_at = utcnow()
+    db.flush()
+    if changed and watch_id is not None:
+        reset_watch(db=db, watch_id=watch.id)
+    return watch
+
+
+def reset_watch(*, db: Session, watch_id: int) -> None:
+    """Forget a watch list's matches and rollups so the queue matches history again."""
+    from elshi.watch.models import WatchHourly
+
+    for model in (WatchMatch, WatchDaily, WatchHourly, WatchEntityDaily):
+        db.execute(delete(model).where(model.watch_id == watch_id))
+    watch = db.get(Watch, watch_id)
+    if watch is not None:
+        watch.processed_to = 0
+
+
+def delete_watch(*, db: Session, principal: Principal, watch_id: int) -> None:
+    """Delete a watch list with its matches, rules and alerts."""
+    watch = get_watch(db=db, principal=principal, watch_id=watch_id)
+    _require(principal, "watch.manage", watch.mission_id)
+    reset_watch(db=db, watch_id=watch_id)
+    db.delete(watch)
+
+
+# ---------------------------------------------------------------------------- dashboard
+
+
+@dataclass
+class Filters:
+    """The dashboard's time range (inclusive days) and optional splits."""
+
+    since: date
+    until: date
+    lang: str | None = None
+    platform: str | None = None
+    source_id: int | None = None
+
+    @property
+    def days(self) -> list[date]:
+        """Return every day of the range."""
+        return [self.since + timedelta(days=i) for i in range((self.until - self.since).days + 1)]
+
+    @property
+    def filtered(self) -> bool:
+        """Return True when a split narrows the posts."""
+        return bool(self.lang or self.platform or self.source_id)
+
+
+@dataclass
+class Dashboard:
+    """Everything one dashboard shows."""
+
+    watch: Watch
+    filters: Filters
+    days: list[date]
+    volume: list[int]
+    sentiment: dict[str, list[int]]
+    stance: dict[str, list[int]]
+    by_lang: list[tuple[str, int]]
+    by_platform: list[tuple[str, int]]
+    by_source: list[tuple[str, int]]
+    share_of_voice: list[tuple[str, int]]
+    top_entities: list[tuple[str, int]]
+    top_authors: list[tuple[Author | None, int]]
+    top_posts: list[Post]
+    narratives: list[dict[str, Any]] | None = None
+    total: int = 0
+    negative_share: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def latest_day(*, db: Session, watch_id: int) -> date | None:
+    """Return the last day the watch list matched anything."""
+    return db.scalar(select(func.max(WatchDaily.day)).where(WatchDaily.watch_id == watch_id))
+
+
+def default_range(*, db: Session, watch_id: int, days: int = 30) -> tuple[date, date]:
+    """Return the last `days` days up to today, or up to the last match if none came this week."""
+    today = utcnow().date()
+    last = latest_day(db=db, watch_id=watch_id)
+    until = today if last is None or last > today - timedelta(days=7) else last
+    return until - timedelta(days=days - 1), until
+
+
+def _rollup_where(watch_id: int, f: Filters) -> list[ColumnElement[bool]]:
+    conds: list[ColumnElement[bool]] = [
+        WatchDaily.watch_id == watch_id,
+        WatchDaily.day >= f.since,
+        WatchDaily.day <= f.until,
+    ]
+    if f.lang:
+        conds.append(WatchDaily.lang == f.lang)
+    if f.platform:
+        conds.append(WatchDaily.platform == f.platform)
+    if f.source_id:
+        conds.append(WatchDaily.source_id == f.source_id)
+    return conds
+
+
+def _match_where(watch_id: int, f: Filters) -> list[ColumnElement[bool]]:
+    from datetime import UTC, time
+
+    conds: list[ColumnElement[bool]] = [
+        WatchMatch.watch_id == watch_id,
+        WatchMatch.published_at >= datetime.combine(f.since, time.min, UTC),
+        WatchMatch.published_at < datetime.combine(f.until + timedelta(days=1), time.min, UTC),
+    ]
+    if f.lang:
+        conds.append(WatchMatch.lang == f.lang)
+    if f.platform:
+        conds.append(WatchMatch.platform == f.platform)
+    if f.source_id:
+        conds.append(WatchMatch.source_id == f.source_id)
+    return conds
+
+
+def _group(db: Session, column: Any, conds: list[ColumnElement[bool]]) -> list[tuple[Any, int]]:
+    total = func.sum(WatchDaily.n)
+    rows = db.execute(select(column, total).where(*conds).group_by(column).order_by(total.desc()))
+    return [(k, int(n or 0)) for k, n in rows]
+
+
+def narrative_table_exists(db: Session) -> bool:
+    """Return True when the narrative table exists (stored narratives are built elsewhere)."""
+    return bool(inspect(db.get_bind()).has_table("narrative"))
+
+
+def top_narratives(*, db: Session, limit: int = 5) -> list[dict[str, Any]] | None:
+    """Read the biggest stored narratives when a `narrative` table exists, else None.
+
+    NARRATIVES: this panel reads whatever narrative store is installed; it only needs an id and
+    a title-like column, and sorts by a size-like column when there is one.
+    """
+    if not narrative_table_exists(db):
+        return None
+    cols = {c["name"] for c in inspect(db.get_bind()).get_columns("narrative")}
+    title = next((c for c in ("title", "label", "name", "key_terms") if c in cols), None)
+    size = next((c for c in ("size", "count", "post_count", "posts") if c in cols), None)
+    if "id" not in cols or title is None:
+        return None
+    order = f'ORDER BY "{size}" DESC' if size else "ORDER BY id DESC"
+    size_sql = f', "{size}"' if size else ", NULL"
+    rows = db.execute(
+        text(f'SELECT id, "{title}"{size_sql} FROM narrative {order} LIMIT :n'), {"n": limit}
+    )
+    return [{"id": r[0], "title": str(r[1]), "size": r[2]} for r in rows]
+
+
+def dashboard(*, db: Session, principal: Principal, watch_id: int, filters: Filters) -> Dashboard:
+    """Return a watch list's dashboard data for a range of days, read from the rollups."""
+    watch = get_watch(db=db, principal=principal, watch_id=watch_id)
+    f = filters
+    conds = _rollup_where(watch.id, f)
+    index = {d: i for i, d in enumerate(f.days)}
+    n_days = len(index)
+    volume = [0] * n_days
+    sentiment = {k: [0] * n_days for k in ("negative", "neutral", "positive")}
+    stance = {k: [0] * n_days for k in ("negative", "positive")}
+    rows = db.execute(
+        select(
+            WatchDaily.day,
+            func.sum(WatchDaily.n),
+            func.sum(WatchDaily.neg),
+            func.sum(WatchDaily.neu),
+            func.sum(WatchDaily.pos),
+            func.sum(WatchDaily.against),
+            func.sum(WatchDaily.favor),
+        )
+        .where(*conds)
+        .group_by(WatchDaily.day)
+    )
+    for day, n, neg, neu, pos, against, favor in rows:
+        i = index[day]
+        volume[i] = int(n or 0)
+        sentiment["negative"][i], sentiment["neutral"][i] = int(neg or 0), int(neu or 0)
+        sentiment["positive"][i] = int(pos or 0)
+        stance["negative"][i], stance["positive"][i] = int(against or 0), int(favor or 0)
+    total = sum(volume)
+    source_names = dict(db.execute(select(Source.id, Source.name)).all())
+    by_source = [
+        (source_names.get(k, "—") if k else "—", n)
+        for k, n in _group(db, WatchDaily.source_id, conds)
+    ]
+    mconds = _match_where(watch.id, f)
+    if f.filtered:
+        from collections import Counter
+
+        counter: Counter[str] = Counter()
+        for (ents,) in db.execute(select(WatchMatch.entities).where(*mconds)):
+            counter.update(set(ents or []))
+        top_entities = counter.most_common(10)
+    else:
+        ent_total = func.sum(WatchEntityDaily.n)
+        top_entities = [
+            (e, int(n))
+            for e, n in db.execute(
+                select(WatchEntityDaily.entity, ent_total)
+                .where(
+                    WatchEntityDaily.watch_id == watch.id,
+                    WatchEntityDaily.day >= f.since,
+                    WatchEntityDaily.day <= f.until,
+                )
+                .group_by(WatchEntityDaily.entity)
+                .order_by(ent_total.desc())
+                .limit(10)
+            )
+        ]
+    author_n = func.count()
+    author_rows = db.execute(
+        select(WatchMatch.author_id, author_n)
+        .where(*mconds, WatchMatch.author_id != 0)
+        .group_by(WatchMatch.author_id)
+        .order_by(author_n.desc())
+        .limit(10)
+    ).all()
+    authors = {
+        a.id: a
+        for a in db.scalars(select(Author).where(Author.id.in_([r[0] for r in author_rows])))
+    }
+    post_ids = list(
+        db.scalars(
+            select(WatchMatch.post_id)
+            .where(*mconds)
+            .order_by(WatchMatch.engagement.desc(), WatchMatch.post_id.desc())
+            .limit(10)
+        )
+    )
+    posts_by_id = {p.id: p for p in db.scalars(select(Post).where(Post.id.in_(post_ids)))}
+    against = sum(stance["negative"])
+    return Dashboard(
+        watch=watch,
+        filters=f,
+        days=f.days,
+        volume=volume,
+        sentiment=sentiment,
+        stance=stance,
+        by_lang=[(k or "?", n) for k, n in _group(db, WatchDaily.lang, conds)],
+        by_platform=[(k or "?", n) for k, n in _group(db, WatchDaily.platform, conds)],
+        by_source=by_source,
+        share_of_voice=share_of_voice(db=db, principal=principal, filters=f),
+        top_entities=top_entities,
+        top_authors=[(authors.get(a), int(n)) for a, n in author_rows],
+        top_posts=[posts_by_id[i] for i in post_ids if i in posts_by_id],
+        narratives=top_narratives(db=db),
+        total=total,
+        negative_share=(against / total) if total else None,
+    )
+
+
+def share_of_voice(
+    *, db: Session, principal: Principal, filters: Filters, limit: int = 8
+) -> list[tuple[str, int]]:
+    """Posts mentioning each country in the range (from the sources the user may see)."""
+    total = func.sum(CountryDaily.n)
+    q = (
+        select(CountryDaily.entity, total)
+        .where(CountryDaily.day >= filters.since, CountryDaily.day <= filters.until)
+        .group_by(CountryDaily.entity)
+        .order_by(total.desc())
+        .limit(limit)
+    )
+    ids = principal.mission_ids()
+    if filters.source_id:
+        q = q.where(CountryDaily.source_id == filters.source_id)
+    if ids is not None:
+        hidden = select(Source.id).where(
+            Source.mission_id.is_not(None), Source.mission_id.not_in(ids)
+        )
+        q = q.where(CountryDaily.source_id.not_in(hidden))
+    return [(e, int(n)) for e, n in db.execute(q)]
+
+
+def split_values(*, db: Session, watch_id: int) -> dict[str, list[Any]]:
+    """Return the languages, platforms and sources a watch list's posts have (for filters)."""
+
+    def distinct(col: Any) -> list[Any]:
+        return sorted(
+            v
+            for v in db.scalars(select(col).where(WatchDaily.watch_id == watch_id).distinct())
+            if v
+        )
+
+    return {
+        "langs": distinct(WatchDaily.lang),
+        "platforms": distinct(WatchDaily.platform),
+        "sources": distinct(WatchDaily.source_id),
+    }
+
+
+def daily_series(
+    *, db: Session, watch_id: int, since: date, until: date
+) -> tuple[list[date], list[int], list[int]]:
+    """Return days, posts and posts against the topic per day (forecast input)."""
+    f = Filters(since=since, until=until)
+    index = {d: i for i, d in enumerate(f.days)}
+    n = [0] * len(index)
+    neg = [0] * len(index)
+    for day, total, against in db.execute(
+        select(WatchDaily.day, func.sum(WatchDaily.n), func.sum(WatchDaily.against))
+        .where(*_rollup_where(watch_id, f))
+        .group_by(WatchDaily.day)
+    ):
+        n[index[day]] = int(total or 0)
+        neg[index[day]] = int(against or 0)
+    return f.days, n, neg
+
+
+# ---------------------------------------------------------------------------- posts and authors
+
+
+def matches_of_post(
+    *, db: Session, principal: Principal, post_id: int
+) -> list[tuple[Watch, WatchMatch]]:
+    """Return the watch lists (that the user may see) a post matched, with why."""
+    rows = db.execute(
+        select(Watch, WatchMatch)
+        .join(WatchMatch, WatchMatch.watch_id == Watch.id)
+        .where(WatchMatch.post_id == post_id)
+    ).all()
+    return [(w, m) for w, m in rows if may_see_mission(principal, w.mission_id)]
+
+
+def set_actor_type(*, db: Session, principal: Principal, author_id: int, actor_type: str) -> Author:
+    """Set an author's actor type (state media, diplomat, journalist, citizen, unknown)."""
+    if actor_type not in ACTOR_TYPES:
+        raise InvalidWatch("actor_type", N_("choose one from the list"))
+    if not principal.can("authors.manage"):
+        raise PermissionDenied("authors.manage")
+    author = db.get(Author, author_id)
+    if author is None:
+        raise NotFound(f"no author {author_id}")
+    author.actor_type = actor_type
+    author.actor_type_by = principal.user_id
+    author.actor_type_at = utcnow()
+    return author
+
+
+# ---------------------------------------------------------------------------- saved searches
+
+SAVED_KEYS = ("q", "language", "platform", "source", "since", "until", "watch", "sentiment")
+
+
+def save_search(
+    *, db: Session, principal: Principal, name: str, params: dict[str, str], mission_id: int | None
+) -> SavedSearch:
+    """Keep a search under a name; its link opens it for anyone allowed in the mission."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidWatch("name", N_("between 1 and 200 characters"))
+    kept = {k: str(v)[:500] for k, v in params.items() if k in SAVED_KEYS and v}
+    if mission_id is not None and not may_see_mission(principal, mission_id):
+        raise PermissionDenied(f"mission {mission_id}")
+    row = SavedSearch(
+        token=secrets.token_urlsafe(12),
+        mission_id=mission_id,
+        user_id=principal.user_id,
+        name=name,
+        params=kept,
+    )
+    db.add(row)
+    db.flush()
+    return row
+
+
+def saved_searches(*, db: Session, principal: Principal) -> list[SavedSearch]:
+    """Return the saved searches of the user's missions and their own."""
+    rows = db.scalars(select(SavedSearch).order_by(SavedSearch.id.desc()))
+    return [
+        r
+        for r in rows
+        if r.user_id == principal.user_id
+        or (r.mission_id is not None and may_see_mission(principal, r.mission_id))
+    ]
+
+
+def open_saved(*, db: Session, principal: Principal, token: str) -> SavedSearch:
+    """Return a saved search by its link token, if the user may open it."""
+    row = db.scalar(select(SavedSearch).where(SavedSearch.token == token))
+    if row is None or not (
+        row.user_id == principal.user_id
+        or (row.mission_id is not None and may_see_mission(principal, row.mission_id))
+        or principal.mission_ids() is None
+    ):
+        raise NotFound("no such saved search")
+    return row
+
+
+# ---------------------------------------------------------------------------- known events
+
+
+def add_event(
+    *,
+    db: Session,
+    principal: Principal,
+    mission_id: int,
+    day: date,
+    title: str,
+    kind: str = "other",
+    watch_id: int | None = None,
+) -> KnownEvent:
+    """Enter a known date (visit, summit, vote) that the forecast takes into account."""
+    _require(principal, "watch.manage", mission_id)
+    title = title.strip()
+    if not title or len(title) > 300:
+        raise InvalidWatch("title", N_("between 1 and 300 characters"))
+    if kind not in EVENT_KINDS:
+        raise InvalidWatch("kind", N_("choose one from the list"))
+    event = KnownEvent(mission_id=mission_id, watch_id=watch_id, day=day, title=title, kind=kind)
+    db.add(event)
+    db.flush()
+    return event
+
+
+def events_for(*, db: Session, watch: Watch, since: date, until: date) -> list[KnownEvent]:
+    """Return the known events of a watch list's mission (and of the watch list) in a range."""
+    return list(
+        db.scalars(
+            select(KnownEvent)
+            .where(
+                KnownEvent.mission_id == watch.mission_id,
+                (KnownEvent.watch_id.is_(None)) | (KnownEvent.watch_id == watch.id),
+                KnownEvent.day >= since,
+                KnownEvent.day <= until,
+            )
+            .order_by(KnownEvent.day)
+        )
+    )
+
+
+def validate_range(since: date, until: date) -> None:
+    """Refuse reversed or overlong ranges."""
+    if since > until:
+        raise InvalidWatch("range", N_("the start is after the end"))
+    if (until - since).days >= MAX_RANGE_DAYS:
+        raise InvalidWatch("range", N_("at most %(n)s days"), n=MAX_RANGE_DAYS)
