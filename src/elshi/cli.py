@@ -766,6 +766,7 @@ def _serve(settings: Settings, *, web: bool, worker: bool, workers: int = 2) -> 
     if consumer is not None:
         # Catch up at once on sources that fell due while nothing was running.
         jobs.enqueue("schedule_due_sources")
+        jobs.enqueue("publish_due")  # and settle publications a stopped worker left
     if not web:
         assert consumer is not None
         console.print(f"worker running ({workers} threads, scheduler on); Ctrl+C stops")

@@ -32,7 +32,7 @@ class _Declared:
 _DECLARED: dict[str, _Declared] = {}
 
 #: Modules whose import declares tasks; imported by bind().
-TASK_MODULES = ("elshi.listen.jobs", "elshi.nlp.jobs")
+TASK_MODULES = ("elshi.listen.jobs", "elshi.nlp.jobs", "elshi.speak.jobs")
 
 
 def task(

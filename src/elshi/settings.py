@@ -84,6 +84,37 @@ class Settings(BaseSettings):
         default=8 * 60, ge=5, description="Staff sessions expire after this many minutes."
     )
 
+    credentials_key: str = Field(
+        default="",
+        description="Key that encrypts channel credentials at rest (a Fernet key from "
+        "`elshi channels new-key`). Empty derives one from ELSHI_SECRET_KEY; changing either "
+        "makes stored credentials unreadable until they are entered again.",
+    )
+    public_url: str = Field(
+        default="",
+        description="Address the public sees elshi at (links in feeds and newsletter e-mails), "
+        "e.g. https://news.embassy.example. Empty means http://<host>:<port>.",
+    )
+    publish_lease_seconds: int = Field(
+        default=300,
+        ge=1,
+        description="A publication a worker claimed this long ago without finishing is "
+        "checked again (the worker is taken to have stopped).",
+    )
+    publish_max_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=50,
+        description="Automatic tries of a publication before it waits "
+        "for a person (rate limits and server errors are retried; bad tokens are not).",
+    )
+    reach_every_minutes: int = Field(
+        default=60, ge=1, description="How often engagement of recent publications is collected."
+    )
+    reach_days: int = Field(
+        default=14, ge=1, description="Engagement is collected for publications this many days old."
+    )
+
     @field_validator("database_url", "queue_url")
     @classmethod
     def _strip(cls, value: str) -> str:
@@ -116,6 +147,11 @@ class Settings(BaseSettings):
     def db_url(self) -> str:
         """Return the database URL, defaulting to SQLite under home."""
         return self.database_url or f"sqlite:///{self.home / 'elshi.db'}"
+
+    @property
+    def base_url(self) -> str:
+        """Return the public address of this elshi, without a trailing slash."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def is_sqlite(self) -> bool:

@@ -135,6 +135,9 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "listen.read": STAFF_ROLES,
     "sources.manage": ("admin", "analyst", "press"),
     "users.manage": ("admin",),
+    "speak.draft": ("admin", "press"),
+    "speak.approve": ("admin", "ambassador", "approver"),
+    "channels.manage": ("admin",),
 }
 
 

@@ -214,16 +214,12 @@ def search_posts(*, db: Session, query: SearchQuery) -> tuple[int, list[Post]]:
     return page.total, page.items
 
 
-def search_page(*, db: Session, query: SearchQuery) -> SearchPage:
-    """Full-text search with filters, newest first; the total is exact up to COUNT_CAP."""
-    limit = max(1, min(query.limit, MAX_LIMIT))
-    offset = max(0, query.offset)
+def match_conditions(*, db: Session, query: SearchQuery) -> list[ColumnElement[bool]]:
+    """Return the WHERE conditions selecting the posts a search matches (text and filters)."""
     conds = _filters(query)
     terms = query_terms(query.q or "")
-    dialect = db.get_bind().dialect.name
-    base: Select[Any] = select(Post.id)
     if terms:
-        if dialect == "sqlite":
+        if db.get_bind().dialect.name == "sqlite":
             # IN (subquery), not a join: SQLite then runs the MATCH once and probes its rowid
             # list, instead of running a MATCH per candidate post row.
             fts: Select[Any] = (
@@ -235,6 +231,15 @@ def search_page(*, db: Session, query: SearchQuery) -> SearchPage:
         else:
             tsq = func.to_tsquery("simple", _tsquery(terms))
             conds.append(literal_column("post.search_vector").op("@@")(tsq))
+    return conds
+
+
+def search_page(*, db: Session, query: SearchQuery) -> SearchPage:
+    """Full-text search with filters, newest first; the total is exact up to COUNT_CAP."""
+    limit = max(1, min(query.limit, MAX_LIMIT))
+    offset = max(0, query.offset)
+    conds = match_conditions(db=db, query=query)
+    base: Select[Any] = select(Post.id)
     if conds:
         base = base.where(and_(*conds))
     ids = list(

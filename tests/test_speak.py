@@ -1,0 +1,365 @@
+"""Statements: versions, translation, approval by someone else, schedule, calendar, gate."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from elshi.accounts.models import AuditEvent
+from elshi.accounts.service import PermissionDenied, Principal
+from elshi.db import Database
+from elshi.settings import Settings
+from elshi.speak import flows, service
+from elshi.speak.channels.base import ChannelContext
+from elshi.speak.models import ChannelAccount, Publication, StatementVersion
+from elshi.speak.service import Translator
+from tests.speak_platforms import staff
+
+KK = "Қазақстан Германиямен мәдени ынтымақтастықты кеңейтеді."
+RU = "Казахстан расширяет культурное сотрудничество с Германией."
+
+
+@pytest.fixture
+def team(db: Database) -> dict[str, Any]:
+    return staff(db)
+
+
+def _statement(db: Database, team: dict[str, Any], **kw: Any) -> int:
+    with db.session() as s:
+        st = service.create_statement(
+            db=s,
+            actor=team["drafter"],
+            mission_id=team["mission_id"],
+            title="Culture days",
+            lang="kk",
+            text=KK,
+            **kw,
+        )
+        return st.id
+
+
+def _web_account(db: Database, team: dict[str, Any], settings: Settings) -> int:
+    with db.session() as s:
+        return service.add_account(
+            db=s,
+            actor=team["admin"],
+            settings=settings,
+            mission_id=team["mission_id"],
+            channel="web",
+            name="News page",
+            config={},
+            secrets={},
+        ).id
+
+
+def test_drafter_cannot_approve_own_statement_and_approver_must_differ(
+    db: Database, team: dict[str, Any]
+) -> None:
+    sid = _statement(db, team)
+    with db.session() as s:
+        service.submit(db=s, actor=team["drafter"], statement_id=sid)
+    with db.session() as s, pytest.raises(PermissionDenied):
+        service.decide(db=s, actor=team["drafter"], statement_id=sid, approve=True)
+    # an admin who also drafted is refused for being the author, not for the role
+    with db.session() as s:
+        sid2 = service.create_statement(
+            db=s,
+            actor=team["admin"],
+            mission_id=team["mission_id"],
+            title="t",
+            lang="ru",
+            text=RU,
+        ).id
+        service.submit(db=s, actor=team["admin"], statement_id=sid2)
+    with db.session() as s, pytest.raises(PermissionDenied, match="different person"):
+        service.decide(db=s, actor=team["admin"], statement_id=sid2, approve=True)
+    with db.session() as s:
+        st = service.decide(db=s, actor=team["approver"], statement_id=sid, approve=True)
+        assert st.status == "approved"
+        assert service.approval_minutes(st) is not None
+
+
+def test_return_needs_a_comment_and_goes_back_to_the_drafter(
+    db: Database, team: dict[str, Any]
+) -> None:
+    sid = _statement(db, team)
+    with db.session() as s:
+        service.submit(db=s, actor=team["drafter"], statement_id=sid)
+    with db.session() as s, pytest.raises(service.SpeakError, match="comment"):
+        service.decide(db=s, actor=team["approver"], statement_id=sid, approve=False)
+    with db.session() as s:
+        st = service.decide(
+            db=s,
+            actor=team["approver"],
+            statement_id=sid,
+            approve=False,
+            comment="Name the festival dates.",
+        )
+        assert st.status == "returned"
+        assert service.approvals_of(db=s, statement_id=sid)[0].comment == "Name the festival dates."
+    with db.session() as s:
+        service.save_version(
+            db=s, actor=team["drafter"], statement_id=sid, lang="kk", text=KK + " 5-7 желтоқсан."
+        )
+        assert service.submit(db=s, actor=team["drafter"], statement_id=sid).status == "submitted"
+
+
+def test_urgent_statement_needs_two_different_approvers(db: Database, team: dict[str, Any]) -> None:
+    sid = _statement(db, team, urgent=True)
+    with db.session() as s:
+        service.submit(db=s, actor=team["drafter"], statement_id=sid)
+    with db.session() as s:
+        assert (
+            service.decide(db=s, actor=team["approver"], statement_id=sid, approve=True).status
+            == "submitted"
+        )
+    with db.session() as s, pytest.raises(service.SpeakError, match="second approver"):
+        service.decide(db=s, actor=team["approver"], statement_id=sid, approve=True)
+    with db.session() as s:
+        st = service.decide(db=s, actor=team["approver2"], statement_id=sid, approve=True)
+        assert st.status == "approved"
+        assert len(service.approvals_of(db=s, statement_id=sid)) == 2
+
+
+def test_translation_drafted_side_by_side_must_be_reviewed_before_submit(
+    db: Database, team: dict[str, Any]
+) -> None:
+    sid = _statement(db, team)
+    with db.session() as s:
+        v = service.draft_translation(
+            db=s, actor=team["drafter"], statement_id=sid, source_lang="kk", target_lang="ru"
+        )
+        assert v.text == KK and v.source_lang == "kk" and v.translated_with is None
+    with db.session() as s:
+        service.save_version(db=s, actor=team["drafter"], statement_id=sid, lang="ru", text=RU)
+    with db.session() as s, pytest.raises(service.SpeakError, match=r"reviewed.*ru"):
+        service.submit(db=s, actor=team["drafter"], statement_id=sid)
+    with db.session() as s:
+        service.mark_reviewed(db=s, actor=team["drafter"], statement_id=sid, lang="ru")
+        service.submit(db=s, actor=team["drafter"], statement_id=sid)
+        assert list(service.versions_of(db=s, statement_id=sid)) == ["kk", "ru"]
+
+
+class Upper(Translator):
+    """A stand-in machine translation backend, registered as a plugin."""
+
+    slug = "upper"
+    title = "Upper"
+
+    def translate(self, text: str, *, source: str, target: str) -> str:
+        return f"[{target}] {text.upper()}"
+
+
+def test_machine_translation_backend_is_optional_and_pluggable(
+    db: Database, team: dict[str, Any]
+) -> None:
+    from elshi.plugins import get_manager, hookimpl, translators
+
+    class Plugin:
+        @hookimpl
+        def elshi_translators(self) -> list[type[Translator]]:
+            return [Upper]
+
+    pm = get_manager()
+    assert translators() == {}
+    plugin = Plugin()
+    pm.register(plugin, name="test-translator")
+    try:
+        assert list(translators()) == ["upper"]
+        sid = _statement(db, team)
+        with db.session() as s:
+            v = service.draft_translation(
+                db=s,
+                actor=team["drafter"],
+                statement_id=sid,
+                source_lang="kk",
+                target_lang="en",
+                translator=translators()["upper"](),
+            )
+            assert v.text.startswith("[en] ҚАЗАҚСТАН") and v.translated_with == "upper"
+    finally:
+        pm.unregister(plugin)
+
+
+def test_bad_input_is_refused_with_what_and_where(db: Database, team: dict[str, Any]) -> None:
+    with db.session() as s, pytest.raises(service.SpeakError, match="language 'de'"):
+        service.create_statement(
+            db=s,
+            actor=team["drafter"],
+            mission_id=team["mission_id"],
+            title="x",
+            lang="de",
+            text="Hallo",
+        )
+    with db.session() as s, pytest.raises(service.SpeakError, match="kk text: write something"):
+        sid = service.create_statement(
+            db=s,
+            actor=team["drafter"],
+            mission_id=team["mission_id"],
+            title="x",
+            lang="kk",
+            text="ok",
+        ).id
+        service.save_version(db=s, actor=team["drafter"], statement_id=sid, lang="kk", text="  ")
+    with db.session() as s, pytest.raises(service.SpeakError, match="media 1"):
+        sid = _statement(db, team)
+        service.save_version(
+            db=s,
+            actor=team["drafter"],
+            statement_id=sid,
+            lang="kk",
+            text=KK,
+            media=[{"url": "javascript:alert(1)"}],
+        )
+    with db.session() as s, pytest.raises(service.SpeakError, match="time zone"):
+        service.local_to_utc(datetime(2026, 12, 5, 10), "Mars/Olympus")
+    with db.session() as s, pytest.raises(PermissionDenied):
+        service.create_statement(
+            db=s,
+            actor=team["approver"],
+            mission_id=team["mission_id"],
+            title="x",
+            lang="kk",
+            text=KK,
+        )
+
+
+def _approved(db: Database, team: dict[str, Any]) -> int:
+    sid = _statement(db, team)
+    with db.session() as s:
+        service.submit(db=s, actor=team["drafter"], statement_id=sid)
+    with db.session() as s:
+        service.decide(db=s, actor=team["approver"], statement_id=sid, approve=True)
+    return sid
+
+
+def test_nothing_unapproved_reaches_a_channel(
+    db: Database, team: dict[str, Any], settings: Settings
+) -> None:
+    account = _web_account(db, team, settings)
+    sid = _statement(db, team)
+    with db.session() as s, pytest.raises(service.NotApproved):
+        service.schedule(db=s, actor=team["drafter"], statement_id=sid, account_ids=[account])
+    sid = _approved(db, team)
+    with db.session() as s:
+        pubs = service.schedule(
+            db=s, actor=team["drafter"], statement_id=sid, account_ids=[account]
+        )
+        pid = pubs[0].id
+    # Someone changes the text behind elshi's back after approval: the worker refuses.
+    with db.session() as s:
+        v = s.scalar(select(StatementVersion).where(StatementVersion.statement_id == sid))
+        assert v is not None
+        v.text = "Unapproved words"
+    ctx = ChannelContext(settings=settings, db=db)
+    assert flows.send_publication(db, pid, ctx) == "failed"
+    with db.session() as s:
+        pub = s.get(Publication, pid)
+        assert pub is not None and pub.error_kind == "not_approved" and pub.sent_at is None
+    # Editing through elshi returns the statement to draft: approval is needed again.
+    sid = _approved(db, team)
+    with db.session() as s:
+        service.save_version(
+            db=s, actor=team["drafter"], statement_id=sid, lang="kk", text=KK + " !"
+        )
+    with db.session() as s:
+        st = service.get_statement(db=s, actor=team["drafter"], statement_id=sid)
+        assert st.status == "draft" and st.approved_digest is None
+        with pytest.raises(service.NotApproved):
+            service.schedule(db=s, actor=team["drafter"], statement_id=sid, account_ids=[account])
+
+
+def test_schedule_in_the_audience_time_zone_and_calendar(
+    db: Database, team: dict[str, Any], settings: Settings
+) -> None:
+    account = _web_account(db, team, settings)
+    sid = _approved(db, team)
+    with db.session() as s:
+        pubs = service.schedule(
+            db=s,
+            actor=team["drafter"],
+            statement_id=sid,
+            account_ids=[account],
+            at=datetime(2026, 12, 5, 10, 0),
+            tz="Europe/Berlin",
+        )
+        assert pubs[0].due_at == datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
+        assert pubs[0].status == "pending"
+    with db.session() as s:
+        days = service.calendar(
+            db=s, actor=team["drafter"], mission_id=team["mission_id"], month=date(2026, 12, 1)
+        )
+        assert [st.id for st in days[date(2026, 12, 5)]] == [sid]
+        assert (
+            service.calendar(db=s, actor=team["drafter"], mission_id=None, month=date(2026, 11, 1))
+            == {}
+        )
+    # not due yet: the worker leaves it alone
+    ctx = ChannelContext(settings=settings, db=db)
+    assert flows.publish_due(db, ctx)["due"] == []
+
+
+def test_credentials_are_encrypted_at_rest_and_never_listed(
+    db: Database, team: dict[str, Any], settings: Settings
+) -> None:
+    with db.session() as s:
+        acc = service.add_account(
+            db=s,
+            actor=team["admin"],
+            settings=settings,
+            mission_id=team["mission_id"],
+            channel="mastodon",
+            name="Mastodon",
+            config={"base_url": "https://mastodon.example"},
+            secrets={"access_token": "very-secret-token-123"},
+        )
+        aid = acc.id
+    with db.session() as s:
+        row = s.get(ChannelAccount, aid)
+        assert row is not None and row.secret and "very-secret" not in row.secret
+        assert "very-secret" not in str(row.config)
+        views = service.list_accounts(db=s, actor=team["admin"])
+        assert views[0].has_secret and "very-secret" not in repr(views)
+        events = list(s.scalars(select(AuditEvent).where(AuditEvent.action == "channel.add")))
+        assert events and "very-secret" not in str(events[0].detail)
+    from elshi.speak import crypto
+
+    assert crypto.decrypt(settings, row.secret)["access_token"] == "very-secret-token-123"
+    other = settings.model_copy(update={"secret_key": "another-secret"})
+    with pytest.raises(crypto.CredentialsUnreadable, match="set-secret"):
+        crypto.decrypt(other, row.secret)
+    with db.session() as s, pytest.raises(service.SpeakError, match="credentials: access_token"):
+        service.add_account(
+            db=s,
+            actor=team["admin"],
+            settings=settings,
+            mission_id=team["mission_id"],
+            channel="mastodon",
+            name="M",
+            config={"base_url": "https://m.example"},
+            secrets={},
+        )
+    with db.session() as s, pytest.raises(PermissionDenied):
+        service.add_account(
+            db=s,
+            actor=team["drafter"],
+            settings=settings,
+            mission_id=team["mission_id"],
+            channel="web",
+            name="W",
+            config={},
+            secrets={},
+        )
+
+
+def test_other_missions_statements_are_invisible(db: Database, team: dict[str, Any]) -> None:
+    sid = _statement(db, team)
+    other = staff(db, "tokyo")
+    with db.session() as s, pytest.raises(service.StatementNotFound):
+        service.get_statement(db=s, actor=other["drafter"], statement_id=sid)
+    with db.session() as s:
+        assert service.list_statements(db=s, actor=other["drafter"]) == []
+        assert [x.id for x in service.list_statements(db=s, actor=Principal.system())] == [sid]
