@@ -401,7 +401,8 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
                 )
                 return
             jwt = self.headers.get("authorization", "").removeprefix("Bearer ")
-            if jwt not in server.sessions:
+            public = nsid in ("com.atproto.repo.getRecord", "app.bsky.feed.getPosts")
+            if jwt not in server.sessions and not public:
                 self._send(400, {"error": "ExpiredToken", "message": "Token has expired"})
                 return
             if nsid == "com.atproto.repo.createRecord":
@@ -777,3 +778,48 @@ def staff(db: Any, mission_slug: str = "berlin") -> dict[str, Any]:
         for name in ("drafter", "approver", "approver2", "admin"):
             out[name] = accounts.load_principal(db=s, user_id=out[f"{name}_id"])
     return out
+
+
+class Mailbox:
+    """A real SMTP server (aiosmtpd) on loopback that keeps every message it receives."""
+
+    def __init__(self) -> None:
+        import socket
+
+        from aiosmtpd.controller import Controller
+
+        self.messages: list[Any] = []
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        """Keep the message."""
+        from email import message_from_bytes
+        from email.policy import default
+
+        self.messages.append(message_from_bytes(envelope.content, policy=default))
+        return "250 Message accepted for delivery"
+
+    def start(self) -> Mailbox:
+        """Start the SMTP server."""
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the SMTP server."""
+        self.controller.stop()
+
+    def config(self) -> dict[str, Any]:
+        """Return the e-mail channel settings pointing here."""
+        return {
+            "smtp_host": "127.0.0.1",
+            "smtp_port": self.port,
+            "security": "none",
+            "from_address": "Embassy <news@embassy.example>",
+        }
+
+    def to(self, address: str) -> list[Any]:
+        """Return the messages sent to an address."""
+        return [m for m in self.messages if m["To"] == address]
