@@ -155,8 +155,11 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(data)))
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client was killed while the server held its answer
 
         def _fault(self, platform: str) -> str | None:
             with server.lock:

@@ -205,7 +205,7 @@ def reconcile(database: Database, publication_id: int, ctx: ChannelContext) -> s
             s.execute(
                 update(Publication)
                 .where(Publication.id == pub.id, Publication.status == "sending")
-                .values(claimed_at=utcnow(), updated_at=utcnow())
+                .values(claimed_at=utcnow(), updated_at=utcnow(), attempts=Publication.attempts + 1)
             )
         return _send_claimed(database, pub.id, ctx)
     headline, _ = _headline(database, pub)
