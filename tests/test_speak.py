@@ -363,3 +363,80 @@ def test_other_missions_statements_are_invisible(db: Database, team: dict[str, A
     with db.session() as s:
         assert service.list_statements(db=s, actor=other["drafter"]) == []
         assert [x.id for x in service.list_statements(db=s, actor=Principal.system())] == [sid]
+
+
+def test_rebuttal_shows_topic_volume_and_negative_share_before_and_after(
+    db: Database, team: dict[str, Any], settings: Settings
+) -> None:
+    from datetime import timedelta
+
+    from elshi.connectors.base import PostIn, RawRecord
+    from elshi.connectors.demo import DemoConnector
+    from elshi.listen.flows import ingest_records
+    from elshi.listen.models import Annotation, Post
+
+    answered = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+    class Fixed(DemoConnector):
+        slug = "fixed"
+
+        def to_post(self, raw: RawRecord) -> PostIn:
+            p = raw.payload
+            return PostIn(
+                platform="test", external_id=p["id"], text=p["text"], published_at=p["at"]
+            )
+
+    rows = []
+    for i in range(10):  # before: 10 posts on the rumour, 8 of them negative
+        rows.append(
+            {
+                "id": f"b{i}",
+                "text": f"Су тарифі туралы өсек {i}",
+                "at": answered - timedelta(hours=5 + i * 6),
+                "neg": i < 8,
+            }
+        )
+    for i in range(4):  # after: 4 posts, 1 negative
+        rows.append(
+            {
+                "id": f"a{i}",
+                "text": f"Су тарифі туралы түсініктеме {i}",
+                "at": answered + timedelta(hours=3 + i * 10),
+                "neg": i == 0,
+            }
+        )
+    rows.append({"id": "other", "text": "Мәдениет күндері", "at": answered, "neg": True})
+    ingest_records(db, Fixed(), [RawRecord(payload=r, location=r["id"]) for r in rows], origin="t")
+    with db.session() as s:
+        for post in s.scalars(select(Post)):
+            neg = next(r["neg"] for r in rows if r["id"] == post.external_id)
+            s.add(
+                Annotation(
+                    post_id=post.id,
+                    enricher="sentiment",
+                    version="t",
+                    label="negative" if neg else "neutral",
+                    score=0.0,
+                    value={},
+                )
+            )
+    account = _web_account(db, team, settings)
+    sid = _statement(db, team, topic_query="су тарифі", narrative_id=7)
+    with db.session() as s:
+        service.submit(db=s, actor=team["drafter"], statement_id=sid)
+    with db.session() as s:
+        service.decide(db=s, actor=team["approver"], statement_id=sid, approve=True)
+    with db.session() as s:
+        pub = service.schedule(
+            db=s, actor=team["drafter"], statement_id=sid, account_ids=[account]
+        )[0]
+        pub.status, pub.sent_at = "sent", answered
+    with db.session() as s:
+        r = service.rebuttal(
+            db=s, actor=team["drafter"], statement_id=sid, days=3, now=answered + timedelta(days=5)
+        )
+    assert r is not None and r.narrative_id == 7 and r.answered_at == answered
+    assert (r.before.volume, r.before.negative_share) == (10, 0.8)
+    assert (r.after.volume, r.after.negative_share) == (4, 0.25)
+    assert sum(n for _, n in r.before.daily) == 10 and sum(n for _, n in r.after.daily) == 4
+    assert r.after.per_day < r.before.per_day
