@@ -383,7 +383,10 @@ def test_rebuttal_shows_topic_volume_and_negative_share_before_and_after(
         def to_post(self, raw: RawRecord) -> PostIn:
             p = raw.payload
             return PostIn(
-                platform="test", external_id=p["id"], text=p["text"], published_at=p["at"]
+                platform="test",
+                external_id=p["id"],
+                text=p["text"],
+                published_at=datetime.fromisoformat(p["at"]),
             )
 
     rows = []
