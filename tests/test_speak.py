@@ -409,7 +409,8 @@ def test_rebuttal_shows_topic_volume_and_negative_share_before_and_after(
             }
         )
     rows.append({"id": "other", "text": "Мәдениет күндері", "at": answered, "neg": True})
-    ingest_records(db, Fixed(), [RawRecord(payload=r, location=r["id"]) for r in rows], origin="t")
+    records = [RawRecord({**r, "at": r["at"].isoformat()}, location=r["id"]) for r in rows]
+    ingest_records(db, Fixed(), records, origin="t")
     with db.session() as s:
         for post in s.scalars(select(Post)):
             neg = next(r["neg"] for r in rows if r["id"] == post.external_id)
