@@ -256,7 +256,7 @@ def test_a_crash_mid_send_never_posts_twice(
         "x": "sent",
         "facebook": "sent",
     }
-    with pytest.raises(service.SpeakError, match="check the channel"):
+    with pytest.raises(service.SpeakError, match="Check the channel"):
         flows.retry_publication(db, actor=team["drafter"], publication_id=ids["telegram"])
     flows.mark_sent(db, actor=team["drafter"], publication_id=ids["telegram"])
     assert _pub(db, ids["telegram"]).status == "sent"

@@ -29,6 +29,7 @@ from elshi.speak.channels.base import (
     Sent,
 )
 from elshi.speak.models import ChannelAccount, MetricSnapshot, Publication, Statement
+from elshi.web.i18n import N_
 
 log = logging.getLogger(__name__)
 
@@ -280,10 +281,13 @@ def retry_publication(
         authorize(actor, "speak.draft", mission_id=st.mission_id)
         if pub.status == "unknown" and not send_again:
             raise service.SpeakError(
-                "check the channel first: if the post is there, mark it sent; if not, send it again"
+                N_(
+                    "Check the channel first: if the post is there, mark it sent; "
+                    "if not, send it again."
+                )
             )
         if pub.status not in ("failed", "unknown"):
-            raise service.SpeakError(f"the publication is {pub.status}; only a failed one retries")
+            raise service.SpeakError(N_("Only a failed publication can be retried."))
         from elshi.speak.models import StatementVersion
 
         version = s.get(StatementVersion, pub.version_id)
@@ -316,7 +320,7 @@ def mark_sent(
         assert st is not None
         authorize(actor, "speak.draft", mission_id=st.mission_id)
         if pub.status != "unknown":
-            raise service.SpeakError(f"the publication is {pub.status}, not unknown")
+            raise service.SpeakError(N_("Only a publication in doubt can be marked sent."))
         pub.status, pub.sent_at, pub.url = "sent", utcnow(), url or pub.url
         pub.error_kind = pub.error = None
         audit(
@@ -340,7 +344,7 @@ def _sent_target(
         assert st is not None and account is not None
         authorize(actor, "speak.draft", mission_id=st.mission_id)
         if pub.status != "sent" or not pub.external_id:
-            raise service.SpeakError(f"the publication is {pub.status}; only a sent one can change")
+            raise service.SpeakError(N_("Only a sent publication can be edited or deleted."))
         s.expunge_all()
     plugin, config, secrets = _plugin(account, ctx)
     return pub, plugin, config, secrets, st.mission_id
@@ -352,7 +356,9 @@ def delete_publication(
     """Take a sent post down where the platform allows."""
     pub, plugin, config, secrets, mission_id = _sent_target(database, actor, publication_id, ctx)
     if not plugin.can_delete:
-        raise service.SpeakError(f"{plugin.title} does not allow deleting a post")
+        raise service.SpeakError(
+            N_("%(channel)s does not allow deleting a post."), channel=plugin.title
+        )
     assert pub.external_id is not None
     plugin.delete(ctx, config, secrets, pub.external_id)
     with database.session() as s:
@@ -376,7 +382,9 @@ def edit_publication(
     """Replace a sent post's text with its version's current, approved text."""
     pub, plugin, config, secrets, mission_id = _sent_target(database, actor, publication_id, ctx)
     if not plugin.can_edit:
-        raise service.SpeakError(f"{plugin.title} does not allow editing a post")
+        raise service.SpeakError(
+            N_("%(channel)s does not allow editing a post."), channel=plugin.title
+        )
     from elshi.speak.models import StatementVersion
 
     with database.session() as s:

@@ -10,6 +10,7 @@ import re
 import secrets as pysecrets
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
@@ -36,6 +37,7 @@ from elshi.speak.models import (
     Subscriber,
 )
 from elshi.speak.text import LengthCheck
+from elshi.web.i18n import N_
 
 MAX_TEXT = 20_000
 MAX_TITLE = 300
@@ -45,7 +47,20 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class SpeakError(ValueError):
-    """A request cannot be done; the message says what and where, for a person."""
+    """A request cannot be done; the message says what and where, for a person.
+
+    The message is a translatable template; `translated(gettext)` renders it in a language.
+    """
+
+    def __init__(self, message: str, **params: Any) -> None:
+        self.message = message
+        self.params = params
+        super().__init__(message % params if params else message)
+
+    def translated(self, gettext: Callable[[str], str]) -> str:
+        """Return the message in the language of `gettext`."""
+        text = gettext(self.message)
+        return text % self.params if self.params else text
 
 
 class StatementNotFound(LookupError):
@@ -155,16 +170,25 @@ def _audit(db: Session, actor: Principal, action: str, st: Statement, **detail: 
 
 def _check_lang(lang: str) -> str:
     if lang not in STATEMENT_LANGUAGES:
-        raise SpeakError(f"language {lang!r}: choose one of {', '.join(STATEMENT_LANGUAGES)}")
+        raise SpeakError(
+            N_("Language %(lang)s: choose one of %(known)s."),
+            lang=lang,
+            known=", ".join(STATEMENT_LANGUAGES),
+        )
     return lang
 
 
 def _check_text(text: str, what: str = "text") -> str:
     text = text.replace("\r\n", "\n").strip()
     if not text:
-        raise SpeakError(f"{what}: write something")
+        raise SpeakError(N_("%(what)s: write something."), what=what)
     if len(text) > MAX_TEXT:
-        raise SpeakError(f"{what}: at most {MAX_TEXT:,} characters (it has {len(text):,})")
+        raise SpeakError(
+            N_("%(what)s: at most %(max)s characters (it has %(n)s)."),
+            what=what,
+            max=MAX_TEXT,
+            n=len(text),
+        )
     return text
 
 
@@ -173,7 +197,9 @@ def _check_media(media: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     for i, item in enumerate(media or [], 1):
         url = str(item.get("url", "")).strip()
         if not re.match(r"^https?://\S+$", url):
-            raise SpeakError(f"media {i}: the address must start with http:// or https://")
+            raise SpeakError(
+                N_("Media %(n)s: the address must start with http:// or https://."), n=i
+            )
         out.append({"url": url, "alt": str(item.get("alt", ""))[:1000]})
     return out
 
@@ -195,11 +221,11 @@ def create_statement(
     authorize(actor, "speak.draft", mission_id=mission_id)
     title = title.strip()
     if not title or len(title) > MAX_TITLE:
-        raise SpeakError(f"title: write 1 to {MAX_TITLE} characters")
+        raise SpeakError(N_("Title: write 1 to %(max)s characters."), max=MAX_TITLE)
     if db.get(Mission, mission_id) is None:
-        raise SpeakError(f"mission {mission_id}: no such mission")
+        raise SpeakError(N_("Mission %(id)s does not exist."), id=mission_id)
     if topic_query is not None and len(topic_query) > 500:
-        raise SpeakError("topic search: at most 500 characters")
+        raise SpeakError(N_("Topic search: at most 500 characters."))
     st = Statement(
         mission_id=mission_id,
         title=title,
@@ -240,7 +266,7 @@ def _content_changed(db: Session, actor: Principal, st: Statement) -> None:
 def _editable(actor: Principal, st: Statement) -> None:
     authorize(actor, "speak.draft", mission_id=st.mission_id)
     if st.status == "archived":
-        raise SpeakError("this statement is archived and cannot be changed")
+        raise SpeakError(N_("This statement is archived and cannot be changed."))
 
 
 def save_version(
@@ -306,11 +332,13 @@ def draft_translation(
     versions = versions_of(db=db, statement_id=st.id)
     source = versions.get(_check_lang(source_lang))
     if source is None:
-        raise SpeakError(f"there is no {source_lang} version to translate from")
+        raise SpeakError(N_("There is no %(lang)s version to translate from."), lang=source_lang)
     if target_lang in versions:
-        raise SpeakError(f"a {target_lang} version exists already; edit it instead")
+        raise SpeakError(
+            N_("A %(lang)s version exists already; edit it instead."), lang=target_lang
+        )
     if target_lang == source_lang:
-        raise SpeakError("choose a language other than the source")
+        raise SpeakError(N_("Choose a language other than the source."))
     text, used = source.text, None
     if translator is not None:
         text = translator.translate(source.text, source=source_lang, target=target_lang)
@@ -343,7 +371,7 @@ def mark_reviewed(
     _editable(actor, st)
     version = versions_of(db=db, statement_id=st.id).get(lang)
     if version is None:
-        raise SpeakError(f"there is no {lang} version")
+        raise SpeakError(N_("There is no %(lang)s version."), lang=lang)
     version.reviewed_by = actor.user_id
     version.reviewed_at = utcnow()
     _audit(db, actor, "statement.review", st, lang=lang)
@@ -368,14 +396,15 @@ def submit(*, db: Session, actor: Principal, statement_id: int) -> Statement:
     st = get_statement(db=db, actor=actor, statement_id=statement_id)
     _editable(actor, st)
     if st.status not in ("draft", "returned"):
-        raise SpeakError(f"the statement is {st.status}; only a draft can be submitted")
+        raise SpeakError(N_("Only a draft or returned statement can be submitted."))
     versions = versions_of(db=db, statement_id=st.id)
     if not versions:
-        raise SpeakError("write at least one language version first")
+        raise SpeakError(N_("Write at least one language version first."))
     unreviewed = [lang for lang, v in versions.items() if v.source_lang and not v.reviewed_at]
     if unreviewed:
         raise SpeakError(
-            "mark these translations reviewed before submitting: " + ", ".join(unreviewed)
+            N_("Mark these translations reviewed before submitting: %(langs)s."),
+            langs=", ".join(unreviewed),
         )
     st.status = "submitted"
     st.submitted_by = actor.user_id
@@ -401,21 +430,21 @@ def decide(
     st = get_statement(db=db, actor=actor, statement_id=statement_id)
     authorize(actor, "speak.approve", mission_id=st.mission_id)
     if st.status != "submitted":
-        raise SpeakError(f"the statement is {st.status}; only a submitted one can be decided")
+        raise SpeakError(N_("Only a submitted statement can be approved or returned."))
     if actor.user_id is not None and actor.user_id in (st.submitted_by, st.created_by):
         raise PermissionDenied("a different person must approve: you wrote or submitted it")
     comment = comment.strip()
     if len(comment) > MAX_COMMENT:
-        raise SpeakError(f"comment: at most {MAX_COMMENT:,} characters")
+        raise SpeakError(N_("Comment: at most %(max)s characters."), max=MAX_COMMENT)
     if not approve and not comment:
-        raise SpeakError("comment: say what to change when returning a statement")
+        raise SpeakError(N_("Comment: say what to change when returning a statement."))
     current = [
         a
         for a in approvals_of(db=db, statement_id=st.id)
         if a.revision == st.revision and a.decision == "approve"
     ]
     if approve and any(a.user_id == actor.user_id for a in current):
-        raise SpeakError("you have approved this revision already; a second approver must")
+        raise SpeakError(N_("You have approved this already; a second approver must approve too."))
     db.add(
         Approval(
             statement_id=st.id,
@@ -485,7 +514,7 @@ def _validate(model: type[BaseModel], data: dict[str, Any], what: str) -> BaseMo
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or what}: {e['msg']}" for e in exc.errors()
         )
-        raise SpeakError(f"{what}: {problems}") from None
+        raise SpeakError(N_("%(what)s: %(problems)s"), what=what, problems=problems) from None
 
 
 def add_account(
@@ -506,9 +535,9 @@ def add_account(
     try:
         plugin = get_channel(channel)
     except UnknownPlugin as exc:
-        raise SpeakError(str(exc.args[0])) from None
+        raise SpeakError(N_("Unknown channel: %(error)s"), error=str(exc.args[0])) from None
     if db.get(Mission, mission_id) is None:
-        raise SpeakError(f"mission {mission_id}: no such mission")
+        raise SpeakError(N_("Mission %(id)s does not exist."), id=mission_id)
     cfg = _validate(plugin.Config, config, "settings")
     sec = _validate(plugin.Secrets, secrets, "credentials")
     account = ChannelAccount(
@@ -620,7 +649,9 @@ def local_to_utc(local: datetime, tz: str) -> datetime:
     try:
         zone = ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
-        raise SpeakError(f"time zone {tz!r}: not a known zone (e.g. Asia/Almaty)") from None
+        raise SpeakError(
+            N_("Time zone %(tz)s is not known: use a name like Asia/Almaty."), tz=tz
+        ) from None
     return local.replace(tzinfo=zone).astimezone(UTC)
 
 
@@ -643,15 +674,19 @@ def schedule(
     authorize(actor, "speak.draft", mission_id=st.mission_id)
     assert_publishable(db=db, statement=st)
     if not account_ids:
-        raise SpeakError("channels: choose at least one")
+        raise SpeakError(N_("Channels: choose at least one."))
     due = utcnow() if at is None else local_to_utc(at, tz)
     accounts = [a for a in list_accounts(db=db, actor=actor) if a.id in set(account_ids)]
     missing = set(account_ids) - {a.id for a in accounts}
     if missing:
-        raise SpeakError(f"channels: no account {', '.join(map(str, sorted(missing)))}")
+        raise SpeakError(
+            N_("Channels: no account %(ids)s."), ids=", ".join(map(str, sorted(missing)))
+        )
     wrong = [a.name for a in accounts if a.mission_id != st.mission_id or not a.enabled]
     if wrong:
-        raise SpeakError("channels: not usable for this mission: " + ", ".join(wrong))
+        raise SpeakError(
+            N_("Channels not usable for this mission: %(names)s."), names=", ".join(wrong)
+        )
     checks = length_checks(db=db, statement_id=st.id, accounts=accounts)
     versions = versions_of(db=db, statement_id=st.id)
     existing = {
@@ -928,7 +963,7 @@ def link_topic(
     authorize(actor, "speak.draft", mission_id=st.mission_id)
     query = query.strip()
     if len(query) > 500:
-        raise SpeakError("topic search: at most 500 characters")
+        raise SpeakError(N_("Topic search: at most 500 characters."))
     st.topic_query = query or None
     st.narrative_id = narrative_id
     _audit(db, actor, "statement.topic", st, narrative_id=narrative_id)
@@ -958,7 +993,7 @@ def subscribe(
     """Record a subscription request; return it and the confirmation token (None if confirmed)."""
     email = email.strip().lower()
     if len(email) > 320 or not _EMAIL.match(email):
-        raise SpeakError("e-mail: this is not an e-mail address")
+        raise SpeakError(N_("This is not an e-mail address."))
     _check_lang(lang)
     sub = db.scalar(
         select(Subscriber).where(Subscriber.mission_id == mission_id, Subscriber.email == email)
