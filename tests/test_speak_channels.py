@@ -341,8 +341,8 @@ def test_newsletter_double_opt_in_and_delivery_once_per_subscriber(
         confirm["Subject"]
         == i18n.gettext("kk", "Confirm your subscription") + ": Embassy in Berlin"
     )
-    token = re.search(r"/news/confirm/(\S+)", confirm.get_content())[1]  # type: ignore[index]
-    ivan = re.search(r"/news/confirm/(\S+)", mailbox.to("ivan@example.ru")[0].get_content())
+    token = re.search(r"/news-confirm/(\S+)", confirm.get_content())[1]  # type: ignore[index]
+    ivan = re.search(r"/news-confirm/(\S+)", mailbox.to("ivan@example.ru")[0].get_content())
     with db.session() as s:
         assert service.confirm_subscription(db=s, token=token) is not None
         assert service.confirm_subscription(db=s, token=ivan[1]) is not None  # type: ignore[index]
@@ -366,7 +366,7 @@ def test_newsletter_double_opt_in_and_delivery_once_per_subscriber(
         )
     flows.publish_due(db, ctx)
     assert len(mailbox.to("aigerim@example.kz")) == 1
-    unsub = re.search(r"/news/unsubscribe/(\S+)", kk_mail[0].get_content())[1]  # type: ignore[index]
+    unsub = re.search(r"/news-unsubscribe/(\S+)", kk_mail[0].get_content())[1]  # type: ignore[index]
     with db.session() as s:
         assert service.unsubscribe(db=s, settings=settings, token=unsub) is not None
         assert service.unsubscribe(db=s, settings=settings, token=unsub + "x") is None

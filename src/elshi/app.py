@@ -21,6 +21,9 @@ def create_app(settings: Settings, *, db: Database | None = None, runtime: Any =
     from elshi.accounts.views import api as accounts_api
     from elshi.accounts.views import router as accounts_router
     from elshi.listen.views import router as listen_router
+    from elshi.speak.views import api as speak_api
+    from elshi.speak.views import public as speak_public
+    from elshi.speak.views import router as speak_router
     from elshi.web.views import mount_static
     from elshi.web.views import router as web_router
 
@@ -54,6 +57,9 @@ def create_app(settings: Settings, *, db: Database | None = None, runtime: Any =
 
     app.include_router(listen_router)
     app.include_router(accounts_api)
+    app.include_router(speak_api)
+    app.include_router(speak_router)
+    app.include_router(speak_public)
     app.include_router(accounts_router)
     app.include_router(web_router)
     mount_static(app)

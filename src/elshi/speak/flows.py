@@ -488,7 +488,7 @@ def request_subscription(
     if token is None:
         return True  # already confirmed: nothing to send
     ui = lang if lang in ("kk", "ru", "en") else "en"
-    link = f"{ctx.settings.base_url}/news/confirm/{token}"
+    link = f"{ctx.settings.base_url}/news-confirm/{token}"
     send_mail(
         config,
         secrets,

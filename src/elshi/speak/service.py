@@ -980,7 +980,7 @@ def _unsubscribe_signer(settings: Settings) -> URLSafeSerializer:
 def unsubscribe_url(settings: Settings, subscriber_id: int) -> str:
     """Return the signed link that ends one subscription."""
     token = _unsubscribe_signer(settings).dumps(subscriber_id)
-    return f"{settings.base_url}/news/unsubscribe/{token}"
+    return f"{settings.base_url}/news-unsubscribe/{token}"
 
 
 def _digest(token: str) -> str:
