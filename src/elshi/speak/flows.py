@@ -493,10 +493,10 @@ def request_subscription(
         config,
         secrets,
         to=address,
-        subject=gettext(ui, "Confirm your subscription") + f": {name}",
-        body=gettext(ui, "Open this link to receive the news by e-mail:")
+        subject=gettext(ui, N_("Confirm your subscription")) + f": {name}",
+        body=gettext(ui, N_("Open this link to receive the news by e-mail:"))
         + f"\n{link}\n\n"
-        + gettext(ui, "If you did not ask for this, ignore this message."),
+        + gettext(ui, N_("If you did not ask for this, ignore this message.")),
         timeout=ctx.settings.http_timeout,
     )
     return True
