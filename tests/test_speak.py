@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -444,3 +445,71 @@ def test_rebuttal_shows_topic_volume_and_negative_share_before_and_after(
     assert (r.after.volume, r.after.negative_share) == (4, 0.25)
     assert sum(n for _, n in r.before.daily) == 10 and sum(n for _, n in r.after.daily) == 4
     assert r.after.per_day < r.before.per_day
+
+
+def test_admin_commands_add_a_channel_list_retry(
+    cli: Any, db: Database, team: dict[str, Any], settings: Settings
+) -> None:
+    r = cli(
+        "channels",
+        "add",
+        "mastodon",
+        "Mastodon ru",
+        "--mission",
+        "berlin",
+        "-o",
+        "base_url=https://mastodon.example",
+        "-o",
+        "languages=ru,kk",
+        "--secrets-stdin",
+        input="access_token=tok-123\n",
+    )
+    assert r.exit_code == 0, r.output
+    r = cli("channels", "list", "--json")
+    rows = json.loads(r.output)
+    assert rows[0]["config"]["languages"] == ["ru", "kk"] and rows[0]["has_credentials"]
+    assert "tok-123" not in r.output
+    assert cli("channels", "add", "myspace", "x", "--secrets-stdin", input="").exit_code == 2
+    assert (
+        cli(
+            "channels", "add", "web", "x", "--mission", "nowhere", "--secrets-stdin", input=""
+        ).exit_code
+        == 4
+    )
+    r = cli(
+        "channels",
+        "add",
+        "mastodon",
+        "M",
+        "--mission",
+        "berlin",
+        "--secrets-stdin",
+        input="access_token=t\n",
+    )
+    assert r.exit_code == 2 and "base_url" in r.output
+    assert cli("channels", "set-secret", "999", "--secrets-stdin", input="").exit_code == 4
+    assert (
+        cli(
+            "channels",
+            "set-secret",
+            str(rows[0]["id"]),
+            "--secrets-stdin",
+            input="access_token=new\n",
+        ).exit_code
+        == 0
+    )
+    assert cli("statements", "retry", "999").exit_code == 4
+    sid = _approved(db, team)
+    acc = _web_account(db, team, settings)
+    with db.session() as s:
+        pid = service.schedule(db=s, actor=team["drafter"], statement_id=sid, account_ids=[acc])[
+            0
+        ].id
+    r = cli("statements", "publish-due")
+    assert r.exit_code == 0 and f"publication {pid}: sent" in r.output
+    r = cli("statements", "publications", "--json")
+    assert json.loads(r.output)[0]["status"] == "sent"
+    assert cli("statements", "retry", str(pid)).exit_code == 1  # not failed
+    assert cli("statements", "list", "--status", "approved").exit_code == 0
+    assert cli("statements", "reach").exit_code == 0
+    assert len(cli("channels", "new-key").output.strip()) == 44

@@ -31,6 +31,7 @@ from rich.text import Text
 
 from elshi import __version__
 from elshi.nlp import commands as nlp_commands
+from elshi.speak import commands as speak_commands
 from elshi.settings import Settings, SettingsError, load_settings
 
 
@@ -61,6 +62,8 @@ app.add_typer(sources_app, name="sources")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(users_app, name="users")
 app.add_typer(missions_app, name="missions")
+app.add_typer(speak_commands.channels_app, name="channels")
+app.add_typer(speak_commands.statements_app, name="statements")
 
 console = Console()
 err = Console(stderr=True)
@@ -135,13 +138,25 @@ def migrate() -> None:
 
 @app.command()
 def plugins() -> None:
-    """List registered plugins and the connectors they provide."""
+    """List registered plugins and the connectors and channels they provide."""
     from elshi.plugins import connectors, plugin_names
 
     table = Table("connector", "title", "platform", "pollable", "target", title="connectors")
     for slug, cls in connectors().items():
         table.add_row(
             slug, cls.title, cls.platform, "yes" if cls.pollable else "no", cls.target_field
+        )
+    console.print(table)
+    from elshi.plugins import channels
+
+    table = Table("channel", "title", "retry-safe", "edit", "delete", title="channels")
+    for slug, ch in channels().items():
+        table.add_row(
+            slug,
+            ch.title,
+            "yes" if ch.retry_safe else "no",
+            "yes" if ch.can_edit else "no",
+            "yes" if ch.can_delete else "no",
         )
     console.print(table)
     console.print("plugins: " + ", ".join(plugin_names()))
