@@ -31,8 +31,8 @@ from rich.text import Text
 
 from elshi import __version__
 from elshi.nlp import commands as nlp_commands
-from elshi.speak import commands as speak_commands
 from elshi.settings import Settings, SettingsError, load_settings
+from elshi.speak import commands as speak_commands
 
 
 class Exit(IntEnum):
