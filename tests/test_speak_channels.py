@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from elshi.db import Database, utcnow
 from elshi.settings import Settings
@@ -370,3 +370,57 @@ def test_newsletter_double_opt_in_and_delivery_once_per_subscriber(
     with db.session() as s:
         assert service.unsubscribe(db=s, settings=settings, token=unsub) is not None
         assert service.unsubscribe(db=s, settings=settings, token=unsub + "x") is None
+
+
+def test_newsletter_goes_on_past_a_refused_address_and_keeps_no_address_in_errors(
+    db: Database,
+    settings: Settings,
+    platforms: PlatformServer,
+    mailbox: Mailbox,
+    ctx: ChannelContext,
+) -> None:
+    from elshi.speak.models import Delivery, Subscriber
+
+    team = _setup(db, settings, platforms, channels=())
+    with db.session() as s:
+        acc = service.add_account(
+            db=s,
+            actor=team["admin"],
+            settings=settings,
+            mission_id=team["mission_id"],
+            channel="email",
+            name="Newsletter",
+            config=mailbox.config(),
+            secrets={},
+        ).id
+        for email in ("gone@example.kz", "dana@example.kz"):
+            sub, _ = service.subscribe(db=s, mission_id=team["mission_id"], email=email, lang="kk")
+            sub.confirmed_at = utcnow()
+    mailbox.refuse.add("gone@example.kz")
+    ids = _schedule_now(db, {**team, "accounts": {"email": acc}})
+    flows.publish_statement(db, actor=team["drafter"], statement_id=team["statement_id"], ctx=ctx)
+    assert _pub(db, ids["email"]).status == "sent"
+    assert len(mailbox.to("dana@example.kz")) == 1 and mailbox.to("gone@example.kz") == []
+    with db.session() as s:
+        rows = {
+            email: status
+            for email, status in s.execute(
+                select(Subscriber.email, Delivery.status).join(
+                    Delivery, Delivery.subscriber_id == Subscriber.id
+                )
+            )
+        }
+    assert rows == {"gone@example.kz": "refused", "dana@example.kz": "sent"}
+    # the SMTP server's answer names the address: masked before it is stored or shown
+    from elshi.speak.channels.base import ChannelError
+    from elshi.speak.channels.email import EmailConfig, EmailSecrets, send_mail
+
+    with pytest.raises(ChannelError) as caught:
+        send_mail(
+            EmailConfig.model_validate(mailbox.config()),
+            EmailSecrets(),
+            to="gone@example.kz",
+            subject="s",
+            body="b",
+        )
+    assert "gone@example.kz" not in caught.value.message

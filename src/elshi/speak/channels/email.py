@@ -9,9 +9,10 @@ from email.utils import make_msgid
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from elshi.accounts.service import mask_emails
 from elshi.db import utcnow
 from elshi.plugins import hookimpl
 from elshi.speak.channels.base import (
@@ -86,7 +87,11 @@ def send_mail(
         raise ChannelError("expired_token", f"SMTP sign-in refused: {exc.smtp_code}") from exc
     except smtplib.SMTPResponseException as exc:
         kind: ErrorKind = "server_error" if 400 <= exc.smtp_code < 500 else "rejected"
-        raise ChannelError(kind, f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"[:300]) from exc
+        # The server's answer may name the recipient: never keep an address in an error.
+        detail = mask_emails(str(exc.smtp_error))[:300]
+        raise ChannelError(kind, f"SMTP {exc.smtp_code}: {detail}") from exc
+    except smtplib.SMTPRecipientsRefused as exc:
+        raise ChannelError("rejected", "SMTP: the server refused the recipient") from exc
     except (OSError, smtplib.SMTPException) as exc:
         raise ChannelError("network", f"SMTP server {config.smtp_host}: {exc}") from exc
     return str(msg["Message-ID"])
@@ -119,23 +124,29 @@ class EmailChannel(Channel):
                     Subscriber.unsubscribed_at.is_(None),
                 )
             ).all()
-        from elshi.speak.service import unsubscribe_url
-
         for sub_id, address in rows:
             try:
                 with ctx.db.session() as s:
                     s.add(Delivery(publication_id=post.publication_id, subscriber_id=sub_id))
             except IntegrityError:
                 continue  # reached (or tried) on an earlier attempt: never twice
-            send_mail(
-                config,
-                secrets,
-                to=address,
-                subject=post.headline or post.text[:80],
-                body=post.text + f"\n\n--\n{unsubscribe_url(ctx.settings, sub_id)}",
-                timeout=ctx.settings.http_timeout,
-                headers={"List-Unsubscribe": f"<{unsubscribe_url(ctx.settings, sub_id)}>"},
-            )
+            try:
+                self._send_one(ctx, config, secrets, post, sub_id, address)
+            except ChannelError as exc:
+                if exc.kind != "rejected":
+                    # The server or the account is at fault and the message was not taken:
+                    # forget this try so the retry sends it, then stop.
+                    with ctx.db.session() as s:
+                        s.execute(
+                            delete(Delivery).where(
+                                Delivery.publication_id == post.publication_id,
+                                Delivery.subscriber_id == sub_id,
+                            )
+                        )
+                    raise
+                status = "refused"  # this one address was refused: the others still get it
+            else:
+                status = "sent"
             with ctx.db.session() as s:
                 d = s.scalar(
                     select(Delivery).where(
@@ -144,8 +155,29 @@ class EmailChannel(Channel):
                     )
                 )
                 if d is not None:
-                    d.status, d.at = "sent", utcnow()
+                    d.status, d.at = status, utcnow()
         return Sent(external_id=f"newsletter-{post.publication_id}")
+
+    def _send_one(
+        self,
+        ctx: ChannelContext,
+        config: EmailConfig,
+        secrets: EmailSecrets,
+        post: Outgoing,
+        sub_id: int,
+        address: str,
+    ) -> None:
+        from elshi.speak.service import unsubscribe_url
+
+        send_mail(
+            config,
+            secrets,
+            to=address,
+            subject=post.headline or post.text[:80],
+            body=post.text + f"\n\n--\n{unsubscribe_url(ctx.settings, sub_id)}",
+            timeout=ctx.settings.http_timeout,
+            headers={"List-Unsubscribe": f"<{unsubscribe_url(ctx.settings, sub_id)}>"},
+        )
 
     def metrics(
         self, ctx: ChannelContext, config: Any, secrets: Any, sent: Sent, publication_id: int
