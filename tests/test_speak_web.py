@@ -280,3 +280,36 @@ def test_newsletter_sign_up_on_the_news_page(
             assert sub is not None and sub.confirmed_at is not None and sub.lang == "ru"
     finally:
         box.stop()
+
+
+def test_demo_has_a_rebuttal_with_volume_and_stance_before_and_after(
+    settings: Settings, db: Database
+) -> None:
+    from elshi.accounts.service import Principal
+    from elshi.demo import load_demo
+    from elshi.nlp.pipeline import enrich_posts
+
+    info = load_demo(db, settings=settings, posts=600)
+    enrich_posts(db, slugs=["sentiment"])
+    with db.session() as s:
+        [st] = service.list_statements(db=s, actor=Principal.system())
+        r = service.rebuttal(db=s, actor=Principal.system(), statement_id=st.id, days=30)
+    assert r is not None and r.before.volume > 0 and r.after.volume > 0
+    assert r.before.negative_share is not None and r.after.negative_share is not None
+    with _client(settings, db) as c:
+        r2 = c.post(
+            "/login",
+            data={
+                "email": info["email"],
+                "password": info["password"],
+                "next": "/",
+                "csrf_token": _token(c, "/login"),
+            },
+            follow_redirects=False,
+        )
+        assert r2.status_code == 303
+        page = c.get(f"/speak/{st.id}/rebuttal?days=30&lang=en").text
+        assert f'<span class="n">{r.before.volume}</span>' in page
+        assert f'<span class="n">{r.after.volume}</span>' in page
+        assert f"{round(r.after.negative_share * 100)}%" in page
+        assert page.count("<rect") == len(r.before.daily) + len(r.after.daily)
