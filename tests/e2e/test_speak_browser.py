@@ -85,6 +85,12 @@ def _account(
         ).id
 
 
+def _submit(page: Any, selector: str) -> None:
+    """Click a form's button and wait for the page it leads to."""
+    with page.expect_navigation():
+        page.click(selector)
+
+
 def _sign_in(browser: Any, site: dict[str, Any], who: str, lang: str = "kk") -> Any:  # noqa: F811
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale=lang)
     page = context.new_page()
@@ -110,15 +116,17 @@ def test_drafter_writes_kazakh_translates_approver_approves_published_with_reach
     hosts: list[str] = []
 
     page = _sign_in(browser, site, "drafter")
+    console: list[str] = []
     page.on("request", lambda r: hosts.append(urlsplit(r.url).hostname or ""))
+    page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
     page.goto(base + "/speak")
     assert page.locator("h1").inner_text() == "Мәлімдемелер"
-    page.click("a.button[href='/speak/new']")
+    _submit(page, "a.button[href='/speak/new']")
     page.fill("#title", "Мәдениет күндері")
     page.select_option("#lang", "kk")
     page.fill("#headline", "Берлинде мәдениет күндері")
     page.fill("#text", KK)
-    page.click("form.card button[type=submit]")
+    _submit(page, "form.card button[type=submit]")
     page.wait_for_url("**/speak/*")
     statement_path = urlsplit(page.url).path
 
@@ -127,36 +135,36 @@ def test_drafter_writes_kazakh_translates_approver_approves_published_with_reach
     assert counter.inner_text() == str(len(KK))
     page.fill("#text-kk", KK + " 🇰🇿")
     assert counter.inner_text() == str(len(KK) + 5)  # a space and a flag: 4 UTF-16 units
-    page.click("#version-kk button[type=submit]")
+    _submit(page, "#version-kk button[type=submit]")
     page.wait_for_selector("p.ok-note")
 
     for lang, text in (("ru", RU), ("en", EN)):
         page.select_option("#source", "kk")
         page.select_option("#target", lang)
-        page.click("form[action$='/translate'] button")
+        _submit(page, "form[action$='/translate'] button")
         page.wait_for_selector(f"#text-{lang}")
         # side by side: the Kazakh original stays beside the draft
         assert page.locator("#text-kk").input_value().startswith(KK)
         assert page.locator(f"#text-{lang}").input_value().startswith(KK)
         page.fill(f"#text-{lang}", text)
-        page.click(f"#version-{lang} form.stack button[type=submit]")
+        _submit(page, f"#version-{lang} form.stack button[type=submit]")
         page.wait_for_selector("p.ok-note")
-        page.click(f"#version-{lang} form[action$='/reviewed'] button")
+        _submit(page, f"#version-{lang} form[action$='/reviewed'] button")
         page.wait_for_selector("p.ok-note")
     assert page.locator(".versions section.version").count() == 3
     page.screenshot(path=str(_screens(tmp_path) / "speak-editor-kk.png"), full_page=True)
-    page.click("form[action$='/submit'] button")
+    _submit(page, "form[action$='/submit'] button")
     page.wait_for_selector("p.ok-note")
     assert page.locator("#statement-status").inner_text() == "бекітуді күтуде"
     assert page.locator("button[value=approve]").count() == 0  # not for the author
 
     approver = _sign_in(browser, site, "approver", "ru")
     approver.goto(base + "/speak-queue")
-    approver.click(f"a[href='{statement_path}']")
+    _submit(approver, f"a[href='{statement_path}']")
     approver.wait_for_selector("button[value=approve]")
     assert approver.locator("#text-ru").input_value() == RU
     approver.fill("#comment", "Хорошо.")
-    approver.click("button[value=approve]")
+    _submit(approver, "button[value=approve]")
     approver.wait_for_selector("p.ok-note")
     assert approver.locator("#statement-status").inner_text() == "утверждено"
 
@@ -167,7 +175,7 @@ def test_drafter_writes_kazakh_translates_approver_approves_published_with_reach
     almaty_now = datetime.now(ZoneInfo("Asia/Almaty")).strftime("%Y-%m-%dT%H:%M")
     page.fill("input[name=at]", almaty_now)
     page.fill("input[name=tz]", "Asia/Almaty")
-    page.click("form[action$='/schedule'] button[type=submit]")
+    _submit(page, "form[action$='/schedule'] button[type=submit]")
     page.wait_for_selector("#publications")
     assert page.locator("tr[data-status=pending]").count() == 3
     page.goto(base + "/speak-calendar")
@@ -189,14 +197,16 @@ def test_drafter_writes_kazakh_translates_approver_approves_published_with_reach
         f"bluesky:{platforms.live('bluesky')[0]['uri']}", reactions=9, reposts=2, replies=1
     )
     jobs.enqueue("collect_reach_now")
-    page.click("a[href$='/reach']")
+    _submit(page, "a[href$='/reach']")
     page.wait_for_selector("#reach-total")
     totals = page.locator("#reach-total .stat .n").all_inner_texts()
     assert [t.replace("\xa0", "").replace(" ", "") for t in totals] == ["2400", "26", "7", "4"]
     rows = page.locator("#reach-rows tbody tr")
     assert rows.count() == 3
     page.screenshot(path=str(_screens(tmp_path) / "speak-reach-kk.png"), full_page=True)
+    page.goto(base + statement_path + "/rebuttal")
     assert set(hosts) == {"127.0.0.1"}, "the pages load nothing from elsewhere"
+    assert console == [], "no script errors and no content-security-policy violations"
 
 
 def test_too_long_expired_token_429_and_500_are_explained_and_the_rest_publishes(
@@ -241,7 +251,7 @@ def test_too_long_expired_token_429_and_500_are_explained_and_the_rest_publishes
     assert x_counter.get_attribute("class") == "over"
     for box in page.locator("input[name=account]").all():
         box.check()
-    page.click("form[action$='/schedule'] button[type=submit]")
+    _submit(page, "form[action$='/schedule'] button[type=submit]")
     page.wait_for_selector("#publications")
     page.screenshot(path=str(_screens(tmp_path) / "speak-errors-en.png"), full_page=True)
 
@@ -269,7 +279,8 @@ def test_too_long_expired_token_429_and_500_are_explained_and_the_rest_publishes
     # A new token is entered; Retry publishes to Telegram.
     platforms.expired.discard("telegram")
     page.goto(base + f"/speak/{sid}")
-    row("telegram").locator("button", has_text="Retry").click()
+    with page.expect_navigation():
+        row("telegram").locator("button", has_text="Retry").click()
     page.wait_for_selector("p.ok-note")
     assert row("telegram").get_attribute("data-status") == "sent"
     assert len(platforms.live("telegram")) == 1

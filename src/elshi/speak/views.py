@@ -235,6 +235,7 @@ def create_statement(
     except PermissionDenied:
         msg = translate(request, N_("You may not write statements for this mission."))
         return _new_form(request, db, principal, values, msg, 403)
+    db.commit()
     return _back(st.id)
 
 
@@ -373,6 +374,9 @@ def _act(
         return _editor(request, db, principal, statement_id, msg, 403)
     if callable(note):
         note = note(result)
+    # Commit before answering: the browser's next request must see the change (the request
+    # session would otherwise commit only after the redirect has gone out).
+    db.commit()
     return _back(statement_id, note)
 
 
@@ -560,7 +564,6 @@ async def schedule(
         "scheduled",
     )
     if response.status_code == 303 and when != "later":
-        db.commit()
         due = [
             p.id
             for p in service.publications_of(db=db, statement_id=statement_id)

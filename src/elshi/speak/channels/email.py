@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from elshi.accounts.service import mask_emails
+from elshi.accounts.service import audit, mask_emails
 from elshi.db import utcnow
 from elshi.plugins import hookimpl
 from elshi.speak.channels.base import (
@@ -124,6 +124,16 @@ class EmailChannel(Channel):
                     Subscriber.unsubscribed_at.is_(None),
                 )
             ).all()
+            # Subscribers' addresses are personal data: record that the newsletter read them.
+            audit(
+                db=s,
+                action="subscriber.read",
+                object_type="publication",
+                object_id=post.publication_id,
+                actor_label="newsletter",
+                mission_id=post.mission_id,
+                detail={"subscribers": len(rows), "lang": post.lang},
+            )
         for sub_id, address in rows:
             try:
                 with ctx.db.session() as s:
