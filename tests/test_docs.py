@@ -9,7 +9,7 @@ import typer
 
 from elshi import reference
 from elshi.cli import app
-from elshi.plugins import connectors
+from elshi.plugins import channels, connectors
 from elshi.settings import Settings
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -60,3 +60,11 @@ def test_docs_index_links_every_page() -> None:
     assert pages
     for page in pages:
         assert f"({page})" in index, f"docs/index.md does not link {page}"
+
+
+def test_every_channel_is_documented() -> None:
+    for slug, cls in channels().items():
+        assert (cls.__doc__ or "").strip(), f"channel {slug} has no docstring"
+        for model in (cls.Config, cls.Secrets):
+            for name, field in model.model_fields.items():
+                assert (field.description or "").strip(), f"{slug} setting {name} undocumented"

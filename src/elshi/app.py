@@ -34,6 +34,9 @@ def create_app(settings: Settings, *, db: Database | None = None, runtime: Any =
     from elshi.digest.views import router as digest_router
     from elshi.listen.views import router as listen_router
     from elshi.nlp.views import router as narratives_router
+    from elshi.speak.views import api as speak_api
+    from elshi.speak.views import public as speak_public
+    from elshi.speak.views import router as speak_router
     from elshi.watch.explore import router as explore_router
     from elshi.watch.views import router as watch_router
     from elshi.web.views import mount_static
@@ -70,6 +73,9 @@ def create_app(settings: Settings, *, db: Database | None = None, runtime: Any =
     app.include_router(listen_router)
     app.include_router(narratives_router)
     app.include_router(accounts_api)
+    app.include_router(speak_api)
+    app.include_router(speak_router)
+    app.include_router(speak_public)
     app.include_router(accounts_router)
     app.include_router(web_router)
     install_consulate(app)

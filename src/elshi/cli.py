@@ -33,6 +33,7 @@ from elshi import __version__
 from elshi.consulate import commands as consulate_commands
 from elshi.nlp import commands as nlp_commands
 from elshi.settings import Settings, SettingsError, load_settings
+from elshi.speak import commands as speak_commands
 
 
 class Exit(IntEnum):
@@ -65,6 +66,8 @@ app.add_typer(missions_app, name="missions")
 app.add_typer(consulate_commands.app, name="consulate")
 watch_app = typer.Typer(help="Watch lists: match new posts, update rollups, check alerts.")
 app.add_typer(watch_app, name="watch")
+app.add_typer(speak_commands.channels_app, name="channels")
+app.add_typer(speak_commands.statements_app, name="statements")
 
 console = Console()
 err = Console(stderr=True)
@@ -139,8 +142,8 @@ def migrate() -> None:
 
 @app.command()
 def plugins() -> None:
-    """List registered plugins and the connectors they provide."""
-    from elshi.plugins import connectors, plugin_names, virus_scanners
+    """List registered plugins and the connectors, channels and scanners they provide."""
+    from elshi.plugins import channels, connectors, plugin_names, virus_scanners
 
     table = Table("connector", "title", "platform", "pollable", "target", title="connectors")
     for slug, cls in connectors().items():
@@ -152,6 +155,16 @@ def plugins() -> None:
     for slug, scanner in virus_scanners().items():
         scanners.add_row(slug, scanner.title)
     console.print(scanners)
+    table = Table("channel", "title", "retry-safe", "edit", "delete", title="channels")
+    for slug, ch in channels().items():
+        table.add_row(
+            slug,
+            ch.title,
+            "yes" if ch.retry_safe else "no",
+            "yes" if ch.can_edit else "no",
+            "yes" if ch.can_delete else "no",
+        )
+    console.print(table)
     console.print("plugins: " + ", ".join(plugin_names()))
 
 
@@ -862,6 +875,7 @@ def _serve(settings: Settings, *, web: bool, worker: bool, workers: int = 2) -> 
     if consumer is not None:
         # Catch up at once on sources that fell due while nothing was running.
         jobs.enqueue("schedule_due_sources")
+        jobs.enqueue("publish_due")  # and settle publications a stopped worker left
     if not web:
         assert consumer is not None
         console.print(f"worker running ({workers} threads, scheduler on); Ctrl+C stops")

@@ -91,6 +91,9 @@ def load_demo(
 
     with db.session() as s:
         total = s.scalar(select(func.count()).select_from(Post)) or 0
+        embassy_id = s.scalar(select(Source.mission_id).where(Source.id == source_id))
+    if embassy_id is not None:
+        demo_statement(db, settings=settings, mission_id=embassy_id)
     return {
         "posts": total,
         "stored": report.stored,
@@ -98,3 +101,78 @@ def load_demo(
         "email": DEMO_EMAIL,
         "password": password,
     }
+
+
+DEMO_TOPIC = "төтенше жағдай"
+DEMO_STATEMENT = {
+    "kk": "Елшілік хабарлайды: азаматтарға қауіп жоқ, консулдық қызмет әдеттегідей жұмыс істейді. "
+    "Ресми ақпаратты тек елшілік арналарынан алыңыз.",
+    "ru": "Посольство сообщает: угрозы гражданам нет, консульская служба работает в обычном "
+    "режиме. Официальная информация только в каналах посольства.",
+    "en": "The Embassy reports: citizens are not in danger and consular services work as usual. "
+    "Official information comes only from the Embassy's channels.",
+}
+
+
+def demo_statement(db: Database, *, settings: Settings, mission_id: int) -> int | None:
+    """Add one published statement answering a demo rumour, once, for the rebuttal view."""
+    from sqlalchemy import func, select
+
+    from elshi.accounts.service import Principal
+    from elshi.listen.models import Post
+    from elshi.listen.service import SearchQuery, match_conditions
+    from elshi.speak import flows as speak_flows
+    from elshi.speak import service as speak
+    from elshi.speak.channels.base import ChannelContext
+    from elshi.speak.models import Publication, Statement
+
+    actor = Principal.system("demo")
+    with db.session() as s:
+        if s.scalar(select(func.count()).select_from(Statement)):
+            return None
+        where = match_conditions(db=s, query=SearchQuery(q=DEMO_TOPIC))
+        first, last = s.execute(
+            select(func.min(Post.published_at), func.max(Post.published_at)).where(*where)
+        ).one()
+        if first is None or last is None:
+            return None
+        account = speak.add_account(
+            db=s,
+            actor=actor,
+            settings=settings,
+            mission_id=mission_id,
+            channel="web",
+            name="News page",
+            config={},
+            secrets={},
+        )
+        st = speak.create_statement(
+            db=s,
+            actor=actor,
+            mission_id=mission_id,
+            title="No danger to citizens",
+            lang="kk",
+            text=DEMO_STATEMENT["kk"],
+            headline="Азаматтарға қауіп жоқ",
+            urgent=False,
+            topic_query=DEMO_TOPIC,
+        )
+        for lang in ("ru", "en"):
+            speak.save_version(
+                db=s, actor=actor, statement_id=st.id, lang=lang, text=DEMO_STATEMENT[lang]
+            )
+        speak.submit(db=s, actor=actor, statement_id=st.id)
+        speak.decide(db=s, actor=actor, statement_id=st.id, approve=True)
+        speak.schedule(db=s, actor=actor, statement_id=st.id, account_ids=[account.id])
+        statement_id, answered = st.id, first + (last - first) / 2
+    ctx = ChannelContext(settings=settings, db=db)
+    speak_flows.publish_statement(db, actor=actor, statement_id=statement_id, ctx=ctx)
+    with db.session() as s:
+        # Demo posts span past weeks: date the answer in their middle so "before" and
+        # "after" both have posts.
+        for pub in s.scalars(select(Publication).where(Publication.statement_id == statement_id)):
+            pub.sent_at = answered
+        answered_statement = s.get(Statement, statement_id)
+        assert answered_statement is not None
+        answered_statement.scheduled_at = answered
+    return statement_id

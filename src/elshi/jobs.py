@@ -39,6 +39,7 @@ TASK_MODULES = (
     "elshi.watch.jobs",
     "elshi.alerts.jobs",
     "elshi.digest.jobs",
+    "elshi.speak.jobs",
 )
 
 

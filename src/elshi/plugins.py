@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from elshi.connectors.base import Connector
     from elshi.consulate.scan import Scanner
     from elshi.nlp.base import Enricher
+    from elshi.speak.channels.base import Channel
+    from elshi.speak.service import Translator
 
 hookspec = pluggy.HookspecMarker("elshi")
 hookimpl = pluggy.HookimplMarker("elshi")
@@ -28,6 +30,13 @@ DEFAULT_PLUGINS = (
     "elshi.connectors.demo",
     "elshi.nlp.enrichers",
     "elshi.consulate.scan",
+    "elshi.speak.channels.telegram",
+    "elshi.speak.channels.mastodon",
+    "elshi.speak.channels.bluesky",
+    "elshi.speak.channels.x",
+    "elshi.speak.channels.facebook",
+    "elshi.speak.channels.web",
+    "elshi.speak.channels.email",
 )
 
 
@@ -45,6 +54,14 @@ class Hookspecs:
     @hookspec
     def elshi_virus_scanners(self) -> list[type[Scanner]]:  # type: ignore[empty-body]
         """Return virus scanner classes for uploaded documents."""
+
+    @hookspec
+    def elshi_channels(self) -> list[type[Channel]]:  # type: ignore[empty-body]
+        """Return publishing channel classes this plugin provides."""
+
+    @hookspec
+    def elshi_translators(self) -> list[type[Translator]]:  # type: ignore[empty-body]
+        """Return machine-translation backends this plugin provides (none are built in)."""
 
 
 class UnknownPlugin(KeyError):
@@ -122,6 +139,33 @@ def pick_scanner(settings: Settings) -> Scanner:
         raise UnknownPlugin(
             f"ELSHI_VIRUS_SCANNER: no scanner {choice!r}; known: auto, {', '.join(found)}"
         ) from None
+
+
+def channels() -> dict[str, type[Channel]]:
+    """Return every registered publishing channel class by slug."""
+    found: dict[str, type[Channel]] = {}
+    for group in get_manager().hook.elshi_channels():
+        for cls in group:
+            found[cls.slug] = cls
+    return dict(sorted(found.items()))
+
+
+def get_channel(slug: str) -> Channel:
+    """Return an instance of the channel registered under `slug`."""
+    try:
+        return channels()[slug]()
+    except KeyError:
+        known = ", ".join(channels())
+        raise UnknownPlugin(f"no channel {slug!r}; known: {known}") from None
+
+
+def translators() -> dict[str, type[Translator]]:
+    """Return every registered machine-translation backend by slug."""
+    found: dict[str, type[Translator]] = {}
+    for group in get_manager().hook.elshi_translators():
+        for cls in group:
+            found[cls.slug] = cls
+    return dict(sorted(found.items()))
 
 
 def plugin_names() -> list[str]:

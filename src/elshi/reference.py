@@ -1,4 +1,4 @@
-"""Generate docs/reference/*.md from the code: settings, CLI commands and connectors.
+"""Generate docs/reference/*.md from the code: settings, CLI commands, connectors, channels.
 
 `python -m elshi.reference` rewrites the files; a test fails when they are out of date, so a
 new setting, command or connector cannot land undocumented.
@@ -111,10 +111,55 @@ def connectors_markdown() -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def _settings_table(model: Any) -> list[str]:
+    schema = model.model_json_schema()
+    required = set(schema.get("required", []))
+    out = ["| setting | type | default | meaning |", "|---|---|---|---|"]
+    for name, prop in schema.get("properties", {}).items():
+        kind = prop.get("type") or " or ".join(
+            str(x.get("type", x.get("$ref", "?"))) for x in prop.get("anyOf", [])
+        )
+        default = "required" if name in required else json.dumps(prop.get("default"))
+        desc = prop.get("description", "").replace("|", "\\|").replace("\n", " ")
+        out.append(f"| `{name}` | {kind} | {default} | {desc} |")
+    return out
+
+
+def channels_markdown() -> str:
+    """Return the publishing channels reference with each one's settings and credentials."""
+    from elshi.plugins import channels
+
+    out = [
+        "# Publishing channels",
+        "",
+        "`elshi plugins` lists them. Add an account with",
+        "`elshi channels add SLUG NAME --mission SLUG -o key=value`; the credentials are asked",
+        "for without echo (or read as KEY=VALUE lines with `--secrets-stdin`) and stored",
+        "encrypted. See [Speak](../speak.md).",
+        "",
+    ]
+    for slug, cls in channels().items():
+        doc = " ".join((cls.__doc__ or "").split())
+        out += [f"## `{slug}`: {cls.title}", "", doc, ""]
+        can = [
+            "retries cannot post twice" if cls.retry_safe else "an interrupted try is checked",
+            "posts can be edited" if cls.can_edit else "posts cannot be edited",
+            "posts can be deleted" if cls.can_delete else "posts cannot be deleted",
+        ]
+        out += ["; ".join(can).capitalize() + ".", "", "Settings (`-o key=value`):", ""]
+        out += _settings_table(cls.Config)
+        if cls.Secrets.model_fields:
+            out += ["", "Credentials (stored encrypted):", ""]
+            out += _settings_table(cls.Secrets)
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
 PAGES = {
     "settings.md": settings_markdown,
     "cli.md": cli_markdown,
     "connectors.md": connectors_markdown,
+    "channels.md": channels_markdown,
 }
 
 

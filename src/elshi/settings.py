@@ -209,6 +209,32 @@ class Settings(BaseSettings):
         default=7, ge=1, description="Days an account whose e-mail was never verified is kept."
     )
 
+    credentials_key: str = Field(
+        default="",
+        description="Key that encrypts channel credentials at rest (a Fernet key from "
+        "`elshi channels new-key`). Empty derives one from ELSHI_SECRET_KEY; changing either "
+        "makes stored credentials unreadable until they are entered again.",
+    )
+    publish_lease_seconds: int = Field(
+        default=300,
+        ge=1,
+        description="A publication a worker claimed this long ago without finishing is "
+        "checked again (the worker is taken to have stopped).",
+    )
+    publish_max_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=50,
+        description="Automatic tries of a publication before it waits "
+        "for a person (rate limits and server errors are retried; bad tokens are not).",
+    )
+    reach_every_minutes: int = Field(
+        default=60, ge=1, description="How often engagement of recent publications is collected."
+    )
+    reach_days: int = Field(
+        default=14, ge=1, description="Engagement is collected for publications this many days old."
+    )
+
     @field_validator(
         "database_url",
         "queue_url",
@@ -254,6 +280,11 @@ class Settings(BaseSettings):
     def uploads_path(self) -> Path:
         """Return the folder for uploaded documents."""
         return self.upload_dir or self.home / "uploads"
+
+    @property
+    def base_url(self) -> str:
+        """Return the public address of this elshi, without a trailing slash."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def is_sqlite(self) -> bool:

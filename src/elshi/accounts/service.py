@@ -148,6 +148,9 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "watch.manage": ("admin", "analyst"),
     "alerts.manage": ("admin", "analyst", "press"),
     "authors.manage": ("admin", "analyst"),
+    "speak.draft": ("admin", "press"),
+    "speak.approve": ("admin", "ambassador", "approver"),
+    "channels.manage": ("admin",),
 }
 
 

@@ -218,14 +218,12 @@ def search_posts(*, db: Session, query: SearchQuery) -> tuple[int, list[Post]]:
     return page.total, page.items
 
 
-def matching_ids(*, db: Session, query: SearchQuery) -> Select[Any]:
-    """Return a SELECT of the ids of posts matching a search (words and filters), unordered."""
+def match_conditions(*, db: Session, query: SearchQuery) -> list[ColumnElement[bool]]:
+    """Return the WHERE conditions selecting the posts a search matches (text and filters)."""
     conds = _filters(query)
     terms = query_terms(query.q or "")
-    dialect = db.get_bind().dialect.name
-    base: Select[Any] = select(Post.id)
     if terms:
-        if dialect == "sqlite":
+        if db.get_bind().dialect.name == "sqlite":
             # IN (subquery), not a join: SQLite then runs the MATCH once and probes its rowid
             # list, instead of running a MATCH per candidate post row.
             fts: Select[Any] = (
@@ -237,6 +235,13 @@ def matching_ids(*, db: Session, query: SearchQuery) -> Select[Any]:
         else:
             tsq = func.to_tsquery("simple", _tsquery(terms))
             conds.append(literal_column("post.search_vector").op("@@")(tsq))
+    return conds
+
+
+def matching_ids(*, db: Session, query: SearchQuery) -> Select[Any]:
+    """Return a SELECT of the ids of posts matching a search (words and filters), unordered."""
+    conds = match_conditions(db=db, query=query)
+    base: Select[Any] = select(Post.id)
     if conds:
         base = base.where(and_(*conds))
     return base

@@ -1,0 +1,224 @@
+"""What a publishing channel is: its settings, length rule, and the calls it makes.
+
+A channel does I/O only. The publish flow writes the publication row (with its idempotency
+key) before calling `publish`, records the outcome, retries, and reconciles after a crash.
+"""
+
+from __future__ import annotations
+
+import email.utils
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
+
+import httpx
+from pydantic import BaseModel
+
+from elshi.db import Database
+from elshi.settings import Settings
+from elshi.speak.text import Limit
+
+ErrorKind = Literal[
+    "expired_token", "rate_limited", "too_long", "server_error", "rejected", "network", "unsure"
+]
+#: Kinds a worker retries by itself; the others wait for a person.
+RETRYABLE: frozenset[str] = frozenset({"rate_limited", "server_error", "network"})
+
+
+class ChannelError(Exception):
+    """The platform refused or failed; `kind` says what a person (or elshi) should do."""
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+
+
+class NotSupported(Exception):
+    """The platform does not allow this (e.g. editing a post)."""
+
+
+@dataclass
+class Outgoing:
+    """What to publish: one language version on one account."""
+
+    publication_id: int
+    idempotency_key: str
+    text: str
+    lang: str
+    headline: str = ""
+    media: list[dict[str, Any]] = field(default_factory=list)
+    mission_id: int = 0
+    #: Facts the channel saved on an earlier try (kept on the publication row).
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Sent:
+    """Where the post now lives."""
+
+    external_id: str
+    url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Metrics:
+    """Engagement as the platform reports it; None where it reports nothing."""
+
+    views: int | None = None
+    reactions: int | None = None
+    reposts: int | None = None
+    replies: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ChannelContext:
+    """What a channel's calls may use: settings, the database (own-site channels), HTTP."""
+
+    settings: Settings
+    db: Database | None = None
+    http: httpx.Client | None = None
+
+    def client(self) -> httpx.Client:
+        """Return a shared HTTP client with elshi's timeout and User-Agent."""
+        if self.http is None:
+            self.http = httpx.Client(
+                timeout=self.settings.http_timeout,
+                headers={"User-Agent": self.settings.user_agent},
+            )
+        return self.http
+
+    def close(self) -> None:
+        """Close the HTTP client if one was opened."""
+        if self.http is not None:
+            self.http.close()
+            self.http = None
+
+
+class Channel(ABC):
+    """A place statements are published. Built-ins register like third-party plugins."""
+
+    slug: ClassVar[str]
+    title: ClassVar[str]
+    #: Non-secret settings, stored as JSON.
+    Config: ClassVar[type[BaseModel]]
+    #: Credentials, stored encrypted.
+    Secrets: ClassVar[type[BaseModel]]
+    #: True when sending again with the same idempotency key cannot make a second post.
+    retry_safe: ClassVar[bool] = False
+    #: True when a post goes to the public (the approval gate applies to every channel).
+    can_edit: ClassVar[bool] = False
+    can_delete: ClassVar[bool] = False
+
+    def prepare(self, post: Outgoing) -> dict[str, Any]:
+        """Return facts to save on the publication before the first try (e.g. a record key)."""
+        return {}
+
+    def limit(self, config: Any) -> Limit | None:
+        """Return the length rule for this account, or None when there is none."""
+        return None
+
+    @abstractmethod
+    def publish(self, ctx: ChannelContext, config: Any, secrets: Any, post: Outgoing) -> Sent:
+        """Post and return where the post lives; raise ChannelError on failure."""
+
+    def find(self, ctx: ChannelContext, config: Any, secrets: Any, post: Outgoing) -> Sent | None:
+        """Look for a post an interrupted try may have made; None when it cannot tell."""
+        raise NotSupported(self.slug)
+
+    def edit(
+        self, ctx: ChannelContext, config: Any, secrets: Any, external_id: str, text: str
+    ) -> None:
+        """Replace the text of a published post."""
+        raise NotSupported(self.slug)
+
+    def delete(self, ctx: ChannelContext, config: Any, secrets: Any, external_id: str) -> None:
+        """Take a published post down."""
+        raise NotSupported(self.slug)
+
+    def metrics(
+        self, ctx: ChannelContext, config: Any, secrets: Any, sent: Sent, publication_id: int
+    ) -> Metrics | None:
+        """Return the post's engagement, or None when the platform does not report it."""
+        return None
+
+
+# ---------------------------------------------------------------------------- HTTP helpers
+
+
+def retry_after_seconds(value: str | None, *, epoch: bool = False) -> float | None:
+    """Parse Retry-After (seconds or an HTTP date) or a reset time in epoch seconds."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        number = float(value)
+    except ValueError:
+        try:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    if epoch or number > 10**9:
+        return max(0.0, number - datetime.now(UTC).timestamp())
+    return max(0.0, number)
+
+
+def classify(
+    response: httpx.Response, message: str, *, retry_after: float | None = None
+) -> ChannelError:
+    """Turn an HTTP failure into a ChannelError by its status code."""
+    status = response.status_code
+    if status in (401, 403):
+        return ChannelError("expired_token", message, status=status)
+    if status == 429:
+        if retry_after is None:
+            retry_after = retry_after_seconds(response.headers.get("retry-after"))
+        return ChannelError("rate_limited", message, status=status, retry_after=retry_after)
+    if status >= 500:
+        return ChannelError("server_error", message, status=status)
+    if status == 413 or "too long" in message.lower() or "character limit" in message.lower():
+        return ChannelError("too_long", message, status=status)
+    return ChannelError("rejected", message, status=status)
+
+
+def request(
+    ctx: ChannelContext, method: str, url: str, *, sent_body: bool = True, **kwargs: Any
+) -> httpx.Response:
+    """Make an HTTP call; network failures become ChannelError.
+
+    A failure before the request left (connect) is safe to retry; one after it left
+    (a read timeout, a dropped connection) may have posted, so it is "unsure".
+    """
+    try:
+        return ctx.client().request(method, url, **kwargs)
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise ChannelError("network", f"cannot connect to {httpx.URL(url).host}: {exc}") from exc
+    except httpx.HTTPError as exc:
+        kind: ErrorKind = "unsure" if sent_body and method != "GET" else "network"
+        raise ChannelError(kind, f"{httpx.URL(url).host}: {exc}") from exc
+
+
+def json_body(response: httpx.Response) -> Any:
+    """Return the response's JSON, or {} when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        return {}

@@ -1,0 +1,241 @@
+"""Bluesky through the AT Protocol: createSession, then createRecord / deleteRecord."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from elshi.plugins import hookimpl
+from elshi.speak.channels.base import (
+    Channel,
+    ChannelContext,
+    ChannelError,
+    Metrics,
+    Outgoing,
+    Sent,
+    classify,
+    json_body,
+    request,
+    retry_after_seconds,
+)
+from elshi.speak.text import Limit
+
+POST = "app.bsky.feed.post"
+_B32 = "234567abcdefghijklmnopqrstuvwxyz"
+
+
+def new_tid(now_us: int | None = None) -> str:
+    """Return a record key in the AT Protocol TID form (13 base32-sortable characters)."""
+    micros = now_us if now_us is not None else time.time_ns() // 1000
+    value = (micros << 10) | random.getrandbits(10)
+    out = ""
+    for _ in range(13):
+        out = _B32[value & 31] + out
+        value >>= 5
+    return out
+
+
+class BlueskyConfig(BaseModel):
+    """Which account on which server."""
+
+    handle: str = Field(description="The account's handle, e.g. kazembassy.bsky.social.")
+    service: str = Field(
+        default="https://bsky.social",
+        description="The account's PDS (or a test server). Reads of engagement go here too.",
+    )
+    languages: list[str] = Field(
+        default_factory=list,
+        description="Languages posted to this account (e.g. kk,ru); empty means every language.",
+    )
+
+
+class BlueskySecrets(BaseModel):
+    """Credentials."""
+
+    app_password: str = Field(description="An app password (Settings → App passwords).")
+
+
+_SESSIONS: dict[tuple[str, str], dict[str, str]] = {}
+_LOCK = threading.Lock()
+
+
+class BlueskyChannel(Channel):
+    """A Bluesky account. Each post's record key is chosen and saved before the first try, so
+    a retry writes the same record: the server refuses a second record with that key."""
+
+    slug = "bluesky"
+    title = "Bluesky (AT Protocol)"
+    Config = BlueskyConfig
+    Secrets = BlueskySecrets
+    retry_safe = True
+    can_delete = True
+
+    def limit(self, config: Any) -> Limit:
+        """Bluesky allows 300 graphemes."""
+        return Limit(300, "graphemes")
+
+    def _error(self, resp: Any, what: str) -> ChannelError:
+        data = json_body(resp)
+        name = data.get("error", "") if isinstance(data, dict) else ""
+        detail = (data.get("message") if isinstance(data, dict) else None) or resp.text
+        message = f"Bluesky {what}: {name} {detail}".strip()[:500]
+        if name in ("ExpiredToken", "InvalidToken", "AuthenticationRequired", "AccountTakedown"):
+            return ChannelError("expired_token", message, status=resp.status_code)
+        retry = None
+        if resp.status_code == 429:
+            retry = retry_after_seconds(resp.headers.get("retry-after")) or retry_after_seconds(
+                resp.headers.get("ratelimit-reset"), epoch=True
+            )
+        if "grapheme" in str(detail).lower() or "too long" in str(detail).lower():
+            return ChannelError("too_long", message, status=resp.status_code)
+        return classify(resp, message, retry_after=retry)
+
+    def _session(
+        self, ctx: ChannelContext, config: BlueskyConfig, secrets: BlueskySecrets, fresh: bool
+    ) -> dict[str, str]:
+        key = (config.service, config.handle)
+        with _LOCK:
+            if not fresh and key in _SESSIONS:
+                return _SESSIONS[key]
+        resp = request(
+            ctx,
+            "POST",
+            config.service.rstrip("/") + "/xrpc/com.atproto.server.createSession",
+            json={"identifier": config.handle, "password": secrets.app_password},
+            sent_body=False,
+        )
+        if resp.status_code != 200:
+            raise self._error(resp, "sign-in")
+        data = resp.json()
+        session = {"did": data["did"], "jwt": data["accessJwt"]}
+        with _LOCK:
+            _SESSIONS[key] = session
+        return session
+
+    def _xrpc(
+        self,
+        ctx: ChannelContext,
+        config: BlueskyConfig,
+        secrets: BlueskySecrets,
+        method: str,
+        nsid: str,
+        **kwargs: Any,
+    ) -> tuple[dict[str, str], Any]:
+        url = config.service.rstrip("/") + "/xrpc/" + nsid
+        for fresh in (False, True):
+            session = self._session(ctx, config, secrets, fresh)
+            body = kwargs.get("json")
+            if isinstance(body, dict) and body.get("repo") == "":
+                kwargs["json"] = {**body, "repo": session["did"]}
+            resp = request(
+                ctx, method, url, headers={"Authorization": f"Bearer {session['jwt']}"}, **kwargs
+            )
+            if resp.status_code == 200:
+                return session, resp.json()
+            err = self._error(resp, nsid.rsplit(".", 1)[-1])
+            if err.kind == "expired_token" and not fresh:
+                continue  # the access token expired: sign in again once
+            raise err
+        raise AssertionError("unreachable")
+
+    def publish(
+        self, ctx: ChannelContext, config: BlueskyConfig, secrets: BlueskySecrets, post: Outgoing
+    ) -> Sent:
+        """Create the post record under the record key saved before the first try."""
+        rkey = post.extra["rkey"]
+        record = {
+            "$type": POST,
+            "text": post.text,
+            "createdAt": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "langs": [post.lang],
+        }
+        try:
+            _session, data = self._xrpc(
+                ctx,
+                config,
+                secrets,
+                "POST",
+                "com.atproto.repo.createRecord",
+                json={"repo": "", "collection": POST, "rkey": rkey, "record": record},
+            )
+        except ChannelError as exc:
+            found = self.find(ctx, config, secrets, post) if exc.kind == "rejected" else None
+            if found is None:
+                raise
+            return found  # the record exists: an earlier, interrupted try made it
+        return Sent(external_id=data["uri"], url=self._web_url(config, rkey), extra={"rkey": rkey})
+
+    def _web_url(self, config: BlueskyConfig, rkey: str) -> str:
+        return f"https://bsky.app/profile/{config.handle}/post/{rkey}"
+
+    def prepare(self, post: Outgoing) -> dict[str, Any]:
+        """Choose the record key before the first try."""
+        return {"rkey": post.extra.get("rkey") or new_tid()}
+
+    def find(
+        self, ctx: ChannelContext, config: BlueskyConfig, secrets: BlueskySecrets, post: Outgoing
+    ) -> Sent | None:
+        """Look the record up by its saved key."""
+        rkey = post.extra.get("rkey")
+        if not rkey:
+            return None
+        session = self._session(ctx, config, secrets, False)
+        resp = request(
+            ctx,
+            "GET",
+            config.service.rstrip("/") + "/xrpc/com.atproto.repo.getRecord",
+            params={"repo": session["did"], "collection": POST, "rkey": rkey},
+        )
+        if resp.status_code != 200:
+            return None
+        return Sent(
+            external_id=resp.json()["uri"], url=self._web_url(config, rkey), extra={"rkey": rkey}
+        )
+
+    def delete(
+        self, ctx: ChannelContext, config: BlueskyConfig, secrets: BlueskySecrets, external_id: str
+    ) -> None:
+        """Delete the post record."""
+        rkey = external_id.rsplit("/", 1)[-1]
+        self._xrpc(
+            ctx,
+            config,
+            secrets,
+            "POST",
+            "com.atproto.repo.deleteRecord",
+            json={"repo": "", "collection": POST, "rkey": rkey},
+        )
+
+    def metrics(
+        self,
+        ctx: ChannelContext,
+        config: BlueskyConfig,
+        secrets: BlueskySecrets,
+        sent: Sent,
+        publication_id: int,
+    ) -> Metrics | None:
+        """Likes, reposts (and quotes) and replies from app.bsky.feed.getPosts."""
+        _, data = self._xrpc(
+            ctx, config, secrets, "GET", "app.bsky.feed.getPosts", params={"uris": sent.external_id}
+        )
+        posts = data.get("posts") or []
+        if not posts:
+            return None
+        p = posts[0]
+        return Metrics(
+            reactions=p.get("likeCount"),
+            reposts=(p.get("repostCount") or 0) + (p.get("quoteCount") or 0),
+            replies=p.get("replyCount"),
+            raw={k: p.get(k) for k in ("likeCount", "repostCount", "quoteCount", "replyCount")},
+        )
+
+
+@hookimpl
+def elshi_channels() -> list[type[Channel]]:
+    """Register the Bluesky channel."""
+    return [BlueskyChannel]

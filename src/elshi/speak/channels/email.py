@@ -1,0 +1,213 @@
+"""An e-mail newsletter to the mission's confirmed subscribers, sent over SMTP."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import make_msgid
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from elshi.accounts.service import audit, mask_emails
+from elshi.db import utcnow
+from elshi.plugins import hookimpl
+from elshi.speak.channels.base import (
+    Channel,
+    ChannelContext,
+    ChannelError,
+    ErrorKind,
+    Metrics,
+    Outgoing,
+    Sent,
+)
+
+
+class EmailConfig(BaseModel):
+    """The SMTP server and the sender."""
+
+    smtp_host: str = Field(description="SMTP server host name.")
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="SMTP port.")
+    security: str = Field(
+        default="starttls", description="starttls, tls (implicit, port 465) or none (loopback)."
+    )
+    username: str = Field(default="", description="SMTP user name; empty for none.")
+    from_address: str = Field(description="Sender, e.g. Embassy <news@embassy.example>.")
+    languages: list[str] = Field(
+        default_factory=list,
+        description="Languages sent (subscribers get their own language); empty means all.",
+    )
+
+
+class EmailSecrets(BaseModel):
+    """Credentials."""
+
+    password: str = Field(default="", description="SMTP password; empty for none.")
+
+
+def send_mail(
+    config: EmailConfig,
+    secrets: EmailSecrets,
+    *,
+    to: str,
+    subject: str,
+    body: str,
+    timeout: float = 20.0,
+    headers: dict[str, str] | None = None,
+) -> str:
+    """Send one plain-text e-mail; return its Message-ID."""
+    msg = EmailMessage()
+    msg["From"] = config.from_address
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Message-ID"] = make_msgid(domain="elshi")
+    for name, value in (headers or {}).items():
+        msg[name] = value
+    msg.set_content(body)
+    try:
+        if config.security == "tls":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                config.smtp_host,
+                config.smtp_port,
+                timeout=timeout,
+                context=ssl.create_default_context(),
+            )
+        else:
+            smtp = smtplib.SMTP(config.smtp_host, config.smtp_port, timeout=timeout)
+        with smtp:
+            if config.security == "starttls":
+                smtp.starttls(context=ssl.create_default_context())
+            if config.username:
+                smtp.login(config.username, secrets.password)
+            smtp.send_message(msg)
+    except smtplib.SMTPAuthenticationError as exc:
+        raise ChannelError("expired_token", f"SMTP sign-in refused: {exc.smtp_code}") from exc
+    except smtplib.SMTPResponseException as exc:
+        kind: ErrorKind = "server_error" if 400 <= exc.smtp_code < 500 else "rejected"
+        # The server's answer may name the recipient: never keep an address in an error.
+        detail = mask_emails(str(exc.smtp_error))[:300]
+        raise ChannelError(kind, f"SMTP {exc.smtp_code}: {detail}") from exc
+    except smtplib.SMTPRecipientsRefused as exc:
+        raise ChannelError("rejected", "SMTP: the server refused the recipient") from exc
+    except (OSError, smtplib.SMTPException) as exc:
+        raise ChannelError("network", f"SMTP server {config.smtp_host}: {exc}") from exc
+    return str(msg["Message-ID"])
+
+
+class EmailChannel(Channel):
+    """A newsletter: each confirmed subscriber of the mission whose language matches gets the
+    version in that language. A delivery row per subscriber is written before each e-mail, so
+    a retry sends only to those not yet reached."""
+
+    slug = "email"
+    title = "E-mail newsletter (SMTP, double opt-in)"
+    Config = EmailConfig
+    Secrets = EmailSecrets
+    retry_safe = True
+
+    def publish(
+        self, ctx: ChannelContext, config: EmailConfig, secrets: EmailSecrets, post: Outgoing
+    ) -> Sent:
+        """Send the version to every confirmed subscriber of its language not yet reached."""
+        from elshi.speak.models import Delivery, Subscriber
+
+        assert ctx.db is not None
+        with ctx.db.session() as s:
+            rows = s.execute(
+                select(Subscriber.id, Subscriber.email).where(
+                    Subscriber.mission_id == post.mission_id,
+                    Subscriber.lang == post.lang,
+                    Subscriber.confirmed_at.is_not(None),
+                    Subscriber.unsubscribed_at.is_(None),
+                )
+            ).all()
+            # Subscribers' addresses are personal data: record that the newsletter read them.
+            audit(
+                db=s,
+                action="subscriber.read",
+                object_type="publication",
+                object_id=post.publication_id,
+                actor_label="newsletter",
+                mission_id=post.mission_id,
+                detail={"subscribers": len(rows), "lang": post.lang},
+            )
+        for sub_id, address in rows:
+            try:
+                with ctx.db.session() as s:
+                    s.add(Delivery(publication_id=post.publication_id, subscriber_id=sub_id))
+            except IntegrityError:
+                continue  # reached (or tried) on an earlier attempt: never twice
+            try:
+                self._send_one(ctx, config, secrets, post, sub_id, address)
+            except ChannelError as exc:
+                if exc.kind != "rejected":
+                    # The server or the account is at fault and the message was not taken:
+                    # forget this try so the retry sends it, then stop.
+                    with ctx.db.session() as s:
+                        s.execute(
+                            delete(Delivery).where(
+                                Delivery.publication_id == post.publication_id,
+                                Delivery.subscriber_id == sub_id,
+                            )
+                        )
+                    raise
+                status = "refused"  # this one address was refused: the others still get it
+            else:
+                status = "sent"
+            with ctx.db.session() as s:
+                d = s.scalar(
+                    select(Delivery).where(
+                        Delivery.publication_id == post.publication_id,
+                        Delivery.subscriber_id == sub_id,
+                    )
+                )
+                if d is not None:
+                    d.status, d.at = status, utcnow()
+        return Sent(external_id=f"newsletter-{post.publication_id}")
+
+    def _send_one(
+        self,
+        ctx: ChannelContext,
+        config: EmailConfig,
+        secrets: EmailSecrets,
+        post: Outgoing,
+        sub_id: int,
+        address: str,
+    ) -> None:
+        from elshi.speak.service import unsubscribe_url
+
+        send_mail(
+            config,
+            secrets,
+            to=address,
+            subject=post.headline or post.text[:80],
+            body=post.text + f"\n\n--\n{unsubscribe_url(ctx.settings, sub_id)}",
+            timeout=ctx.settings.http_timeout,
+            headers={"List-Unsubscribe": f"<{unsubscribe_url(ctx.settings, sub_id)}>"},
+        )
+
+    def metrics(
+        self, ctx: ChannelContext, config: Any, secrets: Any, sent: Sent, publication_id: int
+    ) -> Metrics:
+        """Subscribers reached (views)."""
+        from sqlalchemy import func
+
+        from elshi.speak.models import Delivery
+
+        assert ctx.db is not None
+        with ctx.db.session() as s:
+            n = s.scalar(
+                select(func.count()).where(
+                    Delivery.publication_id == publication_id, Delivery.status == "sent"
+                )
+            )
+        return Metrics(views=n or 0, raw={"delivered": n or 0})
+
+
+@hookimpl
+def elshi_channels() -> list[type[Channel]]:
+    """Register the newsletter channel."""
+    return [EmailChannel]

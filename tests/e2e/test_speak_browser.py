@@ -1,0 +1,286 @@
+"""A real browser through a statement's life: written in Kazakh, translated into Russian and
+English, approved by someone else, scheduled and published to three channels (loopback
+platform servers), its engagement shown; and every kind of failure explained."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import pytest
+from tests.e2e.test_browser import _free_port, _screens, browser  # noqa: F401
+from tests.speak_platforms import PlatformServer, staff
+
+from elshi import jobs
+from elshi.app import create_app
+from elshi.db import Database
+from elshi.settings import Settings, load_settings
+from elshi.speak import service
+
+pytestmark = pytest.mark.browser
+
+KK = "Қазақстан елшілігі 5–7 желтоқсанда Берлинде мәдениет күндерін өткізеді. Барлығын шақырамыз!"
+RU = "Посольство Казахстана проводит дни культуры в Берлине 5–7 декабря. Приглашаем всех!"
+EN = "The Embassy of Kazakhstan holds culture days in Berlin on 5–7 December. All welcome!"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def platforms() -> Iterator[PlatformServer]:
+    server = PlatformServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def site(db: Database, settings: Settings, platforms: PlatformServer) -> Iterator[dict[str, Any]]:
+    """elshi on loopback with a queue that runs tasks at once, and a team with channels."""
+    import uvicorn
+
+    team = staff(db)
+    port = _free_port()
+    live = load_settings(queue_url="memory://", queue_immediate=True, port=port)
+    rt = jobs.bind(live, db)
+    config = uvicorn.Config(
+        create_app(live, db=db, runtime=rt), host="127.0.0.1", port=port, log_level="warning"
+    )
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield {**team, "url": f"http://127.0.0.1:{port}", "settings": live}
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+def _account(
+    db: Database,
+    site: dict[str, Any],
+    platforms: PlatformServer,
+    channel: str,
+    name: str,
+    languages: list[str],
+) -> int:
+    config, secrets = platforms.account(channel) if channel != "web" else ({}, {})
+    with db.session() as s:
+        return service.add_account(
+            db=s,
+            actor=site["admin"],
+            settings=site["settings"],
+            mission_id=site["mission_id"],
+            channel=channel,
+            name=name,
+            config={**config, "languages": languages},
+            secrets=secrets,
+        ).id
+
+
+def _submit(page: Any, selector: str) -> None:
+    """Click a form's button and wait for the page it leads to."""
+    with page.expect_navigation():
+        page.click(selector)
+
+
+def _sign_in(browser: Any, site: dict[str, Any], who: str, lang: str = "kk") -> Any:  # noqa: F811
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale=lang)
+    page = context.new_page()
+    page.goto(site["url"] + f"/login?lang={lang}")
+    page.fill("#email", f"{who}@berlin.example")
+    page.fill("#password", PASSWORD)
+    page.click("form.stack button[type=submit]")
+    page.wait_for_url(site["url"] + "/")
+    return page
+
+
+def test_drafter_writes_kazakh_translates_approver_approves_published_with_reach(
+    site: dict[str, Any],
+    db: Database,
+    platforms: PlatformServer,
+    browser: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    base = site["url"]
+    _account(db, site, platforms, "telegram", "Telegram (kk)", ["kk"])
+    _account(db, site, platforms, "mastodon", "Mastodon (ru)", ["ru"])
+    _account(db, site, platforms, "bluesky", "Bluesky (en)", ["en"])
+    hosts: list[str] = []
+
+    page = _sign_in(browser, site, "drafter")
+    console: list[str] = []
+    page.on("request", lambda r: hosts.append(urlsplit(r.url).hostname or ""))
+    page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+    page.goto(base + "/speak")
+    assert page.locator("h1").inner_text() == "Мәлімдемелер"
+    _submit(page, "a.button[href='/speak/new']")
+    page.fill("#title", "Мәдениет күндері")
+    page.select_option("#lang", "kk")
+    page.fill("#headline", "Берлинде мәдениет күндері")
+    page.fill("#text", KK)
+    _submit(page, "form.card button[type=submit]")
+    page.wait_for_url("**/speak/*")
+    statement_path = urlsplit(page.url).path
+
+    # live counter: Telegram counts this Kazakh text as it is typed
+    counter = page.locator("ul.counters[data-for=text-kk] li .count")
+    assert counter.inner_text() == str(len(KK))
+    page.fill("#text-kk", KK + " 🇰🇿")
+    assert counter.inner_text() == str(len(KK) + 5)  # a space and a flag: 4 UTF-16 units
+    _submit(page, "#version-kk button[type=submit]")
+    page.wait_for_selector("p.ok-note")
+
+    for lang, text in (("ru", RU), ("en", EN)):
+        page.select_option("#source", "kk")
+        page.select_option("#target", lang)
+        _submit(page, "form[action$='/translate'] button")
+        page.wait_for_selector(f"#text-{lang}")
+        # side by side: the Kazakh original stays beside the draft
+        assert page.locator("#text-kk").input_value().startswith(KK)
+        assert page.locator(f"#text-{lang}").input_value().startswith(KK)
+        page.fill(f"#text-{lang}", text)
+        _submit(page, f"#version-{lang} form.stack button[type=submit]")
+        page.wait_for_selector("p.ok-note")
+        _submit(page, f"#version-{lang} form[action$='/reviewed'] button")
+        page.wait_for_selector("p.ok-note")
+    assert page.locator(".versions section.version").count() == 3
+    page.screenshot(path=str(_screens(tmp_path) / "speak-editor-kk.png"), full_page=True)
+    _submit(page, "form[action$='/submit'] button")
+    page.wait_for_selector("p.ok-note")
+    assert page.locator("#statement-status").inner_text() == "бекітуді күтуде"
+    assert page.locator("button[value=approve]").count() == 0  # not for the author
+
+    approver = _sign_in(browser, site, "approver", "ru")
+    approver.goto(base + "/speak-queue")
+    _submit(approver, f"a[href='{statement_path}']")
+    approver.wait_for_selector("button[value=approve]")
+    assert approver.locator("#text-ru").input_value() == RU
+    approver.fill("#comment", "Хорошо.")
+    _submit(approver, "button[value=approve]")
+    approver.wait_for_selector("p.ok-note")
+    assert approver.locator("#statement-status").inner_text() == "утверждено"
+
+    page.reload()
+    for box in page.locator("input[name=account]").all():
+        box.check()
+    page.check("input[name=when][value=later]")
+    almaty_now = datetime.now(ZoneInfo("Asia/Almaty")).strftime("%Y-%m-%dT%H:%M")
+    page.fill("input[name=at]", almaty_now)
+    page.fill("input[name=tz]", "Asia/Almaty")
+    _submit(page, "form[action$='/schedule'] button[type=submit]")
+    page.wait_for_selector("#publications")
+    assert page.locator("tr[data-status=pending]").count() == 3
+    page.goto(base + "/speak-calendar")
+    assert page.locator("a.cal-item", has_text="Мәдениет күндері").count() == 1
+
+    jobs.enqueue("publish_due")  # the scheduler's tick (the queue runs tasks at once here)
+    page.goto(base + statement_path)
+    assert page.locator("tr[data-status=sent]").count() == 3
+    assert [p["text"] for p in platforms.live("telegram")] == [KK + " 🇰🇿"]
+    assert [p["text"] for p in platforms.live("mastodon")] == [RU]
+    assert [p["text"] for p in platforms.live("bluesky")] == [EN]
+
+    tg = platforms.live("telegram")[0]["id"]
+    platforms.set_metrics(f"telegram:{tg}", views=2400)
+    platforms.set_metrics(
+        f"mastodon:{platforms.live('mastodon')[0]['id']}", reactions=17, reposts=5, replies=3
+    )
+    platforms.set_metrics(
+        f"bluesky:{platforms.live('bluesky')[0]['uri']}", reactions=9, reposts=2, replies=1
+    )
+    jobs.enqueue("collect_reach_now")
+    _submit(page, "a[href$='/reach']")
+    page.wait_for_selector("#reach-total")
+    totals = page.locator("#reach-total .stat .n").all_inner_texts()
+    assert [t.replace("\xa0", "").replace(" ", "") for t in totals] == ["2400", "26", "7", "4"]
+    rows = page.locator("#reach-rows tbody tr")
+    assert rows.count() == 3
+    page.screenshot(path=str(_screens(tmp_path) / "speak-reach-kk.png"), full_page=True)
+    page.goto(base + statement_path + "/rebuttal")
+    assert set(hosts) == {"127.0.0.1"}, "the pages load nothing from elsewhere"
+    assert console == [], "no script errors and no content-security-policy violations"
+
+
+def test_too_long_expired_token_429_and_500_are_explained_and_the_rest_publishes(
+    site: dict[str, Any],
+    db: Database,
+    platforms: PlatformServer,
+    browser: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    base = site["url"]
+    accounts = {
+        "telegram": _account(db, site, platforms, "telegram", "Telegram", ["kk"]),
+        "mastodon": _account(db, site, platforms, "mastodon", "Mastodon", ["kk"]),
+        "bluesky": _account(db, site, platforms, "bluesky", "Bluesky", ["kk"]),
+        "x": _account(db, site, platforms, "x", "X", ["kk"]),
+        "facebook": _account(db, site, platforms, "facebook", "Facebook", ["kk"]),
+        "web": _account(db, site, platforms, "web", "News page", ["kk"]),
+    }
+    long_kk = (
+        "Қазақстан мен Германия арасындағы мәдени ынтымақтастық туралы хабарлама. " * 5
+    ).strip()
+    with db.session() as s:
+        sid = service.create_statement(
+            db=s,
+            actor=site["drafter"],
+            mission_id=site["mission_id"],
+            title="Long",
+            lang="kk",
+            text=long_kk,
+        ).id
+        service.submit(db=s, actor=site["drafter"], statement_id=sid)
+    with db.session() as s:
+        service.decide(db=s, actor=site["approver"], statement_id=sid, approve=True)
+    platforms.expired.add("telegram")
+    platforms.fail("mastodon", "429")
+    platforms.fail("facebook", "500")
+
+    page = _sign_in(browser, site, "drafter", "en")
+    page.goto(base + f"/speak/{sid}")
+    # over X's 280 (and Bluesky's 300): the counter says so before anything is sent
+    x_counter = page.locator(f"ul.counters[data-for=text-kk] li[data-account='{accounts['x']}']")
+    assert x_counter.get_attribute("class") == "over"
+    for box in page.locator("input[name=account]").all():
+        box.check()
+    _submit(page, "form[action$='/schedule'] button[type=submit]")
+    page.wait_for_selector("#publications")
+    page.screenshot(path=str(_screens(tmp_path) / "speak-errors-en.png"), full_page=True)
+
+    def row(channel: str) -> Any:
+        return page.locator(f"tr[data-channel={channel}]")
+
+    assert row("web").get_attribute("data-status") == "sent"
+    assert row("telegram").get_attribute("data-status") == "failed"
+    assert "access token has expired" in row("telegram").inner_text()
+    assert "elshi channels set-secret" in row("telegram").inner_text()
+    assert row("telegram").locator("button", has_text="Retry").count() == 1
+    assert row("mastodon").get_attribute("data-status") == "pending"
+    assert "asked elshi to slow down" in row("mastodon").inner_text()
+    assert row("facebook").get_attribute("data-status") == "pending"
+    assert "internal error" in row("facebook").inner_text()
+    for channel in ("x", "bluesky"):
+        assert row(channel).get_attribute("data-status") == "failed"
+        assert "too long for this channel" in row(channel).inner_text()
+    assert "of 280" in row("x").inner_text() and "of 300" in row("bluesky").inner_text()
+    assert platforms.live("x") == [] and platforms.live("telegram") == []
+    # the news page published the text
+    page.goto(base + "/news/berlin/kk")
+    assert long_kk[:60] in page.locator("article.post .text").first.inner_text()
+
+    # A new token is entered; Retry publishes to Telegram.
+    platforms.expired.discard("telegram")
+    page.goto(base + f"/speak/{sid}")
+    with page.expect_navigation():
+        row("telegram").locator("button", has_text="Retry").click()
+    page.wait_for_selector("p.ok-note")
+    assert row("telegram").get_attribute("data-status") == "sent"
+    assert len(platforms.live("telegram")) == 1
