@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
-from tests.e2e.test_browser import _free_port, _screens, browser  # noqa: F401
+from tests.e2e.conftest import free_port as _free_port
+from tests.e2e.conftest import screens as _screens
 from tests.speak_platforms import PlatformServer, staff
 
 from elshi import jobs
@@ -91,7 +92,7 @@ def _submit(page: Any, selector: str) -> None:
         page.click(selector)
 
 
-def _sign_in(browser: Any, site: dict[str, Any], who: str, lang: str = "kk") -> Any:  # noqa: F811
+def _sign_in(browser: Any, site: dict[str, Any], who: str, lang: str = "kk") -> Any:
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale=lang)
     page = context.new_page()
     page.goto(site["url"] + f"/login?lang={lang}")
@@ -106,7 +107,7 @@ def test_drafter_writes_kazakh_translates_approver_approves_published_with_reach
     site: dict[str, Any],
     db: Database,
     platforms: PlatformServer,
-    browser: Any,  # noqa: F811
+    browser: Any,
     tmp_path: Path,
 ) -> None:
     base = site["url"]
@@ -213,7 +214,7 @@ def test_too_long_expired_token_429_and_500_are_explained_and_the_rest_publishes
     site: dict[str, Any],
     db: Database,
     platforms: PlatformServer,
-    browser: Any,  # noqa: F811
+    browser: Any,
     tmp_path: Path,
 ) -> None:
     base = site["url"]

@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 
 import pytest
 from tests.conftest import FIXTURES
-from tests.e2e.test_browser import CHROMIUM_ARGS, _free_port, _screens, browser  # noqa: F401
+from tests.e2e.conftest import free_port as _free_port
+from tests.e2e.conftest import screens as _screens
 
 from elshi.alerts.flows import evaluate_after_batch
 from elshi.app import create_app
@@ -103,7 +104,7 @@ def _accessible(page: Any, where: str) -> None:
     assert worst and worst[0][0] >= 4.5, (where, worst)
 
 
-def test_analyst_workspace(server: dict[str, Any], browser: Any, tmp_path: Path) -> None:  # noqa: F811
+def test_analyst_workspace(server: dict[str, Any], browser: Any, tmp_path: Path) -> None:
     hosts: set[str] = set()
     errors: list[str] = []
     context = browser.new_context(
