@@ -268,7 +268,7 @@ def _process_batch(
     matches: list[dict[str, Any]] = []
     daily: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
     hourly: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
-    ent_daily: Counter[tuple[int, date, str]] = Counter()
+    ent_daily: Counter[tuple[int, date, str, str, int, str]] = Counter()
     countries: Counter[tuple[date, int, str]] = Counter()
     for r in rows:
         when = r.published_at or r.collected_at
@@ -323,7 +323,7 @@ def _process_batch(
             h["n"] += 1
             h["against"] += st == "negative"
             for e in set(ents):
-                ent_daily[(w.id, day, e)] += 1
+                ent_daily[(w.id, day, r.lang or "", r.platform or "", r.source_id or 0, e)] += 1
             result.matched[w.id].append(r.id)
     if matches:
         s.execute(insert(cast(Table, WatchMatch.__table__)), matches)
@@ -347,9 +347,17 @@ def _process_batch(
     _upsert_add(
         s,
         WatchEntityDaily,
-        ("watch_id", "day", "entity"),
+        ("watch_id", "day", "lang", "platform", "source_id", "entity"),
         [
-            {"watch_id": k[0], "day": k[1], "entity": k[2][:200], "n": v}
+            {
+                "watch_id": k[0],
+                "day": k[1],
+                "lang": k[2],
+                "platform": k[3],
+                "source_id": k[4],
+                "entity": k[5][:200],
+                "n": v,
+            }
             for k, v in ent_daily.items()
         ],
     )
