@@ -251,16 +251,16 @@ def _process_batch(
     ).all()
     sentiment: dict[int, str] = {}
     entities: dict[int, list[str]] = {}
+    # By post id range only: with the enricher in the WHERE clause SQLite picks the
+    # (enricher, label) index and reads every sentiment annotation ever stored.
     for post_id, enricher, label, value in s.execute(
         select(Annotation.post_id, Annotation.enricher, Annotation.label, Annotation.value).where(
-            Annotation.post_id > low,
-            Annotation.post_id <= hi,
-            Annotation.enricher.in_(("sentiment", "entities")),
+            Annotation.post_id > low, Annotation.post_id <= hi
         )
     ):
         if enricher == "sentiment":
             sentiment[post_id] = label or ""
-        else:
+        elif enricher == "entities":
             entities[post_id] = list((value or {}).get("ids") or [])
     source_mission = dict(
         s.execute(select(Source.id, Source.mission_id).where(Source.mission_id.is_not(None))).all()
