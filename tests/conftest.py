@@ -194,7 +194,7 @@ def smtp(settings: Settings) -> Iterator[Any]:
     """A real SMTP server (aiosmtpd) on loopback that keeps every message; settings point at it."""
     from aiosmtpd.controller import Controller
 
-    from tests.consulate_helpers import Sink, free_port
+    from tests.consulate_support import Sink, free_port
 
     sink = Sink()
     controller = Controller(sink, hostname="127.0.0.1", port=free_port())

@@ -23,7 +23,7 @@ from elshi.consulate import documents, flows, service
 from elshi.consulate.models import Citizen, Document, Registration, ServiceRequest, StaffAccess
 from elshi.db import Database, utcnow
 from elshi.settings import Settings
-from tests.consulate_helpers import (
+from tests.consulate_support import (
     PASSWORD,
     PNG_2x2,
     Sink,

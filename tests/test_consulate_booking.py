@@ -13,7 +13,7 @@ from elshi.consulate import service
 from elshi.consulate.models import Appointment, Slot
 from elshi.db import Database
 from tests.conftest import BACKEND
-from tests.consulate_helpers import many_citizens, slot, world
+from tests.consulate_support import many_citizens, slot, world
 
 # PostgreSQL takes the full 500 bookings for 100 places; SQLite serialises writers, so a
 # smaller crowd shows the same thing in less time.

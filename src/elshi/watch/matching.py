@@ -251,16 +251,16 @@ def _process_batch(
     ).all()
     sentiment: dict[int, str] = {}
     entities: dict[int, list[str]] = {}
+    # By post id range only: with the enricher in the WHERE clause SQLite picks the
+    # (enricher, label) index and reads every sentiment annotation ever stored.
     for post_id, enricher, label, value in s.execute(
         select(Annotation.post_id, Annotation.enricher, Annotation.label, Annotation.value).where(
-            Annotation.post_id > low,
-            Annotation.post_id <= hi,
-            Annotation.enricher.in_(("sentiment", "entities")),
+            Annotation.post_id > low, Annotation.post_id <= hi
         )
     ):
         if enricher == "sentiment":
             sentiment[post_id] = label or ""
-        else:
+        elif enricher == "entities":
             entities[post_id] = list((value or {}).get("ids") or [])
     source_mission = dict(
         s.execute(select(Source.id, Source.mission_id).where(Source.mission_id.is_not(None))).all()
@@ -268,7 +268,7 @@ def _process_batch(
     matches: list[dict[str, Any]] = []
     daily: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
     hourly: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
-    ent_daily: Counter[tuple[int, date, str]] = Counter()
+    ent_daily: Counter[tuple[int, date, str, str, int, str]] = Counter()
     countries: Counter[tuple[date, int, str]] = Counter()
     for r in rows:
         when = r.published_at or r.collected_at
@@ -323,7 +323,7 @@ def _process_batch(
             h["n"] += 1
             h["against"] += st == "negative"
             for e in set(ents):
-                ent_daily[(w.id, day, e)] += 1
+                ent_daily[(w.id, day, r.lang or "", r.platform or "", r.source_id or 0, e)] += 1
             result.matched[w.id].append(r.id)
     if matches:
         s.execute(insert(cast(Table, WatchMatch.__table__)), matches)
@@ -347,9 +347,17 @@ def _process_batch(
     _upsert_add(
         s,
         WatchEntityDaily,
-        ("watch_id", "day", "entity"),
+        ("watch_id", "day", "lang", "platform", "source_id", "entity"),
         [
-            {"watch_id": k[0], "day": k[1], "entity": k[2][:200], "n": v}
+            {
+                "watch_id": k[0],
+                "day": k[1],
+                "lang": k[2],
+                "platform": k[3],
+                "source_id": k[4],
+                "entity": k[5][:200],
+                "n": v,
+            }
             for k, v in ent_daily.items()
         ],
     )

@@ -58,8 +58,18 @@ class WatchMatch(Base):
     __tablename__ = "watch_match"
     __table_args__ = (
         UniqueConstraint("watch_id", "post_id"),
-        Index("ix_watch_match_watch_published", "watch_id", "published_at", "engagement"),
-        Index("ix_watch_match_watch_author", "watch_id", "day", "author_id"),
+        # Covers the dashboard's top authors and top posts: read from the index alone.
+        Index(
+            "ix_watch_match_watch_published",
+            "watch_id",
+            "published_at",
+            "lang",
+            "platform",
+            "source_id",
+            "author_id",
+            "engagement",
+            "post_id",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -114,14 +124,19 @@ class WatchHourly(Base):
 
 
 class WatchEntityDaily(Base):
-    """Per watch list, day and entity: how many matched posts mention it."""
+    """Per watch list, day, language, platform, source and entity: matched posts mentioning it."""
 
     __tablename__ = "watch_entity_daily"
-    __table_args__ = (UniqueConstraint("watch_id", "day", "entity"),)
+    __table_args__ = (
+        UniqueConstraint("watch_id", "day", "lang", "platform", "source_id", "entity"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     watch_id: Mapped[int] = mapped_column(ForeignKey("watch.id", ondelete="CASCADE"))
     day: Mapped[date] = mapped_column(Date)
+    lang: Mapped[str] = mapped_column(String(16), default="")
+    platform: Mapped[str] = mapped_column(String(32), default="")
+    source_id: Mapped[int] = mapped_column(Integer, default=0)
     entity: Mapped[str] = mapped_column(String(200))
     n: Mapped[int] = mapped_column(Integer, default=0)
 

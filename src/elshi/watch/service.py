@@ -332,29 +332,28 @@ def dashboard(*, db: Session, principal: Principal, watch_id: int, filters: Filt
         for k, n in _group(db, WatchDaily.source_id, conds)
     ]
     mconds = _match_where(watch.id, f)
-    if f.filtered:
-        from collections import Counter
-
-        counter: Counter[str] = Counter()
-        for (ents,) in db.execute(select(WatchMatch.entities).where(*mconds)):
-            counter.update(set(ents or []))
-        top_entities = counter.most_common(10)
-    else:
-        ent_total = func.sum(WatchEntityDaily.n)
-        top_entities = [
-            (e, int(n))
-            for e, n in db.execute(
-                select(WatchEntityDaily.entity, ent_total)
-                .where(
-                    WatchEntityDaily.watch_id == watch.id,
-                    WatchEntityDaily.day >= f.since,
-                    WatchEntityDaily.day <= f.until,
-                )
-                .group_by(WatchEntityDaily.entity)
-                .order_by(ent_total.desc())
-                .limit(10)
-            )
-        ]
+    ent_total = func.sum(WatchEntityDaily.n)
+    ent_conds = [
+        WatchEntityDaily.watch_id == watch.id,
+        WatchEntityDaily.day >= f.since,
+        WatchEntityDaily.day <= f.until,
+    ]
+    if f.lang:
+        ent_conds.append(WatchEntityDaily.lang == f.lang)
+    if f.platform:
+        ent_conds.append(WatchEntityDaily.platform == f.platform)
+    if f.source_id:
+        ent_conds.append(WatchEntityDaily.source_id == f.source_id)
+    top_entities = [
+        (e, int(n))
+        for e, n in db.execute(
+            select(WatchEntityDaily.entity, ent_total)
+            .where(*ent_conds)
+            .group_by(WatchEntityDaily.entity)
+            .order_by(ent_total.desc(), WatchEntityDaily.entity)
+            .limit(10)
+        )
+    ]
     author_n = func.count()
     author_rows = db.execute(
         select(WatchMatch.author_id, author_n)

@@ -199,6 +199,9 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("watch_id", sa.Integer(), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("lang", sa.String(length=16), nullable=False),
+        sa.Column("platform", sa.String(length=32), nullable=False),
+        sa.Column("source_id", sa.Integer(), nullable=False),
         sa.Column("entity", sa.String(length=200), nullable=False),
         sa.Column("n", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -209,7 +212,13 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_watch_entity_daily")),
         sa.UniqueConstraint(
-            "watch_id", "day", "entity", name=op.f("uq_watch_entity_daily_watch_id")
+            "watch_id",
+            "day",
+            "lang",
+            "platform",
+            "source_id",
+            "entity",
+            name=op.f("uq_watch_entity_daily_watch_id"),
         ),
     )
     op.create_table(
@@ -317,11 +326,17 @@ def upgrade() -> None:
     with op.batch_alter_table("watch_match", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_watch_match_post_id"), ["post_id"], unique=False)
         batch_op.create_index(
-            "ix_watch_match_watch_author", ["watch_id", "day", "author_id"], unique=False
-        )
-        batch_op.create_index(
             "ix_watch_match_watch_published",
-            ["watch_id", "published_at", "engagement"],
+            [
+                "watch_id",
+                "published_at",
+                "lang",
+                "platform",
+                "source_id",
+                "author_id",
+                "engagement",
+                "post_id",
+            ],
             unique=False,
         )
 
@@ -406,7 +421,6 @@ def downgrade() -> None:
     op.drop_table("alert_comment")
     with op.batch_alter_table("watch_match", schema=None) as batch_op:
         batch_op.drop_index("ix_watch_match_watch_published")
-        batch_op.drop_index("ix_watch_match_watch_author")
         batch_op.drop_index(batch_op.f("ix_watch_match_post_id"))
 
     op.drop_table("watch_match")
