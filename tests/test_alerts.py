@@ -192,7 +192,7 @@ def test_source_silent(db: Database, watch_id: int) -> None:
         ("negative_jump", {"min_delta": 2}, "min_delta"),
         ("term", {"terms": ""}, "terms"),
         ("nonsense", {}, "kind"),
-        ("narrative_growth", {}, "kind"),
+        ("narrative_growth", {"growth": 0}, "growth"),
     ],
 )
 def test_bad_rules_name_the_field(

@@ -354,8 +354,8 @@ def test_default_range_follows_the_data(db: Database) -> None:
     assert until == date(2026, 1, 15) and since == date(2025, 12, 17)
 
 
-def test_narratives_panel_reads_a_narrative_table_when_one_exists(db: Database) -> None:
-    from sqlalchemy import text
+def test_narratives_panel_shows_the_biggest_stored_narratives(db: Database) -> None:
+    from elshi.nlp.models import NarrativeRow
 
     mid = _mission(db)
     wid = _watch(db, mid)
@@ -363,22 +363,18 @@ def test_narratives_panel_reads_a_narrative_table_when_one_exists(db: Database) 
     with db.session() as s:
         assert (
             service.dashboard(db=s, principal=SYSTEM, watch_id=wid, filters=filters).narratives
-            is None
+            == []
         )
-    with db.engine.begin() as conn:
-        conn.execute(
-            text("CREATE TABLE narrative (id INTEGER PRIMARY KEY, title TEXT, size INTEGER)")
+        s.add_all(
+            [
+                NarrativeRow(id=1, count=12, terms=["border", "rumours"], langs={"ru": 12}),
+                NarrativeRow(id=2, count=40, terms=["trade"], langs={"kk": 40}),
+                NarrativeRow(id=3, count=90, terms=["gone"], merged_into=2),
+            ]
         )
-        conn.execute(
-            text("INSERT INTO narrative VALUES (1, 'Border rumours', 12), (2, 'Trade', 40)")
-        )
-    try:
-        with db.session() as s:
-            d = service.dashboard(db=s, principal=SYSTEM, watch_id=wid, filters=filters)
-        assert d.narratives == [
-            {"id": 2, "title": "Trade", "size": 40},
-            {"id": 1, "title": "Border rumours", "size": 12},
-        ]
-    finally:
-        with db.engine.begin() as conn:
-            conn.execute(text("DROP TABLE narrative"))
+    with db.session() as s:
+        d = service.dashboard(db=s, principal=SYSTEM, watch_id=wid, filters=filters)
+    assert d.narratives == [
+        {"id": 2, "title": "trade", "size": 40},
+        {"id": 1, "title": "border, rumours", "size": 12},
+    ]

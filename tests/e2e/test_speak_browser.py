@@ -167,7 +167,7 @@ def test_drafter_writes_kazakh_translates_approver_approves_published_with_reach
     approver.fill("#comment", "Хорошо.")
     _submit(approver, "button[value=approve]")
     approver.wait_for_selector("p.ok-note")
-    assert approver.locator("#statement-status").inner_text() == "утверждено"
+    assert approver.locator("#statement-status").inner_text() == "утверждено к публикации"
 
     page.reload()
     for box in page.locator("input[name=account]").all():

@@ -34,7 +34,7 @@ STATUS_NAMES = {
     "draft": N_("draft"),
     "submitted": N_("waiting for approval"),
     "returned": N_("returned with comments"),
-    "approved": N_("approved"),
+    "approved": N_("approved for publication"),
     "archived": N_("archived"),
     "pending": N_("waiting"),
     "sending": N_("sending"),

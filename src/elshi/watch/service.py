@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, inspect, select, text
+from sqlalchemy import ColumnElement, delete, func, inspect, select
 from sqlalchemy.orm import Session
 
 from elshi.accounts.service import PermissionDenied, Principal
@@ -271,29 +271,26 @@ def _group(db: Session, column: Any, conds: list[ColumnElement[bool]]) -> list[t
 
 
 def narrative_table_exists(db: Session) -> bool:
-    """Return True when the narrative table exists (stored narratives are built elsewhere)."""
+    """Return True when stored narratives can be read (the narrative table is migrated)."""
     return bool(inspect(db.get_bind()).has_table("narrative"))
 
 
 def top_narratives(*, db: Session, limit: int = 5) -> list[dict[str, Any]] | None:
-    """Read the biggest stored narratives when a `narrative` table exists, else None.
+    """Return the biggest live narratives (id, title from key terms, size), else None."""
+    from elshi.nlp.models import NarrativeRow
 
-    NARRATIVES: this panel reads whatever narrative store is installed; it only needs an id and
-    a title-like column, and sorts by a size-like column when there is one.
-    """
     if not narrative_table_exists(db):
         return None
-    cols = {c["name"] for c in inspect(db.get_bind()).get_columns("narrative")}
-    title = next((c for c in ("title", "label", "name", "key_terms") if c in cols), None)
-    size = next((c for c in ("size", "count", "post_count", "posts") if c in cols), None)
-    if "id" not in cols or title is None:
-        return None
-    order = f'ORDER BY "{size}" DESC' if size else "ORDER BY id DESC"
-    size_sql = f', "{size}"' if size else ", NULL"
-    rows = db.execute(
-        text(f'SELECT id, "{title}"{size_sql} FROM narrative {order} LIMIT :n'), {"n": limit}
+    rows = db.scalars(
+        select(NarrativeRow)
+        .where(NarrativeRow.merged_into.is_(None))
+        .order_by(NarrativeRow.count.desc(), NarrativeRow.id)
+        .limit(limit)
     )
-    return [{"id": r[0], "title": str(r[1]), "size": r[2]} for r in rows]
+    return [
+        {"id": r.id, "title": ", ".join((r.terms or [])[:4]) or f"#{r.id}", "size": r.count}
+        for r in rows
+    ]
 
 
 def dashboard(*, db: Session, principal: Principal, watch_id: int, filters: Filters) -> Dashboard:
