@@ -201,7 +201,7 @@ def visible_posts(mission_ids: frozenset[int]) -> ColumnElement[bool]:
 
 #: Totals above this are reported as "at least this many": counting every match of a common
 #: word across millions of posts would cost more than the page itself.
-COUNT_CAP = 10_000
+COUNT_CAP = 1_000
 
 
 class SearchPage(NamedTuple):
