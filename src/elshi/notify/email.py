@@ -44,11 +44,16 @@ def send_email(settings: Settings, email: Email) -> bool:
     if not settings.smtp_host:
         log.warning("e-mail to %s not sent: ELSHI_SMTP_HOST is not set", mask_email(email.to))
         return False
-    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=20) as smtp:
+    smtp_send(settings, build_message(settings, email), timeout=20)
+    log.info("e-mail sent to %s", mask_email(email.to))
+    return True
+
+
+def smtp_send(settings: Settings, msg: EmailMessage, *, timeout: float) -> None:
+    """Hand one message to the SMTP server the settings name (STARTTLS and login if set)."""
+    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout) as smtp:
         if settings.smtp_starttls:
             smtp.starttls()
         if settings.smtp_username:
             smtp.login(settings.smtp_username, settings.smtp_password)
-        smtp.send_message(build_message(settings, email))
-    log.info("e-mail sent to %s", mask_email(email.to))
-    return True
+        smtp.send_message(msg)

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from elshi.notify.email import smtp_send
 from elshi.settings import Settings
 
 
@@ -46,14 +47,7 @@ def send_email(
         main, _, sub = mime.partition("/")
         msg.add_attachment(data, maintype=main, subtype=sub, filename=filename)
     try:
-        with smtplib.SMTP(
-            settings.smtp_host, settings.smtp_port, timeout=settings.http_timeout
-        ) as smtp:
-            if settings.smtp_starttls:
-                smtp.starttls()
-            if settings.smtp_username:
-                smtp.login(settings.smtp_username, settings.smtp_password)
-            smtp.send_message(msg)
+        smtp_send(settings, msg, timeout=settings.http_timeout)
     except (OSError, smtplib.SMTPException) as exc:
         raise DeliveryError(
             f"e-mail via {settings.smtp_host}:{settings.smtp_port}: {type(exc).__name__}: {exc}"
