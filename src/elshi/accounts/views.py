@@ -22,11 +22,9 @@ from elshi.web.deps import (
 )
 from elshi.web.i18n import N_
 from elshi.web.templating import (
-    CSRF_COOKIE,
     csrf_valid,
-    finish,
+    redirect_with_session,
     render,
-    set_cookie,
     settings_of,
 )
 
@@ -66,13 +64,10 @@ def _lifetime(request: Request) -> timedelta:
 
 
 def _redirect_with_session(request: Request, target: str, key: str, max_age: timedelta) -> Response:
-    response = RedirectResponse(target, status_code=303)
-    value = session_serializer(settings_of(request)).dumps(key)
-    set_cookie(request, response, SESSION_COOKIE, str(value), max_age=int(max_age.total_seconds()))
-    # A new session gets a new CSRF seed on its next page.
-    response.delete_cookie(CSRF_COOKIE, path="/")
-    finish(request, response)
-    return response
+    value = str(session_serializer(settings_of(request)).dumps(key))
+    return redirect_with_session(
+        request, target, cookie=SESSION_COOKIE, value=value, lifetime=max_age
+    )
 
 
 def _login_page(

@@ -25,12 +25,10 @@ from elshi.settings import Settings
 from elshi.web.deps import DbSession, StaffUser, get_db
 from elshi.web.i18n import N_
 from elshi.web.templating import (
-    CSRF_COOKIE,
     csrf_valid,
-    finish,
+    redirect_with_session,
     render,
     request_language,
-    set_cookie,
     settings_of,
     translate,
 )
@@ -233,12 +231,10 @@ def _lifetime(request: Request) -> timedelta:
 
 
 def _with_session(request: Request, target: str, key: str, lifetime: timedelta) -> Response:
-    response = RedirectResponse(target, status_code=303)
     value = str(_serializer(settings_of(request)).dumps(key))
-    set_cookie(request, response, CITIZEN_COOKIE, value, max_age=int(lifetime.total_seconds()))
-    response.delete_cookie(CSRF_COOKIE, path="/")
-    finish(request, response)
-    return response
+    return redirect_with_session(
+        request, target, cookie=CITIZEN_COOKIE, value=value, lifetime=lifetime
+    )
 
 
 def _attempt(db: Session, fn: Callable[[], T]) -> T | service.Invalid:

@@ -33,6 +33,7 @@ from elshi.db import Database, utcnow
 from elshi.listen.models import Author, IngestRun, Post, Quarantine, Source
 from elshi.listen.text import content_hash, index_text
 from elshi.plugins import get_connector
+from elshi.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -792,7 +793,7 @@ class _ChildJob:
     connector: Connector
     config: dict[str, Any]
     cursor: dict[str, Any]
-    settings: Any
+    settings: Settings
     origin: str
     sqlite: bool
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from babel.dates import format_datetime
 from babel.numbers import format_decimal
 from fastapi import Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -104,6 +104,20 @@ def finish(request: Request, response: Response) -> Response:
     chosen = request.query_params.get("lang")
     if chosen in i18n.LANGUAGES and chosen != request.cookies.get(i18n.COOKIE):
         set_cookie(request, response, i18n.COOKIE, chosen, max_age=365 * 24 * 3600)
+    return response
+
+
+def redirect_with_session(
+    request: Request, target: str, *, cookie: str, value: str, lifetime: timedelta
+) -> Response:
+    """Redirect after sign-in: set the signed session cookie and drop the old CSRF seed.
+
+    A new session gets a new CSRF seed on its next page.
+    """
+    response = RedirectResponse(target, status_code=303)
+    set_cookie(request, response, cookie, value, max_age=int(lifetime.total_seconds()))
+    response.delete_cookie(CSRF_COOKIE, path="/")
+    finish(request, response)
     return response
 
 
