@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -542,3 +543,105 @@ def test_api_post_detail_explains_its_annotations(
     assert any("alias" in " ".join(m["why"]) for m in by["entities"]["value"]["mentions"])
     assert client.get("/api/posts/999999", headers=auth).status_code == 404
     assert client.get(f"/api/posts/{post['id']}").status_code == 401
+
+
+# ---------------------------------------------------------------------------- own account page
+
+
+def _page_csrf(client: TestClient, path: str) -> str:
+    page = client.get(path)
+    assert page.status_code == 200, page.text[:300]
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert match, page.text[:500]
+    return match[1]
+
+
+def _web_sign_in(client: TestClient, email: str, password: str) -> Any:
+    token = _page_csrf(client, "/login")
+    return client.post(
+        "/login",
+        data={"email": email, "password": password, "csrf_token": token, "next": "/account"},
+        follow_redirects=False,
+    )
+
+
+def test_staff_turn_on_two_step_sign_in_on_their_account_page(
+    client: TestClient, db: Database
+) -> None:
+    _add(db, "ana@example.org")
+    assert _web_sign_in(client, "ana@example.org", PASSWORD).headers["location"] == "/account"
+    page = client.get("/account", headers={"accept-language": "en"})
+    assert "Off: only your password protects this account." in page.text
+    assert "analyst" in page.text
+
+    offer = client.get("/account/totp")
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', offer.text)
+    assert secret, offer.text[:500]
+    token = _page_csrf(client, "/account/totp")
+    wrong = client.post(
+        "/account/totp",
+        data={"secret": secret[1], "code": "000000", "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert wrong.status_code == 400
+    with db.session() as s:
+        assert (
+            s.scalars(select(User).where(User.email == "ana@example.org")).one().totp_secret is None
+        )
+
+    forged = client.post(
+        "/account/totp",
+        data={"secret": secret[1], "code": pyotp.TOTP(secret[1]).now(), "csrf_token": "x"},
+        follow_redirects=False,
+    )
+    assert forged.status_code == 400
+    ok = client.post(
+        "/account/totp",
+        data={"secret": secret[1], "code": pyotp.TOTP(secret[1]).now(), "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert ok.status_code == 303 and ok.headers["location"] == "/account?done=totp_on"
+    with db.session() as s:
+        assert (
+            s.scalars(select(User).where(User.email == "ana@example.org")).one().totp_secret
+            == (secret[1])
+        )
+    assert _audit(db, "totp.enrol")
+
+    client.cookies.clear()
+    again = _web_sign_in(client, "ana@example.org", PASSWORD)
+    assert again.status_code == 303 and again.headers["location"].startswith("/login/code")
+
+
+def test_staff_change_their_password_with_clear_errors(client: TestClient, db: Database) -> None:
+    _add(db, "bo@example.org")
+    _web_sign_in(client, "bo@example.org", PASSWORD)
+    cases = [
+        (
+            {"current": "not it at all", "new": "a brand new passphrase"},
+            "current password is wrong",
+        ),
+        ({"current": PASSWORD, "new": "short"}, "at least 12 characters"),
+        ({"current": PASSWORD, "new": PASSWORD}, "must differ"),
+    ]
+    for form, message in cases:
+        token = _page_csrf(client, "/account")
+        bad = client.post(
+            "/account/password",
+            data={**form, "csrf_token": token},
+            headers={"accept-language": "en"},
+            follow_redirects=False,
+        )
+        assert bad.status_code == 400 and message in bad.text
+    assert _sign_in(db, "bo@example.org", PASSWORD).status == "ok"
+
+    token = _page_csrf(client, "/account")
+    ok = client.post(
+        "/account/password",
+        data={"current": PASSWORD, "new": "a brand new passphrase", "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert ok.status_code == 303
+    assert _sign_in(db, "bo@example.org", PASSWORD).status == "failed"
+    assert _sign_in(db, "bo@example.org", "a brand new passphrase").status == "ok"
+    assert _audit(db, "password.change")

@@ -305,6 +305,53 @@ def disable_totp(*, db: Session, actor: Principal, email: str) -> None:
     )
 
 
+def enable_own_totp(*, db: Session, actor: Principal, secret: str, code: str) -> bool:
+    """Turn on two-step sign-in for the signed-in user once their app shows the right code."""
+    if actor.user_id is None:
+        return False
+    user = db.get(User, actor.user_id)
+    if user is None:
+        return False
+    probe = User(totp_secret=secret, totp_last_step=None)
+    if not secret or not service.verify_totp(user=probe, code=code):
+        return False
+    user.totp_secret = secret
+    user.totp_last_step = probe.totp_last_step
+    service.audit(
+        db=db,
+        action="totp.enrol",
+        object_type="user",
+        object_id=user.id,
+        actor_id=actor.user_id,
+        actor_label=actor.label,
+    )
+    return True
+
+
+def change_own_password(*, db: Session, actor: Principal, current: str, new: str) -> str | None:
+    """Replace the signed-in user's password; return what is wrong, or None when done.
+
+    The current password must match; the new one must be long enough and differ from it.
+    """
+    user = db.get(User, actor.user_id) if actor.user_id is not None else None
+    if user is None or not service.verify_password(user.password_hash, current):
+        return "current"
+    if len(new) < service.MIN_PASSWORD:
+        return "short"
+    if new == current:
+        return "same"
+    service.set_password(db=db, user=user, password=new)
+    service.audit(
+        db=db,
+        action="password.change",
+        object_type="user",
+        object_id=user.id,
+        actor_id=actor.user_id,
+        actor_label=actor.label,
+    )
+    return None
+
+
 def add_mission(
     *,
     db: Session,

@@ -8,10 +8,13 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
 
 from elshi.accounts import flows
+from elshi.accounts.models import User
 from elshi.accounts.schemas import GrantOut, MeOut
-from elshi.accounts.service import LoginPolicy
+from elshi.accounts.service import LoginPolicy, Principal, new_totp_secret, totp_uri
+from elshi.missions.models import Mission
 from elshi.web.deps import (
     SESSION_COOKIE,
     DbSession,
@@ -39,6 +42,15 @@ FORM_EXPIRED = N_("The form has expired. Please try again.")
 MISSING = N_("Enter your e-mail and password.")
 BAD_CODE = N_("Wrong code. Enter the 6-digit code from your authenticator app.")
 CODE_EXPIRED = N_("The sign-in took too long. Please start again.")
+PASSWORD_ERRORS = {
+    "current": N_("The current password is wrong."),
+    "short": N_("The new password must have at least 12 characters."),
+    "same": N_("The new password must differ from the current one."),
+}
+ACCOUNT_NOTICES = {
+    "totp_on": N_("Two-step sign-in is on. Next time, elshi asks for a code from your app."),
+    "password_changed": N_("Your password is changed."),
+}
 
 
 def safe_next(value: str | None) -> str:
@@ -193,6 +205,90 @@ def logout(
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
+
+
+# ---------------------------------------------------------------------------- own account
+
+
+def _account_page(
+    request: Request,
+    db: DbSession,
+    principal: Principal,
+    *,
+    error: str | None = None,
+    status: int = 200,
+    notice: str | None = None,
+) -> Response:
+    user = db.get(User, principal.user_id) if principal.user_id is not None else None
+    missions = {m: name for m, name in db.execute(select(Mission.id, Mission.name))}
+    grants = [(missions.get(m, str(m)), role) for m, role in principal.grants]
+    context = {
+        "active": "account",
+        "user": user,
+        "grants": sorted(grants),
+        "error": error,
+        "notice": ACCOUNT_NOTICES.get(notice or ""),
+    }
+    return render(request, "account.html", context, status=status)
+
+
+@router.get("/account")
+def account(request: Request, db: DbSession, principal: StaffUser, done: str = "") -> Response:
+    """The signed-in user's own account: roles, two-step sign-in and password."""
+    return _account_page(request, db, principal, notice=done)
+
+
+def _totp_page(
+    request: Request, principal: Principal, secret: str, error: str | None = None, status: int = 200
+) -> Response:
+    uri = totp_uri(secret=secret, email=principal.email)
+    context = {"active": "account", "secret": secret, "uri": uri, "error": error}
+    return render(request, "account_totp.html", context, status=status)
+
+
+@router.get("/account/totp")
+def totp_page(request: Request, principal: StaffUser) -> Response:
+    """Offer a new authenticator key; it is kept only once a code from the app matches."""
+    return _totp_page(request, principal, new_totp_secret())
+
+
+@router.post("/account/totp")
+def totp(
+    request: Request,
+    db: DbSession,
+    principal: StaffUser,
+    secret: Annotated[str, Form(max_length=64)] = "",
+    code: Annotated[str, Form(max_length=20)] = "",
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Turn on two-step sign-in when the code from the app matches the offered key."""
+    if not csrf_valid(request, csrf_token):
+        return _totp_page(request, principal, secret, FORM_EXPIRED, 400)
+    if not flows.enable_own_totp(db=db, actor=principal, secret=secret, code=code):
+        db.rollback()
+        return _totp_page(request, principal, secret or new_totp_secret(), BAD_CODE, 400)
+    db.commit()
+    return RedirectResponse("/account?done=totp_on", status_code=303)
+
+
+@router.post("/account/password")
+def change_password(
+    request: Request,
+    db: DbSession,
+    principal: StaffUser,
+    current: Annotated[str, Form(max_length=4096)] = "",
+    new: Annotated[str, Form(max_length=4096)] = "",
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Change the signed-in user's password after checking the current one."""
+    if not csrf_valid(request, csrf_token):
+        return _account_page(request, db, principal, error=FORM_EXPIRED, status=400)
+    problem = flows.change_own_password(db=db, actor=principal, current=current, new=new)
+    if problem is not None:
+        db.rollback()
+        return _account_page(request, db, principal, error=PASSWORD_ERRORS[problem], status=400)
+    db.commit()
+    return RedirectResponse("/account?done=password_changed", status_code=303)
 
 
 @api.get("/me", response_model=MeOut, summary="Who am I")
