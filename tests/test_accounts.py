@@ -645,3 +645,70 @@ def test_staff_change_their_password_with_clear_errors(client: TestClient, db: D
     assert _sign_in(db, "bo@example.org", PASSWORD).status == "failed"
     assert _sign_in(db, "bo@example.org", "a brand new passphrase").status == "ok"
     assert _audit(db, "password.change")
+
+
+def test_cli_disable_reset_password_and_revoke_tokens(cli: Any, db: Database) -> None:
+    _add(db, "dana@example.org")
+    assert _sign_in(db, "dana@example.org", PASSWORD).status == "ok"
+    with db.session() as s:
+        plain = flows.issue_token(db=s, actor=SYSTEM, email="dana@example.org", name="script")
+    with db.session() as s:
+        assert service.find_api_token(db=s, token=plain) is not None
+        sessions = s.scalars(select(WebSession)).all()
+        assert len(sessions) == 1
+
+    r = cli("users", "disable", "dana@example.org")
+    assert r.exit_code == 0, r.output
+    with db.session() as s:
+        assert s.scalars(select(WebSession)).all() == []
+        assert service.load_principal(db=s, user_id=sessions[0].user_id) is None
+    assert _sign_in(db, "dana@example.org", PASSWORD).status == "failed"
+    assert cli("users", "enable", "dana@example.org").exit_code == 0
+    assert _sign_in(db, "dana@example.org", PASSWORD).status == "ok"
+    assert cli("users", "disable", "nobody@example.org").exit_code == 4
+
+    short = cli("users", "reset-password", "dana@example.org", "--password-stdin", input="short\n")
+    assert short.exit_code == 2 and "at least 12" in short.stderr
+    new = "another long passphrase"
+    r = cli("users", "reset-password", "dana@example.org", "--password-stdin", input=new + "\n")
+    assert r.exit_code == 0, r.output
+    with db.session() as s:
+        assert s.scalars(select(WebSession)).all() == []
+    assert _sign_in(db, "dana@example.org", PASSWORD).status == "failed"
+    assert _sign_in(db, "dana@example.org", new).status == "ok"
+
+    listed = cli("users", "tokens", "dana@example.org")
+    assert listed.exit_code == 0 and "script" in listed.stdout and plain not in listed.stdout
+    with db.session() as s:
+        token_id = s.scalars(select(ApiToken.id)).one()
+    assert cli("users", "revoke-token", str(token_id)).exit_code == 0
+    assert cli("users", "revoke-token", "999999").exit_code == 4
+    with db.session() as s:
+        assert service.find_api_token(db=s, token=plain) is None
+    actions = {e.action for e in _audit(db, "user.disable") + _audit(db, "token.revoke")}
+    assert actions == {"user.disable", "token.revoke"}
+    assert _audit(db, "password.reset")
+
+
+def test_login_limits_come_from_settings(settings: Settings, db: Database) -> None:
+    tight = settings.model_copy(update={"login_max_failures": 2, "login_lockout_minutes": 60})
+    policy = LoginPolicy.from_settings(tight)
+    assert policy.max_failures == 2 and policy.lockout == timedelta(minutes=60)
+    _add(db, "eve@example.org")
+    for _ in range(2):
+        with db.session() as s:
+            flows.sign_in(
+                db=s,
+                email="eve@example.org",
+                password="wrong password!",
+                ip="10.1.1.1",
+                user_agent=None,
+                policy=policy,
+                lifetime=LIFETIME,
+            )
+    with db.session() as s:
+        user = s.scalars(select(User).where(User.email == "eve@example.org")).one()
+        assert service.is_locked(user)
+        assert user.locked_until is not None
+    app = create_app(tight, db=db)
+    assert app.state.login_policy == policy

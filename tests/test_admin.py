@@ -165,3 +165,64 @@ def test_other_staff_may_not_administer(client: TestClient) -> None:
     )
     r = client.post("/admin/missions", data={"csrf_token": token, "slug": "rome", "name": "Rome"})
     assert r.status_code == 403
+
+
+def test_admin_disables_a_user_who_is_signed_out_at_once(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
+    with TestClient(create_app(settings, db=db)) as press:
+        sign_in(press, "press@example.org")
+        assert press.get("/posts", follow_redirects=False).status_code == 200
+        sign_in(client, "admin@example.org")
+        token = csrf(client, "/admin")
+        with db.session() as s:
+            ids = {u.email: u.id for u in s.scalars(select(User))}
+        assert client.post(f"/admin/users/{ids['press@example.org']}/disable").status_code == 400
+        own = client.post(
+            f"/admin/users/{ids['admin@example.org']}/disable", data={"csrf_token": token}
+        )
+        assert own.status_code == 400
+        assert i18n.gettext("kk", "You cannot disable your own account.") in own.text
+        assert (
+            client.post("/admin/users/99999/disable", data={"csrf_token": token}).status_code == 400
+        )
+        r = client.post(
+            f"/admin/users/{ids['press@example.org']}/disable",
+            data={"csrf_token": token},
+            follow_redirects=False,
+        )
+        assert r.status_code == 303
+        assert press.get("/posts", follow_redirects=False).status_code == 303
+        assert sign_in_status(press, "press@example.org") == 401
+        r = client.post(
+            f"/admin/users/{ids['press@example.org']}/enable",
+            data={"csrf_token": token},
+            follow_redirects=False,
+        )
+        assert r.status_code == 303
+        assert sign_in_status(press, "press@example.org") == 303
+    with db.session() as s:
+        actions = [e.action for e in s.scalars(select(AuditEvent).order_by(AuditEvent.id))]
+    assert "user.disable" in actions and "user.enable" in actions
+
+
+def test_others_may_not_disable_users(client: TestClient, db: Database) -> None:
+    sign_in(client, "press@example.org")
+    token = csrf(client, "/posts")
+    with db.session() as s:
+        admin_id = s.scalars(select(User.id).where(User.email == "admin@example.org")).one()
+    r = client.post(f"/admin/users/{admin_id}/disable", data={"csrf_token": token})
+    assert r.status_code == 403
+    with db.session() as s:
+        assert s.get(User, admin_id).is_active  # type: ignore[union-attr]
+
+
+def sign_in_status(client: TestClient, email: str) -> int:
+    client.cookies.clear()
+    token = csrf(client, "/login")
+    r = client.post(
+        "/login",
+        data={"email": email, "password": PASSWORD, "csrf_token": token, "next": "/"},
+        follow_redirects=False,
+    )
+    return r.status_code

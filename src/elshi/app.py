@@ -54,7 +54,7 @@ def create_app(settings: Settings, *, db: Database | None = None, runtime: Any =
     app.state.settings = settings
     app.state.db = db or Database(settings)
     app.state.runtime = runtime
-    app.state.login_policy = LoginPolicy()
+    app.state.login_policy = LoginPolicy.from_settings(settings)
     install_log_masking()
     app.add_middleware(SecurityHeaders)
 

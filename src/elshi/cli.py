@@ -560,13 +560,13 @@ def _read_password(from_stdin: bool) -> str:
 
 @contextmanager
 def _account_errors() -> Any:
-    from elshi.accounts.flows import MissionNotFound, UserNotFound
+    from elshi.accounts.flows import MissionNotFound, TokenNotFound, UserNotFound
     from elshi.accounts.service import InvalidUser, PermissionDenied
     from elshi.missions.service import InvalidMission
 
     try:
         yield
-    except (UserNotFound, MissionNotFound) as exc:
+    except (UserNotFound, MissionNotFound, TokenNotFound) as exc:
         raise _fail(str(exc.args[0]), Exit.NOT_FOUND) from None
     except (InvalidUser, InvalidMission) as exc:
         raise _fail(str(exc), Exit.USAGE) from None
@@ -703,6 +703,87 @@ def users_totp(
         highlight=False,
     )
     print(uri)
+
+
+@users_app.command("disable")
+def users_disable(email: Annotated[str, typer.Argument(help="The user to disable.")]) -> None:
+    """Disable a user: their sessions end at once and their API tokens stop working."""
+    from elshi.accounts import flows
+    from elshi.accounts.service import Principal
+
+    db = _database(get_settings())
+    with _account_errors(), db.session() as s:
+        flows.set_active(db=s, actor=Principal.system(), email=email, active=False)
+    console.print(f"disabled {email}: signed out everywhere", highlight=False)
+
+
+@users_app.command("enable")
+def users_enable(email: Annotated[str, typer.Argument(help="The user to enable again.")]) -> None:
+    """Enable a disabled user again."""
+    from elshi.accounts import flows
+    from elshi.accounts.service import Principal
+
+    db = _database(get_settings())
+    with _account_errors(), db.session() as s:
+        flows.set_active(db=s, actor=Principal.system(), email=email, active=True)
+    console.print(f"enabled {email}", highlight=False)
+
+
+@users_app.command("reset-password")
+def users_reset_password(
+    email: Annotated[str, typer.Argument(help="The user whose password is replaced.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Set a new password for a user, lift a lock and sign them out everywhere."""
+    from elshi.accounts import flows
+    from elshi.accounts.service import Principal
+
+    db = _database(get_settings())
+    password = _read_password(password_stdin)
+    with _account_errors(), db.session() as s:
+        flows.reset_password(db=s, actor=Principal.system(), email=email, password=password)
+    console.print(f"new password set for {email}; they are signed out everywhere", highlight=False)
+
+
+@users_app.command("tokens")
+def users_tokens(
+    email: Annotated[str, typer.Argument(help="The user whose API tokens are listed.")],
+) -> None:
+    """List a user's API tokens (prefix, name, expiry, last use, revoked); never the tokens."""
+    from elshi.accounts import flows
+    from elshi.accounts.service import Principal
+
+    db = _database(get_settings())
+    with _account_errors(), db.session() as s:
+        tokens = flows.tokens_of(db=s, actor=Principal.system(), email=email)
+        table = Table("id", "prefix", "name", "created", "expires", "last used", "state")
+        for t in tokens:
+            table.add_row(
+                str(t.id),
+                t.prefix + "...",
+                t.name or "-",
+                _when(t.created_at),
+                _when(t.expires_at),
+                _when(t.last_used_at),
+                "revoked" if t.revoked_at else "live",
+            )
+    console.print(table)
+
+
+@users_app.command("revoke-token")
+def users_revoke_token(
+    token_id: Annotated[int, typer.Argument(help="The token's id (see `elshi users tokens`).")],
+) -> None:
+    """Revoke an API token at once."""
+    from elshi.accounts import flows
+    from elshi.accounts.service import Principal
+
+    db = _database(get_settings())
+    with _account_errors(), db.session() as s:
+        row = flows.revoke_token(db=s, actor=Principal.system(), token_id=token_id)
+    console.print(f"revoked token {row.id} ({row.prefix}...)", highlight=False)
 
 
 @missions_app.command("add")

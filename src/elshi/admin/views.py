@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import Response
 
 from elshi.accounts import flows as account_flows
-from elshi.accounts.models import ROLES
+from elshi.accounts.flows import UserNotFound
+from elshi.accounts.models import ROLES, User
 from elshi.accounts.service import InvalidUser, PermissionDenied
 from elshi.admin import service
 from elshi.listen import service as listen
@@ -28,6 +29,7 @@ NOT_SAVED = N_("Not saved:")
 BAD_JSON = N_("The settings are not valid JSON.")
 BAD_EVERY = N_("Poll every: a whole number of minutes.")
 FORBIDDEN = N_("You may not do this in this mission.")
+NOT_YOURSELF = N_("You cannot disable your own account.")
 STAFF_ROLES = tuple(r for r in ROLES if r != "citizen")
 
 
@@ -118,6 +120,31 @@ def add_user(
             name=name,
             role=role,
             mission_slug=mission,
+        )
+    except (InvalidUser, PermissionDenied, LookupError) as exc:
+        return _failed(request, db, principal, exc)
+    return redirect(request, "/admin#users")
+
+
+@router.post("/admin/users/{user_id}/{action}")
+def toggle_user(
+    request: Request,
+    user_id: int,
+    action: Literal["disable", "enable"],
+    db: DbSession,
+    principal: StaffUser,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Disable a user (signed out everywhere at once) or enable them again."""
+    check_form(request, csrf_token)
+    try:
+        user = db.get(User, user_id)
+        if user is None:
+            raise UserNotFound(f"no user has id {user_id}")
+        if user.id == principal.user_id:
+            return _page(request, db, principal, t(request, NOT_YOURSELF), status=400)
+        account_flows.set_active(
+            db=db, actor=principal, email=user.email, active=action == "enable"
         )
     except (InvalidUser, PermissionDenied, LookupError) as exc:
         return _failed(request, db, principal, exc)
