@@ -14,13 +14,13 @@ from typing import Any
 import pyotp
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from elshi.accounts import flows, service
 from elshi.accounts.models import ApiToken, AuditEvent, LoginAttempt, User, WebSession
 from elshi.accounts.service import LoginPolicy, Principal
 from elshi.app import create_app
-from elshi.db import Database, utcnow
+from elshi.db import Database, SealedUnreadable, utcnow
 from elshi.demo import load_demo
 from elshi.missions import service as missions
 from elshi.settings import Settings
@@ -712,3 +712,39 @@ def test_login_limits_come_from_settings(settings: Settings, db: Database) -> No
         assert user.locked_until is not None
     app = create_app(tight, db=db)
     assert app.state.login_policy == policy
+
+
+def test_totp_keys_are_sealed_at_rest(db: Database, settings: Settings) -> None:
+    _add(db, "fara@example.org")
+    with db.session() as s:
+        uri = flows.enrol_totp(db=s, actor=SYSTEM, email="fara@example.org")
+    secret = pyotp.parse_uri(uri).secret
+    with db.engine.connect() as conn:
+        stored = conn.execute(
+            text("SELECT totp_secret FROM user_account WHERE email = 'fara@example.org'")
+        ).scalar_one()
+    assert stored.startswith("sealed:") and secret not in stored
+    with db.session() as s:
+        user = s.scalars(select(User).where(User.email == "fara@example.org")).one()
+        assert user.totp_secret == secret
+        assert service.verify_totp(user=user, code=pyotp.TOTP(secret).now())
+
+    # A key stored before sealing existed is still read, and sealed when next written.
+    legacy = pyotp.random_base32()
+    with db.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE user_account SET totp_secret = :v WHERE email = 'fara@example.org'"),
+            {"v": legacy},
+        )
+    with db.session() as s:
+        user = s.scalars(select(User).where(User.email == "fara@example.org")).one()
+        assert user.totp_secret == legacy
+
+    # Another secret key cannot open it, and says so rather than turning the factor off.
+    other = Database(settings.model_copy(update={"secret_key": "another secret key " * 3}))
+    with other.session() as s:
+        user = s.scalars(select(User).where(User.email == "fara@example.org")).one()
+        user.totp_secret = pyotp.random_base32()
+    with pytest.raises(SealedUnreadable, match="ELSHI_SECRET_KEY changed"), db.session() as s:
+        s.scalars(select(User).where(User.email == "fara@example.org")).one()
+    other.dispose()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import JSON, DateTime, MetaData, String, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -24,6 +28,54 @@ NAMING = {
 }
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+SEALED_PREFIX = "sealed:"
+
+
+class SealedUnreadable(ValueError):
+    """A sealed value cannot be opened with the configured secret key."""
+
+
+def sealer(settings: Settings) -> Fernet:
+    """The key that seals secrets at rest, derived from ELSHI_SECRET_KEY."""
+    derived = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=b"elshi.sealed", info=b"fernet"
+    ).derive(settings.secret_key.encode())
+    return Fernet(base64.urlsafe_b64encode(derived))
+
+
+class SealedString(TypeDecorator[str]):
+    """A short secret (a TOTP key) encrypted at rest with the engine's sealing key.
+
+    Values written before sealing existed (no prefix) are still read, and sealed when next
+    written. A value that cannot be opened raises: a changed secret key must not quietly turn
+    a second factor off.
+    """
+
+    impl = String(255)
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        key: Fernet | None = getattr(dialect, "elshi_sealer", None)
+        if key is None:
+            raise SealedUnreadable("no sealing key on this database connection")
+        return SEALED_PREFIX + key.encrypt(value.encode()).decode()
+
+    def process_result_value(self, value: str | None, dialect: Any) -> str | None:
+        if value is None or not value.startswith(SEALED_PREFIX):
+            return value
+        key: Fernet | None = getattr(dialect, "elshi_sealer", None)
+        try:
+            if key is None:
+                raise InvalidToken
+            return key.decrypt(value.removeprefix(SEALED_PREFIX).encode()).decode()
+        except InvalidToken:
+            raise SealedUnreadable(
+                "a stored secret cannot be decrypted: ELSHI_SECRET_KEY changed since it was "
+                "saved; turn the user's two-step sign-in off and on again"
+            ) from None
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -86,8 +138,10 @@ def make_engine(settings: Settings) -> Engine:
             url, connect_args={"check_same_thread": False, "timeout": 30}, **pool
         )
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True, **pool)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, **pool)
+    engine.dialect.elshi_sealer = sealer(settings)  # type: ignore[attr-defined]
+    return engine
 
 
 class Database:

@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from elshi.db import Base, JSONType, UTCDateTime, utcnow
+from elshi.db import Base, JSONType, SealedString, UTCDateTime, utcnow
 
 REQUEST_STATUSES = ("draft", "submitted", "in_review", "more_documents", "approved", "rejected")
 OPEN_STATUSES = ("submitted", "in_review", "more_documents")
@@ -39,7 +39,7 @@ class Citizen(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
-    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_secret: Mapped[str | None] = mapped_column(SealedString())
     totp_last_step: Mapped[int | None] = mapped_column(Integer)
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
