@@ -644,6 +644,8 @@ class TokenMatcher:
         self.prefixes: set[str] = set()
         self.lengths: tuple[int, ...] = ()
         self._endings: set[str] = set()
+        #: Ending classes whose endings are already in `_endings`.
+        self._classes: set[_Class] = set()
         self.collisions: list[tuple[str, int, int]] = []
 
     def add(
@@ -669,7 +671,9 @@ class TokenMatcher:
                     new_paths.append((child, stem))
                     if i == 0:
                         self.prefixes.add(stem[:2])
-                    self._endings.update(cls.direct)
+                    if cls not in self._classes:
+                        self._classes.add(cls)
+                        self._endings.update(cls.direct)
             paths = new_paths
         abbr = len(tokens) == 1 and _is_abbr(tokens[0].group())
         for node, _ in paths:
