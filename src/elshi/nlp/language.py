@@ -261,6 +261,8 @@ class LanguageIdentifier:
         self._lock = threading.Lock()
         self._nb: _NaiveBayes | None = None
         self._lingua: dict[str, Any] | None = None
+        #: ISO code of each lingua language object (read once: the attribute chain is slow).
+        self._codes: dict[Any, str] = {}
 
     def _load(self) -> tuple[_NaiveBayes, dict[str, Any]]:
         if self._nb is None or self._lingua is None:
@@ -398,11 +400,14 @@ class LanguageIdentifier:
         rest = 1.0 - sum(fused.values())
         if shared:
             conf = lingua[script].compute_language_confidence_values(chunk)
-            p_li = {
-                v.language.iso_code_639_1.name.lower(): v.value
-                for v in conf
-                if v.language.iso_code_639_1.name.lower() in shared
-            }
+            codes = self._codes
+            p_li = {}
+            for v in conf:
+                code = codes.get(v.language)
+                if code is None:
+                    code = codes[v.language] = v.language.iso_code_639_1.name.lower()
+                if code in shared:
+                    p_li[code] = v.value
             li_norm = sum(p_li.values())
             nb_norm = sum(p_nb.get(c, 0.0) for c in shared)
             # Weighted geometric mean: either opinion can veto a language the other favours.
@@ -410,7 +415,10 @@ class LanguageIdentifier:
             for c in shared:
                 a = p_nb.get(c, 0.0) / nb_norm if nb_norm > 0 else 1.0 / len(shared)
                 b = p_li.get(c, 0.0) / li_norm if li_norm > 0 else a
-                mix[c] = max(a, 1e-4) ** weight * max(b, 1e-4) ** (1 - weight)
+                # max(x, 1e-4) written out: the same value, without a call per language.
+                a = 1e-4 if a < 1e-4 else a
+                b = 1e-4 if b < 1e-4 else b
+                mix[c] = a**weight * b ** (1 - weight)
             mix_norm = sum(mix.values())
             for c in shared:
                 fused[c] = rest * mix[c] / mix_norm
