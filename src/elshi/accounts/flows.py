@@ -11,17 +11,22 @@ from sqlalchemy.orm import Session
 from elshi.accounts import service
 from elshi.accounts.models import RoleGrant, User
 from elshi.accounts.service import LoginPolicy, Principal
+from elshi.errors import N_, FieldError
 from elshi.missions import service as missions
 from elshi.missions.models import Mission
 
 log = logging.getLogger(__name__)
 
 
-class UserNotFound(LookupError):
+NO_USER = N_("No user has the e-mail address %(email)s.")
+NO_MISSION = N_("There is no mission with the short name %(slug)s.")
+
+
+class UserNotFound(FieldError, LookupError):
     """No user has this e-mail."""
 
 
-class MissionNotFound(LookupError):
+class MissionNotFound(FieldError, LookupError):
     """No mission has this slug."""
 
 
@@ -37,7 +42,7 @@ class SignIn:
 def _user(db: Session, email: str) -> User:
     user = service.get_user(db=db, email=email)
     if user is None:
-        raise UserNotFound(f"no user with e-mail {email.strip().lower()!r}")
+        raise UserNotFound("email", NO_USER, email=repr(email.strip().lower()))
     return user
 
 
@@ -46,7 +51,7 @@ def _mission(db: Session, slug: str) -> Mission:
         return missions.ensure_hq(db=db)
     mission = missions.get_mission(db=db, slug=slug)
     if mission is None:
-        raise MissionNotFound(f"no mission {slug!r} (see: elshi missions list)")
+        raise MissionNotFound("mission", NO_MISSION, slug=repr(slug))
     return mission
 
 
@@ -216,7 +221,9 @@ def add_user(
     mission = _mission(db, mission_slug)
     service.authorize(actor, "users.manage", mission_id=mission.id)
     if role not in service.ROLES:
-        raise service.InvalidUser(f"role {role!r}: must be one of {', '.join(service.ROLES)}")
+        raise service.InvalidUser(
+            "role", service.NOT_ROLE, role=repr(role), roles=", ".join(service.ROLES)
+        )
     user = service.create_user(db=db, email=email, password=password, name=name)
     service.grant_role(db=db, user_id=user.id, mission_id=mission.id, role=role)
     service.audit(

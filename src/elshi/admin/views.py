@@ -12,6 +12,7 @@ from elshi.accounts import flows as account_flows
 from elshi.accounts.models import ROLES
 from elshi.accounts.service import InvalidUser, PermissionDenied
 from elshi.admin import service
+from elshi.errors import FieldError
 from elshi.listen import service as listen
 from elshi.missions import service as missions
 from elshi.missions.models import MISSION_KINDS
@@ -19,7 +20,7 @@ from elshi.missions.service import InvalidMission
 from elshi.plugins import connectors
 from elshi.web.deps import DbSession, StaffUser
 from elshi.web.i18n import N_
-from elshi.web.pages import check_form, int_or_none, redirect, t
+from elshi.web.pages import check_form, error_text, int_or_none, redirect, t
 from elshi.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -28,6 +29,7 @@ NOT_SAVED = N_("Not saved:")
 BAD_JSON = N_("The settings are not valid JSON.")
 BAD_EVERY = N_("Poll every: a whole number of minutes.")
 FORBIDDEN = N_("You may not do this in this mission.")
+PICK_ROLE = N_("Choose a role from the list.")
 STAFF_ROLES = tuple(r for r in ROLES if r != "citizen")
 
 
@@ -59,6 +61,10 @@ def _failed(request: Request, db: Any, principal: Any, exc: Exception) -> Respon
     db.rollback()
     if isinstance(exc, PermissionDenied):
         return _page(request, db, principal, t(request, FORBIDDEN), status=403)
+    if isinstance(exc, FieldError):
+        return _page(
+            request, db, principal, f"{t(request, NOT_SAVED)} {error_text(request, exc)}", 400
+        )
     return _page(request, db, principal, f"{t(request, NOT_SAVED)} {exc}", status=400)
 
 
@@ -138,7 +144,7 @@ def grant(
     check_form(request, csrf_token)
     try:
         if role not in STAFF_ROLES:
-            raise InvalidUser(f"role {role!r}: choose one from the list")
+            raise InvalidUser("role", PICK_ROLE)
         account_flows.grant(db=db, actor=principal, email=email, role=role, mission_slug=mission)
     except (InvalidUser, PermissionDenied, LookupError) as exc:
         return _failed(request, db, principal, exc)
