@@ -29,8 +29,12 @@ from pathlib import Path
 TARGET = 1000.0
 
 
-def _enrich_range(job: tuple[int, int, int]) -> tuple[int, float, float]:
-    """Enrich posts lo < id <= hi in this process; return (posts, CPU seconds, peak MB)."""
+def _enrich_range(job: tuple[int, int, int]) -> tuple[int, float, float, float, int]:
+    """Enrich posts lo < id <= hi in this process.
+
+    Returns (posts, CPU seconds, peak MB, CPU seconds of the first batch, posts in it): the
+    first batch also loads the models, so the rest shows the cost per post once they are in.
+    """
     from elshi.db import Database
     from elshi.nlp.pipeline import enrich_posts
     from elshi.settings import load_settings
@@ -38,12 +42,24 @@ def _enrich_range(job: tuple[int, int, int]) -> tuple[int, float, float]:
     lo, hi, batch = job
     db = Database(load_settings())
     c0 = time.process_time()
+    first: list[float | int] = []
+
+    def tick(n: int) -> None:
+        if not first:
+            first.extend((time.process_time() - c0, n))
+
     counts = enrich_posts(
-        db, slugs=["language", "sentiment", "entities"], min_id=lo + 1, max_id=hi, batch_size=batch
+        db,
+        slugs=["language", "sentiment", "entities"],
+        min_id=lo + 1,
+        max_id=hi,
+        batch_size=batch,
+        progress=tick,
     )
     cpu = time.process_time() - c0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return counts["by_enricher"].get("entities", 0), cpu, peak
+    first_cpu, first_n = (float(first[0]), int(first[1])) if first else (0.0, 0)
+    return counts["by_enricher"].get("entities", 0), cpu, peak, first_cpu, first_n
 
 
 def main() -> int:
@@ -117,6 +133,19 @@ def main() -> int:
         f"{' + '.join(fast)} in {len(ranges)} processes: {n:,} posts, {rate:,.0f} posts/s wall, "
         f"{n / max(cpu, 1e-9):,.0f} posts/s per CPU second; peak memory "
         f"{max(d[2] for d in done):,.0f} MB per process",
+        flush=True,
+    )
+    later_n = n - sum(d[4] for d in done)
+    later_cpu = cpu - sum(d[3] for d in done)
+    print(
+        f"  of which the first batch of each process (models loaded): "
+        f"{', '.join(f'{d[3]:.2f}' for d in done)} s CPU; the later batches "
+        + (
+            f"{1000 * later_cpu / later_n:.3f} ms CPU per post "
+            f"({later_n / max(later_cpu, 1e-9):,.0f} posts per CPU second)"
+            if later_n > 0
+            else "none (each process had one batch)"
+        ),
         flush=True,
     )
     run(["stance"], max_id, args.batch)

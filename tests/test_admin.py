@@ -8,13 +8,17 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from elshi.accounts import flows
+from elshi.accounts import service as accounts
 from elshi.accounts.models import AuditEvent, RoleGrant, User
 from elshi.app import create_app
 from elshi.db import Database
 from elshi.listen.models import Source
+from elshi.missions import service as missions
 from elshi.missions.models import Mission
 from elshi.settings import Settings
 from elshi.web import i18n
+from elshi.web.pages import FIELD_NAMES
 from tests.workspace_helpers import PASSWORD, add_staff, csrf, sign_in
 
 
@@ -54,7 +58,8 @@ def test_admin_manages_missions_users_roles_and_sources(client: TestClient, db: 
             "mission": "ankara",
         },
     )
-    assert r.status_code == 400 and "at least 12" in r.text
+    short = i18n.gettext("kk", accounts.SHORT_PASSWORD) % {"n": accounts.MIN_PASSWORD}
+    assert r.status_code == 400 and short in r.text
     r = client.post(
         "/admin/users",
         data={
@@ -226,3 +231,87 @@ def sign_in_status(client: TestClient, email: str) -> int:
         follow_redirects=False,
     )
     return r.status_code
+
+
+@pytest.mark.parametrize("lang", ["kk", "ru"])
+def test_admin_errors_are_shown_in_the_chosen_language(
+    client: TestClient, db: Database, lang: str
+) -> None:
+    sign_in(client, "admin@example.org")
+    assert client.get(f"/admin?lang={lang}").status_code == 200
+    token = csrf(client, "/admin")
+
+    def said(message: str, **params: object) -> str:
+        text = i18n.gettext(lang, message)
+        assert text != message, f"{message!r} has no {lang} translation"
+        return text % params if params else text
+
+    def refused(
+        path: str, data: dict[str, str], field: str, message: str, **params: object
+    ) -> None:
+        r = client.post(path, data={"csrf_token": token, **data})
+        assert r.status_code == 400, r.text
+        expected = f"{said('Not saved:')} {said(FIELD_NAMES[field])}: {said(message, **params)}"
+        # The page escapes the quotes around the value the user typed.
+        assert expected.replace("'", "&#39;") in r.text
+        assert i18n.gettext("en", message) % params not in r.text
+
+    refused("/admin/missions", {"slug": "Bad Slug"}, "slug", missions.BAD_SLUG, slug="'Bad Slug'")
+    refused(
+        "/admin/missions",
+        {"slug": "ankara", "country": "TUR"},
+        "country",
+        missions.BAD_COUNTRY,
+        code="'TUR'",
+    )
+    refused(
+        "/admin/missions",
+        {"slug": "hq", "name": "again"},
+        "slug",
+        missions.SLUG_TAKEN,
+        slug="hq",
+    )
+    user = {"name": "N", "password": PASSWORD, "role": "analyst", "mission": "hq"}
+    refused(
+        "/admin/users",
+        {**user, "email": "not-an-address"},
+        "email",
+        accounts.NOT_EMAIL,
+        email="'not-an-address'",
+    )
+    refused(
+        "/admin/users",
+        {**user, "email": "press@example.org"},
+        "email",
+        accounts.EMAIL_TAKEN,
+        email="press@example.org",
+    )
+    refused(
+        "/admin/users",
+        {**user, "email": "new@example.org", "mission": "nowhere"},
+        "mission",
+        flows.NO_MISSION,
+        slug="'nowhere'",
+    )
+    grant = {"email": "press@example.org", "mission": "hq"}
+    refused("/admin/grants", {**grant, "role": "king"}, "role", "Choose a role from the list.")
+    refused(
+        "/admin/grants",
+        {**grant, "email": "nobody@example.org", "role": "analyst"},
+        "email",
+        flows.NO_USER,
+        email="'nobody@example.org'",
+    )
+    with db.session() as s:
+        assert s.scalar(select(Mission).where(Mission.slug == "ankara")) is None
+        assert s.scalar(select(User).where(User.email == "new@example.org")) is None
+
+
+def test_a_page_for_staff_says_so_in_the_chosen_language(client: TestClient, db: Database) -> None:
+    with db.session() as s:
+        accounts.create_user(db=s, email="norole@example.org", password=PASSWORD)
+    sign_in(client, "norole@example.org")
+    r = client.get("/admin?lang=ru")
+    assert r.status_code == 403
+    assert r.json()["detail"] == i18n.gettext("ru", "This page is for the staff of a mission only.")
+    assert client.get("/api/posts").json()["detail"] == "staff only"

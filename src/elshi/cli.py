@@ -567,7 +567,8 @@ def _account_errors() -> Any:
     try:
         yield
     except (UserNotFound, MissionNotFound, TokenNotFound) as exc:
-        raise _fail(str(exc.args[0]), Exit.NOT_FOUND) from None
+        hint = " (see: elshi missions list)" if isinstance(exc, MissionNotFound) else ""
+        raise _fail(f"{exc}{hint}", Exit.NOT_FOUND) from None
     except (InvalidUser, InvalidMission) as exc:
         raise _fail(str(exc), Exit.USAGE) from None
     except PermissionDenied as exc:

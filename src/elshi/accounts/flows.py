@@ -11,21 +11,27 @@ from sqlalchemy.orm import Session
 from elshi.accounts import service
 from elshi.accounts.models import ApiToken, RoleGrant, User
 from elshi.accounts.service import LoginPolicy, Principal
+from elshi.errors import N_, FieldError
 from elshi.missions import service as missions
 from elshi.missions.models import Mission
 
 log = logging.getLogger(__name__)
 
 
-class UserNotFound(LookupError):
+NO_USER = N_("No user has the e-mail address %(email)s.")
+NO_MISSION = N_("There is no mission with the short name %(slug)s.")
+NO_TOKEN = N_("No API token has the id %(id)s.")
+
+
+class UserNotFound(FieldError, LookupError):
     """No user has this e-mail."""
 
 
-class TokenNotFound(LookupError):
+class TokenNotFound(FieldError, LookupError):
     """No API token has this id."""
 
 
-class MissionNotFound(LookupError):
+class MissionNotFound(FieldError, LookupError):
     """No mission has this slug."""
 
 
@@ -41,7 +47,7 @@ class SignIn:
 def _user(db: Session, email: str) -> User:
     user = service.get_user(db=db, email=email)
     if user is None:
-        raise UserNotFound(f"no user with e-mail {email.strip().lower()!r}")
+        raise UserNotFound("email", NO_USER, email=repr(email.strip().lower()))
     return user
 
 
@@ -50,7 +56,7 @@ def _mission(db: Session, slug: str) -> Mission:
         return missions.ensure_hq(db=db)
     mission = missions.get_mission(db=db, slug=slug)
     if mission is None:
-        raise MissionNotFound(f"no mission {slug!r} (see: elshi missions list)")
+        raise MissionNotFound("mission", NO_MISSION, slug=repr(slug))
     return mission
 
 
@@ -220,7 +226,9 @@ def add_user(
     mission = _mission(db, mission_slug)
     service.authorize(actor, "users.manage", mission_id=mission.id)
     if role not in service.ROLES:
-        raise service.InvalidUser(f"role {role!r}: must be one of {', '.join(service.ROLES)}")
+        raise service.InvalidUser(
+            "role", service.NOT_ROLE, role=repr(role), roles=", ".join(service.ROLES)
+        )
     user = service.create_user(db=db, email=email, password=password, name=name)
     service.grant_role(db=db, user_id=user.id, mission_id=mission.id, role=role)
     service.audit(
@@ -358,7 +366,7 @@ def revoke_token(*, db: Session, actor: Principal, token_id: int) -> ApiToken:
     """Revoke an API token by id (its owner or a user manager may)."""
     row = db.get(ApiToken, token_id)
     if row is None:
-        raise TokenNotFound(f"no API token has id {token_id}")
+        raise TokenNotFound("token", NO_TOKEN, id=token_id)
     if actor.user_id != row.user_id:
         service.authorize(actor, "users.manage")
     service.revoke_api_token(db=db, token_id=token_id)

@@ -28,6 +28,7 @@ from elshi.accounts.models import (
     WebSession,
 )
 from elshi.db import utcnow
+from elshi.errors import N_, FieldError
 from elshi.missions.models import Mission
 
 if TYPE_CHECKING:
@@ -46,8 +47,15 @@ class SignInHolder(Protocol):
     locked_until: datetime | None
 
 
-class InvalidUser(ValueError):
-    """A user field is not valid; the message names it."""
+class InvalidUser(FieldError):
+    """A user field is not valid: the field, a translatable message and its values."""
+
+
+NOT_EMAIL = N_("%(email)s is not an e-mail address.")
+SHORT_PASSWORD = N_("Use at least %(n)s characters.")
+EMAIL_TAKEN = N_("A user with the e-mail address %(email)s already exists.")
+NOT_ROLE = N_("%(role)s is not a role; choose one of: %(roles)s.")
+DAYS_MIN = N_("Must be at least 1.")
 
 
 def hash_password(password: str) -> str:
@@ -67,11 +75,11 @@ def create_user(*, db: Session, email: str, password: str, name: str = "") -> Us
     """Create a user with a hashed password."""
     email = email.strip().lower()
     if not _EMAIL.match(email):
-        raise InvalidUser(f"email {email!r}: not an e-mail address")
+        raise InvalidUser("email", NOT_EMAIL, email=repr(email))
     if len(password) < MIN_PASSWORD:
-        raise InvalidUser(f"password: must be at least {MIN_PASSWORD} characters")
+        raise InvalidUser("password", SHORT_PASSWORD, n=MIN_PASSWORD)
     if db.scalar(select(User.id).where(User.email == email)) is not None:
-        raise InvalidUser(f"email {email!r}: a user with this e-mail exists")
+        raise InvalidUser("email", EMAIL_TAKEN, email=email)
     user = User(email=email, name=name, password_hash=hash_password(password))
     db.add(user)
     db.flush()
@@ -86,7 +94,7 @@ def get_user(*, db: Session, email: str) -> User | None:
 def grant_role(*, db: Session, user_id: int, mission_id: int, role: str) -> RoleGrant:
     """Give a user a role in a mission (idempotent)."""
     if role not in ROLES:
-        raise InvalidUser(f"role {role!r}: must be one of {', '.join(ROLES)}")
+        raise InvalidUser("role", NOT_ROLE, role=repr(role), roles=", ".join(ROLES))
     grant = db.scalar(
         select(RoleGrant).where(
             RoleGrant.user_id == user_id, RoleGrant.mission_id == mission_id, RoleGrant.role == role
@@ -365,7 +373,7 @@ def mark_signed_in(*, db: Session, user: User, now: datetime | None = None) -> N
 def set_password(*, db: Session, user: User, password: str) -> None:
     """Replace a user's password after checking its length."""
     if len(password) < MIN_PASSWORD:
-        raise InvalidUser(f"password: must be at least {MIN_PASSWORD} characters")
+        raise InvalidUser("password", SHORT_PASSWORD, n=MIN_PASSWORD)
     user.password_hash = hash_password(password)
     db.flush()
 
@@ -474,7 +482,7 @@ def create_api_token(
 ) -> tuple[ApiToken, str]:
     """Create a token; return the row and the plain token, which is never stored."""
     if days is not None and days < 1:
-        raise InvalidUser("days: must be at least 1")
+        raise InvalidUser("days", DAYS_MIN)
     now = now or utcnow()
     plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(

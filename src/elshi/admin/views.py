@@ -13,6 +13,7 @@ from elshi.accounts.flows import UserNotFound
 from elshi.accounts.models import ROLES, User
 from elshi.accounts.service import InvalidUser, PermissionDenied
 from elshi.admin import service
+from elshi.errors import FieldError
 from elshi.listen import service as listen
 from elshi.missions import service as missions
 from elshi.missions.models import MISSION_KINDS
@@ -20,7 +21,7 @@ from elshi.missions.service import InvalidMission
 from elshi.plugins import connectors
 from elshi.web.deps import DbSession, StaffUser
 from elshi.web.i18n import N_
-from elshi.web.pages import check_form, int_or_none, redirect, t
+from elshi.web.pages import check_form, error_text, int_or_none, redirect, t
 from elshi.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -30,6 +31,8 @@ BAD_JSON = N_("The settings are not valid JSON.")
 BAD_EVERY = N_("Poll every: a whole number of minutes.")
 FORBIDDEN = N_("You may not do this in this mission.")
 NOT_YOURSELF = N_("You cannot disable your own account.")
+PICK_ROLE = N_("Choose a role from the list.")
+NO_USER_ID = N_("No user has the id %(id)s.")
 STAFF_ROLES = tuple(r for r in ROLES if r != "citizen")
 
 
@@ -61,6 +64,10 @@ def _failed(request: Request, db: Any, principal: Any, exc: Exception) -> Respon
     db.rollback()
     if isinstance(exc, PermissionDenied):
         return _page(request, db, principal, t(request, FORBIDDEN), status=403)
+    if isinstance(exc, FieldError):
+        return _page(
+            request, db, principal, f"{t(request, NOT_SAVED)} {error_text(request, exc)}", 400
+        )
     return _page(request, db, principal, f"{t(request, NOT_SAVED)} {exc}", status=400)
 
 
@@ -140,7 +147,7 @@ def toggle_user(
     try:
         user = db.get(User, user_id)
         if user is None:
-            raise UserNotFound(f"no user has id {user_id}")
+            raise UserNotFound("user", NO_USER_ID, id=user_id)
         if user.id == principal.user_id:
             return _page(request, db, principal, t(request, NOT_YOURSELF), status=400)
         account_flows.set_active(
@@ -165,7 +172,7 @@ def grant(
     check_form(request, csrf_token)
     try:
         if role not in STAFF_ROLES:
-            raise InvalidUser(f"role {role!r}: choose one from the list")
+            raise InvalidUser("role", PICK_ROLE)
         account_flows.grant(db=db, actor=principal, email=email, role=role, mission_slug=mission)
     except (InvalidUser, PermissionDenied, LookupError) as exc:
         return _failed(request, db, principal, exc)

@@ -7,13 +7,20 @@ import re
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from elshi.errors import N_, FieldError
 from elshi.missions.models import MISSION_KINDS, Mission
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 
-class InvalidMission(ValueError):
-    """A mission field is not valid; the message names it."""
+class InvalidMission(FieldError):
+    """A mission field is not valid: the field, a translatable message and its values."""
+
+
+BAD_SLUG = N_("%(slug)s: use lower-case letters, digits and dashes.")
+NOT_KIND = N_("%(kind)s is not a kind of mission; choose one of: %(kinds)s.")
+BAD_COUNTRY = N_("%(code)s: use the two-letter country code (ISO 3166), e.g. KZ.")
+SLUG_TAKEN = N_("A mission with the short name %(slug)s already exists.")
 
 
 def create_mission(
@@ -27,13 +34,13 @@ def create_mission(
 ) -> Mission:
     """Create a mission after checking its slug, kind and country code."""
     if not _SLUG.match(slug):
-        raise InvalidMission(f"slug {slug!r}: use lower-case letters, digits and dashes")
+        raise InvalidMission("slug", BAD_SLUG, slug=repr(slug))
     if kind not in MISSION_KINDS:
-        raise InvalidMission(f"kind {kind!r}: must be one of {', '.join(MISSION_KINDS)}")
+        raise InvalidMission("kind", NOT_KIND, kind=repr(kind), kinds=", ".join(MISSION_KINDS))
     if country_code is not None and not re.fullmatch(r"[A-Za-z]{2}", country_code):
-        raise InvalidMission(f"country code {country_code!r}: must be two letters (ISO 3166)")
+        raise InvalidMission("country", BAD_COUNTRY, code=repr(country_code))
     if db.scalar(select(Mission.id).where(Mission.slug == slug)) is not None:
-        raise InvalidMission(f"slug {slug!r}: a mission with this slug exists")
+        raise InvalidMission("slug", SLUG_TAKEN, slug=slug)
     mission = Mission(
         slug=slug,
         name=name,

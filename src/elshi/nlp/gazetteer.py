@@ -211,8 +211,17 @@ _KK_LAT_INFORMAL = {
 }
 
 
+_LAT_TRANS = {
+    False: str.maketrans(dict(KK_LATIN_2021)),
+    True: str.maketrans(dict(_KK_LAT_INFORMAL)),
+}
+
+
 def kk_to_latin(text: str, informal: bool = False) -> str:
     """Transliterate Kazakh Cyrillic to the 2021 Latin alphabet (or a common informal spelling)."""
+    if text == text.lower():
+        # No capitals to carry over: one C-level pass with the same table.
+        return text.translate(_LAT_TRANS[informal])
     table = _KK_LAT_INFORMAL if informal else KK_LATIN_2021
     out = []
     for ch in text:
@@ -567,8 +576,14 @@ class _Node:
     __slots__ = ("children", "terminals")
 
     def __init__(self) -> None:
-        self.children: dict[str, list[tuple[_Class, int, str, _Node]]] = {}
+        self.children: dict[str, list[_Edge]] = {}
         self.terminals: list[tuple[int, str, bool]] = []
+
+
+#: An edge of the alias trie: ending class, case mode, the word as written, the next node.
+_Edge = tuple[_Class, int, str, _Node]
+#: Word keys whose first trie edges are remembered before the memory is emptied.
+FIRST_CACHE = 100_000
 
 
 @dataclass(slots=True)
@@ -604,9 +619,9 @@ def tokenize(text: str) -> _Tokens:
         words.append(m.group())
     keys = [fold(w) for w in words]
     seps = [text[spans[i][1] : spans[i + 1][0]] for i in range(len(spans) - 1)]
-    letters = [c for c in text[:2000] if c.isalpha()]
-    upper = sum(1 for c in letters if c.isupper())
-    shouting = len(letters) >= 10 and upper >= 0.5 * len(letters)
+    # Counted by C loops (map/filter) rather than a Python loop over every character.
+    letters = "".join(filter(str.isalpha, text[:2000]))
+    shouting = len(letters) >= 10 and sum(map(str.isupper, letters)) >= 0.5 * len(letters)
     return _Tokens(text, spans, words, keys, seps, shouting)
 
 
@@ -644,6 +659,10 @@ class TokenMatcher:
         self.prefixes: set[str] = set()
         self.lengths: tuple[int, ...] = ()
         self._endings: set[str] = set()
+        #: Ending classes whose endings are already in `_endings`.
+        self._classes: set[_Class] = set()
+        #: What `_first_edges` found per word key (emptied when an alias is added).
+        self._first: dict[str, tuple[tuple[str, _Edge], ...]] = {}
         self.collisions: list[tuple[str, int, int]] = []
 
     def add(
@@ -653,6 +672,7 @@ class TokenMatcher:
         tokens = list(_WORD.finditer(alias))
         if not tokens:
             return
+        self._first.clear()
         seps = [alias[tokens[i].end() : tokens[i + 1].start()] for i in range(len(tokens) - 1)]
         paths: list[tuple[_Node, str]] = [(self.root, "")]
         for i, m in enumerate(tokens):
@@ -669,7 +689,9 @@ class TokenMatcher:
                     new_paths.append((child, stem))
                     if i == 0:
                         self.prefixes.add(stem[:2])
-                    self._endings.update(cls.direct)
+                    if cls not in self._classes:
+                        self._classes.add(cls)
+                        self._endings.update(cls.direct)
             paths = new_paths
         abbr = len(tokens) == 1 and _is_abbr(tokens[0].group())
         for node, _ in paths:
@@ -719,6 +741,22 @@ class TokenMatcher:
             if ending in self._endings:
                 yield key[:-n], ending
 
+    def _first_edges(self, key: str) -> tuple[tuple[str, _Edge], ...]:
+        """Return (ending, edge) for each alias a word key can start with its ending, remembered."""
+        found = self._first.get(key)
+        if found is None:
+            children = self.root.children
+            found = tuple(
+                (ending, edge)
+                for stem, ending in self._splits(key)
+                for edge in children.get(stem, ())
+                if ending in edge[0].direct
+            )
+            if len(self._first) >= FIRST_CACHE:
+                self._first.clear()
+            self._first[key] = found
+        return found
+
     def find(self, toks: _Tokens) -> list[Hit]:
         """Return the longest match starting at each word (overlaps are resolved later)."""
         hits: list[Hit] = []
@@ -729,19 +767,18 @@ class TokenMatcher:
                 continue
             best: tuple[int, int, tuple[int, str, bool], str] | None = None
             kazakh: bool | None = None
-            for stem, ending in self._splits(key):
-                for cls, mode, orig, node in self.root.children.get(stem, ()):
-                    if ending not in cls.direct or not self._case_ok(toks, i, mode, orig):
+            for ending, (cls, mode, orig, node) in self._first_edges(key):
+                if not self._case_ok(toks, i, mode, orig):
+                    continue
+                if cls.name == "ru":
+                    # A Russian name never has Kazakh letters: "Ғана" is not "Гана".
+                    if kazakh is None:
+                        kazakh = bool(_KK_LETTERS.search(toks.words[i]))
+                    if kazakh:
                         continue
-                    if cls.name == "ru":
-                        # A Russian name never has Kazakh letters: "Ғана" is not "Гана".
-                        if kazakh is None:
-                            kazakh = bool(_KK_LETTERS.search(toks.words[i]))
-                        if kazakh:
-                            continue
-                    found = self._walk(toks, node, i, ending, cls)
-                    if found and (best is None or found[0] > best[0]):
-                        best = found
+                found = self._walk(toks, node, i, ending, cls)
+                if found and (best is None or found[0] > best[0]):
+                    best = found
             if best is not None:
                 _, end, (ref, alias, abbr), ending = best
                 hits.append(self._hit(toks, i, end, ref, alias, abbr, ending))

@@ -41,6 +41,8 @@ NB_WEIGHT_PLAIN = 0.6
 #: Latin words inside Cyrillic posts are mostly names and brands: they weigh less.
 LATIN_IN_CYRILLIC_WEIGHT = 0.5
 UND = "und"
+#: Distinct words whose n-gram rows are remembered before the memory is emptied.
+WORD_CACHE = 200_000
 
 KK_UNIQUE = "әғқұһ"
 KK_SHARED = "ңөүі"
@@ -130,20 +132,21 @@ def normalize(text: str) -> str:
     return text.translate(_APOS_TABLE)
 
 
+def word_ngrams(word: str) -> list[str]:
+    """Return the n-gram features of one lower-case word (1-4 within the padded word, plus it)."""
+    padded = f" {word} "
+    length = len(padded)
+    feats = [padded[i : i + n] for n in (1, 2, 3, 4) for i in range(length - n + 1)]
+    if 4 < length <= 17:
+        feats.append(padded)
+    return [g for g in feats if g != " "]
+
+
 def ngrams(text: str) -> list[str]:
     """Return the character n-gram features (1-4 within padded words, plus whole words)."""
     feats: list[str] = []
-    append = feats.append
     for word in _FEATURE_WORD.findall(text.lower()):
-        padded = f" {word} "
-        length = len(padded)
-        for n in (1, 2, 3, 4):
-            for i in range(length - n + 1):
-                gram = padded[i : i + n]
-                if gram != " ":
-                    append(gram)
-        if 4 < length <= 17:
-            append(padded)
+        feats.extend(word_ngrams(word))
     return feats
 
 
@@ -204,11 +207,26 @@ class _NaiveBayes:
             self.index = {str(g): i for i, g in enumerate(data["ngrams"])}
             self.meta: dict[str, Any] = json.loads(str(data["meta"]))
         self.temperature = float(self.meta.get("temperature", 8.0))
+        #: Model rows of each word's n-grams: words repeat, their n-grams need not be cut again.
+        self._rows: dict[str, list[int]] = {}
+
+    def _word_rows(self, word: str) -> list[int]:
+        """Return (and remember) the model rows of a word's n-grams, in feature order."""
+        rows = [i for i in map(self.index.get, word_ngrams(word)) if i is not None]
+        if len(self._rows) >= WORD_CACHE:
+            self._rows.clear()
+        self._rows[word] = rows
+        return rows
 
     def scores(self, text: str) -> tuple[dict[str, float], int]:
         """Return each class's mean log-likelihood per n-gram and how many n-grams counted."""
-        index = self.index
-        rows = [i for i in map(index.get, ngrams(text)) if i is not None]
+        rows: list[int] = []
+        cache = self._rows
+        for word in _FEATURE_WORD.findall(text.lower()):
+            found = cache.get(word)
+            if found is None:
+                found = self._word_rows(word)
+            rows.extend(found)
         if not rows:
             return dict.fromkeys(self.classes, 0.0), 0
         total = self.logp[rows].sum(axis=0) / len(rows)
@@ -243,6 +261,8 @@ class LanguageIdentifier:
         self._lock = threading.Lock()
         self._nb: _NaiveBayes | None = None
         self._lingua: dict[str, Any] | None = None
+        #: ISO code of each lingua language object (read once: the attribute chain is slow).
+        self._codes: dict[Any, str] = {}
 
     def _load(self) -> tuple[_NaiveBayes, dict[str, Any]]:
         if self._nb is None or self._lingua is None:
@@ -316,14 +336,26 @@ class LanguageIdentifier:
         if len(segs) < 2:
             return None
         discount = LATIN_IN_CYRILLIC_WEIGHT if any(s.script == "Cyrl" for s in segs) else 1.0
+        weights = [s.letters * (discount if s.script == "Latn" else 1.0) for s in segs]
+        # Only runs long enough to vote can give a second language its share: when what they
+        # could still add cannot reach the share, the answer is "not mixed" without asking
+        # the models about them (the margin keeps rounding from ever deciding it).
+        needed = MIXED_MIN_SHARE * sum(weights) * (1 - 1e-9)
+        voting = [s.letters >= SEGMENT_MIN_LETTERS for s in segs]
+        left = sum(w for w, v in zip(weights, voting, strict=True) if v)
         votes: dict[str, float] = defaultdict(float)
-        for seg in segs:
-            weight = seg.letters * (discount if seg.script == "Latn" else 1.0)
+        other = 0.0
+        for seg, weight, votes_alone in zip(segs, weights, voting, strict=True):
             lang = main
-            if seg.letters >= SEGMENT_MIN_LETTERS:
+            if votes_alone:
+                if other + left < needed:
+                    return None
+                left -= weight
                 seg_lang, score, _ = self._classify(seg.script, seg.words)
                 if seg_lang != UND and score >= 0.6:
                     lang = seg_lang
+                if lang != main:
+                    other = max(other, votes[lang] + weight)
             votes[lang] += weight
         counted = sum(votes.values())
         ranked = sorted(votes.items(), key=lambda kv: -kv[1])
@@ -368,11 +400,14 @@ class LanguageIdentifier:
         rest = 1.0 - sum(fused.values())
         if shared:
             conf = lingua[script].compute_language_confidence_values(chunk)
-            p_li = {
-                v.language.iso_code_639_1.name.lower(): v.value
-                for v in conf
-                if v.language.iso_code_639_1.name.lower() in shared
-            }
+            codes = self._codes
+            p_li = {}
+            for v in conf:
+                code = codes.get(v.language)
+                if code is None:
+                    code = codes[v.language] = v.language.iso_code_639_1.name.lower()
+                if code in shared:
+                    p_li[code] = v.value
             li_norm = sum(p_li.values())
             nb_norm = sum(p_nb.get(c, 0.0) for c in shared)
             # Weighted geometric mean: either opinion can veto a language the other favours.
@@ -380,7 +415,10 @@ class LanguageIdentifier:
             for c in shared:
                 a = p_nb.get(c, 0.0) / nb_norm if nb_norm > 0 else 1.0 / len(shared)
                 b = p_li.get(c, 0.0) / li_norm if li_norm > 0 else a
-                mix[c] = max(a, 1e-4) ** weight * max(b, 1e-4) ** (1 - weight)
+                # max(x, 1e-4) written out: the same value, without a call per language.
+                a = 1e-4 if a < 1e-4 else a
+                b = 1e-4 if b < 1e-4 else b
+                mix[c] = a**weight * b ** (1 - weight)
             mix_norm = sum(mix.values())
             for c in shared:
                 fused[c] = rest * mix[c] / mix_norm

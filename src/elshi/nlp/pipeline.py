@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy.orm import Session
 
 from elshi.db import Database, utcnow
 from elshi.listen.models import Annotation, Post
@@ -78,6 +79,50 @@ def _safe_batch(enricher: Enricher, posts: list[PostText]) -> list[AnnotationIn]
     return results
 
 
+def _store(
+    s: Session,
+    enricher: Enricher,
+    todo_ids: list[int],
+    results: list[AnnotationIn],
+    by_id: dict[int, PostText],
+) -> None:
+    """Replace the enricher's annotations of the posts it ran on; fill posts' languages."""
+    s.execute(
+        delete(ANNOTATION).where(
+            ANNOTATION.c.enricher == enricher.slug, ANNOTATION.c.post_id.in_(todo_ids)
+        )
+    )
+    now = utcnow()
+    if results:
+        s.execute(
+            insert(ANNOTATION),
+            [
+                {
+                    "post_id": r.post_id,
+                    "enricher": enricher.slug,
+                    "version": enricher.version,
+                    "label": r.label,
+                    "score": r.score,
+                    "value": r.value,
+                    "created_at": now,
+                }
+                for r in results
+            ],
+        )
+    enricher.finish(s, results)
+    if enricher.sets_post_lang:
+        fills = [
+            {"b_id": r.post_id, "b_lang": r.label}
+            for r in results
+            if r.label and r.label != "und" and by_id[r.post_id].lang is None
+        ]
+        if fills:
+            s.execute(
+                update(POST).where(POST.c.id == bindparam("b_id")).values(lang=bindparam("b_lang")),
+                fills,
+            )
+
+
 def enrich_posts(
     db: Database,
     *,
@@ -122,6 +167,10 @@ def enrich_posts(
                 for a in s.scalars(select(Annotation).where(Annotation.post_id.in_(ids)))
             }
             by_id = {p.id: p for p in posts}
+            # All results first, then all writes: on SQLite the first write takes the database's
+            # one write lock until the batch commits, so writing as each enricher finishes
+            # would keep other workers waiting while the later enrichers compute.
+            done: list[tuple[Enricher, list[int], list[AnnotationIn]]] = []
             for enricher in pipeline:
                 todo = []
                 for p in posts:
@@ -134,49 +183,15 @@ def enrich_posts(
                     continue
                 enricher.begin(s)
                 results = _safe_batch(enricher, todo)
-                s.execute(
-                    delete(ANNOTATION).where(
-                        ANNOTATION.c.enricher == enricher.slug,
-                        ANNOTATION.c.post_id.in_([p.id for p in todo]),
-                    )
-                )
-                now = utcnow()
-                if results:
-                    s.execute(
-                        insert(ANNOTATION),
-                        [
-                            {
-                                "post_id": r.post_id,
-                                "enricher": enricher.slug,
-                                "version": enricher.version,
-                                "label": r.label,
-                                "score": r.score,
-                                "value": r.value,
-                                "created_at": now,
-                            }
-                            for r in results
-                        ],
-                    )
-                enricher.finish(s, results)
                 for r in results:
                     post = by_id.get(r.post_id)
                     if post is not None:
                         post.context[enricher.slug] = r.value | {"label": r.label}
                     if "error" in r.value:
                         counts["errors"] += 1
-                if enricher.sets_post_lang:
-                    fills = [
-                        {"b_id": r.post_id, "b_lang": r.label}
-                        for r in results
-                        if r.label and r.label != "und" and by_id[r.post_id].lang is None
-                    ]
-                    if fills:
-                        s.execute(
-                            update(POST)
-                            .where(POST.c.id == bindparam("b_id"))
-                            .values(lang=bindparam("b_lang")),
-                            fills,
-                        )
+                done.append((enricher, [p.id for p in todo], results))
+            for enricher, todo_ids, results in done:
+                _store(s, enricher, todo_ids, results, by_id)
                 counts["annotations"] += len(results)
                 counts["by_enricher"][enricher.slug] = counts["by_enricher"].get(
                     enricher.slug, 0

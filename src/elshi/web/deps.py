@@ -14,9 +14,11 @@ from elshi.accounts import service as accounts
 from elshi.accounts.service import Principal
 from elshi.db import Database
 from elshi.settings import Settings
-from elshi.web.templating import csrf_valid
+from elshi.web.i18n import N_, gettext
+from elshi.web.templating import csrf_valid, request_language
 
 SESSION_COOKIE = "elshi_session"
+STAFF_ONLY = N_("This page is for the staff of a mission only.")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 bearer = HTTPBearer(
@@ -118,7 +120,10 @@ def require_staff(
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(target)
     if not principal.can("listen.read"):
-        raise HTTPException(403, "staff only")
+        # API clients read the English reason; a person in a browser reads their language.
+        if _is_api(request):
+            raise HTTPException(403, "staff only")
+        raise HTTPException(403, gettext(request_language(request), STAFF_ONLY))
     if (
         principal.via == "session"
         and _is_api(request)

@@ -49,6 +49,7 @@ FIELD_NAMES = {
     "config": N_("Settings (JSON)"),
     "connector": N_("Connector"),
     "day": N_("Date"),
+    "days": N_("Days"),
 }
 
 
