@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from contextlib import contextmanager
 from datetime import datetime
@@ -859,7 +860,9 @@ def digest(
 # ---------------------------------------------------------------------------- running
 
 
-def _serve(settings: Settings, *, web: bool, worker: bool, workers: int = 2) -> None:
+def _serve(
+    settings: Settings, *, web: bool, worker: bool, workers: int = 2, processes: int = 1
+) -> None:
     import uvicorn
 
     from elshi import jobs
@@ -870,6 +873,26 @@ def _serve(settings: Settings, *, web: bool, worker: bool, workers: int = 2) -> 
             settings.require_secret()
         except SettingsError as exc:
             raise _fail(str(exc), Exit.USAGE) from None
+    if web and processes > 1:
+        # Each process builds its own app from the same settings (passed on through the
+        # environment); the database, not the process, is shared.
+        db.dispose()
+        if _State.config is not None:
+            os.environ["ELSHI_CONFIG"] = str(_State.config)
+        os.environ["ELSHI_PORT"] = str(settings.port)
+        console.print(
+            f"elshi is running at http://{settings.host}:{settings.port}/ ({processes} processes)",
+            highlight=False,
+        )
+        uvicorn.run(
+            "elshi.app:app_from_environment",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=processes,
+            log_level="warning",
+        )
+        return
     rt = jobs.bind(settings, db)
     consumer = jobs.consumer(rt, workers=workers) if worker else None
     if consumer is not None:
@@ -906,10 +929,19 @@ def serve(
 @app.command()
 def web(
     port: Annotated[int | None, typer.Option(help="Port (else ELSHI_PORT).")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Web server processes on this machine (about one per CPU core). More than "
+            "one is meant for PostgreSQL; on SQLite the writes still queue for one file.",
+        ),
+    ] = 1,
 ) -> None:
     """Run only the web app (workers run apart with `elshi worker`)."""
     settings = get_settings(**({"port": port} if port else {}))
-    _serve(settings, web=True, worker=False)
+    _serve(settings, web=True, worker=False, processes=workers)
 
 
 @app.command()

@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import ColumnElement, TextClause, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from elshi.accounts import service as accounts
@@ -43,6 +43,9 @@ from elshi.consulate.models import (
 from elshi.db import utcnow
 from elshi.missions.models import Mission
 from elshi.web.i18n import N_
+
+#: Open requests, as the literal predicate of the queue's partial indexes.
+OPEN_FILTER = text("service_request.status IN (" + ", ".join(f"'{s}'" for s in OPEN_STATUSES) + ")")
 
 # ---------------------------------------------------------------------------- errors
 
@@ -353,6 +356,20 @@ def find_session(*, db: Session, key: str, now: datetime | None = None) -> Citiz
     return row
 
 
+def session_citizen(*, db: Session, key: str, now: datetime | None = None) -> Citizen | None:
+    """Return the active citizen signed in with this key (one query; None if 2FA is pending)."""
+    return db.scalar(
+        select(Citizen)
+        .join(CitizenSession, CitizenSession.citizen_id == Citizen.id)
+        .where(
+            CitizenSession.key_hash == _digest(key),
+            CitizenSession.expires_at > (now or utcnow()),
+            CitizenSession.mfa_pending.is_(False),
+            Citizen.is_active.is_(True),
+        )
+    )
+
+
 def end_session(*, db: Session, key: str) -> None:
     """Delete the citizen session with this key."""
     db.execute(delete(CitizenSession).where(CitizenSession.key_hash == _digest(key)))
@@ -500,6 +517,42 @@ def expire_stays(*, db: Session, today: date | None = None) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+def stays_to_remind(
+    *, db: Session, ending_days: int, unconfirmed_days: int, now: datetime | None = None
+) -> list[Registration]:
+    """Return active stays whose citizen should be asked to confirm or end them.
+
+    A stay is due when it ends within `ending_days` and the citizen was not yet told so, or
+    when it was last confirmed (or registered) `unconfirmed_days` ago or more and no reminder
+    went out since; a stay already over is left to expire.
+    """
+    now = now or utcnow()
+    today = now.date()
+    stale = now - timedelta(days=unconfirmed_days)
+    ending = today + timedelta(days=ending_days)
+    last = func.coalesce(Registration.confirmed_at, Registration.created_at)
+    candidates = db.scalars(
+        select(Registration)
+        .where(
+            Registration.status == "active",
+            Registration.leave_on >= today,
+            or_(Registration.leave_on <= ending, last <= stale) if ending_days else last <= stale,
+        )
+        .order_by(Registration.id)
+    )
+    due = []
+    for row in candidates:
+        told = row.reminded_at
+        confirmed = row.confirmed_at or row.created_at
+        window = row.leave_on - timedelta(days=ending_days)
+        ends_soon = bool(ending_days) and row.leave_on <= ending
+        if (ends_soon and (told is None or told.date() < window)) or (
+            confirmed <= stale and (told is None or told < confirmed)
+        ):
+            due.append(row)
+    return due
+
+
 # ---------------------------------------------------------------------------- catalogue
 
 
@@ -509,6 +562,14 @@ def services(*, db: Session, mission_id: int, active_only: bool = True) -> list[
     if active_only:
         q = q.where(ServiceType.active.is_(True))
     return list(db.scalars(q.order_by(ServiceType.id)))
+
+
+def service_types(*, db: Session, ids: Iterable[int]) -> dict[int, ServiceType]:
+    """Return the service types with these ids, by id."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    return {t.id: t for t in db.scalars(select(ServiceType).where(ServiceType.id.in_(wanted)))}
 
 
 def get_service(*, db: Session, service_type_id: int) -> ServiceType:
@@ -876,13 +937,13 @@ def queue(
     """Return submitted requests of the officer's missions, oldest first, with a total."""
     if not actor.can("consulate.read"):
         raise PermissionDenied("consulate.read: needs role consular, ambassador or admin")
-    scope = [ServiceRequest.status != "draft"]
+    scope: list[ColumnElement[bool] | TextClause] = [ServiceRequest.status != "draft"]
     missions = actor.mission_ids()
     if missions is not None:
         scope.append(ServiceRequest.mission_id.in_(missions))
-    scope.append(
-        ServiceRequest.status == status if status else ServiceRequest.status.in_(OPEN_STATUSES)
-    )
+    # The open filter is the literal predicate of the partial indexes that keep the default
+    # queue in order: a bound parameter would hide the match from the planner.
+    scope.append(ServiceRequest.status == status if status else OPEN_FILTER)
     if service_type_id:
         scope.append(ServiceRequest.service_type_id == service_type_id)
     if older_than_days:

@@ -106,11 +106,7 @@ def _session_key(request: Request) -> str | None:
 def current_citizen(request: Request, db: Session) -> Citizen | None:
     """Return the signed-in citizen, or None."""
     key = _session_key(request)
-    row = service.find_session(db=db, key=key) if key else None
-    if row is None or row.mfa_pending:
-        return None
-    citizen = db.get(Citizen, row.citizen_id)
-    return citizen if citizen is not None and citizen.is_active else None
+    return service.session_citizen(db=db, key=key) if key else None
 
 
 def require_citizen(request: Request, db: Annotated[Session, Depends(get_db)]) -> Citizen:
@@ -530,13 +526,14 @@ def totp(
 def home(request: Request, db: DbSession, citizen: CitizenUser) -> Response:
     """Stays, requests and appointments of the signed-in citizen."""
     today = utcnow().date()
+    requests = service.citizen_requests(db=db, citizen_id=citizen.id)
     return _page(
         request,
         "home.html",
         stays=service.citizen_stays(db=db, citizen_id=citizen.id),
-        requests=service.citizen_requests(db=db, citizen_id=citizen.id),
+        requests=requests,
         appointments=service.citizen_appointments(db=db, citizen_id=citizen.id),
-        services={s.id: s for s in db.query(ServiceType).all()},
+        services=service.service_types(db=db, ids={r.service_type_id for r in requests}),
         today=today,
     )
 
