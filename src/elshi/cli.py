@@ -713,6 +713,10 @@ def missions_add(
     kind: Annotated[str, typer.Option(help="hq, embassy or consulate.")] = "embassy",
     country: Annotated[str | None, typer.Option(help="Host country, ISO 3166 two letters.")] = None,
     parent: Annotated[str | None, typer.Option(help="Parent mission slug (default hq).")] = None,
+    timezone: Annotated[
+        str,
+        typer.Option(help="IANA time zone of the office, e.g. Europe/Berlin (consular slots)."),
+    ] = "UTC",
 ) -> None:
     """Create a mission (tenant) under headquarters."""
     from elshi.accounts import flows
@@ -728,10 +732,38 @@ def missions_add(
             kind=kind,
             country_code=country,
             parent_slug=parent,
+            timezone=timezone,
         )
         console.print(
             f"added mission {mission.id}: {mission.slug} ({mission.kind})", highlight=False
         )
+
+
+@missions_app.command("timezone")
+def missions_timezone(
+    slug: Annotated[str, typer.Argument(help="Mission slug (see `elshi missions list`).")],
+    zone: Annotated[str, typer.Argument(help="IANA time zone, e.g. Europe/Berlin.")],
+) -> None:
+    """Set the time zone a mission's office works in (slots are opened and shown in it)."""
+    from elshi.accounts.service import audit
+    from elshi.missions import service
+
+    db = _database(get_settings())
+    with _account_errors(), db.session() as s:
+        mission = service.get_mission(db=s, slug=slug)
+        if mission is None:
+            raise _fail(f"no mission {slug!r} (see: elshi missions list)", Exit.NOT_FOUND)
+        service.set_timezone(db=s, mission=mission, timezone=zone)
+        audit(
+            db=s,
+            action="mission.timezone",
+            object_type="mission",
+            object_id=mission.id,
+            actor_label="cli",
+            mission_id=mission.id,
+            detail={"timezone": zone},
+        )
+    console.print(f"{slug}: time zone {zone}", highlight=False)
 
 
 @missions_app.command("list")
@@ -751,13 +783,14 @@ def missions_list(
                 "kind": m.kind,
                 "country": m.country_code,
                 "parent_id": m.parent_id,
+                "timezone": m.timezone,
             }
             for m in service.list_missions(db=s)
         ]
     if as_json:
         console.print_json(json.dumps(rows))
         return
-    table = Table("id", "slug", "name", "kind", "country", "parent")
+    table = Table("id", "slug", "name", "kind", "country", "parent", "time zone")
     for r in rows:
         table.add_row(
             str(r["id"]),
@@ -766,6 +799,7 @@ def missions_list(
             r["kind"],
             r["country"] or "-",
             str(r["parent_id"] or "-"),
+            r["timezone"],
         )
     console.print(table)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, TextClause, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
@@ -43,6 +44,7 @@ from elshi.consulate.models import (
 from elshi.consulate.schemas import LANGS, ServiceSpec
 from elshi.db import utcnow
 from elshi.missions.models import Mission
+from elshi.missions.service import zone_of
 from elshi.web.i18n import N_
 
 #: Open requests, as the literal predicate of the queue's partial indexes.
@@ -115,6 +117,7 @@ BAD_CAPACITY = N_("Places must be between 1 and 500.")
 BAD_TIME = N_("Not a time: use the form 09:30.")
 BAD_COUNT = N_("Between 1 and 96 slots at a time.")
 BAD_MINUTES = N_("Between 5 and 480 minutes.")
+SKIPPED_TIME = N_("The clocks skip this time that day in %(zone)s. Choose another one.")
 
 BAD_SLUG = N_("Use lower-case Latin letters, digits, - or _, starting with a letter.")
 ALL_LANGUAGES = N_("Fill in the Kazakh, Russian and English text.")
@@ -1320,6 +1323,35 @@ def decide(
 # ---------------------------------------------------------------- slots and appointments
 
 
+def mission_zone(*, db: Session, mission_id: int) -> ZoneInfo:
+    """Return the time zone a mission's office works in."""
+    return zone_of(db.get(Mission, mission_id))
+
+
+def mission_zones(*, db: Session, ids: Iterable[int]) -> dict[int, ZoneInfo]:
+    """Return the time zones of some missions, by mission id."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    return {m.id: zone_of(m) for m in db.scalars(select(Mission).where(Mission.id.in_(wanted)))}
+
+
+def local_instant(day: date, at: time, zone: ZoneInfo) -> datetime:
+    """Return the UTC instant of a wall-clock time in a zone; Invalid if the clocks skip it."""
+    local = datetime.combine(day, at, zone)
+    back = local.astimezone(UTC).astimezone(zone)
+    if back.replace(tzinfo=None) != local.replace(tzinfo=None):
+        raise _invalid("start", SKIPPED_TIME, zone=zone.key)
+    return local.astimezone(UTC)
+
+
+def local_day(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """Return the UTC instants where a day begins and ends in a zone (23 to 25 hours apart)."""
+    begin = datetime.combine(day, time.min, zone).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time.min, zone).astimezone(UTC)
+    return begin, end
+
+
 def add_slots(
     *,
     db: Session,
@@ -1332,7 +1364,12 @@ def add_slots(
     capacity: Any,
     service_type_id: int | None = None,
 ) -> list[Slot]:
-    """Open `count` consecutive slots on a day (times in UTC)."""
+    """Open `count` consecutive slots on a day, the first at `start` in the mission's time zone.
+
+    Slots follow one another in real minutes: on the night clocks change they keep their length
+    and their local times jump with the clock. A start that does not exist there that day (in
+    the hour the clocks skip) is refused; in the hour that repeats the first one is taken.
+    """
     if not actor.can("consulate.act", mission_id):
         raise PermissionDenied("consulate.act: needs role consular or admin")
 
@@ -1359,7 +1396,8 @@ def add_slots(
     )
     if problems:
         raise Invalid(*problems)
-    first = datetime.combine(values["day"], values["start"], UTC)
+    zone = mission_zone(db=db, mission_id=mission_id)
+    first = local_instant(values["day"], values["start"], zone)
     slots = [
         Slot(
             mission_id=mission_id,
@@ -1560,7 +1598,7 @@ def day_list(*, db: Session, actor: Principal, mission_id: int, day: date) -> li
     """Return a mission's appointments on one day; record that staff saw each name."""
     if not actor.can("consulate.read", mission_id):
         raise PermissionDenied("consulate.read: needs role consular, ambassador or admin")
-    start = datetime.combine(day, time.min, UTC)
+    start, end = local_day(day, mission_zone(db=db, mission_id=mission_id))
     rows = db.execute(
         select(Appointment, Slot, Citizen.name, ServiceRequest.reference)
         .join(Slot, Slot.id == Appointment.slot_id)
@@ -1569,7 +1607,7 @@ def day_list(*, db: Session, actor: Principal, mission_id: int, day: date) -> li
         .where(
             Slot.mission_id == mission_id,
             Slot.starts_at >= start,
-            Slot.starts_at < start + timedelta(days=1),
+            Slot.starts_at < end,
             Appointment.status != "cancelled",
         )
         .order_by(Slot.starts_at, Appointment.id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote, urlencode
@@ -528,12 +528,14 @@ def home(request: Request, db: DbSession, citizen: CitizenUser) -> Response:
     """Stays, requests and appointments of the signed-in citizen."""
     today = utcnow().date()
     requests = service.citizen_requests(db=db, citizen_id=citizen.id)
+    appointments = service.citizen_appointments(db=db, citizen_id=citizen.id)
     return _page(
         request,
         "home.html",
         stays=service.citizen_stays(db=db, citizen_id=citizen.id),
         requests=requests,
-        appointments=service.citizen_appointments(db=db, citizen_id=citizen.id),
+        appointments=appointments,
+        zones=service.mission_zones(db=db, ids={s.mission_id for _, s in appointments}),
         services=service.service_types(db=db, ids={r.service_type_id for r in requests}),
         today=today,
     )
@@ -679,6 +681,7 @@ def _request_page(
         events=service.history(db=db, request_id=req.id),
         messages=service.messages_of(db=db, request_id=req.id),
         booked=booked,
+        zone=service.mission_zone(db=db, mission_id=req.mission_id),
         slots=service.free_slots(db=db, mission_id=req.mission_id, service_type_id=kind.id)
         if kind and kind.needs_appointment and req.status not in ("approved", "rejected")
         else [],
@@ -1203,24 +1206,25 @@ def slots_page(
     if mission_id is None:
         return _staff_not_found(request)
     start = _day(week)
-    start_at = datetime.combine(start, datetime.min.time(), UTC)
+    zone = service.mission_zone(db=db, mission_id=mission_id)
     try:
         rows = service.slots_between(
             db=db,
             actor=principal,
             mission_id=mission_id,
-            start=start_at,
-            end=start_at + timedelta(days=7),
+            start=service.local_day(start, zone)[0],
+            end=service.local_day(start + timedelta(days=6), zone)[1],
         )
     except PermissionDenied:
         return _forbidden(request)
     days: dict[date, list[Slot]] = {}
     for row in rows:
-        days.setdefault(row.starts_at.date(), []).append(row)
+        days.setdefault(row.starts_at.astimezone(zone).date(), []).append(row)
     return _officer_page(
         request,
         "slots.html",
         days=days,
+        zone=zone,
         start=start,
         prev=start - timedelta(days=7),
         next=start + timedelta(days=7),
@@ -1278,6 +1282,7 @@ async def slots_add(request: Request, db: DbSession, principal: StaffUser) -> Re
                 "slots.html",
                 400,
                 days={},
+                zone=service.mission_zone(db=db, mission_id=mission_id),
                 start=start,
                 prev=start - timedelta(days=7),
                 next=start + timedelta(days=7),
@@ -1471,6 +1476,7 @@ def day_page(
         request,
         "day.html",
         rows=rows,
+        zone=service.mission_zone(db=db, mission_id=mission_id),
         day=chosen,
         prev=chosen - timedelta(days=1),
         next=chosen + timedelta(days=1),
@@ -1503,7 +1509,8 @@ def mark(
         return render(request, "error.html", {"message": result.problems[0].message}, status=400)
     db.commit()
     slot = db.get(Slot, result.slot_id)
-    day = slot.starts_at.date().isoformat() if slot else ""
+    zone = service.mission_zone(db=db, mission_id=slot.mission_id) if slot else UTC
+    day = slot.starts_at.astimezone(zone).date().isoformat() if slot else ""
     return _back(
         f"/consular/appointments?day={day}&mission={slot.mission_id if slot else 0}", "marked"
     )
