@@ -19,6 +19,14 @@ from elshi.consulate.models import Citizen, Registration
 from elshi.db import Database, utcnow
 from elshi.settings import Settings
 from tests.consulate_support import Sink, World, citizen, link_in, world
+from tests.test_consulate_web import (
+    _citizen_login,
+    _client,
+    _csrf,
+    _draft,
+    _staff_login,
+    _submitted,
+)
 
 
 @pytest.fixture
@@ -201,7 +209,6 @@ NEW_SERVICE = {
 
 
 def _post_catalogue(client: Any, data: dict[str, str], path: str = "/consular/catalogue") -> Any:
-    from tests.test_consulate_web import _csrf
 
     token = _csrf(client, "/consular/catalogue")
     return client.post(path, data={"csrf_token": token, **data}, follow_redirects=False)
@@ -236,7 +243,9 @@ def test_officer_creates_edits_and_deactivates_a_service(
         assert s.scalar(
             select(func.count())
             .select_from(AuditEvent)
-            .where(AuditEvent.action == "consulate.catalogue", AuditEvent.object_id == apostille)
+            .where(
+                AuditEvent.action == "consulate.catalogue", AuditEvent.object_id == str(apostille)
+            )
         )
 
     # Edit: the form shows the stored values; a new fee and a second field are kept, the id
@@ -397,7 +406,6 @@ def test_slots_opened_and_booked_in_local_time_across_a_clock_change(
     from tests.test_consulate_web import (
         _citizen_login,
         _client,
-        _csrf,
         _draft,
         _staff_login,
         _submitted,
@@ -439,3 +447,79 @@ def test_slots_opened_and_booked_in_local_time_across_a_clock_change(
     assert f"{day.isoformat()} 03:00 (Europe/Berlin)" in visitor.get("/consulate/home").text
     listing = officer.get(f"/consular/appointments?mission={w.a}&day={day.isoformat()}").text
     assert "03:00" in listing and "Alice Applicant" in listing
+
+
+# ---------------------------------------------------------------------------- JSON API
+
+
+def test_citizen_api_shows_only_own_data(db: Database, w: World, settings: Settings) -> None:
+    visitor = _client(settings, db)
+    assert visitor.get("/api/consulate/me").status_code == 401
+    _citizen_login(visitor, "alice@example.org")
+    req = _draft(visitor, w.visa_a)
+    _submitted(visitor, req)
+    with db.session() as s:
+        _stay(s, w.alice, w.a, 10, city="Potsdam")
+        other = service.create_draft(db=s, citizen_id=w.bob, service_type_id=w.visa_a).id
+
+    me = visitor.get("/api/consulate/me").json()
+    assert me["email"] == "alice@example.org" and me["stays"][0]["city"] == "Potsdam"
+    assert [(r["id"], r["service"], r["status"]) for r in me["requests"]] == [
+        (req, "visa", "submitted")
+    ]
+    detail = visitor.get(f"/api/consulate/me/requests/{req}").json()
+    assert detail["answers"]["passport_number"] == "N1234567"
+    assert sorted(d["kind"] for d in detail["documents"]) == ["passport", "photo"]
+    assert [e["action"] for e in detail["history"]][:1] == ["created"]
+    assert "storage_key" not in detail["documents"][0]
+    # Bob's request by id: the same 404 as a request that does not exist.
+    assert visitor.get(f"/api/consulate/me/requests/{other}").status_code == 404
+    assert visitor.get("/api/consulate/me/requests/999999").status_code == 404
+    # A staff session is not a citizen one.
+    officer = _client(settings, db)
+    _staff_login(officer, "officer.a@mfa.example")
+    assert officer.get("/api/consulate/me").status_code == 401
+
+
+def test_officer_api_is_scoped_to_the_mission_and_recorded(
+    db: Database, w: World, settings: Settings
+) -> None:
+    from sqlalchemy import func, select
+
+    from elshi.accounts import service as accounts
+    from elshi.consulate.models import StaffAccess
+
+    visitor = _client(settings, db)
+    _citizen_login(visitor, "alice@example.org")
+    in_a = _draft(visitor, w.visa_a)
+    _submitted(visitor, in_a)
+    in_b = _draft(visitor, w.visa_b)
+    _submitted(visitor, in_b)
+    with db.session() as s:
+        _, token = accounts.create_api_token(db=s, user_id=w.officer_a.user_id, name="desk")
+        _, analyst = accounts.create_api_token(db=s, user_id=w.analyst_a.user_id, name="x")
+    api = _client(settings, db)
+    api.headers["authorization"] = f"Bearer {token}"
+    queue = api.get("/api/consulate/queue").json()
+    assert queue["total"] == 1 and [r["id"] for r in queue["rows"]] == [in_a]
+    assert api.get("/api/consulate/queue?status=approved").json()["total"] == 0
+    assert api.get("/api/consulate/queue?status=nonsense").status_code == 422
+    detail = api.get(f"/api/consulate/requests/{in_a}").json()
+    assert detail["applicant_name"] == "Alice Applicant" and detail["status"] == "submitted"
+    assert api.get(f"/api/consulate/requests/{in_b}").status_code == 404  # mission B's
+    with db.session() as s:
+        seen = s.scalar(
+            select(func.count())
+            .select_from(StaffAccess)
+            .where(StaffAccess.citizen_id == w.alice, StaffAccess.object_id == in_a)
+        )
+        assert seen == 1  # the citizen sees this read under 'who viewed my file'
+    # An analyst of mission A has no consular access; no token at all is a 401.
+    api.headers["authorization"] = f"Bearer {analyst}"
+    assert api.get("/api/consulate/queue").status_code == 403
+    assert api.get(f"/api/consulate/requests/{in_a}").status_code == 404
+    del api.headers["authorization"]
+    assert api.get("/api/consulate/queue").status_code == 401
+    # The API is documented in the OpenAPI description.
+    paths = api.get("/api/openapi.json").json()["paths"]
+    assert {"/api/consulate/me", "/api/consulate/queue"} <= set(paths)

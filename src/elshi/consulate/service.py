@@ -1584,6 +1584,17 @@ def citizen_appointments(*, db: Session, citizen_id: int) -> list[tuple[Appointm
     return [(a, s) for a, s in rows]
 
 
+def request_appointments(*, db: Session, request_id: int) -> list[tuple[Appointment, Slot]]:
+    """Return the appointments booked for one request with their slots, soonest first."""
+    rows = db.execute(
+        select(Appointment, Slot)
+        .join(Slot, Slot.id == Appointment.slot_id)
+        .where(Appointment.request_id == request_id)
+        .order_by(Slot.starts_at)
+    )
+    return [(a, s) for a, s in rows]
+
+
 @dataclass
 class DayRow:
     """One appointment on the officer's daily list."""
