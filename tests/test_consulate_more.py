@@ -12,13 +12,16 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
 from elshi import jobs
+from elshi.accounts import service as accounts
+from elshi.accounts.models import AuditEvent
 from elshi.consulate import service
-from elshi.consulate.models import Citizen, Registration
+from elshi.consulate.models import Citizen, Registration, ServiceType, Slot, StaffAccess
 from elshi.db import Database, utcnow
 from elshi.settings import Settings
-from tests.consulate_support import Sink, World, citizen, link_in, world
+from tests.consulate_support import Sink, World, citizen, free_port, link_in, world
 from tests.test_consulate_web import (
     _citizen_login,
     _client,
@@ -137,8 +140,6 @@ def _children(pid: int) -> list[int]:
 
 
 def test_web_runs_several_processes_with_server_timing(settings: Settings) -> None:
-    from tests.consulate_support import free_port
-
     port = free_port()
     env = {**os.environ, "ELSHI_SERVER_TIMING": "1", "ELSHI_SECRET_KEY": "x" * 40}
     proc = subprocess.Popen(
@@ -217,11 +218,6 @@ def _post_catalogue(client: Any, data: dict[str, str], path: str = "/consular/ca
 def test_officer_creates_edits_and_deactivates_a_service(
     db: Database, w: World, settings: Settings
 ) -> None:
-    from sqlalchemy import func, select
-
-    from elshi.accounts.models import AuditEvent
-    from elshi.consulate.models import ServiceType
-    from tests.test_consulate_web import _citizen_login, _client, _staff_login
 
     client = _client(settings, db)
     _staff_login(client, "officer.a@mfa.example")
@@ -289,10 +285,6 @@ def test_officer_creates_edits_and_deactivates_a_service(
 
 
 def test_catalogue_form_refuses_bad_input_whole(db: Database, w: World, settings: Settings) -> None:
-    from sqlalchemy import func, select
-
-    from elshi.consulate.models import ServiceType
-    from tests.test_consulate_web import _client, _staff_login
 
     client = _client(settings, db)
     _staff_login(client, "officer.a@mfa.example")
@@ -347,8 +339,6 @@ def test_catalogue_form_refuses_bad_input_whole(db: Database, w: World, settings
 
 
 def test_catalogue_access_by_role_and_mission(db: Database, w: World, settings: Settings) -> None:
-    from tests.test_consulate_web import _client, _staff_login
-
     officer = _client(settings, db)
     _staff_login(officer, "officer.a@mfa.example")
     # Mission B's service: not found for an officer of A, and no creating at B either.
@@ -400,17 +390,6 @@ def test_mission_time_zone_is_checked(cli: Any, db: Database, w: World) -> None:
 def test_slots_opened_and_booked_in_local_time_across_a_clock_change(
     cli: Any, db: Database, w: World, settings: Settings
 ) -> None:
-    from sqlalchemy import select
-
-    from elshi.consulate.models import Slot
-    from tests.test_consulate_web import (
-        _citizen_login,
-        _client,
-        _draft,
-        _staff_login,
-        _submitted,
-    )
-
     assert cli("missions", "timezone", "berlin", "Europe/Berlin").exit_code == 0
     day = _spring_forward(date.today())
     officer = _client(settings, db)
@@ -484,10 +463,6 @@ def test_citizen_api_shows_only_own_data(db: Database, w: World, settings: Setti
 def test_officer_api_is_scoped_to_the_mission_and_recorded(
     db: Database, w: World, settings: Settings
 ) -> None:
-    from sqlalchemy import func, select
-
-    from elshi.accounts import service as accounts
-    from elshi.consulate.models import StaffAccess
 
     visitor = _client(settings, db)
     _citizen_login(visitor, "alice@example.org")
