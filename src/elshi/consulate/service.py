@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, TextClause, delete, func, or_, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from elshi.accounts import service as accounts
 from elshi.accounts.service import LoginPolicy, PermissionDenied, Principal
@@ -584,6 +584,16 @@ def service_types(*, db: Session, ids: Iterable[int]) -> dict[int, ServiceType]:
     if not wanted:
         return {}
     return {t.id: t for t in db.scalars(select(ServiceType).where(ServiceType.id.in_(wanted)))}
+
+
+def service_names(*, db: Session, mission_ids: Iterable[int] | None) -> dict[int, ServiceType]:
+    """Return the service types of some missions (all for None) with only their names loaded."""
+    q = select(ServiceType).options(
+        load_only(ServiceType.id, ServiceType.mission_id, ServiceType.slug, ServiceType.names)
+    )
+    if mission_ids is not None:
+        q = q.where(ServiceType.mission_id.in_(list(mission_ids)))
+    return {t.id: t for t in db.scalars(q.order_by(ServiceType.mission_id, ServiceType.id))}
 
 
 def get_service(*, db: Session, service_type_id: int) -> ServiceType:

@@ -1061,10 +1061,7 @@ def queue(
         )
     except PermissionDenied:
         return _forbidden(request)
-    visible = principal.mission_ids()
-    kinds = {
-        s.id: s for s in db.query(ServiceType).all() if visible is None or s.mission_id in visible
-    }
+    kinds = service.service_names(db=db, mission_ids=principal.mission_ids())
     return _officer_page(
         request,
         "queue.html",
