@@ -13,7 +13,7 @@ from elshi.accounts.service import LoginPolicy, install_log_masking
 from elshi.db import Database
 from elshi.settings import Settings
 from elshi.web.deps import LoginRequired
-from elshi.web.security import SecurityHeaders
+from elshi.web.security import SecurityHeaders, ServerTiming
 
 
 def open_alerts(db: Database, principal: Any) -> int:
@@ -22,6 +22,16 @@ def open_alerts(db: Database, principal: Any) -> int:
 
     with db.session() as s:
         return open_count(db=s, principal=principal)
+
+
+def app_from_environment() -> FastAPI:
+    """Build the web app from ELSHI_* settings: one per process of `elshi web --workers N`."""
+    from elshi import jobs
+    from elshi.settings import load_settings
+
+    settings = load_settings()
+    db = Database(settings)
+    return create_app(settings, db=db, runtime=jobs.bind(settings, db))
 
 
 def create_app(settings: Settings, *, db: Database | None = None, runtime: Any = None) -> FastAPI:
@@ -57,6 +67,8 @@ def create_app(settings: Settings, *, db: Database | None = None, runtime: Any =
     app.state.login_policy = LoginPolicy.from_settings(settings)
     install_log_masking()
     app.add_middleware(SecurityHeaders)
+    if settings.server_timing:
+        app.add_middleware(ServerTiming)
 
     @app.exception_handler(LoginRequired)
     def to_login(request: Request, exc: LoginRequired) -> RedirectResponse:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from contextlib import contextmanager
 from datetime import datetime
@@ -794,6 +795,10 @@ def missions_add(
     kind: Annotated[str, typer.Option(help="hq, embassy or consulate.")] = "embassy",
     country: Annotated[str | None, typer.Option(help="Host country, ISO 3166 two letters.")] = None,
     parent: Annotated[str | None, typer.Option(help="Parent mission slug (default hq).")] = None,
+    timezone: Annotated[
+        str,
+        typer.Option(help="IANA time zone of the office, e.g. Europe/Berlin (consular slots)."),
+    ] = "UTC",
 ) -> None:
     """Create a mission (tenant) under headquarters."""
     from elshi.accounts import flows
@@ -809,10 +814,38 @@ def missions_add(
             kind=kind,
             country_code=country,
             parent_slug=parent,
+            timezone=timezone,
         )
         console.print(
             f"added mission {mission.id}: {mission.slug} ({mission.kind})", highlight=False
         )
+
+
+@missions_app.command("timezone")
+def missions_timezone(
+    slug: Annotated[str, typer.Argument(help="Mission slug (see `elshi missions list`).")],
+    zone: Annotated[str, typer.Argument(help="IANA time zone, e.g. Europe/Berlin.")],
+) -> None:
+    """Set the time zone a mission's office works in (slots are opened and shown in it)."""
+    from elshi.accounts.service import audit
+    from elshi.missions import service
+
+    db = _database(get_settings())
+    with _account_errors(), db.session() as s:
+        mission = service.get_mission(db=s, slug=slug)
+        if mission is None:
+            raise _fail(f"no mission {slug!r} (see: elshi missions list)", Exit.NOT_FOUND)
+        service.set_timezone(db=s, mission=mission, timezone=zone)
+        audit(
+            db=s,
+            action="mission.timezone",
+            object_type="mission",
+            object_id=mission.id,
+            actor_label="cli",
+            mission_id=mission.id,
+            detail={"timezone": zone},
+        )
+    console.print(f"{slug}: time zone {zone}", highlight=False)
 
 
 @missions_app.command("list")
@@ -832,13 +865,14 @@ def missions_list(
                 "kind": m.kind,
                 "country": m.country_code,
                 "parent_id": m.parent_id,
+                "timezone": m.timezone,
             }
             for m in service.list_missions(db=s)
         ]
     if as_json:
         console.print_json(json.dumps(rows))
         return
-    table = Table("id", "slug", "name", "kind", "country", "parent")
+    table = Table("id", "slug", "name", "kind", "country", "parent", "time zone")
     for r in rows:
         table.add_row(
             str(r["id"]),
@@ -847,6 +881,7 @@ def missions_list(
             r["kind"],
             r["country"] or "-",
             str(r["parent_id"] or "-"),
+            r["timezone"],
         )
     console.print(table)
 
@@ -941,7 +976,9 @@ def digest(
 # ---------------------------------------------------------------------------- running
 
 
-def _serve(settings: Settings, *, web: bool, worker: bool, workers: int = 2) -> None:
+def _serve(
+    settings: Settings, *, web: bool, worker: bool, workers: int = 2, processes: int = 1
+) -> None:
     import uvicorn
 
     from elshi import jobs
@@ -952,6 +989,26 @@ def _serve(settings: Settings, *, web: bool, worker: bool, workers: int = 2) -> 
             settings.require_secret()
         except SettingsError as exc:
             raise _fail(str(exc), Exit.USAGE) from None
+    if web and processes > 1:
+        # Each process builds its own app from the same settings (passed on through the
+        # environment); the database, not the process, is shared.
+        db.dispose()
+        if _State.config is not None:
+            os.environ["ELSHI_CONFIG"] = str(_State.config)
+        os.environ["ELSHI_PORT"] = str(settings.port)
+        console.print(
+            f"elshi is running at http://{settings.host}:{settings.port}/ ({processes} processes)",
+            highlight=False,
+        )
+        uvicorn.run(
+            "elshi.app:app_from_environment",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=processes,
+            log_level="warning",
+        )
+        return
     rt = jobs.bind(settings, db)
     consumer = jobs.consumer(rt, workers=workers) if worker else None
     if consumer is not None:
@@ -988,10 +1045,19 @@ def serve(
 @app.command()
 def web(
     port: Annotated[int | None, typer.Option(help="Port (else ELSHI_PORT).")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Web server processes on this machine (about one per CPU core). More than "
+            "one is meant for PostgreSQL; on SQLite the writes still queue for one file.",
+        ),
+    ] = 1,
 ) -> None:
     """Run only the web app (workers run apart with `elshi worker`)."""
     settings = get_settings(**({"port": port} if port else {}))
-    _serve(settings, web=True, worker=False)
+    _serve(settings, web=True, worker=False, processes=workers)
 
 
 @app.command()

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL. Empty means SQLite at <home>/elshi.db. "
         "PostgreSQL: postgresql+psycopg://user@host/db.",
     )
+    server_timing: bool = Field(
+        default=False,
+        description="Add a Server-Timing header (time spent in elshi) to every response, for "
+        "load tests that tell the server's time from the network's and the client's.",
+    )
     database_pool_size: int = Field(
         default=40,
         ge=2,
@@ -206,6 +211,20 @@ class Settings(BaseSettings):
     )
     citizen_session_minutes: int = Field(
         default=60, ge=5, description="Citizen sessions expire after this many minutes."
+    )
+    stay_reminder_ending_days: int = Field(
+        default=3,
+        ge=0,
+        le=60,
+        description="Days before a registered stay ends when the citizen is e-mailed to confirm "
+        "or end it (0: no reminder before the end).",
+    )
+    stay_reminder_unconfirmed_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="Days a registered stay may go unconfirmed before the citizen is e-mailed "
+        "to confirm or end it (once per such period).",
     )
     retention_registration_days: int = Field(
         default=365, ge=1, description="Days a registration is kept after the trip ends."

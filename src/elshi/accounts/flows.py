@@ -438,6 +438,7 @@ def add_mission(
     kind: str = "embassy",
     country_code: str | None = None,
     parent_slug: str | None = None,
+    timezone: str = "UTC",
 ) -> Mission:
     """Create a mission under HQ (or another parent)."""
     service.authorize(actor, "users.manage")
@@ -451,6 +452,7 @@ def add_mission(
         kind=kind,
         country_code=country_code,
         parent_id=parent.id if parent else None,
+        timezone=timezone,
     )
     service.audit(
         db=db,

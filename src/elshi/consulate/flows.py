@@ -51,6 +51,15 @@ MESSAGE_BODY = N_(
 )
 
 
+STAY_SUBJECT = N_("Is your stay in %(city)s still right?")
+STAY_BODY = N_(
+    "Hello %(name)s,\n\nyou registered a stay in %(city)s from %(arrive)s to %(leave)s with the "
+    "consulate. Please confirm that it is still right, or end the registration if your plans "
+    "changed, so that the consulate can reach you in an emergency:\n\n%(link)s\n\n"
+    "The registration ends by itself after %(leave)s."
+)
+
+
 def _t(citizen: Citizen, message: str, **params: Any) -> str:
     text = i18n.gettext(citizen.lang, message)
     return text % params if params else text
@@ -436,6 +445,44 @@ def retention(settings: Settings) -> service.Retention:
         access_log=settings.retention_access_log_days,
         unverified=settings.retention_unverified_days,
     )
+
+
+def remind_stays(*, db: Session, settings: Settings) -> list[Email]:
+    """Mark the stays due a reminder as reminded and return the e-mails asking to confirm them.
+
+    The caller commits, then delivers: a stay is never reminded twice for the same reason,
+    and an e-mail that cannot be delivered is retried by the queue.
+    """
+    now = accounts.utcnow()
+    rows = service.stays_to_remind(
+        db=db,
+        ending_days=settings.stay_reminder_ending_days,
+        unconfirmed_days=settings.stay_reminder_unconfirmed_days,
+        now=now,
+    )
+    emails = []
+    for row in rows:
+        citizen = db.get(Citizen, row.citizen_id)
+        if citizen is None or not citizen.is_active:
+            continue
+        row.reminded_at = now
+        values = {"city": row.city, "arrive": row.arrive_on.isoformat()}
+        emails.append(
+            Email(
+                citizen.email,
+                _t(citizen, STAY_SUBJECT, **values),
+                _t(
+                    citizen,
+                    STAY_BODY,
+                    name=citizen.name,
+                    leave=row.leave_on.isoformat(),
+                    link=_link(settings, "/consulate/home") + "#stays",
+                    **values,
+                ),
+            )
+        )
+    db.flush()
+    return emails
 
 
 def purge_expired(*, db: Session, settings: Settings) -> dict[str, int]:

@@ -27,3 +27,17 @@ def purge_consulate() -> dict[str, int]:
         counts = purge_expired(db=s, settings=rt.settings)
     log.info("consulate purge: %s", counts)
     return counts
+
+
+@periodic(crontab(minute="40", hour="8"))
+def remind_stays() -> int:
+    """Ask citizens, every morning, to confirm or end stays that end soon or went unconfirmed."""
+    from elshi.consulate.flows import deliver
+    from elshi.consulate.flows import remind_stays as due_reminders
+
+    rt = runtime()
+    with rt.db.session() as s:
+        emails = due_reminders(db=s, settings=rt.settings)
+    sent = deliver(rt.settings, emails, rt)
+    log.info("stay reminders: %d of %d queued", sent, len(emails))
+    return sent

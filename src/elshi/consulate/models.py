@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -23,6 +24,7 @@ from elshi.db import Base, JSONType, SealedString, UTCDateTime, utcnow
 REQUEST_STATUSES = ("draft", "submitted", "in_review", "more_documents", "approved", "rejected")
 OPEN_STATUSES = ("submitted", "in_review", "more_documents")
 DECIDED_STATUSES = ("approved", "rejected")
+OPEN_WHERE = text("status IN ('submitted', 'in_review', 'more_documents')")
 APPOINTMENT_STATUSES = ("booked", "cancelled", "attended", "no_show")
 
 
@@ -99,6 +101,8 @@ class Registration(Base):
     companions: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     status: Mapped[str] = mapped_column(String(16), default="active")
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: When the citizen was last asked by e-mail to confirm or close this stay.
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -129,6 +133,23 @@ class ServiceRequest(Base):
     __table_args__ = (
         Index("ix_service_request_queue", "mission_id", "status", "submitted_at"),
         Index("ix_service_request_citizen", "citizen_id", "id"),
+        # The officers' default queue (open requests, oldest first) reads these in order
+        # instead of sorting every open request of a mission on each page.
+        Index(
+            "ix_service_request_open_mission",
+            "mission_id",
+            "submitted_at",
+            "id",
+            postgresql_where=OPEN_WHERE,
+            sqlite_where=OPEN_WHERE,
+        ),
+        Index(
+            "ix_service_request_open",
+            "submitted_at",
+            "id",
+            postgresql_where=OPEN_WHERE,
+            sqlite_where=OPEN_WHERE,
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 LANGS = ("kk", "ru", "en")
 
@@ -186,3 +187,134 @@ DEFAULT_CATALOGUE: list[ServiceSpec] = [
         fee_cents=0,
     ),
 ]
+
+
+# ---------------------------------------------------------------------------- JSON API
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class StayOut(_Out):
+    """A registered stay abroad."""
+
+    id: int
+    mission_id: int
+    country_code: str
+    city: str
+    arrive_on: date
+    leave_on: date
+    status: str = Field(description="active, cancelled or expired.")
+    confirmed_at: datetime | None
+
+
+class RequestSummaryOut(_Out):
+    """A service request without its details."""
+
+    id: int
+    reference: str
+    service: str = Field(description="Slug of the service type (see the mission's catalogue).")
+    mission_id: int
+    status: str = Field(
+        description="draft, submitted, in_review, more_documents, approved or rejected."
+    )
+    created_at: datetime
+    submitted_at: datetime | None
+    updated_at: datetime
+    decided_at: datetime | None
+
+
+class DocumentOut(_Out):
+    """An uploaded document (its content is downloaded from the pages)."""
+
+    id: int
+    kind: str
+    filename: str
+    content_type: str
+    size: int
+    created_at: datetime
+
+
+class EventOut(_Out):
+    """One step of a request's history: who did what, when."""
+
+    at: datetime
+    actor_kind: str
+    actor_label: str
+    action: str
+    from_status: str | None
+    to_status: str | None
+    note: str
+
+
+class MessageOut(_Out):
+    """A message between the applicant and the consular section."""
+
+    sender_kind: str = Field(description="citizen or staff.")
+    sender_label: str
+    body: str
+    created_at: datetime
+
+
+class AppointmentOut(BaseModel):
+    """An appointment, with its time in UTC and in the mission's local time."""
+
+    id: int
+    request_id: int | None
+    mission_id: int
+    status: str = Field(description="booked, cancelled, attended or no_show.")
+    starts_at: datetime = Field(description="Start, UTC.")
+    local_start: datetime = Field(description="Start in the mission's time zone.")
+    timezone: str = Field(description="The mission's IANA time zone.")
+    minutes: int
+
+
+class RequestOut(RequestSummaryOut):
+    """A service request with its answers, documents, history, messages and appointments."""
+
+    answers: dict[str, str]
+    reason: str = Field(description="The reason given with a decision.")
+    documents: list[DocumentOut]
+    history: list[EventOut]
+    messages: list[MessageOut]
+    appointments: list[AppointmentOut]
+
+
+class MeOut(BaseModel):
+    """What the signed-in citizen sees on their page."""
+
+    name: str
+    email: str
+    lang: str
+    stays: list[StayOut]
+    requests: list[RequestSummaryOut]
+    appointments: list[AppointmentOut]
+
+
+class QueueRowOut(_Out):
+    """One line of the officers' queue (no personal data)."""
+
+    id: int
+    reference: str
+    service: str
+    status: str
+    mission_id: int
+    submitted_at: datetime | None
+    updated_at: datetime
+    assigned_to: int | None
+
+
+class QueueOut(BaseModel):
+    """A page of the officers' queue."""
+
+    total: int
+    page: int
+    rows: list[QueueRowOut]
+
+
+class StaffRequestOut(RequestOut):
+    """A request as an officer sees it: with the applicant (the read is recorded)."""
+
+    applicant_name: str
+    applicant_email: str

@@ -13,14 +13,15 @@ import hashlib
 import re
 import secrets
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, TextClause, delete, func, or_, select, text, update
+from sqlalchemy.orm import Session, load_only
 
 from elshi.accounts import service as accounts
 from elshi.accounts.service import LoginPolicy, PermissionDenied, Principal
@@ -40,9 +41,14 @@ from elshi.consulate.models import (
     Slot,
     StaffAccess,
 )
+from elshi.consulate.schemas import LANGS, ServiceSpec
 from elshi.db import utcnow
 from elshi.missions.models import Mission
+from elshi.missions.service import zone_of
 from elshi.web.i18n import N_
+
+#: Open requests, as the literal predicate of the queue's partial indexes.
+OPEN_FILTER = text("service_request.status IN (" + ", ".join(f"'{s}'" for s in OPEN_STATUSES) + ")")
 
 # ---------------------------------------------------------------------------- errors
 
@@ -111,6 +117,17 @@ BAD_CAPACITY = N_("Places must be between 1 and 500.")
 BAD_TIME = N_("Not a time: use the form 09:30.")
 BAD_COUNT = N_("Between 1 and 96 slots at a time.")
 BAD_MINUTES = N_("Between 5 and 480 minutes.")
+SKIPPED_TIME = N_("The clocks skip this time that day in %(zone)s. Choose another one.")
+
+BAD_SLUG = N_("Use lower-case Latin letters, digits, - or _, starting with a letter.")
+ALL_LANGUAGES = N_("Fill in the Kazakh, Russian and English text.")
+BAD_FEE = N_("Enter the fee as an amount, e.g. 60 or 60.50.")
+BAD_CURRENCY = N_("Use the three-letter currency code, e.g. EUR.")
+USED_TWICE = N_("This name is used twice.")
+BAD_FIELD_TYPE = N_("Choose a field type from the list.")
+BAD_FIELD_MAX = N_("A whole number from 1 to 5000.")
+NEED_OPTIONS = N_("A list needs its choices, separated by commas.")
+SLUG_TAKEN = N_("The mission already has a service with this id.")
 
 STATUS_NAMES = {
     "draft": N_("draft"),
@@ -353,6 +370,20 @@ def find_session(*, db: Session, key: str, now: datetime | None = None) -> Citiz
     return row
 
 
+def session_citizen(*, db: Session, key: str, now: datetime | None = None) -> Citizen | None:
+    """Return the active citizen signed in with this key (one query; None if 2FA is pending)."""
+    return db.scalar(
+        select(Citizen)
+        .join(CitizenSession, CitizenSession.citizen_id == Citizen.id)
+        .where(
+            CitizenSession.key_hash == _digest(key),
+            CitizenSession.expires_at > (now or utcnow()),
+            CitizenSession.mfa_pending.is_(False),
+            Citizen.is_active.is_(True),
+        )
+    )
+
+
 def end_session(*, db: Session, key: str) -> None:
     """Delete the citizen session with this key."""
     db.execute(delete(CitizenSession).where(CitizenSession.key_hash == _digest(key)))
@@ -500,6 +531,42 @@ def expire_stays(*, db: Session, today: date | None = None) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+def stays_to_remind(
+    *, db: Session, ending_days: int, unconfirmed_days: int, now: datetime | None = None
+) -> list[Registration]:
+    """Return active stays whose citizen should be asked to confirm or end them.
+
+    A stay is due when it ends within `ending_days` and the citizen was not yet told so, or
+    when it was last confirmed (or registered) `unconfirmed_days` ago or more and no reminder
+    went out since; a stay already over is left to expire.
+    """
+    now = now or utcnow()
+    today = now.date()
+    stale = now - timedelta(days=unconfirmed_days)
+    ending = today + timedelta(days=ending_days)
+    last = func.coalesce(Registration.confirmed_at, Registration.created_at)
+    candidates = db.scalars(
+        select(Registration)
+        .where(
+            Registration.status == "active",
+            Registration.leave_on >= today,
+            or_(Registration.leave_on <= ending, last <= stale) if ending_days else last <= stale,
+        )
+        .order_by(Registration.id)
+    )
+    due = []
+    for row in candidates:
+        told = row.reminded_at
+        confirmed = row.confirmed_at or row.created_at
+        window = row.leave_on - timedelta(days=ending_days)
+        ends_soon = bool(ending_days) and row.leave_on <= ending
+        if (ends_soon and (told is None or told.date() < window)) or (
+            confirmed <= stale and (told is None or told < confirmed)
+        ):
+            due.append(row)
+    return due
+
+
 # ---------------------------------------------------------------------------- catalogue
 
 
@@ -509,6 +576,24 @@ def services(*, db: Session, mission_id: int, active_only: bool = True) -> list[
     if active_only:
         q = q.where(ServiceType.active.is_(True))
     return list(db.scalars(q.order_by(ServiceType.id)))
+
+
+def service_types(*, db: Session, ids: Iterable[int]) -> dict[int, ServiceType]:
+    """Return the service types with these ids, by id."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    return {t.id: t for t in db.scalars(select(ServiceType).where(ServiceType.id.in_(wanted)))}
+
+
+def service_names(*, db: Session, mission_ids: Iterable[int] | None) -> dict[int, ServiceType]:
+    """Return the service types of some missions (all for None) with only their names loaded."""
+    q = select(ServiceType).options(
+        load_only(ServiceType.id, ServiceType.mission_id, ServiceType.slug, ServiceType.names)
+    )
+    if mission_ids is not None:
+        q = q.where(ServiceType.mission_id.in_(list(mission_ids)))
+    return {t.id: t for t in db.scalars(q.order_by(ServiceType.mission_id, ServiceType.id))}
 
 
 def get_service(*, db: Session, service_type_id: int) -> ServiceType:
@@ -535,6 +620,271 @@ def upsert_service(*, db: Session, mission_id: int, spec: Mapping[str, Any]) -> 
     row.active = bool(spec.get("active", True))
     db.flush()
     return row
+
+
+FIELD_TYPES = ("text", "textarea", "date", "number", "select")
+#: Empty rows the catalogue form offers for new fields, documents and steps.
+BLANK_ROWS = 3
+_SLUG = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_FEE = re.compile(r"^\d{1,6}([.,]\d{1,2})?$")
+
+
+def catalogue(*, db: Session, actor: Principal, mission_id: int) -> list[ServiceType]:
+    """Return every service of a mission, the inactive ones too, for an editor of it."""
+    if not actor.can("consulate.act", mission_id):
+        raise PermissionDenied("consulate.act: needs role consular or admin at the mission")
+    return services(db=db, mission_id=mission_id, active_only=False)
+
+
+def _labels(raw: Mapping[str, Any], prefix: str, *, required: bool) -> dict[str, str] | None:
+    """Read the kk/ru/en texts `<prefix>kk`...; None when all are empty and none is needed."""
+    texts = {lang: clean_text(prefix + lang, raw.get(prefix + lang), max_len=200) for lang in LANGS}
+    if not any(texts.values()) and not required:
+        return None
+    missing = [lang for lang, text in texts.items() if not text]
+    if missing:
+        raise _invalid(prefix + missing[0], ALL_LANGUAGES)
+    return texts
+
+
+def _rows(raw: Mapping[str, Any], letter: str) -> list[int]:
+    """Return the row numbers of a repeated group (f0_..., f1_...) present in a form."""
+    found = set()
+    for key in raw:
+        head, _, _rest = key.partition("_")
+        if head[:1] == letter and head[1:].isdigit() and len(head) <= 4:
+            found.add(int(head[1:]))
+    return sorted(found)
+
+
+def _blank(raw: Mapping[str, Any], prefix: str, keys: Iterable[str]) -> bool:
+    return not any(str(raw.get(prefix + k) or "").strip() for k in keys)
+
+
+def _field_row(raw: Mapping[str, Any], i: int) -> dict[str, Any] | None:
+    p = f"f{i}_"
+    if _blank(raw, p, ("name", "kk", "ru", "en", "options")):
+        return None
+    out, problems = _gather(
+        [
+            ("names", lambda: _labels(raw, p, required=True)),
+            ("name", lambda: _identifier(p + "name", raw.get(p + "name"), _NAME)),
+            ("type", lambda: _choice(p + "type", raw.get(p + "type") or "text", FIELD_TYPES)),
+            ("max", lambda: _whole(p + "max", raw.get(p + "max") or "200", 1, 5000)),
+        ]
+    )
+    options = [o.strip() for o in str(raw.get(p + "options") or "").split(",") if o.strip()]
+    if out.get("type") == "select" and not options:
+        problems.append(Problem(p + "options", NEED_OPTIONS))
+    if problems:
+        raise Invalid(*problems)
+    return out | {"required": bool(raw.get(p + "required")), "options": options}
+
+
+def _document_row(raw: Mapping[str, Any], i: int) -> dict[str, Any] | None:
+    p = f"d{i}_"
+    if _blank(raw, p, ("slug", "kk", "ru", "en")):
+        return None
+    out, problems = _gather(
+        [
+            ("names", lambda: _labels(raw, p, required=True)),
+            ("slug", lambda: _identifier(p + "slug", raw.get(p + "slug"), _NAME)),
+        ]
+    )
+    if problems:
+        raise Invalid(*problems)
+    return out | {"required": bool(raw.get(p + "required"))}
+
+
+def _identifier(name: str, value: Any, pattern: re.Pattern[str]) -> str:
+    text = clean_text(name, value, max_len=64, required=True)
+    if not pattern.match(text):
+        raise _invalid(name, BAD_SLUG)
+    return text
+
+
+def _choice(name: str, value: Any, choices: Iterable[str]) -> str:
+    text = str(value).strip()
+    if text not in choices:
+        raise _invalid(name, BAD_FIELD_TYPE)
+    return text
+
+
+def _whole(name: str, value: Any, low: int, high: int) -> int:
+    text = str(value).strip()
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise _invalid(name, BAD_FIELD_MAX)
+    return int(text)
+
+
+def _fee(value: Any) -> int:
+    text = str(value or "0").strip()
+    if not _FEE.match(text):
+        raise _invalid("fee", BAD_FEE)
+    units, _, cents = text.replace(",", ".").partition(".")
+    return int(units) * 100 + int((cents + "00")[:2])
+
+
+def _currency(value: Any) -> str:
+    text = str(value or "").strip().upper()
+    if not re.fullmatch(r"[A-Z]{3}", text):
+        raise _invalid("currency", BAD_CURRENCY)
+    return text
+
+
+def _repeated(
+    raw: Mapping[str, Any], letter: str, parse: Callable[[Mapping[str, Any], int], Any]
+) -> tuple[list[tuple[int, Any]], list[Problem]]:
+    rows: list[tuple[int, Any]] = []
+    problems: list[Problem] = []
+    for i in _rows(raw, letter):
+        try:
+            row = parse(raw, i)
+        except Invalid as exc:
+            problems.extend(exc.problems)
+            continue
+        if row is not None:
+            rows.append((i, row))
+    return rows, problems
+
+
+def _twice(rows: list[tuple[int, Any]], letter: str, key: str) -> list[Problem]:
+    seen: set[str] = set()
+    problems = []
+    for i, row in rows:
+        if row[key] in seen:
+            problems.append(Problem(f"{letter}{i}_{key}", USED_TWICE))
+        seen.add(row[key])
+    return problems
+
+
+def parse_catalogue_form(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Check a catalogue form and return a service spec; Invalid names every bad field.
+
+    The form has slug, name_kk/ru/en, fee, currency, needs_appointment and active, then rows:
+    f<i>_name/type/required/max/kk/ru/en/options for form fields, d<i>_slug/required/kk/ru/en
+    for documents and s<i>_kk/ru/en for steps. Empty rows are left out.
+    """
+    out, problems = _gather(
+        [
+            ("slug", lambda: _identifier("slug", raw.get("slug"), _SLUG)),
+            ("names", lambda: _labels(raw, "name_", required=True)),
+            ("fee_cents", lambda: _fee(raw.get("fee"))),
+            ("currency", lambda: _currency(raw.get("currency"))),
+        ]
+    )
+    fields, bad = _repeated(raw, "f", _field_row)
+    problems += bad + _twice(fields, "f", "name")
+    docs, bad = _repeated(raw, "d", _document_row)
+    problems += bad + _twice(docs, "d", "slug")
+    steps, bad = _repeated(raw, "s", lambda r, i: _labels(r, f"s{i}_", required=False))
+    problems += bad
+    if problems:
+        raise Invalid(*problems)
+    spec = ServiceSpec(
+        **out,
+        fields=[row for _, row in fields],
+        documents=[row for _, row in docs],
+        steps=[row for _, row in steps],
+        needs_appointment=bool(raw.get("needs_appointment")),
+        active=bool(raw.get("active")),
+    )
+    return spec.model_dump()
+
+
+def catalogue_values(row: ServiceType | None) -> dict[str, str]:
+    """Return the catalogue form's values for a service (or a new one), with empty rows."""
+    values: dict[str, str] = {"currency": "EUR", "fee": "0", "active": "on"}
+    values["needs_appointment"] = "on"
+    fields: list[dict[str, Any]] = []
+    docs: list[dict[str, Any]] = []
+    steps: list[dict[str, str]] = []
+    if row is not None:
+        values = {
+            "slug": row.slug,
+            "fee": f"{row.fee_cents // 100}.{row.fee_cents % 100:02d}",
+            "currency": row.currency,
+            "needs_appointment": "on" if row.needs_appointment else "",
+            "active": "on" if row.active else "",
+        }
+        values |= {f"name_{lang}": row.names.get(lang, "") for lang in LANGS}
+        fields, docs, steps = row.fields, row.documents, row.steps
+    for i, f in enumerate([*fields, *[{"required": True}] * BLANK_ROWS]):
+        values |= {f"f{i}_{lang}": f.get("names", {}).get(lang, "") for lang in LANGS}
+        values |= {
+            f"f{i}_name": f.get("name", ""),
+            f"f{i}_type": f.get("type", "text"),
+            f"f{i}_required": "on" if f.get("required") else "",
+            f"f{i}_max": str(f.get("max", 200)),
+            f"f{i}_options": ", ".join(f.get("options", [])),
+        }
+    for i, d in enumerate([*docs, *[{"required": True}] * BLANK_ROWS]):
+        values |= {f"d{i}_{lang}": d.get("names", {}).get(lang, "") for lang in LANGS}
+        values |= {
+            f"d{i}_slug": d.get("slug", ""),
+            f"d{i}_required": "on" if d.get("required") else "",
+        }
+    for i, st in enumerate([*steps, *[{}] * BLANK_ROWS]):
+        values |= {f"s{i}_{lang}": st.get(lang, "") for lang in LANGS}
+    return values
+
+
+def save_catalogue_entry(
+    *,
+    db: Session,
+    actor: Principal,
+    mission_id: int,
+    service_type_id: int | None,
+    raw: Mapping[str, Any],
+) -> ServiceType:
+    """Create a service, or change one, from the catalogue form; audited."""
+    if not actor.can("consulate.act", mission_id):
+        raise PermissionDenied("consulate.act: needs role consular or admin at the mission")
+    current = None
+    if service_type_id is not None:
+        current = db.get(ServiceType, service_type_id)
+        if current is None or current.mission_id != mission_id:
+            raise NotFound(f"service {service_type_id}")
+        raw = {**raw, "slug": current.slug}  # the id in URLs and requests stays
+    spec = parse_catalogue_form(raw)
+    if current is None and db.scalar(
+        select(ServiceType.id).where(
+            ServiceType.mission_id == mission_id, ServiceType.slug == spec["slug"]
+        )
+    ):
+        raise _invalid("slug", SLUG_TAKEN)
+    row = upsert_service(db=db, mission_id=mission_id, spec=spec)
+    _audit_catalogue(db, actor, row, "changed" if current else "created")
+    return row
+
+
+def set_service_active(
+    *, db: Session, actor: Principal, service_type_id: int, active: bool
+) -> ServiceType:
+    """Offer a service to applicants again, or stop offering it (its requests stay)."""
+    row = db.get(ServiceType, service_type_id)
+    if row is None:
+        raise NotFound(f"service {service_type_id}")
+    if not actor.can("consulate.act", row.mission_id):
+        raise PermissionDenied("consulate.act: needs role consular or admin at the mission")
+    row.active = active
+    db.flush()
+    _audit_catalogue(db, actor, row, "activated" if active else "deactivated")
+    return row
+
+
+def _audit_catalogue(db: Session, actor: Principal, row: ServiceType, what: str) -> None:
+    accounts.audit(
+        db=db,
+        action="consulate.catalogue",
+        object_type="service_type",
+        object_id=row.id,
+        actor_id=actor.user_id,
+        actor_label=actor.label,
+        mission_id=row.mission_id,
+        detail={"slug": row.slug, "change": what},
+    )
 
 
 def parse_answers(
@@ -876,13 +1226,13 @@ def queue(
     """Return submitted requests of the officer's missions, oldest first, with a total."""
     if not actor.can("consulate.read"):
         raise PermissionDenied("consulate.read: needs role consular, ambassador or admin")
-    scope = [ServiceRequest.status != "draft"]
+    scope: list[ColumnElement[bool] | TextClause] = [ServiceRequest.status != "draft"]
     missions = actor.mission_ids()
     if missions is not None:
         scope.append(ServiceRequest.mission_id.in_(missions))
-    scope.append(
-        ServiceRequest.status == status if status else ServiceRequest.status.in_(OPEN_STATUSES)
-    )
+    # The open filter is the literal predicate of the partial indexes that keep the default
+    # queue in order: a bound parameter would hide the match from the planner.
+    scope.append(ServiceRequest.status == status if status else OPEN_FILTER)
     if service_type_id:
         scope.append(ServiceRequest.service_type_id == service_type_id)
     if older_than_days:
@@ -983,6 +1333,35 @@ def decide(
 # ---------------------------------------------------------------- slots and appointments
 
 
+def mission_zone(*, db: Session, mission_id: int) -> ZoneInfo:
+    """Return the time zone a mission's office works in."""
+    return zone_of(db.get(Mission, mission_id))
+
+
+def mission_zones(*, db: Session, ids: Iterable[int]) -> dict[int, ZoneInfo]:
+    """Return the time zones of some missions, by mission id."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    return {m.id: zone_of(m) for m in db.scalars(select(Mission).where(Mission.id.in_(wanted)))}
+
+
+def local_instant(day: date, at: time, zone: ZoneInfo) -> datetime:
+    """Return the UTC instant of a wall-clock time in a zone; Invalid if the clocks skip it."""
+    local = datetime.combine(day, at, zone)
+    back = local.astimezone(UTC).astimezone(zone)
+    if back.replace(tzinfo=None) != local.replace(tzinfo=None):
+        raise _invalid("start", SKIPPED_TIME, zone=zone.key)
+    return local.astimezone(UTC)
+
+
+def local_day(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """Return the UTC instants where a day begins and ends in a zone (23 to 25 hours apart)."""
+    begin = datetime.combine(day, time.min, zone).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time.min, zone).astimezone(UTC)
+    return begin, end
+
+
 def add_slots(
     *,
     db: Session,
@@ -995,7 +1374,12 @@ def add_slots(
     capacity: Any,
     service_type_id: int | None = None,
 ) -> list[Slot]:
-    """Open `count` consecutive slots on a day (times in UTC)."""
+    """Open `count` consecutive slots on a day, the first at `start` in the mission's time zone.
+
+    Slots follow one another in real minutes: on the night clocks change they keep their length
+    and their local times jump with the clock. A start that does not exist there that day (in
+    the hour the clocks skip) is refused; in the hour that repeats the first one is taken.
+    """
     if not actor.can("consulate.act", mission_id):
         raise PermissionDenied("consulate.act: needs role consular or admin")
 
@@ -1022,7 +1406,8 @@ def add_slots(
     )
     if problems:
         raise Invalid(*problems)
-    first = datetime.combine(values["day"], values["start"], UTC)
+    zone = mission_zone(db=db, mission_id=mission_id)
+    first = local_instant(values["day"], values["start"], zone)
     slots = [
         Slot(
             mission_id=mission_id,
@@ -1209,6 +1594,17 @@ def citizen_appointments(*, db: Session, citizen_id: int) -> list[tuple[Appointm
     return [(a, s) for a, s in rows]
 
 
+def request_appointments(*, db: Session, request_id: int) -> list[tuple[Appointment, Slot]]:
+    """Return the appointments booked for one request with their slots, soonest first."""
+    rows = db.execute(
+        select(Appointment, Slot)
+        .join(Slot, Slot.id == Appointment.slot_id)
+        .where(Appointment.request_id == request_id)
+        .order_by(Slot.starts_at)
+    )
+    return [(a, s) for a, s in rows]
+
+
 @dataclass
 class DayRow:
     """One appointment on the officer's daily list."""
@@ -1223,7 +1619,7 @@ def day_list(*, db: Session, actor: Principal, mission_id: int, day: date) -> li
     """Return a mission's appointments on one day; record that staff saw each name."""
     if not actor.can("consulate.read", mission_id):
         raise PermissionDenied("consulate.read: needs role consular, ambassador or admin")
-    start = datetime.combine(day, time.min, UTC)
+    start, end = local_day(day, mission_zone(db=db, mission_id=mission_id))
     rows = db.execute(
         select(Appointment, Slot, Citizen.name, ServiceRequest.reference)
         .join(Slot, Slot.id == Appointment.slot_id)
@@ -1232,7 +1628,7 @@ def day_list(*, db: Session, actor: Principal, mission_id: int, day: date) -> li
         .where(
             Slot.mission_id == mission_id,
             Slot.starts_at >= start,
-            Slot.starts_at < start + timedelta(days=1),
+            Slot.starts_at < end,
             Appointment.status != "cancelled",
         )
         .order_by(Slot.starts_at, Appointment.id)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -19,6 +19,19 @@ from starlette.datastructures import UploadFile
 from elshi.accounts.service import LoginPolicy, PermissionDenied, totp_uri
 from elshi.consulate import documents, flows, service
 from elshi.consulate.models import Citizen, ServiceRequest, ServiceType, Slot
+from elshi.consulate.schemas import (
+    AppointmentOut,
+    DocumentOut,
+    EventOut,
+    MeOut,
+    MessageOut,
+    QueueOut,
+    QueueRowOut,
+    RequestOut,
+    RequestSummaryOut,
+    StaffRequestOut,
+    StayOut,
+)
 from elshi.db import utcnow
 from elshi.notify.email import Email
 from elshi.settings import Settings
@@ -35,6 +48,7 @@ from elshi.web.templating import (
 
 router = APIRouter(prefix="/consulate", include_in_schema=False)
 staff = APIRouter(prefix="/consular", include_in_schema=False)
+api = APIRouter(prefix="/api/consulate", tags=["consulate"])
 
 CITIZEN_COOKIE = "elshi_citizen"
 STATIC = Path(__file__).resolve().parents[1] / "web" / "static"
@@ -106,11 +120,7 @@ def _session_key(request: Request) -> str | None:
 def current_citizen(request: Request, db: Session) -> Citizen | None:
     """Return the signed-in citizen, or None."""
     key = _session_key(request)
-    row = service.find_session(db=db, key=key) if key else None
-    if row is None or row.mfa_pending:
-        return None
-    citizen = db.get(Citizen, row.citizen_id)
-    return citizen if citizen is not None and citizen.is_active else None
+    return service.session_citizen(db=db, key=key) if key else None
 
 
 def require_citizen(request: Request, db: Annotated[Session, Depends(get_db)]) -> Citizen:
@@ -193,6 +203,7 @@ NOTICES = {
     "asked": N_("The applicant is asked for more documents."),
     "decided": N_("The decision is recorded and the applicant informed."),
     "marked": N_("The appointment is marked."),
+    "catalogue": N_("The catalogue is saved."),
 }
 
 
@@ -530,13 +541,16 @@ def totp(
 def home(request: Request, db: DbSession, citizen: CitizenUser) -> Response:
     """Stays, requests and appointments of the signed-in citizen."""
     today = utcnow().date()
+    requests = service.citizen_requests(db=db, citizen_id=citizen.id)
+    appointments = service.citizen_appointments(db=db, citizen_id=citizen.id)
     return _page(
         request,
         "home.html",
         stays=service.citizen_stays(db=db, citizen_id=citizen.id),
-        requests=service.citizen_requests(db=db, citizen_id=citizen.id),
-        appointments=service.citizen_appointments(db=db, citizen_id=citizen.id),
-        services={s.id: s for s in db.query(ServiceType).all()},
+        requests=requests,
+        appointments=appointments,
+        zones=service.mission_zones(db=db, ids={s.mission_id for _, s in appointments}),
+        services=service.service_types(db=db, ids={r.service_type_id for r in requests}),
         today=today,
     )
 
@@ -681,6 +695,7 @@ def _request_page(
         events=service.history(db=db, request_id=req.id),
         messages=service.messages_of(db=db, request_id=req.id),
         booked=booked,
+        zone=service.mission_zone(db=db, mission_id=req.mission_id),
         slots=service.free_slots(db=db, mission_id=req.mission_id, service_type_id=kind.id)
         if kind and kind.needs_appointment and req.status not in ("approved", "rejected")
         else [],
@@ -1046,10 +1061,7 @@ def queue(
         )
     except PermissionDenied:
         return _forbidden(request)
-    visible = principal.mission_ids()
-    kinds = {
-        s.id: s for s in db.query(ServiceType).all() if visible is None or s.mission_id in visible
-    }
+    kinds = service.service_names(db=db, mission_ids=principal.mission_ids())
     return _officer_page(
         request,
         "queue.html",
@@ -1205,24 +1217,25 @@ def slots_page(
     if mission_id is None:
         return _staff_not_found(request)
     start = _day(week)
-    start_at = datetime.combine(start, datetime.min.time(), UTC)
+    zone = service.mission_zone(db=db, mission_id=mission_id)
     try:
         rows = service.slots_between(
             db=db,
             actor=principal,
             mission_id=mission_id,
-            start=start_at,
-            end=start_at + timedelta(days=7),
+            start=service.local_day(start, zone)[0],
+            end=service.local_day(start + timedelta(days=6), zone)[1],
         )
     except PermissionDenied:
         return _forbidden(request)
     days: dict[date, list[Slot]] = {}
     for row in rows:
-        days.setdefault(row.starts_at.date(), []).append(row)
+        days.setdefault(row.starts_at.astimezone(zone).date(), []).append(row)
     return _officer_page(
         request,
         "slots.html",
         days=days,
+        zone=zone,
         start=start,
         prev=start - timedelta(days=7),
         next=start + timedelta(days=7),
@@ -1280,6 +1293,7 @@ async def slots_add(request: Request, db: DbSession, principal: StaffUser) -> Re
                 "slots.html",
                 400,
                 days={},
+                zone=service.mission_zone(db=db, mission_id=mission_id),
                 start=start,
                 prev=start - timedelta(days=7),
                 next=start + timedelta(days=7),
@@ -1293,6 +1307,166 @@ async def slots_add(request: Request, db: DbSession, principal: StaffUser) -> Re
         return _back(f"/consular/slots?mission={mission_id}&week={day}", "slots")
 
     return await run_in_threadpool(work)
+
+
+# ---------------------------------------------------------------------------- catalogue
+
+
+def _catalogue_form(
+    request: Request,
+    db: Session,
+    mission_id: int,
+    row: ServiceType | None,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    values = values if values is not None else service.catalogue_values(row)
+    count = {
+        letter: 1
+        + max((int(k[1:].split("_")[0]) for k in values if _row_key(k, letter)), default=-1)
+        for letter in "fds"
+    }
+    return _officer_page(
+        request,
+        "catalogue_form.html",
+        status,
+        mission_id=mission_id,
+        row=row,
+        values=values,
+        rows=count,
+        field_types=service.FIELD_TYPES,
+        langs=("kk", "ru", "en"),
+        errors=errors or {},
+    )
+
+
+def _row_key(key: str, letter: str) -> bool:
+    head = key.split("_")[0]
+    return head[:1] == letter and head[1:].isdigit()
+
+
+@staff.get("/catalogue")
+def catalogue_page(
+    request: Request, db: DbSession, principal: StaffUser, mission: int = 0
+) -> Response:
+    """A mission's service catalogue, for the staff who edit it."""
+    mission_id = _officer_mission(principal, db, mission)
+    if mission_id is None:
+        return _staff_not_found(request)
+    try:
+        rows = service.catalogue(db=db, actor=principal, mission_id=mission_id)
+    except PermissionDenied:
+        return _forbidden(request)
+    return _officer_page(request, "catalogue.html", rows=rows, mission_id=mission_id)
+
+
+@staff.get("/catalogue/new")
+def catalogue_new(
+    request: Request, db: DbSession, principal: StaffUser, mission: int = 0
+) -> Response:
+    """The form for a new service."""
+    mission_id = _officer_mission(principal, db, mission)
+    if mission_id is None:
+        return _staff_not_found(request)
+    if not principal.can("consulate.act", mission_id):
+        return _forbidden(request)
+    return _catalogue_form(request, db, mission_id, None)
+
+
+def _editable_service(db: Session, principal: Any, service_type_id: int) -> ServiceType | None:
+    row = db.get(ServiceType, service_type_id)
+    if row is None or not principal.can("consulate.read", row.mission_id):
+        return None
+    return row
+
+
+@staff.get("/catalogue/{service_type_id}")
+def catalogue_edit(
+    request: Request, db: DbSession, principal: StaffUser, service_type_id: int
+) -> Response:
+    """The form to change a service: its names, fee, form fields, documents and steps."""
+    row = _editable_service(db, principal, service_type_id)
+    if row is None:
+        return _staff_not_found(request)
+    if not principal.can("consulate.act", row.mission_id):
+        return _forbidden(request)
+    return _catalogue_form(request, db, row.mission_id, row)
+
+
+@staff.post("/catalogue")
+async def catalogue_save(request: Request, db: DbSession, principal: StaffUser) -> Response:
+    """Create or change a service from the catalogue form."""
+    form = await request.form(max_files=0, max_fields=1000)
+    raw = {k: str(v) for k, v in form.items()}
+
+    def work() -> Response:
+        if not csrf_valid(request, raw.get("csrf_token")):
+            return _staff_expired(request)
+        existing = raw.get("service_type_id", "")
+        row = _editable_service(db, principal, int(existing)) if existing.isdigit() else None
+        if existing and row is None:
+            return _staff_not_found(request)
+        mission_raw = raw.get("mission_id", "")
+        mission_id = row.mission_id if row else int(mission_raw) if mission_raw.isdigit() else 0
+        try:
+            result = _attempt(
+                db,
+                lambda: service.save_catalogue_entry(
+                    db=db,
+                    actor=principal,
+                    mission_id=mission_id,
+                    service_type_id=row.id if row else None,
+                    raw=raw,
+                ),
+            )
+        except PermissionDenied:
+            db.rollback()
+            return _forbidden(request)
+        except service.NotFound:
+            db.rollback()
+            return _staff_not_found(request)
+        if isinstance(result, service.Invalid):
+            return _catalogue_form(
+                request,
+                db,
+                mission_id,
+                row,
+                values=raw,
+                errors=_problems(request, result),
+                status=400,
+            )
+        db.commit()
+        return _back(f"/consular/catalogue?mission={mission_id}", "catalogue")
+
+    return await run_in_threadpool(work)
+
+
+@staff.post("/catalogue/{service_type_id}/{action}")
+def catalogue_toggle(
+    request: Request,
+    db: DbSession,
+    principal: StaffUser,
+    service_type_id: int,
+    action: str,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Stop offering a service (deactivate) or offer it again (activate)."""
+    if not csrf_valid(request, csrf_token):
+        return _staff_expired(request)
+    row = _editable_service(db, principal, service_type_id)
+    if row is None or action not in ("activate", "deactivate"):
+        return _staff_not_found(request)
+    try:
+        service.set_service_active(
+            db=db, actor=principal, service_type_id=row.id, active=action == "activate"
+        )
+    except PermissionDenied:
+        db.rollback()
+        return _forbidden(request)
+    db.commit()
+    return _back(f"/consular/catalogue?mission={row.mission_id}", "catalogue")
 
 
 @staff.get("/appointments")
@@ -1313,6 +1487,7 @@ def day_page(
         request,
         "day.html",
         rows=rows,
+        zone=service.mission_zone(db=db, mission_id=mission_id),
         day=chosen,
         prev=chosen - timedelta(days=1),
         next=chosen + timedelta(days=1),
@@ -1345,7 +1520,8 @@ def mark(
         return render(request, "error.html", {"message": result.problems[0].message}, status=400)
     db.commit()
     slot = db.get(Slot, result.slot_id)
-    day = slot.starts_at.date().isoformat() if slot else ""
+    zone = service.mission_zone(db=db, mission_id=slot.mission_id) if slot else UTC
+    day = slot.starts_at.astimezone(zone).date().isoformat() if slot else ""
     return _back(
         f"/consular/appointments?day={day}&mission={slot.mission_id if slot else 0}", "marked"
     )
@@ -1369,8 +1545,140 @@ def search(request: Request, db: DbSession, principal: StaffUser, q: str = "") -
     )
 
 
+# ---------------------------------------------------------------------------- JSON API
+
+
+def require_citizen_api(request: Request, db: Annotated[Session, Depends(get_db)]) -> Citizen:
+    """Allow only a signed-in citizen (the e-consulate's session cookie); else 401."""
+    citizen = current_citizen(request, db)
+    if citizen is None:
+        raise HTTPException(401, "sign in to the e-consulate first (/consulate/login)")
+    db.commit()
+    return citizen
+
+
+CitizenApi = Annotated[Citizen, Depends(require_citizen_api)]
+
+
+def _appointments_out(db: Session, pairs: list[tuple[Any, Slot]]) -> list[AppointmentOut]:
+    zones = service.mission_zones(db=db, ids={slot.mission_id for _, slot in pairs})
+    return [
+        AppointmentOut(
+            id=a.id,
+            request_id=a.request_id,
+            mission_id=slot.mission_id,
+            status=a.status,
+            starts_at=slot.starts_at,
+            local_start=slot.starts_at.astimezone(zones[slot.mission_id]),
+            timezone=zones[slot.mission_id].key,
+            minutes=slot.minutes,
+        )
+        for a, slot in pairs
+    ]
+
+
+def _summaries(db: Session, rows: list[ServiceRequest]) -> list[RequestSummaryOut]:
+    kinds = service.service_types(db=db, ids={r.service_type_id for r in rows})
+    own = [name for name in RequestSummaryOut.model_fields if name != "service"]
+    return [
+        RequestSummaryOut(
+            service=kinds[r.service_type_id].slug, **{name: getattr(r, name) for name in own}
+        )
+        for r in rows
+    ]
+
+
+def _detail(db: Session, req: ServiceRequest, pairs: list[tuple[Any, Slot]]) -> dict[str, Any]:
+    return {
+        **_summaries(db, [req])[0].model_dump(),
+        "answers": req.answers,
+        "reason": req.reason,
+        "documents": [
+            DocumentOut.model_validate(d) for d in service.documents_of(db=db, request_id=req.id)
+        ],
+        "history": [EventOut.model_validate(e) for e in service.history(db=db, request_id=req.id)],
+        "messages": [
+            MessageOut.model_validate(m) for m in service.messages_of(db=db, request_id=req.id)
+        ],
+        "appointments": _appointments_out(db, [(a, s) for a, s in pairs if a.request_id == req.id]),
+    }
+
+
+@api.get("/me", response_model=MeOut, summary="The signed-in citizen's own data")
+def api_me(db: DbSession, citizen: CitizenApi) -> MeOut:
+    """Stays, requests and appointments of the citizen signed in to the e-consulate."""
+    return MeOut(
+        name=citizen.name,
+        email=citizen.email,
+        lang=citizen.lang,
+        stays=[
+            StayOut.model_validate(r) for r in service.citizen_stays(db=db, citizen_id=citizen.id)
+        ],
+        requests=_summaries(db, service.citizen_requests(db=db, citizen_id=citizen.id)),
+        appointments=_appointments_out(
+            db, service.citizen_appointments(db=db, citizen_id=citizen.id)
+        ),
+    )
+
+
+@api.get("/me/requests/{request_id}", response_model=RequestOut, summary="One of my requests")
+def api_my_request(request_id: int, db: DbSession, citizen: CitizenApi) -> RequestOut:
+    """One of the citizen's own requests in full; another's id answers 404, like a missing one."""
+    try:
+        req = service.citizen_request(db=db, citizen_id=citizen.id, request_id=request_id)
+    except service.NotFound:
+        raise HTTPException(404, f"no request {request_id} of yours") from None
+    pairs = service.citizen_appointments(db=db, citizen_id=citizen.id)
+    return RequestOut(**_detail(db, req, pairs))
+
+
+@api.get("/queue", response_model=QueueOut, summary="The officers' queue")
+def api_queue(
+    db: DbSession,
+    principal: StaffUser,
+    status: str = "",
+    service_type: int = 0,
+    older: int = 0,
+    page: int = 1,
+) -> QueueOut:
+    """Requests of the caller's missions by status (default: open), service and age, 50 a page."""
+    if status and status not in service.STATUS_NAMES:
+        raise HTTPException(422, f"status: one of {', '.join(service.STATUS_NAMES)}")
+    page = max(1, min(page, 10_000))
+    try:
+        total, rows = service.queue(
+            db=db,
+            actor=principal,
+            status=status or None,
+            service_type_id=service_type or None,
+            older_than_days=max(0, min(older, 3650)) or None,
+            limit=50,
+            offset=(page - 1) * 50,
+        )
+    except PermissionDenied:
+        raise HTTPException(403, "needs role consular, ambassador or admin") from None
+    return QueueOut(total=total, page=page, rows=[QueueRowOut.model_validate(r) for r in rows])
+
+
+@api.get("/requests/{request_id}", response_model=StaffRequestOut, summary="A request (officers)")
+def api_staff_request(request_id: int, db: DbSession, principal: StaffUser) -> StaffRequestOut:
+    """A request of the caller's missions with its applicant; the read is recorded for them."""
+    try:
+        req = service.staff_request(db=db, actor=principal, request_id=request_id)
+    except service.NotFound:
+        raise HTTPException(404, f"no request {request_id} in your missions") from None
+    applicant = service.staff_citizen(db=db, actor=principal, request=req)
+    pairs = service.request_appointments(db=db, request_id=req.id)
+    out = StaffRequestOut(
+        **_detail(db, req, pairs), applicant_name=applicant.name, applicant_email=applicant.email
+    )
+    db.commit()
+    return out
+
+
 def install(app: Any) -> None:
-    """Mount the e-consulate's pages and its sign-in redirect on the app."""
+    """Mount the e-consulate's pages, its JSON API and its sign-in redirect on the app."""
     app.add_exception_handler(CitizenLoginRequired, to_citizen_login)
     app.include_router(router)
     app.include_router(staff)
+    app.include_router(api)

@@ -23,4 +23,6 @@ class Mission(Base):
     kind: Mapped[str] = mapped_column(String(16), default="embassy")
     country_code: Mapped[str | None] = mapped_column(String(2))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("mission.id"))
+    #: IANA time zone of the mission's office (consular slots are shown and booked in it).
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from functools import cache
+from zoneinfo import ZoneInfo
+from zoneinfo import available_timezones as _all_zones
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,6 +24,32 @@ BAD_SLUG = N_("%(slug)s: use lower-case letters, digits and dashes.")
 NOT_KIND = N_("%(kind)s is not a kind of mission; choose one of: %(kinds)s.")
 BAD_COUNTRY = N_("%(code)s: use the two-letter country code (ISO 3166), e.g. KZ.")
 SLUG_TAKEN = N_("A mission with the short name %(slug)s already exists.")
+BAD_ZONE = N_("%(zone)s is not a time zone name such as Europe/Berlin (IANA).")
+
+
+@cache
+def available_timezones() -> frozenset[str]:
+    """The IANA time zone names this machine knows."""
+    return frozenset(_all_zones())
+
+
+def check_timezone(name: str) -> str:
+    """Return an IANA time zone name (e.g. Europe/Berlin) after checking it exists."""
+    if name not in available_timezones():
+        raise InvalidMission("timezone", BAD_ZONE, zone=repr(name))
+    return name
+
+
+def zone_of(mission: Mission | None) -> ZoneInfo:
+    """Return a mission's time zone (UTC when it has none)."""
+    return ZoneInfo(mission.timezone if mission is not None and mission.timezone else "UTC")
+
+
+def set_timezone(*, db: Session, mission: Mission, timezone: str) -> Mission:
+    """Change the time zone a mission's office works in."""
+    mission.timezone = check_timezone(timezone)
+    db.flush()
+    return mission
 
 
 def create_mission(
@@ -31,8 +60,10 @@ def create_mission(
     kind: str = "embassy",
     country_code: str | None = None,
     parent_id: int | None = None,
+    timezone: str = "UTC",
 ) -> Mission:
-    """Create a mission after checking its slug, kind and country code."""
+    """Create a mission after checking its slug, kind, country code and time zone."""
+    check_timezone(timezone)
     if not _SLUG.match(slug):
         raise InvalidMission("slug", BAD_SLUG, slug=repr(slug))
     if kind not in MISSION_KINDS:
@@ -47,6 +78,7 @@ def create_mission(
         kind=kind,
         country_code=country_code.upper() if country_code else None,
         parent_id=parent_id,
+        timezone=timezone,
     )
     db.add(mission)
     db.flush()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -49,3 +51,29 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class ServerTiming:
+    """ASGI middleware adding `Server-Timing: app;dur=<ms>`: the time a request spent in elshi.
+
+    Load tests read it to tell the server's own time from the queueing in front of it and
+    the load generator's delays; it is off unless ELSHI_SERVER_TIMING is set.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on and stamp the elapsed time on the response start."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def send_with_timing(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                elapsed = (time.perf_counter() - started) * 1000
+                MutableHeaders(scope=message).append("Server-Timing", f"app;dur={elapsed:.1f}")
+            await send(message)
+
+        await self.app(scope, receive, send_with_timing)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -138,6 +138,8 @@ def environment(lang: str) -> Environment:
     env.install_gettext_translations(i18n.translations(lang), newstyle=True)  # type: ignore[attr-defined]
     env.filters["number"] = lambda n: format_decimal(n or 0, locale=lang)
     env.filters["when"] = lambda dt: _when(dt, lang)
+    env.filters["local"] = lambda dt, zone: _local(dt, zone, lang, "yyyy-MM-dd HH:mm")
+    env.filters["clock"] = lambda dt, zone: _local(dt, zone, lang, "HH:mm")
     env.globals["language_name"] = lambda code: i18n.language_name(code, lang)
     env.globals["actor_name"] = lambda code: i18n.gettext(lang, ACTOR_NAMES.get(code) or code)
     return env
@@ -147,6 +149,14 @@ def _when(value: datetime | None, lang: str) -> str:
     if value is None:
         return "—"
     return format_datetime(value, "yyyy-MM-dd HH:mm", locale=lang) + " UTC"
+
+
+def _local(value: datetime | None, zone: tzinfo, lang: str, pattern: str) -> str:
+    """A moment in a mission's local time; the zone is named unless it is the time only."""
+    if value is None:
+        return "—"
+    text = format_datetime(value.astimezone(zone), pattern, locale=lang)
+    return text if pattern == "HH:mm" else f"{text} ({getattr(zone, 'key', zone)})"
 
 
 def url_with(request: Request, **params: Any) -> str:
