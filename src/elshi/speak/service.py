@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from itsdangerous import BadSignature, URLSafeSerializer
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import String, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from elshi.accounts.service import PermissionDenied, Principal, audit, authorize
@@ -299,7 +299,8 @@ def save_version(
     if variants is not None:
         version.variants = clean_variants
     if media is not None:
-        version.media = _check_media(media)
+        # The links are replaced; uploaded images stay until removed on their own.
+        version.media = [m for m in version.media or [] if m.get("key")] + _check_media(media)
     if before != (version.text, version.headline, version.variants, version.media):
         version.updated_by = actor.user_id
         version.updated_at = utcnow()
@@ -310,6 +311,104 @@ def save_version(
         _audit(db, actor, "statement.version.save", st, lang=lang)
     db.flush()
     return version
+
+
+def add_image(
+    *,
+    db: Session,
+    actor: Principal,
+    settings: Settings,
+    statement_id: int,
+    lang: str,
+    data: bytes,
+    filename: str,
+    alt: str,
+    size: int | None = None,
+) -> dict[str, Any]:
+    """Check and store an image with one language version; the statement goes back to draft.
+
+    Raises SpeakError (what and where) and stores nothing when the image is refused.
+    """
+    from elshi.speak import media
+
+    st = get_statement(db=db, actor=actor, statement_id=statement_id)
+    _editable(actor, st)
+    version = versions_of(db=db, statement_id=st.id).get(_check_lang(lang))
+    if version is None:
+        raise SpeakError(N_("Write the %(lang)s text before adding an image."), lang=lang)
+    current = list(version.media or [])
+    if sum(1 for m in current if m.get("key")) >= settings.speak_media_per_version:
+        raise SpeakError(media.TOO_MANY, n=settings.speak_media_per_version)
+    try:
+        checked = media.check_image(
+            data=data,
+            filename=filename,
+            alt=alt,
+            max_bytes=int(settings.speak_media_max_mb * 1_000_000),
+            size=size,
+        )
+    except media.MediaError as exc:
+        raise SpeakError(exc.message, **exc.params) from None
+    key = media.store(settings, checked)
+    item = media.entry(key, checked, alt)
+    version.media = [*current, item]
+    version.updated_by, version.updated_at = actor.user_id, utcnow()
+    _content_changed(db, actor, st)
+    _audit(db, actor, "statement.image.add", st, lang=lang, key=key)
+    db.flush()
+    return item
+
+
+def remove_image(
+    *, db: Session, actor: Principal, settings: Settings, statement_id: int, lang: str, key: str
+) -> None:
+    """Take an image off a language version (its file is deleted unless published)."""
+    st = get_statement(db=db, actor=actor, statement_id=statement_id)
+    _editable(actor, st)
+    version = versions_of(db=db, statement_id=st.id).get(_check_lang(lang))
+    if version is None or not any(m.get("key") == key for m in version.media or []):
+        raise SpeakError(N_("This version has no such image."))
+    version.media = [m for m in version.media or [] if m.get("key") != key]
+    version.updated_by, version.updated_at = actor.user_id, utcnow()
+    _content_changed(db, actor, st)
+    _audit(db, actor, "statement.image.remove", st, lang=lang, key=key)
+    db.flush()
+    if not image_published(db=db, key=key):
+        from elshi.speak import media
+
+        media.remove(settings, [key])
+
+
+def _versions_with_image(db: Session, key: str) -> list[StatementVersion]:
+    # The key is 32 hex digits made by elshi: a text match on the JSON finds the candidates,
+    # the exact check below keeps only real ones.
+    rows = db.scalars(
+        select(StatementVersion).where(cast(StatementVersion.media, String).contains(key))
+    )
+    return [v for v in rows if any(m.get("key") == key for m in v.media or [])]
+
+
+def image_published(*, db: Session, key: str) -> dict[str, Any] | None:
+    """Return an image's media entry when a version carrying it has gone out, else None."""
+    for v in _versions_with_image(db, key):
+        out = db.scalar(
+            select(Publication.id).where(
+                Publication.version_id == v.id,
+                Publication.status.in_(("sending", "sent", "unknown")),
+            )
+        )
+        if out is not None:
+            return next(m for m in v.media if m.get("key") == key)
+    return None
+
+
+def image_for_staff(*, db: Session, actor: Principal, key: str) -> dict[str, Any] | None:
+    """Return an image's media entry when the actor may see a statement carrying it."""
+    for v in _versions_with_image(db, key):
+        st = db.get(Statement, v.statement_id)
+        if st is not None and _visible(actor, st.mission_id):
+            return next(m for m in v.media if m.get("key") == key)
+    return None
 
 
 def draft_translation(

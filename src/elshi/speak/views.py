@@ -19,6 +19,7 @@ from elshi.accounts.service import PermissionDenied, Principal
 from elshi.missions.models import Mission
 from elshi.speak import flows, service
 from elshi.speak.channels.base import ChannelContext
+from elshi.speak.media import absolute
 from elshi.speak.models import STATEMENT_LANGUAGES, Publication
 from elshi.speak.schemas import PublicationOut, ReachOut, StatementOut
 from elshi.web.deps import DbSession, StaffUser, get_db, require_staff
@@ -70,6 +71,11 @@ ADVICE = {
     ),
     "rejected": N_(
         "The platform refused the post. Read its message, fix the cause, then press Retry."
+    ),
+    "media_rejected": N_(
+        "The platform refused an image of this version (its message says why, e.g. size or "
+        "type). Replace the image with a smaller JPEG or PNG, or remove it, have the "
+        "statement approved again, then press Retry."
     ),
     "unsure": N_(
         "The worker stopped while sending and the platform cannot say whether the post "
@@ -257,6 +263,8 @@ NOTES = {
     "marked": N_("Marked as sent."),
     "reviewed": N_("Marked reviewed."),
     "linked": N_("Topic linked."),
+    "image-added": N_("Image added. The statement needs approval again."),
+    "image-removed": N_("Image removed."),
 }
 
 
@@ -314,6 +322,7 @@ def _editor(
             "note": NOTES.get(note),
             "error": error,
             "now_local": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M"),
+            "media_max_mb": f"{settings_of(request).speak_media_max_mb:g}",
         },
         status=status,
     )
@@ -416,6 +425,106 @@ async def save_version(
         ),
         "saved",
     )
+
+
+@router.post("/speak/{statement_id}/versions/{lang}/images")
+async def add_image(
+    request: Request, statement_id: int, lang: str, db: DbSession, principal: StaffUser
+) -> Response:
+    """Upload an image with one language version (checked by content; alt text required)."""
+    settings = settings_of(request)
+    form = await request.form()
+    upload = form.get("image")
+    limit = int(settings.speak_media_max_mb * 1_000_000)
+    data, filename, size = b"", "", 0
+    if upload is not None and not isinstance(upload, str):
+        data = await upload.read(limit + 1)  # one byte over is enough to refuse
+        filename = upload.filename or ""
+        size = max(upload.size or 0, len(data))
+    alt = str(form.get("alt", ""))[:5000]
+    return _act(
+        request,
+        db,
+        principal,
+        statement_id,
+        str(form.get("csrf_token", "")),
+        lambda: service.add_image(
+            db=db,
+            actor=principal,
+            settings=settings,
+            statement_id=statement_id,
+            lang=lang,
+            data=data,
+            filename=filename or "image",
+            alt=alt,
+            size=size,
+        ),
+        "image-added",
+    )
+
+
+@router.post("/speak/{statement_id}/versions/{lang}/images/{key}/remove")
+def remove_image(
+    request: Request,
+    statement_id: int,
+    lang: str,
+    key: str,
+    db: DbSession,
+    principal: StaffUser,
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """Take an image off a language version."""
+    return _act(
+        request,
+        db,
+        principal,
+        statement_id,
+        csrf_token,
+        lambda: service.remove_image(
+            db=db,
+            actor=principal,
+            settings=settings_of(request),
+            statement_id=statement_id,
+            lang=lang,
+            key=key,
+        ),
+        "image-removed",
+    )
+
+
+def _image_response(request: Request, item: dict[str, Any] | None, key: str) -> Response:
+    from elshi.speak import media
+
+    if item is None:
+        return _error_page(request, N_("There is no such image."), 404)
+    try:
+        data = media.read(settings_of(request), key)
+    except (FileNotFoundError, ValueError):
+        return _error_page(request, N_("There is no such image."), 404)
+    return Response(
+        data,
+        media_type=str(item.get("content_type", "application/octet-stream")),
+        headers={
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'",
+            "Cache-Control": "private, max-age=300",
+        },
+    )
+
+
+@router.get("/speak/media/{key}")
+def staff_image(request: Request, key: str, db: DbSession, principal: StaffUser) -> Response:
+    """An image of a statement the signed-in person may see (published or not)."""
+    return _image_response(request, service.image_for_staff(db=db, actor=principal, key=key), key)
+
+
+@public.get("/news-media/{key}")
+def public_image(request: Request, key: str, db: DbSession) -> Response:
+    """An image of a statement that has gone out on a channel; nothing else is public."""
+    response = _image_response(request, service.image_published(db=db, key=key), key)
+    if response.status_code == 200:
+        response.headers["Cache-Control"] = "public, max-age=86400"
+    return response
 
 
 def _channel_slugs() -> set[str]:
@@ -808,7 +917,12 @@ def _title(pub: Publication, version: Any) -> str:
     return str(version.headline or pub.text.split("\n", 1)[0][:100])
 
 
+def _base(page: str) -> str:
+    return page.split("/news/", 1)[0]
+
+
 def _rss(mission: Mission, lang: str, page: str, items: list[Any]) -> str:
+    base = _base(page)
     out = [
         '<?xml version="1.0" encoding="utf-8"?>',
         '<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel>',
@@ -824,7 +938,9 @@ def _rss(mission: Mission, lang: str, page: str, items: list[Any]) -> str:
             f"<pubDate>{format_datetime(p.sent_at)}</pubDate>"
             f"<description>{escape(p.text)}</description>"
             + "".join(
-                f'<enclosure url="{escape(m["url"])}" length="0" type="application/octet-stream"/>'
+                f'<enclosure url="{escape(absolute(base, m["url"]))}" '
+                f'length="{int(m.get("size") or 0)}" '
+                f'type="{escape(m.get("content_type") or "application/octet-stream")}"/>'
                 for m in (v.media or [])[:1]
             )
             + "</item>"
@@ -851,7 +967,13 @@ def _atom(mission: Mission, lang: str, page: str, items: list[Any]) -> str:
             f'<link rel="alternate" href="{escape(link)}"/>'
             f"<updated>{p.sent_at.isoformat()}</updated>"
             f"<published>{p.sent_at.isoformat()}</published>"
-            f'<content type="text">{escape(p.text)}</content></entry>'
+            + "".join(
+                f'<link rel="enclosure" href="{escape(absolute(_base(page), m["url"]))}" '
+                f'type="{escape(m.get("content_type") or "application/octet-stream")}"/>'
+                for m in v.media or []
+                if m.get("key")
+            )
+            + f'<content type="text">{escape(p.text)}</content></entry>'
         )
     out.append("</feed>")
     return "\n".join(out)
@@ -872,7 +994,7 @@ def _json_feed(mission: Mission, lang: str, page: str, items: list[Any]) -> dict
                 "content_text": p.text,
                 "date_published": p.sent_at.isoformat(),
                 "language": lang,
-                **({"image": v.media[0]["url"]} if v.media else {}),
+                **({"image": absolute(_base(page), v.media[0]["url"])} if v.media else {}),
             }
             for p, v in items
         ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -16,9 +17,11 @@ from elshi.speak.channels.base import (
     Sent,
     classify,
     json_body,
+    media_refused,
     request,
     retry_after_seconds,
 )
+from elshi.speak.media import ImageFile
 from elshi.speak.text import Limit
 
 
@@ -59,6 +62,11 @@ class MastodonChannel(Channel):
     can_edit = True
     can_delete = True
 
+    images = (
+        "POST /api/v2/media (multipart, the alt text as description), then media_ids[] on "
+        "the status; uploaded once, the ids are kept for retries."
+    )
+
     def limit(self, config: Any) -> Limit:
         """Mastodon counts characters (graphemes) with every link as 23."""
         return Limit(config.max_characters, "graphemes", urls_as=23)
@@ -88,17 +96,53 @@ class MastodonChannel(Channel):
             raise ChannelError("too_long", message, status=422)
         raise classify(resp, message, retry_after=retry)
 
+    def _upload(
+        self, ctx: ChannelContext, config: MastodonConfig, token: str, image: ImageFile
+    ) -> str:
+        """Upload one image (POST /api/v2/media) and wait until the instance has processed it."""
+        try:
+            data = self._call(
+                ctx,
+                config,
+                token,
+                "POST",
+                "/api/v2/media",
+                files={"file": (image.filename, image.data, image.content_type)},
+                data={"description": image.alt},
+            )
+        except ChannelError as exc:
+            raise media_refused("Mastodon", image, exc) from None
+        media_id = str(data["id"])
+        # 202 Accepted: url stays null until processing ends; the status must wait for it.
+        for wait in (0.2, 0.5, 1, 2, 4):
+            if data.get("url"):
+                break
+            time.sleep(wait)
+            data = self._call(ctx, config, token, "GET", f"/api/v1/media/{media_id}")
+        return media_id
+
     def publish(
         self, ctx: ChannelContext, config: MastodonConfig, secrets: MastodonSecrets, post: Outgoing
     ) -> Sent:
-        """Post a status."""
+        """Upload the images (once: their ids are kept), then post a status with them."""
+        media_ids: list[str] = list(post.extra.get("media_ids") or [])
+        for image in post.images[len(media_ids) :]:
+            media_ids.append(self._upload(ctx, config, secrets.access_token, image))
+            post.remember(media_ids=list(media_ids))
+        body: dict[str, Any] = {
+            "status": post.text,
+            "language": post.lang,
+            "visibility": config.visibility,
+        }
+        if media_ids:
+            body["media_ids"] = media_ids
         data = self._call(
             ctx,
             config,
             secrets.access_token,
             "POST",
             "/api/v1/statuses",
-            json={"status": post.text, "language": post.lang, "visibility": config.visibility},
+            json=body,
             headers={"Idempotency-Key": post.idempotency_key},
         )
         return Sent(external_id=str(data["id"]), url=data.get("url"))

@@ -17,6 +17,7 @@ from elshi.speak.channels.base import (
     Sent,
     classify,
     json_body,
+    media_refused,
     request,
     retry_after_seconds,
 )
@@ -59,6 +60,11 @@ class XChannel(Channel):
     Config = XConfig
     Secrets = XSecrets
     can_delete = True
+
+    images = (
+        "POST /2/media/upload (tweet_image) and /2/media/metadata (alt text), then "
+        "media.media_ids on the post; the media ids are kept for retries."
+    )
 
     def limit(self, config: Any) -> Limit:
         """280 weighted characters (CJK and emoji count double, links 23)."""
@@ -105,8 +111,37 @@ class XChannel(Channel):
     def publish(
         self, ctx: ChannelContext, config: XConfig, secrets: XSecrets, post: Outgoing
     ) -> Sent:
-        """Create a post."""
-        data = self._call(ctx, config, secrets, "POST", "/2/tweets", json={"text": post.text})
+        """Upload the images (once: their media ids are kept) with their alt text, then create
+        the post with media.media_ids."""
+        media_ids: list[str] = list(post.extra.get("media_ids") or [])
+        for image in post.images[len(media_ids) :]:
+            try:
+                uploaded = self._call(
+                    ctx,
+                    config,
+                    secrets,
+                    "POST",
+                    "/2/media/upload",
+                    files={"media": (image.filename, image.data, image.content_type)},
+                    data={"media_category": "tweet_image", "media_type": image.content_type},
+                )
+                media_id = str(uploaded["data"]["id"])
+                self._call(
+                    ctx,
+                    config,
+                    secrets,
+                    "POST",
+                    "/2/media/metadata",
+                    json={"id": media_id, "metadata": {"alt_text": {"text": image.alt[:1000]}}},
+                )
+            except ChannelError as exc:
+                raise media_refused("X", image, exc) from None
+            media_ids.append(media_id)
+            post.remember(media_ids=list(media_ids))
+        body: dict[str, Any] = {"text": post.text}
+        if media_ids:
+            body["media"] = {"media_ids": media_ids}
+        data = self._call(ctx, config, secrets, "POST", "/2/tweets", json=body)
         tweet_id = str(data["data"]["id"])
         return Sent(external_id=tweet_id, url=self._url(config, tweet_id))
 
