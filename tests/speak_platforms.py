@@ -59,6 +59,8 @@ class PlatformServer:
         self.sessions: dict[str, str] = {}
         self.uploads: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.engagers: dict[str, dict[str, list[dict[str, str]]]] = {}
+        #: Lists of engaging accounts (e.g. "context", "favourited_by") that answer 500.
+        self.broken: set[str] = set()
         self.counter = 1000
         handler = _handler(self)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -505,6 +507,9 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
             """reblogged_by / favourited_by (pages of 2 with a Link header), and context."""
             _, _, _, _, sid, what = path.split("/")
             who = server.engagers.get(f"mastodon:{sid}", {})
+            if what in server.broken:
+                self._send(500, {"error": "We're sorry, but something went wrong"})
+                return
             if what == "context":
                 replies = [
                     {

@@ -447,6 +447,17 @@ def collect_reach(database: Database, ctx: ChannelContext, *, days: int | None =
         except (ChannelError, crypto.CredentialsUnreadable, ValueError) as exc:
             log.info("engagement of publication %s not read: %s", pub.id, exc)
             continue
+        try:
+            people = plugin.engagers(ctx, config, secrets, sent, ctx.settings.audience_max_pages)
+        except ChannelError as exc:
+            # The counts above still count; the list of accounts waits for the next round.
+            log.info("engaging accounts of publication %s not read: %s", pub.id, exc.kind)
+            people = None
+        if people:
+            with database.session() as s:
+                service.record_engagers(
+                    db=s, publication_id=pub.id, platform=pub.channel, engagers=people
+                )
         if m is None:
             continue
         with database.session() as s:

@@ -824,6 +824,7 @@ def reach_page(
         st = service.get_statement(db=db, actor=principal, statement_id=statement_id)
     except service.StatementNotFound:
         return _error_page(request, N_("There is no such statement."), 404)
+    aud = service.audience(db=db, statement_id=st.id)
     return render(
         request,
         "speak_reach.html",
@@ -833,8 +834,44 @@ def reach_page(
             "r": service.reach(db=db, statement_id=st.id),
             "status_names": STATUS_NAMES,
             "same": lambda value: value,
+            "aud": aud,
+            "audience_charts": _audience_charts(request, aud),
         },
     )
+
+
+def _audience_charts(request: Request, aud: service.Audience) -> list[Any]:
+    """Bar charts of engaging accounts by actor type: the statement, then each channel."""
+    from elshi.watch.models import ACTOR_NAMES
+    from elshi.web.charts import Chart, Series
+
+    if not aud.accounts:
+        return []
+    labels = [translate(request, ACTOR_NAMES[t]) for t in aud.types]
+    unknown = {translate(request, ACTOR_NAMES["unknown"])}
+    series_name = translate(request, N_("accounts"))
+    charts = [
+        Chart(
+            "audience",
+            translate(request, N_("Who engages: accounts by actor type")),
+            labels,
+            [Series(series_name, [float(aud.total[t]) for t in aud.types])],
+            kind="bar",
+            highlight=unknown,
+        )
+    ]
+    for channel, counts in sorted(aud.by_channel.items()):
+        charts.append(
+            Chart(
+                f"audience-{channel}",
+                translate(request, N_("Who engages on %(channel)s")) % {"channel": channel},
+                labels,
+                [Series(series_name, [float(counts[t]) for t in aud.types])],
+                kind="bar",
+                highlight=unknown,
+            )
+        )
+    return charts
 
 
 @router.get("/speak/{statement_id}/rebuttal")
@@ -1105,13 +1142,20 @@ def api_reach(
     db: Annotated[Session, Depends(get_db)],
     principal: Annotated[Principal, Depends(require_staff)],
 ) -> ReachOut:
-    """Engagement totals per language and channel."""
+    """Engagement totals per language and channel, and who engaged by actor type."""
     try:
         service.get_statement(db=db, actor=principal, statement_id=statement_id)
     except service.StatementNotFound:
         raise HTTPException(404, f"no statement with id {statement_id}") from None
     r = service.reach(db=db, statement_id=statement_id)
-    return ReachOut(total=r.total, by_lang=r.by_lang, by_channel=r.by_channel)
+    aud = service.audience(db=db, statement_id=statement_id)
+    return ReachOut(
+        total=r.total,
+        by_lang=r.by_lang,
+        by_channel=r.by_channel,
+        audience=aud.total,
+        audience_by_channel=aud.by_channel,
+    )
 
 
 __all__ = ["api", "public", "router"]

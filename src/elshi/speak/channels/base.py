@@ -110,7 +110,7 @@ class Engager:
     """An account that engaged with a post: `kind` is reply, repost or like."""
 
     handle: str
-    kind: Literal["reply", "repost", "like"]
+    kind: str
     name: str = ""
 
 

@@ -15,6 +15,7 @@ from elshi.speak.channels.base import (
     Channel,
     ChannelContext,
     ChannelError,
+    Engager,
     Metrics,
     Outgoing,
     Sent,
@@ -78,6 +79,10 @@ class BlueskyChannel(Channel):
     retry_safe = True
     can_delete = True
 
+    audience = (
+        "app.bsky.feed.getLikes and getRepostedBy (every page up to ELSHI_AUDIENCE_MAX_PAGES) "
+        "and the authors of direct replies (getPostThread)."
+    )
     images = (
         "com.atproto.repo.uploadBlob, then an app.bsky.embed.images embed with alt text and "
         "aspect ratio; at most 1 MB a picture; the blob references are kept for retries."
@@ -273,6 +278,55 @@ class BlueskyChannel(Channel):
             replies=p.get("replyCount"),
             raw={k: p.get(k) for k in ("likeCount", "repostCount", "quoteCount", "replyCount")},
         )
+
+    def engagers(
+        self,
+        ctx: ChannelContext,
+        config: BlueskyConfig,
+        secrets: BlueskySecrets,
+        sent: Sent,
+        max_pages: int,
+    ) -> list[Engager]:
+        """Likers (app.bsky.feed.getLikes), reposters (getRepostedBy), following the cursor,
+        and the authors of direct replies (getPostThread)."""
+
+        def engager(actor: Any, kind: str) -> Engager | None:
+            if not isinstance(actor, dict):
+                return None
+            handle = str(actor.get("handle") or "")
+            key = handle if handle and handle != "handle.invalid" else str(actor.get("did") or "")
+            return Engager(key, kind, str(actor.get("displayName") or "")) if key else None
+
+        found: list[Engager | None] = []
+        for nsid, field, kind in (
+            ("app.bsky.feed.getLikes", "likes", "like"),
+            ("app.bsky.feed.getRepostedBy", "repostedBy", "repost"),
+        ):
+            cursor = None
+            for _ in range(max_pages):
+                params = {"uri": sent.external_id, "limit": 100}
+                if cursor:
+                    params["cursor"] = cursor
+                _, data = self._xrpc(ctx, config, secrets, "GET", nsid, params=params)
+                for item in data.get(field) or []:
+                    actor = item.get("actor") if field == "likes" else item
+                    found.append(engager(actor, kind))
+                cursor = data.get("cursor")
+                if not cursor:
+                    break
+        _, data = self._xrpc(
+            ctx,
+            config,
+            secrets,
+            "GET",
+            "app.bsky.feed.getPostThread",
+            params={"uri": sent.external_id, "depth": 1, "parentHeight": 0},
+        )
+        for reply in (data.get("thread") or {}).get("replies") or []:
+            post = reply.get("post") if isinstance(reply, dict) else None
+            if isinstance(post, dict):
+                found.append(engager(post.get("author"), "reply"))
+        return [e for e in found if e is not None]
 
 
 @hookimpl

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
@@ -12,6 +13,7 @@ from elshi.speak.channels.base import (
     Channel,
     ChannelContext,
     ChannelError,
+    Engager,
     Metrics,
     Outgoing,
     Sent,
@@ -62,6 +64,10 @@ class MastodonChannel(Channel):
     can_edit = True
     can_delete = True
 
+    audience = (
+        "reblogged_by and favourited_by (every page up to ELSHI_AUDIENCE_MAX_PAGES) and the "
+        "authors of direct replies (context)."
+    )
     images = (
         "POST /api/v2/media (multipart, the alt text as description), then media_ids[] on "
         "the status; uploaded once, the ids are kept for retries."
@@ -193,6 +199,48 @@ class MastodonChannel(Channel):
             replies=data.get("replies_count"),
             raw={k: data.get(k) for k in ("favourites_count", "reblogs_count", "replies_count")},
         )
+
+    def engagers(
+        self,
+        ctx: ChannelContext,
+        config: MastodonConfig,
+        secrets: MastodonSecrets,
+        sent: Sent,
+        max_pages: int,
+    ) -> list[Engager]:
+        """Boosters and favouriters (reblogged_by, favourited_by, following the Link header's
+        next page) and the authors of direct replies (context)."""
+        host = urlsplit(config.base_url).hostname or ""
+        token = secrets.access_token
+
+        def handle(account: dict[str, Any]) -> str:
+            acct = str(account.get("acct") or "")
+            return acct if "@" in acct else f"{acct}@{host}"
+
+        out: list[Engager] = []
+        base = config.base_url.rstrip("/")
+        for what, kind in (("reblogged_by", "repost"), ("favourited_by", "like")):
+            url: str | None = f"{base}/api/v1/statuses/{sent.external_id}/{what}?limit=80"
+            for _ in range(max_pages):
+                if url is None:
+                    break
+                resp = request(ctx, "GET", url, headers={"Authorization": f"Bearer {token}"})
+                if resp.status_code != 200:
+                    raise classify(resp, f"Mastodon {what}: HTTP {resp.status_code}")
+                for account in json_body(resp) or []:
+                    if isinstance(account, dict) and account.get("acct"):
+                        out.append(
+                            Engager(handle(account), kind, str(account.get("display_name") or ""))
+                        )
+                url = resp.links.get("next", {}).get("url")
+        data = self._call(ctx, config, token, "GET", f"/api/v1/statuses/{sent.external_id}/context")
+        for status in data.get("descendants") or []:
+            account = status.get("account") if isinstance(status, dict) else None
+            if str(status.get("in_reply_to_id")) == sent.external_id and isinstance(account, dict):
+                out.append(
+                    Engager(handle(account), "reply", str(account.get("display_name") or ""))
+                )
+        return out
 
 
 @hookimpl

@@ -11,6 +11,7 @@ from elshi.speak.channels.base import (
     Channel,
     ChannelContext,
     ChannelError,
+    Engager,
     Metrics,
     NotSupported,
     Outgoing,
@@ -61,6 +62,10 @@ class XChannel(Channel):
     Secrets = XSecrets
     can_delete = True
 
+    audience = (
+        "liking_users and retweeted_by (every page up to ELSHI_AUDIENCE_MAX_PAGES); repliers "
+        "are not listed (they need the search API)."
+    )
     images = (
         "POST /2/media/upload (tweet_image) and /2/media/metadata (alt text), then "
         "media.media_ids on the post; the media ids are kept for retries."
@@ -195,6 +200,36 @@ class XChannel(Channel):
             replies=m.get("reply_count"),
             raw=m,
         )
+
+    def engagers(
+        self, ctx: ChannelContext, config: XConfig, secrets: XSecrets, sent: Sent, max_pages: int
+    ) -> list[Engager]:
+        """Likers (liking_users) and reposters (retweeted_by), following next_token. X lists
+        no repliers without the search API, which elshi does not use."""
+        out: list[Engager] = []
+        for what, kind in (("liking_users", "like"), ("retweeted_by", "repost")):
+            token = None
+            for _ in range(max_pages):
+                params: dict[str, Any] = {"max_results": 100}
+                if token:
+                    params["pagination_token"] = token
+                data = self._call(
+                    ctx,
+                    config,
+                    secrets,
+                    "GET",
+                    f"/2/tweets/{sent.external_id}/{what}",
+                    params=params,
+                )
+                for user in data.get("data") or []:
+                    if isinstance(user, dict) and user.get("username"):
+                        out.append(
+                            Engager(str(user["username"]), kind, str(user.get("name") or ""))
+                        )
+                token = (data.get("meta") or {}).get("next_token")
+                if not token:
+                    break
+        return out
 
 
 @hookimpl
