@@ -323,9 +323,16 @@ def _editor(
             "error": error,
             "now_local": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M"),
             "media_max_mb": f"{settings_of(request).speak_media_max_mb:g}",
+            "translators": _translator_titles(request),
         },
         status=status,
     )
+
+
+def _translator_titles(request: Request) -> dict[str, str]:
+    from elshi.speak.translation import available
+
+    return {slug: title for slug, (title, _) in available(settings_of(request)).items()}
 
 
 def _limits(accounts: list[service.AccountView]) -> list[dict[str, Any]]:
@@ -544,10 +551,10 @@ def translate_version(
     target: Annotated[str, Form(max_length=8)] = "",
     backend: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
-    """Draft a version from another language (by hand, or with a translation plugin)."""
-    from elshi.plugins import translators
+    """Draft a version from another language (by hand, or with a translation backend)."""
+    from elshi.speak.translation import available
 
-    found = translators().get(backend) if backend else None
+    found = available(settings_of(request)).get(backend) if backend else None
     return _act(
         request,
         db,
@@ -560,7 +567,7 @@ def translate_version(
             statement_id=statement_id,
             source_lang=source,
             target_lang=target,
-            translator=found() if found else None,
+            translator=found[1]() if found else None,
         ),
         "saved",
     )
