@@ -616,7 +616,9 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
             elif method == "GET":
                 self._send(200, self._status(found))
             elif method == "PUT":
+                # As on Mastodon: an edit without media_ids[] drops the attachments.
                 found["text"] = body.get("status", found["text"])
+                found["media_ids"] = [str(m) for m in body.get("media_ids") or []]
                 self._send(200, self._status(found))
             elif method == "DELETE":
                 found["deleted"] = True

@@ -345,6 +345,13 @@ def test_retries_and_a_crash_never_upload_or_post_twice(
     flows.publish_statement(db, actor=team["drafter"], statement_id=sid, ctx=ctx)
     assert sum(len(platforms.posts[ch]) for ch in SOCIAL) == 6
 
+    # Editing the Mastodon status keeps its picture (an edit without media_ids drops it).
+    flows.edit_publication(db, actor=team["drafter"], publication_id=ids["mastodon"], ctx=ctx)
+    assert platforms.live("mastodon")[0]["media_ids"] == [platforms.uploads["mastodon"][0]["id"]]
+    # Deleting the Telegram post takes down its text and the picture sent before it.
+    flows.delete_publication(db, actor=team["drafter"], publication_id=ids["telegram"], ctx=ctx)
+    assert platforms.live("telegram") == []
+
 
 def test_a_channel_refusing_the_image_is_explained_and_the_others_publish(
     db: Database, settings: Settings, platforms: PlatformServer, ctx: ChannelContext

@@ -370,6 +370,7 @@ def delete_publication(
         )
     assert pub.external_id is not None
     plugin.delete(ctx, config, secrets, pub.external_id)
+    plugin.delete_parts(ctx, config, secrets, pub.extra or {})
     with database.session() as s:
         row = s.get(Publication, pub.id)
         assert row is not None

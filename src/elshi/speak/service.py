@@ -351,11 +351,15 @@ def add_image(
         raise SpeakError(exc.message, **exc.params) from None
     key = media.store(settings, checked)
     item = media.entry(key, checked, alt)
-    version.media = [*current, item]
-    version.updated_by, version.updated_at = actor.user_id, utcnow()
-    _content_changed(db, actor, st)
-    _audit(db, actor, "statement.image.add", st, lang=lang, key=key)
-    db.flush()
+    try:
+        version.media = [*current, item]
+        version.updated_by, version.updated_at = actor.user_id, utcnow()
+        _content_changed(db, actor, st)
+        _audit(db, actor, "statement.image.add", st, lang=lang, key=key)
+        db.flush()
+    except BaseException:
+        media.remove(settings, [key])  # no row refers to it: keep no stray file
+        raise
     return item
 
 

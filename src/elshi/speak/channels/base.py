@@ -183,6 +183,10 @@ class Channel(ABC):
         """Take a published post down."""
         raise NotSupported(self.slug)
 
+    def delete_parts(self, ctx: ChannelContext, config: Any, secrets: Any, extra: Any) -> None:
+        """Take down what a post was made of besides itself (e.g. pictures sent before it)."""
+        return None
+
     def metrics(
         self, ctx: ChannelContext, config: Any, secrets: Any, sent: Sent, publication_id: int
     ) -> Metrics | None:

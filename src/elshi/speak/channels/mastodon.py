@@ -161,15 +161,15 @@ class MastodonChannel(Channel):
         external_id: str,
         text: str,
     ) -> None:
-        """Edit a status (Mastodon keeps the edit history visible)."""
-        self._call(
-            ctx,
-            config,
-            secrets.access_token,
-            "PUT",
-            f"/api/v1/statuses/{external_id}",
-            json={"status": text},
-        )
+        """Edit a status (Mastodon keeps the edit history visible). An edit without media_ids
+        drops the attachments, so the status's own are sent back with the new text."""
+        path = f"/api/v1/statuses/{external_id}"
+        current = self._call(ctx, config, secrets.access_token, "GET", path)
+        body: dict[str, Any] = {"status": text}
+        attached = [str(m["id"]) for m in current.get("media_attachments") or [] if m.get("id")]
+        if attached:
+            body["media_ids"] = attached
+        self._call(ctx, config, secrets.access_token, "PUT", path, json=body)
 
     def delete(
         self,

@@ -222,6 +222,24 @@ class TelegramChannel(Channel):
             message_id=int(external_id),
         )
 
+    def delete_parts(
+        self, ctx: ChannelContext, config: TelegramConfig, secrets: TelegramSecrets, extra: Any
+    ) -> None:
+        """Delete the other pictures of an album, or the pictures sent before a text too long
+        to be their caption."""
+        photos = list(extra.get("photo_message_ids") or [])
+        if extra.get("captioned"):
+            photos = photos[1:]  # the first picture carried the text: delete() took it
+        for mid in photos:
+            self._call(
+                ctx,
+                config,
+                secrets.bot_token,
+                "deleteMessage",
+                chat_id=config.chat_id,
+                message_id=int(mid),
+            )
+
     def metrics(
         self,
         ctx: ChannelContext,
