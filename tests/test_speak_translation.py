@@ -68,11 +68,12 @@ def tiny_translator(tmp_path_factory: pytest.TempPathFactory) -> str:
     labels[labels == tokenizer.pad_token_id] = -100
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
     model.train()
-    for _ in range(150):
-        loss = model(input_ids=x.input_ids, attention_mask=x.attention_mask, labels=labels).loss
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
+    with torch.enable_grad():  # elshi's model loader turns gradients off for the process
+        for _ in range(150):
+            out = model(input_ids=x.input_ids, attention_mask=x.attention_mask, labels=labels)
+            optimiser.zero_grad()
+            out.loss.backward()
+            optimiser.step()
     model.eval()
     for key in ("decoder_start_token_id", "eos_token_id", "pad_token_id"):
         setattr(model.generation_config, key, getattr(config, key))
