@@ -1029,8 +1029,14 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
                 )
                 return
             if path.startswith("/2/users/"):
+                # As X does, the text of a post with pictures ends with a t.co link to them.
                 data = [
-                    {"id": p["id"], "text": p["text"], "edit_history_tweet_ids": [p["id"]]}
+                    {
+                        "id": p["id"],
+                        "text": p["text"]
+                        + (f" https://t.co/m{p['id']}" if p.get("media_ids") else ""),
+                        "edit_history_tweet_ids": [p["id"]],
+                    }
                     for p in reversed(server.live("x"))
                 ]
                 self._send(200, {"data": data, "meta": {"result_count": len(data)}})

@@ -487,3 +487,37 @@ def test_bad_images_are_refused_with_what_and_where_and_nothing_changes(
     assert [m["url"] for m in _version_media(db, sid)] == ["https://example.org/video"]
     with pytest.raises(FileNotFoundError):
         media.read(settings, item["key"])
+
+
+def test_a_worker_crashing_after_the_post_posts_and_uploads_nothing_twice(
+    db: Database, settings: Settings, platforms: PlatformServer, ctx: ChannelContext
+) -> None:
+    """The platform has the pictures and the post, but the worker died before recording it."""
+    from elshi.plugins import get_channel
+    from elshi.speak.flows import _headline, _load, _outgoing, _plugin, _save_extra
+
+    team = staff(db)
+    sid = _statement(db, settings, team, [(jpeg(), "stage.jpg")])
+    channels = ("mastodon", "bluesky", "x", "facebook")
+    ids = _schedule(db, team, sid, _accounts(db, settings, team, platforms, channels))
+    for ch, pid in ids.items():
+        assert flows._claim(db, pid)
+        pub, account, st = _load(db, pid)  # type: ignore[misc]
+        plugin, config, secrets = _plugin(account, ctx)
+        post = _outgoing(pub, st, "")
+        post.images = media.images_of(settings, _headline(db, pub)[1])
+        post.saver = lambda facts, pid=pid: _save_extra(db, pid, facts)
+        post.remember(**plugin.prepare(post))
+        with db.session() as s:
+            s.execute(
+                update(Publication)
+                .where(Publication.id == pid)
+                .values(claimed_at=utcnow() - timedelta(hours=1))  # the worker is gone
+            )
+        get_channel(ch).publish(ctx, config, secrets, post)  # ...and then it crashed
+    result = flows.publish_due(db, ctx)
+    assert sorted(result["reconciled"]) == sorted(ids.values())
+    for ch, pid in ids.items():
+        assert _pub(db, pid).status == "sent", ch
+        assert len(platforms.posts[ch]) == 1, f"{ch} was posted twice"
+        assert len(platforms.uploads[ch]) == 1, f"{ch} uploaded the picture twice"

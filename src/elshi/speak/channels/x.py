@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -23,6 +24,9 @@ from elshi.speak.channels.base import (
     retry_after_seconds,
 )
 from elshi.speak.text import Limit
+
+#: The t.co link X appends to the text of a post that carries pictures.
+_MEDIA_LINK = re.compile(r"(?:\s+https://t\.co/\w+)+$")
 
 
 class XConfig(BaseModel):
@@ -153,7 +157,8 @@ class XChannel(Channel):
     def find(
         self, ctx: ChannelContext, config: XConfig, secrets: XSecrets, post: Outgoing
     ) -> Sent | None:
-        """Look for the same text among the account's recent posts."""
+        """Look for the same text among the account's recent posts (X ends the text of a post
+        with pictures with a t.co link to them, which is left out of the comparison)."""
         if not config.user_id:
             raise NotSupported(self.slug)
         data = self._call(
@@ -165,7 +170,7 @@ class XChannel(Channel):
             params={"max_results": 20},
         )
         for tweet in data.get("data") or []:
-            if tweet.get("text") == post.text:
+            if _MEDIA_LINK.sub("", str(tweet.get("text") or "")) == post.text.rstrip():
                 return Sent(external_id=str(tweet["id"]), url=self._url(config, str(tweet["id"])))
         return None
 
