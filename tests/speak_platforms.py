@@ -5,17 +5,24 @@ bodies, error shapes, rate-limit headers): Telegram Bot API and the t.me/s web p
 Mastodon statuses API (with Idempotency-Key), Bluesky AT Protocol XRPC, X API v2 and the
 Facebook Graph API. The server keeps every post it accepted (`posts[platform]`), so a test
 can check that nothing was posted twice. `fail(platform, kind)` makes the next publish
-fail: "expired", "429", "500", or "hold:SECONDS" (accept the post, answer late).
+fail: "expired", "429", "500", or "hold:SECONDS" (accept the post, answer late);
+`fail(platform, "media")` makes the next image upload fail the way that platform refuses a
+file. Every image upload is kept in `uploads[platform]` (its form fields and bytes), and each
+post keeps the media it was made with, so a test checks the documented request shapes and
+that a retry never uploads or posts twice. `engage(...)` sets who liked, reposted or replied.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import threading
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
+from email.parser import BytesParser
+from email.policy import HTTP
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -50,6 +57,10 @@ class PlatformServer:
         self.lock = threading.Lock()
         self.idempotency: dict[tuple[str, str], dict[str, Any]] = {}
         self.sessions: dict[str, str] = {}
+        self.uploads: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.engagers: dict[str, dict[str, list[dict[str, str]]]] = {}
+        #: Lists of engaging accounts (e.g. "context", "favourited_by") that answer 500.
+        self.broken: set[str] = set()
         self.counter = 1000
         handler = _handler(self)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -85,6 +96,31 @@ class PlatformServer:
         with self.lock:
             self.counter += 1
             return self.counter
+
+    def engage(self, external_key: str, **kinds: list[dict[str, str]]) -> None:
+        """Set who engaged with one post: likes=[...], reposts=[...], replies=[...], each
+        account {"handle": ..., "name": ...} (handles as the platform shows them)."""
+        self.engagers[external_key] = kinds
+
+    def upload(self, platform: str, fields: dict[str, Any], data: bytes, ctype: str) -> str:
+        """Keep an accepted image upload and return its new id."""
+        mid = str(self.next_id())
+        with self.lock:
+            self.uploads[platform].append(
+                {
+                    "id": mid,
+                    "fields": fields,
+                    "size": len(data),
+                    "content_type": ctype,
+                    "dimensions": _image_size(data),
+                    "used": 0,
+                }
+            )
+        return mid
+
+    def uploaded(self, platform: str, mid: str) -> dict[str, Any] | None:
+        """Return an upload by id."""
+        return next((u for u in self.uploads[platform] if u["id"] == mid), None)
 
     def set_metrics(self, external_key: str, **values: int) -> None:
         """Set the engagement numbers served for one post."""
@@ -123,6 +159,38 @@ class PlatformServer:
         }[channel]
 
 
+def _multipart(ctype: str, raw: bytes) -> dict[str, Any]:
+    """Parse multipart/form-data: text fields as strings, files under "_files"."""
+    msg = BytesParser(policy=HTTP).parsebytes(
+        b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + raw
+    )
+    out: dict[str, Any] = {"_files": {}}
+    for part in msg.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True) or b""
+        filename = part.get_filename()
+        if filename is not None:
+            out["_files"][name] = {
+                "filename": filename,
+                "content_type": part.get_content_type(),
+                "data": payload,
+            }
+        else:
+            out[str(name)] = payload.decode()
+    return out
+
+
+def _image_size(data: bytes) -> tuple[int, int] | None:
+    """Return the picture's size when the bytes are an image, else None."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.size
+    except Exception:
+        return None
+
+
 def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -138,6 +206,10 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
             ctype = self.headers.get("content-type", "")
             if "json" in ctype and raw:
                 return json.loads(raw), raw
+            if ctype.startswith("multipart/form-data") and raw:
+                return _multipart(ctype, raw), raw
+            if ctype.startswith("image/") or ctype == "application/octet-stream":
+                return {"_raw": raw, "_type": ctype}, raw
             if raw:
                 return {k: v[0] for k, v in parse_qs(raw.decode()).items()}, raw
             return {}, raw
@@ -160,6 +232,15 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(data)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client was killed while the server held its answer
+
+        def _media_fault(self, platform: str) -> bool:
+            """Take a "media" fault off the queue if it is next (others wait for the post)."""
+            with server.lock:
+                queue = server.faults[platform]
+                if queue and queue[0] == "media":
+                    queue.pop(0)
+                    return True
+                return False
 
         def _fault(self, platform: str) -> str | None:
             with server.lock:
@@ -249,8 +330,20 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
                 server.posts["telegram"].append({"id": str(mid), "text": text})
                 self._hold(fault)
                 self._send(200, {"ok": True, "result": msg})
+            elif api_method in ("sendPhoto", "sendMediaGroup"):
+                self._telegram_photos(api_method, body, chat)
+            elif api_method == "editMessageCaption":
+                for p in server.posts["telegram"]:
+                    if p["id"] == str(body.get("message_id")) and "photo" in p:
+                        p["caption"] = body["caption"]
+                        self._send(200, {"ok": True, "result": {"message_id": int(p["id"])}})
+                        return
+                self._tg_error(400, "Bad Request: message to edit not found")
             elif api_method == "editMessageText":
                 for p in server.posts["telegram"]:
+                    if p["id"] == str(body.get("message_id")) and "photo" in p:
+                        self._tg_error(400, "Bad Request: there is no text in the message to edit")
+                        return
                     if p["id"] == str(body.get("message_id")):
                         p["text"] = body["text"]
                         self._send(200, {"ok": True, "result": {"message_id": int(p["id"])}})
@@ -270,6 +363,60 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
                 self._send(200, {"ok": True, "result": True})
             else:
                 self._send(404, {"ok": False, "error_code": 404, "description": "Not Found"})
+
+        def _tg_error(self, status: int, description: str) -> None:
+            self._send(status, {"ok": False, "error_code": status, "description": description})
+
+        def _telegram_photos(self, api_method: str, body: Any, chat: dict[str, Any]) -> None:
+            """sendPhoto (field "photo") or sendMediaGroup (a JSON "media" array of
+            InputMediaPhoto whose "media" is attach://<field>), as multipart/form-data."""
+            files = body.get("_files") or {}
+            if api_method == "sendPhoto":
+                items = [{"media": "attach://photo", "caption": body.get("caption")}]
+            else:
+                items = json.loads(body.get("media") or "[]")
+                if not 2 <= len(items) <= 10 or any(i.get("type") != "photo" for i in items):
+                    self._tg_error(400, "Bad Request: wrong number of media in the album")
+                    return
+            if self._media_fault("telegram"):
+                self._tg_error(400, "Bad Request: IMAGE_PROCESS_FAILED")
+                return
+            photos = []
+            for item in items:
+                name = str(item.get("media", "")).removeprefix("attach://")
+                f = files.get(name)
+                if f is None or _image_size(f["data"]) is None:
+                    self._tg_error(400, "Bad Request: wrong file identifier/HTTP URL specified")
+                    return
+                if len(f["data"]) > 10_000_000:
+                    self._tg_error(400, "Bad Request: file is too big")
+                    return
+                photos.append((f, item.get("caption")))
+            caption = photos[0][1] or ""
+            if len(caption.encode("utf-16-le")) // 2 > 1024:
+                self._tg_error(400, "Bad Request: message caption is too long")
+                return
+            result = []
+            for f, cap in photos:
+                mid = server.next_id()
+                upload = server.upload("telegram", {"caption": cap}, f["data"], f["content_type"])
+                w, h = _image_size(f["data"]) or (0, 0)
+                server.posts["telegram"].append(
+                    {"id": str(mid), "text": cap or "", "photo": upload, "caption": cap}
+                )
+                result.append(
+                    {
+                        "message_id": mid,
+                        "sender_chat": chat,
+                        "chat": chat,
+                        "date": int(time.time()),
+                        "photo": [{"file_id": f"AgAC{upload}", "width": w, "height": h}],
+                        **({"caption": cap} if cap else {}),
+                    }
+                )
+            self._send(
+                200, {"ok": True, "result": result[0] if api_method == "sendPhoto" else result}
+            )
 
         def _tme(self, method: str, path: str, query: dict[str, str], body: Any) -> None:
             """The public channel preview, t.me/s/<username>."""
@@ -309,12 +456,102 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
                 "replies_count": m.get("replies", 0),
                 "reblogs_count": m.get("reposts", 0),
                 "favourites_count": m.get("reactions", 0),
+                "media_attachments": [
+                    self._attachment(u)
+                    for u in (server.uploaded("mastodon", i) for i in p.get("media_ids", []))
+                    if u is not None
+                ],
             }
+
+        def _attachment(self, upload: dict[str, Any]) -> dict[str, Any]:
+            w, h = upload["dimensions"] or (0, 0)
+            return {
+                "id": upload["id"],
+                "type": "image",
+                "url": f"{server.url}/mastodon/system/media/{upload['id']}.jpg",
+                "preview_url": f"{server.url}/mastodon/system/media/{upload['id']}_small.jpg",
+                "remote_url": None,
+                "description": upload["fields"].get("description"),
+                "meta": {"original": {"width": w, "height": h}},
+                "blurhash": "UFBWY:8_0Jxv",
+            }
+
+        def _mastodon_media(self, body: Any) -> None:
+            """POST /api/v2/media: multipart "file" with an optional "description"."""
+            f = (body.get("_files") or {}).get("file")
+            if self._media_fault("mastodon") or f is None or _image_size(f["data"]) is None:
+                self._send(422, {"error": "Validation failed: File content type is invalid"})
+                return
+            if len(f["data"]) > 16 * 1024 * 1024:
+                self._send(
+                    422, {"error": "Validation failed: File file size must be less than 16 MB"}
+                )
+                return
+            fields = {k: v for k, v in body.items() if not k.startswith("_")}
+            mid = server.upload("mastodon", fields, f["data"], f["content_type"])
+            found = server.uploaded("mastodon", mid)
+            assert found is not None
+            self._send(200, self._attachment(found))
+
+        def _account(self, who: dict[str, str]) -> dict[str, Any]:
+            handle = who["handle"]
+            return {
+                "id": str(abs(hash(handle)) % 10**9),
+                "username": handle.split("@")[0],
+                "acct": handle,
+                "display_name": who.get("name", ""),
+                "url": f"https://example.social/@{handle}",
+            }
+
+        def _mastodon_accounts(self, path: str, query: dict[str, str]) -> None:
+            """reblogged_by / favourited_by (pages of 2 with a Link header), and context."""
+            _, _, _, _, sid, what = path.split("/")
+            who = server.engagers.get(f"mastodon:{sid}", {})
+            if what in server.broken:
+                self._send(500, {"error": "We're sorry, but something went wrong"})
+                return
+            if what == "context":
+                replies = [
+                    {
+                        "id": str(900_000 + i),
+                        "in_reply_to_id": sid,
+                        "account": self._account(acc),
+                        "content": "<p>reply</p>",
+                    }
+                    for i, acc in enumerate(who.get("replies", []))
+                ]
+                self._send(200, {"ancestors": [], "descendants": replies})
+                return
+            kind = {"reblogged_by": "reposts", "favourited_by": "likes"}.get(what)
+            if kind is None:
+                self._send(404, {"error": "Record not found"})
+                return
+            accounts = who.get(kind, [])
+            start = int(query.get("max_id", "0"))
+            page = accounts[start : start + 2]
+            headers = {}
+            if start + 2 < len(accounts):
+                nxt = f"{server.url}/mastodon{path}?limit=80&max_id={start + 2}"
+                headers["Link"] = f'<{nxt}>; rel="next"'
+            self._send(200, [self._account(a) for a in page], headers)
 
         def _mastodon(self, method: str, path: str, query: dict[str, str], body: Any) -> None:
             auth = self.headers.get("authorization", "")
             if auth != f"Bearer {TOKENS['mastodon']}" or "mastodon" in server.expired:
                 self._send(401, {"error": "The access token is invalid"})
+                return
+            if path == "/api/v2/media" and method == "POST":
+                self._mastodon_media(body)
+                return
+            if path.startswith("/api/v1/media/") and method == "GET":
+                found = server.uploaded("mastodon", path.rsplit("/", 1)[-1])
+                if found is None:
+                    self._send(404, {"error": "Record not found"})
+                else:
+                    self._send(200, self._attachment(found))
+                return
+            if path.startswith("/api/v1/statuses/") and method == "GET" and path.count("/") == 5:
+                self._mastodon_accounts(path, query)
                 return
             if path == "/api/v1/statuses" and method == "POST":
                 key = self.headers.get("idempotency-key")
@@ -348,7 +585,16 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
                         422, {"error": "Validation failed: Text character limit of 500 exceeded"}
                     )
                     return
+                media_ids = [str(m) for m in body.get("media_ids") or []]
+                attached = [server.uploaded("mastodon", m) for m in media_ids]
+                if len(media_ids) > 4 or any(a is None or a["used"] for a in attached):
+                    self._send(422, {"error": "Validation failed: Media ids are invalid"})
+                    return
+                for a in attached:
+                    assert a is not None
+                    a["used"] += 1
                 p = {
+                    "media_ids": media_ids,
                     "id": str(server.next_id()),
                     "text": text,
                     "language": body.get("language"),
@@ -370,7 +616,9 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
             elif method == "GET":
                 self._send(200, self._status(found))
             elif method == "PUT":
+                # As on Mastodon: an edit without media_ids[] drops the attachments.
                 found["text"] = body.get("status", found["text"])
+                found["media_ids"] = [str(m) for m in body.get("media_ids") or []]
                 self._send(200, self._status(found))
             elif method == "DELETE":
                 found["deleted"] = True
@@ -404,9 +652,46 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
                 )
                 return
             jwt = self.headers.get("authorization", "").removeprefix("Bearer ")
-            public = nsid in ("com.atproto.repo.getRecord", "app.bsky.feed.getPosts")
+            public = nsid in (
+                "com.atproto.repo.getRecord",
+                "app.bsky.feed.getPosts",
+                "app.bsky.feed.getLikes",
+                "app.bsky.feed.getRepostedBy",
+                "app.bsky.feed.getPostThread",
+            )
             if jwt not in server.sessions and not public:
                 self._send(400, {"error": "ExpiredToken", "message": "Token has expired"})
+                return
+            if nsid == "com.atproto.repo.uploadBlob":
+                self._bluesky_blob(body)
+                return
+            if nsid in ("app.bsky.feed.getLikes", "app.bsky.feed.getRepostedBy"):
+                self._bluesky_actors(nsid, query)
+                return
+            if nsid == "app.bsky.feed.getPostThread":
+                who = server.engagers.get(f"bluesky:{query.get('uri')}", {})
+                replies = [
+                    {
+                        "$type": "app.bsky.feed.defs#threadViewPost",
+                        "post": {
+                            "uri": f"at://did:plc:r{i}/app.bsky.feed.post/r{i}",
+                            "author": {"did": f"did:plc:r{i}", **self._bsky_actor(a)},
+                            "record": {"text": "reply"},
+                        },
+                        "replies": [],
+                    }
+                    for i, a in enumerate(who.get("replies", []))
+                ]
+                self._send(
+                    200,
+                    {
+                        "thread": {
+                            "$type": "app.bsky.feed.defs#threadViewPost",
+                            "post": {"uri": query.get("uri")},
+                            "replies": replies,
+                        }
+                    },
+                )
                 return
             if nsid == "com.atproto.repo.createRecord":
                 fault = self._fault("bluesky")
@@ -433,6 +718,29 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
                     )
                     return
                 record = body.get("record") or {}
+                embed = record.get("embed")
+                if embed is not None:
+                    images = embed.get("images") if isinstance(embed, dict) else None
+                    bad = (
+                        embed.get("$type") != "app.bsky.embed.images"
+                        or not isinstance(images, list)
+                        or not 1 <= len(images) <= 4
+                        or any(
+                            not isinstance(i.get("alt"), str)
+                            or server.uploaded(
+                                "bluesky",
+                                str(((i.get("image") or {}).get("ref") or {}).get("$link")),
+                            )
+                            is None
+                            for i in images
+                        )
+                    )
+                    if bad:
+                        self._send(
+                            400,
+                            {"error": "InvalidRecord", "message": "Invalid embed: unknown blob"},
+                        )
+                        return
                 rkey = body.get("rkey") or str(server.next_id())
                 if _graphemes(str(record.get("text", ""))) > 300:
                     self._send(
@@ -456,6 +764,7 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
                                 "rkey": rkey,
                                 "text": record.get("text"),
                                 "langs": record.get("langs"),
+                                "embed": record.get("embed"),
                             }
                         )
                 if exists:
@@ -510,6 +819,57 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
             else:
                 self._send(501, {"error": "MethodNotImplemented", "message": nsid})
 
+        def _bluesky_blob(self, body: Any) -> None:
+            """com.atproto.repo.uploadBlob: the raw bytes, typed by Content-Type."""
+            data = body.get("_raw") or b""
+            if self._media_fault("bluesky"):
+                self._send(400, {"error": "InvalidMimeType", "message": "Unsupported blob type"})
+                return
+            if len(data) > 1_000_000:
+                self._send(400, {"error": "BlobTooLarge", "message": "This file is too large."})
+                return
+            cid = server.upload("bluesky", {}, data, str(body.get("_type")))
+            self._send(
+                200,
+                {
+                    "blob": {
+                        "$type": "blob",
+                        "ref": {"$link": cid},
+                        "mimeType": body.get("_type"),
+                        "size": len(data),
+                    }
+                },
+            )
+
+        def _bsky_actor(self, who: dict[str, str]) -> dict[str, Any]:
+            return {"handle": who["handle"], "displayName": who.get("name", "")}
+
+        def _bluesky_actors(self, nsid: str, query: dict[str, str]) -> None:
+            """getLikes / getRepostedBy, two per page with a cursor."""
+            who = server.engagers.get(f"bluesky:{query.get('uri')}", {})
+            likes = nsid.endswith("getLikes")
+            accounts = who.get("likes" if likes else "reposts", [])
+            start = int(query.get("cursor") or 0)
+            page = accounts[start : start + 2]
+            out: dict[str, Any] = {"uri": query.get("uri")}
+            if likes:
+                out["likes"] = [
+                    {
+                        "createdAt": "2026-01-01T00:00:00Z",
+                        "indexedAt": "2026-01-01T00:00:00Z",
+                        "actor": {"did": f"did:plc:l{start + i}", **self._bsky_actor(a)},
+                    }
+                    for i, a in enumerate(page)
+                ]
+            else:
+                out["repostedBy"] = [
+                    {"did": f"did:plc:p{start + i}", **self._bsky_actor(a)}
+                    for i, a in enumerate(page)
+                ]
+            if start + 2 < len(accounts):
+                out["cursor"] = str(start + 2)
+            self._send(200, out)
+
         # -- X API v2 -------------------------------------------------------------------
 
         def _x(self, method: str, path: str, query: dict[str, str], body: Any) -> None:
@@ -525,6 +885,69 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
                         "detail": "Unauthorized",
                     },
                 )
+                return
+            if path == "/2/media/upload" and method == "POST":
+                f = (body.get("_files") or {}).get("media")
+                if (
+                    self._media_fault("x")
+                    or f is None
+                    or body.get("media_category") != "tweet_image"
+                    or _image_size(f["data"]) is None
+                ):
+                    self._send(
+                        400,
+                        {
+                            "errors": [{"message": "media type unrecognized."}],
+                            "title": "Invalid Request",
+                            "detail": "One or more parameters to your request was invalid.",
+                            "type": "https://api.twitter.com/2/problems/invalid-request",
+                        },
+                    )
+                    return
+                fields = {k: v for k, v in body.items() if not k.startswith("_")}
+                mid = server.upload("x", fields, f["data"], f["content_type"])
+                w, h = _image_size(f["data"]) or (0, 0)
+                self._send(
+                    200,
+                    {
+                        "data": {
+                            "id": mid,
+                            "media_key": f"3_{mid}",
+                            "size": len(f["data"]),
+                            "expires_after_secs": 86400,
+                            "image": {"image_type": f["content_type"], "w": w, "h": h},
+                        }
+                    },
+                )
+                return
+            if path == "/2/media/metadata" and method == "POST":
+                found = server.uploaded("x", str(body.get("id")))
+                alt = ((body.get("metadata") or {}).get("alt_text") or {}).get("text")
+                if found is None or not isinstance(alt, str):
+                    self._send(400, {"title": "Invalid Request", "detail": "bad media id"})
+                    return
+                found["fields"]["alt_text"] = alt
+                self._send(200, {"data": {"id": found["id"], "associated_metadata": True}})
+                return
+            if path.startswith("/2/tweets/") and path.endswith(("/liking_users", "/retweeted_by")):
+                tid, what = path.split("/")[3:5]
+                accounts = server.engagers.get(f"x:{tid}", {}).get(
+                    "likes" if what == "liking_users" else "reposts", []
+                )
+                start = int(query.get("pagination_token") or 0)
+                page = accounts[start : start + 2]
+                meta: dict[str, Any] = {"result_count": len(page)}
+                if start + 2 < len(accounts):
+                    meta["next_token"] = str(start + 2)
+                data = [
+                    {
+                        "id": str(7000 + start + i),
+                        "username": a["handle"],
+                        "name": a.get("name", ""),
+                    }
+                    for i, a in enumerate(page)
+                ]
+                self._send(200, {"data": data, "meta": meta} if data else {"meta": meta})
                 return
             if path == "/2/tweets" and method == "POST":
                 fault = self._fault("x")
@@ -586,16 +1009,34 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
                         },
                     )
                     return
+                media_ids = [str(m) for m in (body.get("media") or {}).get("media_ids") or []]
+                uploads = [server.uploaded("x", m) for m in media_ids]
+                if len(media_ids) > 4 or any(u is None for u in uploads):
+                    self._send(
+                        400,
+                        {
+                            "errors": [{"message": "Your media IDs are invalid."}],
+                            "title": "Invalid Request",
+                            "detail": "One or more parameters to your request was invalid.",
+                        },
+                    )
+                    return
                 tid = str(server.next_id() * 1000003)
-                server.posts["x"].append({"id": tid, "text": text})
+                server.posts["x"].append({"id": tid, "text": text, "media_ids": media_ids})
                 self._hold(fault)
                 self._send(
                     201, {"data": {"id": tid, "text": text, "edit_history_tweet_ids": [tid]}}
                 )
                 return
             if path.startswith("/2/users/"):
+                # As X does, the text of a post with pictures ends with a t.co link to them.
                 data = [
-                    {"id": p["id"], "text": p["text"], "edit_history_tweet_ids": [p["id"]]}
+                    {
+                        "id": p["id"],
+                        "text": p["text"]
+                        + (f" https://t.co/m{p['id']}" if p.get("media_ids") else ""),
+                        "edit_history_tweet_ids": [p["id"]],
+                    }
                     for p in reversed(server.live("x"))
                 ]
                 self._send(200, {"data": data, "meta": {"result_count": len(data)}})
@@ -663,6 +1104,25 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
                 )
                 return
             path = path.removeprefix("/v21.0")
+            if path.endswith("/photos") and method == "POST":
+                f = (body.get("_files") or {}).get("source")
+                if self._media_fault("facebook") or f is None or _image_size(f["data"]) is None:
+                    self._fb_error(400, 324, "(#324) Requires upload file", 2069019)
+                    return
+                fields = {k: v for k, v in body.items() if not k.startswith("_")}
+                photo_id = server.upload("facebook", fields, f["data"], f["content_type"])
+                if fields.get("published") != "false":
+                    server.posts["facebook"].append(
+                        {
+                            "id": f"1001_{photo_id}",
+                            "message": fields.get("message"),
+                            "photos": [photo_id],
+                        }
+                    )
+                    self._send(200, {"id": photo_id, "post_id": f"1001_{photo_id}"})
+                else:
+                    self._send(200, {"id": photo_id})
+                return
             if path.endswith("/feed") and method == "POST":
                 fault = self._fault("facebook")
                 if fault == "expired":
@@ -677,8 +1137,20 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
                     self._fb_error(500, 1, "An unknown error has occurred.")
                     return
                 page = path.strip("/").split("/")[0]
+                photos = []
+                for i in range(10):
+                    if f"attached_media[{i}]" not in body:
+                        break
+                    fbid = str(json.loads(body[f"attached_media[{i}]"]).get("media_fbid"))
+                    found = server.uploaded("facebook", fbid)
+                    if found is None or found["fields"].get("published") != "false":
+                        self._fb_error(400, 100, "(#100) Invalid media_fbid", 1366046)
+                        return
+                    photos.append(fbid)
                 pid = f"{page}_{server.next_id()}"
-                server.posts["facebook"].append({"id": pid, "message": body.get("message")})
+                server.posts["facebook"].append(
+                    {"id": pid, "message": body.get("message"), "photos": photos}
+                )
                 self._hold(fault)
                 self._send(200, {"id": pid})
                 return

@@ -146,7 +146,12 @@ def channels_markdown() -> str:
             "posts can be edited" if cls.can_edit else "posts cannot be edited",
             "posts can be deleted" if cls.can_delete else "posts cannot be deleted",
         ]
-        out += ["; ".join(can).capitalize() + ".", "", "Settings (`-o key=value`):", ""]
+        out += ["; ".join(can).capitalize() + ".", ""]
+        if cls.images:
+            out += [f"Images: {cls.images}", ""]
+        if cls.audience:
+            out += [f"Who engages: {cls.audience}", ""]
+        out += ["Settings (`-o key=value`):", ""]
         out += _settings_table(cls.Config)
         if cls.Secrets.model_fields:
             out += ["", "Credentials (stored encrypted):", ""]

@@ -272,6 +272,33 @@ class Settings(BaseSettings):
     reach_days: int = Field(
         default=14, ge=1, description="Engagement is collected for publications this many days old."
     )
+    speak_media_max_mb: float = Field(
+        default=5.0,
+        gt=0,
+        le=50,
+        description="Largest image a statement version may carry, in MB (JPEG, PNG or WebP).",
+    )
+    speak_media_per_version: int = Field(
+        default=4,
+        ge=1,
+        le=4,
+        description="Most images one language version may carry (4 is the most Mastodon, "
+        "Bluesky and X take on one post).",
+    )
+    audience_max_pages: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="Pages of likers, reposters and repliers read per publication and list "
+        "each time engagement is collected (a page holds up to 100 accounts).",
+    )
+    translation_hf_model: str = Field(
+        default="",
+        description="A local Hugging Face translation model (a folder, or a name already in "
+        "the Hugging Face cache; nothing is downloaded) offered to translators as the "
+        "'hf' backend for drafting a version from another language. Needs "
+        "`pip install elshi[hf]`.",
+    )
 
     @field_validator(
         "database_url",
@@ -281,6 +308,7 @@ class Settings(BaseSettings):
         "sentiment_hf_model",
         "entities_hf_model",
         "stance_hf_model",
+        "translation_hf_model",
     )
     @classmethod
     def _strip(cls, value: str) -> str:

@@ -285,3 +285,85 @@ def test_too_long_expired_token_429_and_500_are_explained_and_the_rest_publishes
     page.wait_for_selector("p.ok-note")
     assert row("telegram").get_attribute("data-status") == "sent"
     assert len(platforms.live("telegram")) == 1
+
+
+def test_picture_uploaded_in_the_editor_is_published_and_who_engages_is_charted(
+    site: dict[str, Any],
+    db: Database,
+    platforms: PlatformServer,
+    browser: Any,
+    tmp_path: Path,
+) -> None:
+    import io
+
+    from PIL import Image
+
+    from elshi.listen.models import Author
+
+    base = site["url"]
+    _account(db, site, platforms, "web", "News page", ["kk"])
+    _account(db, site, platforms, "mastodon", "Mastodon (kk)", ["kk"])
+    with db.session() as s:
+        sid = service.create_statement(
+            db=s,
+            actor=site["drafter"],
+            mission_id=site["mission_id"],
+            title="Мәдениет күндері",
+            lang="kk",
+            text=KK,
+        ).id
+    picture = tmp_path / "dombra.png"
+    buf = io.BytesIO()
+    Image.new("RGB", (120, 80), (0, 97, 168)).save(buf, "PNG")
+    picture.write_bytes(buf.getvalue())
+    (tmp_path / "leaflet.png").write_bytes(b"%PDF-1.4 a leaflet, not a picture")
+
+    page = _sign_in(browser, site, "drafter", "en")
+    page.goto(base + f"/speak/{sid}")
+    page.set_input_files("#image-kk", str(tmp_path / "leaflet.png"))
+    page.fill("#alt-kk", "Домбыра ойнап тұрған жастар")
+    _submit(page, "form.image-upload button")
+    assert "leaflet.png: the file is not a JPEG, PNG or WebP image" in page.inner_text("p.error")
+    page.set_input_files("#image-kk", str(picture))
+    page.fill("#alt-kk", "Домбыра ойнап тұрған жастар")
+    _submit(page, "form.image-upload button")
+    page.wait_for_selector("p.ok-note")
+    img = page.locator("#images-kk img")
+    assert img.get_attribute("alt") == "Домбыра ойнап тұрған жастар"
+    assert img.evaluate("i => i.complete && i.naturalWidth") == 120
+    _submit(page, "form[action$='/submit'] button")
+
+    approver = _sign_in(browser, site, "approver", "en")
+    approver.goto(base + f"/speak/{sid}")
+    assert approver.locator("#images-kk img").evaluate("i => i.naturalWidth") == 120
+    _submit(approver, "button[value=approve]")
+
+    page.reload()
+    for box in page.locator("input[name=account]").all():
+        box.check()
+    _submit(page, "form[action$='/schedule'] button[type=submit]")
+    assert page.locator("tr[data-status=sent]").count() == 2
+    (status,) = platforms.live("mastodon")
+    (upload,) = platforms.uploads["mastodon"]
+    assert status["media_ids"] == [upload["id"]]
+    assert upload["fields"]["description"] == "Домбыра ойнап тұрған жастар"
+
+    reader = browser.new_context(locale="kk").new_page()
+    reader.goto(base + "/news/berlin/kk")
+    news_img = reader.locator("figure.news-image img")
+    assert news_img.get_attribute("src", timeout=5000).startswith("/news-media/")
+    assert news_img.evaluate("i => i.complete && i.naturalWidth") == 120
+
+    with db.session() as s:
+        s.add(Author(platform="mastodon", handle="tv@state.example", actor_type="state_media"))
+    platforms.engage(
+        f"mastodon:{status['id']}",
+        likes=[{"handle": "tv@state.example", "name": "State TV"}, {"handle": "anon@x.social"}],
+    )
+    jobs.enqueue("collect_reach_now")
+    page.goto(base + f"/speak/{sid}/reach")
+    chart = page.locator("#chart-audience svg")
+    assert chart.get_attribute("role") == "img"
+    assert "2 accounts replied, reposted or liked" in page.inner_text("#audience")
+    assert page.locator("#audience-named li").inner_text().startswith("State TV")
+    page.screenshot(path=str(_screens(tmp_path) / "speak-audience-en.png"), full_page=True)

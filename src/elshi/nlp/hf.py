@@ -1,11 +1,11 @@
 """Optional Hugging Face backends for the enrichers (`pip install elshi[hf]`).
 
 A user who has a model names it in a setting (ELSHI_LANGUAGE_HF_MODEL, ELSHI_SENTIMENT_HF_MODEL,
-ELSHI_STANCE_HF_MODEL, ELSHI_ENTITIES_HF_MODEL): a local folder, or a model id already in the
-local Hugging Face cache. Nothing is downloaded: models load with `local_files_only`. Text
-classifiers give language codes or negative/neutral/positive labels; token classifiers give
-BIO tags (B-PER, I-ORG, B-LOC, ...). Sentiment explains itself by occlusion: how much the
-score moves when each word is left out.
+ELSHI_STANCE_HF_MODEL, ELSHI_ENTITIES_HF_MODEL, ELSHI_TRANSLATION_HF_MODEL): a local folder,
+or a model id already in the local Hugging Face cache. Nothing is downloaded: models load with
+`local_files_only`. Text classifiers give language codes or negative/neutral/positive labels;
+token classifiers give BIO tags (B-PER, I-ORG, B-LOC, ...); translation models give text.
+Sentiment explains itself by occlusion: how much the score moves when each word is left out.
 """
 
 from __future__ import annotations
@@ -58,13 +58,13 @@ class Loaded:
 
 @cache
 def load(name: str, kind: str) -> Loaded:
-    """Load a text ("sequence") or token ("token") classifier once per process, offline."""
+    """Load a text ("sequence") or token ("token") classifier, or a translation model
+    ("seq2seq"), once per process, offline."""
     torch, transformers = _import()
-    auto = (
-        transformers.AutoModelForTokenClassification
-        if kind == "token"
-        else transformers.AutoModelForSequenceClassification
-    )
+    auto = {
+        "token": transformers.AutoModelForTokenClassification,
+        "seq2seq": transformers.AutoModelForSeq2SeqLM,
+    }.get(kind, transformers.AutoModelForSequenceClassification)
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(name, local_files_only=True)
         model = auto.from_pretrained(name, local_files_only=True)
@@ -232,3 +232,43 @@ def tag(name: str, texts: Sequence[Any]) -> list[list[Span]]:
                 spans.append(current)
         out.append(spans)
     return out
+
+
+#: NLLB-200 codes of the statement languages (M2M100 models use the plain ISO codes).
+NLLB = {"kk": "kaz_Cyrl", "ru": "rus_Cyrl", "en": "eng_Latn", "zh": "zho_Hans", "ar": "arb_Arab"}
+#: Tokens a translation may produce per paragraph.
+MAX_NEW_TOKENS = 512
+
+
+def translate(name: str, text: str, *, source: str, target: str) -> str:
+    """Translate text paragraph by paragraph with a local sequence-to-sequence model.
+
+    A many-language model is told the languages the way it expects: M2M100 by its language
+    ids, NLLB by its language-code tokens; a one-pair model (Marian opus-mt-kk-en, say) needs
+    nothing. Blank lines between paragraphs are kept.
+    """
+    _import()
+    m = load(name, "seq2seq")
+    tokenizer = m.tokenizer
+    kwargs: dict[str, Any] = {"max_new_tokens": MAX_NEW_TOKENS, "num_beams": 1}
+    src, tgt = source, target
+    if hasattr(tokenizer, "get_lang_id"):  # M2M100
+        kwargs["forced_bos_token_id"] = tokenizer.get_lang_id(tgt)
+    elif NLLB.get(tgt) in tokenizer.get_vocab():  # NLLB
+        src = NLLB.get(source, source)
+        kwargs["forced_bos_token_id"] = tokenizer.convert_tokens_to_ids(NLLB[tgt])
+    out = []
+    for paragraph in _clean(text).split("\n\n"):
+        if not paragraph.strip():
+            out.append(paragraph)
+            continue
+        with m.lock:
+            if hasattr(tokenizer, "src_lang"):
+                tokenizer.src_lang = src
+            enc = tokenizer(
+                paragraph.strip(), truncation=True, max_length=MAX_NEW_TOKENS, return_tensors="pt"
+            )
+            enc.pop("token_type_ids", None)
+            ids = m.model.generate(**enc, **kwargs)
+            out.append(tokenizer.decode(ids[0], skip_special_tokens=True).strip())
+    return "\n\n".join(out)

@@ -337,7 +337,7 @@ def statements_publish_due() -> None:
 
 @statements_app.command("reach")
 def statements_reach() -> None:
-    """Collect engagement of recent publications now."""
+    """Collect engagement of recent publications now, with the accounts that engaged."""
     from elshi.cli import _database, console, get_settings
     from elshi.speak import flows
     from elshi.speak.channels.base import ChannelContext

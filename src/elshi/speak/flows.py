@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 
 from elshi.accounts.service import Principal, audit, authorize
 from elshi.db import Database, utcnow
-from elshi.speak import crypto, service
+from elshi.speak import crypto, media, service
 from elshi.speak.channels.base import (
     RETRYABLE,
     Channel,
@@ -143,6 +143,14 @@ def _record_error(
         return pub.status
 
 
+def _save_extra(database: Database, publication_id: int, facts: dict[str, Any]) -> None:
+    with database.session() as s:
+        row = s.get(Publication, publication_id)
+        assert row is not None
+        row.extra = {**(row.extra or {}), **facts}
+        row.updated_at = utcnow()
+
+
 def send_publication(database: Database, publication_id: int, ctx: ChannelContext) -> str:
     """Publish one publication if it is due and unclaimed; return its status afterwards.
 
@@ -173,17 +181,18 @@ def _send_claimed(database: Database, publication_id: int, ctx: ChannelContext) 
         plugin, config, secrets = _plugin(account, ctx)
     except (crypto.CredentialsUnreadable, ValueError) as exc:
         return _record_error(database, pub.id, ChannelError("expired_token", str(exc)[:500]), 1)
-    headline, media = _headline(database, pub)
+    headline, media_items = _headline(database, pub)
     post = _outgoing(pub, st, headline)
-    post.media = media
+    post.media = media_items
+    try:
+        post.images = media.images_of(ctx.settings, media_items)
+    except media.MediaError as exc:
+        return _record_error(database, pub.id, ChannelError("media_rejected", str(exc)), 1)
+    post.saver = lambda facts: _save_extra(database, pub.id, facts)
     prepared = plugin.prepare(post)
     if prepared and prepared != {k: post.extra.get(k) for k in prepared}:
         # Saved before the platform is called: a retry after a crash reuses it.
-        with database.session() as s:
-            row = s.get(Publication, pub.id)
-            assert row is not None
-            row.extra = {**(row.extra or {}), **prepared}
-        post.extra.update(prepared)
+        post.remember(**prepared)
     try:
         sent = plugin.publish(ctx, config, secrets, post)
     except ChannelError as exc:
@@ -361,6 +370,7 @@ def delete_publication(
         )
     assert pub.external_id is not None
     plugin.delete(ctx, config, secrets, pub.external_id)
+    plugin.delete_parts(ctx, config, secrets, pub.extra or {})
     with database.session() as s:
         row = s.get(Publication, pub.id)
         assert row is not None
@@ -438,6 +448,17 @@ def collect_reach(database: Database, ctx: ChannelContext, *, days: int | None =
         except (ChannelError, crypto.CredentialsUnreadable, ValueError) as exc:
             log.info("engagement of publication %s not read: %s", pub.id, exc)
             continue
+        try:
+            people = plugin.engagers(ctx, config, secrets, sent, ctx.settings.audience_max_pages)
+        except ChannelError as exc:
+            # The counts above still count; the list of accounts waits for the next round.
+            log.info("engaging accounts of publication %s not read: %s", pub.id, exc.kind)
+            people = None
+        if people:
+            with database.session() as s:
+                service.record_engagers(
+                    db=s, publication_id=pub.id, platform=pub.channel, engagers=people
+                )
         if m is None:
             continue
         with database.session() as s:

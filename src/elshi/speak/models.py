@@ -205,3 +205,30 @@ class Delivery(Base):
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(16), default="sending")
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+#: How an account engaged with a publication.
+ENGAGEMENT_KINDS = ("reply", "repost", "like")
+
+
+class Engager(Base):
+    """An account that replied to, reposted or liked a publication, as the platform lists it.
+
+    The account is matched to a Listen author (same platform and handle) when the audience is
+    shown, so an actor type set later in Listen counts at once.
+    """
+
+    __tablename__ = "publication_engager"
+    __table_args__ = (
+        UniqueConstraint("publication_id", "handle", "kind"),
+        Index("ix_publication_engager_platform_handle", "platform", "handle"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    publication_id: Mapped[int] = mapped_column(ForeignKey("publication.id", ondelete="CASCADE"))
+    platform: Mapped[str] = mapped_column(String(32))
+    #: As Listen stores authors: user@instance (Mastodon), handle or DID (Bluesky), username (X).
+    handle: Mapped[str] = mapped_column(String(300))
+    name: Mapped[str] = mapped_column(String(300), default="")
+    kind: Mapped[str] = mapped_column(String(16))
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -55,3 +55,11 @@ class ReachOut(BaseModel):
     total: dict[str, int]
     by_lang: dict[str, dict[str, int]]
     by_channel: dict[str, dict[str, int]]
+    audience: dict[str, int] = Field(
+        default_factory=dict,
+        description="Distinct accounts that replied, reposted or liked, by Listen actor type "
+        "(unknown: not a Listen author or no type yet).",
+    )
+    audience_by_channel: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="The same, per channel."
+    )

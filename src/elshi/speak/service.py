@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from itsdangerous import BadSignature, URLSafeSerializer
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import String, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from elshi.accounts.service import PermissionDenied, Principal, audit, authorize
@@ -299,7 +299,8 @@ def save_version(
     if variants is not None:
         version.variants = clean_variants
     if media is not None:
-        version.media = _check_media(media)
+        # The links are replaced; uploaded images stay until removed on their own.
+        version.media = [m for m in version.media or [] if m.get("key")] + _check_media(media)
     if before != (version.text, version.headline, version.variants, version.media):
         version.updated_by = actor.user_id
         version.updated_at = utcnow()
@@ -310,6 +311,108 @@ def save_version(
         _audit(db, actor, "statement.version.save", st, lang=lang)
     db.flush()
     return version
+
+
+def add_image(
+    *,
+    db: Session,
+    actor: Principal,
+    settings: Settings,
+    statement_id: int,
+    lang: str,
+    data: bytes,
+    filename: str,
+    alt: str,
+    size: int | None = None,
+) -> dict[str, Any]:
+    """Check and store an image with one language version; the statement goes back to draft.
+
+    Raises SpeakError (what and where) and stores nothing when the image is refused.
+    """
+    from elshi.speak import media
+
+    st = get_statement(db=db, actor=actor, statement_id=statement_id)
+    _editable(actor, st)
+    version = versions_of(db=db, statement_id=st.id).get(_check_lang(lang))
+    if version is None:
+        raise SpeakError(N_("Write the %(lang)s text before adding an image."), lang=lang)
+    current = list(version.media or [])
+    if sum(1 for m in current if m.get("key")) >= settings.speak_media_per_version:
+        raise SpeakError(media.TOO_MANY, n=settings.speak_media_per_version)
+    try:
+        checked = media.check_image(
+            data=data,
+            filename=filename,
+            alt=alt,
+            max_bytes=int(settings.speak_media_max_mb * 1_000_000),
+            size=size,
+        )
+    except media.MediaError as exc:
+        raise SpeakError(exc.message, **exc.params) from None
+    key = media.store(settings, checked)
+    item = media.entry(key, checked, alt)
+    try:
+        version.media = [*current, item]
+        version.updated_by, version.updated_at = actor.user_id, utcnow()
+        _content_changed(db, actor, st)
+        _audit(db, actor, "statement.image.add", st, lang=lang, key=key)
+        db.flush()
+    except BaseException:
+        media.remove(settings, [key])  # no row refers to it: keep no stray file
+        raise
+    return item
+
+
+def remove_image(
+    *, db: Session, actor: Principal, settings: Settings, statement_id: int, lang: str, key: str
+) -> None:
+    """Take an image off a language version (its file is deleted unless published)."""
+    st = get_statement(db=db, actor=actor, statement_id=statement_id)
+    _editable(actor, st)
+    version = versions_of(db=db, statement_id=st.id).get(_check_lang(lang))
+    if version is None or not any(m.get("key") == key for m in version.media or []):
+        raise SpeakError(N_("This version has no such image."))
+    version.media = [m for m in version.media or [] if m.get("key") != key]
+    version.updated_by, version.updated_at = actor.user_id, utcnow()
+    _content_changed(db, actor, st)
+    _audit(db, actor, "statement.image.remove", st, lang=lang, key=key)
+    db.flush()
+    if not image_published(db=db, key=key):
+        from elshi.speak import media
+
+        media.remove(settings, [key])
+
+
+def _versions_with_image(db: Session, key: str) -> list[StatementVersion]:
+    # The key is 32 hex digits made by elshi: a text match on the JSON finds the candidates,
+    # the exact check below keeps only real ones.
+    rows = db.scalars(
+        select(StatementVersion).where(cast(StatementVersion.media, String).contains(key))
+    )
+    return [v for v in rows if any(m.get("key") == key for m in v.media or [])]
+
+
+def image_published(*, db: Session, key: str) -> dict[str, Any] | None:
+    """Return an image's media entry when a version carrying it has gone out, else None."""
+    for v in _versions_with_image(db, key):
+        out = db.scalar(
+            select(Publication.id).where(
+                Publication.version_id == v.id,
+                Publication.status.in_(("sending", "sent", "unknown")),
+            )
+        )
+        if out is not None:
+            return next(m for m in v.media if m.get("key") == key)
+    return None
+
+
+def image_for_staff(*, db: Session, actor: Principal, key: str) -> dict[str, Any] | None:
+    """Return an image's media entry when the actor may see a statement carrying it."""
+    for v in _versions_with_image(db, key):
+        st = db.get(Statement, v.statement_id)
+        if st is not None and _visible(actor, st.mission_id):
+            return next(m for m in v.media if m.get("key") == key)
+    return None
 
 
 def draft_translation(
@@ -854,6 +957,140 @@ def reach(*, db: Session, statement_id: int) -> Reach:
                 out.by_channel.setdefault(p.channel, dict.fromkeys(_METRICS, 0))[key] += value
                 out.total[key] += value
         out.rows.append(row)
+    return out
+
+
+# ---------------------------------------------------------------------------- audience
+
+#: The Listen platforms whose authors an engaging account of a channel may be.
+AUTHOR_PLATFORMS = {"mastodon": ("mastodon",), "bluesky": ("bluesky",), "x": ("x", "twitter")}
+
+
+def _norm_handle(handle: str) -> str:
+    return handle.strip().removeprefix("@").lower()
+
+
+def record_engagers(*, db: Session, publication_id: int, platform: str, engagers: list[Any]) -> int:
+    """Keep the accounts that engaged with a publication (each account and kind once);
+    return how many were new."""
+    from elshi.speak.models import Engager
+
+    seen = {
+        (h, k)
+        for h, k in db.execute(
+            select(Engager.handle, Engager.kind).where(Engager.publication_id == publication_id)
+        )
+    }
+    added = 0
+    for e in engagers:
+        handle = _norm_handle(e.handle)[:300]
+        if not handle or e.kind not in ("reply", "repost", "like") or (handle, e.kind) in seen:
+            continue
+        seen.add((handle, e.kind))
+        db.add(
+            Engager(
+                publication_id=publication_id,
+                platform=platform,
+                handle=handle,
+                name=(e.name or "")[:300],
+                kind=e.kind,
+            )
+        )
+        added += 1
+    db.flush()
+    return added
+
+
+@dataclass
+class Audience:
+    """Who engaged with a statement's publications, by Listen actor type.
+
+    Counts are of distinct accounts; "unknown" holds accounts that are not Listen authors or
+    have no actor type yet, kept apart from the typed ones.
+    """
+
+    types: tuple[str, ...]
+    total: dict[str, int]
+    by_channel: dict[str, dict[str, int]]
+    by_kind: dict[str, dict[str, int]]
+    #: Typed accounts other than citizens (name, handle, platform, type, author id).
+    named: list[tuple[str, str, str, str, int]]
+
+    @property
+    def accounts(self) -> int:
+        """Return how many distinct accounts engaged."""
+        return sum(self.total.values())
+
+    @property
+    def known_share(self) -> float | None:
+        """Return the share of engaging accounts whose actor type is known."""
+        n = self.accounts
+        return (n - self.total.get("unknown", 0)) / n if n else None
+
+
+def audience(*, db: Session, statement_id: int) -> Audience:
+    """Return who engaged with a statement, matched to Listen authors and their actor types."""
+    from elshi.listen.models import Author
+    from elshi.speak.models import Engager
+    from elshi.watch.models import ACTOR_TYPES
+
+    rows = db.execute(
+        select(Engager.platform, Engager.handle, Engager.name, Engager.kind)
+        .join(Publication, Publication.id == Engager.publication_id)
+        .where(Publication.statement_id == statement_id)
+    ).all()
+    wanted: dict[str, set[str]] = {}
+    for platform, handle, _, _ in rows:
+        for author_platform in AUTHOR_PLATFORMS.get(platform, (platform,)):
+            wanted.setdefault(author_platform, set()).add(handle)
+    typed: dict[tuple[str, str], Author] = {}
+    for author_platform, handles in wanted.items():
+        listed = sorted(handles)
+        for i in range(0, len(listed), 500):
+            for found in db.scalars(
+                select(Author).where(
+                    Author.platform == author_platform,
+                    func.lower(Author.handle).in_(listed[i : i + 500]),
+                )
+            ):
+                typed[(author_platform, _norm_handle(found.handle))] = found
+    types = (*(t for t in ACTOR_TYPES if t != "unknown"), "unknown")
+    out = Audience(
+        types=types,
+        total=dict.fromkeys(types, 0),
+        by_channel={},
+        by_kind={k: dict.fromkeys(types, 0) for k in ("reply", "repost", "like")},
+        named=[],
+    )
+    counted: set[tuple[str, str]] = set()
+    per_channel: set[tuple[str, str]] = set()
+    per_kind: set[tuple[str, str, str]] = set()
+    for platform, handle, name, kind in rows:
+        author = next(
+            (
+                typed[(p, handle)]
+                for p in AUTHOR_PLATFORMS.get(platform, (platform,))
+                if (p, handle) in typed
+            ),
+            None,
+        )
+        actor = author.actor_type if author is not None and author.actor_type in types else None
+        actor = actor or "unknown"
+        key = (platform, handle)
+        if key not in counted:
+            counted.add(key)
+            out.total[actor] += 1
+            if author is not None and actor not in ("unknown", "citizen"):
+                out.named.append(
+                    (author.name or name or handle, handle, platform, actor, author.id)
+                )
+        if key not in per_channel:
+            per_channel.add(key)
+            out.by_channel.setdefault(platform, dict.fromkeys(types, 0))[actor] += 1
+        if (platform, handle, kind) not in per_kind:
+            per_kind.add((platform, handle, kind))
+            out.by_kind[kind][actor] += 1
+    out.named.sort(key=lambda n: (types.index(n[3]), n[0].lower()))
     return out
 
 

@@ -19,6 +19,7 @@ from elshi.accounts.service import PermissionDenied, Principal
 from elshi.missions.models import Mission
 from elshi.speak import flows, service
 from elshi.speak.channels.base import ChannelContext
+from elshi.speak.media import absolute
 from elshi.speak.models import STATEMENT_LANGUAGES, Publication
 from elshi.speak.schemas import PublicationOut, ReachOut, StatementOut
 from elshi.web.deps import DbSession, StaffUser, get_db, require_staff
@@ -70,6 +71,11 @@ ADVICE = {
     ),
     "rejected": N_(
         "The platform refused the post. Read its message, fix the cause, then press Retry."
+    ),
+    "media_rejected": N_(
+        "The platform refused an image of this version (its message says why, e.g. size or "
+        "type). Replace the image with a smaller JPEG or PNG, or remove it, have the "
+        "statement approved again, then press Retry."
     ),
     "unsure": N_(
         "The worker stopped while sending and the platform cannot say whether the post "
@@ -257,6 +263,8 @@ NOTES = {
     "marked": N_("Marked as sent."),
     "reviewed": N_("Marked reviewed."),
     "linked": N_("Topic linked."),
+    "image-added": N_("Image added. The statement needs approval again."),
+    "image-removed": N_("Image removed."),
 }
 
 
@@ -314,9 +322,17 @@ def _editor(
             "note": NOTES.get(note),
             "error": error,
             "now_local": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M"),
+            "media_max_mb": f"{settings_of(request).speak_media_max_mb:g}",
+            "translators": _translator_titles(request),
         },
         status=status,
     )
+
+
+def _translator_titles(request: Request) -> dict[str, str]:
+    from elshi.speak.translation import available
+
+    return {slug: title for slug, (title, _) in available(settings_of(request)).items()}
 
 
 def _limits(accounts: list[service.AccountView]) -> list[dict[str, Any]]:
@@ -418,6 +434,106 @@ async def save_version(
     )
 
 
+@router.post("/speak/{statement_id}/versions/{lang}/images")
+async def add_image(
+    request: Request, statement_id: int, lang: str, db: DbSession, principal: StaffUser
+) -> Response:
+    """Upload an image with one language version (checked by content; alt text required)."""
+    settings = settings_of(request)
+    form = await request.form()
+    upload = form.get("image")
+    limit = int(settings.speak_media_max_mb * 1_000_000)
+    data, filename, size = b"", "", 0
+    if upload is not None and not isinstance(upload, str):
+        data = await upload.read(limit + 1)  # one byte over is enough to refuse
+        filename = upload.filename or ""
+        size = max(upload.size or 0, len(data))
+    alt = str(form.get("alt", ""))[:5000]
+    return _act(
+        request,
+        db,
+        principal,
+        statement_id,
+        str(form.get("csrf_token", "")),
+        lambda: service.add_image(
+            db=db,
+            actor=principal,
+            settings=settings,
+            statement_id=statement_id,
+            lang=lang,
+            data=data,
+            filename=filename or "image",
+            alt=alt,
+            size=size,
+        ),
+        "image-added",
+    )
+
+
+@router.post("/speak/{statement_id}/versions/{lang}/images/{key}/remove")
+def remove_image(
+    request: Request,
+    statement_id: int,
+    lang: str,
+    key: str,
+    db: DbSession,
+    principal: StaffUser,
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """Take an image off a language version."""
+    return _act(
+        request,
+        db,
+        principal,
+        statement_id,
+        csrf_token,
+        lambda: service.remove_image(
+            db=db,
+            actor=principal,
+            settings=settings_of(request),
+            statement_id=statement_id,
+            lang=lang,
+            key=key,
+        ),
+        "image-removed",
+    )
+
+
+def _image_response(request: Request, item: dict[str, Any] | None, key: str) -> Response:
+    from elshi.speak import media
+
+    if item is None:
+        return _error_page(request, N_("There is no such image."), 404)
+    try:
+        data = media.read(settings_of(request), key)
+    except (FileNotFoundError, ValueError):
+        return _error_page(request, N_("There is no such image."), 404)
+    return Response(
+        data,
+        media_type=str(item.get("content_type", "application/octet-stream")),
+        headers={
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'",
+            "Cache-Control": "private, max-age=300",
+        },
+    )
+
+
+@router.get("/speak/media/{key}")
+def staff_image(request: Request, key: str, db: DbSession, principal: StaffUser) -> Response:
+    """An image of a statement the signed-in person may see (published or not)."""
+    return _image_response(request, service.image_for_staff(db=db, actor=principal, key=key), key)
+
+
+@public.get("/news-media/{key}")
+def public_image(request: Request, key: str, db: DbSession) -> Response:
+    """An image of a statement that has gone out on a channel; nothing else is public."""
+    response = _image_response(request, service.image_published(db=db, key=key), key)
+    if response.status_code == 200:
+        response.headers["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
 def _channel_slugs() -> set[str]:
     from elshi.plugins import channels
 
@@ -435,10 +551,10 @@ def translate_version(
     target: Annotated[str, Form(max_length=8)] = "",
     backend: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
-    """Draft a version from another language (by hand, or with a translation plugin)."""
-    from elshi.plugins import translators
+    """Draft a version from another language (by hand, or with a translation backend)."""
+    from elshi.speak.translation import available
 
-    found = translators().get(backend) if backend else None
+    found = available(settings_of(request)).get(backend) if backend else None
     return _act(
         request,
         db,
@@ -451,7 +567,7 @@ def translate_version(
             statement_id=statement_id,
             source_lang=source,
             target_lang=target,
-            translator=found() if found else None,
+            translator=found[1]() if found else None,
         ),
         "saved",
     )
@@ -715,6 +831,7 @@ def reach_page(
         st = service.get_statement(db=db, actor=principal, statement_id=statement_id)
     except service.StatementNotFound:
         return _error_page(request, N_("There is no such statement."), 404)
+    aud = service.audience(db=db, statement_id=st.id)
     return render(
         request,
         "speak_reach.html",
@@ -724,8 +841,44 @@ def reach_page(
             "r": service.reach(db=db, statement_id=st.id),
             "status_names": STATUS_NAMES,
             "same": lambda value: value,
+            "aud": aud,
+            "audience_charts": _audience_charts(request, aud),
         },
     )
+
+
+def _audience_charts(request: Request, aud: service.Audience) -> list[Any]:
+    """Bar charts of engaging accounts by actor type: the statement, then each channel."""
+    from elshi.watch.models import ACTOR_NAMES
+    from elshi.web.charts import Chart, Series
+
+    if not aud.accounts:
+        return []
+    labels = [translate(request, ACTOR_NAMES[t]) for t in aud.types]
+    unknown = {translate(request, ACTOR_NAMES["unknown"])}
+    series_name = translate(request, N_("accounts"))
+    charts = [
+        Chart(
+            "audience",
+            translate(request, N_("Who engages: accounts by actor type")),
+            labels,
+            [Series(series_name, [float(aud.total[t]) for t in aud.types])],
+            kind="bar",
+            highlight=unknown,
+        )
+    ]
+    for channel, counts in sorted(aud.by_channel.items()):
+        charts.append(
+            Chart(
+                f"audience-{channel}",
+                translate(request, N_("Who engages on %(channel)s")) % {"channel": channel},
+                labels,
+                [Series(series_name, [float(counts[t]) for t in aud.types])],
+                kind="bar",
+                highlight=unknown,
+            )
+        )
+    return charts
 
 
 @router.get("/speak/{statement_id}/rebuttal")
@@ -808,7 +961,12 @@ def _title(pub: Publication, version: Any) -> str:
     return str(version.headline or pub.text.split("\n", 1)[0][:100])
 
 
+def _base(page: str) -> str:
+    return page.split("/news/", 1)[0]
+
+
 def _rss(mission: Mission, lang: str, page: str, items: list[Any]) -> str:
+    base = _base(page)
     out = [
         '<?xml version="1.0" encoding="utf-8"?>',
         '<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel>',
@@ -824,7 +982,9 @@ def _rss(mission: Mission, lang: str, page: str, items: list[Any]) -> str:
             f"<pubDate>{format_datetime(p.sent_at)}</pubDate>"
             f"<description>{escape(p.text)}</description>"
             + "".join(
-                f'<enclosure url="{escape(m["url"])}" length="0" type="application/octet-stream"/>'
+                f'<enclosure url="{escape(absolute(base, m["url"]))}" '
+                f'length="{int(m.get("size") or 0)}" '
+                f'type="{escape(m.get("content_type") or "application/octet-stream")}"/>'
                 for m in (v.media or [])[:1]
             )
             + "</item>"
@@ -851,7 +1011,13 @@ def _atom(mission: Mission, lang: str, page: str, items: list[Any]) -> str:
             f'<link rel="alternate" href="{escape(link)}"/>'
             f"<updated>{p.sent_at.isoformat()}</updated>"
             f"<published>{p.sent_at.isoformat()}</published>"
-            f'<content type="text">{escape(p.text)}</content></entry>'
+            + "".join(
+                f'<link rel="enclosure" href="{escape(absolute(_base(page), m["url"]))}" '
+                f'type="{escape(m.get("content_type") or "application/octet-stream")}"/>'
+                for m in v.media or []
+                if m.get("key")
+            )
+            + f'<content type="text">{escape(p.text)}</content></entry>'
         )
     out.append("</feed>")
     return "\n".join(out)
@@ -872,7 +1038,7 @@ def _json_feed(mission: Mission, lang: str, page: str, items: list[Any]) -> dict
                 "content_text": p.text,
                 "date_published": p.sent_at.isoformat(),
                 "language": lang,
-                **({"image": v.media[0]["url"]} if v.media else {}),
+                **({"image": absolute(_base(page), v.media[0]["url"])} if v.media else {}),
             }
             for p, v in items
         ],
@@ -983,13 +1149,20 @@ def api_reach(
     db: Annotated[Session, Depends(get_db)],
     principal: Annotated[Principal, Depends(require_staff)],
 ) -> ReachOut:
-    """Engagement totals per language and channel."""
+    """Engagement totals per language and channel, and who engaged by actor type."""
     try:
         service.get_statement(db=db, actor=principal, statement_id=statement_id)
     except service.StatementNotFound:
         raise HTTPException(404, f"no statement with id {statement_id}") from None
     r = service.reach(db=db, statement_id=statement_id)
-    return ReachOut(total=r.total, by_lang=r.by_lang, by_channel=r.by_channel)
+    aud = service.audience(db=db, statement_id=statement_id)
+    return ReachOut(
+        total=r.total,
+        by_lang=r.by_lang,
+        by_channel=r.by_channel,
+        audience=aud.total,
+        audience_by_channel=aud.by_channel,
+    )
 
 
 __all__ = ["api", "public", "router"]

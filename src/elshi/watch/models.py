@@ -26,6 +26,7 @@ ACTOR_NAMES = {
     "diplomat": N_("diplomat"),
     "journalist": N_("journalist"),
     "citizen": N_("citizen"),
+    "inauthentic": N_("suspected inauthentic"),
     "unknown": N_("unknown"),
 }
 ACTOR_TYPES = tuple(ACTOR_NAMES)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import email.utils
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import httpx
 from pydantic import BaseModel
@@ -19,8 +20,18 @@ from elshi.db import Database
 from elshi.settings import Settings
 from elshi.speak.text import Limit
 
+if TYPE_CHECKING:
+    from elshi.speak.media import ImageFile
+
 ErrorKind = Literal[
-    "expired_token", "rate_limited", "too_long", "server_error", "rejected", "network", "unsure"
+    "expired_token",
+    "rate_limited",
+    "too_long",
+    "server_error",
+    "rejected",
+    "media_rejected",
+    "network",
+    "unsure",
 ]
 #: Kinds a worker retries by itself; the others wait for a person.
 RETRYABLE: frozenset[str] = frozenset({"rate_limited", "server_error", "network"})
@@ -61,6 +72,17 @@ class Outgoing:
     mission_id: int = 0
     #: Facts the channel saved on an earlier try (kept on the publication row).
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The version's stored images, read back with their alt text.
+    images: list[ImageFile] = field(default_factory=list)
+    #: Saves facts on the publication row at once (e.g. the id of an uploaded image), so a
+    #: retry after a failure or a crash reuses them instead of uploading again.
+    saver: Callable[[dict[str, Any]], None] | None = None
+
+    def remember(self, **facts: Any) -> None:
+        """Keep facts in `extra` and on the publication row before going on."""
+        self.extra.update(facts)
+        if self.saver is not None:
+            self.saver(facts)
 
 
 @dataclass
@@ -81,6 +103,15 @@ class Metrics:
     reposts: int | None = None
     replies: int | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Engager:
+    """An account that engaged with a post: `kind` is reply, repost or like."""
+
+    handle: str
+    kind: str
+    name: str = ""
 
 
 @dataclass
@@ -121,6 +152,10 @@ class Channel(ABC):
     #: True when a post goes to the public (the approval gate applies to every channel).
     can_edit: ClassVar[bool] = False
     can_delete: ClassVar[bool] = False
+    #: How the channel carries a version's images (for the reference); empty: it does not.
+    images: ClassVar[str] = ""
+    #: Which accounts that engaged it can list (for the reference); empty: none.
+    audience: ClassVar[str] = ""
 
     def prepare(self, post: Outgoing) -> dict[str, Any]:
         """Return facts to save on the publication before the first try (e.g. a record key)."""
@@ -148,10 +183,21 @@ class Channel(ABC):
         """Take a published post down."""
         raise NotSupported(self.slug)
 
+    def delete_parts(self, ctx: ChannelContext, config: Any, secrets: Any, extra: Any) -> None:
+        """Take down what a post was made of besides itself (e.g. pictures sent before it)."""
+        return None
+
     def metrics(
         self, ctx: ChannelContext, config: Any, secrets: Any, sent: Sent, publication_id: int
     ) -> Metrics | None:
         """Return the post's engagement, or None when the platform does not report it."""
+        return None
+
+    def engagers(
+        self, ctx: ChannelContext, config: Any, secrets: Any, sent: Sent, max_pages: int
+    ) -> list[Engager] | None:
+        """Return the accounts that replied to, reposted or liked the post, or None when the
+        platform does not tell."""
         return None
 
 
@@ -222,3 +268,12 @@ def json_body(response: httpx.Response) -> Any:
         return response.json()
     except ValueError:
         return {}
+
+
+def media_refused(platform: str, image: ImageFile, exc: ChannelError) -> ChannelError:
+    """Name the image in a refused upload; a refused image waits for a person (not retried
+    blindly), while server errors, rate limits and expired tokens keep their kind."""
+    message = f"{platform} refused the image {image.filename}: {exc.message}"[:500]
+    if exc.kind in ("rejected", "too_long"):
+        return ChannelError("media_rejected", message, status=exc.status)
+    return ChannelError(exc.kind, message, status=exc.status, retry_after=exc.retry_after)

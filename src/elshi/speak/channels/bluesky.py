@@ -15,17 +15,21 @@ from elshi.speak.channels.base import (
     Channel,
     ChannelContext,
     ChannelError,
+    Engager,
     Metrics,
     Outgoing,
     Sent,
     classify,
     json_body,
+    media_refused,
     request,
     retry_after_seconds,
 )
 from elshi.speak.text import Limit
 
 POST = "app.bsky.feed.post"
+#: app.bsky.embed.images takes image blobs of at most this many bytes (its lexicon's maxSize).
+BLOB_LIMIT = 1_000_000
 _B32 = "234567abcdefghijklmnopqrstuvwxyz"
 
 
@@ -74,6 +78,15 @@ class BlueskyChannel(Channel):
     Secrets = BlueskySecrets
     retry_safe = True
     can_delete = True
+
+    audience = (
+        "app.bsky.feed.getLikes and getRepostedBy (every page up to ELSHI_AUDIENCE_MAX_PAGES) "
+        "and the authors of direct replies (getPostThread)."
+    )
+    images = (
+        "com.atproto.repo.uploadBlob, then an app.bsky.embed.images embed with alt text and "
+        "aspect ratio; at most 1 MB a picture; the blob references are kept for retries."
+    )
 
     def limit(self, config: Any) -> Limit:
         """Bluesky allows 300 graphemes."""
@@ -132,9 +145,9 @@ class BlueskyChannel(Channel):
             body = kwargs.get("json")
             if isinstance(body, dict) and body.get("repo") == "":
                 kwargs["json"] = {**body, "repo": session["did"]}
-            resp = request(
-                ctx, method, url, headers={"Authorization": f"Bearer {session['jwt']}"}, **kwargs
-            )
+            headers = {"Authorization": f"Bearer {session['jwt']}", **kwargs.pop("headers", {})}
+            resp = request(ctx, method, url, headers=headers, **kwargs)
+            kwargs["headers"] = {k: v for k, v in headers.items() if k != "Authorization"}
             if resp.status_code == 200:
                 return session, resp.json()
             err = self._error(resp, nsid.rsplit(".", 1)[-1])
@@ -146,14 +159,46 @@ class BlueskyChannel(Channel):
     def publish(
         self, ctx: ChannelContext, config: BlueskyConfig, secrets: BlueskySecrets, post: Outgoing
     ) -> Sent:
-        """Create the post record under the record key saved before the first try."""
+        """Upload the images as blobs (once: the blob references are kept), then create the
+        post record, with an app.bsky.embed.images embed, under the record key saved before
+        the first try."""
         rkey = post.extra["rkey"]
-        record = {
+        record: dict[str, Any] = {
             "$type": POST,
             "text": post.text,
             "createdAt": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             "langs": [post.lang],
         }
+        blobs: list[Any] = list(post.extra.get("blobs") or [])
+        for image in post.images[len(blobs) :]:
+            if len(image.data) > BLOB_LIMIT:
+                raise ChannelError(
+                    "media_rejected",
+                    f"Bluesky takes images up to {BLOB_LIMIT / 1e6:g} MB; {image.filename} "
+                    f"has {len(image.data) / 1e6:.1f} MB",
+                )
+            try:
+                _, uploaded = self._xrpc(
+                    ctx,
+                    config,
+                    secrets,
+                    "POST",
+                    "com.atproto.repo.uploadBlob",
+                    content=image.data,
+                    headers={"Content-Type": image.content_type},
+                )
+            except ChannelError as exc:
+                raise media_refused("Bluesky", image, exc) from None
+            blobs.append(uploaded["blob"])
+            post.remember(blobs=list(blobs))
+        if blobs:
+            images = []
+            for blob, image in zip(blobs, post.images, strict=False):
+                item: dict[str, Any] = {"alt": image.alt, "image": blob}
+                if image.width and image.height:
+                    item["aspectRatio"] = {"width": image.width, "height": image.height}
+                images.append(item)
+            record["embed"] = {"$type": "app.bsky.embed.images", "images": images}
         try:
             _session, data = self._xrpc(
                 ctx,
@@ -233,6 +278,55 @@ class BlueskyChannel(Channel):
             replies=p.get("replyCount"),
             raw={k: p.get(k) for k in ("likeCount", "repostCount", "quoteCount", "replyCount")},
         )
+
+    def engagers(
+        self,
+        ctx: ChannelContext,
+        config: BlueskyConfig,
+        secrets: BlueskySecrets,
+        sent: Sent,
+        max_pages: int,
+    ) -> list[Engager]:
+        """Likers (app.bsky.feed.getLikes), reposters (getRepostedBy), following the cursor,
+        and the authors of direct replies (getPostThread)."""
+
+        def engager(actor: Any, kind: str) -> Engager | None:
+            if not isinstance(actor, dict):
+                return None
+            handle = str(actor.get("handle") or "")
+            key = handle if handle and handle != "handle.invalid" else str(actor.get("did") or "")
+            return Engager(key, kind, str(actor.get("displayName") or "")) if key else None
+
+        found: list[Engager | None] = []
+        for nsid, field, kind in (
+            ("app.bsky.feed.getLikes", "likes", "like"),
+            ("app.bsky.feed.getRepostedBy", "repostedBy", "repost"),
+        ):
+            cursor = None
+            for _ in range(max_pages):
+                params = {"uri": sent.external_id, "limit": 100}
+                if cursor:
+                    params["cursor"] = cursor
+                _, data = self._xrpc(ctx, config, secrets, "GET", nsid, params=params)
+                for item in data.get(field) or []:
+                    actor = item.get("actor") if field == "likes" else item
+                    found.append(engager(actor, kind))
+                cursor = data.get("cursor")
+                if not cursor:
+                    break
+        _, data = self._xrpc(
+            ctx,
+            config,
+            secrets,
+            "GET",
+            "app.bsky.feed.getPostThread",
+            params={"uri": sent.external_id, "depth": 1, "parentHeight": 0},
+        )
+        for reply in (data.get("thread") or {}).get("replies") or []:
+            post = reply.get("post") if isinstance(reply, dict) else None
+            if isinstance(post, dict):
+                found.append(engager(post.get("author"), "reply"))
+        return [e for e in found if e is not None]
 
 
 @hookimpl

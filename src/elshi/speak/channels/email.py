@@ -6,6 +6,7 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 from email.utils import make_msgid
+from html import escape
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -24,6 +25,7 @@ from elshi.speak.channels.base import (
     Outgoing,
     Sent,
 )
+from elshi.speak.media import absolute
 
 
 class EmailConfig(BaseModel):
@@ -57,8 +59,9 @@ def send_mail(
     body: str,
     timeout: float = 20.0,
     headers: dict[str, str] | None = None,
+    html: str | None = None,
 ) -> str:
-    """Send one plain-text e-mail; return its Message-ID."""
+    """Send one plain-text e-mail (with an HTML alternative when given); return its Message-ID."""
     msg = EmailMessage()
     msg["From"] = config.from_address
     msg["To"] = to
@@ -67,6 +70,8 @@ def send_mail(
     for name, value in (headers or {}).items():
         msg[name] = value
     msg.set_content(body)
+    if html is not None:
+        msg.add_alternative(html, subtype="html")
     try:
         if config.security == "tls":
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(
@@ -97,6 +102,27 @@ def send_mail(
     return str(msg["Message-ID"])
 
 
+def newsletter_html(
+    post: Outgoing, images: list[dict[str, Any]], base: str, unsubscribe: str
+) -> str:
+    """Return the HTML version of a newsletter: the text, then its images served by elshi."""
+    paragraphs = "".join(
+        f'<p dir="auto">{escape(part).replace(chr(10), "<br>")}</p>'
+        for part in post.text.split("\n\n")
+    )
+    figures = "".join(
+        f'<p><img src="{escape(absolute(base, str(m["url"])))}" '
+        f'alt="{escape(str(m.get("alt", "")))}" width="{int(m.get("width") or 0)}" '
+        'style="max-width:100%;height:auto"></p>'
+        for m in images
+    )
+    title = f"<h1>{escape(post.headline)}</h1>" if post.headline else ""
+    return (
+        f'<!doctype html><html lang="{escape(post.lang)}"><body>{title}{paragraphs}{figures}'
+        f'<hr><p><a href="{escape(unsubscribe)}">{escape(unsubscribe)}</a></p></body></html>'
+    )
+
+
 class EmailChannel(Channel):
     """A newsletter: each confirmed subscriber of the mission whose language matches gets the
     version in that language. A delivery row per subscriber is written before each e-mail, so
@@ -107,6 +133,8 @@ class EmailChannel(Channel):
     Config = EmailConfig
     Secrets = EmailSecrets
     retry_safe = True
+
+    images = "an HTML part shows the pictures (served by elshi) beside the plain text."
 
     def publish(
         self, ctx: ChannelContext, config: EmailConfig, secrets: EmailSecrets, post: Outgoing
@@ -179,14 +207,20 @@ class EmailChannel(Channel):
     ) -> None:
         from elshi.speak.service import unsubscribe_url
 
+        leave = unsubscribe_url(ctx.settings, sub_id)
+        images = [m for m in post.media if m.get("key")]
+        body = post.text
+        for m in images:
+            body += f"\n\n[{m.get('alt', '')}] {absolute(ctx.settings.base_url, m['url'])}"
         send_mail(
             config,
             secrets,
             to=address,
             subject=post.headline or post.text[:80],
-            body=post.text + f"\n\n--\n{unsubscribe_url(ctx.settings, sub_id)}",
+            body=body + f"\n\n--\n{leave}",
             timeout=ctx.settings.http_timeout,
-            headers={"List-Unsubscribe": f"<{unsubscribe_url(ctx.settings, sub_id)}>"},
+            headers={"List-Unsubscribe": f"<{leave}>"},
+            html=newsletter_html(post, images, ctx.settings.base_url, leave) if images else None,
         )
 
     def metrics(

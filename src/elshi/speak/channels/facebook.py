@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -16,6 +17,7 @@ from elshi.speak.channels.base import (
     Sent,
     classify,
     json_body,
+    media_refused,
     request,
 )
 from elshi.speak.text import Limit
@@ -58,6 +60,11 @@ class FacebookChannel(Channel):
     can_edit = True
     can_delete = True
 
+    images = (
+        "POST /{page-id}/photos unpublished (with alt_text_custom), then the feed post with "
+        "attached_media; the photo ids are kept for retries."
+    )
+
     def limit(self, config: Any) -> Limit:
         """A page post may have 63,206 characters."""
         return Limit(63_206, "codepoints")
@@ -92,10 +99,28 @@ class FacebookChannel(Channel):
         secrets: FacebookSecrets,
         post: Outgoing,
     ) -> Sent:
-        """Post the message on the page's feed."""
-        data = self._call(
-            ctx, config, secrets, "POST", f"/{config.page_id}/feed", data={"message": post.text}
-        )
+        """Upload the images to the page's photos unpublished (once: their ids are kept), then
+        post the message on the page's feed with them attached."""
+        photo_ids: list[str] = list(post.extra.get("photo_ids") or [])
+        for image in post.images[len(photo_ids) :]:
+            try:
+                uploaded = self._call(
+                    ctx,
+                    config,
+                    secrets,
+                    "POST",
+                    f"/{config.page_id}/photos",
+                    files={"source": (image.filename, image.data, image.content_type)},
+                    data={"published": "false", "alt_text_custom": image.alt},
+                )
+            except ChannelError as exc:
+                raise media_refused("Facebook", image, exc) from None
+            photo_ids.append(str(uploaded["id"]))
+            post.remember(photo_ids=list(photo_ids))
+        form = {"message": post.text}
+        for i, photo_id in enumerate(photo_ids):
+            form[f"attached_media[{i}]"] = json.dumps({"media_fbid": photo_id})
+        data = self._call(ctx, config, secrets, "POST", f"/{config.page_id}/feed", data=form)
         post_id = str(data["id"])
         return Sent(external_id=post_id, url=f"https://www.facebook.com/{post_id}")
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
@@ -11,14 +13,17 @@ from elshi.speak.channels.base import (
     Channel,
     ChannelContext,
     ChannelError,
+    Engager,
     Metrics,
     Outgoing,
     Sent,
     classify,
     json_body,
+    media_refused,
     request,
     retry_after_seconds,
 )
+from elshi.speak.media import ImageFile
 from elshi.speak.text import Limit
 
 
@@ -59,6 +64,15 @@ class MastodonChannel(Channel):
     can_edit = True
     can_delete = True
 
+    audience = (
+        "reblogged_by and favourited_by (every page up to ELSHI_AUDIENCE_MAX_PAGES) and the "
+        "authors of direct replies (context)."
+    )
+    images = (
+        "POST /api/v2/media (multipart, the alt text as description), then media_ids[] on "
+        "the status; uploaded once, the ids are kept for retries."
+    )
+
     def limit(self, config: Any) -> Limit:
         """Mastodon counts characters (graphemes) with every link as 23."""
         return Limit(config.max_characters, "graphemes", urls_as=23)
@@ -88,17 +102,53 @@ class MastodonChannel(Channel):
             raise ChannelError("too_long", message, status=422)
         raise classify(resp, message, retry_after=retry)
 
+    def _upload(
+        self, ctx: ChannelContext, config: MastodonConfig, token: str, image: ImageFile
+    ) -> str:
+        """Upload one image (POST /api/v2/media) and wait until the instance has processed it."""
+        try:
+            data = self._call(
+                ctx,
+                config,
+                token,
+                "POST",
+                "/api/v2/media",
+                files={"file": (image.filename, image.data, image.content_type)},
+                data={"description": image.alt},
+            )
+        except ChannelError as exc:
+            raise media_refused("Mastodon", image, exc) from None
+        media_id = str(data["id"])
+        # 202 Accepted: url stays null until processing ends; the status must wait for it.
+        for wait in (0.2, 0.5, 1, 2, 4):
+            if data.get("url"):
+                break
+            time.sleep(wait)
+            data = self._call(ctx, config, token, "GET", f"/api/v1/media/{media_id}")
+        return media_id
+
     def publish(
         self, ctx: ChannelContext, config: MastodonConfig, secrets: MastodonSecrets, post: Outgoing
     ) -> Sent:
-        """Post a status."""
+        """Upload the images (once: their ids are kept), then post a status with them."""
+        media_ids: list[str] = list(post.extra.get("media_ids") or [])
+        for image in post.images[len(media_ids) :]:
+            media_ids.append(self._upload(ctx, config, secrets.access_token, image))
+            post.remember(media_ids=list(media_ids))
+        body: dict[str, Any] = {
+            "status": post.text,
+            "language": post.lang,
+            "visibility": config.visibility,
+        }
+        if media_ids:
+            body["media_ids"] = media_ids
         data = self._call(
             ctx,
             config,
             secrets.access_token,
             "POST",
             "/api/v1/statuses",
-            json={"status": post.text, "language": post.lang, "visibility": config.visibility},
+            json=body,
             headers={"Idempotency-Key": post.idempotency_key},
         )
         return Sent(external_id=str(data["id"]), url=data.get("url"))
@@ -111,15 +161,15 @@ class MastodonChannel(Channel):
         external_id: str,
         text: str,
     ) -> None:
-        """Edit a status (Mastodon keeps the edit history visible)."""
-        self._call(
-            ctx,
-            config,
-            secrets.access_token,
-            "PUT",
-            f"/api/v1/statuses/{external_id}",
-            json={"status": text},
-        )
+        """Edit a status (Mastodon keeps the edit history visible). An edit without media_ids
+        drops the attachments, so the status's own are sent back with the new text."""
+        path = f"/api/v1/statuses/{external_id}"
+        current = self._call(ctx, config, secrets.access_token, "GET", path)
+        body: dict[str, Any] = {"status": text}
+        attached = [str(m["id"]) for m in current.get("media_attachments") or [] if m.get("id")]
+        if attached:
+            body["media_ids"] = attached
+        self._call(ctx, config, secrets.access_token, "PUT", path, json=body)
 
     def delete(
         self,
@@ -149,6 +199,48 @@ class MastodonChannel(Channel):
             replies=data.get("replies_count"),
             raw={k: data.get(k) for k in ("favourites_count", "reblogs_count", "replies_count")},
         )
+
+    def engagers(
+        self,
+        ctx: ChannelContext,
+        config: MastodonConfig,
+        secrets: MastodonSecrets,
+        sent: Sent,
+        max_pages: int,
+    ) -> list[Engager]:
+        """Boosters and favouriters (reblogged_by, favourited_by, following the Link header's
+        next page) and the authors of direct replies (context)."""
+        host = urlsplit(config.base_url).hostname or ""
+        token = secrets.access_token
+
+        def handle(account: dict[str, Any]) -> str:
+            acct = str(account.get("acct") or "")
+            return acct if "@" in acct else f"{acct}@{host}"
+
+        out: list[Engager] = []
+        base = config.base_url.rstrip("/")
+        for what, kind in (("reblogged_by", "repost"), ("favourited_by", "like")):
+            url: str | None = f"{base}/api/v1/statuses/{sent.external_id}/{what}?limit=80"
+            for _ in range(max_pages):
+                if url is None:
+                    break
+                resp = request(ctx, "GET", url, headers={"Authorization": f"Bearer {token}"})
+                if resp.status_code != 200:
+                    raise classify(resp, f"Mastodon {what}: HTTP {resp.status_code}")
+                for account in json_body(resp) or []:
+                    if isinstance(account, dict) and account.get("acct"):
+                        out.append(
+                            Engager(handle(account), kind, str(account.get("display_name") or ""))
+                        )
+                url = resp.links.get("next", {}).get("url")
+        data = self._call(ctx, config, token, "GET", f"/api/v1/statuses/{sent.external_id}/context")
+        for status in data.get("descendants") or []:
+            account = status.get("account") if isinstance(status, dict) else None
+            if str(status.get("in_reply_to_id")) == sent.external_id and isinstance(account, dict):
+                out.append(
+                    Engager(handle(account), "reply", str(account.get("display_name") or ""))
+                )
+        return out
 
 
 @hookimpl

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -16,11 +17,15 @@ from elshi.speak.channels.base import (
     Sent,
     classify,
     json_body,
+    media_refused,
     request,
 )
+from elshi.speak.media import ImageFile
 from elshi.speak.text import Limit
 
 API_BASE = "https://api.telegram.org"
+#: A photo's caption may have 1,024 characters; a longer text goes in a message after it.
+CAPTION_LIMIT = 1024
 PREVIEW_BASE = "https://t.me"
 
 
@@ -67,15 +72,34 @@ class TelegramChannel(Channel):
     can_edit = True
     can_delete = True
 
+    images = (
+        "one picture by sendPhoto (multipart) with the text as its caption; several as an "
+        "album by sendMediaGroup; a text over 1,024 characters follows in its own message."
+    )
+
     def limit(self, config: Any) -> Limit:
         """Telegram allows 4,096 characters (UTF-16 code units) per message."""
         return Limit(4096, "utf16")
 
     def _call(
-        self, ctx: ChannelContext, config: TelegramConfig, token: str, method: str, **body: Any
+        self,
+        ctx: ChannelContext,
+        config: TelegramConfig,
+        token: str,
+        method: str,
+        files: dict[str, Any] | None = None,
+        **body: Any,
     ) -> Any:
         url = f"{config.api_base.rstrip('/')}/bot{token}/{method}"
-        resp = request(ctx, "POST", url, json=body)
+        if files:
+            # multipart/form-data: plain fields as strings, objects as JSON (Bot API rules).
+            fields = {
+                k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+                for k, v in body.items()
+            }
+            resp = request(ctx, "POST", url, data=fields, files=files)
+        else:
+            resp = request(ctx, "POST", url, json=body)
         data = json_body(resp)
         if resp.status_code == 200 and isinstance(data, dict) and data.get("ok"):
             return data.get("result")
@@ -90,19 +114,64 @@ class TelegramChannel(Channel):
             raise ChannelError("expired_token", message, status=404)
         raise classify(resp, message, retry_after=retry_after)
 
+    def _photos(
+        self,
+        ctx: ChannelContext,
+        config: TelegramConfig,
+        token: str,
+        images: list[ImageFile],
+        caption: str | None,
+    ) -> Any:
+        """Send the images: one by sendPhoto, several as an album by sendMediaGroup."""
+        extra = {"caption": caption} if caption else {}
+        try:
+            if len(images) == 1:
+                image = images[0]
+                files = {"photo": (image.filename, image.data, image.content_type)}
+                return self._call(
+                    ctx, config, token, "sendPhoto", files, chat_id=config.chat_id, **extra
+                )
+            group = [
+                {"type": "photo", "media": f"attach://photo{i}", **(extra if i == 0 else {})}
+                for i in range(len(images))
+            ]
+            files = {
+                f"photo{i}": (im.filename, im.data, im.content_type) for i, im in enumerate(images)
+            }
+            return self._call(
+                ctx, config, token, "sendMediaGroup", files, chat_id=config.chat_id, media=group
+            )
+        except ChannelError as exc:
+            raise media_refused("Telegram", images[0], exc) from None
+
     def publish(
         self, ctx: ChannelContext, config: TelegramConfig, secrets: TelegramSecrets, post: Outgoing
     ) -> Sent:
-        """Send the text as a message to the channel."""
+        """Send the text as a message; with images, as their caption when it fits (1,024
+        characters), else the images first and the text after them."""
+        token = secrets.bot_token
+        if post.images and "photo_message_ids" not in post.extra:
+            fits = len(post.text.encode("utf-16-le")) // 2 <= CAPTION_LIMIT
+            result = self._photos(ctx, config, token, post.images, post.text if fits else None)
+            sent = result if isinstance(result, list) else [result]
+            post.remember(photo_message_ids=[m["message_id"] for m in sent], captioned=fits)
+            if fits:
+                return self._sent(config, sent[0], post.extra)
         result = self._call(
-            ctx, config, secrets.bot_token, "sendMessage", chat_id=config.chat_id, text=post.text
+            ctx, config, token, "sendMessage", chat_id=config.chat_id, text=post.text
         )
+        return self._sent(config, result, post.extra)
+
+    def _sent(self, config: TelegramConfig, result: dict[str, Any], extra: dict[str, Any]) -> Sent:
         mid = str(result["message_id"])
         username = (result.get("chat") or {}).get("username") or (
             config.chat_id[1:] if config.chat_id.startswith("@") else None
         )
         url = f"{config.preview_base.rstrip('/')}/{username}/{mid}" if username else None
-        return Sent(external_id=mid, url=url, extra={"username": username})
+        kept: dict[str, Any] = {
+            k: extra[k] for k in ("photo_message_ids", "captioned") if k in extra
+        }
+        return Sent(external_id=mid, url=url, extra={"username": username, **kept})
 
     def edit(
         self,
@@ -112,16 +181,29 @@ class TelegramChannel(Channel):
         external_id: str,
         text: str,
     ) -> None:
-        """Replace a sent message's text."""
-        self._call(
-            ctx,
-            config,
-            secrets.bot_token,
-            "editMessageText",
-            chat_id=config.chat_id,
-            message_id=int(external_id),
-            text=text,
-        )
+        """Replace a sent message's text (or, for a photo posted with its text, its caption)."""
+        try:
+            self._call(
+                ctx,
+                config,
+                secrets.bot_token,
+                "editMessageText",
+                chat_id=config.chat_id,
+                message_id=int(external_id),
+                text=text,
+            )
+        except ChannelError as exc:
+            if "no text in the message" not in exc.message:
+                raise
+            self._call(
+                ctx,
+                config,
+                secrets.bot_token,
+                "editMessageCaption",
+                chat_id=config.chat_id,
+                message_id=int(external_id),
+                caption=text,
+            )
 
     def delete(
         self,
@@ -139,6 +221,24 @@ class TelegramChannel(Channel):
             chat_id=config.chat_id,
             message_id=int(external_id),
         )
+
+    def delete_parts(
+        self, ctx: ChannelContext, config: TelegramConfig, secrets: TelegramSecrets, extra: Any
+    ) -> None:
+        """Delete the other pictures of an album, or the pictures sent before a text too long
+        to be their caption."""
+        photos = list(extra.get("photo_message_ids") or [])
+        if extra.get("captioned"):
+            photos = photos[1:]  # the first picture carried the text: delete() took it
+        for mid in photos:
+            self._call(
+                ctx,
+                config,
+                secrets.bot_token,
+                "deleteMessage",
+                chat_id=config.chat_id,
+                message_id=int(mid),
+            )
 
     def metrics(
         self,

@@ -37,6 +37,8 @@ class WebChannel(Channel):
     can_edit = True
     can_delete = True
 
+    images = "shown under the text, served by elshi, and in the RSS, Atom and JSON feeds."
+
     def publish(
         self, ctx: ChannelContext, config: WebConfig, secrets: WebSecrets, post: Outgoing
     ) -> Sent:

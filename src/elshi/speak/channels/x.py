@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -11,16 +12,21 @@ from elshi.speak.channels.base import (
     Channel,
     ChannelContext,
     ChannelError,
+    Engager,
     Metrics,
     NotSupported,
     Outgoing,
     Sent,
     classify,
     json_body,
+    media_refused,
     request,
     retry_after_seconds,
 )
 from elshi.speak.text import Limit
+
+#: The t.co link X appends to the text of a post that carries pictures.
+_MEDIA_LINK = re.compile(r"(?:\s+https://t\.co/\w+)+$")
 
 
 class XConfig(BaseModel):
@@ -59,6 +65,15 @@ class XChannel(Channel):
     Config = XConfig
     Secrets = XSecrets
     can_delete = True
+
+    audience = (
+        "liking_users and retweeted_by (every page up to ELSHI_AUDIENCE_MAX_PAGES); repliers "
+        "are not listed (they need the search API)."
+    )
+    images = (
+        "POST /2/media/upload (tweet_image) and /2/media/metadata (alt text), then "
+        "media.media_ids on the post; the media ids are kept for retries."
+    )
 
     def limit(self, config: Any) -> Limit:
         """280 weighted characters (CJK and emoji count double, links 23)."""
@@ -105,15 +120,45 @@ class XChannel(Channel):
     def publish(
         self, ctx: ChannelContext, config: XConfig, secrets: XSecrets, post: Outgoing
     ) -> Sent:
-        """Create a post."""
-        data = self._call(ctx, config, secrets, "POST", "/2/tweets", json={"text": post.text})
+        """Upload the images (once: their media ids are kept) with their alt text, then create
+        the post with media.media_ids."""
+        media_ids: list[str] = list(post.extra.get("media_ids") or [])
+        for image in post.images[len(media_ids) :]:
+            try:
+                uploaded = self._call(
+                    ctx,
+                    config,
+                    secrets,
+                    "POST",
+                    "/2/media/upload",
+                    files={"media": (image.filename, image.data, image.content_type)},
+                    data={"media_category": "tweet_image", "media_type": image.content_type},
+                )
+                media_id = str(uploaded["data"]["id"])
+                self._call(
+                    ctx,
+                    config,
+                    secrets,
+                    "POST",
+                    "/2/media/metadata",
+                    json={"id": media_id, "metadata": {"alt_text": {"text": image.alt[:1000]}}},
+                )
+            except ChannelError as exc:
+                raise media_refused("X", image, exc) from None
+            media_ids.append(media_id)
+            post.remember(media_ids=list(media_ids))
+        body: dict[str, Any] = {"text": post.text}
+        if media_ids:
+            body["media"] = {"media_ids": media_ids}
+        data = self._call(ctx, config, secrets, "POST", "/2/tweets", json=body)
         tweet_id = str(data["data"]["id"])
         return Sent(external_id=tweet_id, url=self._url(config, tweet_id))
 
     def find(
         self, ctx: ChannelContext, config: XConfig, secrets: XSecrets, post: Outgoing
     ) -> Sent | None:
-        """Look for the same text among the account's recent posts."""
+        """Look for the same text among the account's recent posts (X ends the text of a post
+        with pictures with a t.co link to them, which is left out of the comparison)."""
         if not config.user_id:
             raise NotSupported(self.slug)
         data = self._call(
@@ -125,7 +170,7 @@ class XChannel(Channel):
             params={"max_results": 20},
         )
         for tweet in data.get("data") or []:
-            if tweet.get("text") == post.text:
+            if _MEDIA_LINK.sub("", str(tweet.get("text") or "")) == post.text.rstrip():
                 return Sent(external_id=str(tweet["id"]), url=self._url(config, str(tweet["id"])))
         return None
 
@@ -160,6 +205,36 @@ class XChannel(Channel):
             replies=m.get("reply_count"),
             raw=m,
         )
+
+    def engagers(
+        self, ctx: ChannelContext, config: XConfig, secrets: XSecrets, sent: Sent, max_pages: int
+    ) -> list[Engager]:
+        """Likers (liking_users) and reposters (retweeted_by), following next_token. X lists
+        no repliers without the search API, which elshi does not use."""
+        out: list[Engager] = []
+        for what, kind in (("liking_users", "like"), ("retweeted_by", "repost")):
+            token = None
+            for _ in range(max_pages):
+                params: dict[str, Any] = {"max_results": 100}
+                if token:
+                    params["pagination_token"] = token
+                data = self._call(
+                    ctx,
+                    config,
+                    secrets,
+                    "GET",
+                    f"/2/tweets/{sent.external_id}/{what}",
+                    params=params,
+                )
+                for user in data.get("data") or []:
+                    if isinstance(user, dict) and user.get("username"):
+                        out.append(
+                            Engager(str(user["username"]), kind, str(user.get("name") or ""))
+                        )
+                token = (data.get("meta") or {}).get("next_token")
+                if not token:
+                    break
+        return out
 
 
 @hookimpl
