@@ -293,3 +293,28 @@ def test_kaznerd_dev_f1_meets_the_model_card(shared_data: Path) -> None:
     assert rep["n_sentences"] == 1116
     assert rep["overall"]["f1"] >= float(claimed.group(1)) - 0.005
     assert rep["coarse"]["per_type"]["person"]["f1"] >= 0.9
+
+
+def test_the_alias_matcher_finds_aliases_added_after_a_search() -> None:
+    """What the matcher remembers per word is forgotten when an alias is added."""
+    matcher = gazetteer.TokenMatcher()
+    matcher.add(0, "Astana", "en")
+    matcher.freeze()
+    text = "Astana and Almaty signed; Almaty's mayor came"
+    assert [h.ref for h in matcher.find(gazetteer.tokenize(text))] == [0]
+    matcher.add(1, "Almaty", "en")
+    matcher.freeze()
+    hits = matcher.find(gazetteer.tokenize(text))
+    assert [(h.ref, text[h.start : h.end]) for h in hits] == [
+        (0, "Astana"),
+        (1, "Almaty"),
+        (1, "Almaty's"),
+    ]
+
+
+def test_shouting_is_told_by_the_share_of_capital_letters() -> None:
+    assert gazetteer.tokenize("HELP US NOW WITH THE UN VOTE").shouting
+    assert not gazetteer.tokenize("Help us now with the UN vote").shouting
+    # Letters only count: digits and capital-looking symbols (Roman numeral Ⅻ) do not.
+    assert not gazetteer.tokenize("Ⅻ Ⅻ Ⅻ Ⅻ Ⅻ Ⅻ Ⅻ Ⅻ Ⅻ Ⅻ Ⅻ abcdefghij").shouting
+    assert not gazetteer.tokenize("UN 2024").shouting

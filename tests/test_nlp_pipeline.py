@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import ClassVar
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from elshi.connectors.base import PostIn, RawRecord
 from elshi.connectors.demo import DemoConnector
@@ -61,9 +62,50 @@ class Lang(Enricher):
         return out
 
 
+def writing_elsewhere(db: Database) -> bool:
+    """Return True when a connection other than this check's holds a write on the database.
+
+    SQLite: another connection cannot take the write lock at once. PostgreSQL: another
+    backend holds a row-write lock on the annotation table.
+    """
+    if db.engine.dialect.name == "sqlite":
+        with sqlite3.connect(str(db.engine.url.database), timeout=0, isolation_level=None) as raw:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:
+                return True
+            raw.execute("ROLLBACK")
+        return False
+    with db.engine.connect() as conn:
+        held = conn.execute(
+            text(
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                " WHERE c.relname = 'annotation' AND l.mode = 'RowExclusiveLock'"
+                " AND l.pid <> pg_backend_pid()"
+            )
+        ).scalar()
+    return bool(held)
+
+
+class Probe(Enricher):
+    """Runs after the length enricher and notes whether the batch is already writing."""
+
+    slug: ClassVar[str] = "test-probe"
+    title: ClassVar[str] = "probe"
+    version: ClassVar[str] = "1"
+    requires: ClassVar[tuple[str, ...]] = ("test-length",)
+    db: ClassVar[Database | None] = None
+    seen: ClassVar[list[bool]] = []
+
+    def enrich_batch(self, posts: list[PostText]) -> list[AnnotationIn]:
+        assert self.db is not None
+        type(self).seen.append(writing_elsewhere(self.db))
+        return [AnnotationIn(post_id=p.id, label="seen") for p in posts]
+
+
 @pytest.fixture
 def test_enrichers() -> Iterator[None]:
-    plugin = SimpleNamespace(elshi_enrichers=hookimpl(lambda: [Length, Lang]))
+    plugin = SimpleNamespace(elshi_enrichers=hookimpl(lambda: [Length, Lang, Probe]))
     get_manager().register(plugin, name="test-enrichers")
     yield
     get_manager().unregister(name="test-enrichers")
@@ -123,6 +165,27 @@ def test_enrich_annotates_fills_language_and_skips_current(
             )
     finally:
         Length.version = "1"
+
+
+def test_a_batch_writes_nothing_until_every_enricher_has_computed(
+    db: Database, test_enrichers: None
+) -> None:
+    """Other workers can write while a batch computes: its writes come last, in one go."""
+    _load(db, 30)
+    Probe.db, Probe.seen = db, []
+    assert not writing_elsewhere(db)
+    counts = enrich_posts(db, slugs=["test-probe"], batch_size=10)
+    assert counts["by_enricher"] == {"test-length": 30, "test-probe": 30}
+    # Three batches; while the probe computed, the length results of its batch were not
+    # being written yet (before, they were, and the write lock was held).
+    assert Probe.seen == [False, False, False]
+    with db.session() as s:
+        labels = {
+            (a.enricher, a.label)
+            for a in s.scalars(select(Annotation).where(Annotation.enricher == "test-probe"))
+        }
+    assert labels == {("test-probe", "seen")}
+    assert not writing_elsewhere(db)
 
 
 def test_one_bad_post_does_not_sink_the_batch(db: Database, test_enrichers: None) -> None:
