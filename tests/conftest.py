@@ -8,6 +8,7 @@ ELSHI_TEST_REQUIRE_SERVICES=1 (CI) turns "service unreachable" skips into failur
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import uuid
@@ -47,7 +48,11 @@ def tiny_bert(folder: Path, vocab: list[str], **config: Any) -> tuple[Any, Any]:
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.txt").write_text("\n".join(vocab), encoding="utf-8")
-    tokenizer = transformers.BertTokenizerFast(vocab_file=str(folder / "vocab.txt"))
+    # transformers 4 names the argument vocab_file; 5 names it vocab (and ignores vocab_file).
+    params = inspect.signature(transformers.BertTokenizerFast.__init__).parameters
+    key = "vocab_file" if "vocab_file" in params else "vocab"
+    tokenizer = transformers.BertTokenizerFast(**{key: str(folder / "vocab.txt")})
+    assert tokenizer.convert_tokens_to_ids(vocab[-1]) == len(vocab) - 1, "vocabulary not loaded"
     settings = {
         "vocab_size": len(vocab),
         "hidden_size": 16,
