@@ -24,6 +24,17 @@ def open_alerts(db: Database, principal: Any) -> int:
         return open_count(db=s, principal=principal)
 
 
+def app_from_env() -> FastAPI:
+    """Build the app from ELSHI_* settings: the factory each `elshi web --workers N` process
+    runs (queued work goes to the shared task queue)."""
+    from elshi import jobs
+    from elshi.settings import load_settings
+
+    settings = load_settings()
+    db = Database(settings)
+    return create_app(settings, db=db, runtime=jobs.bind(settings, db))
+
+
 def create_app(settings: Settings, *, db: Database | None = None, runtime: Any = None) -> FastAPI:
     """Build the web app for these settings."""
     from elshi.accounts.views import api as accounts_api
@@ -31,6 +42,8 @@ def create_app(settings: Settings, *, db: Database | None = None, runtime: Any =
     from elshi.admin.views import router as admin_router
     from elshi.alerts.views import router as alerts_router
     from elshi.consulate.views import install as install_consulate
+    from elshi.crisis.views import public as crisis_public
+    from elshi.crisis.views import router as crisis_router
     from elshi.digest.views import router as digest_router
     from elshi.listen.views import router as listen_router
     from elshi.nlp.views import router as narratives_router
@@ -83,6 +96,8 @@ def create_app(settings: Settings, *, db: Database | None = None, runtime: Any =
     app.include_router(explore_router)
     app.include_router(alerts_router)
     app.include_router(digest_router)
+    app.include_router(crisis_public)  # first: /crisis/sms/inbound is not an officer page
+    app.include_router(crisis_router)
     app.include_router(admin_router)
     app.state.open_alerts = open_alerts
     mount_static(app)

@@ -31,6 +31,7 @@ from rich.text import Text
 
 from elshi import __version__
 from elshi.consulate import commands as consulate_commands
+from elshi.crisis import commands as crisis_commands
 from elshi.nlp import commands as nlp_commands
 from elshi.settings import Settings, SettingsError, load_settings
 from elshi.speak import commands as speak_commands
@@ -64,6 +65,7 @@ app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(users_app, name="users")
 app.add_typer(missions_app, name="missions")
 app.add_typer(consulate_commands.app, name="consulate")
+app.add_typer(crisis_commands.app, name="crisis")
 watch_app = typer.Typer(help="Watch lists: match new posts, update rollups, check alerts.")
 app.add_typer(watch_app, name="watch")
 app.add_typer(speak_commands.channels_app, name="channels")
@@ -876,6 +878,7 @@ def _serve(settings: Settings, *, web: bool, worker: bool, workers: int = 2) -> 
         # Catch up at once on sources that fell due while nothing was running.
         jobs.enqueue("schedule_due_sources")
         jobs.enqueue("publish_due")  # and settle publications a stopped worker left
+        jobs.enqueue("crisis_tick_now")  # and crisis deliveries
     if not web:
         assert consumer is not None
         console.print(f"worker running ({workers} threads, scheduler on); Ctrl+C stops")
@@ -906,10 +909,46 @@ def serve(
 @app.command()
 def web(
     port: Annotated[int | None, typer.Option(help="Port (else ELSHI_PORT).")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Web server processes sharing the port (more answer more requests at once, "
+            "e.g. crisis check-ins; use PostgreSQL when above 1).",
+        ),
+    ] = 1,
 ) -> None:
     """Run only the web app (workers run apart with `elshi worker`)."""
     settings = get_settings(**({"port": port} if port else {}))
-    _serve(settings, web=True, worker=False)
+    if workers == 1:
+        _serve(settings, web=True, worker=False)
+        return
+    import os
+
+    import uvicorn
+
+    try:
+        settings.require_secret()
+    except SettingsError as exc:
+        raise _fail(str(exc), Exit.USAGE) from None
+    _database(settings)  # migrate once before the processes start
+    if port:
+        os.environ["ELSHI_PORT"] = str(port)
+    if _State.config:
+        os.environ["ELSHI_CONFIG"] = str(_State.config)
+    console.print(
+        f"elshi is running at http://{settings.host}:{settings.port}/ ({workers} processes)",
+        highlight=False,
+    )
+    uvicorn.run(
+        "elshi.app:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        log_level="warning",
+    )
 
 
 @app.command()
