@@ -625,7 +625,11 @@ def snapshot_recipients(*, db: Session, crisis: Crisis, today: date | None = Non
         "city",
         "dates_cover",
     ]
-    return rowcount(db.execute(insert(Recipient).from_select(cols, src)))
+    return rowcount(
+        db.connection().execute(
+            insert(Recipient).from_select(cols, src).execution_options(preserve_rowcount=True)
+        )
+    )
 
 
 def _answered(crisis_id: int) -> Any:
@@ -666,7 +670,11 @@ def queue_deliveries(
         literal(now, type_=Delivery.due_at.type),
     ).where(*conds)
     cols = ["broadcast_id", "recipient_id", "channel", "status", "attempts", "due_at"]
-    return rowcount(db.execute(insert(Delivery).from_select(cols, src)))
+    return rowcount(
+        db.connection().execute(
+            insert(Delivery).from_select(cols, src).execution_options(preserve_rowcount=True)
+        )
+    )
 
 
 def send(
@@ -709,7 +717,7 @@ def cancel(*, db: Session, actor: Principal, broadcast_id: int) -> int:
     _state(b, "awaiting", "approved", "sent")
     b.status = "cancelled"
     n = rowcount(
-        db.execute(
+        db.connection().execute(
             update(Delivery)
             .where(Delivery.broadcast_id == b.id, Delivery.status == "pending")
             .values(status="cancelled")
@@ -725,7 +733,7 @@ def kill(*, db: Session, actor: Principal, crisis_id: int) -> int:
     crisis.halted = True
     ids = select(Broadcast.id).where(Broadcast.crisis_id == crisis.id).scalar_subquery()
     n = rowcount(
-        db.execute(
+        db.connection().execute(
             update(Delivery)
             .where(Delivery.broadcast_id.in_(ids), Delivery.status == "pending")
             .values(status="cancelled")
@@ -858,7 +866,12 @@ def checkin_statement(
         "nonce",
         "at",
     ]
-    return ins(CheckIn).from_select(cols, src).on_conflict_do_nothing()
+    return (
+        ins(CheckIn)
+        .from_select(cols, src)
+        .on_conflict_do_nothing()
+        .execution_options(preserve_rowcount=True)
+    )
 
 
 def parse_checkin(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -252,7 +252,7 @@ async def relative_checkin(request: Request, token: str) -> Response:
             stmt = service.checkin_statement(
                 s, crisis_id=ids[0], recipient_id=ids[1], via="relative", relative=name, **data
             )
-            return service.rowcount(s.execute(stmt))
+            return service.rowcount(s.connection().execute(stmt))
 
     stored = await run_in_threadpool(check_and_store)
     if stored is None:
@@ -425,6 +425,7 @@ async def create(request: Request, db: DbSession, principal: StaffUser) -> Respo
         return _officer(request, "list.html", 422, errors=_errors(request, exc), **ctx)
     except ValueError:
         return _officer(request, "list.html", 422, errors={"mission_id": "?"}, **ctx)
+    db.commit()
     return RedirectResponse(f"/crisis/{b.crisis_id}?notice=created", status_code=303)
 
 
@@ -590,6 +591,7 @@ async def broadcast_action(
             else translate(request, NOT_ALLOWED)
         )
         return render(request, "error.html", {"message": message}, status=409)
+    db.commit()  # before the browser follows the redirect
     return RedirectResponse(f"{target}?notice={notice}", status_code=303)
 
 
@@ -636,6 +638,7 @@ async def crisis_action(
                 to_me=raw.get("to_me") == "1",
             )
             kind = raw.get("kind", "help")
+            db.commit()
             return RedirectResponse(f"{target}/people/{kind}?notice=saved", status_code=303)
         else:
             return render(
@@ -649,6 +652,7 @@ async def crisis_action(
             else translate(request, NOT_ALLOWED)
         )
         return render(request, "error.html", {"message": message}, status=409)
+    db.commit()  # before the browser follows the redirect
     return RedirectResponse(f"{target}?notice={notice}", status_code=303)
 
 
