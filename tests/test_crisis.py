@@ -206,10 +206,8 @@ def test_follow_up_reaches_only_the_unanswered(db: Database) -> None:
     _, cid = _sent(db, t)
     first = _first_recipient(db, cid)
     with db.session() as s:
-        s.execute(
-            service.checkin_statement(
-                s, crisis_id=cid, recipient_id=first.id, answer="safe", nonce="n-000001"
-            )
+        service.record_checkin(
+            s, crisis_id=cid, recipient_id=first.id, answer="safe", nonce="n-000001"
         )
         f = service.follow_up(db=s, actor=t.officer, crisis_id=cid, messages=MESSAGES)
         fid = f.id
@@ -477,15 +475,13 @@ def test_evacuation_export_csv_and_pdf(db: Database, settings: Settings) -> None
             s.scalars(select(Recipient.id).where(Recipient.crisis_id == cid).order_by(Recipient.id))
         )
         for rid, answer in zip(ids[:3], ("safe", "help", "left"), strict=True):
-            s.execute(
-                service.checkin_statement(
-                    s,
-                    crisis_id=cid,
-                    recipient_id=rid,
-                    answer=answer,
-                    note="=cmd",
-                    nonce=f"n-{rid:08d}",
-                )
+            service.record_checkin(
+                s,
+                crisis_id=cid,
+                recipient_id=rid,
+                answer=answer,
+                note="=cmd",
+                nonce=f"n-{rid:08d}",
             )
     client = _client(settings, db)
     _staff_login(client, "duty1@mfa.example")

@@ -164,27 +164,23 @@ def test_ten_thousand_people_killed_worker_escalation_and_dashboard(
                 rng_rows.append((rid, answer, kind))
         with db.session() as s:
             for rid, answer, _kind in rng_rows:
-                s.execute(
-                    service.checkin_statement(
-                        s,
-                        crisis_id=cid,
-                        recipient_id=rid,
-                        answer=answer,
-                        note="trapped on 3rd floor" if answer == "help" else "",
-                        latitude=41.0 + (rid % 100) / 1000 if answer == "help" else None,
-                        longitude=28.9 + (rid % 70) / 1000 if answer == "help" else None,
-                        nonce=uuid.uuid4().hex,
-                    )
+                service.record_checkin(
+                    s,
+                    crisis_id=cid,
+                    recipient_id=rid,
+                    answer=answer,
+                    note="trapped on 3rd floor" if answer == "help" else "",
+                    latitude=41.0 + (rid % 100) / 1000 if answer == "help" else None,
+                    longitude=28.9 + (rid % 70) / 1000 if answer == "help" else None,
+                    nonce=uuid.uuid4().hex,
                 )
                 answers[rid] = answer
         # A person changes their answer (the latest counts), and a replayed form is stored once.
         some = next(r for r, a in answers.items() if a == "safe")
         with db.session() as s:
             for _ in range(2):
-                s.execute(
-                    service.checkin_statement(
-                        s, crisis_id=cid, recipient_id=some, answer="help", nonce="replayed-01"
-                    )
+                service.record_checkin(
+                    s, crisis_id=cid, recipient_id=some, answer="help", nonce="replayed-01"
                 )
         answers[some] = "help"
 

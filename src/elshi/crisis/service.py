@@ -14,23 +14,29 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Float,
+    Integer,
+    String,
+    Text,
     and_,
+    bindparam,
     case,
     exists,
     func,
     insert,
     literal,
+    literal_column,
     not_,
     or_,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
@@ -643,8 +649,10 @@ def queue_deliveries(
     channel: str,
     only: Any = None,
     now: datetime | None = None,
+    fresh: bool = False,
 ) -> int:
-    """Queue one channel of a broadcast with one INSERT ... SELECT; existing rows are kept."""
+    """Queue one channel of a broadcast with one INSERT ... SELECT; existing rows are kept
+    (fresh: the broadcast has no rows on this channel yet, so none is looked for)."""
     now = now or utcnow()
     contact = {
         "email": Recipient.email != "",
@@ -656,7 +664,9 @@ def queue_deliveries(
         Delivery.recipient_id == Recipient.id,
         Delivery.channel == channel,
     )
-    conds = [Recipient.crisis_id == broadcast.crisis_id, contact, not_(already)]
+    conds = [Recipient.crisis_id == broadcast.crisis_id, contact]
+    if not fresh:
+        conds.append(not_(already))
     if broadcast.target == "unanswered":
         conds.append(not_(_answered(broadcast.crisis_id)))
     if only is not None:
@@ -697,13 +707,15 @@ def send(
     if not has_people:
         raise Invalid(Problem("area", EMPTY_AREA))
     counts = {
-        "email": queue_deliveries(db=db, broadcast=b, channel="email"),
-        "telegram": queue_deliveries(db=db, broadcast=b, channel="telegram"),
+        # An approved broadcast was never sent: it has no delivery rows yet.
+        "email": queue_deliveries(db=db, broadcast=b, channel="email", fresh=True),
+        "telegram": queue_deliveries(db=db, broadcast=b, channel="telegram", fresh=True),
         "sms": queue_deliveries(
             db=db,
             broadcast=b,
             channel="sms",
             only=and_(Recipient.email == "", Recipient.telegram_chat_id == ""),
+            fresh=True,
         ),
     }
     b.status, b.sent_at = "sent", utcnow()
@@ -818,13 +830,54 @@ def call_list(*, db: Session, crisis_id: int) -> list[Recipient]:
 # ---------------------------------------------------------------------------- check-ins
 
 
-def _insert_for(conn: Connection | Session | Engine) -> Any:
-    dialect = conn.get_bind().dialect.name if isinstance(conn, Session) else conn.dialect.name
-    return (postgresql if dialect == "postgresql" else sqlite).insert
+CHECKIN_COLUMNS = (
+    "crisis_id",
+    "recipient_id",
+    "answer",
+    "note",
+    "latitude",
+    "longitude",
+    "via",
+    "relative",
+    "nonce",
+    "at",
+)
 
 
-def checkin_statement(
-    conn: Connection | Session | Engine,
+@cache
+def checkin_insert(dialect: str) -> Any:
+    """The check-in INSERT with bound parameters (one per CHECKIN_COLUMNS): it stores nothing
+    for a closed crisis, a recipient of another crisis, or a submission already stored."""
+    ins = (postgresql if dialect == "postgresql" else sqlite).insert
+    p: dict[str, Any] = {
+        "crisis_id": bindparam("crisis_id", type_=Integer()),
+        "recipient_id": bindparam("recipient_id", type_=Integer()),
+        "answer": bindparam("answer", type_=String()),
+        "note": bindparam("note", type_=Text()),
+        "latitude": bindparam("latitude", type_=Float()),
+        "longitude": bindparam("longitude", type_=Float()),
+        "via": bindparam("via", type_=String()),
+        "relative": bindparam("relative", type_=String()),
+        "nonce": bindparam("nonce", type_=String()),
+        "at": bindparam("at", type_=CheckIn.at.type),
+    }
+    # 'open' is written into the SQL: the check-in writer passes only the named parameters.
+    open_crisis = exists().where(
+        Crisis.id == p["crisis_id"], Crisis.status == literal_column("'open'")
+    )
+    person = exists().where(
+        Recipient.id == p["recipient_id"], Recipient.crisis_id == p["crisis_id"]
+    )
+    src = select(*(p[c] for c in CHECKIN_COLUMNS)).where(open_crisis, person)
+    return (
+        ins(CheckIn)
+        .from_select(list(CHECKIN_COLUMNS), src)
+        .on_conflict_do_nothing()
+        .execution_options(preserve_rowcount=True)
+    )
+
+
+def checkin_values(
     *,
     crisis_id: int,
     recipient_id: int,
@@ -836,42 +889,27 @@ def checkin_statement(
     relative: str = "",
     nonce: str,
     now: datetime | None = None,
-) -> Any:
-    """Return the one INSERT of a check-in: it stores nothing for a closed crisis, a recipient
-    of another crisis, or a submission already stored (same nonce)."""
-    ins = _insert_for(conn)
-    open_crisis = exists().where(Crisis.id == crisis_id, Crisis.status == "open")
-    person = exists().where(Recipient.id == recipient_id, Recipient.crisis_id == crisis_id)
-    src = select(
-        literal(crisis_id),
-        literal(recipient_id),
-        literal(answer),
-        literal(note),
-        literal(latitude, type_=CheckIn.latitude.type),
-        literal(longitude, type_=CheckIn.longitude.type),
-        literal(via),
-        literal(relative),
-        literal(nonce),
-        literal(now or utcnow(), type_=CheckIn.at.type),
-    ).where(open_crisis, person)
-    cols = [
-        "crisis_id",
-        "recipient_id",
-        "answer",
-        "note",
-        "latitude",
-        "longitude",
-        "via",
-        "relative",
-        "nonce",
-        "at",
-    ]
-    return (
-        ins(CheckIn)
-        .from_select(cols, src)
-        .on_conflict_do_nothing()
-        .execution_options(preserve_rowcount=True)
-    )
+) -> dict[str, Any]:
+    """Return the parameters of one check-in for checkin_insert."""
+    return {
+        "crisis_id": crisis_id,
+        "recipient_id": recipient_id,
+        "answer": answer,
+        "note": note,
+        "latitude": latitude,
+        "longitude": longitude,
+        "via": via,
+        "relative": relative,
+        "nonce": nonce,
+        "at": now or utcnow(),
+    }
+
+
+def record_checkin(db: Session | Connection, **values: Any) -> int:
+    """Store one check-in (see checkin_values); return 1, or 0 when it was kept out."""
+    conn = db.connection() if isinstance(db, Session) else db
+    stmt = checkin_insert(conn.dialect.name)
+    return rowcount(conn.execute(stmt, checkin_values(**values)))
 
 
 def parse_checkin(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -943,10 +981,8 @@ def sms_reply(*, db: Session, phone: str, body: str, nonce: str) -> str | None:
         return None
     rid, cid, _ = match[0]
     note = words[1][:500] if len(words) > 1 else ""
-    db.execute(
-        checkin_statement(
-            db, crisis_id=cid, recipient_id=rid, answer=answer, note=note, via="sms", nonce=nonce
-        )
+    record_checkin(
+        db, crisis_id=cid, recipient_id=rid, answer=answer, note=note, via="sms", nonce=nonce
     )
     return answer
 

@@ -210,10 +210,8 @@ async def checkin(request: Request, token: str) -> Response:
         data = service.parse_checkin(raw)
     except Invalid as exc:
         return _invalid_page(request, token, exc, raw, "checkin.html")
-    stmt = service.checkin_statement(
-        _db(request).engine, crisis_id=ids[0], recipient_id=ids[1], **data
-    )
-    stored = await _writer(request).write(stmt)
+    values = service.checkin_values(crisis_id=ids[0], recipient_id=ids[1], **data)
+    stored = await _writer(request).write(values)
     if not stored:
         state = await run_in_threadpool(_state, request, ids[0])
         if state != "open":
@@ -249,10 +247,9 @@ async def relative_checkin(request: Request, token: str) -> Response:
                 db=s, recipient_id=ids[1], phone_tail=raw.get("phone_tail", "")
             ):
                 return None
-            stmt = service.checkin_statement(
+            return service.record_checkin(
                 s, crisis_id=ids[0], recipient_id=ids[1], via="relative", relative=name, **data
             )
-            return service.rowcount(s.connection().execute(stmt))
 
     stored = await run_in_threadpool(check_and_store)
     if stored is None:

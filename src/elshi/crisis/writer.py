@@ -8,8 +8,10 @@ import asyncio
 import logging
 import queue
 import threading
+from datetime import UTC
 from typing import Any
 
+from elshi.crisis.service import CHECKIN_COLUMNS, checkin_insert
 from elshi.db import Database
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,12 @@ class CheckinWriter:
         )
         self.thread: threading.Thread | None = None
         self.lock = threading.Lock()
+        dialect = db.engine.dialect
+        compiled = checkin_insert(dialect.name).compile(dialect=dialect)
+        #: The INSERT compiled once; run through the driver without SQLAlchemy per answer.
+        self.sql = compiled.string
+        self.positional = compiled.positiontup
+        self.naive_times = dialect.name == "sqlite"
 
     def _ensure(self) -> None:
         if self.thread is None:
@@ -37,13 +45,21 @@ class CheckinWriter:
                     )
                     self.thread.start()
 
-    async def write(self, statement: Any) -> int:
-        """Run the statement in the next batch; return its row count once committed."""
+    async def write(self, values: dict[str, Any]) -> int:
+        """Store one check-in (service.checkin_values) in the next batch; return 1 once
+        committed, or 0 when the INSERT's conditions kept it out."""
         self._ensure()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
-        self.queue.put((statement, loop, future))
+        self.queue.put((self._params(values), loop, future))
         return await future
+
+    def _params(self, values: dict[str, Any]) -> Any:
+        at = values["at"].astimezone(UTC)
+        values = values | {"at": at.replace(tzinfo=None) if self.naive_times else at}
+        if self.positional:
+            return tuple(values[name] for name in self.positional)
+        return {name: values[name] for name in CHECKIN_COLUMNS}
 
     def _run(self) -> None:
         while True:
@@ -56,8 +72,13 @@ class CheckinWriter:
             try:
                 counts = []
                 with self.db.engine.begin() as conn:
-                    for statement, _, _ in batch:
-                        counts.append(int(conn.execute(statement).rowcount or 0))
+                    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+                    try:
+                        for params, _, _ in batch:
+                            cursor.execute(self.sql, params)
+                            counts.append(max(0, int(cursor.rowcount or 0)))
+                    finally:
+                        cursor.close()
             except Exception as exc:  # the database refused: no answer of the batch is kept
                 log.error("check-in batch of %d not stored: %s", len(batch), type(exc).__name__)
                 for _, loop, future in batch:
