@@ -264,6 +264,14 @@ class Settings(BaseSettings):
     crisis_sms_from: str = Field(
         default="", description="Crisis: sender number or name of the SMS messages."
     )
+    crisis_push_subject: str = Field(
+        default="mailto:consul@localhost",
+        description="Crisis: contact (mailto: or https:) sent to push services with each web "
+        "push, as VAPID requires; the VAPID key pair is made by elshi in <home>/vapid.pem.",
+    )
+    crisis_rate_push: float = Field(
+        default=50, ge=0, description="Crisis: most web pushes per second per worker (0: no limit)."
+    )
     crisis_rate_email: float = Field(
         default=50, ge=0, description="Crisis: most e-mails per second per worker (0: no limit)."
     )

@@ -6,6 +6,7 @@ and the reconciliation of deliveries a stopped worker left "sending".
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import smtplib
 import time
@@ -184,9 +185,54 @@ class SmsSender(HttpSender):
             raise SendError(str(exc), retry=exc.retry, retry_after=exc.retry_after) from exc
 
 
+class PushSender(Sender):
+    """Web push through pywebpush: the text encrypted for the browser (aes128gcm), VAPID-signed."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        import requests
+
+        from elshi.crisis.push import vapid
+
+        self.key = vapid(settings)
+        self.session = requests.Session()
+
+    def send(self, msg: Outgoing) -> str:
+        """Send; 404/410 mean the subscription is gone, 429 and 5xx are tried again."""
+        from pywebpush import WebPushException, webpush
+
+        if not msg.to:
+            raise SendError("no push subscription", retry=False)
+        subscription = json.loads(msg.to)
+        payload = json.dumps({"title": msg.subject, "body": msg.text, "tag": msg.key})
+        try:
+            resp: Any = webpush(
+                subscription,
+                data=payload,
+                vapid_private_key=self.key,
+                vapid_claims={"sub": self.settings.crisis_push_subject},
+                ttl=24 * 3600,
+                timeout=self.settings.http_timeout,
+                headers={"Topic": msg.key[-32:].replace("-", "")},
+                requests_session=self.session,
+            )
+        except WebPushException as exc:
+            status = exc.response.status_code if exc.response is not None else 0
+            retry = status in (0, 429) or status >= 500
+            raise SendError(f"web push: HTTP {status or 'error'}", retry=retry) from exc
+        except OSError as exc:
+            raise SendError(f"web push: {exc}", retry=True) from exc
+        return str(resp.headers.get("location") or msg.key)
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self.session.close()
+
+
 SENDERS: dict[str, type[Sender]] = {
     "email": EmailSender,
     "telegram": TelegramSender,
+    "push": PushSender,
     "sms": SmsSender,
 }
 
@@ -210,6 +256,7 @@ def compose(
     messages: dict[str, dict[str, str]],
     delivery_id: int,
     recipient: Any,
+    push_to: str = "",
 ) -> Outgoing:
     """Build one person's message in their language with their personal check-in link."""
     lang, m = _pick(messages, recipient.lang)
@@ -219,7 +266,12 @@ def compose(
         crisis_id=crisis.id,
         recipient_id=recipient.id,
     )
-    to = {"email": recipient.email, "telegram": recipient.telegram_chat_id, "sms": recipient.phone}
+    to = {
+        "email": recipient.email,
+        "telegram": recipient.telegram_chat_id,
+        "push": push_to,
+        "sms": recipient.phone,
+    }
     if channel == "sms":
         text = service.sms_body(m, link=link)
     else:
@@ -298,6 +350,11 @@ def deliver(
             .limit(limit)
         ).all()
         messages = dict(b.messages)
+        subs = (
+            service.push_subscriptions(db=s, citizen_ids=[r[2].citizen_id for r in rows])
+            if channel == "push"
+            else {}
+        )
     if not rows:
         return out
     sender = SENDERS[channel](settings)
@@ -319,6 +376,7 @@ def deliver(
                         if wait > 0:
                             time.sleep(wait)
                         last = time.monotonic()
+                    push_to = json.dumps(subs[recipient.citizen_id]) if subs else ""
                     outcomes.append(
                         _send_one(
                             settings,
@@ -330,6 +388,7 @@ def deliver(
                             delivery_id,
                             attempts,
                             recipient,
+                            push_to,
                         )
                     )
             finally:
@@ -349,6 +408,7 @@ def _send_one(
     delivery_id: int,
     attempts: int,
     recipient: Any,
+    push_to: str = "",
 ) -> tuple[int, dict[str, Any]]:
     """Send one claimed delivery; return the row's new values."""
     msg = compose(
@@ -358,6 +418,7 @@ def _send_one(
         messages=messages,
         delivery_id=delivery_id,
         recipient=recipient,
+        push_to=push_to,
     )
     try:
         external = sender.send(msg)

@@ -28,7 +28,7 @@ CRISIS_STATUSES = ("open", "closed", "cancelled")
 #: awaiting: needs a second officer; approved: may be sent; sending; sent; cancelled.
 BROADCAST_STATUSES = ("awaiting", "approved", "sending", "sent", "cancelled")
 DELIVERY_STATUSES = ("pending", "sending", "sent", "failed", "unknown", "cancelled")
-CHANNELS = ("email", "telegram", "sms")
+CHANNELS = ("email", "telegram", "push", "sms")
 ANSWERS = ("safe", "help", "left")
 AUDIENCES = ("present", "everyone")
 
@@ -164,3 +164,18 @@ class WalkIn(Base):
         ForeignKey("citizen.id", ondelete="SET NULL")
     )
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PushSubscription(Base):
+    """A citizen's browser subscribed to web push (RFC 8030/8291): where and how to encrypt."""
+
+    __tablename__ = "crisis_push_subscription"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    citizen_id: Mapped[int] = mapped_column(
+        ForeignKey("citizen.id", ondelete="CASCADE"), index=True
+    )
+    endpoint: Mapped[str] = mapped_column(String(1000), unique=True)
+    p256dh: Mapped[str] = mapped_column(String(200))
+    auth: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

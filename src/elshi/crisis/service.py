@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cache
@@ -51,6 +51,7 @@ from elshi.crisis.models import (
     CheckIn,
     Crisis,
     Delivery,
+    PushSubscription,
     Recipient,
     WalkIn,
 )
@@ -398,6 +399,12 @@ def preview(
             func.coalesce(func.sum(case((_EMAIL_OF != "", 1), else_=0)), 0),
             func.coalesce(func.sum(case((Citizen.telegram_chat_id != "", 1), else_=0)), 0),
             func.coalesce(func.sum(case((_PHONE_OF != "", 1), else_=0)), 0),
+            func.coalesce(
+                func.sum(
+                    case((exists().where(PushSubscription.citizen_id == Citizen.id), 1), else_=0)
+                ),
+                0,
+            ),
         )
         .select_from(Registration)
         .join(Citizen, Citizen.id == Registration.citizen_id)
@@ -410,7 +417,12 @@ def preview(
     return Preview(
         people=int(row[0]),
         present_by_dates=int(row[1]),
-        channels={"email": int(row[2]), "telegram": int(row[3]), "sms": int(row[4])},
+        channels={
+            "email": int(row[2]),
+            "telegram": int(row[3]),
+            "push": int(row[5]),
+            "sms": int(row[4]),
+        },
         segments=segs,
     )
 
@@ -642,6 +654,9 @@ def _answered(crisis_id: int) -> Any:
     return exists().where(CheckIn.recipient_id == Recipient.id, CheckIn.crisis_id == crisis_id)
 
 
+_has_push = exists().where(PushSubscription.citizen_id == Recipient.citizen_id)
+
+
 def queue_deliveries(
     *,
     db: Session,
@@ -657,6 +672,7 @@ def queue_deliveries(
     contact = {
         "email": Recipient.email != "",
         "telegram": Recipient.telegram_chat_id != "",
+        "push": _has_push,
         "sms": Recipient.phone != "",
     }[channel]
     already = exists().where(
@@ -710,11 +726,12 @@ def send(
         # An approved broadcast was never sent: it has no delivery rows yet.
         "email": queue_deliveries(db=db, broadcast=b, channel="email", fresh=True),
         "telegram": queue_deliveries(db=db, broadcast=b, channel="telegram", fresh=True),
+        "push": queue_deliveries(db=db, broadcast=b, channel="push", fresh=True),
         "sms": queue_deliveries(
             db=db,
             broadcast=b,
             channel="sms",
-            only=and_(Recipient.email == "", Recipient.telegram_chat_id == ""),
+            only=and_(Recipient.email == "", Recipient.telegram_chat_id == "", not_(_has_push)),
             fresh=True,
         ),
     }
@@ -1206,4 +1223,51 @@ def help_points(*, db: Session, crisis_id: int) -> list[tuple[float, float]]:
     for p in people(db=db, crisis_id=crisis_id, kind="help"):
         if p.latitude is not None and p.longitude is not None:
             out.append((p.latitude, p.longitude))
+    return out
+
+
+_B64URL = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
+
+
+def save_push_subscription(*, db: Session, citizen_id: int, raw: Mapping[str, Any]) -> int:
+    """Store a browser's push subscription ({endpoint, keys: {p256dh, auth}}); return its id."""
+    endpoint = str(raw.get("endpoint") or "")
+    found = raw.get("keys")
+    keys: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    p256dh, auth = str(keys.get("p256dh") or ""), str(keys.get("auth") or "")
+    if not re.match(r"^https?://", endpoint) or len(endpoint) > 1000:
+        raise Invalid(Problem("endpoint", N_("Not a push service address.")))
+    for name, value, size in (("p256dh", p256dh, 65), ("auth", auth, 16)):
+        try:
+            ok = (
+                bool(_B64URL.match(value))
+                and len(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))) == size
+            )
+        except ValueError:
+            ok = False
+        if not ok:
+            raise Invalid(Problem(name, N_("Not a valid push subscription key.")))
+    row = db.scalar(select(PushSubscription).where(PushSubscription.endpoint == endpoint))
+    if row is None:
+        row = PushSubscription(endpoint=endpoint, citizen_id=citizen_id, p256dh=p256dh, auth=auth)
+        db.add(row)
+    else:
+        row.citizen_id, row.p256dh, row.auth = citizen_id, p256dh, auth
+    db.flush()
+    return row.id
+
+
+def push_subscriptions(*, db: Session, citizen_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """Return the newest subscription of each citizen in the form pywebpush takes."""
+    out: dict[int, dict[str, Any]] = {}
+    ids = list(set(citizen_ids))
+    if not ids:
+        return out
+    rows = db.scalars(
+        select(PushSubscription)
+        .where(PushSubscription.citizen_id.in_(ids))
+        .order_by(PushSubscription.id)
+    )
+    for r in rows:
+        out[r.citizen_id] = {"endpoint": r.endpoint, "keys": {"p256dh": r.p256dh, "auth": r.auth}}
     return out

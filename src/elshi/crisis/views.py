@@ -17,13 +17,13 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from markupsafe import Markup
 from sqlalchemy import select
 
 from elshi.consulate.service import Invalid, NotFound
 from elshi.crisis import service
-from elshi.crisis.models import Broadcast, Crisis, Recipient, WalkIn
+from elshi.crisis.models import CHANNELS, Broadcast, Crisis, Recipient, WalkIn
 from elshi.crisis.writer import CheckinWriter
 from elshi.db import Database
 from elshi.missions.models import Mission
@@ -304,6 +304,44 @@ async def walkin(request: Request, crisis_id: int) -> Response:
     return _message(request, THANKS.get(raw.get("answer", "safe"), THANKS["safe"]), 200)
 
 
+@public.get("/c/push/key")
+def push_key(request: Request) -> JSONResponse:
+    """The VAPID public key a browser subscribes to web push with."""
+    from elshi.crisis.push import public_key
+
+    return JSONResponse({"publicKey": public_key(settings_of(request))})
+
+
+@public.post("/c/push/subscribe")
+async def push_subscribe(request: Request) -> JSONResponse:
+    """Store the signed-in citizen's push subscription (JSON; X-CSRF-Token header)."""
+    from elshi.consulate.views import current_citizen
+
+    if not csrf_valid(request, request.headers.get("x-csrf-token")):
+        return JSONResponse({"error": "send the page's X-CSRF-Token header"}, status_code=403)
+    try:
+        raw = await request.json()
+    except ValueError:
+        return JSONResponse({"error": "the body must be JSON"}, status_code=400)
+    if not isinstance(raw, dict):
+        return JSONResponse({"error": "the body must be a JSON object"}, status_code=400)
+
+    def store() -> int | None:
+        with _db(request).session() as s:
+            citizen = current_citizen(request, s)
+            if citizen is None:
+                return None
+            return service.save_push_subscription(db=s, citizen_id=citizen.id, raw=raw)
+
+    try:
+        row = await run_in_threadpool(store)
+    except Invalid as exc:
+        return JSONResponse({"error": str(exc)}, status_code=422)
+    if row is None:
+        return JSONResponse({"error": "sign in first"}, status_code=401)
+    return JSONResponse({"id": row}, status_code=201)
+
+
 def twilio_signature(token: str, url: str, params: dict[str, str]) -> str:
     """The X-Twilio-Signature of a webhook: HMAC-SHA1 of the URL and the sorted parameters."""
     data = url + "".join(k + params[k] for k in sorted(params))
@@ -550,7 +588,7 @@ def _enqueue(request: Request, broadcast_id: int) -> None:
         return
     from elshi import jobs
 
-    for channel in ("email", "telegram", "sms"):
+    for channel in CHANNELS:
         jobs.enqueue("crisis_deliver", broadcast_id, channel)
 
 
