@@ -36,6 +36,7 @@ TOKENS = {
     "bluesky": "app-pass-word-1234",
     "x": "x-user-token",
     "facebook": "fb-page-token",
+    "sms": "sms-auth-token",
 }
 BSKY_DID = "did:plc:testkazembassy"
 TG_USERNAME = "kzembassy_test"
@@ -327,7 +328,9 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
                     "date": int(time.time()),
                     "text": text,
                 }
-                server.posts["telegram"].append({"id": str(mid), "text": text})
+                server.posts["telegram"].append(
+                    {"id": str(mid), "text": text, "chat_id": str(body.get("chat_id", ""))}
+                )
                 self._hold(fault)
                 self._send(200, {"ok": True, "result": msg})
             elif api_method in ("sendPhoto", "sendMediaGroup"):
@@ -417,6 +420,62 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
             self._send(
                 200, {"ok": True, "result": result[0] if api_method == "sendPhoto" else result}
             )
+
+        # -- SMS gateway, Twilio Messages API format
+        #    (https://www.twilio.com/docs/messaging/api/message-resource#create-a-message-resource)
+
+        def _sms(self, method: str, path: str, query: dict[str, str], body: Any) -> None:
+            import base64
+
+            parts = path.strip("/").split("/")
+            # /2010-04-01/Accounts/{AccountSid}/Messages.json
+            if len(parts) != 4 or parts[1] != "Accounts" or parts[3] != "Messages.json":
+                self._send(404, {"code": 20404, "message": "not found", "status": 404})
+                return
+            account = parts[2]
+            expected = "Basic " + base64.b64encode(f"{account}:{TOKENS['sms']}".encode()).decode()
+            if self.headers.get("authorization") != expected:
+                self._send(401, {"code": 20003, "message": "Authenticate", "status": 401})
+                return
+            if not body.get("To") or not body.get("Body"):
+                self._send(
+                    400,
+                    {"code": 21604, "message": "A 'To' phone number is required.", "status": 400},
+                )
+                return
+            key = self.headers.get("i-twilio-idempotency-token")
+            with server.lock:
+                seen = server.idempotency.get(("sms", key)) if key else None
+            if seen is not None:
+                self._send(201, seen)
+                return
+            fault = self._fault("sms")
+            if fault == "429":
+                self._send(
+                    429,
+                    {"code": 20429, "message": "Too Many Requests", "status": 429},
+                    {"Retry-After": "1"},
+                )
+                return
+            if fault == "500":
+                self._send(500, {"code": 20500, "message": "Internal Server Error", "status": 500})
+                return
+            sid = f"SM{server.next_id():032d}"
+            msg = {
+                "sid": sid,
+                "account_sid": account,
+                "to": body["To"],
+                "from": body.get("From", ""),
+                "body": body["Body"],
+                "status": "queued",
+                "num_segments": "1",
+            }
+            with server.lock:
+                server.posts["sms"].append({"id": sid, "to": body["To"], "text": body["Body"]})
+                if key:
+                    server.idempotency[("sms", key)] = msg
+            self._hold(fault)
+            self._send(201, msg)
 
         def _tme(self, method: str, path: str, query: dict[str, str], body: Any) -> None:
             """The public channel preview, t.me/s/<username>."""

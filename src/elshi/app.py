@@ -41,6 +41,8 @@ def create_app(settings: Settings, *, db: Database | None = None, runtime: Any =
     from elshi.admin.views import router as admin_router
     from elshi.alerts.views import router as alerts_router
     from elshi.consulate.views import install as install_consulate
+    from elshi.crisis.views import public as crisis_public
+    from elshi.crisis.views import router as crisis_router
     from elshi.digest.views import router as digest_router
     from elshi.listen.views import router as listen_router
     from elshi.nlp.views import router as narratives_router
@@ -95,6 +97,8 @@ def create_app(settings: Settings, *, db: Database | None = None, runtime: Any =
     app.include_router(explore_router)
     app.include_router(alerts_router)
     app.include_router(digest_router)
+    app.include_router(crisis_public)  # first: /crisis/sms/inbound is not an officer page
+    app.include_router(crisis_router)
     app.include_router(admin_router)
     app.state.open_alerts = open_alerts
     mount_static(app)

@@ -32,6 +32,7 @@ from rich.text import Text
 
 from elshi import __version__
 from elshi.consulate import commands as consulate_commands
+from elshi.crisis import commands as crisis_commands
 from elshi.nlp import commands as nlp_commands
 from elshi.settings import Settings, SettingsError, load_settings
 from elshi.speak import commands as speak_commands
@@ -65,6 +66,7 @@ app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(users_app, name="users")
 app.add_typer(missions_app, name="missions")
 app.add_typer(consulate_commands.app, name="consulate")
+app.add_typer(crisis_commands.app, name="crisis")
 watch_app = typer.Typer(help="Watch lists: match new posts, update rollups, check alerts.")
 app.add_typer(watch_app, name="watch")
 app.add_typer(speak_commands.channels_app, name="channels")
@@ -1015,6 +1017,7 @@ def _serve(
         # Catch up at once on sources that fell due while nothing was running.
         jobs.enqueue("schedule_due_sources")
         jobs.enqueue("publish_due")  # and settle publications a stopped worker left
+        jobs.enqueue("crisis_tick_now")  # and crisis deliveries
     if not web:
         assert consumer is not None
         console.print(f"worker running ({workers} threads, scheduler on); Ctrl+C stops")

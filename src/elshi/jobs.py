@@ -40,6 +40,7 @@ TASK_MODULES = (
     "elshi.alerts.jobs",
     "elshi.digest.jobs",
     "elshi.speak.jobs",
+    "elshi.crisis.jobs",
 )
 
 

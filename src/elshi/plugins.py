@@ -13,6 +13,7 @@ from elshi.settings import Settings
 if TYPE_CHECKING:
     from elshi.connectors.base import Connector
     from elshi.consulate.scan import Scanner
+    from elshi.crisis.sms import SmsGateway
     from elshi.nlp.base import Enricher
     from elshi.speak.channels.base import Channel
     from elshi.speak.service import Translator
@@ -37,6 +38,7 @@ DEFAULT_PLUGINS = (
     "elshi.speak.channels.facebook",
     "elshi.speak.channels.web",
     "elshi.speak.channels.email",
+    "elshi.crisis.sms",
 )
 
 
@@ -58,6 +60,10 @@ class Hookspecs:
     @hookspec
     def elshi_channels(self) -> list[type[Channel]]:  # type: ignore[empty-body]
         """Return publishing channel classes this plugin provides."""
+
+    @hookspec
+    def elshi_sms_gateways(self) -> list[type[SmsGateway]]:  # type: ignore[empty-body]
+        """Return SMS gateway classes (crisis messages) this plugin provides."""
 
     @hookspec
     def elshi_translators(self) -> list[type[Translator]]:  # type: ignore[empty-body]
@@ -166,6 +172,26 @@ def translators() -> dict[str, type[Translator]]:
         for cls in group:
             found[cls.slug] = cls
     return dict(sorted(found.items()))
+
+
+def sms_gateways() -> dict[str, type[SmsGateway]]:
+    """Return every registered SMS gateway class by slug."""
+    found: dict[str, type[SmsGateway]] = {}
+    for group in get_manager().hook.elshi_sms_gateways():
+        for cls in group:
+            found[cls.slug] = cls
+    return dict(sorted(found.items()))
+
+
+def get_sms_gateway(slug: str) -> SmsGateway:
+    """Return an instance of the SMS gateway registered under `slug`."""
+    try:
+        return sms_gateways()[slug]()
+    except KeyError:
+        known = ", ".join(sms_gateways())
+        raise UnknownPlugin(
+            f"ELSHI_CRISIS_SMS_GATEWAY: no gateway {slug!r}; known: {known}"
+        ) from None
 
 
 def plugin_names() -> list[str]:

@@ -300,6 +300,71 @@ class Settings(BaseSettings):
         "`pip install elshi[hf]`.",
     )
 
+    crisis_escalate_minutes: int = Field(
+        default=30,
+        ge=0,
+        le=1440,
+        description="Crisis: minutes without an answer after e-mail, Telegram or push before an "
+        "SMS is sent, and again after the SMS before the person is put on the call list.",
+    )
+    crisis_sms_max_segments: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="Crisis: most SMS segments one message may take (GSM-7: 160 characters "
+        "alone, 153 joined; Cyrillic UCS-2: 70 / 67); a longer SMS text is refused.",
+    )
+    crisis_sms_gateway: str = Field(
+        default="twilio",
+        description="Crisis: SMS gateway plugin to send through (built in: twilio, the Twilio "
+        "Messages API format that many gateways accept).",
+    )
+    crisis_sms_url: str = Field(
+        default="", description="Crisis: SMS gateway API address (empty: SMS is off)."
+    )
+    crisis_sms_account: str = Field(default="", description="Crisis: SMS gateway account id.")
+    crisis_sms_token: str = Field(
+        default="", description="Crisis: SMS gateway secret (API token); also signs inbound SMS."
+    )
+    crisis_sms_from: str = Field(
+        default="", description="Crisis: sender number or name of the SMS messages."
+    )
+    crisis_push_subject: str = Field(
+        default="mailto:consul@localhost",
+        description="Crisis: contact (mailto: or https:) sent to push services with each web "
+        "push, as VAPID requires; the VAPID key pair is made by elshi in <home>/vapid.pem.",
+    )
+    crisis_rate_push: float = Field(
+        default=50, ge=0, description="Crisis: most web pushes per second per worker (0: no limit)."
+    )
+    crisis_rate_email: float = Field(
+        default=50, ge=0, description="Crisis: most e-mails per second per worker (0: no limit)."
+    )
+    crisis_rate_sms: float = Field(
+        default=20, ge=0, description="Crisis: most SMS per second per worker (0: no limit)."
+    )
+    crisis_rate_telegram: float = Field(
+        default=25,
+        ge=0,
+        description="Crisis: most Telegram messages per second per worker (Telegram allows "
+        "about 30 a second per bot; 0: no limit).",
+    )
+    crisis_max_attempts: int = Field(
+        default=5, ge=1, le=50, description="Crisis: tries per delivery before it is failed."
+    )
+    crisis_lease_seconds: int = Field(
+        default=120,
+        ge=1,
+        description="Crisis: a delivery claimed longer ago than this by a worker that stopped is "
+        "marked unknown (never sent again) and escalation takes over.",
+    )
+    crisis_checkin_per_minute: int = Field(
+        default=20,
+        ge=0,
+        description="Crisis: most check-in answers one address may send a minute per web "
+        "process (0: no limit); more get 429.",
+    )
+
     @field_validator(
         "database_url",
         "queue_url",

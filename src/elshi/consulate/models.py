@@ -9,6 +9,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -38,6 +39,8 @@ class Citizen(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     phone: Mapped[str] = mapped_column(String(40), default="")
     lang: Mapped[str] = mapped_column(String(2), default="en")
+    #: Telegram chat with the mission's bot (set when the citizen starts the bot); crisis use.
+    telegram_chat_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
     password_hash: Mapped[str] = mapped_column(String(200))
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -84,7 +87,10 @@ class Registration(Base):
     """A stay abroad registered with a mission (where, from when to when, who comes along)."""
 
     __tablename__ = "registration"
-    __table_args__ = (Index("ix_registration_mission_leave", "mission_id", "leave_on"),)
+    __table_args__ = (
+        Index("ix_registration_mission_leave", "mission_id", "leave_on"),
+        Index("ix_registration_area", "country_code", "city"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     citizen_id: Mapped[int] = mapped_column(
@@ -93,6 +99,10 @@ class Registration(Base):
     mission_id: Mapped[int] = mapped_column(ForeignKey("mission.id"))
     country_code: Mapped[str] = mapped_column(String(2))
     city: Mapped[str] = mapped_column(String(200))
+    #: Region (province, state) and optional position: how a crisis area finds the stay.
+    region: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
     address: Mapped[str] = mapped_column(String(500), default="")
     arrive_on: Mapped[date] = mapped_column(Date)
     leave_on: Mapped[date] = mapped_column(Date)

@@ -1,7 +1,7 @@
 """consulate: ordered indexes for the officers' open queue, stay reminders, mission time zones
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-01 14:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import elshi.db
 
 revision: str = "0009"
-down_revision: str | None = "0007"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

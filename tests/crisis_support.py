@@ -1,0 +1,136 @@
+"""Shared set-up for the crisis tests: a mission with two consular officers, and many
+registered citizens written with set-based INSERTs (no password hashing per person)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from elshi.accounts import service as accounts
+from elshi.accounts.service import Principal
+from elshi.consulate.models import Citizen, Registration
+from elshi.db import Database, utcnow
+from elshi.missions import service as missions
+
+PASSWORD = "correct horse battery"
+MESSAGES = {
+    "kk": {
+        "subject": "Ыстамбұл: жер сілкінісі",
+        "text": "Ыстамбұлда жер сілкінісі болды. Қауіпсіз жерде болыңыз.",
+        "sms": "Elshi: jer silkinisi. Jauap beriniz:",
+    },
+    "ru": {
+        "subject": "Стамбул: землетрясение",
+        "text": "В Стамбуле произошло землетрясение. Оставайтесь в безопасном месте.",
+        "sms": "Землетрясение. Ответьте:",
+    },
+    "en": {
+        "subject": "Istanbul: earthquake",
+        "text": "An earthquake struck Istanbul. Stay in a safe place.",
+        "sms": "Earthquake in Istanbul. Answer here:",
+    },
+}
+
+
+@dataclass
+class Team:
+    """A mission, two consular officers (four eyes) and an analyst."""
+
+    mission_id: int
+    officer: Principal
+    officer2: Principal
+    analyst: Principal
+
+
+def _staff(s: Any, email: str, mission_id: int, role: str) -> Principal:
+    user = accounts.create_user(db=s, email=email, password=PASSWORD, name=email.split("@")[0])
+    accounts.grant_role(db=s, user_id=user.id, mission_id=mission_id, role=role)
+    principal = accounts.load_principal(db=s, user_id=user.id)
+    assert principal is not None
+    return principal
+
+
+def team(db: Database) -> Team:
+    with db.session() as s:
+        hq = missions.ensure_hq(db=s)
+        m = missions.create_mission(
+            db=s, slug="istanbul", name="Consulate in Istanbul", parent_id=hq.id
+        )
+        return Team(
+            mission_id=m.id,
+            officer=_staff(s, "duty1@mfa.example", m.id, "consular"),
+            officer2=_staff(s, "duty2@mfa.example", m.id, "consular"),
+            analyst=_staff(s, "analyst@mfa.example", m.id, "analyst"),
+        )
+
+
+def populate(
+    db: Database,
+    mission_id: int,
+    n: int,
+    *,
+    city: str = "Istanbul",
+    country: str = "TR",
+    center: tuple[float, float] = (41.01, 28.97),
+    prefix: str = "p",
+    telegram_every: int = 3,
+    unverified_every: int = 20,
+    seed: int = 7,
+) -> list[int]:
+    """Insert n citizens with a stay in `city` covering today; return their ids."""
+    rng = random.Random(seed)
+    now = utcnow()
+    today = now.date()
+    citizens = [
+        {
+            "email": f"{prefix}{i}@example.org",
+            "name": f"Person {prefix}{i}",
+            "phone": "",
+            "lang": ("kk", "ru", "en")[i % 3],
+            "telegram_chat_id": str(700000000 + i)
+            if telegram_every and i % telegram_every == 0
+            else "",
+            "password_hash": "!",
+            "email_verified_at": None if unverified_every and i % unverified_every == 1 else now,
+            "is_active": True,
+            "failed_logins": 0,
+            "created_at": now,
+        }
+        for i in range(n)
+    ]
+    with db.session() as s:
+        s.execute(insert(Citizen), citizens)
+        ids = list(
+            s.scalars(
+                select(Citizen.id)
+                .where(Citizen.email.like(f"{prefix}%@example.org"))
+                .order_by(Citizen.id)
+            )
+        )
+        regs = [
+            {
+                "citizen_id": cid,
+                "mission_id": mission_id,
+                "country_code": country,
+                "city": city,
+                "region": city,
+                "latitude": center[0] + rng.uniform(-0.1, 0.1),
+                "longitude": center[1] + rng.uniform(-0.1, 0.1),
+                "address": "",
+                "arrive_on": today - timedelta(days=3),
+                "leave_on": today + timedelta(days=20),
+                "phone": f"+90555{cid:07d}",
+                "emergency_contact": "",
+                "companions": [],
+                "status": "active",
+                "created_at": now,
+                "updated_at": now,
+            }
+            for cid in ids
+        ]
+        s.execute(insert(Registration), regs)
+    return ids

@@ -1,0 +1,120 @@
+"""Crisis mode in chromium: one officer drafts a broadcast, a second approves and sends it,
+a citizen answers from the link in the e-mail on a phone, and the dashboard counts it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from aiosmtpd.controller import Controller
+from tests.consulate_support import PASSWORD, Sink, free_port
+from tests.crisis_support import populate, team
+from tests.e2e.conftest import free_port as free_http_port
+from tests.e2e.conftest import screens, serve_app
+
+from elshi import jobs
+from elshi.app import create_app
+from elshi.db import Database
+from elshi.settings import Settings
+
+pytestmark = pytest.mark.browser
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def site(settings: Settings, db: Database) -> Iterator[dict[str, Any]]:
+    """elshi on loopback with a consulate, two duty officers, 5 citizens in Istanbul, SMTP."""
+    t = team(db)
+    populate(db, t.mission_id, 5, telegram_every=0, unverified_every=0)
+    sink = Sink()
+    smtp = Controller(sink, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    port = free_http_port()
+    settings.smtp_host, settings.smtp_port = "127.0.0.1", smtp.port
+    settings.public_url = f"http://127.0.0.1:{port}"
+    settings.queue_immediate = True  # the send is delivered at once, in the web process
+    settings.queue_url = "memory://"
+    rt = jobs.bind(settings, db)
+    try:
+        with serve_app(create_app(settings, db=db, runtime=rt), port) as url:
+            yield {"url": url, "mail": sink, "team": t}
+    finally:
+        smtp.stop()
+
+
+def _login(page: Any, url: str, email: str) -> None:
+    page.goto(url + "/crisis")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.click("form.stack button[type=submit]")
+    page.wait_for_url(url + "/crisis")
+
+
+def test_two_officers_send_and_a_citizen_checks_in_on_a_phone(
+    site: dict[str, Any], browser: Any, tmp_path: Any
+) -> None:
+    url, mail = site["url"], site["mail"]
+    shots = screens(tmp_path)
+    hosts: list[str] = []
+    errors: list[str] = []
+    desk = {"viewport": {"width": 1280, "height": 900}, "locale": "en-GB"}
+    one_ctx, two_ctx = browser.new_context(**desk), browser.new_context(**desk)
+    phone_ctx = browser.new_context(viewport=PHONE, locale="en-GB", is_mobile=True, has_touch=True)
+    for ctx in (one_ctx, two_ctx, phone_ctx):
+        ctx.on("request", lambda r: hosts.append(urlsplit(r.url).hostname or r.url))
+    one, two, citizen = one_ctx.new_page(), two_ctx.new_page(), phone_ctx.new_page()
+    for page in (one, two, citizen):
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+
+    # The first officer draws the area, writes the message, previews and saves it.
+    _login(one, url, "duty1@mfa.example")
+    one.fill("#title", "Earthquake in Istanbul")
+    one.fill("#countries", "TR")
+    one.fill("#cities", "Istanbul")
+    one.fill("#subject_en", "Earthquake")
+    one.fill("#text_en", "An earthquake struck Istanbul. Tell us you are safe.")
+    one.fill("#sms_en", "Earthquake. Answer:")
+    one.fill("#text_ru", "В Стамбуле землетрясение.")
+    one.click("button[value=preview]")
+    assert "5 people will be reached" in one.locator("#preview").inner_text()
+    assert "UCS-2" in one.locator("#segments-ru").inner_text()
+    one.screenshot(path=str(shots / "crisis-preview.png"), full_page=True)
+    one.click("#create")
+    one.wait_for_url("**notice=created")
+    assert "Waiting for a second officer" in one.locator("#broadcasts").inner_text()
+    dashboard = one.url.split("?")[0]
+
+    # The second officer approves and sends.
+    _login(two, url, "duty2@mfa.example")
+    two.goto(dashboard)
+    two.click("button[id^=approve-]")
+    two.wait_for_url("**notice=approved")
+    two.click("button[id^=send-]")
+    two.wait_for_url("**notice=sent")
+    assert two.locator("#n-people").inner_text() == "5"
+    assert two.locator("#n-safe").inner_text() == "0"
+    assert len(mail.messages) == 5
+
+    # A citizen opens the link from the e-mail on a phone and answers.
+    letter = next(t for t in (mail.texts(f"p{i}@example.org") for i in range(5)) if t)[0]
+    link = re.search(r"http://127\.0\.0\.1:\d+/c/\S+", letter)
+    assert link, letter
+    citizen.goto(link[0])
+    assert citizen.evaluate("document.scripts.length") == 0
+    width = citizen.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"]
+    citizen.screenshot(path=str(shots / "crisis-checkin-phone.png"), full_page=True)
+    citizen.click("button.safe >> nth=0")
+    assert "You are marked safe" in citizen.locator("#message").inner_text()
+
+    # The dashboard counts the answer.
+    two.goto(dashboard)
+    assert two.locator("#n-safe").inner_text() == "1"
+    assert two.locator("#n-confirmed").inner_text() == "1"
+    assert two.locator("#n-estimated").inner_text() == "4"
+    two.screenshot(path=str(shots / "crisis-dashboard.png"), full_page=True)
+    assert set(hosts) == {"127.0.0.1"}
+    assert not errors, errors
