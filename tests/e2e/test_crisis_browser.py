@@ -118,3 +118,57 @@ def test_two_officers_send_and_a_citizen_checks_in_on_a_phone(
     two.screenshot(path=str(shots / "crisis-dashboard.png"), full_page=True)
     assert set(hosts) == {"127.0.0.1"}
     assert not errors, errors
+
+
+def test_a_citizen_turns_on_emergency_alerts_on_a_phone(
+    site: dict[str, Any], browser: Any, db: Database, tmp_path: Any
+) -> None:
+    """The button asks for permission, subscribes with elshi's VAPID key and stores the
+    subscription. The browser's push service lies beyond this machine, so its subscribe call
+    answers with a subscription of a loopback endpoint and real P-256 keys."""
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    from sqlalchemy import select
+    from tests.consulate_support import citizen
+
+    from elshi.crisis.models import PushSubscription
+
+    with db.session() as s:
+        cid = citizen(s, "alerts@example.org")
+    point = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    )
+    keys = {
+        "p256dh": base64.urlsafe_b64encode(point).rstrip(b"=").decode(),
+        "auth": base64.urlsafe_b64encode(b"0123456789abcdef").rstrip(b"=").decode(),
+    }
+    endpoint = "http://127.0.0.1:9/push/phone-1"
+    url = site["url"]
+    ctx = browser.new_context(viewport=PHONE, locale="en-GB", is_mobile=True, has_touch=True)
+    ctx.grant_permissions(["notifications"], origin=url)
+    ctx.add_init_script(
+        "PushManager.prototype.subscribe = function (options) {"
+        "  window.__vapidKeyLength = options.applicationServerKey.length;"
+        f"  const sub = {{endpoint: {endpoint!r}, keys: {keys!r}}};"
+        "  return Promise.resolve({toJSON: () => sub});"
+        "};"
+    )
+    page = ctx.new_page()
+    page.goto(url + "/consulate/login")
+    page.fill("#email", "alerts@example.org")
+    page.fill("#password", PASSWORD)
+    page.click("form button[type=submit]")
+    page.wait_for_url(re.compile(r".*/consulate/home.*"))
+    page.click("#push-on")
+    page.wait_for_selector("#push-state:not([hidden])")
+    assert page.inner_text("#push-state") == "This device will receive emergency alerts."
+    assert page.evaluate("window.__vapidKeyLength") == 65  # an uncompressed P-256 public key
+    page.screenshot(path=str(screens(tmp_path) / "push-on.png"))
+    with db.session() as s:
+        row = s.scalars(select(PushSubscription).where(PushSubscription.citizen_id == cid)).one()
+        assert row.endpoint == endpoint and row.p256dh == keys["p256dh"]
+    ctx.close()

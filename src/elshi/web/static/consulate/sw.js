@@ -1,6 +1,6 @@
 // elshi e-consulate service worker. Caches only the app shell (styles, icons, the offline
 // page); personal pages are never cached, so a shared phone keeps no one's data.
-const CACHE = "elshi-consulate-v1";
+const CACHE = "elshi-consulate-v2";
 const SHELL = [
   "/consulate/offline",
   "/static/elshi.css",
@@ -34,4 +34,30 @@ self.addEventListener("fetch", (event) => {
   if (SHELL.includes(url.pathname)) {
     event.respondWith(caches.match(request).then((hit) => hit || fetch(request)));
   }
+});
+
+// Emergency alerts: show the crisis message; a tap opens the personal check-in link in it.
+self.addEventListener("push", (event) => {
+  let data = {};
+  try {
+    data = event.data ? event.data.json() : {};
+  } catch (e) {
+    data = { body: event.data ? event.data.text() : "" };
+  }
+  const body = data.body || "";
+  const link = (body.match(/https?:\/\/\S+/) || ["/consulate/home"])[0];
+  event.waitUntil(
+    self.registration.showNotification(data.title || "e-Consulate", {
+      body: body,
+      tag: data.tag || "elshi-crisis",
+      requireInteraction: true,
+      data: { url: link },
+    })
+  );
+});
+
+self.addEventListener("notificationclick", (event) => {
+  event.notification.close();
+  const url = (event.notification.data && event.notification.data.url) || "/consulate/home";
+  event.waitUntil(self.clients.openWindow(url));
 });
