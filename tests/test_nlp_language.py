@@ -243,3 +243,24 @@ def test_latin_kazakh_reviews_recognised(shared_data: Path) -> None:
     found = detect_batch(latin)
     share = sum(1 for r in found if r.lang == "kk") / len(latin)
     assert share > 0.95, share
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        # No Kazakh letters, but Kazakh words or Kazakh case endings on country names.
+        ("«КОВИД-19» немесе коронавирус.", "kk"),
+        ("Иранда — 1500, Францияда — 130, Германияда — 150.", "kk"),
+        ("«Босфорские огони» аталатын фестиваль.", "kk"),
+        # Only қ, and Kazakh's "where" among Russian words.
+        ("Қайда министр образования, новый парень?", "kk"),
+        # Russian with "да" and a Kazakh name stays Russian.
+        ("Да, он приехал в Германию.", "ru"),
+        ("Президент Қасым-Жомарт Тоқаев провёл встречу с послами в Астане.", "ru"),
+    ],
+)
+def test_kazakh_words_decide_where_letters_cannot(text: str, lang: str) -> None:
+    result = detect(text)
+    assert result.lang == lang, result.features
+    if lang == "kk" and "Kazakh letters" not in " ".join(result.features):
+        assert any(f.startswith("Kazakh words") for f in result.features), result.features

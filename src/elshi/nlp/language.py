@@ -49,6 +49,112 @@ KK_SHARED = "ңөүі"
 UK_UNIQUE = "їєґ"
 UZ_CYRL = "ўҳ"
 RU_NOT_UK = "ыэъё"
+# Kazakh words that Russian does not have (function words and common verb forms, written
+# with letters both alphabets share or with only ғ/қ), and the case endings Kazakh puts on
+# country names in -ия (Германияда, Францияның): evidence where no other letter tells.
+KK_CUE_WORDS = frozenset(
+    [
+        "немесе",
+        "деп",
+        "деген",
+        "деді",
+        "бен",
+        "пен",
+        "мен",
+        "бойынша",
+        "туралы",
+        "арасында",
+        "дейін",
+        "шейін",
+        "ол",
+        "олар",
+        "осы",
+        "сол",
+        "керек",
+        "еді",
+        "екен",
+        "болып",
+        "болды",
+        "болса",
+        "болатын",
+        "болған",
+        "алды",
+        "атты",
+        "аталатын",
+        "аталған",
+        "сияқты",
+        "және",
+        "бірақ",
+        "үшін",
+        "бұл",
+        "қайда",
+        "қалай",
+        "қазір",
+        "қарай",
+        "қатысты",
+        "ғана",
+        "тағы",
+    ]
+)
+KK_CUE_ENDINGS = ("ияда", "иядан", "ияның", "ияны", "иямен", "ияға", "иядағы")
+# Russian function words that Kazakh text does not use outside quotations.
+RU_CUE_WORDS = frozenset(
+    [
+        "и",
+        "в",
+        "на",
+        "не",
+        "что",
+        "это",
+        "с",
+        "по",
+        "для",
+        "как",
+        "из",
+        "от",
+        "к",
+        "за",
+        "у",
+        "но",
+        "он",
+        "она",
+        "они",
+        "мы",
+        "вы",
+        "я",
+        "был",
+        "была",
+        "были",
+        "быть",
+        "есть",
+        "также",
+        "уже",
+        "еще",
+        "ещё",
+        "или",
+        "если",
+        "только",
+        "при",
+        "до",
+        "так",
+        "все",
+        "всё",
+        "его",
+        "ее",
+        "её",
+        "их",
+        "который",
+        "которые",
+        "которая",
+        "которого",
+        "чтобы",
+        "после",
+        "года",
+        "году",
+        "может",
+        "более",
+    ]
+)
 SR_MK = "ђћџљњјѓќѕ"
 KK_LATN_UNIQUE = "äñŋūǵńś"
 TR_LATN_UNIQUE = "çâîû"
@@ -431,6 +537,14 @@ class LanguageIdentifier:
             why.append(f"char n-gram model: {top_nb}-{script} {p_nb[top_nb]:.2f}")
         return lang, fused[lang], why
 
+    @staticmethod
+    def _word_cues(low: str) -> tuple[list[str], list[str]]:
+        """Kazakh-only and Russian-only words of a lower-cased chunk."""
+        words = low.split()
+        kk = [w for w in words if w in KK_CUE_WORDS or w.endswith(KK_CUE_ENDINGS)]
+        ru = [w for w in words if w in RU_CUE_WORDS]
+        return kk, ru
+
     def _cyrillic(self, chunk: str) -> tuple[str, float, list[str]]:
         low = chunk.lower()
         found = {
@@ -450,6 +564,10 @@ class LanguageIdentifier:
             return "uk", 0.97, [f"Ukrainian letters {','.join(sorted(found & set(UK_UNIQUE)))}"]
         if kk_u and set(kk_u) <= set("ғқ") and not found & set("ңөүі"):
             why.append(f"letters {','.join(kk_u)} without ә,ұ,һ,і,ң,ө,ү: Kazakh or Uzbek")
+            kk_words, ru_words = self._word_cues(low)
+            if kk_words and not ru_words:
+                why.append(f"Kazakh words {','.join(sorted(set(kk_words)))}")
+                return self._fuse("Cyrl", chunk, ("kk", "uz"), ("uz",), why, letters=True)
             return self._fuse("Cyrl", chunk, ("kk", "uz", "ru"), ("uz",), why, letters=True)
         if kk_u:
             why.append(f"Kazakh letters {','.join(kk_u + shared)}")
@@ -470,6 +588,10 @@ class LanguageIdentifier:
             why.append("ң without other Kazakh letters")
             return self._fuse("Cyrl", chunk, ("kk", "ky"), ("ky",), why)
         why.append("no language-specific Cyrillic letters")
+        kk_words, ru_words = self._word_cues(low)
+        if kk_words and not ru_words:
+            why.append(f"Kazakh words {','.join(sorted(set(kk_words)))}")
+            return self._fuse("Cyrl", chunk, ("kk", "ky"), ("ky",), why)
         cands: tuple[str, ...] = ("ru", "kk", "ky", "mn")
         if not found & set(RU_NOT_UK):
             cands = (*cands, "uk")
