@@ -158,6 +158,16 @@ class Settings(BaseSettings):
     telegram_api_url: str = Field(
         default="https://api.telegram.org", description="Telegram Bot API address."
     )
+    telegram_bot_username: str = Field(
+        default="",
+        description="The @username of the bot citizens link their Telegram chat to for crisis "
+        "alerts (with ELSHI_TELEGRAM_WEBHOOK_SECRET; empty: no Telegram link is offered).",
+    )
+    telegram_webhook_secret: str = Field(
+        default="",
+        description="The secret_token given to the Bot API's setWebhook for /c/telegram/webhook; "
+        "updates without it are refused.",
+    )
     delivery_max_attempts: int = Field(
         default=6, ge=1, le=50, description="Tries per alert delivery before it is marked failed."
     )

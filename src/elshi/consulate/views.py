@@ -32,6 +32,7 @@ from elshi.consulate.schemas import (
     StaffRequestOut,
     StayOut,
 )
+from elshi.crisis.telegram import link_url as telegram_link_url
 from elshi.db import utcnow
 from elshi.notify.email import Email
 from elshi.settings import Settings
@@ -552,6 +553,7 @@ def home(request: Request, db: DbSession, citizen: CitizenUser) -> Response:
         zones=service.mission_zones(db=db, ids={s.mission_id for _, s in appointments}),
         services=service.service_types(db=db, ids={r.service_type_id for r in requests}),
         today=today,
+        telegram_link=telegram_link_url(settings_of(request), citizen.id),
     )
 
 

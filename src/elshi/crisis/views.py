@@ -342,6 +342,31 @@ async def push_subscribe(request: Request) -> JSONResponse:
     return JSONResponse({"id": row}, status_code=201)
 
 
+@public.post("/c/telegram/webhook")
+async def telegram_webhook(request: Request) -> JSONResponse:
+    """Bot API updates: /start <token> links a citizen's chat for crisis alerts, /stop unlinks."""
+    from elshi.crisis import telegram
+
+    settings = settings_of(request)
+    sent = request.headers.get("x-telegram-bot-api-secret-token", "")
+    if not settings.telegram_webhook_secret or not hmac.compare_digest(
+        sent.encode(), settings.telegram_webhook_secret.encode()
+    ):
+        return JSONResponse({"error": "wrong or missing secret token"}, status_code=403)
+    try:
+        update = await request.json()
+    except ValueError:
+        return JSONResponse({"error": "the body must be a JSON update"}, status_code=400)
+
+    def apply() -> telegram.Handled:
+        with _db(request).session() as s:
+            return telegram.handle_update(s, settings, update)
+
+    handled = await run_in_threadpool(apply)
+    await run_in_threadpool(telegram.reply, settings, handled)
+    return JSONResponse({"ok": True, "outcome": handled.outcome})
+
+
 def twilio_signature(token: str, url: str, params: dict[str, str]) -> str:
     """The X-Twilio-Signature of a webhook: HMAC-SHA1 of the URL and the sorted parameters."""
     data = url + "".join(k + params[k] for k in sorted(params))

@@ -45,7 +45,8 @@ self.addEventListener("push", (event) => {
     data = { body: event.data ? event.data.text() : "" };
   }
   const body = data.body || "";
-  const link = (body.match(/https?:\/\/\S+/) || ["/consulate/home"])[0];
+  // The personal check-in link is the message's only address with /c/ in its path.
+  const link = (body.match(/\S+\/c\/\S+/) || ["/consulate/home"])[0];
   event.waitUntil(
     self.registration.showNotification(data.title || "e-Consulate", {
       body: body,
