@@ -709,27 +709,26 @@ def users_totp(
     print(uri)
 
 
-@users_app.command("disable")
-def users_disable(email: Annotated[str, typer.Argument(help="The user to disable.")]) -> None:
-    """Disable a user: their sessions end at once and their API tokens stop working."""
+def _set_active(email: str, active: bool) -> None:
     from elshi.accounts import flows
     from elshi.accounts.service import Principal
 
     db = _database(get_settings())
     with _account_errors(), db.session() as s:
-        flows.set_active(db=s, actor=Principal.system(), email=email, active=False)
+        flows.set_active(db=s, actor=Principal.system(), email=email, active=active)
+
+
+@users_app.command("disable")
+def users_disable(email: Annotated[str, typer.Argument(help="The user to disable.")]) -> None:
+    """Disable a user: their sessions end at once and their API tokens stop working."""
+    _set_active(email, False)
     console.print(f"disabled {email}: signed out everywhere", highlight=False)
 
 
 @users_app.command("enable")
 def users_enable(email: Annotated[str, typer.Argument(help="The user to enable again.")]) -> None:
     """Enable a disabled user again."""
-    from elshi.accounts import flows
-    from elshi.accounts.service import Principal
-
-    db = _database(get_settings())
-    with _account_errors(), db.session() as s:
-        flows.set_active(db=s, actor=Principal.system(), email=email, active=True)
+    _set_active(email, True)
     console.print(f"enabled {email}", highlight=False)
 
 
