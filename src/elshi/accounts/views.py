@@ -13,7 +13,7 @@ from sqlalchemy import select
 from elshi.accounts import flows
 from elshi.accounts.models import User
 from elshi.accounts.schemas import GrantOut, MeOut
-from elshi.accounts.service import LoginPolicy, Principal, new_totp_secret, totp_uri
+from elshi.accounts.service import Principal, new_totp_secret, totp_uri
 from elshi.missions.models import Mission
 from elshi.web.deps import (
     SESSION_COOKIE,
@@ -26,6 +26,7 @@ from elshi.web.deps import (
 from elshi.web.i18n import N_
 from elshi.web.templating import (
     csrf_valid,
+    login_policy_of,
     redirect_with_session,
     render,
     settings_of,
@@ -64,11 +65,6 @@ def safe_next(value: str | None) -> str:
 
 def _ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
-
-
-def _policy(request: Request) -> LoginPolicy:
-    policy: LoginPolicy = request.app.state.login_policy
-    return policy
 
 
 def _lifetime(request: Request) -> timedelta:
@@ -125,7 +121,7 @@ def login(
         password=password,
         ip=_ip(request),
         user_agent=request.headers.get("user-agent"),
-        policy=_policy(request),
+        policy=login_policy_of(request),
         lifetime=_lifetime(request),
     )
     db.commit()
@@ -136,7 +132,7 @@ def login(
             request,
             "/login/code?" + urlencode({"next": target}),
             result.session_key,
-            _policy(request).mfa_timeout,
+            login_policy_of(request).mfa_timeout,
         )
     if result.status == "blocked":
         return _login_page(request, next_url=target, email=email, error=BLOCKED, status=429)
@@ -174,7 +170,7 @@ def login_code(
         code=code,
         ip=_ip(request),
         user_agent=request.headers.get("user-agent"),
-        policy=_policy(request),
+        policy=login_policy_of(request),
         lifetime=_lifetime(request),
     )
     db.commit()

@@ -16,7 +16,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
-from elshi.accounts.service import LoginPolicy, PermissionDenied, totp_uri
+from elshi.accounts.service import PermissionDenied, Principal, totp_uri
 from elshi.consulate import documents, flows, service
 from elshi.consulate.models import Citizen, ServiceRequest, ServiceType, Slot
 from elshi.consulate.schemas import (
@@ -40,6 +40,7 @@ from elshi.web.deps import DbSession, StaffUser, get_db
 from elshi.web.i18n import N_
 from elshi.web.templating import (
     csrf_valid,
+    login_policy_of,
     redirect_with_session,
     render,
     request_language,
@@ -233,11 +234,6 @@ def _send(request: Request, emails: list[Email]) -> None:
     flows.deliver(settings_of(request), emails, request.app.state.runtime)
 
 
-def _policy(request: Request) -> LoginPolicy:
-    policy: LoginPolicy = request.app.state.login_policy
-    return policy
-
-
 def _lifetime(request: Request) -> timedelta:
     return timedelta(minutes=settings_of(request).citizen_session_minutes)
 
@@ -392,7 +388,7 @@ def login(
         email=email,
         password=password,
         ip=_ip(request),
-        policy=_policy(request),
+        policy=login_policy_of(request),
         lifetime=_lifetime(request),
     )
     mail = None
@@ -410,7 +406,7 @@ def login(
             request,
             "/consulate/login/code?" + urlencode({"next": target}),
             result.session_key,
-            _policy(request).mfa_timeout,
+            login_policy_of(request).mfa_timeout,
         )
     if result.status == "blocked":
         return again(BLOCKED, 429)
@@ -441,7 +437,7 @@ def login_code(
         pending_key=key,
         code=code,
         ip=_ip(request),
-        policy=_policy(request),
+        policy=login_policy_of(request),
         lifetime=_lifetime(request),
     )
     db.commit()
@@ -1037,6 +1033,24 @@ def _officer_mission(principal: Any, db: Session, mission: int) -> int | None:
     return missions[0].id if missions else None
 
 
+QUEUE_PAGE = 50
+
+
+def _queue_rows(
+    db: Session, principal: Principal, status: str, service_type: int, older: int, page: int
+) -> tuple[int, list[service.QueueRow]]:
+    """One page of the officers' queue (the page and the API share the bounds)."""
+    return service.queue(
+        db=db,
+        actor=principal,
+        status=status or None,
+        service_type_id=service_type or None,
+        older_than_days=max(0, min(older, 3650)) or None,
+        limit=QUEUE_PAGE,
+        offset=(page - 1) * QUEUE_PAGE,
+    )
+
+
 @staff.get("")
 def queue(
     request: Request,
@@ -1052,15 +1066,7 @@ def queue(
         status = ""
     page = max(1, min(page, 10_000))
     try:
-        total, rows = service.queue(
-            db=db,
-            actor=principal,
-            status=status or None,
-            service_type_id=service_type or None,
-            older_than_days=max(0, min(older, 3650)) or None,
-            limit=50,
-            offset=(page - 1) * 50,
-        )
+        total, rows = _queue_rows(db, principal, status, service_type, older, page)
     except PermissionDenied:
         return _forbidden(request)
     kinds = service.service_names(db=db, mission_ids=principal.mission_ids())
@@ -1648,15 +1654,7 @@ def api_queue(
         raise HTTPException(422, f"status: one of {', '.join(service.STATUS_NAMES)}")
     page = max(1, min(page, 10_000))
     try:
-        total, rows = service.queue(
-            db=db,
-            actor=principal,
-            status=status or None,
-            service_type_id=service_type or None,
-            older_than_days=max(0, min(older, 3650)) or None,
-            limit=50,
-            offset=(page - 1) * 50,
-        )
+        total, rows = _queue_rows(db, principal, status, service_type, older, page)
     except PermissionDenied:
         raise HTTPException(403, "needs role consular, ambassador or admin") from None
     return QueueOut(total=total, page=page, rows=[QueueRowOut.model_validate(r) for r in rows])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import threading
+from functools import lru_cache
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -39,7 +40,16 @@ def vapid(settings: Settings) -> Vapid02:
 
 def public_key(settings: Settings) -> str:
     """Return the applicationServerKey browsers subscribe with (base64url, uncompressed P-256)."""
-    raw = vapid(settings).public_key.public_bytes(
+    path = key_path(settings)
+    if not path.exists():
+        vapid(settings)
+    return _public_key(str(path), path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _public_key(path: str, mtime_ns: int) -> str:
+    # Read and parsed once per key file (and again if the file is replaced), not per request.
+    raw = Vapid02.from_file(path).public_key.public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
     )
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")

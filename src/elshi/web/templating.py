@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from elshi.accounts.service import LoginPolicy
 from elshi.settings import Settings
 from elshi.watch.models import ACTOR_NAMES
 from elshi.web import i18n
@@ -30,6 +31,12 @@ def settings_of(request: Request) -> Settings:
     """Return the app's settings."""
     settings: Settings = request.app.state.settings
     return settings
+
+
+def login_policy_of(request: Request) -> LoginPolicy:
+    """Return the sign-in limits staff and citizen sign-in share."""
+    policy: LoginPolicy = request.app.state.login_policy
+    return policy
 
 
 def request_language(request: Request) -> str:
