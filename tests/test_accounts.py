@@ -202,10 +202,10 @@ def test_roles_and_mission_scope(db: Database) -> None:
         analyst = service.load_principal(db=s, user_id=analyst_id)
         citizen = service.load_principal(db=s, user_id=citizen_id)
     assert admin and analyst and citizen
-    assert admin.mission_ids() is None and admin.can("users.manage", berlin_id)
-    assert analyst.mission_ids() == frozenset({berlin_id})
+    assert admin.missions_where("listen.read") is None and admin.can("users.manage", berlin_id)
+    assert analyst.missions_where("listen.read") == frozenset({berlin_id})
     assert analyst.can("listen.read", berlin_id) and not analyst.can("listen.read", hq_id)
-    assert not citizen.is_staff and citizen.mission_ids() == frozenset()
+    assert not citizen.is_staff and citizen.missions_where("listen.read") == frozenset()
     with db.session() as s, pytest.raises(service.PermissionDenied, match=r"users\.manage"):
         flows.grant(
             db=s, actor=analyst, email="citizen@example.org", role="admin", mission_slug="berlin"

@@ -298,9 +298,12 @@ def test_schedule_in_the_audience_time_zone_and_calendar(
             service.calendar(db=s, actor=team["drafter"], mission_id=None, month=date(2026, 11, 1))
             == {}
         )
-    # not due yet: the worker leaves it alone
+    # not due yet at 08:00 UTC that morning: the worker leaves it alone; due at 09:00
     ctx = ChannelContext(settings=settings, db=db)
-    assert flows.publish_due(db, ctx)["due"] == []
+    assert flows.publish_due(db, ctx, now=datetime(2026, 12, 5, 8, 0, tzinfo=UTC))["due"] == []
+    assert flows.publish_due(db, ctx, now=datetime(2026, 12, 5, 9, 0, tzinfo=UTC))["due"] == [
+        pubs[0].id
+    ]
 
 
 def test_credentials_are_encrypted_at_rest_and_never_listed(

@@ -269,7 +269,7 @@ def issue_token(
     """Create an API token for a user and return it; only its digest is kept."""
     user = _user(db, email)
     if actor.user_id != user.id:
-        service.authorize(actor, "users.manage")
+        service.authorize_over_user(db=db, actor=actor, user_id=user.id)
     row, plain = service.create_api_token(db=db, user_id=user.id, name=name, days=days)
     service.audit(
         db=db,
@@ -287,7 +287,7 @@ def enrol_totp(*, db: Session, actor: Principal, email: str) -> str:
     """Give a user a new TOTP secret and return the otpauth:// URI to scan."""
     user = _user(db, email)
     if actor.user_id != user.id:
-        service.authorize(actor, "users.manage")
+        service.authorize_over_user(db=db, actor=actor, user_id=user.id)
     user.totp_secret = service.new_totp_secret()
     user.totp_last_step = None
     service.audit(
@@ -304,7 +304,7 @@ def enrol_totp(*, db: Session, actor: Principal, email: str) -> str:
 def disable_totp(*, db: Session, actor: Principal, email: str) -> None:
     """Remove a user's TOTP secret."""
     user = _user(db, email)
-    service.authorize(actor, "users.manage")
+    service.authorize_over_user(db=db, actor=actor, user_id=user.id)
     user.totp_secret = None
     user.totp_last_step = None
     service.audit(
@@ -320,7 +320,7 @@ def disable_totp(*, db: Session, actor: Principal, email: str) -> None:
 def set_active(*, db: Session, actor: Principal, email: str, active: bool) -> User:
     """Disable a user (signed out everywhere, tokens refused) or enable them again."""
     user = _user(db, email)
-    service.authorize(actor, "users.manage")
+    service.authorize_over_user(db=db, actor=actor, user_id=user.id)
     user.is_active = active
     ended = 0 if active else service.end_user_sessions(db=db, user_id=user.id)
     service.audit(
@@ -338,7 +338,7 @@ def set_active(*, db: Session, actor: Principal, email: str, active: bool) -> Us
 def reset_password(*, db: Session, actor: Principal, email: str, password: str) -> User:
     """Set a new password for a user, lift a lock and sign them out everywhere."""
     user = _user(db, email)
-    service.authorize(actor, "users.manage")
+    service.authorize_over_user(db=db, actor=actor, user_id=user.id)
     service.set_password(db=db, user=user, password=password)
     user.failed_logins = 0
     user.locked_until = None
@@ -358,7 +358,7 @@ def tokens_of(*, db: Session, actor: Principal, email: str) -> list[ApiToken]:
     """A user's API tokens, newest first (the user themself or a user manager may look)."""
     user = _user(db, email)
     if actor.user_id != user.id:
-        service.authorize(actor, "users.manage")
+        service.authorize_over_user(db=db, actor=actor, user_id=user.id)
     return service.list_api_tokens(db=db, user_id=user.id)
 
 
@@ -368,7 +368,7 @@ def revoke_token(*, db: Session, actor: Principal, token_id: int) -> ApiToken:
     if row is None:
         raise TokenNotFound("token", NO_TOKEN, id=token_id)
     if actor.user_id != row.user_id:
-        service.authorize(actor, "users.manage")
+        service.authorize_over_user(db=db, actor=actor, user_id=row.user_id)
     service.revoke_api_token(db=db, token_id=token_id)
     service.audit(
         db=db,
@@ -441,7 +441,7 @@ def add_mission(
     timezone: str = "UTC",
 ) -> Mission:
     """Create a mission under HQ (or another parent)."""
-    service.authorize(actor, "users.manage")
+    service.authorize(actor, "users.manage", mission_id=None)
     parent = _mission(db, parent_slug) if parent_slug else None
     if parent is None and kind != "hq":
         parent = missions.ensure_hq(db=db)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Select, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from elshi.accounts.models import (
@@ -205,32 +205,81 @@ class Principal:
         """Return True when the user holds any role but citizen."""
         return self.is_system or any(role in STAFF_ROLES for _, role in self.grants)
 
-    def mission_ids(self) -> frozenset[int] | None:
-        """Return the missions whose data the user may see; None means all (HQ staff)."""
-        if self.is_system or any(
-            m in self.hq_mission_ids and r in STAFF_ROLES for m, r in self.grants
-        ):
-            return None
-        return frozenset(m for m, r in self.grants if r in STAFF_ROLES)
+    def missions_where(self, permission: str) -> frozenset[int] | None:
+        """Return the missions where `permission` is held; None means every mission.
 
-    def has_role(self, roles: tuple[str, ...], mission_id: int | None = None) -> bool:
-        """Return True when one of `roles` is held in the mission (None: anywhere) or at HQ."""
+        A role held at headquarters reaches every mission; a role held in a mission reaches that
+        mission only. This is the one rule every query of mission data is scoped by.
+        """
         if self.is_system:
-            return True
-        return any(
-            role in roles and (mission_id is None or m == mission_id or m in self.hq_mission_ids)
-            for m, role in self.grants
+            return None
+        roles = PERMISSIONS[permission]
+        held = frozenset(m for m, r in self.grants if r in roles)
+        if held & self.hq_mission_ids:
+            return None
+        return held
+
+    def can(self, permission: str, mission_id: int | None) -> bool:
+        """Return True when `permission` is held in this mission.
+
+        `mission_id=None` asks about data that belongs to no mission (a ministry-wide source,
+        a user, a mission itself): that needs the permission at headquarters.
+        """
+        ids = self.missions_where(permission)
+        return ids is None or (mission_id is not None and mission_id in ids)
+
+    def can_somewhere(self, permission: str) -> bool:
+        """Return True when `permission` is held in at least one mission (menus, page access)."""
+        ids = self.missions_where(permission)
+        return ids is None or bool(ids)
+
+
+def missions_where(actor: Principal, permission: str) -> frozenset[int] | None:
+    """Return the mission ids where the actor holds `permission`; None means every mission."""
+    return actor.missions_where(permission)
+
+
+def scoped(
+    stmt: Select[Any],
+    column: Any,
+    actor: Principal,
+    permission: str,
+    *,
+    shared: bool = False,
+) -> Select[Any]:
+    """Limit a query of mission data to the missions where the actor holds `permission`.
+
+    `shared=True` also keeps rows of no mission (ministry-wide sources and their posts), which
+    every holder of the permission may read.
+    """
+    ids = actor.missions_where(permission)
+    if ids is None:
+        return stmt
+    if shared:
+        return stmt.where(or_(column.is_(None), column.in_(ids)))
+    return stmt.where(column.in_(ids))
+
+
+def authorize(principal: Principal, permission: str, *, mission_id: int | None) -> None:
+    """Raise PermissionDenied unless the principal holds `permission` in this mission."""
+    if not principal.can(permission, mission_id):
+        where = "at headquarters" if mission_id is None else f"in mission {mission_id}"
+        raise PermissionDenied(
+            f"{permission} {where}: needs role {' or '.join(PERMISSIONS[permission])}"
         )
 
-    def can(self, permission: str, mission_id: int | None = None) -> bool:
-        """Return True when the user holds a role the permission needs."""
-        return self.has_role(PERMISSIONS[permission], mission_id)
 
+def authorize_over_user(*, db: Session, actor: Principal, user_id: int) -> None:
+    """Raise PermissionDenied unless the actor manages users in every mission the user is in.
 
-def authorize(principal: Principal, permission: str, *, mission_id: int | None = None) -> None:
-    """Raise PermissionDenied unless the principal may do this."""
-    if not principal.can(permission, mission_id):
-        raise PermissionDenied(f"{permission}: needs role {' or '.join(PERMISSIONS[permission])}")
+    A user with a role at headquarters, or with no role at all, is managed from headquarters
+    only: a mission's admin cannot disable, reset or issue tokens for the ministry's admin.
+    """
+    missions = {m for m, _ in roles_of(db=db, user_id=user_id)}
+    if not missions:
+        authorize(actor, "users.manage", mission_id=None)
+    for mission_id in sorted(missions):
+        authorize(actor, "users.manage", mission_id=mission_id)
 
 
 def load_principal(*, db: Session, user_id: int, via: str = "session") -> Principal | None:

@@ -296,6 +296,6 @@ def me(principal: StaffUser) -> MeOut:
         name=principal.name,
         via=principal.via,
         staff=principal.is_staff,
-        all_missions=principal.mission_ids() is None,
+        all_missions=principal.missions_where("listen.read") is None,
         grants=[GrantOut(mission_id=m, role=r) for m, r in principal.grants],
     )

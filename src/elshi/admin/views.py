@@ -39,7 +39,7 @@ STAFF_ROLES = tuple(r for r in ROLES if r != "citizen")
 def _page(
     request: Request, db: Any, principal: Any, error: str | None = None, status: int = 200
 ) -> Response:
-    if not (principal.can("users.manage") or principal.can("sources.manage")):
+    if not (principal.can_somewhere("users.manage") or principal.can_somewhere("sources.manage")):
         raise HTTPException(403, t(request, FORBIDDEN))
     return render(
         request,
@@ -53,8 +53,8 @@ def _page(
             "sources": listen.list_sources(db=db),
             "connectors": sorted(connectors()),
             "error": error,
-            "can_users": principal.can("users.manage"),
-            "can_sources": principal.can("sources.manage"),
+            "can_users": principal.can_somewhere("users.manage"),
+            "can_sources": principal.can_somewhere("sources.manage"),
         },
         status=status,
     )

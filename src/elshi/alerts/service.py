@@ -173,7 +173,7 @@ def list_alerts(
 ) -> list[Alert]:
     """Return alerts of the user's missions, newest first."""
     q = select(Alert).order_by(Alert.fired_at.desc(), Alert.id.desc()).limit(limit)
-    ids = principal.mission_ids()
+    ids = principal.missions_where("listen.read")
     if ids is not None:
         q = q.where(Alert.mission_id.in_(ids))
     if status:
@@ -184,7 +184,7 @@ def list_alerts(
 def open_count(*, db: Session, principal: Principal) -> int:
     """Return how many alerts wait for acknowledgement (the in-app notice)."""
     q = select(func.count()).select_from(Alert).where(Alert.status == "open")
-    ids = principal.mission_ids()
+    ids = principal.missions_where("listen.read")
     if ids is not None:
         q = q.where(Alert.mission_id.in_(ids))
     return int(db.scalar(q) or 0)
@@ -253,7 +253,7 @@ def failed_deliveries(
         .order_by(AlertDelivery.id.desc())
         .limit(limit)
     )
-    ids = principal.mission_ids()
+    ids = principal.missions_where("listen.read")
     if ids is not None:
         q = q.where(Alert.mission_id.in_(ids))
     return [(d, a) for d, a in db.execute(q).all()]

@@ -1224,10 +1224,10 @@ def queue(
     now: datetime | None = None,
 ) -> tuple[int, list[QueueRow]]:
     """Return submitted requests of the officer's missions, oldest first, with a total."""
-    if not actor.can("consulate.read"):
+    if not actor.can_somewhere("consulate.read"):
         raise PermissionDenied("consulate.read: needs role consular, ambassador or admin")
     scope: list[ColumnElement[bool] | TextClause] = [ServiceRequest.status != "draft"]
-    missions = actor.mission_ids()
+    missions = actor.missions_where("consulate.read")
     if missions is not None:
         scope.append(ServiceRequest.mission_id.in_(missions))
     # The open filter is the literal predicate of the partial indexes that keep the default
@@ -1685,11 +1685,11 @@ class SearchHit:
 
 def search_district(*, db: Session, actor: Principal, q: str, limit: int = 50) -> list[SearchHit]:
     """Find citizens by name, e-mail or phone among those registered with the officer's missions."""
-    if not actor.can("consulate.read"):
+    if not actor.can_somewhere("consulate.read"):
         raise PermissionDenied("consulate.read: needs role consular, ambassador or admin")
     text = clean_text("q", q, max_len=100, required=True)
     pattern = "%" + text.lower().replace("\\", "").replace("%", "").replace("_", "") + "%"
-    missions = actor.mission_ids()
+    missions = actor.missions_where("consulate.read")
     in_district = select(Registration.citizen_id)
     requested = select(ServiceRequest.citizen_id).where(ServiceRequest.status != "draft")
     if missions is not None:

@@ -1024,7 +1024,7 @@ def _forbidden(request: Request) -> Response:
 
 def _officer_mission(principal: Any, db: Session, mission: int) -> int | None:
     """Return the mission the officer works on: the one asked for if allowed, else their first."""
-    allowed = principal.mission_ids()
+    allowed = principal.missions_where("consulate.read")
     if mission and (allowed is None or mission in allowed):
         return mission
     if allowed:
@@ -1069,7 +1069,7 @@ def queue(
         total, rows = _queue_rows(db, principal, status, service_type, older, page)
     except PermissionDenied:
         return _forbidden(request)
-    kinds = service.service_names(db=db, mission_ids=principal.mission_ids())
+    kinds = service.service_names(db=db, mission_ids=principal.missions_where("consulate.read"))
     return _officer_page(
         request,
         "queue.html",

@@ -519,7 +519,7 @@ def get_crisis(*, db: Session, actor: Principal, crisis_id: int, act: bool = Fal
 def list_crises(*, db: Session, actor: Principal) -> list[Crisis]:
     """Return crises of the officer's missions, newest first."""
     stmt = select(Crisis).order_by(Crisis.id.desc())
-    ids = actor.mission_ids()
+    ids = actor.missions_where("consulate.read")
     if ids is not None:
         stmt = stmt.where(Crisis.mission_id.in_(ids))
     return [c for c in db.scalars(stmt) if actor.can("consulate.read", c.mission_id)]

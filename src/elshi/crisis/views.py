@@ -416,7 +416,7 @@ def _errors(request: Request, exc: Invalid) -> dict[str, str]:
 
 
 def _missions(db: Any, principal: Any) -> list[Mission]:
-    allowed = principal.mission_ids()
+    allowed = principal.missions_where("consulate.read")
     rows = db.scalars(select(Mission).order_by(Mission.name)).all()
     return [
         m

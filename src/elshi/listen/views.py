@@ -57,7 +57,7 @@ def search_posts(
             author=author,
             limit=limit,
             offset=offset,
-            mission_ids=principal.mission_ids(),
+            mission_ids=principal.missions_where("listen.read"),
         ),
     )
     return PostPage(
@@ -76,7 +76,9 @@ def get_post(
     principal: Annotated[Principal, Depends(require_staff)],
 ) -> PostDetail:
     """A post with language, sentiment and entity annotations and what drove each."""
-    post = service.get_post(db=db, post_id=post_id, mission_ids=principal.mission_ids())
+    post = service.get_post(
+        db=db, post_id=post_id, mission_ids=principal.missions_where("listen.read")
+    )
     if post is None:
         raise HTTPException(404, f"no post with id {post_id}")
     annotations = service.annotations_of(db=db, post_id=post_id)
@@ -109,7 +111,9 @@ def explain_post(
     """Which words drove sentiment and stance, which gazetteer entry or CRF features matched
     each entity, which features decided the language, and the key terms shared with the
     post's narrative."""
-    post = service.get_post(db=db, post_id=post_id, mission_ids=principal.mission_ids())
+    post = service.get_post(
+        db=db, post_id=post_id, mission_ids=principal.missions_where("listen.read")
+    )
     if post is None:
         raise HTTPException(404, f"no post with id {post_id}")
     return Explanation.model_validate(nlp_service.explain_post(db=db, post=post))

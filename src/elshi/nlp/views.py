@@ -45,7 +45,7 @@ def list_narratives(
     """Stories across languages with key terms and activity, most recently active first."""
     found = service.list_narratives(
         db=db,
-        mission_ids=principal.mission_ids(),
+        mission_ids=principal.missions_where("listen.read"),
         emerging=emerging,
         now=now,
         window=timedelta(hours=hours),
@@ -67,7 +67,7 @@ def get_narrative(
     offset: Annotated[int, Query(ge=0, le=1_000_000, description="Member posts to skip.")] = 0,
 ) -> NarrativeDetail:
     """A narrative (following merges) with languages, key terms, first/last seen and posts."""
-    missions = principal.mission_ids()
+    missions = principal.missions_where("listen.read")
     row = service.get_narrative(db=db, narrative_id=narrative_id, mission_ids=missions)
     if row is None:
         raise HTTPException(404, f"no narrative with id {narrative_id}")

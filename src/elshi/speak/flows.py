@@ -11,7 +11,7 @@ where the platform can tell nothing the row becomes "unknown" for a person to ch
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -243,9 +243,11 @@ def reconcile(database: Database, publication_id: int, ctx: ChannelContext) -> s
     return send_publication(database, pub.id, ctx)
 
 
-def publish_due(database: Database, ctx: ChannelContext) -> dict[str, list[int]]:
+def publish_due(
+    database: Database, ctx: ChannelContext, now: datetime | None = None
+) -> dict[str, list[int]]:
     """Reconcile stuck publications, then return the ids of those due now (for the queue)."""
-    now = utcnow()
+    now = now or utcnow()
     with database.session() as s:
         due, stuck = service.due_publications(
             db=s, now=now, lease=timedelta(seconds=ctx.settings.publish_lease_seconds)

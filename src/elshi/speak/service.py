@@ -86,7 +86,7 @@ class Translator(ABC):
 
 
 def _visible(actor: Principal, mission_id: int) -> bool:
-    ids = actor.mission_ids()
+    ids = actor.missions_where("listen.read")
     return ids is None or mission_id in ids
 
 
@@ -108,7 +108,7 @@ def list_statements(
 ) -> list[Statement]:
     """Return statements the actor may see, newest first."""
     q = select(Statement).order_by(Statement.updated_at.desc(), Statement.id.desc())
-    ids = actor.mission_ids()
+    ids = actor.missions_where("listen.read")
     if ids is not None:
         q = q.where(Statement.mission_id.in_(ids))
     if mission_id is not None:
@@ -706,7 +706,7 @@ def list_accounts(
 ) -> list[AccountView]:
     """Return the channel accounts the actor may see (without credentials)."""
     q = select(ChannelAccount).order_by(ChannelAccount.id)
-    ids = actor.mission_ids()
+    ids = actor.missions_where("listen.read")
     if ids is not None:
         q = q.where(ChannelAccount.mission_id.in_(ids))
     if mission_id is not None:
@@ -853,7 +853,7 @@ def list_publications(
 ) -> list[Publication]:
     """Return recent publications the actor may see."""
     q = select(Publication).join(Statement, Statement.id == Publication.statement_id)
-    ids = actor.mission_ids()
+    ids = actor.missions_where("listen.read")
     if ids is not None:
         q = q.where(Statement.mission_id.in_(ids))
     if status:
@@ -877,7 +877,7 @@ def calendar(
     start = datetime(month.year, month.month, 1, tzinfo=UTC)
     end = datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC)
     q = select(Statement).where(Statement.scheduled_at >= start, Statement.scheduled_at < end)
-    ids = actor.mission_ids()
+    ids = actor.missions_where("listen.read")
     if ids is not None:
         q = q.where(Statement.mission_id.in_(ids))
     if mission_id is not None:
@@ -1177,7 +1177,7 @@ def rebuttal(
     now = now or utcnow()
     answered = first_sent or st.scheduled_at or now
     window = timedelta(days=max(1, min(days, 90)))
-    mission_ids = actor.mission_ids()
+    mission_ids = actor.missions_where("listen.read")
     return Rebuttal(
         query=st.topic_query,
         narrative_id=st.narrative_id,

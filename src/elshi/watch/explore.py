@@ -77,7 +77,7 @@ def explore(request: Request, db: DbSession, principal: StaffUser) -> Response:
         form.errors.append(BAD_SENTIMENT)
     total, items, facets = 0, list[Post](), {}
     if not form.errors:
-        form.query.mission_ids = principal.mission_ids()
+        form.query.mission_ids = principal.missions_where("listen.read")
         within = []
         if watch_id and any(w.id == watch_id for w in watches):
             within.append(select(WatchMatch.post_id).where(WatchMatch.watch_id == watch_id))
@@ -96,7 +96,9 @@ def explore(request: Request, db: DbSession, principal: StaffUser) -> Response:
         facets = _facets(db, listen.matching_ids(db=db, query=form.query))
     sources = {
         s.id: s.name
-        for s in web_service.visible_sources(db=db, mission_ids=principal.mission_ids())
+        for s in web_service.visible_sources(
+            db=db, mission_ids=principal.missions_where("listen.read")
+        )
     }
     params = query_dict(q, service.SAVED_KEYS)
     return render(
@@ -144,7 +146,7 @@ def save_search(
         except service.NotFound:
             params.pop("watch", None)
     if mission_id is None:
-        ids = principal.mission_ids()
+        ids = principal.missions_where("listen.read")
         mission_id = min(ids) if ids else None
     try:
         row = service.save_search(
@@ -170,7 +172,9 @@ def open_saved(request: Request, token: str, db: DbSession, principal: StaffUser
 @router.get("/posts/{post_id}")
 def post_detail(request: Request, post_id: int, db: DbSession, principal: StaffUser) -> Response:
     """A post with its annotations and what drove each, its author and its watch lists."""
-    post = listen.get_post(db=db, post_id=post_id, mission_ids=principal.mission_ids())
+    post = listen.get_post(
+        db=db, post_id=post_id, mission_ids=principal.missions_where("listen.read")
+    )
     if post is None:
         raise HTTPException(404, "no such post")
     annotations = {a.enricher: a for a in listen.annotations_of(db=db, post_id=post_id)}
@@ -200,9 +204,11 @@ def author_page(request: Request, author_id: int, db: DbSession, principal: Staf
     author = db.get(Author, author_id)
     if author is None:
         raise HTTPException(404, "no such author")
-    query = listen.SearchQuery(author=author.handle, limit=20, mission_ids=principal.mission_ids())
+    query = listen.SearchQuery(
+        author=author.handle, limit=20, mission_ids=principal.missions_where("listen.read")
+    )
     page = listen.search_page(db=db, query=query)
-    if not page.items and principal.mission_ids() is not None:
+    if not page.items and principal.missions_where("listen.read") is not None:
         raise HTTPException(404, "no such author")
     audit(
         db=db,
@@ -221,7 +227,7 @@ def author_page(request: Request, author_id: int, db: DbSession, principal: Staf
             "posts": page.items,
             "total": page.total,
             "actor_types": ACTOR_TYPES,
-            "can_edit": principal.can("authors.manage"),
+            "can_edit": principal.can_somewhere("authors.manage"),
         },
     )
 

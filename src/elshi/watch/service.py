@@ -88,14 +88,14 @@ def _require(principal: Principal, permission: str, mission_id: int) -> None:
 
 def may_see_mission(principal: Principal, mission_id: int) -> bool:
     """Return True when the user may read this mission's data."""
-    ids = principal.mission_ids()
+    ids = principal.missions_where("listen.read")
     return ids is None or mission_id in ids
 
 
 def list_watches(*, db: Session, principal: Principal) -> list[Watch]:
     """Return the watch lists of the missions the user may see."""
     q = select(Watch).order_by(Watch.mission_id, Watch.name)
-    ids = principal.mission_ids()
+    ids = principal.missions_where("listen.read")
     if ids is not None:
         q = q.where(Watch.mission_id.in_(ids))
     return list(db.scalars(q))
@@ -405,7 +405,7 @@ def share_of_voice(
         .order_by(total.desc())
         .limit(limit)
     )
-    ids = principal.mission_ids()
+    ids = principal.missions_where("listen.read")
     if filters.source_id:
         q = q.where(CountryDaily.source_id == filters.source_id)
     if ids is not None:
@@ -470,7 +470,7 @@ def set_actor_type(*, db: Session, principal: Principal, author_id: int, actor_t
     """Set an author's actor type (state media, diplomat, journalist, citizen, unknown)."""
     if actor_type not in ACTOR_TYPES:
         raise InvalidWatch("actor_type", N_("choose one from the list"))
-    if not principal.can("authors.manage"):
+    if not principal.can_somewhere("authors.manage"):
         raise PermissionDenied("authors.manage")
     author = db.get(Author, author_id)
     if author is None:
@@ -525,7 +525,7 @@ def open_saved(*, db: Session, principal: Principal, token: str) -> SavedSearch:
     if row is None or not (
         row.user_id == principal.user_id
         or (row.mission_id is not None and may_see_mission(principal, row.mission_id))
-        or principal.mission_ids() is None
+        or principal.missions_where("listen.read") is None
     ):
         raise NotFound("no such saved search")
     return row

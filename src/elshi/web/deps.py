@@ -119,7 +119,7 @@ def require_staff(
             )
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(target)
-    if not principal.can("listen.read"):
+    if not principal.can_somewhere("listen.read"):
         # API clients read the English reason; a person in a browser reads their language.
         if _is_api(request):
             raise HTTPException(403, "staff only")

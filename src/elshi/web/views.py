@@ -41,7 +41,7 @@ def mount_static(app: FastAPI) -> None:
 @router.get("/")
 def home(request: Request, db: DbSession, principal: StaffUser) -> Response:
     """Counts of posts and sources, and the sources' health."""
-    data = service.overview(db=db, mission_ids=principal.mission_ids())
+    data = service.overview(db=db, mission_ids=principal.missions_where("listen.read"))
     return render(request, "home.html", {"active": "home", "o": data, "health_names": HEALTH})
 
 
@@ -50,10 +50,10 @@ def posts(request: Request, db: DbSession, principal: StaffUser) -> Response:
     """Search posts with filters and pages."""
     form = parse_search(request.query_params)
     languages, platforms = service.facets(db=db)
-    sources = service.visible_sources(db=db, mission_ids=principal.mission_ids())
+    sources = service.visible_sources(db=db, mission_ids=principal.missions_where("listen.read"))
     total, items = 0, list[Post]()
     if not form.errors:
-        form.query.mission_ids = principal.mission_ids()
+        form.query.mission_ids = principal.missions_where("listen.read")
         total, items = listen.search_posts(db=db, query=form.query)
     return render(
         request,
@@ -75,7 +75,7 @@ def posts(request: Request, db: DbSession, principal: StaffUser) -> Response:
 @router.get("/sources")
 def sources(request: Request, db: DbSession, principal: StaffUser) -> Response:
     """Every source the user may see, with its health."""
-    rows = service.visible_sources(db=db, mission_ids=principal.mission_ids())
+    rows = service.visible_sources(db=db, mission_ids=principal.missions_where("listen.read"))
     return render(
         request, "sources.html", {"active": "sources", "sources": rows, "health_names": HEALTH}
     )
