@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
+from elshi.accounts.service import Principal
 from elshi.app import create_app
 from elshi.consulate.models import Citizen, Registration
 from elshi.crisis import flows, service
@@ -156,18 +157,38 @@ def test_polygon_circle_and_audience(db: Database) -> None:
     with db.session() as s:
         poly = service.parse_area({"polygon": "40.5 28.5; 41.5 28.5; 41.5 29.5; 40.5 29.5"})
         assert (
-            service.preview(db=s, mission_id=t.mission_id, area=poly, audience="present").people
+            service.preview(
+                db=s,
+                actor=Principal.system(),
+                mission_id=t.mission_id,
+                area=poly,
+                audience="present",
+            ).people
             == 30
         )
         circle = service.parse_area({"circle": "39.93 32.86 50"})
         assert (
-            service.preview(db=s, mission_id=t.mission_id, area=circle, audience="present").people
+            service.preview(
+                db=s,
+                actor=Principal.system(),
+                mission_id=t.mission_id,
+                area=circle,
+                audience="present",
+            ).people
             == 0
         )
-        seen = service.preview(db=s, mission_id=t.mission_id, area=circle, audience="everyone")
+        seen = service.preview(
+            db=s,
+            actor=Principal.system(),
+            mission_id=t.mission_id,
+            area=circle,
+            audience="everyone",
+        )
         assert seen.people == 10 and seen.present_by_dates == 0
         both = service.parse_area({"countries": "TR"})
-        seen = service.preview(db=s, mission_id=t.mission_id, area=both, audience="everyone")
+        seen = service.preview(
+            db=s, actor=Principal.system(), mission_id=t.mission_id, area=both, audience="everyone"
+        )
         assert seen.people == 40 and seen.channels["sms"] == 40
 
 

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from elshi.accounts.service import Principal
 from elshi.app import create_app
 from elshi.crisis import flows, service
 from elshi.crisis.models import Delivery
@@ -163,6 +164,7 @@ def test_web_push_is_encrypted_for_each_browser_and_vapid_signed(
         assert (
             service.preview(
                 db=s,
+                actor=Principal.system(),
                 mission_id=t.mission_id,
                 area={"cities": ["Istanbul"]},
                 audience="present",

@@ -39,6 +39,7 @@ def create_app(settings: Settings, *, db: Database | None = None, runtime: Any =
     from elshi.accounts.views import api as accounts_api
     from elshi.accounts.views import router as accounts_router
     from elshi.admin.views import router as admin_router
+    from elshi.alerts.views import api as alerts_api
     from elshi.alerts.views import router as alerts_router
     from elshi.consulate.views import install as install_consulate
     from elshi.crisis.views import public as crisis_public
@@ -96,6 +97,7 @@ def create_app(settings: Settings, *, db: Database | None = None, runtime: Any =
     app.include_router(watch_router)
     app.include_router(explore_router)
     app.include_router(alerts_router)
+    app.include_router(alerts_api)
     app.include_router(digest_router)
     app.include_router(crisis_public)  # first: /crisis/sms/inbound is not an officer page
     app.include_router(crisis_router)

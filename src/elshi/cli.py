@@ -672,6 +672,10 @@ def users_token(
     days: Annotated[
         int | None, typer.Option(help="Expire after this many days (default: never).")
     ] = None,
+    scope: Annotated[
+        str,
+        typer.Option(help="read (GET on /api/ only) or write (also API writes)."),
+    ] = "read",
 ) -> None:
     """Create an API token and print it once; send it as `Authorization: Bearer <token>`."""
     from elshi.accounts import flows
@@ -679,7 +683,9 @@ def users_token(
 
     db = _database(get_settings())
     with _account_errors(), db.session() as s:
-        token = flows.issue_token(db=s, actor=Principal.system(), email=email, name=name, days=days)
+        token = flows.issue_token(
+            db=s, actor=Principal.system(), email=email, name=name, days=days, scope=scope
+        )
     err.print("API token (shown only this once; elshi keeps only its hash):", highlight=False)
     print(token)
 
@@ -754,19 +760,20 @@ def users_reset_password(
 def users_tokens(
     email: Annotated[str, typer.Argument(help="The user whose API tokens are listed.")],
 ) -> None:
-    """List a user's API tokens (prefix, name, expiry, last use, revoked); never the tokens."""
+    """List a user's API tokens (prefix, name, scope, expiry, last use, state); never the tokens."""
     from elshi.accounts import flows
     from elshi.accounts.service import Principal
 
     db = _database(get_settings())
     with _account_errors(), db.session() as s:
         tokens = flows.tokens_of(db=s, actor=Principal.system(), email=email)
-        table = Table("id", "prefix", "name", "created", "expires", "last used", "state")
+        table = Table("id", "prefix", "name", "scope", "created", "expires", "last used", "state")
         for t in tokens:
             table.add_row(
                 str(t.id),
                 t.prefix + "...",
                 t.name or "-",
+                t.scope,
                 _when(t.created_at),
                 _when(t.expires_at),
                 _when(t.last_used_at),

@@ -264,13 +264,19 @@ def grant(*, db: Session, actor: Principal, email: str, role: str, mission_slug:
 
 
 def issue_token(
-    *, db: Session, actor: Principal, email: str, name: str = "", days: int | None = None
+    *,
+    db: Session,
+    actor: Principal,
+    email: str,
+    name: str = "",
+    days: int | None = None,
+    scope: str = "read",
 ) -> str:
     """Create an API token for a user and return it; only its digest is kept."""
     user = _user(db, email)
     if actor.user_id != user.id:
         service.authorize_over_user(db=db, actor=actor, user_id=user.id)
-    row, plain = service.create_api_token(db=db, user_id=user.id, name=name, days=days)
+    row, plain = service.create_api_token(db=db, user_id=user.id, name=name, days=days, scope=scope)
     service.audit(
         db=db,
         action="token.create",
@@ -278,7 +284,13 @@ def issue_token(
         object_id=row.id,
         actor_id=actor.user_id,
         actor_label=actor.label,
-        detail={"user_id": user.id, "name": name, "prefix": row.prefix, "days": days},
+        detail={
+            "user_id": user.id,
+            "name": name,
+            "prefix": row.prefix,
+            "days": days,
+            "scope": scope,
+        },
     )
     return plain
 

@@ -56,6 +56,10 @@ SHORT_PASSWORD = N_("Use at least %(n)s characters.")
 EMAIL_TAKEN = N_("A user with the e-mail address %(email)s already exists.")
 NOT_ROLE = N_("%(role)s is not a role; choose one of: %(roles)s.")
 DAYS_MIN = N_("Must be at least 1.")
+NOT_SCOPE = N_("%(scope)s is not a token scope; choose read or write.")
+
+#: What an API token may do: read (GET on /api/) or write (also POST, PUT, DELETE on /api/).
+TOKEN_SCOPES = ("read", "write")
 
 
 def hash_password(password: str) -> str:
@@ -179,6 +183,8 @@ class Principal:
     grants: tuple[tuple[int, str], ...] = ()
     hq_mission_ids: frozenset[int] = field(default_factory=frozenset)
     via: str = "session"
+    #: The scope of the API token the request came with ("read" or "write"); None otherwise.
+    token_scope: str | None = None
 
     @classmethod
     def system(cls, label: str = "cli") -> Principal:
@@ -282,7 +288,9 @@ def authorize_over_user(*, db: Session, actor: Principal, user_id: int) -> None:
         authorize(actor, "users.manage", mission_id=mission_id)
 
 
-def load_principal(*, db: Session, user_id: int, via: str = "session") -> Principal | None:
+def load_principal(
+    *, db: Session, user_id: int, via: str = "session", token_scope: str | None = None
+) -> Principal | None:
     """Return the principal of an active user, or None."""
     user = db.get(User, user_id)
     if user is None or not user.is_active:
@@ -303,6 +311,7 @@ def load_principal(*, db: Session, user_id: int, via: str = "session") -> Princi
         grants=grants,
         hq_mission_ids=hq,
         via=via,
+        token_scope=token_scope,
     )
 
 
@@ -527,11 +536,14 @@ def create_api_token(
     user_id: int,
     name: str = "",
     days: int | None = None,
+    scope: str = "read",
     now: datetime | None = None,
 ) -> tuple[ApiToken, str]:
     """Create a token; return the row and the plain token, which is never stored."""
     if days is not None and days < 1:
         raise InvalidUser("days", DAYS_MIN)
+    if scope not in TOKEN_SCOPES:
+        raise InvalidUser("scope", NOT_SCOPE, scope=repr(scope))
     now = now or utcnow()
     plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(
@@ -539,6 +551,7 @@ def create_api_token(
         name=name[:100],
         token_hash=_digest(plain),
         prefix=plain[: len(TOKEN_PREFIX) + 6],
+        scope=scope,
         created_at=now,
         expires_at=now + timedelta(days=days) if days else None,
     )

@@ -6,14 +6,14 @@ from datetime import timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, HTTPException, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
 from elshi.accounts import flows
-from elshi.accounts.models import User
+from elshi.accounts.models import ApiToken, User
 from elshi.accounts.schemas import GrantOut, MeOut
-from elshi.accounts.service import Principal, new_totp_secret, totp_uri
+from elshi.accounts.service import TOKEN_SCOPES, Principal, new_totp_secret, totp_uri
 from elshi.missions.models import Mission
 from elshi.web.deps import (
     SESSION_COOKIE,
@@ -51,7 +51,9 @@ PASSWORD_ERRORS = {
 ACCOUNT_NOTICES = {
     "totp_on": N_("Two-step sign-in is on. Next time, elshi asks for a code from your app."),
     "password_changed": N_("Your password is changed."),
+    "token_revoked": N_("The API token is revoked: it no longer works."),
 }
+BAD_TOKEN_FORM = N_("Choose read or write, and a whole number of days (1 to 3650) or none.")
 
 
 def safe_next(value: str | None) -> str:
@@ -214,6 +216,7 @@ def _account_page(
     error: str | None = None,
     status: int = 200,
     notice: str | None = None,
+    new_token: str | None = None,
 ) -> Response:
     user = db.get(User, principal.user_id) if principal.user_id is not None else None
     missions = {m: name for m, name in db.execute(select(Mission.id, Mission.name))}
@@ -224,6 +227,9 @@ def _account_page(
         "grants": sorted(grants),
         "error": error,
         "notice": ACCOUNT_NOTICES.get(notice or ""),
+        "tokens": flows.tokens_of(db=db, actor=principal, email=user.email) if user else [],
+        "scopes": TOKEN_SCOPES,
+        "new_token": new_token,
     }
     return render(request, "account.html", context, status=status)
 
@@ -285,6 +291,48 @@ def change_password(
         return _account_page(request, db, principal, error=PASSWORD_ERRORS[problem], status=400)
     db.commit()
     return RedirectResponse("/account?done=password_changed", status_code=303)
+
+
+@router.post("/account/tokens")
+def create_token(
+    request: Request,
+    db: DbSession,
+    principal: StaffUser,
+    name: Annotated[str, Form(max_length=100)] = "",
+    scope: Annotated[str, Form(max_length=20)] = "read",
+    days: Annotated[str, Form(max_length=10)] = "",
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Make an API token for the signed-in user; it is shown once, on the page this returns."""
+    if not csrf_valid(request, csrf_token):
+        return _account_page(request, db, principal, error=FORM_EXPIRED, status=400)
+    lifetime = int(days) if days.strip().isdigit() else None
+    if scope not in TOKEN_SCOPES or (days.strip() and not (lifetime and lifetime <= 3650)):
+        return _account_page(request, db, principal, error=BAD_TOKEN_FORM, status=400)
+    plain = flows.issue_token(
+        db=db, actor=principal, email=principal.email, name=name.strip(), days=lifetime, scope=scope
+    )
+    db.commit()
+    return _account_page(request, db, principal, new_token=plain)
+
+
+@router.post("/account/tokens/{token_id}/revoke")
+def revoke_token(
+    request: Request,
+    token_id: Annotated[int, Path(ge=1, le=2**62)],
+    db: DbSession,
+    principal: StaffUser,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Revoke one of the signed-in user's own API tokens."""
+    if not csrf_valid(request, csrf_token):
+        return _account_page(request, db, principal, error=FORM_EXPIRED, status=400)
+    row = db.get(ApiToken, token_id)
+    if row is None or row.user_id != principal.user_id:
+        raise HTTPException(404, "no such token")
+    flows.revoke_token(db=db, actor=principal, token_id=token_id)
+    db.commit()
+    return RedirectResponse("/account?done=token_revoked", status_code=303)
 
 
 @api.get("/me", response_model=MeOut, summary="Who am I")

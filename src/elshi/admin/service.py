@@ -31,12 +31,28 @@ def revoke_role(*, db: Session, actor: Principal, grant_id: int) -> RoleGrant | 
     return grant
 
 
-def users_with_grants(*, db: Session) -> list[tuple[User, list[RoleGrant]]]:
-    """Return every user with their role grants."""
+def users_with_grants(*, db: Session, actor: Principal) -> list[tuple[User, list[RoleGrant]]]:
+    """Return the users the actor manages, each with their grants in the actor's missions.
+
+    An admin of headquarters sees everyone; a mission's admin sees the people who hold a role
+    in their missions and only those roles; anyone else sees no one.
+    """
+    where = actor.missions_where("users.manage")
+    if where is not None and not where:
+        return []
     grants: dict[int, list[RoleGrant]] = {}
-    for g in db.scalars(select(RoleGrant).order_by(RoleGrant.mission_id, RoleGrant.role)):
+    stmt = accounts.scoped(
+        select(RoleGrant).order_by(RoleGrant.mission_id, RoleGrant.role),
+        RoleGrant.mission_id,
+        actor,
+        "users.manage",
+    )
+    for g in db.scalars(stmt):
         grants.setdefault(g.user_id, []).append(g)
-    return [(u, grants.get(u.id, [])) for u in accounts.list_users(db=db)]
+    users = accounts.list_users(db=db)
+    if where is None:
+        return [(u, grants.get(u.id, [])) for u in users]
+    return [(u, grants[u.id]) for u in users if u.id in grants]
 
 
 def set_source_enabled(

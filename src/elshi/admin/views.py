@@ -48,12 +48,16 @@ def _page(
             "active": "admin",
             "missions": missions.list_missions(db=db),
             "mission_kinds": MISSION_KINDS,
-            "users": service.users_with_grants(db=db),
+            "users": service.users_with_grants(db=db, actor=principal),
             "roles": STAFF_ROLES,
             "sources": listen.list_sources(db=db),
             "connectors": sorted(connectors()),
             "error": error,
             "can_users": principal.can_somewhere("users.manage"),
+            "can_missions": principal.can("users.manage", None),
+            "user_missions": [
+                m for m in missions.list_missions(db=db) if principal.can("users.manage", m.id)
+            ],
             "can_sources": principal.can_somewhere("sources.manage"),
         },
         status=status,

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import Response
+from pydantic import BaseModel
 from sqlalchemy import select
 
 from elshi.accounts.service import PermissionDenied, audit
@@ -19,6 +20,15 @@ from elshi.web.pages import check_form, error_text, redirect
 from elshi.web.templating import render
 
 router = APIRouter(include_in_schema=False)
+api = APIRouter(prefix="/api", tags=["alerts"])
+
+
+class AckOut(BaseModel):
+    """An alert after acknowledging it."""
+
+    id: int
+    status: str
+    acknowledged_by: int | None
 
 KIND_NAMES = {
     "volume_spike": N_("Volume spike against the usual level"),
@@ -219,6 +229,11 @@ def acknowledge(
 ) -> Response:
     """Acknowledge an alert."""
     check_form(request, csrf_token)
+    alert = _acknowledge(db, principal, alert_id)
+    return redirect(request, f"/alerts/{alert.id}")
+
+
+def _acknowledge(db: Any, principal: Any, alert_id: int) -> Any:
     try:
         alert = service.acknowledge(db=db, principal=principal, alert_id=alert_id)
     except NotFound:
@@ -232,7 +247,14 @@ def acknowledge(
         actor_label=principal.label,
         mission_id=alert.mission_id,
     )
-    return redirect(request, f"/alerts/{alert.id}")
+    return alert
+
+
+@api.post("/alerts/{alert_id}/ack", response_model=AckOut, summary="Acknowledge an alert")
+def api_acknowledge(alert_id: int, db: DbSession, principal: StaffUser) -> AckOut:
+    """Mark an alert of the caller's missions as handled (needs a write token or a session)."""
+    alert = _acknowledge(db, principal, alert_id)
+    return AckOut(id=alert.id, status=alert.status, acknowledged_by=alert.acknowledged_by)
 
 
 @router.post("/alerts/{alert_id}/comment")

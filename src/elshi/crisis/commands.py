@@ -100,6 +100,7 @@ def create(
     ] = False,
 ) -> None:
     """Show who would be reached, then save a broadcast awaiting a second officer's approval."""
+    from elshi.accounts.service import Principal
     from elshi.cli import console
     from elshi.consulate.service import Invalid, NotFound
     from elshi.crisis import service
@@ -124,6 +125,7 @@ def create(
             msgs = _messages(messages, text, sms, settings)
             seen = service.preview(
                 db=s,
+                actor=Principal.system(),
                 mission_id=m.id,
                 area=area,
                 audience=audience,

@@ -372,6 +372,7 @@ class Preview:
 def preview(
     *,
     db: Session,
+    actor: Principal,
     mission_id: int,
     area: Mapping[str, Any],
     audience: str,
@@ -379,7 +380,12 @@ def preview(
     today: date | None = None,
     base_url: str = "http://localhost",
 ) -> Preview:
-    """Count the people and the channels that would be reached (and SMS segments per language)."""
+    """Count the people and the channels that would be reached (and SMS segments per language).
+
+    The count itself is personal data of the mission (how many citizens are in a city), so the
+    role is checked before anything is counted.
+    """
+    _require(actor, "consulate.read", mission_id)
     today = today or utcnow().date()
     chosen = _chosen_registrations(
         db, mission_id=mission_id, area=area, audience=audience, today=today
@@ -541,7 +547,9 @@ def create_crisis(
     if audience not in AUDIENCES:
         raise Invalid(Problem("audience", N_("Choose one of the options.")))
     title = clean_text("title", title, max_len=300, required=True)
-    found = preview(db=db, mission_id=mission_id, area=area, audience=audience, today=today)
+    found = preview(
+        db=db, actor=actor, mission_id=mission_id, area=area, audience=audience, today=today
+    )
     if found.people == 0:
         raise Invalid(Problem("area", EMPTY_AREA))
     crisis = Crisis(

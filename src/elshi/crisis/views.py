@@ -464,6 +464,7 @@ async def create(request: Request, db: DbSession, principal: StaffUser) -> Respo
         )
         ctx["preview"] = service.preview(
             db=db,
+            actor=principal,
             mission_id=mission_id,
             area=area,
             audience=raw.get("audience", "present"),
@@ -566,7 +567,11 @@ def dashboard(request: Request, db: DbSession, principal: StaffUser, crisis_id: 
     expected = None
     if w.people == 0 and crisis.status == "open":
         expected = service.preview(
-            db=db, mission_id=crisis.mission_id, area=crisis.area, audience=crisis.audience
+            db=db,
+            actor=principal,
+            mission_id=crisis.mission_id,
+            area=crisis.area,
+            audience=crisis.audience,
         )
     helpers = service.help_points(db=db, crisis_id=crisis.id)
     broadcasts = db.scalars(

@@ -24,6 +24,7 @@ BAD_SLUG = N_("%(slug)s: use lower-case letters, digits and dashes.")
 NOT_KIND = N_("%(kind)s is not a kind of mission; choose one of: %(kinds)s.")
 BAD_COUNTRY = N_("%(code)s: use the two-letter country code (ISO 3166), e.g. KZ.")
 SLUG_TAKEN = N_("A mission with the short name %(slug)s already exists.")
+ONE_HQ = N_("There is already a headquarters (%(slug)s): a ministry has one.")
 BAD_ZONE = N_("%(zone)s is not a time zone name such as Europe/Berlin (IANA).")
 
 
@@ -72,6 +73,10 @@ def create_mission(
         raise InvalidMission("country", BAD_COUNTRY, code=repr(country_code))
     if db.scalar(select(Mission.id).where(Mission.slug == slug)) is not None:
         raise InvalidMission("slug", SLUG_TAKEN, slug=slug)
+    # A role held at headquarters reaches every mission: a second one would widen every grant.
+    hq = db.scalar(select(Mission.slug).where(Mission.kind == "hq"))
+    if kind == "hq" and hq is not None:
+        raise InvalidMission("kind", ONE_HQ, slug=hq)
     mission = Mission(
         slug=slug,
         name=name,

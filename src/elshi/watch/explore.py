@@ -202,14 +202,14 @@ def post_detail(request: Request, post_id: int, db: DbSession, principal: StaffU
 def author_page(request: Request, author_id: int, db: DbSession, principal: StaffUser) -> Response:
     """An author's profile: actor type (editable), counts and recent posts."""
     author = db.get(Author, author_id)
-    if author is None:
+    if author is None or not service.author_in_reach(
+        db=db, principal=principal, author_id=author_id, permission="listen.read"
+    ):
         raise HTTPException(404, "no such author")
     query = listen.SearchQuery(
         author=author.handle, limit=20, mission_ids=principal.missions_where("listen.read")
     )
     page = listen.search_page(db=db, query=query)
-    if not page.items and principal.missions_where("listen.read") is not None:
-        raise HTTPException(404, "no such author")
     audit(
         db=db,
         action="author.viewed",
@@ -227,7 +227,9 @@ def author_page(request: Request, author_id: int, db: DbSession, principal: Staf
             "posts": page.items,
             "total": page.total,
             "actor_types": ACTOR_TYPES,
-            "can_edit": principal.can_somewhere("authors.manage"),
+            "can_edit": service.author_in_reach(
+                db=db, principal=principal, author_id=author_id, permission="authors.manage"
+            ),
         },
     )
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, func, inspect, select
 from sqlalchemy.orm import Session
 
-from elshi.accounts.service import PermissionDenied, Principal
+from elshi.accounts.service import PermissionDenied, Principal, scoped
 from elshi.db import utcnow
 from elshi.errors import N_, FieldError
 from elshi.listen.models import Author, Post, Source
@@ -466,15 +466,36 @@ def matches_of_post(
     return [(w, m) for w, m in rows if may_see_mission(principal, w.mission_id)]
 
 
+def author_in_reach(*, db: Session, principal: Principal, author_id: int, permission: str) -> bool:
+    """Return True when the author wrote a post in a source of a mission where `permission` is held.
+
+    Reading also reaches authors of ministry-wide sources (of no mission); labelling them, which
+    every mission sees, needs the permission at headquarters.
+    """
+    stmt = (
+        select(Post.id)
+        .outerjoin(Source, Source.id == Post.source_id)
+        .where(Post.author_id == author_id)
+    )
+    stmt = scoped(
+        stmt, Source.mission_id, principal, permission, shared=permission == "listen.read"
+    )
+    return db.scalar(stmt.limit(1)) is not None
+
+
 def set_actor_type(*, db: Session, principal: Principal, author_id: int, actor_type: str) -> Author:
     """Set an author's actor type (state media, diplomat, journalist, citizen, unknown)."""
     if actor_type not in ACTOR_TYPES:
         raise InvalidWatch("actor_type", N_("choose one from the list"))
-    if not principal.can_somewhere("authors.manage"):
-        raise PermissionDenied("authors.manage")
     author = db.get(Author, author_id)
-    if author is None:
+    if author is None or not author_in_reach(
+        db=db, principal=principal, author_id=author_id, permission="listen.read"
+    ):
         raise NotFound(f"no author {author_id}")
+    if not author_in_reach(
+        db=db, principal=principal, author_id=author_id, permission="authors.manage"
+    ):
+        raise PermissionDenied("authors.manage")
     author.actor_type = actor_type
     author.actor_type_by = principal.user_id
     author.actor_type_at = utcnow()

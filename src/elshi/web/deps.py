@@ -82,6 +82,13 @@ def current_principal(request: Request, db: Session) -> Principal | None:
     auth = request.headers.get("authorization", "")
     scheme, _, credential = auth.partition(" ")
     if scheme.lower() == "bearer":
+        if not _is_api(request):
+            # A token is for scripts reading the API; pages and their forms need a person.
+            raise HTTPException(
+                401,
+                "API tokens are accepted on /api/ only; sign in to use the pages",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_request"'},
+            )
         token = accounts.find_api_token(db=db, token=credential.strip())
         if token is None:
             raise HTTPException(
@@ -89,7 +96,9 @@ def current_principal(request: Request, db: Session) -> Principal | None:
                 "invalid, expired or revoked API token",
                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
-        principal = accounts.load_principal(db=db, user_id=token.user_id, via="token")
+        principal = accounts.load_principal(
+            db=db, user_id=token.user_id, via="token", token_scope=token.scope
+        )
     else:
         key = session_key(request)
         row = accounts.find_session(db=db, key=key) if key else None
@@ -124,6 +133,16 @@ def require_staff(
         if _is_api(request):
             raise HTTPException(403, "staff only")
         raise HTTPException(403, gettext(request_language(request), STAFF_ONLY))
+    if (
+        principal.via == "token"
+        and principal.token_scope != "write"
+        and request.method not in SAFE_METHODS
+    ):
+        raise HTTPException(
+            403,
+            "this API token is read-only: issue one with --scope write to change data",
+            headers={"WWW-Authenticate": 'Bearer error="insufficient_scope", scope="write"'},
+        )
     if (
         principal.via == "session"
         and _is_api(request)
