@@ -331,7 +331,9 @@ def test_unsafe_api_calls_from_a_browser_need_the_csrf_header(
         return {"ok": True}
 
     with db.session() as s:
-        token = flows.issue_token(db=s, actor=Principal.system(), email=demo["email"])
+        token = flows.issue_token(
+            db=s, actor=Principal.system(), email=demo["email"], scope="write"
+        )
     with TestClient(app) as c:
         assert c.post("/api/echo").status_code == 401
         _sign_in(c, demo)

@@ -30,6 +30,7 @@ class AckOut(BaseModel):
     status: str
     acknowledged_by: int | None
 
+
 KIND_NAMES = {
     "volume_spike": N_("Volume spike against the usual level"),
     "negative_jump": N_("Jump in posts against the topic"),
