@@ -63,6 +63,7 @@ class Server:
     redirects: dict[str, str] = field(default_factory=dict)
     seen: list[tuple[str, str, str]] = field(default_factory=list)
     url: str = ""
+    tls: Any = None  # an ssl.SSLContext to serve https with
 
     def start(self) -> Server:
         outer = self
@@ -92,6 +93,8 @@ class Server:
             do_POST = _any
 
         self.httpd = ThreadingHTTPServer((self.host, 0), Handler)
+        if self.tls is not None:
+            self.httpd.socket = self.tls.wrap_socket(self.httpd.socket, server_side=True)
         self.url = f"http://{self.host}:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         return self
@@ -537,6 +540,62 @@ def test_finding_03_connection_goes_to_the_checked_address(
         http.get(f"http://feed.invalid:{inner_port}/feed.xml")
     http.close()
     assert inner.seen == []
+
+
+def test_pinned_tls_connection_still_verifies_the_host_name(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Connecting to the checked address keeps TLS honest: the certificate must name the host."""
+    import datetime
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "feed.test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("feed.test")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_side.load_cert_chain(cert_file, key_file)
+    tls = Server("127.0.0.1", tls=server_side).start()
+    port = tls.url.rsplit(":", 1)[1]
+    trust = ssl.create_default_context(cafile=str(cert_file))
+    try:
+        for host, ok in (("feed.test", True), ("other.test", False)):
+            transport = netguard.GuardedTransport(
+                _only(settings, "127.0.0.1/32"), resolve=lambda h, p: ["127.0.0.1"], verify=trust
+            )
+            with httpx.Client(transport=transport) as http:
+                if ok:
+                    assert http.get(f"https://{host}:{port}/feed.xml").status_code == 200
+                else:
+                    with pytest.raises(httpx.ConnectError, match="certificate"):
+                        http.get(f"https://{host}:{port}/feed.xml")
+    finally:
+        tls.stop()
+    assert [h for _, _, h in tls.seen] == [f"feed.test:{port}"]
 
 
 def _keys() -> dict[str, str]:
