@@ -25,6 +25,7 @@ from elshi.settings import Settings, load_settings
 from elshi.watch import service as watches
 from elshi.watch.matching import process_posts
 from elshi.web import i18n
+from tests.net_support import allow_loopback
 from tests.workspace_helpers import (
     add_post,
     add_source,
@@ -37,6 +38,13 @@ from tests.workspace_helpers import (
 
 SYSTEM = Principal.system()
 MONDAY = datetime(2026, 10, 5, tzinfo=UTC)  # a Monday
+
+
+@pytest.fixture
+def settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Webhook receivers run on 127.0.0.1 here: allow that address, as an operator allows
+    an intranet range (elshi refuses private addresses by default)."""
+    return allow_loopback(settings, monkeypatch)
 
 
 @pytest.fixture

@@ -37,10 +37,19 @@ from elshi.listen import service
 from elshi.listen.flows import import_with, run_source
 from elshi.listen.models import Post, Quarantine, Source
 from elshi.plugins import connectors
+from elshi.settings import Settings
+from tests.net_support import allow_loopback
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bluesky"
 JETSTREAM = "formats/bluesky-jetstream/expected_v1.jsonl"
 POST = "app.bsky.feed.post"
+
+
+@pytest.fixture
+def settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The AppView and Jetstream are faked on 127.0.0.1 here: allow that address, as an
+    operator allows an intranet range (elshi refuses private addresses by default)."""
+    return allow_loopback(settings, monkeypatch)
 
 
 def _fixture(name: str) -> Any:

@@ -31,9 +31,18 @@ from elshi.listen.flows import import_with, run_source
 from elshi.listen.models import Post, Quarantine, Source
 from elshi.listen.reprocess import reprocess_posts
 from elshi.plugins import connectors
+from elshi.settings import Settings
+from tests.net_support import allow_loopback
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mastodon"
 DOCS = "formats/mastodon-documentation"
+
+
+@pytest.fixture
+def settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Mastodon servers are faked on 127.0.0.1 here: allow that address, as an operator allows
+    an intranet range (elshi refuses private addresses by default)."""
+    return allow_loopback(settings, monkeypatch)
 
 
 def _fixture(name: str) -> Any:

@@ -32,6 +32,7 @@ from elshi.listen import flows, service
 from elshi.listen.models import IngestRun, Post, Quarantine, Source
 from elshi.plugins import connectors
 from elshi.settings import Settings
+from tests.net_support import allow_loopback
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rss"
 SAMPLES = "formats/rss-atom-rss-parser"
@@ -49,6 +50,13 @@ SAMPLE_FILES = [
 ]
 TAG = re.compile(r"</?(p|div|br|a|img|span|b|i|table|td|h\d)\b", re.I)
 MOJIBAKE = re.compile("Ã[\u0080-\u00bf]|â€|Â\u00a0|\ufffd")
+
+
+@pytest.fixture
+def settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Feeds are served from 127.0.0.1 here: allow that address, as an operator allows
+    an intranet range (elshi refuses private addresses by default)."""
+    return allow_loopback(settings, monkeypatch)
 
 
 def _utc(year: int, month: int, day: int, hour: int, minute: int, second: int) -> datetime:

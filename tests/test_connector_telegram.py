@@ -40,9 +40,18 @@ from elshi.listen import service
 from elshi.listen.flows import import_with, run_source
 from elshi.listen.models import Post, Quarantine, Source
 from elshi.plugins import connectors
+from elshi.settings import Settings
+from tests.net_support import allow_loopback
 
 FIXTURES = Path(__file__).parent / "fixtures" / "telegram"
 CHANNEL = "QazMFA_demo"
+
+
+@pytest.fixture
+def settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Preview pages are served from 127.0.0.1 here: allow that address, as an operator allows
+    an intranet range (elshi refuses private addresses by default)."""
+    return allow_loopback(settings, monkeypatch)
 
 
 def _posts(db: Database, connector: str | None = None) -> dict[str, Post]:

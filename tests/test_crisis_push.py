@@ -27,6 +27,14 @@ from elshi.crisis.models import Delivery
 from elshi.db import Database
 from elshi.settings import Settings
 from tests.crisis_support import MESSAGES, team
+from tests.net_support import allow_loopback
+
+
+@pytest.fixture
+def settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The push service runs on 127.0.0.1 here: allow that address, as an operator allows
+    an intranet range (elshi refuses private addresses by default)."""
+    return allow_loopback(settings, monkeypatch, push=True)
 
 
 def _b64(data: bytes) -> str:
@@ -138,11 +146,12 @@ def test_web_push_is_encrypted_for_each_browser_and_vapid_signed(
     with db.session() as s:
         for i, cid in enumerate(ids[:3]):
             service.save_push_subscription(
-                db=s, citizen_id=cid, raw=push_service.subscribe(f"browser{i}")
+                db=s, settings=settings, citizen_id=cid, raw=push_service.subscribe(f"browser{i}")
             )
         with pytest.raises(service.Invalid, match="p256dh"):
             service.save_push_subscription(
                 db=s,
+                settings=settings,
                 citizen_id=ids[3],
                 raw={
                     "endpoint": f"{push_service.url}/push/x",

@@ -84,7 +84,8 @@ def connectors_markdown() -> str:
         "",
         "`elshi plugins` lists them. Use one with `elshi ingest SLUG TARGET` (once) or",
         "`elshi sources add SLUG TARGET --every 15m` (scheduled). Other settings are passed as",
-        "`-o key=value`.",
+        "`-o key=value`. Only connectors that can be scheduled become sources; the web's",
+        "Administration page adds those that fetch from an http(s) address.",
         "",
     ]
     for slug, cls in connectors().items():
@@ -106,6 +107,10 @@ def connectors_markdown() -> str:
                 kind = " / ".join(map(str, prop["enum"]))
             default = "required" if name in required else json.dumps(prop.get("default"))
             desc = prop.get("description", "").replace("|", "\\|").replace("\n", " ")
+            if prop.get("secret"):
+                desc += " Secret: never shown back."
+            if prop.get("address"):
+                desc += " Fetched from public addresses only (ELSHI_FETCH_ALLOW_PRIVATE)."
             out.append(f"| `{name}` | {kind} | {default} | {desc} |")
         out.append("")
     return "\n".join(out).rstrip() + "\n"

@@ -78,6 +78,19 @@ class Settings(BaseSettings):
         default="elshi/0.1 (+https://github.com/elshi-project/elshi)",
         description="User-Agent header sent by connectors.",
     )
+    fetch_allow_private: str = Field(
+        default="",
+        description="Private address ranges (CIDR, comma-separated, e.g. 10.20.0.0/16) that "
+        "sources and web push may reach, for feeds on an intranet. Empty: only public "
+        "addresses; loopback, private, link-local and reserved ones are refused, and cloud "
+        "metadata, unspecified and multicast addresses always are.",
+    )
+    push_hosts: str = Field(
+        default="fcm.googleapis.com, updates.push.services.mozilla.com, *.notify.windows.com, "
+        "web.push.apple.com, *.push.apple.com",
+        description="Push services citizens' browsers may subscribe through, comma-separated "
+        "(*.example.com matches its subdomains); other push endpoints are refused.",
+    )
     max_field_chars: int = Field(
         default=100_000,
         ge=100,
@@ -387,6 +400,14 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _strip(cls, value: str) -> str:
+        return value.strip()
+
+    @field_validator("fetch_allow_private")
+    @classmethod
+    def _ranges(cls, value: str) -> str:
+        from elshi.netguard import parse_ranges
+
+        parse_ranges(value)
         return value.strip()
 
     @field_validator("queue_url")

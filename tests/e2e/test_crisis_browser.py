@@ -125,7 +125,8 @@ def test_a_citizen_turns_on_emergency_alerts_on_a_phone(
 ) -> None:
     """The button asks for permission, subscribes with elshi's VAPID key and stores the
     subscription. The browser's push service lies beyond this machine, so its subscribe call
-    answers with a subscription of a loopback endpoint and real P-256 keys."""
+    answers with a subscription on a known push service (nothing is sent to it here) and real
+    P-256 keys."""
     import base64
 
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -146,7 +147,7 @@ def test_a_citizen_turns_on_emergency_alerts_on_a_phone(
         "p256dh": base64.urlsafe_b64encode(point).rstrip(b"=").decode(),
         "auth": base64.urlsafe_b64encode(b"0123456789abcdef").rstrip(b"=").decode(),
     }
-    endpoint = "http://127.0.0.1:9/push/phone-1"
+    endpoint = "https://fcm.googleapis.com/fcm/send/phone-1"
     url = site["url"]
     ctx = browser.new_context(viewport=PHONE, locale="en-GB", is_mobile=True, has_touch=True)
     ctx.grant_permissions(["notifications"], origin=url)

@@ -18,11 +18,10 @@ from elshi.listen import service as listen
 from elshi.missions import service as missions
 from elshi.missions.models import MISSION_KINDS
 from elshi.missions.service import InvalidMission
-from elshi.plugins import connectors
 from elshi.web.deps import DbSession, StaffUser
 from elshi.web.i18n import N_
 from elshi.web.pages import check_form, error_text, int_or_none, redirect, t
-from elshi.web.templating import render
+from elshi.web.templating import render, settings_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -50,8 +49,10 @@ def _page(
             "mission_kinds": MISSION_KINDS,
             "users": service.users_with_grants(db=db, actor=principal),
             "roles": STAFF_ROLES,
-            "sources": listen.list_sources(db=db),
-            "connectors": sorted(connectors()),
+            # Only the sources this user manages; their settings (and secrets) are not shown.
+            "sources": listen.list_sources(db=db, actor=principal, permission="sources.manage"),
+            "connectors": listen.web_connectors(),
+            "source_missions": _managed_missions(db, principal),
             "error": error,
             "can_users": principal.can_somewhere("users.manage"),
             "can_missions": principal.can("users.manage", None),
@@ -59,9 +60,15 @@ def _page(
                 m for m in missions.list_missions(db=db) if principal.can("users.manage", m.id)
             ],
             "can_sources": principal.can_somewhere("sources.manage"),
+            "sources_everywhere": principal.missions_where("sources.manage") is None,
         },
         status=status,
     )
+
+
+def _managed_missions(db: Any, principal: Any) -> list[Any]:
+    ids = principal.missions_where("sources.manage")
+    return [m for m in missions.list_missions(db=db) if ids is None or m.id in ids]
 
 
 def _failed(request: Request, db: Any, principal: Any, exc: Exception) -> Response:
@@ -212,10 +219,15 @@ def add_source(
     every: Annotated[str, Form(max_length=10)] = "",
     mission: Annotated[str, Form(max_length=12)] = "",
 ) -> Response:
-    """Add a source after checking its settings against the connector."""
+    """Add a source fetched from an http(s) address, in a mission the user manages sources of.
+
+    Files are imported by the operator on the command line (`elshi ingest`), never from here.
+    """
     check_form(request, csrf_token)
     mission_id = int_or_none(mission)
-    if not principal.can("sources.manage", mission_id):
+    if mission.strip() and mission_id is None:
+        return _failed(request, db, principal, listen.InvalidSource(f"no mission {mission!r}"))
+    if not principal.can("sources.manage", mission_id):  # no mission: headquarters only
         return _failed(request, db, principal, PermissionDenied("sources.manage"))
     try:
         parsed = json.loads(config or "{}")
@@ -231,15 +243,17 @@ def add_source(
         )
     try:
         with db.begin_nested():
-            listen.add_source(
+            listen.add_web_source(
                 db=db,
+                actor=principal,
+                settings=settings_of(request),
                 connector=connector,
                 config=parsed,
                 name=name.strip() or None,
                 every_minutes=int_or_none(every),
                 mission_id=mission_id,
             )
-    except (listen.InvalidSource, KeyError) as exc:
+    except (listen.InvalidSource, PermissionDenied) as exc:
         return _failed(request, db, principal, exc)
     return redirect(request, "/admin#sources")
 

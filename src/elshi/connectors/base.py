@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -12,8 +13,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
+from elshi import netguard
 from elshi.settings import Settings
 
 
@@ -70,12 +72,14 @@ class FetchContext:
     on_total: Callable[[int | None], None] = lambda n: None
 
     def client(self) -> httpx.Client:
-        """Return a shared HTTP client with elshi's timeout and User-Agent."""
+        """Return a shared HTTP client with elshi's timeout and User-Agent.
+
+        Every request it makes, and every redirect it follows, goes to a public address only
+        (or a range the operator allows): see elshi.netguard.
+        """
         if self.http is None:
-            self.http = httpx.Client(
-                timeout=self.settings.http_timeout,
-                headers={"User-Agent": self.settings.user_agent},
-                follow_redirects=True,
+            self.http = netguard.client(
+                self.settings, headers={"User-Agent": self.settings.user_agent}
             )
         return self.http
 
@@ -84,6 +88,25 @@ class FetchContext:
         if self.http is not None:
             self.http.close()
             self.http = None
+
+
+#: Mark a Config field whose value is a credential: `Field(..., json_schema_extra=SECRET)`.
+#: Its value is never shown back (API, pages, `elshi sources list`).
+SECRET: dict[str, Any] = {"secret": True}
+#: Mark a Config field holding an http(s) address the connector fetches from: a scheduled
+#: source must have one, and only public addresses are reached (elshi.netguard).
+HTTP_ADDRESS: dict[str, Any] = {"address": list(netguard.HTTP)}
+#: The same for a ws(s) address (WebSocket streams).
+WS_ADDRESS: dict[str, Any] = {"address": list(netguard.WEBSOCKET)}
+#: What a secret value is shown as.
+REDACTED = "[redacted]"
+#: Config keys treated as secret even when a connector does not mark them.
+_SECRET_NAMES = re.compile(r"token|secret|password|passwd|api_hash|api_key|apikey|credential", re.I)
+
+
+def _field_extra(model: type[BaseModel], name: str) -> dict[str, Any]:
+    extra = model.model_fields[name].json_schema_extra
+    return extra if isinstance(extra, dict) else {}
 
 
 class Connector(ABC):
@@ -101,6 +124,71 @@ class Connector(ABC):
     def parse_config(self, data: dict[str, Any]) -> BaseModel:
         """Validate a config dict against this connector's Config."""
         return self.Config.model_validate(data)
+
+    @classmethod
+    def secret_fields(cls) -> frozenset[str]:
+        """Return the Config fields marked SECRET."""
+        return frozenset(
+            n for n in cls.Config.model_fields if _field_extra(cls.Config, n).get("secret")
+        )
+
+    @classmethod
+    def address_fields(cls) -> dict[str, tuple[str, ...]]:
+        """Return the Config fields holding addresses fetched from, with their schemes."""
+        out = {}
+        for name in cls.Config.model_fields:
+            schemes = _field_extra(cls.Config, name).get("address")
+            if schemes:
+                out[name] = tuple(schemes)
+        return out
+
+    @classmethod
+    def addresses(cls, config: dict[str, Any]) -> dict[str, tuple[Any, tuple[str, ...]]]:
+        """Return each address field's value (as validated, or its default) with its schemes.
+
+        Raises pydantic's ValidationError when the config is not valid.
+        """
+        parsed = cls.Config.model_validate(config)
+        return {
+            name: (getattr(parsed, name, None), schemes)
+            for name, schemes in cls.address_fields().items()
+        }
+
+    @classmethod
+    def poll_problem(cls, config: dict[str, Any]) -> str | None:
+        """Return why a source of this connector may not be polled on a schedule, or None.
+
+        Scheduled sources fetch from the network; files are imported once by the operator.
+        This is checked again before every poll, whatever put the source in the database.
+        """
+        if not cls.pollable:
+            return (
+                f"the {cls.slug} connector reads files; a file is imported once with "
+                f"`elshi ingest {cls.slug} FILE`, not polled"
+            )
+        try:
+            found = cls.addresses(config)
+        except ValidationError as exc:
+            return f"bad {cls.slug} config: {exc.errors()[0]['msg']}"
+        for name, (value, schemes) in found.items():
+            if not isinstance(value, str):
+                return f"{name}: an address is required"
+            try:
+                netguard.parse(value, schemes)
+            except netguard.NotAnAddress:
+                wanted = " or ".join(f"{s}://" for s in schemes)
+                return (
+                    f"{name}: {value!r} is not a {wanted} address; a file is imported once "
+                    f"with `elshi ingest {cls.slug} FILE`"
+                )
+            except netguard.Refused as exc:
+                return f"{name}: {exc}"
+        return None
+
+    @classmethod
+    def redact(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """Return a copy of a config with every secret value replaced by REDACTED."""
+        return redact(config, cls.secret_fields())
 
     @abstractmethod
     def fetch(
@@ -153,3 +241,25 @@ def snippet(raw: Any, limit: int = 2000) -> str:
     """Return a short text form of a raw payload for the quarantine."""
     text = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False, default=str)
     return text[:limit]
+
+
+def redact(config: dict[str, Any], secret: Iterable[str] = ()) -> dict[str, Any]:
+    """Return a copy of a config with secret values (marked, or named like one) redacted."""
+    marked = set(secret)
+    return {
+        key: REDACTED
+        if value not in (None, "") and (key in marked or _SECRET_NAMES.search(key))
+        else value
+        for key, value in config.items()
+    }
+
+
+def redact_source_config(slug: str, config: dict[str, Any] | None) -> dict[str, Any]:
+    """Return a source's config as it may be shown: secrets of its connector redacted."""
+    from elshi.plugins import UnknownPlugin, get_connector
+
+    try:
+        secret = get_connector(slug).secret_fields()
+    except UnknownPlugin:
+        secret = frozenset()
+    return redact(dict(config or {}), secret)

@@ -15,7 +15,11 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 from pydantic import BaseModel, Field, field_validator
 
+from elshi import netguard
 from elshi.connectors.base import (
+    HTTP_ADDRESS,
+    SECRET,
+    WS_ADDRESS,
     BadRecord,
     Connector,
     FetchContext,
@@ -272,11 +276,14 @@ class BlueskyConfig(BaseModel):
     """Which author feed or search to poll, and on which AppView service."""
 
     target: str = Field(description='"author:<handle or did>" or "search:<query>".')
-    service: str = Field(default=DEFAULT_SERVICE, description="AppView base URL.")
+    service: str = Field(
+        default=DEFAULT_SERVICE, description="AppView base URL.", json_schema_extra=HTTP_ADDRESS
+    )
     token: str | None = Field(
         default=None,
         description="Access token (Bearer), for services where search needs one; "
         '"env:NAME" reads it from the environment variable NAME.',
+        json_schema_extra=SECRET,
     )
     limit: int = Field(default=50, ge=1, le=100, description="Posts per page (API max 100).")
     max_pages: int = Field(default=5, ge=1, le=100, description="Pages read per run, newest first.")
@@ -458,7 +465,11 @@ class JetstreamConfig(BaseModel):
         description="Comma-separated keywords; a post is kept if its text contains any "
         "(case- and Unicode-form-insensitive)."
     )
-    url: str = Field(default=DEFAULT_JETSTREAM, description="Jetstream subscribe URL (ws/wss).")
+    url: str = Field(
+        default=DEFAULT_JETSTREAM,
+        description="Jetstream subscribe URL (ws/wss).",
+        json_schema_extra=WS_ADDRESS,
+    )
     max_events: int = Field(
         default=10_000, ge=1, description="Stop after reading this many events in one run."
     )
@@ -533,18 +544,32 @@ class JetstreamConnector(Connector):
         url = config.url + ("&" if "?" in config.url else "?") + urlencode(params)
         origin = urlsplit(config.url).netloc
         deadline = time.monotonic() + config.max_seconds
+        timeout = min(ctx.settings.http_timeout, config.max_seconds + 5)
+        try:
+            # The address is checked and connected to here, so the stream reaches a public
+            # address only (and a redirect, which needs a new connection, is not followed).
+            target = netguard.check_url(
+                config.url, settings=ctx.settings, schemes=netguard.WEBSOCKET
+            )
+            sock = netguard.connect_socket(target, timeout)
+        except (OSError, httpx.HTTPError) as exc:
+            raise BlueskyError(f"cannot connect to {origin}: {exc}") from exc
         try:
             ws = connect(
                 url,
-                open_timeout=min(ctx.settings.http_timeout, config.max_seconds + 5),
+                sock=sock,
+                server_hostname=target.host if target.scheme == "wss" else None,
+                open_timeout=timeout,
                 close_timeout=1,
                 user_agent_header=ctx.settings.user_agent,
             )
         except InvalidStatus as exc:
+            sock.close()
             raise BlueskyError(
                 f"{origin} refused the subscription: HTTP {exc.response.status_code}"
             ) from exc
         except (OSError, TimeoutError, WebSocketException) as exc:
+            sock.close()
             raise BlueskyError(f"cannot connect to {origin}: {exc}") from exc
         n = 0
         with ws:

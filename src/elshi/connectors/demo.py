@@ -111,7 +111,8 @@ class DemoConnector(Connector):
     platform: ClassVar[str] = "demo"
     Config: ClassVar[type[BaseModel]] = DemoConfig
     target_field: ClassVar[str] = "count"
-    pollable: ClassVar[bool] = False
+    #: Reads no file and no network: a demo source may be polled (it stores duplicates only).
+    pollable: ClassVar[bool] = True
 
     def fetch(
         self, config: Any, cursor: dict[str, Any], ctx: FetchContext

@@ -15,6 +15,8 @@ import httpx
 from pydantic import BaseModel, Field, field_validator
 
 from elshi.connectors.base import (
+    HTTP_ADDRESS,
+    SECRET,
     BadRecord,
     Connector,
     FetchContext,
@@ -193,7 +195,10 @@ _TARGET = re.compile(r"^(tag|account):(.+)$|^public(:local)?$", re.IGNORECASE)
 class MastodonConfig(BaseModel):
     """Which timeline of which Mastodon server to poll."""
 
-    instance: str = Field(description="The server's base URL, e.g. https://mastodon.social.")
+    instance: str = Field(
+        description="The server's base URL, e.g. https://mastodon.social.",
+        json_schema_extra=HTTP_ADDRESS,
+    )
     target: str = Field(
         description='"tag:<hashtag>", "account:<acct or id>", "public" or "public:local".'
     )
@@ -201,6 +206,7 @@ class MastodonConfig(BaseModel):
         default=None,
         description="Access token, for servers that close timelines to guests; "
         '"env:NAME" reads it from the environment variable NAME.',
+        json_schema_extra=SECRET,
     )
     limit: int = Field(default=40, ge=1, le=40, description="Statuses per page (server max 40).")
     max_pages: int = Field(

@@ -23,6 +23,7 @@ from lxml import etree
 from pydantic import BaseModel, Field, field_validator
 
 from elshi.connectors.base import (
+    HTTP_ADDRESS,
     BadRecord,
     Connector,
     FetchContext,
@@ -45,7 +46,11 @@ class FeedError(RuntimeError):
 class RssConfig(BaseModel):
     """Where the feed is, and how much to remember between polls."""
 
-    url: str = Field(description="Feed address: an http(s) URL or the path of a local feed file.")
+    url: str = Field(
+        description="Feed address: an http(s) URL, or the path of a local feed file for a "
+        "one-off `elshi ingest`.",
+        json_schema_extra=HTTP_ADDRESS,
+    )
     seen_limit: int = Field(
         default=500,
         ge=1,

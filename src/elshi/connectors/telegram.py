@@ -31,6 +31,8 @@ from lxml import etree
 from pydantic import BaseModel, Field, field_validator
 
 from elshi.connectors.base import (
+    HTTP_ADDRESS,
+    SECRET,
     BadRecord,
     Connector,
     FetchContext,
@@ -378,6 +380,7 @@ class TelegramWebConfig(BaseModel):
     base_url: str = Field(
         default=PUBLIC_BASE,
         description="Where the web preview is served; change only for a mirror or a test server.",
+        json_schema_extra=HTTP_ADDRESS,
     )
     max_pages: int = Field(
         default=5,
@@ -991,7 +994,10 @@ class TelegramApiConfig(BaseModel):
 
     channel: str = Field(description="Channel: username, @username or a t.me link.")
     api_id: int = Field(description="api_id of your application, from my.telegram.org.")
-    api_hash: str = Field(description="api_hash of your application, from my.telegram.org.")
+    api_hash: str = Field(
+        description="api_hash of your application, from my.telegram.org.",
+        json_schema_extra=SECRET,
+    )
     session: str = Field(
         default="telegram",
         description="Telethon session file (relative paths are under ELSHI_HOME); sign in "

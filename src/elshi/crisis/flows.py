@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 from sqlalchemy import and_, func, select, update
 
+from elshi import netguard
 from elshi.crisis import service
 from elshi.crisis.models import Broadcast, Crisis, Delivery, Recipient
 from elshi.crisis.sms import GatewayError
@@ -185,20 +186,60 @@ class SmsSender(HttpSender):
             raise SendError(str(exc), retry=exc.retry, retry_after=exc.retry_after) from exc
 
 
+@dataclass
+class _PushAnswer:
+    """A push service's answer in the shape pywebpush reads (status_code, reason, text)."""
+
+    status_code: int
+    reason: str
+    text: str
+    headers: httpx.Headers
+
+
+class _GuardedPushSession:
+    """What pywebpush posts through: elshi's checked HTTP client, not requests.
+
+    Each POST goes to a known push service (ELSHI_PUSH_HOSTS) at the public address that was
+    checked (elshi.netguard); redirects are not followed.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.http = netguard.client(
+            settings, follow_redirects=False, headers={"User-Agent": settings.user_agent}
+        )
+
+    def post(self, url: str, *, data: Any = None, headers: Any = None, timeout: Any = None) -> Any:
+        """POST after checking that the endpoint is a known push service."""
+        netguard.check_push_endpoint(url, settings=self.settings, resolve=None)
+        resp = self.http.post(
+            url,
+            content=data,
+            headers=dict(headers or {}),
+            timeout=timeout or self.settings.http_timeout,
+        )
+        return _PushAnswer(resp.status_code, resp.reason_phrase, resp.text, resp.headers)
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self.http.close()
+
+
 class PushSender(Sender):
     """Web push through pywebpush: the text encrypted for the browser (aes128gcm), VAPID-signed."""
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        import requests
-
         from elshi.crisis.push import vapid
 
         self.key = vapid(settings)
-        self.session = requests.Session()
+        self.session = _GuardedPushSession(settings)
 
     def send(self, msg: Outgoing) -> str:
-        """Send; 404/410 mean the subscription is gone, 429 and 5xx are tried again."""
+        """Send; 404/410 mean the subscription is gone, 429 and 5xx are tried again.
+
+        An endpoint that is not a known push service at a public address is refused for good.
+        """
         from pywebpush import WebPushException, webpush
 
         if not msg.to:
@@ -220,12 +261,14 @@ class PushSender(Sender):
             status = exc.response.status_code if exc.response is not None else 0
             retry = status in (0, 429) or status >= 500
             raise SendError(f"web push: HTTP {status or 'error'}", retry=retry) from exc
-        except OSError as exc:
+        except netguard.Refused as exc:
+            raise SendError(f"web push refused: {exc}", retry=False) from exc
+        except (OSError, httpx.HTTPError) as exc:
             raise SendError(f"web push: {exc}", retry=True) from exc
         return str(resp.headers.get("location") or msg.key)
 
     def close(self) -> None:
-        """Close the HTTP session."""
+        """Close the HTTP client."""
         self.session.close()
 
 

@@ -40,6 +40,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
+from elshi import netguard
 from elshi.accounts.service import Principal, audit
 from elshi.consulate.models import Citizen, Registration
 from elshi.consulate.service import Invalid, NotFound, Problem, clean_text
@@ -57,6 +58,7 @@ from elshi.crisis.models import (
 )
 from elshi.db import utcnow
 from elshi.missions.models import Mission
+from elshi.settings import Settings
 from elshi.web.i18n import N_
 
 LANGUAGES = ("kk", "ru", "en")
@@ -1237,13 +1239,25 @@ def help_points(*, db: Session, crisis_id: int) -> list[tuple[float, float]]:
 _B64URL = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
 
 
-def save_push_subscription(*, db: Session, citizen_id: int, raw: Mapping[str, Any]) -> int:
-    """Store a browser's push subscription ({endpoint, keys: {p256dh, auth}}); return its id."""
+def save_push_subscription(
+    *, db: Session, settings: Settings, citizen_id: int, raw: Mapping[str, Any]
+) -> int:
+    """Store a browser's push subscription ({endpoint, keys: {p256dh, auth}}); return its id.
+
+    The endpoint must be on a known push service (ELSHI_PUSH_HOSTS) and not name a private
+    address: the worker POSTs to it, so anything else would let a citizen aim the worker at
+    this machine or its network. The worker checks the resolved address again when sending.
+    """
     endpoint = str(raw.get("endpoint") or "")
     found = raw.get("keys")
     keys: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     p256dh, auth = str(keys.get("p256dh") or ""), str(keys.get("auth") or "")
-    if not re.match(r"^https?://", endpoint) or len(endpoint) > 1000:
+    try:
+        netguard.check_push_endpoint(endpoint, settings=settings, resolve=None)
+        ok = len(endpoint) <= 1000
+    except netguard.Refused:
+        ok = False
+    if not ok:
         raise Invalid(Problem("endpoint", N_("Not a push service address.")))
     for name, value, size in (("p256dh", p256dh, 65), ("auth", auth, 16)):
         try:

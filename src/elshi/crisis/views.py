@@ -331,7 +331,9 @@ async def push_subscribe(request: Request) -> JSONResponse:
             citizen = current_citizen(request, s)
             if citizen is None:
                 return None
-            return service.save_push_subscription(db=s, citizen_id=citizen.id, raw=raw)
+            return service.save_push_subscription(
+                db=s, settings=settings_of(request), citizen_id=citizen.id, raw=raw
+            )
 
     try:
         row = await run_in_threadpool(store)

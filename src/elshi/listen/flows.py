@@ -1000,6 +1000,10 @@ class SourceNotFound(LookupError):
     """No source has this id."""
 
 
+class SourceRefused(RuntimeError):
+    """A source may not be polled (a file, a non-http address); the message says why."""
+
+
 def run_source(
     db: Database, *, source_id: int, ctx: FetchContext, progress: Progress | None = None
 ) -> IngestReport:
@@ -1013,6 +1017,22 @@ def run_source(
         failures = source.failures
     connector = get_connector(slug)
     started = utcnow()
+    problem = connector.poll_problem(config)
+    if problem is not None:
+        # Only the operator imports files (elshi ingest); a source that names one, however it
+        # got into the database, is paused with the reason rather than read.
+        message = f"refused, source paused: {problem}"
+        with db.session() as s:
+            source = s.get(Source, source_id)
+            assert source is not None
+            source.enabled = False
+            source.next_run_at = None
+            source.last_run_at = started
+            source.last_error_at = utcnow()
+            source.last_error = message[:2000]
+            source.failures = failures + 1
+        log.warning("source %s: %s", source_id, message)
+        raise SourceRefused(f"source {source_id}: {message}")
     try:
         report = import_with(
             db,

@@ -22,6 +22,9 @@ def poll_source(source_id: int) -> dict[str, Any]:
     before = newest_post_id(rt.db)
     try:
         report = flows.run_source(rt.db, source_id=source_id, ctx=ctx)
+    except flows.SourceRefused as exc:
+        # Recorded on the source (paused, with the reason); nothing to retry.
+        return {"source_id": source_id, "error": str(exc), "stored": 0}
     finally:
         ctx.close()
     if report.stored:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from elshi.connectors.base import redact_source_config
 
 
 class PostOut(BaseModel):
@@ -43,7 +45,7 @@ class PostPage(BaseModel):
 
 
 class SourceOut(BaseModel):
-    """A source with its health."""
+    """A source with its health; secret settings (tokens) are shown as "[redacted]"."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -60,6 +62,11 @@ class SourceOut(BaseModel):
     last_error: str | None
     failures: int
     next_run_at: datetime | None
+
+    @model_validator(mode="after")
+    def _redact(self) -> SourceOut:
+        self.config = redact_source_config(self.connector, self.config)
+        return self
 
 
 class QuarantineOut(BaseModel):

@@ -6,20 +6,42 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
+import httpx
 from pydantic import ValidationError
-from sqlalchemy import ColumnElement, Select, and_, func, literal_column, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    true,
+)
 from sqlalchemy.orm import Session
 
+from elshi import netguard
+from elshi.accounts.service import Principal, audit, authorize, scoped
 from elshi.db import utcnow
 from elshi.listen.models import Annotation, Author, Post, Quarantine, Source
 from elshi.listen.text import Term, query_terms
-from elshi.plugins import get_connector
+from elshi.missions.models import Mission
+from elshi.plugins import UnknownPlugin, connectors, get_connector
+from elshi.settings import Settings
 
 MAX_LIMIT = 500
 
 
 class InvalidSource(ValueError):
     """A source's connector or config is not valid; the message says which field."""
+
+
+def _config_problems(connector: str, exc: ValidationError) -> str:
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors()
+    )
+    return f"bad {connector} config: {problems}"
 
 
 def add_source(
@@ -31,17 +53,26 @@ def add_source(
     every_minutes: int | None = None,
     mission_id: int | None = None,
 ) -> Source:
-    """Add a source after validating its config against the connector's schema."""
-    plugin = get_connector(connector)
+    """Add a source after validating its config against the connector's schema.
+
+    A source is polled: its connector must fetch from the network (files are imported once
+    with `elshi ingest`), and its addresses must be http(s) (ws(s) for streams).
+    """
+    try:
+        plugin = get_connector(connector)
+    except UnknownPlugin as exc:
+        raise InvalidSource(str(exc.args[0])) from None
     try:
         plugin.parse_config(config)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors()
-        )
-        raise InvalidSource(f"bad {connector} config: {problems}") from exc
+        raise InvalidSource(_config_problems(connector, exc)) from exc
+    problem = plugin.poll_problem(config)
+    if problem is not None:
+        raise InvalidSource(problem)
     if every_minutes is not None and every_minutes < 1:
         raise InvalidSource("--every must be at least 1 minute")
+    if mission_id is not None and db.get(Mission, mission_id) is None:
+        raise InvalidSource(f"no mission with id {mission_id}")
     source = Source(
         connector=connector,
         config=config,
@@ -56,9 +87,84 @@ def add_source(
     return source
 
 
-def list_sources(*, db: Session) -> list[Source]:
-    """Return every source, oldest first."""
-    return list(db.scalars(select(Source).order_by(Source.id)))
+def web_connectors() -> list[str]:
+    """Return the connectors a source may be added with from the web: those that fetch from
+    an http(s) address (no file imports, no connector that needs files on the machine)."""
+    return sorted(
+        slug for slug, cls in connectors().items() if cls.pollable and cls.address_fields()
+    )
+
+
+def add_web_source(
+    *,
+    db: Session,
+    actor: Principal,
+    settings: Settings,
+    connector: str,
+    config: dict[str, Any],
+    name: str | None = None,
+    every_minutes: int | None = None,
+    mission_id: int | None = None,
+    resolve: netguard.Resolver = netguard.resolve_host,
+) -> Source:
+    """Add a source from the web or API: an http(s) source of a mission the actor manages.
+
+    Raises PermissionDenied without sources.manage in the mission (no mission: headquarters),
+    and InvalidSource for a connector that reads files, a file path, a non-http address or
+    an address that is not public (ELSHI_FETCH_ALLOW_PRIVATE opens private ranges).
+    """
+    authorize(actor, "sources.manage", mission_id=mission_id)
+    if connector not in web_connectors():
+        raise InvalidSource(
+            f"{connector!r} sources cannot be added here; choose one of: "
+            f"{', '.join(web_connectors())} (files are imported by the operator with "
+            "`elshi ingest`)"
+        )
+    plugin = get_connector(connector)
+    try:
+        found = plugin.addresses(config)
+    except ValidationError as exc:
+        raise InvalidSource(_config_problems(connector, exc)) from exc
+    for field, (value, schemes) in found.items():
+        try:
+            netguard.check_url(str(value), settings=settings, schemes=schemes, resolve=resolve)
+        except netguard.Refused as exc:
+            raise InvalidSource(f"{field}: {exc}") from None
+        except httpx.ConnectError:
+            pass  # not resolvable now: each fetch checks the address again
+    source = add_source(
+        db=db,
+        connector=connector,
+        config=config,
+        name=name,
+        every_minutes=every_minutes,
+        mission_id=mission_id,
+    )
+    audit(
+        db=db,
+        action="source.create",
+        object_type="source",
+        object_id=source.id,
+        actor_id=actor.user_id,
+        actor_label=actor.label,
+        mission_id=mission_id,
+        detail={"connector": connector},
+    )
+    return source
+
+
+def list_sources(
+    *, db: Session, actor: Principal | None = None, permission: str = "listen.read"
+) -> list[Source]:
+    """Return sources, oldest first: all of them, or those the actor holds `permission` for.
+
+    With listen.read, sources of no mission are shared with every reader; with any other
+    permission (sources.manage) they belong to headquarters.
+    """
+    q = select(Source).order_by(Source.id)
+    if actor is not None:
+        q = scoped(q, Source.mission_id, actor, permission, shared=permission == "listen.read")
+    return list(db.scalars(q))
 
 
 def due_sources(*, db: Session, now: datetime | None = None) -> list[int]:
@@ -84,14 +190,41 @@ def remove_source(*, db: Session, source_id: int) -> bool:
     return True
 
 
+def visible_source(*, db: Session, actor: Principal, source_id: int) -> Source | None:
+    """Return a source whose quarantine the actor may read, or None.
+
+    Raw payloads may hold anything a source sent, so the quarantine of a source of no
+    mission (and of imports made without a source) is for headquarters only.
+    """
+    source = db.get(Source, source_id)
+    if source is None or not actor.can("listen.read", source.mission_id):
+        return None
+    return source
+
+
 def list_quarantine(
-    *, db: Session, source_id: int | None = None, limit: int = 100, offset: int = 0
+    *,
+    db: Session,
+    actor: Principal | None = None,
+    source_id: int | None = None,
+    limit: int = 100,
+    offset: int = 0,
 ) -> list[Quarantine]:
-    """Return quarantined records, newest first."""
+    """Return quarantined records, newest first: all, or those of the actor's missions."""
     q = select(Quarantine).order_by(Quarantine.id.desc()).limit(limit).offset(offset)
     if source_id is not None:
         q = q.where(Quarantine.source_id == source_id)
+    if actor is not None:
+        q = q.where(quarantine_scope(actor))
     return list(db.scalars(q))
+
+
+def quarantine_scope(actor: Principal) -> ColumnElement[bool]:
+    """Return the condition for quarantined records the actor may read (listen.read)."""
+    ids = actor.missions_where("listen.read")
+    if ids is None:
+        return true()
+    return Quarantine.source_id.in_(select(Source.id).where(Source.mission_id.in_(ids)))
 
 
 def get_post(*, db: Session, post_id: int, mission_ids: frozenset[int] | None) -> Post | None:

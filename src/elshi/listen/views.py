@@ -120,20 +120,32 @@ def explain_post(
 
 
 @router.get("/sources", response_model=list[SourceOut], summary="List sources")
-def list_sources(db: Annotated[Session, Depends(get_db)]) -> list[SourceOut]:
-    """Every source with its schedule and health."""
-    return [SourceOut.model_validate(s) for s in service.list_sources(db=db)]
+def list_sources(
+    db: Annotated[Session, Depends(get_db)],
+    principal: Annotated[Principal, Depends(require_staff)],
+) -> list[SourceOut]:
+    """The sources of the caller's missions and those of no mission, with schedule and health.
+    Secret settings (access tokens) are never returned: they read "[redacted]"."""
+    return [SourceOut.model_validate(s) for s in service.list_sources(db=db, actor=principal)]
 
 
 @router.get("/quarantine", response_model=list[QuarantineOut], summary="List quarantine")
 def list_quarantine(
     db: Annotated[Session, Depends(get_db)],
+    principal: Annotated[Principal, Depends(require_staff)],
     source_id: Annotated[int | None, Query(description="Only this source.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[QuarantineOut]:
-    """Records that could not be stored, with where they came from and why."""
+    """Records of the caller's missions' sources that could not be stored, with where they
+    came from and why. Records of sources of no mission are shown at headquarters only."""
+    if source_id is not None and (
+        service.visible_source(db=db, actor=principal, source_id=source_id) is None
+    ):
+        raise HTTPException(404, f"no source with id {source_id}")
     return [
         QuarantineOut.model_validate(q)
-        for q in service.list_quarantine(db=db, source_id=source_id, limit=limit, offset=offset)
+        for q in service.list_quarantine(
+            db=db, actor=principal, source_id=source_id, limit=limit, offset=offset
+        )
     ]

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from elshi import netguard
 from elshi.notify.email import smtp_send
 from elshi.settings import Settings
 
@@ -68,7 +69,11 @@ def post_webhook(*, settings: Settings, url: str, payload: dict[str, Any]) -> No
     if settings.webhook_secret:
         headers["X-Elshi-Signature"] = signature(settings.webhook_secret, body)
     try:
-        response = httpx.post(url, content=body, headers=headers, timeout=settings.http_timeout)
+        # Staff set webhook addresses: they reach public addresses only (elshi.netguard).
+        with netguard.client(settings, follow_redirects=False) as http:
+            response = http.post(url, content=body, headers=headers)
+    except netguard.Refused as exc:
+        raise DeliveryError(f"webhook {url}: refused: {exc}") from exc
     except httpx.HTTPError as exc:
         raise DeliveryError(f"webhook {url}: {type(exc).__name__}: {exc}") from exc
     if not 200 <= response.status_code < 300:

@@ -50,6 +50,12 @@ def overview(*, db: Session, mission_ids: frozenset[int] | None) -> Overview:
     for source in sources:
         health[source.health] = health.get(source.health, 0) + 1
     scope = [] if mission_ids is None else [visible_posts(mission_ids)]
+    # Quarantined records of sources of no mission are for headquarters only.
+    quarantined = (
+        []
+        if mission_ids is None
+        else [Quarantine.source_id.in_(select(Source.id).where(Source.mission_id.in_(mission_ids)))]
+    )
     return Overview(
         posts=db.scalar(select(func.count()).select_from(Post).where(*scope)) or 0,
         newest=db.scalar(select(func.max(Post.published_at)).where(*scope)),
@@ -57,7 +63,8 @@ def overview(*, db: Session, mission_ids: frozenset[int] | None) -> Overview:
         platforms=_counts(db, Post.platform, scope),
         sources=len(sources),
         health=health,
-        quarantined=db.scalar(select(func.count()).select_from(Quarantine)) or 0,
+        quarantined=db.scalar(select(func.count()).select_from(Quarantine).where(*quarantined))
+        or 0,
     )
 
 
