@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 from sqlalchemy import and_, func, select, update
 
+from elshi import crypto
 from elshi.crisis import service
 from elshi.crisis.models import Broadcast, Crisis, Delivery, Recipient
 from elshi.crisis.sms import GatewayError
@@ -262,7 +263,7 @@ def compose(
     lang, m = _pick(messages, recipient.lang)
     link = service.checkin_url(
         base_url=settings.base_url,
-        secret=settings.secret_key,
+        key=crypto.purpose_key(settings, crypto.CHECKIN),
         crisis_id=crisis.id,
         recipient_id=recipient.id,
     )
