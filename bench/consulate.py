@@ -150,7 +150,7 @@ def fill(engine: Engine, n_requests: int) -> dict[str, Any]:
                 " SELECT 'B-' || g, :first + (g % :nc),"
                 f" CASE g % {MISSIONS} {mcase} END, CASE g % {MISSIONS} {case} END,"
                 f" ({statuses})[1 + (g / 7) % 5],"
-                ' \'{"full_name": "Citizen", "passport_number": "N123"}\'::jsonb, \'\','
+                ' \'{"full_name": "Citizen", "passport_number": "N123"}\', \'\','
                 " now() - make_interval(mins => g % 100000),"
                 " now() - make_interval(mins => g % 100000), now(), NULL"
                 " FROM generate_series(1, :n) g"

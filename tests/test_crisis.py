@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
+from elshi import crypto
 from elshi.accounts.service import Principal
 from elshi.app import create_app
 from elshi.consulate.models import Citizen, Registration
@@ -66,7 +67,8 @@ def _client(settings: Settings, db: Database) -> TestClient:
 
 
 def _token(settings: Settings, cid: int, rid: int) -> str:
-    return service.checkin_token(secret=settings.secret_key, crisis_id=cid, recipient_id=rid)
+    key = crypto.purpose_key(settings, crypto.CHECKIN)
+    return service.checkin_token(key=key, crisis_id=cid, recipient_id=rid)
 
 
 def _first_recipient(db: Database, cid: int) -> Recipient:
@@ -334,7 +336,7 @@ def test_forged_altered_and_closed_links(db: Database, settings: Settings) -> No
     client = _client(settings, db)
     token = _token(settings, cid, r.id)
     other_person = token.split("-")[0] + "-" + service._b36(r.id + 1) + "-" + token.split("-", 2)[2]
-    forged = service.checkin_token(secret="someone-else", crisis_id=cid, recipient_id=r.id)
+    forged = service.checkin_token(key=b"someone-else", crisis_id=cid, recipient_id=r.id)
     for bad in (other_person, forged, "garbage", token[:-3]):
         got = client.post(f"/c/{bad}", data={"answer": "safe", "n": "abcdefgh00"})
         assert got.status_code == 404 and "not valid" in got.text, bad

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from elshi import jobs
+from elshi import crypto, jobs
 from elshi.accounts.service import Principal
 from elshi.crisis import flows, service
 from elshi.crisis.models import CheckIn, Delivery, Recipient
@@ -164,7 +164,8 @@ def test_ten_thousand_people_killed_worker_escalation_and_dashboard(
         for i, (_, text) in enumerate(_emails(smtp)):
             token = re.search(r"/c/([0-9a-z]+-[0-9a-z]+-[\w-]+)", text)
             assert token, text
-            c, rid = service.read_token(secret=settings.secret_key, token=token.group(1))
+            keys = crypto.verify_keys(settings, crypto.CHECKIN)
+            c, rid = service.read_token(keys=keys, token=token.group(1))
             assert c == cid
             kind = i % 20
             if kind < 11:

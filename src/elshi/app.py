@@ -27,8 +27,9 @@ def open_alerts(db: Database, principal: Any) -> int:
 def app_from_environment() -> FastAPI:
     """Build the web app from ELSHI_* settings: one per process of `elshi web --workers N`."""
     from elshi import jobs
-    from elshi.settings import load_settings
+    from elshi.settings import hide_secrets, load_settings
 
+    hide_secrets()  # the keys leave os.environ, so nothing this process starts inherits them
     settings = load_settings()
     db = Database(settings)
     return create_app(settings, db=db, runtime=jobs.bind(settings, db))

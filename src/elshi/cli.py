@@ -981,7 +981,161 @@ def digest(
     console.print(f"wrote {target} ({d.day}, {lang})", highlight=False)
 
 
+# ---------------------------------------------------------------------------- keys
+
+keys_app = typer.Typer(
+    help="The secret key: make one, rotate it (re-seal stored data).", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("new")
+def keys_new(
+    path: Annotated[Path, typer.Argument(help="Key file to write (must not exist yet).")],
+) -> None:
+    """Write a new random secret key to a file only its owner may read (ELSHI_SECRET_KEY_FILE)."""
+    import secrets
+
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise _fail(f"{path} exists already; choose another file", Exit.USAGE) from None
+    except OSError as exc:
+        raise _fail(f"cannot write {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(secrets.token_urlsafe(48) + "\n")
+    console.print(f"wrote a new secret key to {path} (mode 600)", highlight=False)
+
+
+def _reseal(settings: Settings, action: str, work: Any) -> dict[str, int]:
+    from sqlalchemy.orm import Session
+
+    from elshi.accounts.service import audit
+    from elshi.keys import RotationError
+
+    db = _database(settings)
+    try:
+        with db.engine.begin() as conn:
+            counts: dict[str, int] = work(conn)
+            with Session(bind=conn) as s:
+                audit(db=s, action=action, object_type="keys", actor_label="cli", detail=counts)
+                s.flush()
+    except RotationError as exc:
+        raise _fail(str(exc), Exit.USAGE) from None
+    except ValueError as exc:  # a value no configured key opens: nothing was changed
+        raise _fail(f"{exc}; nothing was changed") from None
+    finally:
+        db.dispose()
+    return counts
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    new_key_file: Annotated[
+        Path | None,
+        typer.Option(help="File holding the new secret key (else it is asked for)."),
+    ] = None,
+) -> None:
+    """Re-seal all sealed data and blind indexes under a new secret key, in one transaction.
+
+    Stop elshi first. Then put the new key in ELSHI_SECRET_KEY_FILE (or ELSHI_SECRET_KEY), the
+    old one in ELSHI_SECRET_KEY_PREVIOUS (links and sessions made with it stay valid until they
+    expire), and start elshi again.
+    """
+    from elshi.crypto import secrets_of
+    from elshi.keys import rotate
+    from elshi.settings import read_key_file
+
+    settings = get_settings()
+    if new_key_file is not None:
+        try:
+            keys = read_key_file(new_key_file, "--new-key-file")
+        except ValueError as exc:
+            raise _fail(str(exc), Exit.USAGE) from None
+        if len(keys) != 1:
+            raise _fail(f"--new-key-file: {new_key_file} must hold one key", Exit.USAGE)
+        new_key = keys[0]
+    else:
+        new_key = typer.prompt("New secret key", hide_input=True, confirmation_prompt=True)
+    counts = _reseal(
+        settings,
+        "keys.rotate",
+        lambda conn: rotate(
+            conn,
+            old_secrets=secrets_of(settings),
+            new_secret=new_key,
+            credentials_fixed=bool(settings.credentials_key),
+        ),
+    )
+    console.print(
+        f"re-sealed {sum(counts.values()):,} rows under the new key. Now put the new key in "
+        "ELSHI_SECRET_KEY_FILE and the old one in ELSHI_SECRET_KEY_PREVIOUS, then start elshi.",
+        highlight=False,
+    )
+
+
+@keys_app.command("reseal")
+def keys_reseal() -> None:
+    """Re-seal under the current secret key whatever a previous key still opens (run it before
+    removing ELSHI_SECRET_KEY_PREVIOUS), and recompute the blind indexes."""
+    from elshi.crypto import secrets_of
+    from elshi.keys import reseal_all
+
+    settings = get_settings()
+    counts = _reseal(
+        settings,
+        "keys.reseal",
+        lambda conn: reseal_all(
+            conn,
+            secrets=secrets_of(settings),
+            credentials_fixed=bool(settings.credentials_key),
+        ),
+    )
+    console.print(f"re-sealed {sum(counts.values()):,} rows under the current key", highlight=False)
+
+
 # ---------------------------------------------------------------------------- running
+
+
+@contextmanager
+def _key_files_for_children(settings: Settings) -> Any:
+    """Hand the secret keys taken from the environment to server processes in key files.
+
+    The files are readable by this user only, in a private folder (in memory under /dev/shm
+    where there is one), and removed when the server stops.
+    """
+    import shutil
+    import tempfile
+
+    from elshi.settings import taken_from_environment
+
+    taken = taken_from_environment()
+    wanted = {
+        "ELSHI_SECRET_KEY_FILE": [settings.secret_key]
+        if "ELSHI_SECRET_KEY" in taken and settings.secret_key_file is None
+        else [],
+        "ELSHI_SECRET_KEY_PREVIOUS_FILE": [taken["ELSHI_SECRET_KEY_PREVIOUS"]]
+        if "ELSHI_SECRET_KEY_PREVIOUS" in taken and settings.secret_key_previous_file is None
+        else [],
+    }
+    wanted = {k: v for k, v in wanted.items() if v}
+    if not wanted:
+        yield
+        return
+    shm = Path("/dev/shm")
+    folder = Path(tempfile.mkdtemp(prefix="elshi-keys-", dir=shm if shm.is_dir() else None))
+    try:
+        for name, keys in wanted.items():
+            path = folder / name.lower()
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write("\n".join(keys) + "\n")
+            os.environ[name] = str(path)
+        yield
+    finally:
+        for name in wanted:
+            os.environ.pop(name, None)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _serve(
@@ -999,7 +1153,7 @@ def _serve(
             raise _fail(str(exc), Exit.USAGE) from None
     if web and processes > 1:
         # Each process builds its own app from the same settings (passed on through the
-        # environment); the database, not the process, is shared.
+        # environment; secret keys through a private key file); the database is shared.
         db.dispose()
         if _State.config is not None:
             os.environ["ELSHI_CONFIG"] = str(_State.config)
@@ -1008,14 +1162,15 @@ def _serve(
             f"elshi is running at http://{settings.host}:{settings.port}/ ({processes} processes)",
             highlight=False,
         )
-        uvicorn.run(
-            "elshi.app:app_from_environment",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=processes,
-            log_level="warning",
-        )
+        with _key_files_for_children(settings):
+            uvicorn.run(
+                "elshi.app:app_from_environment",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                workers=processes,
+                log_level="warning",
+            )
         return
     rt = jobs.bind(settings, db)
     consumer = jobs.consumer(rt, workers=workers) if worker else None
@@ -1113,6 +1268,10 @@ def demo(
 
 def main() -> None:
     """Entry point for the `elshi` script."""
+    from elshi.settings import hide_secrets
+
+    # The secret keys leave the environment before anything else runs (see hide_secrets).
+    hide_secrets(reexec=True)
     try:
         app()
     except KeyboardInterrupt:

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import JSON, DateTime, MetaData, String, create_engine, event
+from sqlalchemy import JSON, DateTime, MetaData, String, Text, create_engine, event, inspect
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from elshi.crypto import SEALED_PREFIX, Keyring, SealedUnreadable
 from elshi.settings import Settings
 
 NAMING = {
@@ -29,53 +27,108 @@ NAMING = {
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
-SEALED_PREFIX = "sealed:"
+
+def sealer(settings: Settings) -> Keyring:
+    """The keys that seal values at rest and make blind indexes (purpose keys)."""
+    return Keyring.of(settings)
 
 
-class SealedUnreadable(ValueError):
-    """A sealed value cannot be opened with the configured secret key."""
+def keyring_of(bind: Session | Connection | Engine | Dialect) -> Keyring:
+    """The keyring of a session's, connection's or engine's database."""
+    dialect: Any = bind
+    if isinstance(bind, Session):
+        dialect = bind.get_bind().dialect
+    elif isinstance(bind, Connection | Engine):
+        dialect = bind.dialect
+    keyring: Keyring | None = getattr(dialect, "elshi_keyring", None)
+    if keyring is None:
+        raise SealedUnreadable("no sealing key on this database connection")
+    return keyring
 
 
-def sealer(settings: Settings) -> Fernet:
-    """The key that seals secrets at rest, derived from ELSHI_SECRET_KEY."""
-    derived = HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=b"elshi.sealed", info=b"fernet"
-    ).derive(settings.secret_key.encode())
-    return Fernet(base64.urlsafe_b64encode(derived))
-
-
-class SealedString(TypeDecorator[str]):
-    """A short secret (a TOTP key) encrypted at rest with the engine's sealing key.
+class _Sealed(TypeDecorator[Any]):
+    """A value encrypted at rest with the engine's sealing key ("sealed:" and a Fernet token).
 
     Values written before sealing existed (no prefix) are still read, and sealed when next
-    written. A value that cannot be opened raises: a changed secret key must not quietly turn
-    a second factor off.
+    written. The empty string is stored as it is (so "has a phone" stays a plain condition).
+    A value that cannot be opened raises: a changed secret key must not quietly lose data.
     """
+
+    impl: Any = Text
+    cache_ok = True
+    unreadable = ""
+
+    def _to_text(self, value: Any) -> str:
+        return str(value)
+
+    def _from_text(self, value: str) -> Any:
+        return value
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        text = self._to_text(value)
+        if text == "":
+            return ""
+        return keyring_of(dialect).seal(text)
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        if value is None or not isinstance(value, str):
+            return value
+        if not value.startswith(SEALED_PREFIX):
+            return self._from_text(value)
+        try:
+            return self._from_text(keyring_of(dialect).open(value))
+        except SealedUnreadable as exc:
+            raise SealedUnreadable(f"{exc}{self.unreadable}") from None
+
+
+class SealedString(_Sealed):
+    """A short secret (a TOTP key) sealed at rest."""
 
     impl = String(255)
     cache_ok = True
+    unreadable = "; turn the user's two-step sign-in off and on again"
 
-    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
-        if value is None:
-            return None
-        key: Fernet | None = getattr(dialect, "elshi_sealer", None)
-        if key is None:
-            raise SealedUnreadable("no sealing key on this database connection")
-        return SEALED_PREFIX + key.encrypt(value.encode()).decode()
 
-    def process_result_value(self, value: str | None, dialect: Any) -> str | None:
-        if value is None or not value.startswith(SEALED_PREFIX):
-            return value
-        key: Fernet | None = getattr(dialect, "elshi_sealer", None)
-        try:
-            if key is None:
-                raise InvalidToken
-            return key.decrypt(value.removeprefix(SEALED_PREFIX).encode()).decode()
-        except InvalidToken:
-            raise SealedUnreadable(
-                "a stored secret cannot be decrypted: ELSHI_SECRET_KEY changed since it was "
-                "saved; turn the user's two-step sign-in off and on again"
-            ) from None
+class SealedText(_Sealed):
+    """Personal data of any length (a phone number, an address, a message) sealed at rest."""
+
+    impl = Text
+    cache_ok = True
+
+
+class SealedJSON(_Sealed):
+    """A JSON value (form answers, companions) sealed at rest as one text."""
+
+    impl = Text
+    cache_ok = True
+
+    def _to_text(self, value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+    def _from_text(self, value: str) -> Any:
+        return json.loads(value) if value else None
+
+
+def blind_indexed(
+    model: Any,
+    source: str,
+    index: str,
+    kind: str,
+    value: Callable[[Any], str | None] | None = None,
+) -> None:
+    """Keep `model.<index>` the blind index of `model.<source>` (or of value(source)) on every
+    insert and on every update that changes the source."""
+
+    def fill(_mapper: Any, connection: Connection, target: Any, *, insert: bool) -> None:
+        if not insert and not inspect(target).attrs[source].history.has_changes():
+            return
+        raw = getattr(target, source)
+        setattr(target, index, keyring_of(connection).index(kind, value(raw) if value else raw))
+
+    event.listen(model, "before_insert", lambda m, c, t: fill(m, c, t, insert=True))
+    event.listen(model, "before_update", lambda m, c, t: fill(m, c, t, insert=False))
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -140,7 +193,14 @@ def make_engine(settings: Settings) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(url, pool_pre_ping=True, **pool)
-    engine.dialect.elshi_sealer = sealer(settings)  # type: ignore[attr-defined]
+    from elshi.crypto import secrets_of
+    from elshi.keys import credential_keys
+
+    engine.dialect.elshi_keyring = sealer(settings)  # type: ignore[attr-defined]
+    # For the migration that moved channel credentials to their purpose key.
+    engine.dialect.elshi_credentials = credential_keys(  # type: ignore[attr-defined]
+        secrets_of(settings), fixed=bool(settings.credentials_key), legacy=True
+    )
     return engine
 
 

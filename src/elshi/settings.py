@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET = "change-me-elshi-demo-secret"
@@ -26,6 +28,7 @@ class Settings(BaseSettings):
     """Every setting elshi reads. Each field maps to an ELSHI_<NAME> environment variable."""
 
     model_config = SettingsConfigDict(env_prefix="ELSHI_", extra="ignore", validate_default=True)
+    _previous_from_file: list[str] = PrivateAttr(default_factory=list)
 
     home: Path = Field(
         default_factory=default_home,
@@ -60,7 +63,25 @@ class Settings(BaseSettings):
     )
     secret_key: str = Field(
         default=DEFAULT_SECRET,
-        description="Secret for signing sessions and tokens. Must be changed outside demo mode.",
+        description="Secret from which every signing and sealing key is derived (sessions, "
+        "links, personal data at rest). Must be changed outside demo mode. Prefer "
+        "ELSHI_SECRET_KEY_FILE; elshi removes this variable from its environment once read.",
+    )
+    secret_key_file: Path | None = Field(
+        default=None,
+        description="A file holding the secret key (instead of ELSHI_SECRET_KEY). It must not "
+        "be readable by other users of the machine (chmod 600 or 640).",
+    )
+    secret_key_previous: str = Field(
+        default="",
+        description="The secret key before the last rotation: still accepted to verify links "
+        "and sessions and to open sealed data, never to sign or seal. Removed from the "
+        "environment once read.",
+    )
+    secret_key_previous_file: Path | None = Field(
+        default=None,
+        description="A file holding previous secret keys, one per line (newest first), with the "
+        "same use as ELSHI_SECRET_KEY_PREVIOUS and the same permissions as the key file.",
     )
     demo: bool = Field(default=False, description="Demo mode: allows the default secret key.")
     host: str = Field(default="127.0.0.1", description="Address the web app listens on.")
@@ -424,6 +445,33 @@ class Settings(BaseSettings):
             raise ValueError("must be a sqlite:// or postgresql+psycopg:// URL")
         return value
 
+    @model_validator(mode="after")
+    def _key_files(self) -> Settings:
+        if self.secret_key_file is not None:
+            if "secret_key" in self.model_fields_set:
+                raise ValueError(
+                    "ELSHI_SECRET_KEY_FILE: set either it or ELSHI_SECRET_KEY, not both"
+                )
+            keys = read_key_file(self.secret_key_file, "ELSHI_SECRET_KEY_FILE")
+            if len(keys) != 1:
+                raise ValueError(
+                    f"ELSHI_SECRET_KEY_FILE: {self.secret_key_file} must hold one key "
+                    f"(it holds {len(keys)})"
+                )
+            self.secret_key = keys[0]
+        if self.secret_key_previous_file is not None:
+            self._previous_from_file = read_key_file(
+                self.secret_key_previous_file, "ELSHI_SECRET_KEY_PREVIOUS_FILE"
+            )
+        return self
+
+    @property
+    def previous_secret_keys(self) -> list[str]:
+        """Keys before the last rotations (ELSHI_SECRET_KEY_PREVIOUS and its file), newest first."""
+        keys = [self.secret_key_previous.strip()] if self.secret_key_previous.strip() else []
+        keys += self._previous_from_file
+        return [k for k in dict.fromkeys(keys) if k != self.secret_key]
+
     def require_secret(self) -> None:
         """Refuse the placeholder secret outside demo mode (called before serving)."""
         if not self.demo and self.secret_key == DEFAULT_SECRET:
@@ -454,12 +502,74 @@ class Settings(BaseSettings):
         return self.db_url.startswith("sqlite")
 
 
+def read_key_file(path: Path, name: str) -> list[str]:
+    """The keys in a key file (one a line), refusing a file other users of the machine can read."""
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"{name}: cannot read {path}: {exc.strerror}") from None
+    if mode & 0o007:
+        raise ValueError(
+            f"{name}: {path} can be read by every user of this machine (mode "
+            f"{mode & 0o777:o}); run chmod 600 {path}"
+        )
+    keys = [line.strip() for line in text.splitlines() if line.strip()]
+    if not keys:
+        raise ValueError(f"{name}: {path} is empty")
+    if any(len(k) < 16 for k in keys):
+        raise ValueError(f"{name}: a key in {path} is shorter than 16 characters")
+    return keys
+
+
+#: Variables that carry secret keys: taken out of the environment at start-up.
+SECRET_VARIABLES = ("ELSHI_SECRET_KEY", "ELSHI_SECRET_KEY_PREVIOUS")
+_HANDOVER_FD = "ELSHI_SECRETS_FD"
+#: Secret keys this process took out of its environment; load_settings reads them as if set.
+_taken: dict[str, str] = {}
+
+
+def taken_from_environment() -> dict[str, str]:
+    """The secret variables this process removed from its environment (name -> value)."""
+    return dict(_taken)
+
+
+def hide_secrets(*, reexec: bool = False) -> None:
+    """Take the secret keys out of the process environment (children do not inherit them).
+
+    With `reexec` (the `elshi` command at start-up) the process replaces itself with the same
+    command, handing the keys over through an inherited pipe, so that even the environment the
+    process started with (/proc/<pid>/environ) no longer holds them.
+    """
+    fd = os.environ.pop(_HANDOVER_FD, None)
+    if fd is not None:
+        with os.fdopen(int(fd), "rb") as pipe:
+            _taken.update(json.loads(pipe.read().decode() or "{}"))
+    found = {k: os.environ.pop(k) for k in SECRET_VARIABLES if k in os.environ}
+    if not found:
+        return
+    _taken.update(found)
+    if reexec and os.name == "posix" and getattr(sys, "orig_argv", None):
+        read, write = os.pipe()
+        os.write(write, json.dumps(_taken).encode())
+        os.close(write)
+        os.set_inheritable(read, True)
+        os.environ[_HANDOVER_FD] = str(read)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            os.execv(sys.executable, sys.orig_argv)
+        except OSError:  # cannot start again: go on with the keys out of os.environ only
+            os.environ.pop(_HANDOVER_FD, None)
+            os.close(read)
+
+
 def _format_error(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         loc = [str(p) for p in err["loc"] if p != "__root__"]
-        name = "ELSHI_" + loc[0].upper() if loc else "settings"
-        lines.append(f"{name}: {err['msg']}")
+        message = err["msg"].removeprefix("Value error, ")
+        lines.append(f"ELSHI_{loc[0].upper()}: {message}" if loc else message)
     return "bad setting: " + "; ".join(lines)
 
 
@@ -482,7 +592,18 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
                 f"ELSHI_CONFIG: {p} has unknown settings: {', '.join(sorted(unknown))}"
             )
         # The environment wins over the file: drop file keys that the environment sets.
-        values = {k: v for k, v in section.items() if f"ELSHI_{k.upper()}" not in os.environ}
+        given = set(os.environ) | set(_taken)
+        # A key given one way in the environment hides the other way in the file.
+        pairs = {"ELSHI_SECRET_KEY": "ELSHI_SECRET_KEY_FILE"}
+        pairs |= {v: k for k, v in pairs.items()}
+        values = {
+            k: v
+            for k, v in section.items()
+            if f"ELSHI_{k.upper()}" not in given and pairs.get(f"ELSHI_{k.upper()}") not in given
+        }
+    for name, value in _taken.items():  # environment variables taken out at start-up
+        if name not in os.environ:
+            values[name.removeprefix("ELSHI_").lower()] = value
     values.update(overrides)
     try:
         return Settings(**values)

@@ -20,7 +20,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from elshi.db import Base, JSONType, SealedString, UTCDateTime, utcnow
+from elshi.crypto import PASSPORT, PHONE
+from elshi.db import (
+    Base,
+    JSONType,
+    SealedJSON,
+    SealedString,
+    SealedText,
+    UTCDateTime,
+    blind_indexed,
+    utcnow,
+)
 
 REQUEST_STATUSES = ("draft", "submitted", "in_review", "more_documents", "approved", "rejected")
 OPEN_STATUSES = ("submitted", "in_review", "more_documents")
@@ -37,7 +47,9 @@ class Citizen(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(200), default="")
-    phone: Mapped[str] = mapped_column(String(40), default="")
+    phone: Mapped[str] = mapped_column(SealedText(), default="")
+    #: Blind index of the phone (crypto.blind_index): found without opening every row.
+    phone_index: Mapped[str | None] = mapped_column(String(64), index=True)
     lang: Mapped[str] = mapped_column(String(2), default="en")
     #: Telegram chat with the mission's bot (set when the citizen starts the bot); crisis use.
     telegram_chat_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
@@ -103,12 +115,13 @@ class Registration(Base):
     region: Mapped[str] = mapped_column(String(200), default="", server_default="")
     latitude: Mapped[float | None] = mapped_column(Float)
     longitude: Mapped[float | None] = mapped_column(Float)
-    address: Mapped[str] = mapped_column(String(500), default="")
+    address: Mapped[str] = mapped_column(SealedText(), default="")
     arrive_on: Mapped[date] = mapped_column(Date)
     leave_on: Mapped[date] = mapped_column(Date)
-    phone: Mapped[str] = mapped_column(String(40), default="")
-    emergency_contact: Mapped[str] = mapped_column(String(300), default="")
-    companions: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    phone: Mapped[str] = mapped_column(SealedText(), default="")
+    phone_index: Mapped[str | None] = mapped_column(String(64), index=True)
+    emergency_contact: Mapped[str] = mapped_column(SealedText(), default="")
+    companions: Mapped[list[dict[str, Any]]] = mapped_column(SealedJSON(), default=list)
     status: Mapped[str] = mapped_column(String(16), default="active")
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     #: When the citizen was last asked by e-mail to confirm or close this stay.
@@ -168,7 +181,9 @@ class ServiceRequest(Base):
     mission_id: Mapped[int] = mapped_column(ForeignKey("mission.id"))
     service_type_id: Mapped[int] = mapped_column(ForeignKey("service_type.id"))
     status: Mapped[str] = mapped_column(String(16), default="draft")
-    answers: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+    answers: Mapped[dict[str, str]] = mapped_column(SealedJSON(), default=dict)
+    #: Blind index of the passport number among the answers.
+    passport_index: Mapped[str | None] = mapped_column(String(64), index=True)
     assigned_to: Mapped[int | None] = mapped_column(
         ForeignKey("user_account.id", ondelete="SET NULL")
     )
@@ -268,7 +283,7 @@ class Message(Base):
     sender_kind: Mapped[str] = mapped_column(String(16))
     sender_id: Mapped[int | None] = mapped_column(Integer)
     sender_label: Mapped[str] = mapped_column(String(200), default="")
-    body: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(SealedText())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -287,3 +302,13 @@ class StaffAccess(Base):
     action: Mapped[str] = mapped_column(String(32))
     object_type: Mapped[str] = mapped_column(String(32))
     object_id: Mapped[int | None] = mapped_column(Integer)
+
+
+def passport_answer(answers: dict[str, str] | None) -> str | None:
+    """The passport number among a request's answers (a field whose name says passport)."""
+    return next((v for k, v in (answers or {}).items() if "passport" in k and v), None)
+
+
+blind_indexed(Citizen, "phone", "phone_index", PHONE)
+blind_indexed(Registration, "phone", "phone_index", PHONE)
+blind_indexed(ServiceRequest, "answers", "passport_index", PASSPORT, passport_answer)

@@ -13,7 +13,7 @@ import hashlib
 import re
 import secrets
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -42,7 +42,8 @@ from elshi.consulate.models import (
     StaffAccess,
 )
 from elshi.consulate.schemas import LANGS, ServiceSpec
-from elshi.db import utcnow
+from elshi.crypto import PASSPORT, PHONE, normalise_passport
+from elshi.db import keyring_of, utcnow
 from elshi.missions.models import Mission
 from elshi.missions.service import zone_of
 from elshi.web.i18n import N_
@@ -1112,8 +1113,13 @@ def record_access(
     action: str,
     object_type: str,
     object_id: int | None,
+    fields: Sequence[str] = (),
+    why: str = "",
 ) -> None:
-    """Write what the citizen sees in 'who viewed my file' and the staff audit log."""
+    """Write what the citizen sees in 'who viewed my file' and the staff audit log.
+
+    `fields` names the sealed personal data opened to show (why="page") or to hand out
+    (why="export"): every such decryption is in the audit log with who and whose."""
     db.add(
         StaffAccess(
             citizen_id=citizen_id,
@@ -1133,12 +1139,19 @@ def record_access(
         actor_id=actor.user_id,
         actor_label=actor.label,
         mission_id=mission_id,
-        detail={"citizen_id": citizen_id},
+        detail={"citizen_id": citizen_id}
+        | ({"fields": list(fields), "why": why} if fields else {}),
     )
 
 
 def _may(actor: Principal, permission: str, mission_id: int) -> bool:
     return actor.can(permission, mission_id)
+
+
+#: Sealed personal data an officer's request page (and the API's) shows.
+REQUEST_PAGE_FIELDS = ("citizen.phone", "service_request.answers", "consular_message.body")
+#: Sealed personal data the district search shows (the number of companions).
+SEARCH_FIELDS = ("citizen.phone", "registration.companions")
 
 
 def staff_request(
@@ -1156,6 +1169,8 @@ def staff_request(
         action=action,
         object_type="service_request",
         object_id=row.id,
+        fields=REQUEST_PAGE_FIELDS if action == "view" else (),
+        why="page",
     )
     return row
 
@@ -1695,16 +1710,29 @@ def search_district(*, db: Session, actor: Principal, q: str, limit: int = 50) -
     if missions is not None:
         in_district = in_district.where(Registration.mission_id.in_(missions))
         requested = requested.where(ServiceRequest.mission_id.in_(missions))
+    found: list[ColumnElement[bool]] = [
+        func.lower(Citizen.name).like(pattern),
+        Citizen.email.like(pattern),
+    ]
+    # Phones and passport numbers are sealed: they are found whole, by their blind index.
+    keyring = keyring_of(db)
+    phones = keyring.lookups(PHONE, text)
+    if phones:
+        found.append(Citizen.phone_index.in_(phones))
+        found.append(Citizen.id.in_(in_district.where(Registration.phone_index.in_(phones))))
+    passport = normalise_passport(text)
+    if len(passport) >= 5 and passport.isalnum() and any(c.isdigit() for c in passport):
+        found.append(
+            Citizen.id.in_(
+                requested.where(ServiceRequest.passport_index.in_(keyring.lookups(PASSPORT, text)))
+            )
+        )
     citizens = list(
         db.scalars(
             select(Citizen)
             .where(
                 or_(Citizen.id.in_(in_district), Citizen.id.in_(requested)),
-                or_(
-                    func.lower(Citizen.name).like(pattern),
-                    Citizen.email.like(pattern),
-                    Citizen.phone.like(pattern),
-                ),
+                or_(*found),
             )
             .order_by(Citizen.name, Citizen.id)
             .limit(limit)
@@ -1724,6 +1752,8 @@ def search_district(*, db: Session, actor: Principal, q: str, limit: int = 50) -
             action="search",
             object_type="citizen",
             object_id=citizen.id,
+            fields=SEARCH_FIELDS,
+            why="page",
         )
     return hits
 
@@ -1751,10 +1781,33 @@ def _row(obj: Any, columns: Iterable[str]) -> dict[str, Any]:
     return {c: _iso(getattr(obj, c)) for c in columns}
 
 
+#: Sealed personal data the citizen's own data export holds.
+EXPORT_FIELDS = (
+    "citizen.phone",
+    "registration.address",
+    "registration.phone",
+    "registration.emergency_contact",
+    "registration.companions",
+    "service_request.answers",
+    "consular_message.body",
+)
+
+
 def export_citizen(*, db: Session, citizen_id: int) -> dict[str, Any]:
-    """Return everything stored about a citizen as JSON-ready data (no secrets)."""
+    """Return everything stored about a citizen as JSON-ready data (no secrets).
+
+    The export opens the citizen's sealed data, so it is in the audit log (reading one's own
+    pages is not: that would only bury the log)."""
     citizen = get_citizen(db=db, citizen_id=citizen_id)
     requests = citizen_requests(db=db, citizen_id=citizen_id)
+    accounts.audit(
+        db=db,
+        action="citizen.export",
+        object_type="citizen",
+        object_id=citizen_id,
+        actor_label="citizen",
+        detail={"citizen_id": citizen_id, "fields": list(EXPORT_FIELDS), "why": "export"},
+    )
     return {
         "account": _row(
             citizen,

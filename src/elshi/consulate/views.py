@@ -16,6 +16,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
+from elshi import crypto
 from elshi.accounts.service import PermissionDenied, Principal, totp_uri
 from elshi.consulate import documents, flows, service
 from elshi.consulate.models import Citizen, ServiceRequest, ServiceType, Slot
@@ -104,7 +105,7 @@ def to_citizen_login(request: Request, exc: CitizenLoginRequired) -> RedirectRes
 
 
 def _serializer(settings: Settings) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(settings.secret_key, salt="elshi.citizen")
+    return crypto.signer(settings, crypto.CITIZEN_SESSION, salt="elshi.citizen")
 
 
 def _session_key(request: Request) -> str | None:

@@ -297,6 +297,7 @@ def export(
     """Write the evacuation list (everyone not known to have left) as CSV or PDF."""
     from elshi.accounts.service import audit
     from elshi.cli import Exit, _fail, console
+    from elshi.crisis import service
     from elshi.crisis.models import Crisis
     from elshi.crisis.views import _export_rows, evacuation_csv, evacuation_html
 
@@ -305,14 +306,15 @@ def export(
         c = s.get(Crisis, crisis)
         if c is None:
             raise _fail(f"no crisis {crisis}", Exit.NOT_FOUND)
-        rows = _export_rows(s, crisis)
+        people = service.people(db=s, crisis_id=crisis, kind="evacuation")
+        rows = _export_rows(s, crisis, people)
         audit(
             db=s,
             action="crisis.export",
             object_type="crisis",
             object_id=crisis,
             actor_label="cli",
-            detail={"rows": len(rows), "file": out.suffix},
+            detail={"file": out.suffix} | service.disclosure(people, "export"),
         )
         if out.suffix == ".csv":
             out.write_text(evacuation_csv(rows), encoding="utf-8")

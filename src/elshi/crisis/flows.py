@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from sqlalchemy import and_, func, select, update
 
-from elshi import netguard
+from elshi import crypto, netguard
 from elshi.crisis import service
 from elshi.crisis.models import Broadcast, Crisis, Delivery, Recipient
 from elshi.crisis.sms import GatewayError
@@ -305,7 +305,7 @@ def compose(
     lang, m = _pick(messages, recipient.lang)
     link = service.checkin_url(
         base_url=settings.base_url,
-        secret=settings.secret_key,
+        key=crypto.purpose_key(settings, crypto.CHECKIN),
         crisis_id=crisis.id,
         recipient_id=recipient.id,
     )

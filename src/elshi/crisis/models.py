@@ -22,7 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from elshi.db import Base, JSONType, UTCDateTime, utcnow
+from elshi.crypto import PHONE
+from elshi.db import Base, JSONType, SealedText, UTCDateTime, blind_indexed, utcnow
 
 CRISIS_STATUSES = ("open", "closed", "cancelled")
 #: awaiting: needs a second officer; approved: may be sent; sending; sent; cancelled.
@@ -68,7 +69,9 @@ class Recipient(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     lang: Mapped[str] = mapped_column(String(2), default="en")
     email: Mapped[str] = mapped_column(String(320), default="")
-    phone: Mapped[str] = mapped_column(String(40), default="")
+    phone: Mapped[str] = mapped_column(SealedText(), default="")
+    #: Blind index of the phone: how an SMS answer finds the person.
+    phone_index: Mapped[str | None] = mapped_column(String(64), index=True)
     telegram_chat_id: Mapped[str] = mapped_column(String(64), default="")
     city: Mapped[str] = mapped_column(String(200), default="")
     #: True when the registration dates cover the day of sending (else only "registered there").
@@ -76,7 +79,7 @@ class Recipient(Base):
     assigned_to: Mapped[int | None] = mapped_column(
         ForeignKey("user_account.id", ondelete="SET NULL")
     )
-    officer_note: Mapped[str] = mapped_column(Text, default="")
+    officer_note: Mapped[str] = mapped_column(SealedText(), default="")
 
 
 class Broadcast(Base):
@@ -136,7 +139,7 @@ class CheckIn(Base):
     crisis_id: Mapped[int] = mapped_column(ForeignKey("crisis.id", ondelete="CASCADE"))
     recipient_id: Mapped[int] = mapped_column(ForeignKey("crisis_recipient.id", ondelete="CASCADE"))
     answer: Mapped[str] = mapped_column(String(8))
-    note: Mapped[str] = mapped_column(Text, default="")
+    note: Mapped[str] = mapped_column(SealedText(), default="")
     latitude: Mapped[float | None] = mapped_column(Float)
     longitude: Mapped[float | None] = mapped_column(Float)
     #: web, sms, officer or relative (a relative who passed the verification step).
@@ -156,10 +159,11 @@ class WalkIn(Base):
     crisis_id: Mapped[int] = mapped_column(ForeignKey("crisis.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(320), default="")
-    phone: Mapped[str] = mapped_column(String(40), default="")
+    phone: Mapped[str] = mapped_column(SealedText(), default="")
+    phone_index: Mapped[str | None] = mapped_column(String(64), index=True)
     city: Mapped[str] = mapped_column(String(200), default="")
     answer: Mapped[str] = mapped_column(String(8), default="safe")
-    note: Mapped[str] = mapped_column(Text, default="")
+    note: Mapped[str] = mapped_column(SealedText(), default="")
     merged_citizen_id: Mapped[int | None] = mapped_column(
         ForeignKey("citizen.id", ondelete="SET NULL")
     )
@@ -179,3 +183,7 @@ class PushSubscription(Base):
     p256dh: Mapped[str] = mapped_column(String(200))
     auth: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+blind_indexed(Recipient, "phone", "phone_index", PHONE)
+blind_indexed(WalkIn, "phone", "phone_index", PHONE)

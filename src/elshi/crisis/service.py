@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cache
@@ -22,7 +22,6 @@ from sqlalchemy import (
     Float,
     Integer,
     String,
-    Text,
     and_,
     bindparam,
     case,
@@ -56,7 +55,8 @@ from elshi.crisis.models import (
     Recipient,
     WalkIn,
 )
-from elshi.db import utcnow
+from elshi.crypto import PHONE
+from elshi.db import keyring_of, utcnow
 from elshi.missions.models import Mission
 from elshi.settings import Settings
 from elshi.web.i18n import N_
@@ -120,10 +120,6 @@ class BadToken(ValueError):
     """A check-in link that elshi did not make (forged, cut short or altered)."""
 
 
-def _token_key(secret: str) -> bytes:
-    return hashlib.sha256(f"elshi.crisis.checkin:{secret}".encode()).digest()
-
-
 def _b36(n: int) -> str:
     digits = "0123456789abcdefghijklmnopqrstuvwxyz"
     out = ""
@@ -134,22 +130,28 @@ def _b36(n: int) -> str:
             return out
 
 
-def checkin_token(*, secret: str, crisis_id: int, recipient_id: int) -> str:
-    """Return the personal check-in token: both ids and an HMAC of them (short, for SMS)."""
+def _token_mac(key: bytes, payload: str) -> str:
+    mac = hmac.new(key, payload.encode(), hashlib.sha256).digest()[:12]
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+def checkin_token(*, key: bytes, crisis_id: int, recipient_id: int) -> str:
+    """Return the personal check-in token: both ids and an HMAC of them (short, for SMS).
+
+    `key` is the check-in purpose key (`crypto.purpose_key(settings, crypto.CHECKIN)`)."""
     payload = f"{_b36(crisis_id)}-{_b36(recipient_id)}"
-    mac = hmac.new(_token_key(secret), payload.encode(), hashlib.sha256).digest()[:12]
-    return f"{payload}-{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+    return f"{payload}-{_token_mac(key, payload)}"
 
 
-def read_token(*, secret: str, token: str) -> tuple[int, int]:
-    """Return (crisis_id, recipient_id) of a genuine token (no database read) or raise BadToken."""
+def read_token(*, keys: Sequence[bytes], token: str) -> tuple[int, int]:
+    """Return (crisis_id, recipient_id) of a genuine token (no database read) or raise BadToken.
+
+    `keys`: the check-in keys accepted (`crypto.verify_keys(settings, crypto.CHECKIN)`)."""
     parts = token.split("-", 2)
     if len(parts) != 3 or len(token) > 60:
         raise BadToken("malformed check-in link")
     payload = f"{parts[0]}-{parts[1]}"
-    mac = hmac.new(_token_key(secret), payload.encode(), hashlib.sha256).digest()[:12]
-    expected = base64.urlsafe_b64encode(mac).decode().rstrip("=")
-    if not hmac.compare_digest(expected, parts[2]):
+    if not any(hmac.compare_digest(_token_mac(k, payload), parts[2]) for k in keys):
         raise BadToken("check-in link signature does not match")
     try:
         return int(parts[0], 36), int(parts[1], 36)
@@ -157,9 +159,9 @@ def read_token(*, secret: str, token: str) -> tuple[int, int]:
         raise BadToken("malformed check-in link") from None
 
 
-def checkin_url(*, base_url: str, secret: str, crisis_id: int, recipient_id: int) -> str:
+def checkin_url(*, base_url: str, key: bytes, crisis_id: int, recipient_id: int) -> str:
     """Return the personal check-in link."""
-    token = checkin_token(secret=secret, crisis_id=crisis_id, recipient_id=recipient_id)
+    token = checkin_token(key=key, crisis_id=crisis_id, recipient_id=recipient_id)
     return f"{base_url}/c/{token}"
 
 
@@ -358,7 +360,11 @@ def _registration_ids_clause(chosen: Select[Any] | list[int]) -> Any:
 
 
 _EMAIL_OF = case((Citizen.email_verified_at.is_not(None), Citizen.email), else_="")
+# The phones are sealed: the cipher text (and its blind index) is copied as it is.
 _PHONE_OF = case((Registration.phone != "", Registration.phone), else_=Citizen.phone)
+_PHONE_INDEX_OF = case(
+    (Registration.phone != "", Registration.phone_index), else_=Citizen.phone_index
+)
 
 
 @dataclass
@@ -436,7 +442,7 @@ def preview(
 
 
 def _sample_link(base_url: str) -> str:
-    return checkin_url(base_url=base_url, secret="x", crisis_id=99999, recipient_id=9_999_999)
+    return checkin_url(base_url=base_url, key=b"x", crisis_id=99999, recipient_id=9_999_999)
 
 
 def sms_body(message: Mapping[str, str], *, link: str) -> str:
@@ -633,6 +639,7 @@ def snapshot_recipients(*, db: Session, crisis: Crisis, today: date | None = Non
             Citizen.lang,
             _EMAIL_OF,
             _PHONE_OF,
+            _PHONE_INDEX_OF,
             Citizen.telegram_chat_id,
             Registration.city,
             and_(Registration.arrive_on <= today, Registration.leave_on >= today),
@@ -649,6 +656,7 @@ def snapshot_recipients(*, db: Session, crisis: Crisis, today: date | None = Non
         "lang",
         "email",
         "phone",
+        "phone_index",
         "telegram_chat_id",
         "city",
         "dates_cover",
@@ -880,7 +888,7 @@ def checkin_insert(dialect: str) -> Any:
         "crisis_id": bindparam("crisis_id", type_=Integer()),
         "recipient_id": bindparam("recipient_id", type_=Integer()),
         "answer": bindparam("answer", type_=String()),
-        "note": bindparam("note", type_=Text()),
+        "note": bindparam("note", type_=CheckIn.note.type),
         "latitude": bindparam("latitude", type_=Float()),
         "longitude": bindparam("longitude", type_=Float()),
         "via": bindparam("via", type_=String()),
@@ -994,19 +1002,20 @@ def sms_reply(*, db: Session, phone: str, body: str, nonce: str) -> str | None:
     answer = SMS_KEYWORDS.get(words[0].lower()) if words else None
     if answer is None:
         return None
-    digits = re.sub(r"\D", "", phone)
-    if len(digits) < 6:
+    # Phones are sealed: the sender's number is found by its blind index.
+    lookups = keyring_of(db).lookups(PHONE, phone)
+    if not lookups:
         return None
-    rows = db.execute(
-        select(Recipient.id, Recipient.crisis_id, Recipient.phone)
+    match = db.execute(
+        select(Recipient.id, Recipient.crisis_id)
         .join(Crisis, Crisis.id == Recipient.crisis_id)
-        .where(Crisis.status == "open", Recipient.phone.like(f"%{digits[-6:]}"))
-        .order_by(Recipient.crisis_id.desc())
-    ).all()
-    match = [r for r in rows if re.sub(r"\D", "", r.phone).endswith(digits[-9:])]
-    if not match:
+        .where(Crisis.status == "open", Recipient.phone_index.in_(lookups))
+        .order_by(Recipient.crisis_id.desc(), Recipient.id)
+        .limit(1)
+    ).first()
+    if match is None:
         return None
-    rid, cid, _ = match[0]
+    rid, cid = match
     note = words[1][:500] if len(words) > 1 else ""
     record_checkin(
         db, crisis_id=cid, recipient_id=rid, answer=answer, note=note, via="sms", nonce=nonce
@@ -1051,8 +1060,11 @@ def merge_walkins(*, db: Session, actor: Principal, crisis_id: int) -> int:
         cid = None
         if w.email:
             cid = db.scalar(select(Citizen.id).where(func.lower(Citizen.email) == w.email.lower()))
-        if cid is None and w.phone:
-            cid = db.scalar(select(Citizen.id).where(Citizen.phone == w.phone))
+        lookups = keyring_of(db).lookups(PHONE, w.phone) if cid is None else []
+        if lookups:
+            cid = db.scalar(
+                select(Citizen.id).where(Citizen.phone_index.in_(lookups)).order_by(Citizen.id)
+            )
         if cid is not None:
             w.merged_citizen_id = cid
             n += 1
@@ -1156,6 +1168,22 @@ class Person:
     latitude: float | None
     longitude: float | None
     via: str
+
+
+#: Sealed personal data a worklist and the evacuation list show.
+PEOPLE_FIELDS = ("crisis_recipient.phone", "crisis_checkin.note", "crisis_recipient.officer_note")
+
+
+def disclosure(people: Sequence[Person], why: str) -> dict[str, Any]:
+    """Audit detail of a list that opens sealed personal data: whose, which fields, and why
+    (page: shown to an officer; export: handed out in a file)."""
+    return {
+        "rows": len(people),
+        "recipients": [p.recipient.id for p in people],
+        "citizens": sorted({p.recipient.citizen_id for p in people}),
+        "fields": list(PEOPLE_FIELDS),
+        "why": why,
+    }
 
 
 WORKLISTS = ("help", "not_reached", "not_answered", "call", "safe", "left", "all")

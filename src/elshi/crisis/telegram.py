@@ -21,6 +21,7 @@ import httpx
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from elshi import crypto
 from elshi.consulate.models import Citizen
 from elshi.settings import Settings
 
@@ -54,7 +55,7 @@ REPLIES = {
 
 
 def _key(settings: Settings) -> bytes:
-    return hashlib.sha256(b"elshi.telegram-link\0" + settings.secret_key.encode()).digest()
+    return crypto.purpose_key(settings, crypto.TELEGRAM_LINK)
 
 
 def link_token(settings: Settings, citizen_id: int, *, now: float | None = None) -> str:
@@ -74,8 +75,11 @@ def read_token(settings: Settings, token: str, *, now: float | None = None) -> i
     if len(raw) != 8 + _MAC_BYTES:
         return None
     body, mac = raw[:8], raw[8:]
-    good = hmac.new(_key(settings), body, hashlib.sha256).digest()[:_MAC_BYTES]
-    if not hmac.compare_digest(mac, good):
+    keys = crypto.verify_keys(settings, crypto.TELEGRAM_LINK)
+    if not any(
+        hmac.compare_digest(mac, hmac.new(k, body, hashlib.sha256).digest()[:_MAC_BYTES])
+        for k in keys
+    ):
         return None
     citizen_id, expires = struct.unpack(">II", body)
     if expires < (now if now is not None else time.time()):

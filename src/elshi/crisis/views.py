@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from markupsafe import Markup
 from sqlalchemy import select
 
+from elshi import crypto
 from elshi.consulate.service import Invalid, NotFound
 from elshi.crisis import service
 from elshi.crisis.models import CHANNELS, Broadcast, Crisis, Recipient, WalkIn
@@ -144,7 +145,8 @@ def _address(request: Request) -> str:
 
 def _token(request: Request, token: str) -> tuple[int, int] | None:
     try:
-        return service.read_token(secret=settings_of(request).secret_key, token=token)
+        keys = crypto.verify_keys(settings_of(request), crypto.CHECKIN)
+        return service.read_token(keys=keys, token=token)
     except service.BadToken:
         return None
 
@@ -589,7 +591,7 @@ def dashboard(request: Request, db: DbSession, principal: StaffUser, crisis_id: 
                     m,
                     link=service.checkin_url(
                         base_url=settings_of(request).base_url,
-                        secret="x",
+                        key=b"x",
                         crisis_id=crisis.id,
                         recipient_id=9_999_999,
                     ),
@@ -745,9 +747,8 @@ def worklist(
     if kind not in LIST_NAMES:
         kind = "help"
     rows = service.people(db=db, crisis_id=crisis.id, kind=kind, limit=500)
-    service._audit(
-        db, principal, "crisis.worklist", "crisis", crisis.id, {"list": kind, "rows": len(rows)}
-    )
+    detail = {"list": kind} | service.disclosure(rows, "page")
+    service._audit(db, principal, "crisis.worklist", "crisis", crisis.id, detail)
     return _officer(
         request,
         "people.html",
@@ -780,7 +781,9 @@ def _presence(p: service.Person) -> str:
     return "estimated" if p.recipient.dates_cover else "registered"
 
 
-def _export_rows(db: Any, crisis_id: int) -> list[dict[str, Any]]:
+def _export_rows(
+    db: Any, crisis_id: int, people: list[service.Person] | None = None
+) -> list[dict[str, Any]]:
     return [
         {
             "name": p.recipient.name,
@@ -795,7 +798,11 @@ def _export_rows(db: Any, crisis_id: int) -> list[dict[str, Any]]:
             "via": p.via,
             "officer_note": p.recipient.officer_note,
         }
-        for p in service.people(db=db, crisis_id=crisis_id, kind="evacuation")
+        for p in (
+            people
+            if people is not None
+            else service.people(db=db, crisis_id=crisis_id, kind="evacuation")
+        )
     ]
 
 
@@ -807,10 +814,10 @@ def export(
     crisis = _crisis_or_404(request, db, principal, crisis_id, act=True)
     if isinstance(crisis, Response):
         return crisis
-    rows = _export_rows(db, crisis.id)
-    service._audit(
-        db, principal, "crisis.export", "crisis", crisis.id, {"format": fmt, "rows": len(rows)}
-    )
+    people = service.people(db=db, crisis_id=crisis.id, kind="evacuation")
+    rows = _export_rows(db, crisis.id, people)
+    detail = {"format": fmt} | service.disclosure(people, "export")
+    service._audit(db, principal, "crisis.export", "crisis", crisis.id, detail)
     name = f"evacuation-{crisis.id}"
     if fmt == "csv":
         return Response(

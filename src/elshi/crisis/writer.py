@@ -11,6 +11,7 @@ import threading
 from datetime import UTC
 from typing import Any
 
+from elshi.crisis.models import CheckIn
 from elshi.crisis.service import CHECKIN_COLUMNS, checkin_insert
 from elshi.db import Database
 
@@ -35,6 +36,7 @@ class CheckinWriter:
         self.sql = compiled.string
         self.positional = compiled.positiontup
         self.naive_times = dialect.name == "sqlite"
+        self.dialect = dialect
 
     def _ensure(self) -> None:
         if self.thread is None:
@@ -56,7 +58,11 @@ class CheckinWriter:
 
     def _params(self, values: dict[str, Any]) -> Any:
         at = values["at"].astimezone(UTC)
-        values = values | {"at": at.replace(tzinfo=None) if self.naive_times else at}
+        values = values | {
+            "at": at.replace(tzinfo=None) if self.naive_times else at,
+            # The driver gets the note as stored: sealed (the INSERT is run without SQLAlchemy).
+            "note": CheckIn.note.type.process_bind_param(values["note"], self.dialect),
+        }
         if self.positional:
             return tuple(values[name] for name in self.positional)
         return {name: values[name] for name in CHECKIN_COLUMNS}

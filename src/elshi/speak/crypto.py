@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from elshi import crypto as keys_crypto
 from elshi.settings import Settings
 
 
@@ -22,18 +24,32 @@ def new_key() -> str:
     return Fernet.generate_key().decode()
 
 
-def _fernet(settings: Settings) -> Fernet:
+def _fernet(settings: Settings) -> MultiFernet:
+    """Encrypts with ELSHI_CREDENTIALS_KEY, else with the credentials purpose key of the secret
+    key; also opens with the purpose keys of ELSHI_SECRET_KEY_PREVIOUS."""
     if settings.credentials_key:
         try:
-            return Fernet(settings.credentials_key.encode())
+            return MultiFernet([Fernet(settings.credentials_key.encode())])
         except ValueError as exc:
             raise CredentialsUnreadable(
                 "ELSHI_CREDENTIALS_KEY is not a Fernet key (make one with `elshi channels new-key`)"
             ) from exc
-    derived = HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=b"elshi.credentials", info=b"fernet"
-    ).derive(settings.secret_key.encode())
-    return Fernet(base64.urlsafe_b64encode(derived))
+    keys = keys_crypto.verify_keys(settings, keys_crypto.CREDENTIALS)
+    return MultiFernet([Fernet(base64.urlsafe_b64encode(k)) for k in keys])
+
+
+def legacy_fernets(secrets: Sequence[str]) -> list[Fernet]:
+    """The keys that encrypted credentials before purpose keys (used only to re-encrypt them)."""
+    return [
+        Fernet(
+            base64.urlsafe_b64encode(
+                HKDF(
+                    algorithm=hashes.SHA256(), length=32, salt=b"elshi.credentials", info=b"fernet"
+                ).derive(secret.encode())
+            )
+        )
+        for secret in secrets
+    ]
 
 
 def encrypt(settings: Settings, values: dict[str, Any]) -> str:

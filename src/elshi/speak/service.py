@@ -22,6 +22,7 @@ from sqlalchemy import String, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from elshi.accounts.service import PermissionDenied, Principal, audit, authorize
+from elshi.crypto import UNSUBSCRIBE, untimed_signer
 from elshi.db import utcnow
 from elshi.missions.models import Mission
 from elshi.settings import Settings
@@ -1211,7 +1212,7 @@ def link_topic(
 
 
 def _unsubscribe_signer(settings: Settings) -> URLSafeSerializer:
-    return URLSafeSerializer(settings.secret_key, salt="elshi.unsubscribe")
+    return untimed_signer(settings, UNSUBSCRIBE, salt="elshi.unsubscribe")
 
 
 def unsubscribe_url(settings: Settings, subscriber_id: int) -> str:

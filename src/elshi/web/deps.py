@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 
+from elshi import crypto
 from elshi.accounts import service as accounts
 from elshi.accounts.service import Principal
 from elshi.db import Database
@@ -54,8 +55,8 @@ def _settings(request: Request) -> Settings:
 
 
 def session_serializer(settings: Settings) -> URLSafeTimedSerializer:
-    """Return the signer of session cookies (keyed by ELSHI_SECRET_KEY)."""
-    return URLSafeTimedSerializer(settings.secret_key, salt="elshi.session")
+    """Return the signer of session cookies (the session purpose key)."""
+    return crypto.signer(settings, crypto.SESSION, salt="elshi.session")
 
 
 def session_key(request: Request) -> str | None:

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from elshi import crypto
 from elshi.accounts.service import LoginPolicy
 from elshi.settings import Settings
 from elshi.watch.models import ACTOR_NAMES
@@ -72,7 +73,7 @@ def set_cookie(
 
 
 def _csrf_serializer(request: Request) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(settings_of(request).secret_key, salt="elshi.csrf")
+    return crypto.signer(settings_of(request), crypto.CSRF, salt="elshi.csrf")
 
 
 def _csrf_seed(request: Request) -> str:
