@@ -17,6 +17,11 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    # SQLite runs DDL outside the transaction: if a later revision of the same upgrade failed,
+    # this column is already there when the upgrade is run again.
+    columns = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("api_token")}
+    if "scope" in columns:
+        return
     # Tokens made before scopes drove every form; they become read-only until reissued.
     with op.batch_alter_table("api_token") as batch:
         batch.add_column(
