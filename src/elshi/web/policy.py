@@ -23,7 +23,7 @@ Scope = Literal["", "object", "list", "mission", "hq"]
 #: What each scope means, for the reference page.
 SCOPES: dict[str, str] = {
     "object": "acts on one object named in the path: allowed only where the permission is held "
-    "in that object's mission (a missing or foreign object answers 404)",
+    "in that object's mission (another mission's object is refused like a missing one)",
     "list": "lists data of the missions where the permission is held (`missions_where`)",
     "mission": "acts in a mission chosen in the form or the query: allowed only where the "
     "permission is held in that mission",
