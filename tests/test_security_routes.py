@@ -706,6 +706,52 @@ def test_the_same_calls_reach_berlin_for_headquarters(world: Template, tmp_path:
     )
 
 
+#: Citizen pages that show none of the citizen's own text here: a mission's catalogue, the
+#: empty log of staff access, the form for a new stay.
+CITIZEN_PAGES_WITHOUT_OWN_DATA = {
+    "/consulate/services",
+    "/consulate/access",
+    "/consulate/stays/new",
+}
+
+
+def test_the_same_calls_reach_berlins_citizen_for_their_own_pages(
+    world: Template, tmp_path: Path
+) -> None:
+    """Berlin's citizen sees their own request, document and data on the pages the matrix
+    calls with their ids: a Paris citizen's refusal there is not an artefact of wrong ids."""
+    w = world.world
+    seen, missing = 0, []
+    with world.copy(tmp_path) as settings:
+        database = Database(settings)
+        try:
+            with TestClient(create_app(settings, db=database)) as client:
+                r = client.post(
+                    "/consulate/login",
+                    data={
+                        "email": "canary-berlin-7f3a@example.org",
+                        "password": PASSWORD,
+                        "csrf_token": _csrf(client, "/consulate/login"),
+                    },
+                    follow_redirects=False,
+                )
+                assert r.status_code == 303, r.text[:200]
+                for call in ordered(w, ""):
+                    rule = POLICY[call.method, call.path]
+                    if call.method != "GET" or rule.who != "citizen":
+                        continue
+                    response = client.get(call.url, follow_redirects=False)
+                    assert response.status_code == 200, (call.url, response.status_code)
+                    seen += 1
+                    if call.path not in CITIZEN_PAGES_WITHOUT_OWN_DATA and not shows_canary(
+                        response
+                    ):
+                        missing.append(call.url)
+        finally:
+            database.dispose()
+    assert seen >= 8 and not missing, missing
+
+
 # ---------------------------------------------------------------------------- what it found
 
 
