@@ -13,6 +13,7 @@ from elshi.accounts.service import LoginPolicy, install_log_masking
 from elshi.db import Database
 from elshi.settings import Settings
 from elshi.web.deps import LoginRequired
+from elshi.web.policy import check_routes
 from elshi.web.security import SecurityHeaders, ServerTiming
 
 
@@ -105,4 +106,6 @@ def create_app(settings: Settings, *, db: Database | None = None, runtime: Any =
     app.include_router(admin_router)
     app.state.open_alerts = open_alerts
     mount_static(app)
+    # Every route says who may call it (elshi.web.policy): an undeclared one stops start-up.
+    check_routes(app.routes)
     return app

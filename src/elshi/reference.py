@@ -1,4 +1,5 @@
-"""Generate docs/reference/*.md from the code: settings, CLI commands, connectors, channels.
+"""Generate docs/reference/*.md from the code: settings, CLI commands, connectors, channels,
+roles and the route policy.
 
 `python -m elshi.reference` rewrites the files; a test fails when they are out of date, so a
 new setting, command or connector cannot land undocumented.
@@ -165,11 +166,66 @@ def channels_markdown() -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def roles_markdown() -> str:
+    """Return the role model: which role grants which permission, and where it reaches."""
+    from elshi.accounts.service import PERMISSIONS, STAFF_ROLES
+
+    out = [
+        "# Roles and permissions",
+        "",
+        "A user holds roles per mission (`elshi users grant EMAIL --role ROLE --mission SLUG`).",
+        "A role held at headquarters (`hq`) reaches every mission; a role held in a mission",
+        "reaches that mission only. Data of no mission (a mission itself, a change to a",
+        "ministry-wide source, a user with no role or a role at headquarters) needs the",
+        "permission at headquarters. `citizen` is not a staff role: a citizen has an",
+        "e-consulate account of their own and sees only their own data.",
+        "Which routes need which permission: [Routes](routes.md).",
+        "",
+        "| permission | " + " | ".join(f"`{r}`" for r in STAFF_ROLES) + " |",
+        "|---|" + "---|" * len(STAFF_ROLES),
+    ]
+    for permission, roles in PERMISSIONS.items():
+        cells = " | ".join("yes" if r in roles else "" for r in STAFF_ROLES)
+        out.append(f"| `{permission}` | {cells} |")
+    return "\n".join(out) + "\n"
+
+
+def routes_markdown() -> str:
+    """Return the route policy table: who may call each route of the web app."""
+    from elshi.web.policy import POLICY, SCOPES, WHO
+
+    out = [
+        "# Routes and who may call them",
+        "",
+        "Every route of the web app is declared in `elshi.web.policy` with who may call it;",
+        "the app does not start with a route missing there, and a test calls every route as",
+        "each role of another mission. Permissions and roles: [Roles](roles.md).",
+        "",
+        "Who:",
+        "",
+        *(f"- `{who}`: {text}" for who, text in WHO.items()),
+        "",
+        "Scope of a staff route:",
+        "",
+        *(f"- `{scope}`: {text}" for scope, text in SCOPES.items()),
+        "",
+        "| method | path | who | permission | scope | note |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (method, path), rule in sorted(POLICY.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        permission = " or ".join(f"`{p}`" for p in rule.permissions)
+        note = rule.why.replace("|", "\\|")
+        out.append(f"| {method} | `{path}` | {rule.who} | {permission} | {rule.scope} | {note} |")
+    return "\n".join(out) + "\n"
+
+
 PAGES = {
     "settings.md": settings_markdown,
     "cli.md": cli_markdown,
     "connectors.md": connectors_markdown,
     "channels.md": channels_markdown,
+    "roles.md": roles_markdown,
+    "routes.md": routes_markdown,
 }
 
 

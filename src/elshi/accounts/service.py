@@ -449,10 +449,21 @@ def totp_uri(*, secret: str, email: str, issuer: str = "elshi") -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=issuer)
 
 
+def valid_totp_secret(secret: str) -> bool:
+    """Return True for a base32 key of at least 112 bits (a form may send back anything)."""
+    try:
+        pyotp.TOTP(secret).byte_secret()
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
 def verify_totp(*, user: SignInHolder, code: str, now: datetime | None = None) -> bool:
     """Check a 6-digit code (one step of clock drift allowed); a used code is refused."""
     code = re.sub(r"\s+", "", code or "")
     if not user.totp_secret or not re.fullmatch(r"\d{6}", code):
+        return False
+    if not valid_totp_secret(user.totp_secret):
         return False
     totp = pyotp.TOTP(user.totp_secret)
     current = int((now or utcnow()).timestamp()) // totp.interval

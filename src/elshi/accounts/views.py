@@ -13,7 +13,13 @@ from sqlalchemy import select
 from elshi.accounts import flows
 from elshi.accounts.models import ApiToken, User
 from elshi.accounts.schemas import GrantOut, MeOut
-from elshi.accounts.service import TOKEN_SCOPES, Principal, new_totp_secret, totp_uri
+from elshi.accounts.service import (
+    TOKEN_SCOPES,
+    Principal,
+    new_totp_secret,
+    totp_uri,
+    valid_totp_secret,
+)
 from elshi.missions.models import Mission
 from elshi.web.deps import (
     SESSION_COOKIE,
@@ -243,6 +249,7 @@ def account(request: Request, db: DbSession, principal: StaffUser, done: str = "
 def _totp_page(
     request: Request, principal: Principal, secret: str, error: str | None = None, status: int = 200
 ) -> Response:
+    secret = secret if valid_totp_secret(secret) else new_totp_secret()
     uri = totp_uri(secret=secret, email=principal.email)
     context = {"active": "account", "secret": secret, "uri": uri, "error": error}
     return render(request, "account_totp.html", context, status=status)

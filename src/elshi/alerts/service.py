@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from elshi.accounts.service import PermissionDenied, Principal
@@ -15,8 +15,14 @@ from elshi.alerts.models import RULE_KINDS, Alert, AlertComment, AlertDelivery, 
 from elshi.db import utcnow
 from elshi.errors import N_, FieldError
 from elshi.listen.models import Post, Source
-from elshi.watch.models import WatchHourly, WatchMatch
-from elshi.watch.service import NotFound, get_watch, may_see_mission, narrative_table_exists
+from elshi.watch.models import Watch, WatchHourly, WatchMatch
+from elshi.watch.service import (
+    NotFound,
+    get_watch,
+    may_see_mission,
+    mission_view,
+    narrative_table_exists,
+)
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "volume_spike": {"window_hours": 24, "threshold": 3.0, "min_count": 10},
@@ -128,7 +134,9 @@ def create_rule(
     if not 0 <= cooldown_minutes <= 60 * 24 * 30:
         raise InvalidRule("cooldown", N_("from 0 to 43200 minutes"))
     clean = clean_params(kind, params)
-    if kind == "source_silent" and db.get(Source, clean["source_id"]) is None:
+    if kind == "source_silent" and clean["source_id"] not in {
+        src.id for src in rule_sources(db=db, mission_id=watch.mission_id)
+    }:
         raise InvalidRule("source_id", N_("no such source"))
     rule = AlertRule(
         watch_id=watch.id,
@@ -142,6 +150,16 @@ def create_rule(
     db.add(rule)
     db.flush()
     return rule
+
+
+def rule_sources(*, db: Session, mission_id: int) -> list[Source]:
+    """Return the sources a rule of this mission's watch list may name: the mission's own and
+    those of no mission (every source for headquarters)."""
+    q = select(Source).order_by(Source.name)
+    scope = mission_view(db=db, mission_id=mission_id)
+    if scope is not None:
+        q = q.where(or_(Source.mission_id.is_(None), Source.mission_id.in_(scope)))
+    return list(db.scalars(q))
 
 
 def rules_of(*, db: Session, watch_id: int) -> list[AlertRule]:
@@ -471,7 +489,9 @@ def check_narrative_growth(db: Session, rule: AlertRule) -> Finding | None:
     """NARRATIVES: a stored narrative that grew fast since the last check (needs the table)."""
     from elshi.watch.service import top_narratives
 
-    rows = top_narratives(db=db, limit=50)
+    mission_id = db.scalar(select(Watch.mission_id).where(Watch.id == rule.watch_id))
+    scope = mission_view(db=db, mission_id=mission_id) if mission_id is not None else frozenset()
+    rows = top_narratives(db=db, mission_ids=scope, limit=50)
     if not rows:
         return None
     before: dict[str, int] = rule.params.get("last_sizes") or {}

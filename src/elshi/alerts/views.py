@@ -12,7 +12,7 @@ from sqlalchemy import select
 from elshi.accounts.service import PermissionDenied, audit
 from elshi.alerts import flows, service
 from elshi.alerts.models import RULE_KINDS
-from elshi.listen.models import Post, Source
+from elshi.listen.models import Post
 from elshi.watch.service import NotFound, get_watch, narrative_table_exists
 from elshi.web.deps import DbSession, StaffUser, get_database
 from elshi.web.i18n import N_
@@ -66,7 +66,7 @@ def _rules_page(
             "kinds": kinds,
             "kind_names": KIND_NAMES,
             "defaults": service.DEFAULTS,
-            "sources": list(db.scalars(select(Source).order_by(Source.name))),
+            "sources": service.rule_sources(db=db, mission_id=watch.mission_id),
             "error": error,
             "v": values or {},
             "can_manage": principal.can("alerts.manage", watch.mission_id),

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
 from elshi import crypto
-from elshi.accounts.service import PermissionDenied, Principal, totp_uri
+from elshi.accounts.service import PermissionDenied, Principal, totp_uri, valid_totp_secret
 from elshi.consulate import documents, flows, service
 from elshi.consulate.models import Citizen, ServiceRequest, ServiceType, Slot
 from elshi.consulate.schemas import (
@@ -526,6 +526,7 @@ def totp(
     if not csrf_valid(request, csrf_token):
         return _expired(request)
     if not flows.enable_totp(db=db, citizen_id=citizen.id, secret=secret, code=code):
+        secret = secret if valid_totp_secret(secret) else flows.start_totp()
         uri = totp_uri(secret=secret, email=citizen.email)
         return _page(request, "totp.html", 400, secret=secret, uri=uri, error=BAD_CODE)
     db.commit()

@@ -659,7 +659,9 @@ async def broadcast_action(
             if isinstance(exc, Invalid)
             else translate(request, NOT_ALLOWED)
         )
-        return render(request, "error.html", {"message": message}, status=409)
+        # Another mission's crisis is "not found", as its page is; a bad state is a conflict.
+        status = 409 if isinstance(exc, Invalid) else 404
+        return render(request, "error.html", {"message": message}, status=status)
     db.commit()  # before the browser follows the redirect
     return RedirectResponse(f"{target}?notice={notice}", status_code=303)
 
@@ -720,7 +722,9 @@ async def crisis_action(
             if isinstance(exc, Invalid)
             else translate(request, NOT_ALLOWED)
         )
-        return render(request, "error.html", {"message": message}, status=409)
+        # Another mission's crisis is "not found", as its page is; a bad state is a conflict.
+        status = 409 if isinstance(exc, Invalid) else 404
+        return render(request, "error.html", {"message": message}, status=status)
     db.commit()  # before the browser follows the redirect
     return RedirectResponse(f"{target}?notice={notice}", status_code=303)
 

@@ -17,7 +17,7 @@ from elshi.forecast.service import Forecast, forecast_watch
 from elshi.listen.models import Author, Post
 from elshi.missions.models import Mission
 from elshi.watch.models import KnownEvent, Watch, WatchDaily, WatchMatch
-from elshi.watch.service import top_narratives
+from elshi.watch.service import mission_view, top_narratives
 
 #: Roles that receive the digest by e-mail.
 READERS = ("admin", "ambassador", "analyst", "press")
@@ -163,7 +163,7 @@ def build(*, db: Session, mission: Mission, day: date, lang: str) -> Digest:
         watches=rows,
         alerts=alerts,
         authors=[(authors[a], int(n)) for a, n in author_rows if a in authors],
-        narratives=top_narratives(db=db),
+        narratives=top_narratives(db=db, mission_ids=mission_view(db=db, mission_id=mission.id)),
         tomorrow_events=events,
     )
 

@@ -201,7 +201,8 @@ def _member_posts(narrative_id: int) -> Any:
     )
 
 
-def _visible_member(mission_ids: frozenset[int]) -> Any:
+def visible_member(mission_ids: frozenset[int]) -> Any:
+    """Return the condition for narratives with a member post these missions may see."""
     return exists().where(
         Annotation.enricher == SLUG,
         Annotation.label == cast(NarrativeRow.id, String),
@@ -241,7 +242,7 @@ def list_narratives(
     """Return live narratives, most recent first (with `emerging`, only new or growing ones)."""
     q = select(NarrativeRow).where(NarrativeRow.merged_into.is_(None), NarrativeRow.count > 0)
     if mission_ids is not None:
-        q = q.where(_visible_member(mission_ids))
+        q = q.where(visible_member(mission_ids))
     q = q.order_by(NarrativeRow.last_seen.desc().nulls_last(), NarrativeRow.id.desc())
     when = now or utcnow()
     out: list[tuple[NarrativeRow, Trend | None]] = []

@@ -86,6 +86,13 @@ def _require(principal: Principal, permission: str, mission_id: int) -> None:
         raise PermissionDenied(f"{permission} in mission {mission_id}")
 
 
+def mission_view(*, db: Session, mission_id: int) -> frozenset[int] | None:
+    """Return the missions whose data a mission's own digest and alerts draw on: every mission
+    for headquarters, else the mission itself (with what belongs to no mission)."""
+    kind = db.scalar(select(Mission.kind).where(Mission.id == mission_id))
+    return None if kind == "hq" else frozenset({mission_id})
+
+
 def may_see_mission(principal: Principal, mission_id: int) -> bool:
     """Return True when the user may read this mission's data."""
     ids = principal.missions_where("listen.read")
@@ -275,18 +282,20 @@ def narrative_table_exists(db: Session) -> bool:
     return bool(inspect(db.get_bind()).has_table("narrative"))
 
 
-def top_narratives(*, db: Session, limit: int = 5) -> list[dict[str, Any]] | None:
-    """Return the biggest live narratives (id, title from key terms, size), else None."""
+def top_narratives(
+    *, db: Session, mission_ids: frozenset[int] | None, limit: int = 5
+) -> list[dict[str, Any]] | None:
+    """Return the biggest live narratives these missions see a post of (None: every mission):
+    id, title from key terms, size; None when narratives are not stored."""
     from elshi.nlp.models import NarrativeRow
+    from elshi.nlp.service import visible_member
 
     if not narrative_table_exists(db):
         return None
-    rows = db.scalars(
-        select(NarrativeRow)
-        .where(NarrativeRow.merged_into.is_(None))
-        .order_by(NarrativeRow.count.desc(), NarrativeRow.id)
-        .limit(limit)
-    )
+    q = select(NarrativeRow).where(NarrativeRow.merged_into.is_(None))
+    if mission_ids is not None:
+        q = q.where(visible_member(mission_ids))
+    rows = db.scalars(q.order_by(NarrativeRow.count.desc(), NarrativeRow.id).limit(limit))
     return [
         {"id": r.id, "title": ", ".join((r.terms or [])[:4]) or f"#{r.id}", "size": r.count}
         for r in rows
@@ -387,7 +396,7 @@ def dashboard(*, db: Session, principal: Principal, watch_id: int, filters: Filt
         top_entities=top_entities,
         top_authors=[(authors.get(a), int(n)) for a, n in author_rows],
         top_posts=[posts_by_id[i] for i in post_ids if i in posts_by_id],
-        narratives=top_narratives(db=db),
+        narratives=top_narratives(db=db, mission_ids=principal.missions_where("listen.read")),
         total=total,
         negative_share=(against / total) if total else None,
     )
