@@ -4,10 +4,8 @@ broadcast, approval, welfare dashboard, worklists and evacuation export (/crisis
 from __future__ import annotations
 
 import base64
-import csv
 import hashlib
 import hmac
-import io
 import math
 import secrets
 import threading
@@ -28,6 +26,7 @@ from elshi.crisis.writer import CheckinWriter
 from elshi.db import Database
 from elshi.missions.models import Mission
 from elshi.settings import Settings
+from elshi.web.csv_export import to_csv
 from elshi.web.deps import DbSession, StaffUser
 from elshi.web.i18n import N_
 from elshi.web.templating import (
@@ -829,18 +828,9 @@ def export(
 
 def evacuation_csv(rows: list[dict[str, Any]]) -> str:
     """Return the evacuation list as CSV (UTF-8 with a BOM so spreadsheets read Cyrillic)."""
-    out = io.StringIO()
-    out.write("\ufeff")
-    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS)
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _safe_cell(str(v)) for k, v in row.items()})
-    return out.getvalue()
-
-
-def _safe_cell(value: str) -> str:
-    """Keep a spreadsheet from running a cell as a formula."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@") and not value[1:2].isdigit() else value
+    return to_csv(
+        EXPORT_COLUMNS, ([row.get(k, "") for k in EXPORT_COLUMNS] for row in rows), bom=True
+    )
 
 
 def evacuation_html(crisis: Crisis, rows: list[dict[str, Any]], *, lang: str) -> str:
