@@ -171,7 +171,14 @@ def _failed(
     db: Session, *, ip: str, citizen: Citizen | None, reason: str, policy: LoginPolicy
 ) -> None:
     log.warning("citizen sign-in failed (%s) from %s", reason, ip)
-    accounts.record_attempt(db=db, ip=ip, user_id=None, success=False, policy=policy)
+    accounts.record_attempt(
+        db=db,
+        ip=ip,
+        user_id=None,
+        citizen_id=citizen.id if citizen else None,
+        success=False,
+        policy=policy,
+    )
     accounts.audit(
         db=db,
         action="citizen.sign_in_failed",
@@ -186,10 +193,11 @@ def _complete(
     db: Session, *, citizen: Citizen, ip: str, policy: LoginPolicy, lifetime: timedelta
 ) -> SignIn:
     key = service.create_session(db=db, citizen_id=citizen.id, lifetime=lifetime)
-    citizen.failed_logins = 0
-    citizen.locked_until = None
     citizen.last_login_at = accounts.utcnow()
-    accounts.record_attempt(db=db, ip=ip, user_id=None, success=True, policy=policy)
+    accounts.lift_lock(db=db, citizen_id=citizen.id, ip=ip)
+    accounts.record_attempt(
+        db=db, ip=ip, user_id=None, citizen_id=citizen.id, success=True, policy=policy
+    )
     accounts.audit(
         db=db,
         action="citizen.sign_in",
@@ -204,13 +212,13 @@ def _complete(
 def sign_in(
     *, db: Session, email: str, password: str, ip: str, policy: LoginPolicy, lifetime: timedelta
 ) -> SignIn:
-    """Check e-mail and password (rate-limited per address, lockout per account)."""
+    """Check e-mail and password (blocked per address, locked per account and address)."""
     if accounts.ip_blocked(db=db, ip=ip, policy=policy):
         return SignIn("blocked")
-    citizen, result = service.check_citizen_password(db=db, email=email, password=password)
+    citizen, result = service.check_citizen_password(
+        db=db, email=email, password=password, ip=ip, policy=policy
+    )
     if citizen is None or result not in ("ok", "unverified"):
-        if citizen is not None and result == "wrong":
-            service.count_failure(db=db, citizen=citizen, policy=policy)
         _failed(db, ip=ip, citizen=citizen, reason=result, policy=policy)
         return SignIn("failed")
     if result == "unverified":
@@ -231,13 +239,16 @@ def sign_in_code(
     if pending is None or not pending.mfa_pending:
         return SignIn("expired")
     citizen = db.get(Citizen, pending.citizen_id)
-    if citizen is None or not citizen.is_active or accounts.is_locked(citizen):
+    if (
+        citizen is None
+        or not citizen.is_active
+        or accounts.is_locked(db=db, ip=ip, policy=policy, citizen_id=citizen.id)
+    ):
         service.end_session(db=db, key=pending_key)
         return SignIn("expired")
     if accounts.ip_blocked(db=db, ip=ip, policy=policy):
         return SignIn("blocked", pending_key)
     if not accounts.verify_totp(user=citizen, code=code):
-        service.count_failure(db=db, citizen=citizen, policy=policy)
         _failed(db, ip=ip, citizen=citizen, reason="wrong_code", policy=policy)
         return SignIn("failed", pending_key)
     service.end_session(db=db, key=pending_key)

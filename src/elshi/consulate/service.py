@@ -293,16 +293,26 @@ def _dummy_hash() -> str:
 
 
 def check_citizen_password(
-    *, db: Session, email: str, password: str, now: datetime | None = None
+    *,
+    db: Session,
+    email: str,
+    password: str,
+    ip: str,
+    policy: LoginPolicy,
+    now: datetime | None = None,
 ) -> tuple[Citizen | None, str]:
-    """Check a password: (citizen, "ok"|"unknown"|"locked"|"wrong"|"inactive"|"unverified")."""
+    """Check a password: (citizen, "ok"|"unknown"|"locked"|"wrong"|"inactive"|"unverified").
+
+    Every path costs one argon2 check, the locked one too (see accounts.check_password).
+    """
     citizen = get_citizen_by_email(db=db, email=email)
     if citizen is None:
         accounts.verify_password(_dummy_hash(), password)  # same time: no account probing
         return None, "unknown"
-    if accounts.is_locked(citizen, now):
+    matches = accounts.verify_password(citizen.password_hash, password)
+    if accounts.is_locked(db=db, ip=ip, policy=policy, citizen_id=citizen.id, now=now):
         return citizen, "locked"
-    if not accounts.verify_password(citizen.password_hash, password):
+    if not matches:
         return citizen, "wrong"
     if not citizen.is_active:
         return citizen, "inactive"
@@ -311,28 +321,11 @@ def check_citizen_password(
     return citizen, "ok"
 
 
-def count_failure(
-    *, db: Session, citizen: Citizen, policy: LoginPolicy, now: datetime | None = None
-) -> None:
-    """Count a failed sign-in; lock the account for a while once failures reach the limit."""
-    db.execute(
-        update(Citizen)
-        .where(Citizen.id == citizen.id)
-        .values(failed_logins=Citizen.failed_logins + 1)
-    )
-    db.refresh(citizen, ["failed_logins"])
-    if citizen.failed_logins >= policy.max_failures:
-        citizen.locked_until = (now or utcnow()) + policy.lockout
-        citizen.failed_logins = 0
-    db.flush()
-
-
 def set_password(*, db: Session, citizen: Citizen, password: str) -> None:
-    """Replace a citizen's password (rules checked) and end all their sessions."""
+    """Replace a citizen's password (rules checked), lift their locks, end all their sessions."""
     check_new_password(password=password, email=citizen.email)
     citizen.password_hash = accounts.hash_password(password)
-    citizen.failed_logins = 0
-    citizen.locked_until = None
+    accounts.lift_lock(db=db, citizen_id=citizen.id)
     db.execute(delete(CitizenSession).where(CitizenSession.citizen_id == citizen.id))
     db.flush()
 
