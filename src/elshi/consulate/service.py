@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, TextClause, delete, func, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, load_only
 
 from elshi.accounts import service as accounts
@@ -79,6 +80,10 @@ class NotFound(LookupError):
 
 class SlotFull(Invalid):
     """The last place of the slot went to someone else."""
+
+
+class EmailTaken(Invalid):
+    """An account with this e-mail exists (sign-up answers as if it did not; see flows)."""
 
 
 def _invalid(name: str, message: str, **params: Any) -> Invalid:
@@ -211,10 +216,11 @@ def create_citizen(
         check_new_password(password=password, email=values.get("email", ""))
     except Invalid as exc:
         problems.extend(exc.problems)
-    if "email" in values and get_citizen_by_email(db=db, email=values["email"]) is not None:
-        problems.append(Problem("email", EMAIL_TAKEN))
     if problems:
         raise Invalid(*problems)
+    # Checked only once the rest is right, so the answer never says "taken" beside other faults.
+    if get_citizen_by_email(db=db, email=values["email"]) is not None:
+        raise EmailTaken(Problem("email", EMAIL_TAKEN))
     citizen = Citizen(
         email=values["email"],
         name=values["name"],
@@ -222,8 +228,12 @@ def create_citizen(
         lang=lang if lang in ("kk", "ru", "en") else "en",
         password_hash=accounts.hash_password(password),
     )
-    db.add(citizen)
-    db.flush()
+    try:
+        with db.begin_nested():  # a sign-up at the same moment with the same e-mail
+            db.add(citizen)
+            db.flush()
+    except IntegrityError:
+        raise EmailTaken(Problem("email", EMAIL_TAKEN)) from None
     return citizen
 
 

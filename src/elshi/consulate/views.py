@@ -344,7 +344,7 @@ def signup(
     if isinstance(result, service.Invalid):
         return _page(request, "signup.html", 400, values=values, errors=_problems(request, result))
     db.commit()
-    _send(request, [result[1]])
+    _send(request, [mail for mail in result[1:] if mail is not None])
     return _back("/consulate/login", "check_mail")
 
 
