@@ -46,6 +46,7 @@ from elshi.consulate.schemas import LANGS, ServiceSpec
 from elshi.db import utcnow
 from elshi.missions.models import Mission
 from elshi.missions.service import zone_of
+from elshi.web.bounds import parse_date
 from elshi.web.i18n import N_
 
 #: Open requests, as the literal predicate of the queue's partial indexes.
@@ -176,10 +177,10 @@ def _parse_date(name: str, value: str, *, required: bool = True) -> date | None:
     text = clean_text(name, value, max_len=10, required=required)
     if not text:
         return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise _invalid(name, BAD_DATE) from None
+    day = parse_date(text)
+    if day is None:
+        raise _invalid(name, BAD_DATE)
+    return day
 
 
 # ---------------------------------------------------------------------------- citizen accounts

@@ -26,6 +26,7 @@ from elshi.crisis.writer import CheckinWriter
 from elshi.db import Database
 from elshi.missions.models import Mission
 from elshi.settings import Settings
+from elshi.web.bounds import Id
 from elshi.web.csv_export import to_csv
 from elshi.web.deps import DbSession, StaffUser
 from elshi.web.i18n import N_
@@ -262,7 +263,7 @@ async def relative_checkin(request: Request, token: str) -> Response:
 
 
 @public.get("/c/register/{crisis_id}")
-async def walkin_page(request: Request, crisis_id: int) -> Response:
+async def walkin_page(request: Request, crisis_id: Id) -> Response:
     """A short form for anyone abroad in the area without an account."""
     crisis = await run_in_threadpool(_load_crisis, request, crisis_id)
     if crisis is None or crisis.status != "open":
@@ -273,7 +274,7 @@ async def walkin_page(request: Request, crisis_id: int) -> Response:
 
 
 @public.post("/c/register/{crisis_id}")
-async def walkin(request: Request, crisis_id: int) -> Response:
+async def walkin(request: Request, crisis_id: Id) -> Response:
     """Store a walk-in registration (merged with an account later by an officer)."""
     settings: Settings = request.app.state.settings
     if not _limiter(request).allow(_address(request), settings.crisis_checkin_per_minute):
@@ -556,7 +557,7 @@ def _crisis_or_404(
 
 
 @router.get("/{crisis_id}")
-def dashboard(request: Request, db: DbSession, principal: StaffUser, crisis_id: int) -> Response:
+def dashboard(request: Request, db: DbSession, principal: StaffUser, crisis_id: Id) -> Response:
     """The welfare dashboard: counts, presence confirmed vs estimated, map, broadcasts."""
     crisis = _crisis_or_404(request, db, principal, crisis_id)
     if isinstance(crisis, Response):
@@ -618,7 +619,7 @@ def _enqueue(request: Request, broadcast_id: int) -> None:
 
 @router.post("/broadcast/{broadcast_id}/{action}")
 async def broadcast_action(
-    request: Request, db: DbSession, principal: StaffUser, broadcast_id: int, action: str
+    request: Request, db: DbSession, principal: StaffUser, broadcast_id: Id, action: str
 ) -> Response:
     """Approve (a second officer), send, or cancel a broadcast."""
     form = await request.form(max_files=0, max_fields=5)
@@ -656,7 +657,7 @@ async def broadcast_action(
 
 @router.post("/{crisis_id}/{action}")
 async def crisis_action(
-    request: Request, db: DbSession, principal: StaffUser, crisis_id: int, action: str
+    request: Request, db: DbSession, principal: StaffUser, crisis_id: Id, action: str
 ) -> Response:
     """Kill switch, close, follow-up broadcast, merge walk-ins, worklist assignment."""
     form = await request.form(max_files=0, max_fields=20)
@@ -728,7 +729,7 @@ LIST_NAMES = {
 
 @router.get("/{crisis_id}/people/{kind}")
 def worklist(
-    request: Request, db: DbSession, principal: StaffUser, crisis_id: int, kind: str
+    request: Request, db: DbSession, principal: StaffUser, crisis_id: Id, kind: str
 ) -> Response:
     """A worklist for duty officers: who, how to reach them, their answer; assign and note."""
     crisis = _crisis_or_404(request, db, principal, crisis_id)
@@ -793,7 +794,7 @@ def _export_rows(db: Any, crisis_id: int) -> list[dict[str, Any]]:
 
 @router.get("/{crisis_id}/evacuation.{fmt}")
 def export(
-    request: Request, db: DbSession, principal: StaffUser, crisis_id: int, fmt: str
+    request: Request, db: DbSession, principal: StaffUser, crisis_id: Id, fmt: str
 ) -> Response:
     """The evacuation list (everyone not known to have left) as CSV or PDF; access is logged."""
     crisis = _crisis_or_404(request, db, principal, crisis_id, act=True)
