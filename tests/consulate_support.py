@@ -168,13 +168,17 @@ PNG_2x2 = bytes.fromhex(
 
 
 def pdf(text: str = "hello") -> bytes:
-    body = (
-        b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
-        b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
-        + f"% {text}\n".encode()
-        + b"trailer<</Root 1 0 R>>\n%%EOF\n"
-    )
-    return body
+    """A small valid one-page PDF whose page shows `text`."""
+    import io
+
+    import pikepdf
+
+    doc = pikepdf.new()
+    doc.add_blank_page(page_size=(200, 100))
+    doc.pages[0].Contents = doc.make_stream(f"BT /F1 12 Tf 10 50 Td ({text}) Tj ET".encode())
+    out = io.BytesIO()
+    doc.save(out)
+    return out.getvalue()
 
 
 def jpeg_with_gps() -> bytes:

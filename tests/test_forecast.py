@@ -144,4 +144,4 @@ def test_dashboard_marks_the_forecast_and_takes_events(client: TestClient, db: D
     ).text
     header, *rows = csv_text.strip().splitlines()
     assert "forecast" in header.lower() or i18n.gettext("kk", "forecast") in header
-    assert rows[-1].startswith((days[-1] + timedelta(days=7)).isoformat())
+    assert rows[-1].startswith('"' + (days[-1] + timedelta(days=7)).isoformat())

@@ -12,6 +12,7 @@ from elshi import __version__
 from elshi.accounts.service import LoginPolicy, install_log_masking
 from elshi.db import Database
 from elshi.settings import Settings
+from elshi.web.bounds import install as install_bounds
 from elshi.web.deps import LoginRequired
 from elshi.web.policy import check_routes
 from elshi.web.security import SecurityHeaders, ServerTiming
@@ -74,6 +75,8 @@ def create_app(settings: Settings, *, db: Database | None = None, runtime: Any =
     app.add_middleware(SecurityHeaders)
     if settings.server_timing:
         app.add_middleware(ServerTiming)
+
+    install_bounds(app)
 
     @app.exception_handler(LoginRequired)
     def to_login(request: Request, exc: LoginRequired) -> RedirectResponse:

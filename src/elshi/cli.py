@@ -611,32 +611,39 @@ def users_add(
 def users_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List users with their roles, TOTP and lock state."""
+    """List users with their roles, TOTP and the addresses they are locked for."""
     from elshi.accounts import service
 
-    db = _database(get_settings())
+    settings = get_settings()
+    policy = service.LoginPolicy.from_settings(settings)
+    db = _database(settings)
     with db.session() as s:
         labels = service.role_labels(db=s)
-        rows: list[dict[str, Any]] = [
-            {
-                "id": u.id,
-                "email": u.email,
-                "name": u.name,
-                "active": u.is_active,
-                "roles": labels.get(u.id, []),
-                "totp": bool(u.totp_secret),
-                "locked": service.is_locked(u),
-                "last_login_at": u.last_login_at,
-            }
-            for u in service.list_users(db=s)
-        ]
+        rows: list[dict[str, Any]] = []
+        for u in service.list_users(db=s):
+            locked_from = service.locked_addresses(db=s, policy=policy, user_id=u.id)
+            rows.append(
+                {
+                    "id": u.id,
+                    "email": u.email,
+                    "name": u.name,
+                    "active": u.is_active,
+                    "roles": labels.get(u.id, []),
+                    "totp": bool(u.totp_secret),
+                    "locked": bool(locked_from),
+                    "locked_from": locked_from,
+                    "last_login_at": u.last_login_at,
+                }
+            )
     if as_json:
         console.print_json(json.dumps(rows, default=str))
         return
     table = Table("id", "name", "roles", "TOTP", "state", "last sign-in")
     table.add_column("email", no_wrap=True)
     for r in rows:
-        state = "locked" if r["locked"] else ("active" if r["active"] else "disabled")
+        state = "active" if r["active"] else "disabled"
+        if r["active"] and r["locked"]:
+            state = "locked from " + ", ".join(r["locked_from"])
         table.add_row(
             str(r["id"]),
             r["name"],

@@ -100,6 +100,7 @@ def _complete(
     )
     service.mark_signed_in(db=db, user=user)
     log.info("user %s signed in from %s", user.id, ip)
+    service.lift_lock(db=db, user_id=user.id, ip=ip)
     service.record_attempt(db=db, ip=ip, user_id=user.id, success=True, policy=policy)
     service.audit(
         db=db,
@@ -123,16 +124,19 @@ def sign_in(
     policy: LoginPolicy,
     lifetime: timedelta,
 ) -> SignIn:
-    """Check e-mail and password; start a session, or a pending one when TOTP is enrolled."""
+    """Check e-mail and password; start a session, or a pending one when TOTP is enrolled.
+
+    A blocked address is answered at once: that says nothing about any account.
+    """
     if service.ip_blocked(db=db, ip=ip, policy=policy):
         _failed(
             db, email=email, user=None, ip=ip, reason="rate_limited", policy=policy, record=False
         )
         return SignIn("blocked")
-    user, result = service.check_password(db=db, email=email, password=password)
+    user, result = service.check_password(
+        db=db, email=email, password=password, ip=ip, policy=policy
+    )
     if user is None or result != "ok":
-        if user is not None and result == "wrong":
-            service.count_failure(db=db, user=user, policy=policy)
         _failed(db, email=email, user=user, ip=ip, reason=result, policy=policy)
         return SignIn("failed")
     if user.totp_secret:
@@ -179,14 +183,13 @@ def sign_in_code(
             record=False,
         )
         return SignIn("blocked", pending_key)
-    if service.is_locked(user):
+    if service.is_locked(db=db, ip=ip, policy=policy, user_id=user.id):
         service.end_session(db=db, key=pending_key)
         _failed(db, email=user.email, user=user, ip=ip, reason="locked", policy=policy)
         return SignIn("failed")
     if not service.verify_totp(user=user, code=code):
-        service.count_failure(db=db, user=user, policy=policy)
         _failed(db, email=user.email, user=user, ip=ip, reason="wrong_code", policy=policy)
-        if service.is_locked(user):
+        if service.is_locked(db=db, ip=ip, policy=policy, user_id=user.id):
             service.end_session(db=db, key=pending_key)
             return SignIn("failed")
         return SignIn("failed", pending_key)
@@ -348,12 +351,11 @@ def set_active(*, db: Session, actor: Principal, email: str, active: bool) -> Us
 
 
 def reset_password(*, db: Session, actor: Principal, email: str, password: str) -> User:
-    """Set a new password for a user, lift a lock and sign them out everywhere."""
+    """Set a new password for a user, lift their locks and sign them out everywhere."""
     user = _user(db, email)
     service.authorize_over_user(db=db, actor=actor, user_id=user.id)
     service.set_password(db=db, user=user, password=password)
-    user.failed_logins = 0
-    user.locked_until = None
+    service.lift_lock(db=db, user_id=user.id)
     service.end_user_sessions(db=db, user_id=user.id)
     service.audit(
         db=db,
@@ -417,10 +419,13 @@ def enable_own_totp(*, db: Session, actor: Principal, secret: str, code: str) ->
     return True
 
 
-def change_own_password(*, db: Session, actor: Principal, current: str, new: str) -> str | None:
+def change_own_password(
+    *, db: Session, actor: Principal, current: str, new: str, session_key: str | None = None
+) -> str | None:
     """Replace the signed-in user's password; return what is wrong, or None when done.
 
     The current password must match; the new one must be long enough and differ from it.
+    Every other session of the user ends; the one of `session_key` (this browser) stays.
     """
     user = db.get(User, actor.user_id) if actor.user_id is not None else None
     if user is None or not service.verify_password(user.password_hash, current):
@@ -430,6 +435,7 @@ def change_own_password(*, db: Session, actor: Principal, current: str, new: str
     if new == current:
         return "same"
     service.set_password(db=db, user=user, password=new)
+    ended = service.end_user_sessions(db=db, user_id=user.id, keep_key=session_key)
     service.audit(
         db=db,
         action="password.change",
@@ -437,6 +443,7 @@ def change_own_password(*, db: Session, actor: Principal, current: str, new: str
         object_id=user.id,
         actor_id=actor.user_id,
         actor_label=actor.label,
+        detail={"sessions_ended": ended},
     )
     return None
 

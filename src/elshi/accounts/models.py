@@ -99,7 +99,11 @@ class WebSession(Base):
 
 
 class LoginAttempt(Base):
-    """One sign-in attempt, kept for per-address rate limiting across processes."""
+    """One sign-in attempt, kept for the per-address block and the lock per account and address.
+
+    `user_id` names the staff user and `citizen_id` the citizen it was for (neither for an
+    unknown e-mail); a lock that is lifted clears them and keeps the row for the address count.
+    """
 
     __tablename__ = "login_attempt"
     __table_args__ = (Index("ix_login_attempt_ip_at", "ip", "at"),)
@@ -108,4 +112,5 @@ class LoginAttempt(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     ip: Mapped[str] = mapped_column(String(64))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    citizen_id: Mapped[int | None] = mapped_column(ForeignKey("citizen.id", ondelete="SET NULL"))
     success: Mapped[bool] = mapped_column(Boolean, default=False)

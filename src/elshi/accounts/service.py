@@ -40,11 +40,10 @@ MIN_PASSWORD = 12
 
 
 class SignInHolder(Protocol):
-    """What TOTP and lockout checks read: a staff user and a citizen account both have it."""
+    """What TOTP checks read: a staff user and a citizen account both have it."""
 
     totp_secret: str | None
     totp_last_step: int | None
-    locked_until: datetime | None
 
 
 class InvalidUser(FieldError):
@@ -376,42 +375,117 @@ def record_attempt(
     user_id: int | None,
     success: bool,
     policy: LoginPolicy,
+    citizen_id: int | None = None,
     now: datetime | None = None,
 ) -> None:
-    """Store one sign-in attempt and drop attempts older than the policy keeps."""
+    """Store one sign-in attempt (for a staff user or a citizen, or neither) and drop old ones."""
     now = now or utcnow()
-    db.add(LoginAttempt(at=now, ip=ip[:64], user_id=user_id, success=success))
+    db.add(
+        LoginAttempt(at=now, ip=ip[:64], user_id=user_id, citizen_id=citizen_id, success=success)
+    )
     db.execute(delete(LoginAttempt).where(LoginAttempt.at < now - policy.keep_attempts))
 
 
-def is_locked(user: SignInHolder, now: datetime | None = None) -> bool:
-    """Return True while the account is locked after failed sign-ins."""
-    return user.locked_until is not None and user.locked_until > (now or utcnow())
+def _of_account(user_id: int | None, citizen_id: int | None) -> Any:
+    if (user_id is None) == (citizen_id is None):
+        raise ValueError("name either a user or a citizen")
+    if user_id is not None:
+        return LoginAttempt.user_id == user_id
+    return LoginAttempt.citizen_id == citizen_id
 
 
-def count_failure(
-    *, db: Session, user: User, policy: LoginPolicy, now: datetime | None = None
+def is_locked(
+    *,
+    db: Session,
+    ip: str,
+    policy: LoginPolicy,
+    user_id: int | None = None,
+    citizen_id: int | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Return True while an account is locked for this address.
+
+    The lock holds per account AND address: `max_failures` failed sign-ins from one address
+    within the lockout time lock that address out of the account, not the owner elsewhere.
+    """
+    since = (now or utcnow()) - policy.lockout
+    failures = db.scalar(
+        select(func.count())
+        .select_from(LoginAttempt)
+        .where(
+            _of_account(user_id, citizen_id),
+            LoginAttempt.ip == ip[:64],
+            LoginAttempt.at >= since,
+            LoginAttempt.success.is_(False),
+        )
+    )
+    return (failures or 0) >= policy.max_failures
+
+
+def locked_addresses(
+    *,
+    db: Session,
+    policy: LoginPolicy,
+    user_id: int | None = None,
+    citizen_id: int | None = None,
+    now: datetime | None = None,
+) -> list[str]:
+    """Return the addresses an account is locked for now."""
+    since = (now or utcnow()) - policy.lockout
+    return list(
+        db.scalars(
+            select(LoginAttempt.ip)
+            .where(
+                _of_account(user_id, citizen_id),
+                LoginAttempt.at >= since,
+                LoginAttempt.success.is_(False),
+            )
+            .group_by(LoginAttempt.ip)
+            .having(func.count() >= policy.max_failures)
+            .order_by(LoginAttempt.ip)
+        )
+    )
+
+
+def lift_lock(
+    *,
+    db: Session,
+    user_id: int | None = None,
+    citizen_id: int | None = None,
+    ip: str | None = None,
 ) -> None:
-    """Count a failed sign-in; lock the account once failures reach the limit."""
-    db.execute(update(User).where(User.id == user.id).values(failed_logins=User.failed_logins + 1))
-    db.refresh(user, ["failed_logins"])
-    if user.failed_logins >= policy.max_failures:
-        user.locked_until = (now or utcnow()) + policy.lockout
-        user.failed_logins = 0
+    """Forget an account's failed sign-ins (from one address, or all); address counts stay."""
+    stmt = update(LoginAttempt).where(
+        _of_account(user_id, citizen_id), LoginAttempt.success.is_(False)
+    )
+    if ip is not None:
+        stmt = stmt.where(LoginAttempt.ip == ip[:64])
+    db.execute(stmt.values(user_id=None, citizen_id=None))
     db.flush()
 
 
 def check_password(
-    *, db: Session, email: str, password: str, now: datetime | None = None
+    *,
+    db: Session,
+    email: str,
+    password: str,
+    ip: str,
+    policy: LoginPolicy,
+    now: datetime | None = None,
 ) -> tuple[User | None, str]:
-    """Check a password; return (user, "ok" | "unknown" | "inactive" | "locked" | "wrong")."""
+    """Check a password; return (user, "ok" | "unknown" | "inactive" | "locked" | "wrong").
+
+    Every path costs one argon2 check, the locked one too, so the time of the answer tells
+    nothing about whether the e-mail is known or the account locked.
+    """
     user = get_user(db=db, email=email)
     if user is None:
         verify_password(_dummy_hash(), password)  # same time as a real check: no user probing
         return None, "unknown"
-    if is_locked(user, now):
+    matches = verify_password(user.password_hash, password)
+    if is_locked(db=db, ip=ip, policy=policy, user_id=user.id, now=now):
         return user, "locked"
-    if not verify_password(user.password_hash, password):
+    if not matches:
         return user, "wrong"
     if not user.is_active:
         return user, "inactive"
@@ -421,9 +495,7 @@ def check_password(
 
 
 def mark_signed_in(*, db: Session, user: User, now: datetime | None = None) -> None:
-    """Reset failure counts after a complete sign-in."""
-    user.failed_logins = 0
-    user.locked_until = None
+    """Record the time of a complete sign-in."""
     user.last_login_at = now or utcnow()
     db.flush()
 
@@ -529,9 +601,12 @@ def end_session(*, db: Session, key: str) -> WebSession | None:
     return row
 
 
-def end_user_sessions(*, db: Session, user_id: int) -> int:
-    """Sign a user out everywhere; return how many sessions ended."""
-    ended = db.execute(delete(WebSession).where(WebSession.user_id == user_id))
+def end_user_sessions(*, db: Session, user_id: int, keep_key: str | None = None) -> int:
+    """Sign a user out everywhere (but the session `keep_key`); return how many sessions ended."""
+    stmt = delete(WebSession).where(WebSession.user_id == user_id)
+    if keep_key:
+        stmt = stmt.where(WebSession.key_hash != _digest(keep_key))
+    ended = db.execute(stmt)
     db.flush()
     return int(getattr(ended, "rowcount", 0) or 0)
 

@@ -292,7 +292,9 @@ def change_password(
     """Change the signed-in user's password after checking the current one."""
     if not csrf_valid(request, csrf_token):
         return _account_page(request, db, principal, error=FORM_EXPIRED, status=400)
-    problem = flows.change_own_password(db=db, actor=principal, current=current, new=new)
+    problem = flows.change_own_password(
+        db=db, actor=principal, current=current, new=new, session_key=session_key(request)
+    )
     if problem is not None:
         db.rollback()
         return _account_page(request, db, principal, error=PASSWORD_ERRORS[problem], status=400)

@@ -18,6 +18,7 @@ from elshi.listen import service as listen
 from elshi.missions import service as missions
 from elshi.missions.models import MISSION_KINDS
 from elshi.missions.service import InvalidMission
+from elshi.web.bounds import Id
 from elshi.web.deps import DbSession, StaffUser
 from elshi.web.i18n import N_
 from elshi.web.pages import check_form, error_text, int_or_none, redirect, t
@@ -147,7 +148,7 @@ def add_user(
 @router.post("/admin/users/{user_id}/{action}")
 def toggle_user(
     request: Request,
-    user_id: int,
+    user_id: Id,
     action: Literal["disable", "enable"],
     db: DbSession,
     principal: StaffUser,
@@ -193,7 +194,7 @@ def grant(
 @router.post("/admin/grants/{grant_id}/revoke")
 def revoke(
     request: Request,
-    grant_id: int,
+    grant_id: Id,
     db: DbSession,
     principal: StaffUser,
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
@@ -261,7 +262,7 @@ def add_source(
 @router.post("/admin/sources/{source_id}/toggle")
 def toggle_source(
     request: Request,
-    source_id: int,
+    source_id: Id,
     db: DbSession,
     principal: StaffUser,
     csrf_token: Annotated[str, Form(max_length=1000)] = "",

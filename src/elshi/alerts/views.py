@@ -14,6 +14,7 @@ from elshi.alerts import flows, service
 from elshi.alerts.models import RULE_KINDS
 from elshi.listen.models import Post
 from elshi.watch.service import NotFound, get_watch, narrative_table_exists
+from elshi.web.bounds import Id
 from elshi.web.deps import DbSession, StaffUser, get_database
 from elshi.web.i18n import N_
 from elshi.web.pages import check_form, error_text, redirect
@@ -76,7 +77,7 @@ def _rules_page(
 
 
 @router.get("/watch/{watch_id}/alerts")
-def rules(request: Request, watch_id: int, db: DbSession, principal: StaffUser) -> Response:
+def rules(request: Request, watch_id: Id, db: DbSession, principal: StaffUser) -> Response:
     """A watch list's alert rules and the form to add one."""
     return _rules_page(request, db, principal, watch_id)
 
@@ -84,7 +85,7 @@ def rules(request: Request, watch_id: int, db: DbSession, principal: StaffUser) 
 @router.post("/watch/{watch_id}/alerts")
 def add_rule(
     request: Request,
-    watch_id: int,
+    watch_id: Id,
     db: DbSession,
     principal: StaffUser,
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
@@ -157,7 +158,7 @@ def add_rule(
 @router.post("/rules/{rule_id}/toggle")
 def toggle_rule(
     request: Request,
-    rule_id: int,
+    rule_id: Id,
     db: DbSession,
     principal: StaffUser,
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
@@ -197,7 +198,7 @@ def alerts(request: Request, db: DbSession, principal: StaffUser, status: str = 
 
 
 @router.get("/alerts/{alert_id}")
-def alert_detail(request: Request, alert_id: int, db: DbSession, principal: StaffUser) -> Response:
+def alert_detail(request: Request, alert_id: Id, db: DbSession, principal: StaffUser) -> Response:
     """One alert: why it fired, its posts, comments and deliveries."""
     try:
         alert = service.get_alert(db=db, principal=principal, alert_id=alert_id)
@@ -223,7 +224,7 @@ def alert_detail(request: Request, alert_id: int, db: DbSession, principal: Staf
 @router.post("/alerts/{alert_id}/ack")
 def acknowledge(
     request: Request,
-    alert_id: int,
+    alert_id: Id,
     db: DbSession,
     principal: StaffUser,
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
@@ -261,7 +262,7 @@ def api_acknowledge(alert_id: int, db: DbSession, principal: StaffUser) -> AckOu
 @router.post("/alerts/{alert_id}/comment")
 def add_comment(
     request: Request,
-    alert_id: int,
+    alert_id: Id,
     db: DbSession,
     principal: StaffUser,
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
@@ -281,8 +282,8 @@ def add_comment(
 @router.post("/alerts/{alert_id}/deliveries/{delivery_id}/retry")
 def retry(
     request: Request,
-    alert_id: int,
-    delivery_id: int,
+    alert_id: Id,
+    delivery_id: Id,
     db: DbSession,
     principal: StaffUser,
     csrf_token: Annotated[str, Form(max_length=1000)] = "",

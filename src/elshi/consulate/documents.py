@@ -1,4 +1,5 @@
-"""Uploaded documents: type by content, images re-encoded without metadata, private storage."""
+"""Uploaded documents: type by content, images re-encoded without metadata, PDFs rewritten
+without scripts, attachments or forms, private storage."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import re
 import secrets
 import unicodedata
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pikepdf
 from PIL import Image, ImageOps
 
 from elshi.consulate.service import Invalid, Problem
@@ -24,15 +27,40 @@ MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "image/png", ".png"),
 )
 EXTENSIONS = {content_type: ext for _, content_type, ext in MAGIC}
-#: PDF features that run code or carry other files; a consular form never needs them.
-PDF_ACTIVE = re.compile(rb"/(JavaScript|JS(?![A-Za-z])|Launch|EmbeddedFile|RichMedia)")
 MAX_PIXELS = 40_000_000
+#: Keys that run code, carry files or hold forms, wherever they appear in a PDF: document and
+#: page actions (/OpenAction, /AA), scripts (/JS, the /JavaScript name tree), attachments
+#: (/EmbeddedFiles, /EF, /AF), forms (/AcroForm with its /XFA) and rich media. A consular
+#: document never needs them.
+PDF_DROPPED_KEYS = (
+    "/AA",
+    "/OpenAction",
+    "/JS",
+    "/JavaScript",
+    "/EmbeddedFiles",
+    "/EF",
+    "/AF",
+    "/AcroForm",
+    "/XFA",
+    "/NeedsRendering",
+    "/Collection",
+    "/RichMediaContent",
+    "/RichMediaSettings",
+)
+#: The one action a clean PDF keeps: a jump within the document (outlines, links). Launch, URI,
+#: SubmitForm, ImportData, GoToR, GoToE, JavaScript and every other action are dropped.
+PDF_SAFE_ACTION = "/GoTo"
+#: Annotations that are form fields, attached files or media players.
+PDF_DROPPED_ANNOTS = frozenset(
+    {"/Widget", "/FileAttachment", "/Screen", "/Movie", "/Sound", "/RichMedia", "/3D"}
+)
 
 EMPTY = N_("The file is empty.")
 TOO_BIG = N_("The file is larger than %(mb)s MB.")
 BAD_TYPE = N_("Only PDF, JPEG and PNG files are accepted; this file is none of them.")
 BAD_IMAGE = N_("The image could not be read; it may be damaged.")
-BAD_PDF = N_("The PDF is damaged or contains scripts or attachments, which are not accepted.")
+BAD_PDF = N_("The PDF could not be read; it may be damaged. Save or print it to PDF again.")
+LOCKED_PDF = N_("The PDF is protected by a password; upload a copy without the password.")
 INFECTED = N_("The virus scanner refused this file.")
 NO_SCANNER = N_("Files cannot be checked for viruses right now. Please try again later.")
 TOO_MANY = N_("A request can hold at most %(n)s documents.")
@@ -98,13 +126,107 @@ def _reencode(data: bytes, content_type: str) -> bytes:
         raise _refuse(BAD_IMAGE) from None
 
 
-def _check_pdf(data: bytes) -> None:
-    if b"%%EOF" not in data[-2048:]:
-        raise _refuse(BAD_PDF)
-    # Names may hide letters as #xx escapes; undo them before looking.
-    plain = re.sub(rb"#([0-9A-Fa-f]{2})", lambda m: bytes([int(m[1], 16)]), data)
-    if PDF_ACTIVE.search(plain):
-        raise _refuse(BAD_PDF)
+def _pdf_dicts(pdf: pikepdf.Pdf) -> Iterator[pikepdf.Object]:
+    """Yield every dictionary (and stream) reachable from the trailer once, parents first.
+
+    The caller may change a dictionary before its children are visited.
+    """
+    seen: set[tuple[int, int]] = set()
+    stack: list[pikepdf.Object] = [pdf.trailer]
+    while stack:
+        obj = stack.pop()
+        container = isinstance(obj, pikepdf.Dictionary | pikepdf.Stream | pikepdf.Array)
+        if not container:
+            continue  # numbers, names and strings hold nothing
+        if obj.is_indirect:
+            if obj.objgen in seen:
+                continue
+            seen.add(obj.objgen)
+        if isinstance(obj, pikepdf.Array):
+            stack.extend(obj)
+        else:
+            yield obj
+            stack.extend(value for _, value in obj.items())
+
+
+def _unsafe_action(value: pikepdf.Object) -> bool:
+    return isinstance(value, pikepdf.Dictionary) and value.get("/S") != PDF_SAFE_ACTION
+
+
+def _dropped_annot(value: pikepdf.Object) -> bool:
+    if not isinstance(value, pikepdf.Dictionary):
+        return False
+    return str(value.get("/Subtype", "")) in PDF_DROPPED_ANNOTS
+
+
+def _strip_pdf(pdf: pikepdf.Pdf) -> None:
+    """Remove scripts, actions other than GoTo, attachments, forms and media, in place."""
+    for obj in _pdf_dicts(pdf):
+        for key in PDF_DROPPED_KEYS:
+            if key in obj:
+                del obj[key]
+        action = obj.get("/A")
+        if action is not None and _unsafe_action(action):
+            del obj["/A"]
+        elif isinstance(action, pikepdf.Dictionary) and "/Next" in action:
+            del action["/Next"]  # a jump may chain to any other action
+        if obj.get("/Type") == "/Action" and "/Next" in obj:
+            del obj["/Next"]
+        annots = obj.get("/Annots")
+        if isinstance(annots, pikepdf.Array):
+            obj["/Annots"] = pikepdf.Array([a for a in annots if not _dropped_annot(a)])
+
+
+def _pdf_leftovers(pdf: pikepdf.Pdf) -> list[str]:
+    """Return what active content a PDF still holds (empty when clean)."""
+    found = []
+    for obj in _pdf_dicts(pdf):
+        found += [key for key in PDF_DROPPED_KEYS if key in obj]
+        if obj.get("/Type") in ("/Action", "/EmbeddedFile") and obj.get("/S") != PDF_SAFE_ACTION:
+            found.append(str(obj.get("/Type")))
+        if "/A" in obj and _unsafe_action(obj["/A"]):
+            found.append("/A")
+        if _dropped_annot(obj) and "/Rect" in obj:
+            found.append(str(obj["/Subtype"]))
+    return found
+
+
+def _open_pdf(data: bytes) -> pikepdf.Pdf:
+    try:
+        return pikepdf.open(io.BytesIO(data))
+    except pikepdf.PasswordError:
+        raise _refuse(LOCKED_PDF) from None
+    except Exception:  # any parser error means a damaged or hostile file
+        raise _refuse(BAD_PDF) from None
+
+
+def normalise_pdf(data: bytes) -> bytes:
+    """Rewrite a PDF without scripts, actions, attachments or forms; raise Invalid if unreadable.
+
+    The file is parsed (object streams included), stripped, and written again with every
+    object in plain view (no object streams), without encryption and without anything only
+    the dropped parts referred to. The result is opened again and checked before it is kept.
+    """
+    try:
+        with _open_pdf(data) as pdf:
+            _strip_pdf(pdf)
+            out = io.BytesIO()
+            pdf.save(
+                out,
+                object_stream_mode=pikepdf.ObjectStreamMode.disable,
+                stream_decode_level=pikepdf.StreamDecodeLevel.none,
+                compress_streams=True,
+                deterministic_id=True,
+            )
+        clean = out.getvalue()
+        with _open_pdf(clean) as check:
+            if _pdf_leftovers(check):
+                raise _refuse(BAD_PDF)
+    except Invalid:
+        raise
+    except Exception:  # qpdf refused to write it: damaged beyond repair
+        raise _refuse(BAD_PDF) from None
+    return clean
 
 
 def check_upload(*, data: bytes, filename: str, max_bytes: int) -> CheckedFile:
@@ -117,7 +239,7 @@ def check_upload(*, data: bytes, filename: str, max_bytes: int) -> CheckedFile:
     if content_type is None:
         raise _refuse(BAD_TYPE)
     if content_type == "application/pdf":
-        _check_pdf(data)
+        data = normalise_pdf(data)
     else:
         data = _reencode(data, content_type)
     return CheckedFile(

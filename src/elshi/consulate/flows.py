@@ -33,6 +33,13 @@ VERIFY_BODY = N_(
     "the e-consulate:\n\n%(link)s\n\nThe link works for 48 hours. If you did not sign up, "
     "ignore this message."
 )
+TAKEN_SUBJECT = N_("Someone tried to sign up with your e-mail")
+TAKEN_BODY = N_(
+    "Hello %(name)s,\n\nsomeone asked to open an e-consulate account with this e-mail address, "
+    "which already has an account. If it was you, sign in:\n\n%(login)s\n\n"
+    "If you forgot your password, choose a new one:\n\n%(reset)s\n\n"
+    "If it was not you, ignore this message; your account stays as it is."
+)
 RESET_SUBJECT = N_("Reset your e-consulate password")
 RESET_BODY = N_(
     "Hello %(name)s,\n\nopen this link to choose a new password:\n\n%(link)s\n\n"
@@ -101,11 +108,20 @@ def sign_up(
     name: str,
     phone: str = "",
     lang: str = "en",
-) -> tuple[Citizen, Email]:
-    """Create an unverified account and the e-mail that verifies it."""
-    citizen = service.create_citizen(
-        db=db, email=email, password=password, name=name, phone=phone, lang=lang
-    )
+) -> tuple[Citizen | None, Email | None]:
+    """Create an unverified account and the e-mail that verifies it.
+
+    When the e-mail already has an account, nothing is created and the page answers the same
+    (no one learns which addresses have accounts): the owner is e-mailed a note instead, or a
+    new confirmation link when they never confirmed. Returns (the new citizen or None, e-mail).
+    """
+    try:
+        citizen = service.create_citizen(
+            db=db, email=email, password=password, name=name, phone=phone, lang=lang
+        )
+    except service.EmailTaken:
+        accounts.hash_password(password)  # the work a new account costs: the same answer time
+        return None, _taken_email(db=db, settings=settings, email=email)
     accounts.audit(
         db=db,
         action="citizen.sign_up",
@@ -114,6 +130,32 @@ def sign_up(
         actor_label="citizen",
     )
     return citizen, verification_email(db=db, settings=settings, citizen=citizen)
+
+
+def _taken_email(*, db: Session, settings: Settings, email: str) -> Email | None:
+    owner = service.get_citizen_by_email(db=db, email=email)
+    if owner is None or not owner.is_active:
+        return None
+    accounts.audit(
+        db=db,
+        action="citizen.sign_up_taken",
+        object_type="citizen",
+        object_id=owner.id,
+        actor_label="citizen",
+    )
+    if owner.email_verified_at is None:
+        return verification_email(db=db, settings=settings, citizen=owner)
+    return Email(
+        owner.email,
+        _t(owner, TAKEN_SUBJECT),
+        _t(
+            owner,
+            TAKEN_BODY,
+            name=owner.name,
+            login=_link(settings, "/consulate/login"),
+            reset=_link(settings, "/consulate/reset"),
+        ),
+    )
 
 
 def verification_email(*, db: Session, settings: Settings, citizen: Citizen) -> Email:
@@ -171,7 +213,14 @@ def _failed(
     db: Session, *, ip: str, citizen: Citizen | None, reason: str, policy: LoginPolicy
 ) -> None:
     log.warning("citizen sign-in failed (%s) from %s", reason, ip)
-    accounts.record_attempt(db=db, ip=ip, user_id=None, success=False, policy=policy)
+    accounts.record_attempt(
+        db=db,
+        ip=ip,
+        user_id=None,
+        citizen_id=citizen.id if citizen else None,
+        success=False,
+        policy=policy,
+    )
     accounts.audit(
         db=db,
         action="citizen.sign_in_failed",
@@ -186,10 +235,11 @@ def _complete(
     db: Session, *, citizen: Citizen, ip: str, policy: LoginPolicy, lifetime: timedelta
 ) -> SignIn:
     key = service.create_session(db=db, citizen_id=citizen.id, lifetime=lifetime)
-    citizen.failed_logins = 0
-    citizen.locked_until = None
     citizen.last_login_at = accounts.utcnow()
-    accounts.record_attempt(db=db, ip=ip, user_id=None, success=True, policy=policy)
+    accounts.lift_lock(db=db, citizen_id=citizen.id, ip=ip)
+    accounts.record_attempt(
+        db=db, ip=ip, user_id=None, citizen_id=citizen.id, success=True, policy=policy
+    )
     accounts.audit(
         db=db,
         action="citizen.sign_in",
@@ -204,13 +254,13 @@ def _complete(
 def sign_in(
     *, db: Session, email: str, password: str, ip: str, policy: LoginPolicy, lifetime: timedelta
 ) -> SignIn:
-    """Check e-mail and password (rate-limited per address, lockout per account)."""
+    """Check e-mail and password (blocked per address, locked per account and address)."""
     if accounts.ip_blocked(db=db, ip=ip, policy=policy):
         return SignIn("blocked")
-    citizen, result = service.check_citizen_password(db=db, email=email, password=password)
+    citizen, result = service.check_citizen_password(
+        db=db, email=email, password=password, ip=ip, policy=policy
+    )
     if citizen is None or result not in ("ok", "unverified"):
-        if citizen is not None and result == "wrong":
-            service.count_failure(db=db, citizen=citizen, policy=policy)
         _failed(db, ip=ip, citizen=citizen, reason=result, policy=policy)
         return SignIn("failed")
     if result == "unverified":
@@ -231,13 +281,16 @@ def sign_in_code(
     if pending is None or not pending.mfa_pending:
         return SignIn("expired")
     citizen = db.get(Citizen, pending.citizen_id)
-    if citizen is None or not citizen.is_active or accounts.is_locked(citizen):
+    if (
+        citizen is None
+        or not citizen.is_active
+        or accounts.is_locked(db=db, ip=ip, policy=policy, citizen_id=citizen.id)
+    ):
         service.end_session(db=db, key=pending_key)
         return SignIn("expired")
     if accounts.ip_blocked(db=db, ip=ip, policy=policy):
         return SignIn("blocked", pending_key)
     if not accounts.verify_totp(user=citizen, code=code):
-        service.count_failure(db=db, citizen=citizen, policy=policy)
         _failed(db, ip=ip, citizen=citizen, reason="wrong_code", policy=policy)
         return SignIn("failed", pending_key)
     service.end_session(db=db, key=pending_key)

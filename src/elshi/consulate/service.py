@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, TextClause, delete, func, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, load_only
 
 from elshi.accounts import service as accounts
@@ -46,6 +47,7 @@ from elshi.crypto import PASSPORT, PHONE, normalise_passport
 from elshi.db import keyring_of, utcnow
 from elshi.missions.models import Mission
 from elshi.missions.service import zone_of
+from elshi.web.bounds import parse_date
 from elshi.web.i18n import N_
 
 #: Open requests, as the literal predicate of the queue's partial indexes.
@@ -80,6 +82,10 @@ class NotFound(LookupError):
 
 class SlotFull(Invalid):
     """The last place of the slot went to someone else."""
+
+
+class EmailTaken(Invalid):
+    """An account with this e-mail exists (sign-up answers as if it did not; see flows)."""
 
 
 def _invalid(name: str, message: str, **params: Any) -> Invalid:
@@ -172,10 +178,10 @@ def _parse_date(name: str, value: str, *, required: bool = True) -> date | None:
     text = clean_text(name, value, max_len=10, required=required)
     if not text:
         return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise _invalid(name, BAD_DATE) from None
+    day = parse_date(text)
+    if day is None:
+        raise _invalid(name, BAD_DATE)
+    return day
 
 
 # ---------------------------------------------------------------------------- citizen accounts
@@ -212,10 +218,11 @@ def create_citizen(
         check_new_password(password=password, email=values.get("email", ""))
     except Invalid as exc:
         problems.extend(exc.problems)
-    if "email" in values and get_citizen_by_email(db=db, email=values["email"]) is not None:
-        problems.append(Problem("email", EMAIL_TAKEN))
     if problems:
         raise Invalid(*problems)
+    # Checked only once the rest is right, so the answer never says "taken" beside other faults.
+    if get_citizen_by_email(db=db, email=values["email"]) is not None:
+        raise EmailTaken(Problem("email", EMAIL_TAKEN))
     citizen = Citizen(
         email=values["email"],
         name=values["name"],
@@ -223,8 +230,12 @@ def create_citizen(
         lang=lang if lang in ("kk", "ru", "en") else "en",
         password_hash=accounts.hash_password(password),
     )
-    db.add(citizen)
-    db.flush()
+    try:
+        with db.begin_nested():  # a sign-up at the same moment with the same e-mail
+            db.add(citizen)
+            db.flush()
+    except IntegrityError:
+        raise EmailTaken(Problem("email", EMAIL_TAKEN)) from None
     return citizen
 
 
@@ -294,16 +305,26 @@ def _dummy_hash() -> str:
 
 
 def check_citizen_password(
-    *, db: Session, email: str, password: str, now: datetime | None = None
+    *,
+    db: Session,
+    email: str,
+    password: str,
+    ip: str,
+    policy: LoginPolicy,
+    now: datetime | None = None,
 ) -> tuple[Citizen | None, str]:
-    """Check a password: (citizen, "ok"|"unknown"|"locked"|"wrong"|"inactive"|"unverified")."""
+    """Check a password: (citizen, "ok"|"unknown"|"locked"|"wrong"|"inactive"|"unverified").
+
+    Every path costs one argon2 check, the locked one too (see accounts.check_password).
+    """
     citizen = get_citizen_by_email(db=db, email=email)
     if citizen is None:
         accounts.verify_password(_dummy_hash(), password)  # same time: no account probing
         return None, "unknown"
-    if accounts.is_locked(citizen, now):
+    matches = accounts.verify_password(citizen.password_hash, password)
+    if accounts.is_locked(db=db, ip=ip, policy=policy, citizen_id=citizen.id, now=now):
         return citizen, "locked"
-    if not accounts.verify_password(citizen.password_hash, password):
+    if not matches:
         return citizen, "wrong"
     if not citizen.is_active:
         return citizen, "inactive"
@@ -312,28 +333,11 @@ def check_citizen_password(
     return citizen, "ok"
 
 
-def count_failure(
-    *, db: Session, citizen: Citizen, policy: LoginPolicy, now: datetime | None = None
-) -> None:
-    """Count a failed sign-in; lock the account for a while once failures reach the limit."""
-    db.execute(
-        update(Citizen)
-        .where(Citizen.id == citizen.id)
-        .values(failed_logins=Citizen.failed_logins + 1)
-    )
-    db.refresh(citizen, ["failed_logins"])
-    if citizen.failed_logins >= policy.max_failures:
-        citizen.locked_until = (now or utcnow()) + policy.lockout
-        citizen.failed_logins = 0
-    db.flush()
-
-
 def set_password(*, db: Session, citizen: Citizen, password: str) -> None:
-    """Replace a citizen's password (rules checked) and end all their sessions."""
+    """Replace a citizen's password (rules checked), lift their locks, end all their sessions."""
     check_new_password(password=password, email=citizen.email)
     citizen.password_hash = accounts.hash_password(password)
-    citizen.failed_logins = 0
-    citizen.locked_until = None
+    accounts.lift_lock(db=db, citizen_id=citizen.id)
     db.execute(delete(CitizenSession).where(CitizenSession.citizen_id == citizen.id))
     db.flush()
 

@@ -37,6 +37,7 @@ from elshi.crisis.telegram import link_url as telegram_link_url
 from elshi.db import utcnow
 from elshi.notify.email import Email
 from elshi.settings import Settings
+from elshi.web.bounds import Id, QueryId, parse_date
 from elshi.web.deps import DbSession, StaffUser, get_db
 from elshi.web.i18n import N_
 from elshi.web.templating import (
@@ -345,7 +346,7 @@ def signup(
     if isinstance(result, service.Invalid):
         return _page(request, "signup.html", 400, values=values, errors=_problems(request, result))
     db.commit()
-    _send(request, [result[1]])
+    _send(request, [mail for mail in result[1:] if mail is not None])
     return _back("/consulate/login", "check_mail")
 
 
@@ -598,7 +599,7 @@ def stay_action(
     request: Request,
     db: DbSession,
     citizen: CitizenUser,
-    registration_id: int,
+    registration_id: Id,
     action: str,
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
@@ -622,7 +623,7 @@ def stay_action(
 
 @router.get("/services")
 def services_page(
-    request: Request, db: DbSession, citizen: CitizenUser, mission: int = 0
+    request: Request, db: DbSession, citizen: CitizenUser, mission: QueryId = 0
 ) -> Response:
     """The service catalogue of a mission."""
     missions = service.consular_missions(db=db)
@@ -641,7 +642,7 @@ def apply(
     request: Request,
     db: DbSession,
     citizen: CitizenUser,
-    service_type_id: int,
+    service_type_id: Id,
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Start a draft request for a service."""
@@ -706,9 +707,7 @@ def _request_page(
 
 
 @router.get("/requests/{request_id}")
-def request_page(
-    request: Request, db: DbSession, citizen: CitizenUser, request_id: int
-) -> Response:
+def request_page(request: Request, db: DbSession, citizen: CitizenUser, request_id: Id) -> Response:
     """One of the citizen's requests: form, documents, status, history, messages, appointment."""
     try:
         req = service.citizen_request(db=db, citizen_id=citizen.id, request_id=request_id)
@@ -719,7 +718,7 @@ def request_page(
 
 @router.post("/requests/{request_id}/answers")
 async def save_answers(
-    request: Request, db: DbSession, citizen: CitizenUser, request_id: int
+    request: Request, db: DbSession, citizen: CitizenUser, request_id: Id
 ) -> Response:
     """Save the form as a draft, or save and submit."""
     form = await request.form(max_files=0, max_fields=200)
@@ -786,9 +785,7 @@ async def _read_upload(file: UploadFile, limit: int) -> bytes:
 
 
 @router.post("/requests/{request_id}/documents")
-async def upload(
-    request: Request, db: DbSession, citizen: CitizenUser, request_id: int
-) -> Response:
+async def upload(request: Request, db: DbSession, citizen: CitizenUser, request_id: Id) -> Response:
     """Upload one document to a request (checked, scanned and stored, or refused whole)."""
     settings = settings_of(request)
     limit = int(settings.upload_max_mb * 1_000_000)
@@ -847,7 +844,7 @@ def _download(doc: Any, settings: Settings) -> Response:
 
 
 @router.get("/documents/{document_id}")
-def document(request: Request, db: DbSession, citizen: CitizenUser, document_id: int) -> Response:
+def document(request: Request, db: DbSession, citizen: CitizenUser, document_id: Id) -> Response:
     """Download one of the citizen's own documents (always as an attachment)."""
     try:
         doc = service.citizen_document(db=db, citizen_id=citizen.id, document_id=document_id)
@@ -861,7 +858,7 @@ def delete_document(
     request: Request,
     db: DbSession,
     citizen: CitizenUser,
-    document_id: int,
+    document_id: Id,
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Remove a document from a request that can still be changed."""
@@ -888,7 +885,7 @@ def citizen_message(
     request: Request,
     db: DbSession,
     citizen: CitizenUser,
-    request_id: int,
+    request_id: Id,
     body: Annotated[str, Form(max_length=10000)] = "",
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
@@ -915,7 +912,7 @@ def book(
     request: Request,
     db: DbSession,
     citizen: CitizenUser,
-    request_id: int,
+    request_id: Id,
     slot_id: Annotated[str, Form(max_length=12)] = "",
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
@@ -967,7 +964,7 @@ def cancel_appointment(
     request: Request,
     db: DbSession,
     citizen: CitizenUser,
-    appointment_id: int,
+    appointment_id: Id,
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Cancel an appointment."""
@@ -1059,7 +1056,7 @@ def queue(
     db: DbSession,
     principal: StaffUser,
     status: str = "",
-    service_type: int = 0,
+    service_type: QueryId = 0,
     older: int = 0,
     page: int = 1,
 ) -> Response:
@@ -1086,7 +1083,7 @@ def queue(
 
 @staff.get("/requests/{request_id}")
 def officer_request(
-    request: Request, db: DbSession, principal: StaffUser, request_id: int
+    request: Request, db: DbSession, principal: StaffUser, request_id: Id
 ) -> Response:
     """One request with the applicant's answers and documents (the view is recorded)."""
     try:
@@ -1126,7 +1123,7 @@ def officer_action(
     request: Request,
     db: DbSession,
     principal: StaffUser,
-    request_id: int,
+    request_id: Id,
     action: str,
     note: Annotated[str, Form(max_length=10000)] = "",
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
@@ -1200,7 +1197,7 @@ def officer_action(
 
 @staff.get("/documents/{document_id}")
 def officer_document(
-    request: Request, db: DbSession, principal: StaffUser, document_id: int
+    request: Request, db: DbSession, principal: StaffUser, document_id: Id
 ) -> Response:
     """Download an applicant's document (recorded)."""
     try:
@@ -1211,22 +1208,26 @@ def officer_document(
     return _download(doc, settings_of(request))
 
 
-def _day(value: str) -> date:
-    try:
-        return date.fromisoformat(value[:10])
-    except ValueError:
-        return utcnow().date()
+def _day(value: str) -> date | None:
+    """The day asked for (today when none), or None when it is not a date (or out of range)."""
+    return parse_date(value[:10]) if value else utcnow().date()
+
+
+def _bad_day(request: Request) -> Response:
+    return render(request, "error.html", {"message": service.BAD_DATE}, status=400)
 
 
 @staff.get("/slots")
 def slots_page(
-    request: Request, db: DbSession, principal: StaffUser, mission: int = 0, week: str = ""
+    request: Request, db: DbSession, principal: StaffUser, mission: QueryId = 0, week: str = ""
 ) -> Response:
     """The slot calendar of a mission, a week at a time."""
     mission_id = _officer_mission(principal, db, mission)
     if mission_id is None:
         return _staff_not_found(request)
     start = _day(week)
+    if start is None:
+        return _bad_day(request)
     zone = service.mission_zone(db=db, mission_id=mission_id)
     try:
         rows = service.slots_between(
@@ -1297,7 +1298,7 @@ async def slots_add(request: Request, db: DbSession, principal: StaffUser) -> Re
             db.rollback()
             return _forbidden(request)
         if isinstance(result, service.Invalid):
-            start = _day(raw.get("day", ""))
+            start = _day(raw.get("day", "")) or utcnow().date()
             return _officer_page(
                 request,
                 "slots.html",
@@ -1359,7 +1360,7 @@ def _row_key(key: str, letter: str) -> bool:
 
 @staff.get("/catalogue")
 def catalogue_page(
-    request: Request, db: DbSession, principal: StaffUser, mission: int = 0
+    request: Request, db: DbSession, principal: StaffUser, mission: QueryId = 0
 ) -> Response:
     """A mission's service catalogue, for the staff who edit it."""
     mission_id = _officer_mission(principal, db, mission)
@@ -1374,7 +1375,7 @@ def catalogue_page(
 
 @staff.get("/catalogue/new")
 def catalogue_new(
-    request: Request, db: DbSession, principal: StaffUser, mission: int = 0
+    request: Request, db: DbSession, principal: StaffUser, mission: QueryId = 0
 ) -> Response:
     """The form for a new service."""
     mission_id = _officer_mission(principal, db, mission)
@@ -1394,7 +1395,7 @@ def _editable_service(db: Session, principal: Any, service_type_id: int) -> Serv
 
 @staff.get("/catalogue/{service_type_id}")
 def catalogue_edit(
-    request: Request, db: DbSession, principal: StaffUser, service_type_id: int
+    request: Request, db: DbSession, principal: StaffUser, service_type_id: Id
 ) -> Response:
     """The form to change a service: its names, fee, form fields, documents and steps."""
     row = _editable_service(db, principal, service_type_id)
@@ -1458,7 +1459,7 @@ def catalogue_toggle(
     request: Request,
     db: DbSession,
     principal: StaffUser,
-    service_type_id: int,
+    service_type_id: Id,
     action: str,
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
@@ -1481,13 +1482,15 @@ def catalogue_toggle(
 
 @staff.get("/appointments")
 def day_page(
-    request: Request, db: DbSession, principal: StaffUser, mission: int = 0, day: str = ""
+    request: Request, db: DbSession, principal: StaffUser, mission: QueryId = 0, day: str = ""
 ) -> Response:
     """The appointments of one day (names seen are recorded for each citizen)."""
     mission_id = _officer_mission(principal, db, mission)
     if mission_id is None:
         return _staff_not_found(request)
     chosen = _day(day)
+    if chosen is None:
+        return _bad_day(request)
     try:
         rows = service.day_list(db=db, actor=principal, mission_id=mission_id, day=chosen)
     except PermissionDenied:
@@ -1510,7 +1513,7 @@ def mark(
     request: Request,
     db: DbSession,
     principal: StaffUser,
-    appointment_id: int,
+    appointment_id: Id,
     status: str,
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
@@ -1632,7 +1635,7 @@ def api_me(db: DbSession, citizen: CitizenApi) -> MeOut:
 
 
 @api.get("/me/requests/{request_id}", response_model=RequestOut, summary="One of my requests")
-def api_my_request(request_id: int, db: DbSession, citizen: CitizenApi) -> RequestOut:
+def api_my_request(request_id: Id, db: DbSession, citizen: CitizenApi) -> RequestOut:
     """One of the citizen's own requests in full; another's id answers 404, like a missing one."""
     try:
         req = service.citizen_request(db=db, citizen_id=citizen.id, request_id=request_id)
@@ -1647,7 +1650,7 @@ def api_queue(
     db: DbSession,
     principal: StaffUser,
     status: str = "",
-    service_type: int = 0,
+    service_type: QueryId = 0,
     older: int = 0,
     page: int = 1,
 ) -> QueueOut:
@@ -1663,7 +1666,7 @@ def api_queue(
 
 
 @api.get("/requests/{request_id}", response_model=StaffRequestOut, summary="A request (officers)")
-def api_staff_request(request_id: int, db: DbSession, principal: StaffUser) -> StaffRequestOut:
+def api_staff_request(request_id: Id, db: DbSession, principal: StaffUser) -> StaffRequestOut:
     """A request of the caller's missions with its applicant; the read is recorded for them."""
     try:
         req = service.staff_request(db=db, actor=principal, request_id=request_id)

@@ -4,10 +4,8 @@ broadcast, approval, welfare dashboard, worklists and evacuation export (/crisis
 from __future__ import annotations
 
 import base64
-import csv
 import hashlib
 import hmac
-import io
 import math
 import secrets
 import threading
@@ -29,6 +27,8 @@ from elshi.crisis.writer import CheckinWriter
 from elshi.db import Database
 from elshi.missions.models import Mission
 from elshi.settings import Settings
+from elshi.web.bounds import Id
+from elshi.web.csv_export import to_csv
 from elshi.web.deps import DbSession, StaffUser
 from elshi.web.i18n import N_
 from elshi.web.templating import (
@@ -265,7 +265,7 @@ async def relative_checkin(request: Request, token: str) -> Response:
 
 
 @public.get("/c/register/{crisis_id}")
-async def walkin_page(request: Request, crisis_id: int) -> Response:
+async def walkin_page(request: Request, crisis_id: Id) -> Response:
     """A short form for anyone abroad in the area without an account."""
     crisis = await run_in_threadpool(_load_crisis, request, crisis_id)
     if crisis is None or crisis.status != "open":
@@ -276,7 +276,7 @@ async def walkin_page(request: Request, crisis_id: int) -> Response:
 
 
 @public.post("/c/register/{crisis_id}")
-async def walkin(request: Request, crisis_id: int) -> Response:
+async def walkin(request: Request, crisis_id: Id) -> Response:
     """Store a walk-in registration (merged with an account later by an officer)."""
     settings: Settings = request.app.state.settings
     if not _limiter(request).allow(_address(request), settings.crisis_checkin_per_minute):
@@ -562,7 +562,7 @@ def _crisis_or_404(
 
 
 @router.get("/{crisis_id}")
-def dashboard(request: Request, db: DbSession, principal: StaffUser, crisis_id: int) -> Response:
+def dashboard(request: Request, db: DbSession, principal: StaffUser, crisis_id: Id) -> Response:
     """The welfare dashboard: counts, presence confirmed vs estimated, map, broadcasts."""
     crisis = _crisis_or_404(request, db, principal, crisis_id)
     if isinstance(crisis, Response):
@@ -628,7 +628,7 @@ def _enqueue(request: Request, broadcast_id: int) -> None:
 
 @router.post("/broadcast/{broadcast_id}/{action}")
 async def broadcast_action(
-    request: Request, db: DbSession, principal: StaffUser, broadcast_id: int, action: str
+    request: Request, db: DbSession, principal: StaffUser, broadcast_id: Id, action: str
 ) -> Response:
     """Approve (a second officer), send, or cancel a broadcast."""
     form = await request.form(max_files=0, max_fields=5)
@@ -668,7 +668,7 @@ async def broadcast_action(
 
 @router.post("/{crisis_id}/{action}")
 async def crisis_action(
-    request: Request, db: DbSession, principal: StaffUser, crisis_id: int, action: str
+    request: Request, db: DbSession, principal: StaffUser, crisis_id: Id, action: str
 ) -> Response:
     """Kill switch, close, follow-up broadcast, merge walk-ins, worklist assignment."""
     form = await request.form(max_files=0, max_fields=20)
@@ -742,7 +742,7 @@ LIST_NAMES = {
 
 @router.get("/{crisis_id}/people/{kind}")
 def worklist(
-    request: Request, db: DbSession, principal: StaffUser, crisis_id: int, kind: str
+    request: Request, db: DbSession, principal: StaffUser, crisis_id: Id, kind: str
 ) -> Response:
     """A worklist for duty officers: who, how to reach them, their answer; assign and note."""
     crisis = _crisis_or_404(request, db, principal, crisis_id)
@@ -812,7 +812,7 @@ def _export_rows(
 
 @router.get("/{crisis_id}/evacuation.{fmt}")
 def export(
-    request: Request, db: DbSession, principal: StaffUser, crisis_id: int, fmt: str
+    request: Request, db: DbSession, principal: StaffUser, crisis_id: Id, fmt: str
 ) -> Response:
     """The evacuation list (everyone not known to have left) as CSV or PDF; access is logged."""
     crisis = _crisis_or_404(request, db, principal, crisis_id, act=True)
@@ -847,18 +847,9 @@ def export(
 
 def evacuation_csv(rows: list[dict[str, Any]]) -> str:
     """Return the evacuation list as CSV (UTF-8 with a BOM so spreadsheets read Cyrillic)."""
-    out = io.StringIO()
-    out.write("\ufeff")
-    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS)
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _safe_cell(str(v)) for k, v in row.items()})
-    return out.getvalue()
-
-
-def _safe_cell(value: str) -> str:
-    """Keep a spreadsheet from running a cell as a formula."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@") and not value[1:2].isdigit() else value
+    return to_csv(
+        EXPORT_COLUMNS, ([row.get(k, "") for k in EXPORT_COLUMNS] for row in rows), bom=True
+    )
 
 
 def evacuation_html(crisis: Crisis, rows: list[dict[str, Any]], *, lang: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -21,6 +20,7 @@ from elshi.listen.schemas import (
 )
 from elshi.nlp import service as nlp_service
 from elshi.nlp.schemas import Explanation
+from elshi.web.bounds import MAX_ID, Id, Moment
 from elshi.web.deps import get_db, require_staff
 
 router = APIRouter(prefix="/api", tags=["listen"], dependencies=[Depends(require_staff)])
@@ -33,11 +33,11 @@ def search_posts(
     q: Annotated[
         str | None, Query(description="Words to find; inflected kk/ru forms match.")
     ] = None,
-    since: Annotated[
-        datetime | None, Query(description="Published at or after (ISO 8601).")
+    since: Annotated[Moment | None, Query(description="Published at or after (ISO 8601).")] = None,
+    until: Annotated[Moment | None, Query(description="Published before (ISO 8601).")] = None,
+    source_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Only this source.")
     ] = None,
-    until: Annotated[datetime | None, Query(description="Published before (ISO 8601).")] = None,
-    source_id: Annotated[int | None, Query(description="Only this source.")] = None,
     platform: Annotated[str | None, Query(max_length=32, description="e.g. rss, telegram.")] = None,
     lang: Annotated[str | None, Query(max_length=16, description="Language code.")] = None,
     author: Annotated[str | None, Query(max_length=300, description="Author handle.")] = None,
@@ -71,7 +71,7 @@ def search_posts(
 
 @router.get("/posts/{post_id}", response_model=PostDetail, summary="One post with its annotations")
 def get_post(
-    post_id: int,
+    post_id: Id,
     db: Annotated[Session, Depends(get_db)],
     principal: Annotated[Principal, Depends(require_staff)],
 ) -> PostDetail:
@@ -104,7 +104,7 @@ def get_post(
     "/posts/{post_id}/explain", response_model=Explanation, summary="Why a post got its results"
 )
 def explain_post(
-    post_id: int,
+    post_id: Id,
     db: Annotated[Session, Depends(get_db)],
     principal: Annotated[Principal, Depends(require_staff)],
 ) -> Explanation:
@@ -133,9 +133,11 @@ def list_sources(
 def list_quarantine(
     db: Annotated[Session, Depends(get_db)],
     principal: Annotated[Principal, Depends(require_staff)],
-    source_id: Annotated[int | None, Query(description="Only this source.")] = None,
+    source_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Only this source.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[QuarantineOut]:
     """Records of the caller's missions' sources that could not be stored, with where they
     came from and why. Records of sources of no mission are shown at headquarters only."""

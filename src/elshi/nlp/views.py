@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -14,6 +14,7 @@ from elshi.listen.schemas import PostOut
 from elshi.nlp import service
 from elshi.nlp.models import NarrativeRow
 from elshi.nlp.schemas import NarrativeDetail, NarrativeOut, NarrativePage, TrendOut
+from elshi.web.bounds import Id, Moment
 from elshi.web.deps import get_db, require_staff
 
 router = APIRouter(prefix="/api", tags=["narratives"], dependencies=[Depends(require_staff)])
@@ -34,7 +35,7 @@ def list_narratives(
     ] = False,
     hours: Annotated[int, Query(ge=1, le=24 * 30, description="Window in hours.")] = 24,
     now: Annotated[
-        datetime | None, Query(description="End of the window (ISO 8601); default now.")
+        Moment | None, Query(description="End of the window (ISO 8601); default now.")
     ] = None,
     lang: Annotated[
         str | None, Query(max_length=16, description="Only with this language.")
@@ -58,11 +59,11 @@ def list_narratives(
 
 @router.get("/narratives/{narrative_id}", response_model=NarrativeDetail, summary="One narrative")
 def get_narrative(
-    narrative_id: int,
+    narrative_id: Id,
     db: Annotated[Session, Depends(get_db)],
     principal: Annotated[Principal, Depends(require_staff)],
     hours: Annotated[int, Query(ge=1, le=24 * 30, description="Emerging window in hours.")] = 24,
-    now: Annotated[datetime | None, Query(description="End of the window (ISO 8601).")] = None,
+    now: Annotated[Moment | None, Query(description="End of the window (ISO 8601).")] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="Member posts per page.")] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000, description="Member posts to skip.")] = 0,
 ) -> NarrativeDetail:

@@ -22,8 +22,10 @@ from elshi.speak.channels.base import ChannelContext
 from elshi.speak.media import absolute
 from elshi.speak.models import STATEMENT_LANGUAGES, Publication
 from elshi.speak.schemas import PublicationOut, ReachOut, StatementOut
+from elshi.web.bounds import Id, in_range, parse_date
 from elshi.web.deps import DbSession, StaffUser, get_db, require_staff
 from elshi.web.i18n import N_
+from elshi.web.pages import int_or_none
 from elshi.web.templating import csrf_valid, render, settings_of, translate
 
 router = APIRouter(include_in_schema=False)
@@ -269,7 +271,7 @@ NOTES = {
 
 
 @router.get("/speak/{statement_id}")
-def editor(request: Request, statement_id: int, db: DbSession, principal: StaffUser) -> Response:
+def editor(request: Request, statement_id: Id, db: DbSession, principal: StaffUser) -> Response:
     """Language versions side by side with per-channel counters, approval, schedule, status."""
     return _editor(request, db, principal, statement_id)
 
@@ -398,7 +400,7 @@ def _act(
 
 @router.post("/speak/{statement_id}/versions/{lang}")
 async def save_version(
-    request: Request, statement_id: int, lang: str, db: DbSession, principal: StaffUser
+    request: Request, statement_id: Id, lang: str, db: DbSession, principal: StaffUser
 ) -> Response:
     """Save one language version (text, headline, per-channel variants)."""
     form = await request.form()
@@ -436,7 +438,7 @@ async def save_version(
 
 @router.post("/speak/{statement_id}/versions/{lang}/images")
 async def add_image(
-    request: Request, statement_id: int, lang: str, db: DbSession, principal: StaffUser
+    request: Request, statement_id: Id, lang: str, db: DbSession, principal: StaffUser
 ) -> Response:
     """Upload an image with one language version (checked by content; alt text required)."""
     settings = settings_of(request)
@@ -473,7 +475,7 @@ async def add_image(
 @router.post("/speak/{statement_id}/versions/{lang}/images/{key}/remove")
 def remove_image(
     request: Request,
-    statement_id: int,
+    statement_id: Id,
     lang: str,
     key: str,
     db: DbSession,
@@ -543,7 +545,7 @@ def _channel_slugs() -> set[str]:
 @router.post("/speak/{statement_id}/translate")
 def translate_version(
     request: Request,
-    statement_id: int,
+    statement_id: Id,
     db: DbSession,
     principal: StaffUser,
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
@@ -576,7 +578,7 @@ def translate_version(
 @router.post("/speak/{statement_id}/versions/{lang}/reviewed")
 def reviewed(
     request: Request,
-    statement_id: int,
+    statement_id: Id,
     lang: str,
     db: DbSession,
     principal: StaffUser,
@@ -597,7 +599,7 @@ def reviewed(
 @router.post("/speak/{statement_id}/submit")
 def submit(
     request: Request,
-    statement_id: int,
+    statement_id: Id,
     db: DbSession,
     principal: StaffUser,
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
@@ -617,7 +619,7 @@ def submit(
 @router.post("/speak/{statement_id}/decide")
 def decide(
     request: Request,
-    statement_id: int,
+    statement_id: Id,
     db: DbSession,
     principal: StaffUser,
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
@@ -647,7 +649,7 @@ def decide(
 
 @router.post("/speak/{statement_id}/schedule")
 async def schedule(
-    request: Request, statement_id: int, db: DbSession, principal: StaffUser
+    request: Request, statement_id: Id, db: DbSession, principal: StaffUser
 ) -> Response:
     """Plan the approved statement on the chosen channels, now or at a local time."""
     form = await request.form()
@@ -660,6 +662,8 @@ async def schedule(
         try:
             at = datetime.fromisoformat(at_text)
         except ValueError:
+            at = None
+        if at is None or not in_range(at):
             msg = translate(request, N_("Give the date and time, e.g. 2026-12-05 10:00."))
             return _editor(request, db, principal, statement_id, msg, 400)
     ids = [int(v) for v in raw_ids if v.isdigit()]
@@ -692,7 +696,7 @@ async def schedule(
 @router.post("/speak/{statement_id}/topic")
 def link_topic(
     request: Request,
-    statement_id: int,
+    statement_id: Id,
     db: DbSession,
     principal: StaffUser,
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
@@ -723,7 +727,7 @@ def link_topic(
 @router.post("/speak/publications/{publication_id}/{action}")
 def publication_action(
     request: Request,
-    publication_id: int,
+    publication_id: Id,
     action: str,
     db: DbSession,
     principal: StaffUser,
@@ -789,13 +793,12 @@ def content_calendar(request: Request, db: DbSession, principal: StaffUser) -> R
     """A month of planned and published statements per mission."""
     month_text = request.query_params.get("month", "")
     error = None
-    try:
-        month = date.fromisoformat(month_text + "-01") if month_text else date.today()
-    except ValueError:
+    month = parse_date(month_text + "-01") if month_text else date.today()
+    if month is None:
         error = translate(request, N_("The month must look like 2026-12."))
         month = date.today()
     mission_text = request.query_params.get("mission", "")
-    mission_id = int(mission_text) if mission_text.isdigit() else None
+    mission_id = int_or_none(mission_text)
     days = service.calendar(db=db, actor=principal, mission_id=mission_id, month=month)
     weeks = cal.Calendar(firstweekday=0).monthdatescalendar(month.year, month.month)
     prev_month = (month.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
@@ -823,9 +826,7 @@ def content_calendar(request: Request, db: DbSession, principal: StaffUser) -> R
 
 
 @router.get("/speak/{statement_id}/reach")
-def reach_page(
-    request: Request, statement_id: int, db: DbSession, principal: StaffUser
-) -> Response:
+def reach_page(request: Request, statement_id: Id, db: DbSession, principal: StaffUser) -> Response:
     """Engagement per publication, language and channel."""
     try:
         st = service.get_statement(db=db, actor=principal, statement_id=statement_id)
@@ -883,7 +884,7 @@ def _audience_charts(request: Request, aud: service.Audience) -> list[Any]:
 
 @router.get("/speak/{statement_id}/rebuttal")
 def rebuttal_page(
-    request: Request, statement_id: int, db: DbSession, principal: StaffUser
+    request: Request, statement_id: Id, db: DbSession, principal: StaffUser
 ) -> Response:
     """The answered topic's volume and negative share before and after the statement."""
     days_text = request.query_params.get("days", "3")
@@ -1128,7 +1129,7 @@ def api_statements(
     summary="A statement's publications",
 )
 def api_publications(
-    statement_id: int,
+    statement_id: Id,
     db: Annotated[Session, Depends(get_db)],
     principal: Annotated[Principal, Depends(require_staff)],
 ) -> list[PublicationOut]:
@@ -1145,7 +1146,7 @@ def api_publications(
 
 @api.get("/statements/{statement_id}/reach", response_model=ReachOut, summary="Engagement")
 def api_reach(
-    statement_id: int,
+    statement_id: Id,
     db: Annotated[Session, Depends(get_db)],
     principal: Annotated[Principal, Depends(require_staff)],
 ) -> ReachOut:

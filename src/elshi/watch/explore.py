@@ -16,6 +16,7 @@ from elshi.listen.models import Annotation, Author, Post, Source
 from elshi.watch import service
 from elshi.watch.models import ACTOR_TYPES, WatchMatch
 from elshi.web import service as web_service
+from elshi.web.bounds import Id
 from elshi.web.deps import DbSession, StaffUser
 from elshi.web.forms import PAGE_SIZE, parse_search
 from elshi.web.i18n import N_
@@ -170,7 +171,7 @@ def open_saved(request: Request, token: str, db: DbSession, principal: StaffUser
 
 
 @router.get("/posts/{post_id}")
-def post_detail(request: Request, post_id: int, db: DbSession, principal: StaffUser) -> Response:
+def post_detail(request: Request, post_id: Id, db: DbSession, principal: StaffUser) -> Response:
     """A post with its annotations and what drove each, its author and its watch lists."""
     post = listen.get_post(
         db=db, post_id=post_id, mission_ids=principal.missions_where("listen.read")
@@ -199,7 +200,7 @@ def post_detail(request: Request, post_id: int, db: DbSession, principal: StaffU
 
 
 @router.get("/authors/{author_id}")
-def author_page(request: Request, author_id: int, db: DbSession, principal: StaffUser) -> Response:
+def author_page(request: Request, author_id: Id, db: DbSession, principal: StaffUser) -> Response:
     """An author's profile: actor type (editable), counts and recent posts."""
     author = db.get(Author, author_id)
     if author is None or not service.author_in_reach(
@@ -237,7 +238,7 @@ def author_page(request: Request, author_id: int, db: DbSession, principal: Staf
 @router.post("/authors/{author_id}/actor-type")
 def set_actor_type(
     request: Request,
-    author_id: int,
+    author_id: Id,
     db: DbSession,
     principal: StaffUser,
     csrf_token: Annotated[str, Form(max_length=1000)] = "",

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from elshi.accounts.service import PermissionDenied, Principal, audit
 from elshi.missions import service as missions
 from elshi.watch import service
+from elshi.web.bounds import Id
 from elshi.web.charts import Chart, Series
 from elshi.web.deps import DbSession, StaffUser
 from elshi.web.i18n import N_, language_name
@@ -195,7 +196,7 @@ def watch_list(request: Request, db: DbSession, principal: StaffUser) -> Respons
 
 
 @router.get("/watch/{watch_id}")
-def dashboard(request: Request, watch_id: int, db: DbSession, principal: StaffUser) -> Response:
+def dashboard(request: Request, watch_id: Id, db: DbSession, principal: StaffUser) -> Response:
     """A watch list's dashboard for a range of days, with filters and charts."""
     d, errors, fc = _dashboard(request, db, principal, watch_id)
     charts = build_charts(request, d, fc)
@@ -228,7 +229,7 @@ def service_sources(db: Any) -> list[Any]:
 
 @router.get("/watch/{watch_id}/chart/{name}.{fmt}")
 def chart(
-    request: Request, watch_id: int, name: str, fmt: str, db: DbSession, principal: StaffUser
+    request: Request, watch_id: Id, name: str, fmt: str, db: DbSession, principal: StaffUser
 ) -> Response:
     """One dashboard chart as SVG, PNG or CSV (the same filters as the page)."""
     if fmt not in ("svg", "png", "csv") or name not in CHART_TITLES:
@@ -273,7 +274,7 @@ def watch_new(request: Request, db: DbSession, principal: StaffUser) -> Response
 
 
 @router.get("/watch/{watch_id}/edit")
-def watch_edit(request: Request, watch_id: int, db: DbSession, principal: StaffUser) -> Response:
+def watch_edit(request: Request, watch_id: Id, db: DbSession, principal: StaffUser) -> Response:
     """Form to change a watch list."""
     w = _watch_or_404(db, principal, watch_id)
     values = {
@@ -357,7 +358,7 @@ def _queue_update(request: Request) -> None:
 @router.post("/watch/{watch_id}/events")
 def add_event(
     request: Request,
-    watch_id: int,
+    watch_id: Id,
     db: DbSession,
     principal: StaffUser,
     csrf_token: Annotated[str, Form(max_length=1000)] = "",

@@ -7,10 +7,10 @@ cairosvg (the Cairo library; no browser needed).
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from html import escape
+
+from elshi.web.csv_export import to_csv
 
 WIDTH, HEIGHT = 720, 280
 PAD_L, PAD_R, PAD_T, PAD_B = 48, 16, 36, 44
@@ -48,18 +48,16 @@ class Chart:
 
     def csv(self) -> str:
         """Return the numbers behind the chart as CSV (one row per label)."""
-        buf = io.StringIO()
-        w = csv.writer(buf)
         head = ["label", *[s.name for s in self.series]]
         if self.band:
             head += [f"{self.band_name} low", f"{self.band_name} high"]
-        w.writerow(head)
+        rows = []
         for i, label in enumerate(self.labels):
-            row: list[object] = [label, *[_fmt(s.values[i]) for s in self.series]]
+            row: list[object] = [label, *[_number(s.values[i]) for s in self.series]]
             if self.band:
-                row += [_fmt(self.band[0][i]), _fmt(self.band[1][i])]
-            w.writerow(row)
-        return buf.getvalue()
+                row += [_number(self.band[0][i]), _number(self.band[1][i])]
+            rows.append(row)
+        return to_csv(head, rows)
 
     def png(self, scale: float = 2.0) -> bytes:
         """Return the chart as PNG."""
@@ -195,6 +193,13 @@ class Chart:
                 f'<text x="{label_w + w + 4:.1f}" y="{yy + 16}" fill="#1a1a1a">{_fmt(v)}</text>'
             )
         return "".join(out)
+
+
+def _number(v: float | None) -> int | float | str:
+    """A CSV cell: the number (spreadsheets read it as one), or empty."""
+    if v is None:
+        return ""
+    return int(v) if float(v).is_integer() else round(float(v), 3)
 
 
 def _fmt(v: float | None) -> str:

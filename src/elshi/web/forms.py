@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from elshi.listen.service import SearchQuery
+from elshi.web.bounds import parse_date
 from elshi.web.i18n import N_
 
 PAGE_SIZE = 20
@@ -41,10 +42,7 @@ class SearchForm:
 
 
 def _date(value: str) -> date | None:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        return None
+    return parse_date(value)
 
 
 def parse_search(params: Mapping[str, str]) -> SearchForm:

@@ -11,6 +11,7 @@ from fastapi import HTTPException, Request
 from fastapi.responses import RedirectResponse
 
 from elshi.errors import FieldError
+from elshi.web.bounds import parse_date
 from elshi.web.i18n import N_, gettext
 from elshi.web.templating import csrf_valid, finish, request_language
 
@@ -80,13 +81,8 @@ def redirect(request: Request, url: str) -> RedirectResponse:
 
 
 def parse_day(value: str | None) -> date | None:
-    """Return a date from YYYY-MM-DD, or None."""
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value.strip())
-    except ValueError:
-        return None
+    """Return a date from YYYY-MM-DD (within the bounds of web.bounds), or None."""
+    return parse_date(value)
 
 
 def int_or_none(value: str | None) -> int | None:
