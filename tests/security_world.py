@@ -24,6 +24,7 @@ import pytest
 from sqlalchemy import create_engine, or_, select, text
 from sqlalchemy.engine import Connection, make_url
 
+from elshi import crypto
 from elshi.accounts import service as accounts
 from elshi.accounts.models import User
 from elshi.accounts.service import Principal
@@ -594,7 +595,9 @@ def build(db: Database, settings: Settings) -> World:
             broadcast=broadcast.id,
             recipient=recipient.id,
             checkin=crisis_service.checkin_token(
-                secret=settings.secret_key, crisis_id=crisis.id, recipient_id=recipient.id
+                key=crypto.purpose_key(settings, crypto.CHECKIN),
+                crisis_id=crisis.id,
+                recipient_id=recipient.id,
             ),
         )
 

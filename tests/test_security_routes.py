@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine
 
 from elshi.app import create_app
 from elshi.db import Database
@@ -319,6 +318,7 @@ def _variants(path: str, w: World, caller_email: str) -> list[dict[str, Any]]:
             "kind": "source_silent",
             "name": "Theirs",
             "source_id": b["source"],
+        "token_id": b["api_token"],
             "silent_hours": "24",
             "cooldown": "360",
             "_own": True,
@@ -371,6 +371,7 @@ def _ids(w: World) -> dict[str, Any]:
         "user_id": b["user"],
         "grant_id": b["grant"],
         "source_id": b["source"],
+        "token_id": b["api_token"],
         "status": "attended",
     }
 
@@ -557,7 +558,7 @@ def run_matrix(t: Template, folder: Path, caller: str) -> dict[tuple[str, str, s
     email = w.paris_staff.get(caller, "")
     with t.copy(folder) as settings:
         database = Database(settings)
-        engine = create_engine(settings.database_url)
+        engine = database.engine
         own = w.paris_citizen_id if caller == "citizen" else None
         try:
             app = create_app(settings, db=database)
