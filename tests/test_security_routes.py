@@ -318,7 +318,7 @@ def _variants(path: str, w: World, caller_email: str) -> list[dict[str, Any]]:
             "kind": "source_silent",
             "name": "Theirs",
             "source_id": b["source"],
-        "token_id": b["api_token"],
+            "token_id": b["api_token"],
             "silent_hours": "24",
             "cooldown": "360",
             "_own": True,
