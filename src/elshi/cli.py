@@ -983,7 +983,7 @@ def digest(
                 f"sent the digest of {d.day} to {len(readers)} addresses", highlight=False
             )
             return
-    except (flows.PdfError, flows.DeliveryError) as exc:
+    except (flows.PdfError, flows.SendError) as exc:
         raise _fail(str(exc)) from None
     console.print(f"wrote {target} ({d.day}, {lang})", highlight=False)
 

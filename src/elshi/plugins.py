@@ -13,8 +13,8 @@ from elshi.settings import Settings
 if TYPE_CHECKING:
     from elshi.connectors.base import Connector
     from elshi.consulate.scan import Scanner
-    from elshi.crisis.sms import SmsGateway
     from elshi.nlp.base import Enricher
+    from elshi.notify.sms import SmsGateway
     from elshi.speak.channels.base import Channel
     from elshi.speak.service import Translator
 
@@ -38,7 +38,7 @@ DEFAULT_PLUGINS = (
     "elshi.speak.channels.facebook",
     "elshi.speak.channels.web",
     "elshi.speak.channels.email",
-    "elshi.crisis.sms",
+    "elshi.notify.sms",
 )
 
 

@@ -10,11 +10,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from elshi import notify
 from elshi.accounts.service import audit
 from elshi.alerts import service
 from elshi.alerts.models import Alert, AlertDelivery, AlertRule
 from elshi.db import Database, utcnow
-from elshi.notify.flows import DeliveryError, post_webhook, send_email, send_telegram
+from elshi.notify import Message, SendError
 from elshi.settings import Settings
 from elshi.watch.models import Watch
 
@@ -155,21 +156,30 @@ def alert_payload(alert: Alert, settings: Settings) -> dict[str, Any]:
     }
 
 
-def deliver(alert: Alert, delivery: AlertDelivery, settings: Settings) -> None:
-    """Send one delivery; raise DeliveryError on failure."""
-    if delivery.channel == "email":
-        send_email(
-            settings=settings,
-            to=[delivery.target],
-            subject=f"[elshi] {alert.why.get('watch', '')}: {alert.summary}"[:200],
-            text=alert_text(alert, settings),
+def message(alert: Alert, delivery: AlertDelivery, settings: Settings) -> Message:
+    """Return what one delivery sends: an e-mail, a Telegram message or a webhook's JSON."""
+    if delivery.channel == "webhook":
+        return Message(medium="webhook", to=delivery.target, payload=alert_payload(alert, settings))
+    if delivery.channel == "telegram":
+        return Message(
+            medium="telegram",
+            to=delivery.target,
+            text=alert_text(alert, settings)[:4096],
+            preview_links=False,
         )
-    elif delivery.channel == "webhook":
-        post_webhook(settings=settings, url=delivery.target, payload=alert_payload(alert, settings))
-    elif delivery.channel == "telegram":
-        send_telegram(settings=settings, chat_id=delivery.target, text=alert_text(alert, settings))
-    else:
-        raise DeliveryError(f"unknown channel {delivery.channel!r}")
+    return Message(
+        medium=delivery.channel,
+        to=delivery.target,
+        subject=f"[elshi] {alert.why.get('watch', '')}: {alert.summary}"[:200],
+        text=alert_text(alert, settings),
+    )
+
+
+def deliver(alert: Alert, delivery: AlertDelivery, settings: Settings) -> None:
+    """Send one delivery; raise SendError on failure (retried here whatever its kind)."""
+    if delivery.channel not in ("email", "webhook", "telegram"):
+        raise SendError(f"unknown channel {delivery.channel!r}", retry=False, kind="config")
+    notify.send(message(alert, delivery, settings), settings)
 
 
 def deliver_due(db: Database, *, settings: Settings, limit: int = 200) -> dict[str, int]:
@@ -189,7 +199,7 @@ def deliver_due(db: Database, *, settings: Settings, limit: int = 200) -> dict[s
             delivery.attempts += 1
             try:
                 deliver(alert, delivery, settings)
-            except DeliveryError as exc:
+            except SendError as exc:
                 delivery.last_error = str(exc)[:2000]
                 if delivery.attempts >= settings.delivery_max_attempts:
                     delivery.status = "failed"

@@ -10,13 +10,14 @@ from urllib.parse import urlencode
 
 from sqlalchemy.orm import Session
 
+from elshi import notify
 from elshi.accounts import service as accounts
 from elshi.accounts.flows import SignIn
 from elshi.accounts.service import LoginPolicy, Principal
 from elshi.consulate import documents, service
 from elshi.consulate.models import Citizen, Document, Message, ServiceRequest, ServiceType
 from elshi.consulate.scan import ScannerUnavailable
-from elshi.notify.email import Email, send_email
+from elshi.notify import email as mail
 from elshi.plugins import pick_scanner
 from elshi.settings import Settings
 from elshi.web import i18n
@@ -79,7 +80,23 @@ def _link(settings: Settings, path: str, **query: str) -> str:
 # ---------------------------------------------------------------------------- delivery
 
 
-def deliver(settings: Settings, emails: Iterable[Email], runtime: Any = None) -> int:
+def _email(to: str, subject: str, text: str) -> notify.Message:
+    return notify.Message(medium="email", to=to, subject=subject, text=text)
+
+
+def send_now(settings: Settings, email: notify.Message) -> bool:
+    """Send one e-mail (timeout 20 s); return False, and log, when no SMTP server is set."""
+    if not mail.configured(settings):
+        log.warning(
+            "e-mail to %s not sent: ELSHI_SMTP_HOST is not set", accounts.mask_email(email.to)
+        )
+        return False
+    mail.send(email, settings, timeout=20)
+    log.info("e-mail sent to %s", accounts.mask_email(email.to))
+    return True
+
+
+def deliver(settings: Settings, emails: Iterable[notify.Message], runtime: Any = None) -> int:
     """Send e-mails after the change is committed: through the queue when one runs, else now."""
     sent = 0
     for email in emails:
@@ -89,7 +106,7 @@ def deliver(settings: Settings, emails: Iterable[Email], runtime: Any = None) ->
 
                 jobs.enqueue("send_consular_email", email.as_dict())
             else:
-                send_email(settings, email)
+                send_now(settings, email)
             sent += 1
         except Exception as exc:  # a mail failure must not undo the change
             log.error("e-mail to %s failed: %s", accounts.mask_email(email.to), type(exc).__name__)
@@ -108,7 +125,7 @@ def sign_up(
     name: str,
     phone: str = "",
     lang: str = "en",
-) -> tuple[Citizen | None, Email | None]:
+) -> tuple[Citizen | None, notify.Message | None]:
     """Create an unverified account and the e-mail that verifies it.
 
     When the e-mail already has an account, nothing is created and the page answers the same
@@ -132,7 +149,7 @@ def sign_up(
     return citizen, verification_email(db=db, settings=settings, citizen=citizen)
 
 
-def _taken_email(*, db: Session, settings: Settings, email: str) -> Email | None:
+def _taken_email(*, db: Session, settings: Settings, email: str) -> notify.Message | None:
     owner = service.get_citizen_by_email(db=db, email=email)
     if owner is None or not owner.is_active:
         return None
@@ -145,7 +162,7 @@ def _taken_email(*, db: Session, settings: Settings, email: str) -> Email | None
     )
     if owner.email_verified_at is None:
         return verification_email(db=db, settings=settings, citizen=owner)
-    return Email(
+    return _email(
         owner.email,
         _t(owner, TAKEN_SUBJECT),
         _t(
@@ -158,13 +175,13 @@ def _taken_email(*, db: Session, settings: Settings, email: str) -> Email | None
     )
 
 
-def verification_email(*, db: Session, settings: Settings, citizen: Citizen) -> Email:
+def verification_email(*, db: Session, settings: Settings, citizen: Citizen) -> notify.Message:
     """Issue a fresh verification link and return the e-mail carrying it."""
     token = service.issue_token(
         db=db, citizen_id=citizen.id, purpose="verify", lifetime=VERIFY_LIFETIME
     )
     link = _link(settings, "/consulate/verify", token=token)
-    return Email(
+    return _email(
         citizen.email,
         _t(citizen, VERIFY_SUBJECT),
         _t(citizen, VERIFY_BODY, name=citizen.name, link=link),
@@ -180,7 +197,7 @@ def verify_email(*, db: Session, token: str) -> Citizen | None:
     return citizen
 
 
-def request_reset(*, db: Session, settings: Settings, email: str) -> Email | None:
+def request_reset(*, db: Session, settings: Settings, email: str) -> notify.Message | None:
     """Return a reset e-mail when the account exists (the page says the same either way)."""
     citizen = service.get_citizen_by_email(db=db, email=email)
     if citizen is None or not citizen.is_active:
@@ -190,7 +207,7 @@ def request_reset(*, db: Session, settings: Settings, email: str) -> Email | Non
     )
     accounts.audit(db=db, action="citizen.reset_asked", object_type="citizen", object_id=citizen.id)
     link = _link(settings, "/consulate/reset", token=token)
-    return Email(
+    return _email(
         citizen.email,
         _t(citizen, RESET_SUBJECT),
         _t(citizen, RESET_BODY, name=citizen.name, link=link),
@@ -319,12 +336,12 @@ def enable_totp(*, db: Session, citizen_id: int, secret: str, code: str) -> bool
 
 def status_email(
     *, db: Session, settings: Settings, request: ServiceRequest, note: str = ""
-) -> Email:
+) -> notify.Message:
     """Return the e-mail telling the applicant their request's new status."""
     citizen = service.get_citizen(db=db, citizen_id=request.citizen_id)
     kind = db.get(ServiceType, request.service_type_id)
     status = _t(citizen, service.STATUS_NAMES[request.status])
-    return Email(
+    return _email(
         citizen.email,
         _t(citizen, STATUS_SUBJECT, reference=request.reference, status=status),
         _t(
@@ -340,13 +357,17 @@ def status_email(
     )
 
 
-def submit_request(*, db: Session, settings: Settings, citizen_id: int, request_id: int) -> Email:
+def submit_request(
+    *, db: Session, settings: Settings, citizen_id: int, request_id: int
+) -> notify.Message:
     """Submit a request and return the confirmation e-mail."""
     request = service.submit(db=db, citizen_id=citizen_id, request_id=request_id)
     return status_email(db=db, settings=settings, request=request)
 
 
-def claim_request(*, db: Session, settings: Settings, actor: Principal, request_id: int) -> Email:
+def claim_request(
+    *, db: Session, settings: Settings, actor: Principal, request_id: int
+) -> notify.Message:
     """Take a request into review and tell the applicant."""
     request = service.claim(db=db, actor=actor, request_id=request_id)
     return status_email(db=db, settings=settings, request=request)
@@ -354,7 +375,7 @@ def claim_request(*, db: Session, settings: Settings, actor: Principal, request_
 
 def ask_for_documents(
     *, db: Session, settings: Settings, actor: Principal, request_id: int, note: str
-) -> Email:
+) -> notify.Message:
     """Ask the applicant for more documents; the e-mail carries the officer's note."""
     request = service.ask_documents(db=db, actor=actor, request_id=request_id, note=note)
     return status_email(db=db, settings=settings, request=request, note=note.strip())
@@ -368,7 +389,7 @@ def decide_request(
     request_id: int,
     approve: bool,
     reason: str,
-) -> Email:
+) -> notify.Message:
     """Approve or reject a request and tell the applicant why."""
     request = service.decide(
         db=db, actor=actor, request_id=request_id, approve=approve, reason=reason
@@ -378,7 +399,7 @@ def decide_request(
 
 def staff_message(
     *, db: Session, settings: Settings, actor: Principal, request_id: int, body: str
-) -> tuple[Message, Email]:
+) -> tuple[Message, notify.Message]:
     """Write to the applicant of a request; the e-mail only says that there is a message."""
     request = service.staff_request(db=db, actor=actor, request_id=request_id, action="message")
     if not actor.can("consulate.act", request.mission_id):
@@ -392,7 +413,7 @@ def staff_message(
         body=body,
     )
     citizen = service.get_citizen(db=db, citizen_id=request.citizen_id)
-    email = Email(
+    email = _email(
         citizen.email,
         _t(citizen, MESSAGE_SUBJECT, reference=request.reference),
         _t(
@@ -500,7 +521,7 @@ def retention(settings: Settings) -> service.Retention:
     )
 
 
-def remind_stays(*, db: Session, settings: Settings) -> list[Email]:
+def remind_stays(*, db: Session, settings: Settings) -> list[notify.Message]:
     """Mark the stays due a reminder as reminded and return the e-mails asking to confirm them.
 
     The caller commits, then delivers: a stay is never reminded twice for the same reason,
@@ -521,7 +542,7 @@ def remind_stays(*, db: Session, settings: Settings) -> list[Email]:
         row.reminded_at = now
         values = {"city": row.city, "arrive": row.arrive_on.isoformat()}
         emails.append(
-            Email(
+            _email(
                 citizen.email,
                 _t(citizen, STAY_SUBJECT, **values),
                 _t(

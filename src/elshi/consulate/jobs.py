@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from elshi.jobs import crontab, periodic, runtime, task
-from elshi.notify.email import Email, send_email
+from elshi.notify import Message
 
 log = logging.getLogger(__name__)
 
@@ -14,7 +14,9 @@ log = logging.getLogger(__name__)
 @task(retries=5, retry_delay=60)
 def send_consular_email(message: dict[str, Any]) -> bool:
     """Send one e-mail (retried when the SMTP server is down)."""
-    return send_email(runtime().settings, Email(**message))
+    from elshi.consulate.flows import send_now
+
+    return send_now(runtime().settings, Message.from_dict(message))
 
 
 @periodic(crontab(minute="17", hour="3"))

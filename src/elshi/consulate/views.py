@@ -16,7 +16,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
-from elshi import crypto
+from elshi import crypto, notify
 from elshi.accounts.service import PermissionDenied, Principal, totp_uri, valid_totp_secret
 from elshi.consulate import documents, flows, service
 from elshi.consulate.models import Citizen, ServiceRequest, ServiceType, Slot
@@ -35,7 +35,6 @@ from elshi.consulate.schemas import (
 )
 from elshi.crisis.telegram import link_url as telegram_link_url
 from elshi.db import utcnow
-from elshi.notify.email import Email
 from elshi.settings import Settings
 from elshi.web.bounds import Id, QueryId, parse_date
 from elshi.web.deps import DbSession, StaffUser, get_db
@@ -232,7 +231,7 @@ def _staff_not_found(request: Request) -> Response:
     return _page(request, "message.html", 404, message=NOT_FOUND)
 
 
-def _send(request: Request, emails: list[Email]) -> None:
+def _send(request: Request, emails: list[notify.Message]) -> None:
     flows.deliver(settings_of(request), emails, request.app.state.runtime)
 
 

@@ -1,29 +1,25 @@
-"""Crisis side effects: deliver queued messages per channel (e-mail over SMTP, Telegram Bot
-API, SMS through a gateway plugin), with claim-before-send, rate limits, retries with backoff,
+"""Crisis side effects: deliver queued messages per channel (e-mail, Telegram, SMS, web push,
+all through elshi.notify), with claim-before-send, rate limits, retries with backoff,
 and the reconciliation of deliveries a stopped worker left "sending".
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import smtplib
 import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 from typing import Any
 
-import httpx
 from sqlalchemy import and_, func, select, update
 
-from elshi import crypto, netguard
+from elshi import crypto, notify
 from elshi.crisis import service
 from elshi.crisis.models import Broadcast, Crisis, Delivery, Recipient
-from elshi.crisis.sms import GatewayError
 from elshi.db import Database, utcnow
-from elshi.plugins import get_sms_gateway
+from elshi.notify import Message, Sender, SendError
+from elshi.notify.email import EmailSender
+from elshi.notify.sms import SmsSender as SmsSender
 from elshi.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,243 +37,11 @@ SMS_HINT = {
 }
 
 
-class SendError(Exception):
-    """One delivery failed; `retry` says whether a later try may succeed."""
-
-    def __init__(self, message: str, *, retry: bool, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry = retry
-        self.retry_after = retry_after
-
-
-@dataclass
-class Outgoing:
-    """One message to one person on one channel."""
-
-    delivery_id: int
-    key: str
-    to: str
-    lang: str
-    subject: str
-    text: str
-
-
-class Sender:
-    """Sends on one channel; keeps a connection open for a batch."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    def send(self, msg: Outgoing) -> str:  # pragma: no cover - overridden
-        """Send one message and return the channel's id for it."""
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Release connections."""
-
-
-class EmailSender(Sender):
-    """E-mail through the SMTP server of the settings, one connection per batch."""
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
-        self.smtp: smtplib.SMTP | None = None
-
-    def _connect(self) -> smtplib.SMTP:
-        if self.smtp is None:
-            s = self.settings
-            smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=30)
-            if s.smtp_starttls:
-                smtp.starttls()
-            if s.smtp_username:
-                smtp.login(s.smtp_username, s.smtp_password)
-            self.smtp = smtp
-        return self.smtp
-
-    def send(self, msg: Outgoing) -> str:
-        """Send one e-mail; its Message-ID is fixed by the delivery, so receivers can dedupe."""
-        if not self.settings.smtp_host:
-            raise SendError("ELSHI_SMTP_HOST is not set", retry=False)
-        em = EmailMessage()
-        em["From"] = self.settings.smtp_from
-        em["To"] = msg.to
-        em["Subject"] = msg.subject
-        em["Message-ID"] = f"<{msg.key}@elshi>"
-        em["X-Elshi-Delivery"] = msg.key
-        em.set_content(msg.text)
-        try:
-            self._connect().send_message(em)
-        except smtplib.SMTPRecipientsRefused as exc:
-            raise SendError(f"address refused: {exc.recipients}", retry=False) from exc
-        except smtplib.SMTPResponseException as exc:
-            self.close()
-            raise SendError(f"SMTP {exc.smtp_code}", retry=exc.smtp_code < 500) from exc
-        except (OSError, smtplib.SMTPException) as exc:
-            self.close()
-            raise SendError(f"SMTP: {exc}", retry=True) from exc
-        return msg.key
-
-    def close(self) -> None:
-        """Say QUIT."""
-        if self.smtp is not None:
-            with contextlib.suppress(OSError, smtplib.SMTPException):
-                self.smtp.quit()
-            self.smtp = None
-
-
-class HttpSender(Sender):
-    """A sender over HTTP with one keep-alive client."""
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
-        self.http = httpx.Client(
-            timeout=settings.http_timeout, headers={"User-Agent": settings.user_agent}
-        )
-
-    def close(self) -> None:
-        """Close the HTTP client."""
-        self.http.close()
-
-
-class TelegramSender(HttpSender):
-    """Telegram Bot API sendMessage to the person's chat with the mission's bot."""
-
-    def send(self, msg: Outgoing) -> str:
-        """Send; 429 carries parameters.retry_after."""
-        token = self.settings.telegram_bot_token
-        if not token:
-            raise SendError("ELSHI_TELEGRAM_BOT_TOKEN is not set", retry=False)
-        url = f"{self.settings.telegram_api_url.rstrip('/')}/bot{token}/sendMessage"
-        try:
-            resp = self.http.post(url, json={"chat_id": msg.to, "text": msg.text})
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise SendError(f"Telegram unreachable: {exc}", retry=True) from exc
-        try:
-            data = resp.json()
-        except ValueError:
-            data = {}
-        if resp.status_code == 200 and data.get("ok"):
-            return str(data["result"]["message_id"])
-        after = (data.get("parameters") or {}).get("retry_after")
-        retry = resp.status_code == 429 or resp.status_code >= 500
-        raise SendError(
-            f"Telegram: {data.get('description') or resp.status_code}",
-            retry=retry,
-            retry_after=float(after) if after else None,
-        )
-
-
-class SmsSender(HttpSender):
-    """SMS through the gateway plugin the settings name."""
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
-        self.gateway = get_sms_gateway(settings.crisis_sms_gateway)
-
-    def send(self, msg: Outgoing) -> str:
-        """Send through the gateway with the delivery's idempotency key."""
-        if not self.settings.crisis_sms_url:
-            raise SendError("ELSHI_CRISIS_SMS_URL is not set", retry=False)
-        try:
-            return self.gateway.send(
-                self.http, self.settings, to=msg.to, body=msg.text, key=msg.key
-            )
-        except GatewayError as exc:
-            raise SendError(str(exc), retry=exc.retry, retry_after=exc.retry_after) from exc
-
-
-@dataclass
-class _PushAnswer:
-    """A push service's answer in the shape pywebpush reads (status_code, reason, text)."""
-
-    status_code: int
-    reason: str
-    text: str
-    headers: httpx.Headers
-
-
-class _GuardedPushSession:
-    """What pywebpush posts through: elshi's checked HTTP client, not requests.
-
-    Each POST goes to a known push service (ELSHI_PUSH_HOSTS) at the public address that was
-    checked (elshi.netguard); redirects are not followed.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.http = netguard.client(
-            settings, follow_redirects=False, headers={"User-Agent": settings.user_agent}
-        )
-
-    def post(self, url: str, *, data: Any = None, headers: Any = None, timeout: Any = None) -> Any:
-        """POST after checking that the endpoint is a known push service."""
-        netguard.check_push_endpoint(url, settings=self.settings, resolve=None)
-        resp = self.http.post(
-            url,
-            content=data,
-            headers=dict(headers or {}),
-            timeout=timeout or self.settings.http_timeout,
-        )
-        return _PushAnswer(resp.status_code, resp.reason_phrase, resp.text, resp.headers)
-
-    def close(self) -> None:
-        """Close the HTTP client."""
-        self.http.close()
-
-
-class PushSender(Sender):
-    """Web push through pywebpush: the text encrypted for the browser (aes128gcm), VAPID-signed."""
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
-        from elshi.crisis.push import vapid
-
-        self.key = vapid(settings)
-        self.session = _GuardedPushSession(settings)
-
-    def send(self, msg: Outgoing) -> str:
-        """Send; 404/410 mean the subscription is gone, 429 and 5xx are tried again.
-
-        An endpoint that is not a known push service at a public address is refused for good.
-        """
-        from pywebpush import WebPushException, webpush
-
-        if not msg.to:
-            raise SendError("no push subscription", retry=False)
-        subscription = json.loads(msg.to)
-        payload = json.dumps({"title": msg.subject, "body": msg.text, "tag": msg.key})
-        try:
-            resp: Any = webpush(
-                subscription,
-                data=payload,
-                vapid_private_key=self.key,
-                vapid_claims={"sub": self.settings.crisis_push_subject},
-                ttl=24 * 3600,
-                timeout=self.settings.http_timeout,
-                headers={"Topic": msg.key[-32:].replace("-", "")},
-                requests_session=self.session,
-            )
-        except WebPushException as exc:
-            status = exc.response.status_code if exc.response is not None else 0
-            retry = status in (0, 429) or status >= 500
-            raise SendError(f"web push: HTTP {status or 'error'}", retry=retry) from exc
-        except netguard.Refused as exc:
-            raise SendError(f"web push refused: {exc}", retry=False) from exc
-        except (OSError, httpx.HTTPError) as exc:
-            raise SendError(f"web push: {exc}", retry=True) from exc
-        return str(resp.headers.get("location") or msg.key)
-
-    def close(self) -> None:
-        """Close the HTTP client."""
-        self.session.close()
-
-
-SENDERS: dict[str, type[Sender]] = {
-    "email": EmailSender,
-    "telegram": TelegramSender,
-    "push": PushSender,
-    "sms": SmsSender,
-}
+def open_sender(settings: Settings, channel: str) -> Sender:
+    """The delivery layer's sender for a channel; e-mail keeps one SMTP connection a batch."""
+    if channel == "email":
+        return EmailSender(settings, timeout=30)
+    return notify.open_sender(channel, settings)
 
 
 def _rate(settings: Settings, channel: str) -> float:
@@ -300,7 +64,7 @@ def compose(
     delivery_id: int,
     recipient: Any,
     push_to: str = "",
-) -> Outgoing:
+) -> Message:
     """Build one person's message in their language with their personal check-in link."""
     lang, m = _pick(messages, recipient.lang)
     link = service.checkin_url(
@@ -319,11 +83,10 @@ def compose(
         text = service.sms_body(m, link=link)
     else:
         text = f"{m['text']}\n\n{CHECKIN_HINT[lang]}\n{link}\n\n{SMS_HINT[lang]}\n"
-    return Outgoing(
-        delivery_id=delivery_id,
-        key=f"crisis-d{delivery_id}",
+    return Message(
+        medium=channel,
         to=to[channel],
-        lang=lang,
+        key=f"crisis-d{delivery_id}",
         subject=m.get("subject") or crisis.title,
         text=text,
     )
@@ -400,7 +163,7 @@ def deliver(
         )
     if not rows:
         return out
-    sender = SENDERS[channel](settings)
+    sender = open_sender(settings, channel)
     rate = _rate(settings, channel)
     gap = 1.0 / rate if rate > 0 else 0.0
     last = 0.0
@@ -466,6 +229,10 @@ def _send_one(
     try:
         external = sender.send(msg)
     except SendError as exc:
+        if exc.kind == "unsure":
+            # The request left and no answer came: the row stays "sending" and becomes
+            # "unknown" (never sent again on this channel), as a stopped worker's rows do.
+            raise
         tries = attempts + 1
         if exc.retry and tries < settings.crisis_max_attempts:
             due = utcnow() + timedelta(seconds=backoff_seconds(tries, exc.retry_after))

@@ -17,12 +17,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from elshi import crypto
 from elshi.consulate.models import Citizen
+from elshi.notify import Message, SendError, telegram
 from elshi.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -146,11 +146,8 @@ def reply(settings: Settings, handled: Handled) -> None:
     """Tell the chat what happened (best effort: a failed reply changes nothing stored)."""
     if handled.outcome not in REPLIES or not handled.chat_id or not settings.telegram_bot_token:
         return
-    url = f"{settings.telegram_api_url.rstrip('/')}/bot{settings.telegram_bot_token}/sendMessage"
     text = REPLIES[handled.outcome].get(handled.lang, REPLIES[handled.outcome]["en"])
     try:
-        httpx.post(
-            url, json={"chat_id": handled.chat_id, "text": text}, timeout=settings.http_timeout
-        )
-    except httpx.HTTPError as exc:
-        log.warning("Telegram reply failed: %s", type(exc).__name__)
+        telegram.send(Message(medium="telegram", to=handled.chat_id, text=text), settings)
+    except SendError as exc:
+        log.warning("Telegram reply failed: %s", exc)

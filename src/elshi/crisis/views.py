@@ -309,7 +309,7 @@ async def walkin(request: Request, crisis_id: Id) -> Response:
 @public.get("/c/push/key")
 def push_key(request: Request) -> JSONResponse:
     """The VAPID public key a browser subscribes to web push with."""
-    from elshi.crisis.push import public_key
+    from elshi.notify.push import public_key
 
     return JSONResponse({"publicKey": public_key(settings_of(request))})
 

@@ -14,9 +14,9 @@ from sqlalchemy.exc import IntegrityError
 from elshi.db import Database
 from elshi.digest import service
 from elshi.digest.models import DigestRun
-from elshi.notify.flows import DeliveryError, email_configured, send_email
+from elshi.notify import Attachment, Message, SendError, email
 
-__all__ = ["DeliveryError", "PdfError", "make_and_send", "render_html", "render_pdf"]
+__all__ = ["PdfError", "SendError", "make_and_send", "render_html", "render_pdf"]
 from elshi.settings import Settings
 from elshi.web.i18n import gettext
 
@@ -94,25 +94,16 @@ def send_digest(
     digest: service.Digest, *, settings: Settings, to: list[str], pdf: bytes | None
 ) -> None:
     """E-mail a digest (HTML body, PDF attached when given)."""
-    attachments = (
-        [
-            (
-                f"elshi-digest-{digest.mission.slug}-{digest.day}-{digest.lang}.pdf",
-                "application/pdf",
-                pdf,
-            )
-        ]
-        if pdf
-        else []
-    )
-    send_email(
-        settings=settings,
-        to=to,
+    name = f"elshi-digest-{digest.mission.slug}-{digest.day}-{digest.lang}.pdf"
+    message = Message(
+        medium="email",
+        to=", ".join(to),
         subject=subject(digest),
         text=digest_text(digest),
         html=render_html(digest),
-        attachments=attachments,
+        attachments=(Attachment(name, "application/pdf", pdf),) if pdf else (),
     )
+    email.send(message, settings)
 
 
 def make_and_send(
@@ -145,14 +136,14 @@ def make_and_send(
         run_id = run.id
     error = None
     try:
-        if to and email_configured(settings):
+        if to and email.configured(settings):
             send_digest(
                 digest,
                 settings=settings,
                 to=to,
                 pdf=render_pdf(render_html(digest), settings=settings) if pdf else None,
             )
-    except (DeliveryError, PdfError) as exc:
+    except (SendError, PdfError) as exc:
         error = str(exc)
         log.warning("digest %s/%s/%s failed: %s", mission_slug, lang, when, exc)
     with db.session() as s:
