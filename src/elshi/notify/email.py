@@ -89,12 +89,16 @@ class EmailSender(Sender):
 
     def __init__(
         self,
-        settings: Settings,
+        settings: Settings | None = None,
         *,
         server: SmtpServer | None = None,
         timeout: float | None = None,
     ) -> None:
-        self.server = server or SmtpServer.from_settings(settings, timeout=timeout)
+        if server is None:
+            if settings is None:
+                raise TypeError("EmailSender needs settings or a server")
+            server = SmtpServer.from_settings(settings, timeout=timeout)
+        self.server = server
         self.smtp: smtplib.SMTP | None = None
 
     def _connect(self) -> smtplib.SMTP:

@@ -17,6 +17,7 @@ import httpx
 from pydantic import BaseModel
 
 from elshi.db import Database
+from elshi.notify import SendError
 from elshi.settings import Settings
 from elshi.speak.text import Limit
 
@@ -232,11 +233,16 @@ def classify(
 ) -> ChannelError:
     """Turn an HTTP failure into a ChannelError by its status code."""
     status = response.status_code
+    if status == 429 and retry_after is None:
+        retry_after = retry_after_seconds(response.headers.get("retry-after"))
+    return classify_status(status, message, retry_after=retry_after)
+
+
+def classify_status(status: int, message: str, *, retry_after: float | None = None) -> ChannelError:
+    """Turn an HTTP status (and the failure's message) into a ChannelError."""
     if status in (401, 403):
         return ChannelError("expired_token", message, status=status)
     if status == 429:
-        if retry_after is None:
-            retry_after = retry_after_seconds(response.headers.get("retry-after"))
         return ChannelError("rate_limited", message, status=status, retry_after=retry_after)
     if status >= 500:
         return ChannelError("server_error", message, status=status)
@@ -260,6 +266,23 @@ def request(
     except httpx.HTTPError as exc:
         kind: ErrorKind = "unsure" if sent_body and method != "GET" else "network"
         raise ChannelError(kind, f"{httpx.URL(url).host}: {exc}") from exc
+
+
+def from_send_error(exc: SendError) -> ChannelError:
+    """Turn a failure of the delivery layer (elshi.notify) into a ChannelError."""
+    message = str(exc)[:500]
+    if exc.kind in ("network", "config"):
+        return ChannelError("network", message)
+    if exc.kind == "unsure":
+        return ChannelError("unsure", message)
+    if exc.kind == "auth" and exc.status is None:
+        return ChannelError("expired_token", message)
+    if exc.status is None:
+        kind: ErrorKind = "server_error" if exc.retry else "rejected"
+        return ChannelError(kind, message, retry_after=exc.retry_after)
+    if exc.kind == "auth":
+        return ChannelError("expired_token", message, status=exc.status)
+    return classify_status(exc.status, message, retry_after=exc.retry_after)
 
 
 def json_body(response: httpx.Response) -> Any:

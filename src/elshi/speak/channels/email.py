@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import smtplib
-import ssl
-from email.message import EmailMessage
-from email.utils import make_msgid
 from html import escape
 from typing import Any
 
@@ -13,17 +9,19 @@ from pydantic import BaseModel, Field
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from elshi.accounts.service import audit, mask_emails
+from elshi.accounts.service import audit
 from elshi.db import utcnow
+from elshi.notify import Message, SendError
+from elshi.notify.email import EmailSender, SmtpServer
 from elshi.plugins import hookimpl
 from elshi.speak.channels.base import (
     Channel,
     ChannelContext,
     ChannelError,
-    ErrorKind,
     Metrics,
     Outgoing,
     Sent,
+    from_send_error,
 )
 from elshi.speak.media import absolute
 
@@ -58,48 +56,28 @@ def send_mail(
     subject: str,
     body: str,
     timeout: float = 20.0,
-    headers: dict[str, str] | None = None,
+    unsubscribe: str = "",
     html: str | None = None,
 ) -> str:
-    """Send one plain-text e-mail (with an HTML alternative when given); return its Message-ID."""
-    msg = EmailMessage()
-    msg["From"] = config.from_address
-    msg["To"] = to
-    msg["Subject"] = subject
-    msg["Message-ID"] = make_msgid(domain="elshi")
-    for name, value in (headers or {}).items():
-        msg[name] = value
-    msg.set_content(body)
-    if html is not None:
-        msg.add_alternative(html, subtype="html")
+    """Send one plain-text e-mail (with an HTML alternative when given) through the channel's
+    SMTP server (elshi.notify.email); return its Message-ID. Failures are ChannelErrors."""
+    server = SmtpServer(
+        host=config.smtp_host,
+        port=config.smtp_port,
+        from_address=config.from_address,
+        security=config.security,
+        username=config.username,
+        password=secrets.password,
+        timeout=timeout,
+    )
+    message = Message(
+        medium="email", to=to, subject=subject, text=body, html=html, unsubscribe=unsubscribe
+    )
     try:
-        if config.security == "tls":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                config.smtp_host,
-                config.smtp_port,
-                timeout=timeout,
-                context=ssl.create_default_context(),
-            )
-        else:
-            smtp = smtplib.SMTP(config.smtp_host, config.smtp_port, timeout=timeout)
-        with smtp:
-            if config.security == "starttls":
-                smtp.starttls(context=ssl.create_default_context())
-            if config.username:
-                smtp.login(config.username, secrets.password)
-            smtp.send_message(msg)
-    except smtplib.SMTPAuthenticationError as exc:
-        raise ChannelError("expired_token", f"SMTP sign-in refused: {exc.smtp_code}") from exc
-    except smtplib.SMTPResponseException as exc:
-        kind: ErrorKind = "server_error" if 400 <= exc.smtp_code < 500 else "rejected"
-        # The server's answer may name the recipient: never keep an address in an error.
-        detail = mask_emails(str(exc.smtp_error))[:300]
-        raise ChannelError(kind, f"SMTP {exc.smtp_code}: {detail}") from exc
-    except smtplib.SMTPRecipientsRefused as exc:
-        raise ChannelError("rejected", "SMTP: the server refused the recipient") from exc
-    except (OSError, smtplib.SMTPException) as exc:
-        raise ChannelError("network", f"SMTP server {config.smtp_host}: {exc}") from exc
-    return str(msg["Message-ID"])
+        with EmailSender(server=server) as sender:
+            return sender.send(message)
+    except SendError as exc:
+        raise from_send_error(exc) from exc
 
 
 def newsletter_html(
@@ -219,7 +197,7 @@ class EmailChannel(Channel):
             subject=post.headline or post.text[:80],
             body=body + f"\n\n--\n{leave}",
             timeout=ctx.settings.http_timeout,
-            headers={"List-Unsubscribe": f"<{leave}>"},
+            unsubscribe=leave,
             html=newsletter_html(post, images, ctx.settings.base_url, leave) if images else None,
         )
 

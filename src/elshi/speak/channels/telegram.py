@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from elshi.notify import SendError
+from elshi.notify import telegram as bot
 from elshi.plugins import hookimpl
 from elshi.speak.channels.base import (
     Channel,
@@ -16,7 +17,7 @@ from elshi.speak.channels.base import (
     Outgoing,
     Sent,
     classify,
-    json_body,
+    from_send_error,
     media_refused,
     request,
 )
@@ -90,29 +91,17 @@ class TelegramChannel(Channel):
         files: dict[str, Any] | None = None,
         **body: Any,
     ) -> Any:
-        url = f"{config.api_base.rstrip('/')}/bot{token}/{method}"
-        if files:
-            # multipart/form-data: plain fields as strings, objects as JSON (Bot API rules).
-            fields = {
-                k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
-                for k, v in body.items()
-            }
-            resp = request(ctx, "POST", url, data=fields, files=files)
-        else:
-            resp = request(ctx, "POST", url, json=body)
-        data = json_body(resp)
-        if resp.status_code == 200 and isinstance(data, dict) and data.get("ok"):
-            return data.get("result")
-        description = (data.get("description") if isinstance(data, dict) else None) or resp.text
-        message = f"Telegram {method}: {description}"[:500]
-        params = data.get("parameters") if isinstance(data, dict) else None
-        retry_after = params.get("retry_after") if isinstance(params, dict) else None
-        if resp.status_code == 400 and "too long" in description.lower():
-            raise ChannelError("too_long", message, status=400)
-        if resp.status_code == 404 and "not found" in description.lower():
-            # The Bot API answers 404 Not Found for an unknown or revoked bot token.
-            raise ChannelError("expired_token", message, status=404)
-        raise classify(resp, message, retry_after=retry_after)
+        try:
+            return bot.call(
+                ctx.client(),
+                api_url=config.api_base,
+                token=token,
+                method=method,
+                files=files,
+                **body,
+            )
+        except SendError as exc:
+            raise from_send_error(exc) from exc
 
     def _photos(
         self,
