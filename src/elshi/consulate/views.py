@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -37,11 +37,11 @@ from elshi.crisis.telegram import link_url as telegram_link_url
 from elshi.db import utcnow
 from elshi.notify.email import Email
 from elshi.settings import Settings
+from elshi.web.actions import CHECKED, Refusal, handle_form
 from elshi.web.bounds import Id, QueryId, parse_date
 from elshi.web.deps import DbSession, StaffUser, get_db
 from elshi.web.i18n import N_
 from elshi.web.templating import (
-    csrf_valid,
     login_policy_of,
     redirect_with_session,
     render,
@@ -84,7 +84,6 @@ STAY_SAVED = N_("Your stay is registered. Please confirm it is right.")
 NOT_FOUND = N_("Not found, or not yours to see.")
 UPLOAD_TOO_BIG = N_("The file is larger than %(mb)s MB.")
 NOT_ALLOWED = N_("Your role does not allow this.")
-CHOOSE_SLOT = N_("Choose a time from the list.")
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -172,6 +171,7 @@ def _page(request: Request, template: str, status: int = 200, **context: Any) ->
     context.setdefault("citizen", getattr(request.state, "citizen", None))
     context["notices"] = NOTICES
     context["status_names"] = service.STATUS_NAMES
+    context["event_names"] = service.APPOINTMENT_EVENTS
     context["names_of"] = lambda names: names.get(request_language(request)) or names.get("en", "")
     return render(request, "consulate/" + template, context, status=status)
 
@@ -247,13 +247,68 @@ def _with_session(request: Request, target: str, key: str, lifetime: timedelta) 
     )
 
 
-def _attempt(db: Session, fn: Callable[[], T]) -> T | service.Invalid:
-    """Run a change; on refusal roll everything back and return the refusal."""
-    try:
-        return fn()
-    except service.Invalid as exc:
-        db.rollback()
-        return exc
+def _message(request: Request, exc: service.Invalid) -> Response:
+    return _page(request, "message.html", 400, message=exc.problems[0].message)
+
+
+def _citizen_form(
+    request: Request,
+    db: Session,
+    token: str | object | None,
+    change: Callable[[], T],
+    *,
+    done: Callable[[T], Response],
+    invalid: Callable[[service.Invalid], Response] | None = None,
+    deliver: Callable[[T], None] | None = None,
+    expired: Callable[[], Response] | None = None,
+    refused: Sequence[Refusal] = (),
+) -> Response:
+    """Run a citizen's form through the one form helper with the e-consulate's pages."""
+    return handle_form(
+        request,
+        db,
+        change,
+        token=token,
+        expired=expired or (lambda: _expired(request)),
+        done=done,
+        deliver=deliver,
+        refused=[
+            *refused,
+            (service.NotFound, lambda _: _not_found(request)),
+            (service.Invalid, invalid or (lambda exc: _message(request, exc))),
+        ],
+    )
+
+
+def _officer_form(
+    request: Request,
+    db: Session,
+    token: str | object | None,
+    change: Callable[[], T],
+    *,
+    done: Callable[[T], Response],
+    invalid: Callable[[service.Invalid], Response] | None = None,
+    deliver: Callable[[T], None] | None = None,
+) -> Response:
+    """Run an officer's form: refusals by role answer 403, unknown records 404."""
+
+    def refused_page(exc: service.Invalid) -> Response:
+        return render(request, "error.html", {"message": exc.problems[0].message}, status=400)
+
+    return handle_form(
+        request,
+        db,
+        change,
+        token=token,
+        expired=lambda: _staff_expired(request),
+        done=done,
+        deliver=deliver,
+        refused=[
+            (service.NotFound, lambda _: _staff_not_found(request)),
+            (PermissionDenied, lambda _: _forbidden(request)),
+            (service.Invalid, invalid or refused_page),
+        ],
+    )
 
 
 # ---------------------------------------------------------------------------- PWA
@@ -328,26 +383,26 @@ def signup(
 ) -> Response:
     """Create an account and e-mail the confirmation link."""
     values = {"email": email, "name": name, "phone": phone}
-    if not csrf_valid(request, csrf_token):
-        return _page(request, "signup.html", 400, values=values, error=FORM_EXPIRED)
-    settings = settings_of(request)
-    result = _attempt(
+    return _citizen_form(
+        request,
         db,
+        csrf_token,
         lambda: flows.sign_up(
             db=db,
-            settings=settings,
+            settings=settings_of(request),
             email=email,
             password=password,
             name=name,
             phone=phone,
             lang=request_language(request),
         ),
+        expired=lambda: _page(request, "signup.html", 400, values=values, error=FORM_EXPIRED),
+        invalid=lambda exc: _page(
+            request, "signup.html", 400, values=values, errors=_problems(request, exc)
+        ),
+        deliver=lambda result: _send(request, [mail for mail in result[1:] if mail is not None]),
+        done=lambda _: _back("/consulate/login", "check_mail"),
     )
-    if isinstance(result, service.Invalid):
-        return _page(request, "signup.html", 400, values=values, errors=_problems(request, result))
-    db.commit()
-    _send(request, [mail for mail in result[1:] if mail is not None])
-    return _back("/consulate/login", "check_mail")
 
 
 @router.get("/verify")
@@ -383,36 +438,47 @@ def login(
     def again(message: str, status: int) -> Response:
         return _page(request, "login.html", status, next=target, email=email, error=message)
 
-    if not csrf_valid(request, csrf_token):
-        return again(FORM_EXPIRED, 400)
-    result = flows.sign_in(
-        db=db,
-        email=email,
-        password=password,
-        ip=_ip(request),
-        policy=login_policy_of(request),
-        lifetime=_lifetime(request),
-    )
-    mail = None
-    if result.status == "unverified" and result.user_id:
-        citizen = service.get_citizen(db=db, citizen_id=result.user_id)
-        mail = flows.verification_email(db=db, settings=settings_of(request), citizen=citizen)
-    db.commit()
-    if mail is not None:
-        _send(request, [mail])
-        return again(UNVERIFIED, 403)
-    if result.status == "ok" and result.session_key:
-        return _with_session(request, target, result.session_key, _lifetime(request))
-    if result.status == "code" and result.session_key:
-        return _with_session(
-            request,
-            "/consulate/login/code?" + urlencode({"next": target}),
-            result.session_key,
-            login_policy_of(request).mfa_timeout,
+    def change() -> tuple[flows.SignIn, Email | None]:
+        result = flows.sign_in(
+            db=db,
+            email=email,
+            password=password,
+            ip=_ip(request),
+            policy=login_policy_of(request),
+            lifetime=_lifetime(request),
         )
-    if result.status == "blocked":
-        return again(BLOCKED, 429)
-    return again(BAD_LOGIN, 401)
+        mail = None
+        if result.status == "unverified" and result.user_id:
+            citizen = service.get_citizen(db=db, citizen_id=result.user_id)
+            mail = flows.verification_email(db=db, settings=settings_of(request), citizen=citizen)
+        return result, mail
+
+    def done(outcome: tuple[flows.SignIn, Email | None]) -> Response:
+        result, mail = outcome
+        if mail is not None:
+            return again(UNVERIFIED, 403)
+        if result.status == "ok" and result.session_key:
+            return _with_session(request, target, result.session_key, _lifetime(request))
+        if result.status == "code" and result.session_key:
+            return _with_session(
+                request,
+                "/consulate/login/code?" + urlencode({"next": target}),
+                result.session_key,
+                login_policy_of(request).mfa_timeout,
+            )
+        if result.status == "blocked":
+            return again(BLOCKED, 429)
+        return again(BAD_LOGIN, 401)
+
+    return _citizen_form(
+        request,
+        db,
+        csrf_token,
+        change,
+        expired=lambda: again(FORM_EXPIRED, 400),
+        deliver=lambda outcome: _send(request, [outcome[1]]) if outcome[1] else None,
+        done=done,
+    )
 
 
 @router.get("/login/code")
@@ -432,23 +498,32 @@ def login_code(
     """Check the authenticator code and finish signing in."""
     target = _safe_next(next)
     key = _session_key(request)
-    if key is None or not csrf_valid(request, csrf_token):
-        return _page(request, "login.html", 400, next=target, email="", error=CODE_EXPIRED)
-    result = flows.sign_in_code(
-        db=db,
-        pending_key=key,
-        code=code,
-        ip=_ip(request),
-        policy=login_policy_of(request),
-        lifetime=_lifetime(request),
+
+    def done(result: flows.SignIn) -> Response:
+        if result.status == "ok" and result.session_key:
+            return _with_session(request, target, result.session_key, _lifetime(request))
+        if result.status == "failed" and result.session_key:
+            return _page(request, "login_code.html", 401, next=target, error=BAD_CODE)
+        message = BLOCKED if result.status == "blocked" else CODE_EXPIRED
+        return _page(request, "login.html", 400, next=target, email="", error=message)
+
+    return _citizen_form(
+        request,
+        db,
+        csrf_token if key is not None else None,
+        lambda: flows.sign_in_code(
+            db=db,
+            pending_key=key or "",
+            code=code,
+            ip=_ip(request),
+            policy=login_policy_of(request),
+            lifetime=_lifetime(request),
+        ),
+        expired=lambda: _page(
+            request, "login.html", 400, next=target, email="", error=CODE_EXPIRED
+        ),
+        done=done,
     )
-    db.commit()
-    if result.status == "ok" and result.session_key:
-        return _with_session(request, target, result.session_key, _lifetime(request))
-    if result.status == "failed" and result.session_key:
-        return _page(request, "login_code.html", 401, next=target, error=BAD_CODE)
-    message = BLOCKED if result.status == "blocked" else CODE_EXPIRED
-    return _page(request, "login.html", 400, next=target, email="", error=message)
 
 
 @router.post("/logout")
@@ -456,21 +531,30 @@ def logout(
     request: Request, db: DbSession, csrf_token: Annotated[str, Form(max_length=1000)] = ""
 ) -> Response:
     """Sign out."""
-    if not csrf_valid(request, csrf_token):
-        return _expired(request)
     key = _session_key(request)
-    if key:
-        service.end_session(db=db, key=key)
-        db.commit()
-    response = RedirectResponse("/consulate/", status_code=303)
-    response.delete_cookie(CITIZEN_COOKIE, path="/")
-    return response
+
+    def done(_: None) -> Response:
+        response = RedirectResponse("/consulate/", status_code=303)
+        response.delete_cookie(CITIZEN_COOKIE, path="/")
+        return response
+
+    return _citizen_form(
+        request,
+        db,
+        csrf_token,
+        lambda: service.end_session(db=db, key=key) if key else None,
+        done=done,
+    )
 
 
 @router.get("/reset")
 def reset_page(request: Request, token: str = "") -> Response:
     """Ask for a reset link, or (with a token) choose a new password."""
     return _page(request, "reset.html", token=token[:200], email="")
+
+
+class _BadLink(Exception):
+    """The reset link is not valid any more."""
 
 
 @router.post("/reset")
@@ -483,26 +567,44 @@ def reset(
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Send a reset link, or set the new password."""
-    if not csrf_valid(request, csrf_token):
+
+    def expired() -> Response:
         return _page(request, "reset.html", 400, token=token, email=email, error=FORM_EXPIRED)
+
     if not token:
-        mail = flows.request_reset(db=db, settings=settings_of(request), email=email)
-        db.commit()
-        if mail is not None:
-            _send(request, [mail])
-        return _back("/consulate/login", "reset_sent")
-    result = _attempt(db, lambda: flows.reset_password(db=db, token=token, password=password))
-    if isinstance(result, service.Invalid):
-        return _page(
-            request, "reset.html", 400, token=token, email="", errors=_problems(request, result)
+        return _citizen_form(
+            request,
+            db,
+            csrf_token,
+            lambda: flows.request_reset(db=db, settings=settings_of(request), email=email),
+            expired=expired,
+            deliver=lambda mail: _send(request, [mail]) if mail is not None else None,
+            done=lambda _: _back("/consulate/login", "reset_sent"),
         )
-    if result is None:
-        db.rollback()
-        return _page(request, "message.html", 400, message=BAD_LINK)
-    db.commit()
-    response = _back("/consulate/login", "password_set")
-    response.delete_cookie(CITIZEN_COOKIE, path="/")
-    return response
+
+    def change() -> Citizen:
+        citizen = flows.reset_password(db=db, token=token, password=password)
+        if citizen is None:
+            raise _BadLink
+        return citizen
+
+    def done(_: Citizen) -> Response:
+        response = _back("/consulate/login", "password_set")
+        response.delete_cookie(CITIZEN_COOKIE, path="/")
+        return response
+
+    return _citizen_form(
+        request,
+        db,
+        csrf_token,
+        change,
+        expired=expired,
+        invalid=lambda exc: _page(
+            request, "reset.html", 400, token=token, email="", errors=_problems(request, exc)
+        ),
+        refused=[(_BadLink, lambda _: _page(request, "message.html", 400, message=BAD_LINK))],
+        done=done,
+    )
 
 
 @router.get("/totp")
@@ -524,14 +626,21 @@ def totp(
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Turn on two-step sign-in once the code from the app matches."""
-    if not csrf_valid(request, csrf_token):
-        return _expired(request)
-    if not flows.enable_totp(db=db, citizen_id=citizen.id, secret=secret, code=code):
-        secret = secret if valid_totp_secret(secret) else flows.start_totp()
-        uri = totp_uri(secret=secret, email=citizen.email)
-        return _page(request, "totp.html", 400, secret=secret, uri=uri, error=BAD_CODE)
-    db.commit()
-    return _back("/consulate/home", "totp_on")
+
+    def done(enabled: bool) -> Response:
+        if enabled:
+            return _back("/consulate/home", "totp_on")
+        shown = secret if valid_totp_secret(secret) else flows.start_totp()
+        uri = totp_uri(secret=shown, email=citizen.email)
+        return _page(request, "totp.html", 400, secret=shown, uri=uri, error=BAD_CODE)
+
+    return _citizen_form(
+        request,
+        db,
+        csrf_token,
+        lambda: flows.enable_totp(db=db, citizen_id=citizen.id, secret=secret, code=code),
+        done=done,
+    )
 
 
 # ---------------------------------------------------------------------------- the citizen's page
@@ -575,21 +684,22 @@ async def stay_new(request: Request, db: DbSession, citizen: CitizenUser) -> Res
     raw = {k: str(v) for k, v in form.items()}
 
     def work() -> Response:
-        if not csrf_valid(request, raw.get("csrf_token")):
-            return _expired(request)
-        result = _attempt(db, lambda: service.register_stay(db=db, citizen_id=citizen.id, raw=raw))
-        if isinstance(result, service.Invalid):
-            return _page(
+        return _citizen_form(
+            request,
+            db,
+            raw.get("csrf_token"),
+            lambda: service.register_stay(db=db, citizen_id=citizen.id, raw=raw),
+            invalid=lambda exc: _page(
                 request,
                 "stay.html",
                 400,
                 values=raw,
                 missions=service.consular_missions(db=db),
                 companions=range(3),
-                errors=_problems(request, result),
-            )
-        db.commit()
-        return _back("/consulate/home", "stay")
+                errors=_problems(request, exc),
+            ),
+            done=lambda _: _back("/consulate/home", "stay"),
+        )
 
     return await run_in_threadpool(work)
 
@@ -604,21 +714,20 @@ def stay_action(
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Confirm or cancel a registered stay."""
-    if not csrf_valid(request, csrf_token):
-        return _expired(request)
-    if action not in ("confirm", "cancel"):
-        return _not_found(request)
-    fn = service.confirm_stay if action == "confirm" else service.cancel_stay
-    try:
-        result = _attempt(
-            db, lambda: fn(db=db, citizen_id=citizen.id, registration_id=registration_id)
-        )
-    except service.NotFound:
-        return _not_found(request)
-    if isinstance(result, service.Invalid):
-        return _page(request, "message.html", 400, message=result.problems[0].message)
-    db.commit()
-    return _back("/consulate/home", "confirmed" if action == "confirm" else "saved")
+    actions = {"confirm": service.confirm_stay, "cancel": service.cancel_stay}
+
+    def change() -> Any:
+        if action not in actions:
+            raise service.NotFound(action)
+        return actions[action](db=db, citizen_id=citizen.id, registration_id=registration_id)
+
+    return _citizen_form(
+        request,
+        db,
+        csrf_token,
+        change,
+        done=lambda _: _back("/consulate/home", "confirmed" if action == "confirm" else "saved"),
+    )
 
 
 @router.get("/services")
@@ -646,26 +755,29 @@ def apply(
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Start a draft request for a service."""
-    if not csrf_valid(request, csrf_token):
-        return _expired(request)
-    try:
-        row = service.create_draft(db=db, citizen_id=citizen.id, service_type_id=service_type_id)
-    except service.NotFound:
-        return _not_found(request)
-    db.commit()
-    return RedirectResponse(f"/consulate/requests/{row.id}", status_code=303)
+    return _citizen_form(
+        request,
+        db,
+        csrf_token,
+        lambda: service.create_draft(db=db, citizen_id=citizen.id, service_type_id=service_type_id),
+        done=lambda row: RedirectResponse(f"/consulate/requests/{row.id}", status_code=303),
+    )
 
 
-def _own_request(
-    request: Request, db: Session, citizen: Citizen, request_id: int, token: str | None
-) -> ServiceRequest | Response:
-    """Check the form token and that the request is the citizen's; else the page to show."""
-    if not csrf_valid(request, token):
-        return _expired(request)
-    try:
-        return service.citizen_request(db=db, citizen_id=citizen.id, request_id=request_id)
-    except service.NotFound:
-        return _not_found(request)
+def _request_again(
+    request: Request,
+    db: Session,
+    citizen: Citizen,
+    request_id: int,
+    exc: service.Invalid,
+    *,
+    status: int = 400,
+    values: dict[str, Any] | None = None,
+) -> Response:
+    """The request's page again, with what was wrong (the change was rolled back)."""
+    req = service.citizen_request(db=db, citizen_id=citizen.id, request_id=request_id)
+    errors = _problems(request, exc)
+    return _request_page(request, db, citizen, req, status=status, errors=errors, values=values)
 
 
 def _request_page(
@@ -723,50 +835,34 @@ async def save_answers(
     """Save the form as a draft, or save and submit."""
     form = await request.form(max_files=0, max_fields=200)
     raw = {k: str(v) for k, v in form.items()}
+    submit = raw.get("action") == "submit"
+
+    def then_submit(_: Any) -> Response:
+        if not submit:
+            return _back(f"/consulate/requests/{request_id}", "saved")
+        return _citizen_form(
+            request,
+            db,
+            CHECKED,
+            lambda: flows.submit_request(
+                db=db, settings=settings_of(request), citizen_id=citizen.id, request_id=request_id
+            ),
+            invalid=lambda exc: _request_again(request, db, citizen, request_id, exc),
+            deliver=lambda mail: _send(request, [mail]),
+            done=lambda _: _back(f"/consulate/requests/{request_id}", "submitted"),
+        )
 
     def work() -> Response:
-        req = _own_request(request, db, citizen, request_id, raw.get("csrf_token"))
-        if isinstance(req, Response):
-            return req
-        saved = _attempt(
+        return _citizen_form(
+            request,
             db,
+            raw.get("csrf_token"),
             lambda: service.save_answers(
-                db=db,
-                citizen_id=citizen.id,
-                request_id=request_id,
-                raw=raw,
-                complete=raw.get("action") == "submit",
+                db=db, citizen_id=citizen.id, request_id=request_id, raw=raw, complete=submit
             ),
+            invalid=lambda exc: _request_again(request, db, citizen, request_id, exc, values=raw),
+            done=then_submit,
         )
-        if isinstance(saved, service.Invalid):
-            return _request_page(
-                request,
-                db,
-                citizen,
-                req,
-                status=400,
-                values=raw,
-                errors=_problems(request, saved),
-            )
-        db.commit()
-        if raw.get("action") != "submit":
-            return _back(f"/consulate/requests/{request_id}", "saved")
-        sent = _attempt(
-            db,
-            lambda: flows.submit_request(
-                db=db,
-                settings=settings_of(request),
-                citizen_id=citizen.id,
-                request_id=request_id,
-            ),
-        )
-        if isinstance(sent, service.Invalid):
-            return _request_page(
-                request, db, citizen, req, status=400, errors=_problems(request, sent)
-            )
-        db.commit()
-        _send(request, [sent])
-        return _back(f"/consulate/requests/{request_id}", "submitted")
 
     return await run_in_threadpool(work)
 
@@ -802,30 +898,29 @@ async def upload(request: Request, db: DbSession, citizen: CitizenUser, request_
     token = str(form.get("csrf_token") or "")
     await form.close()
 
-    def work() -> Response:
-        req = _own_request(request, db, citizen, request_id, token)
-        if isinstance(req, Response):
-            return req
+    def change() -> Any:
+        service.citizen_request(db=db, citizen_id=citizen.id, request_id=request_id)
         if not isinstance(file, UploadFile) or not name:
-            errors = {"file": translate(request, documents.NO_FILE)}
-            return _request_page(request, db, citizen, req, status=400, errors=errors)
-        result = _attempt(
-            db,
-            lambda: flows.upload_document(
-                db=db,
-                settings=settings,
-                citizen_id=citizen.id,
-                request_id=request_id,
-                kind=kind,
-                filename=name,
-                data=data,
-            ),
+            raise service.Invalid(service.Problem("file", documents.NO_FILE))
+        return flows.upload_document(
+            db=db,
+            settings=settings,
+            citizen_id=citizen.id,
+            request_id=request_id,
+            kind=kind,
+            filename=name,
+            data=data,
         )
-        if isinstance(result, service.Invalid):
-            return _request_page(
-                request, db, citizen, req, status=400, errors=_problems(request, result)
-            )
-        return _back(f"/consulate/requests/{request_id}", "uploaded")
+
+    def work() -> Response:
+        return _citizen_form(
+            request,
+            db,
+            token,
+            change,
+            invalid=lambda exc: _request_again(request, db, citizen, request_id, exc),
+            done=lambda _: _back(f"/consulate/requests/{request_id}", "uploaded"),
+        )
 
     return await run_in_threadpool(work)
 
@@ -862,22 +957,22 @@ def delete_document(
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Remove a document from a request that can still be changed."""
-    if not csrf_valid(request, csrf_token):
-        return _expired(request)
-    try:
+
+    def change() -> int:
         doc = service.citizen_document(db=db, citizen_id=citizen.id, document_id=document_id)
         request_id = doc.request_id
-        result = _attempt(
-            db,
-            lambda: flows.delete_document(
-                db=db, settings=settings_of(request), citizen_id=citizen.id, document_id=document_id
-            ),
+        flows.delete_document(
+            db=db, settings=settings_of(request), citizen_id=citizen.id, document_id=document_id
         )
-    except service.NotFound:
-        return _not_found(request)
-    if isinstance(result, service.Invalid):
-        return _page(request, "message.html", 400, message=result.problems[0].message)
-    return _back(f"/consulate/requests/{request_id}", "saved")
+        return request_id
+
+    return _citizen_form(
+        request,
+        db,
+        csrf_token,
+        change,
+        done=lambda request_id: _back(f"/consulate/requests/{request_id}", "saved"),
+    )
 
 
 @router.post("/requests/{request_id}/messages")
@@ -890,21 +985,21 @@ def citizen_message(
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Write to the consular section about a request."""
-    req = _own_request(request, db, citizen, request_id, csrf_token)
-    if isinstance(req, Response):
-        return req
-    result = _attempt(
+    return _citizen_form(
+        request,
         db,
+        csrf_token,
         lambda: service.post_message(
-            db=db, request=req, kind="citizen", sender_id=citizen.id, label=citizen.name, body=body
+            db=db,
+            request=service.citizen_request(db=db, citizen_id=citizen.id, request_id=request_id),
+            kind="citizen",
+            sender_id=citizen.id,
+            label=citizen.name,
+            body=body,
         ),
+        invalid=lambda exc: _request_again(request, db, citizen, request_id, exc),
+        done=lambda _: _back(f"/consulate/requests/{request_id}", "sent"),
     )
-    if isinstance(result, service.Invalid):
-        return _request_page(
-            request, db, citizen, req, status=400, errors=_problems(request, result)
-        )
-    db.commit()
-    return _back(f"/consulate/requests/{request_id}", "sent")
 
 
 @router.post("/requests/{request_id}/book")
@@ -917,46 +1012,24 @@ def book(
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Book (or move to) a slot for a request."""
-    req = _own_request(request, db, citizen, request_id, csrf_token)
-    if isinstance(req, Response):
-        return req
-    if not slot_id.isdigit():
-        errors = {"slot_id": translate(request, CHOOSE_SLOT)}
-        return _request_page(request, db, citizen, req, status=400, errors=errors)
-    current = next(
-        (
-            a
-            for a, _ in service.citizen_appointments(db=db, citizen_id=citizen.id)
-            if a.request_id == req.id and a.status == "booked"
+    return _citizen_form(
+        request,
+        db,
+        csrf_token,
+        lambda: service.book_or_move(
+            db=db, citizen_id=citizen.id, request_id=request_id, slot_id=slot_id
         ),
-        None,
+        refused=[
+            (
+                service.SlotFull,
+                lambda exc: _request_again(request, db, citizen, request_id, exc, status=409),
+            )
+        ],
+        invalid=lambda exc: _request_again(request, db, citizen, request_id, exc),
+        done=lambda booked: _back(
+            f"/consulate/requests/{request_id}", "moved" if booked.moved else "booked"
+        ),
     )
-    try:
-        result = _attempt(
-            db,
-            lambda: (
-                service.move(
-                    db=db, citizen_id=citizen.id, appointment_id=current.id, slot_id=int(slot_id)
-                )
-                if current
-                else service.book(
-                    db=db, slot_id=int(slot_id), citizen_id=citizen.id, request_id=req.id
-                )
-            ),
-        )
-    except service.NotFound:
-        return _not_found(request)
-    if isinstance(result, service.Invalid):
-        return _request_page(
-            request,
-            db,
-            citizen,
-            req,
-            status=409 if isinstance(result, service.SlotFull) else 400,
-            errors=_problems(request, result),
-        )
-    db.commit()
-    return _back(f"/consulate/requests/{request_id}", "moved" if current else "booked")
 
 
 @router.post("/appointments/{appointment_id}/cancel")
@@ -968,20 +1041,20 @@ def cancel_appointment(
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Cancel an appointment."""
-    if not csrf_valid(request, csrf_token):
-        return _expired(request)
-    try:
-        result = _attempt(
-            db,
-            lambda: service.cancel(db=db, citizen_id=citizen.id, appointment_id=appointment_id),
+
+    def done(appointment: Any) -> Response:
+        request_id = appointment.request_id
+        return _back(
+            f"/consulate/requests/{request_id}" if request_id else "/consulate/home", "cancelled"
         )
-    except service.NotFound:
-        return _not_found(request)
-    if isinstance(result, service.Invalid):
-        return _page(request, "message.html", 400, message=result.problems[0].message)
-    db.commit()
-    target = f"/consulate/requests/{result.request_id}" if result.request_id else "/consulate/home"
-    return _back(target, "cancelled")
+
+    return _citizen_form(
+        request,
+        db,
+        csrf_token,
+        lambda: service.cancel(db=db, citizen_id=citizen.id, appointment_id=appointment_id),
+        done=done,
+    )
 
 
 @router.get("/access")
@@ -1129,8 +1202,6 @@ def officer_action(
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Claim, ask for documents, approve, reject, or write to the applicant."""
-    if not csrf_valid(request, csrf_token):
-        return _staff_expired(request)
     settings = settings_of(request)
     actions: dict[str, tuple[Callable[[], Any], str]] = {
         "claim": (
@@ -1174,25 +1245,27 @@ def officer_action(
             "sent",
         ),
     }
-    if action not in actions:
-        return _staff_not_found(request)
-    fn, notice = actions[action]
-    try:
-        result = _attempt(db, fn)
-    except service.NotFound:
-        return _staff_not_found(request)
-    except PermissionDenied:
-        db.rollback()
-        return _forbidden(request)
-    if isinstance(result, service.Invalid):
+
+    def change() -> Any:
+        if action not in actions:
+            raise service.NotFound(action)
+        return actions[action][0]()
+
+    def refused(exc: service.Invalid) -> Response:
         req = service.staff_request(db=db, actor=principal, request_id=request_id)
-        db.commit()
-        return _officer_request_page(
-            request, db, principal, req, status=400, errors=_problems(request, result)
-        )
-    db.commit()
-    _send(request, [result])
-    return _back(f"/consular/requests/{request_id}", notice)
+        db.commit()  # the view of the request is recorded
+        errors = _problems(request, exc)
+        return _officer_request_page(request, db, principal, req, status=400, errors=errors)
+
+    return _officer_form(
+        request,
+        db,
+        csrf_token,
+        change,
+        invalid=refused,
+        deliver=lambda mail: _send(request, [mail]),
+        done=lambda _: _back(f"/consular/requests/{request_id}", actions[action][1]),
+    )
 
 
 @staff.get("/documents/{document_id}")
@@ -1267,55 +1340,53 @@ async def slots_add(request: Request, db: DbSession, principal: StaffUser) -> Re
     """Open slots on a day."""
     form = await request.form(max_files=0, max_fields=20)
     raw = {k: str(v) for k, v in form.items()}
+    asked = raw.get("mission_id", "")
+    kind = raw.get("service_type_id", "")
 
     def work() -> Response:
-        if not csrf_valid(request, raw.get("csrf_token")):
-            return _staff_expired(request)
-        mission_id = _officer_mission(
-            principal,
-            db,
-            int(raw.get("mission_id", "0") or 0) if raw.get("mission_id", "").isdigit() else 0,
-        )
-        if mission_id is None:
-            return _staff_not_found(request)
-        kind = raw.get("service_type_id", "")
-        try:
-            result = _attempt(
-                db,
-                lambda: service.add_slots(
-                    db=db,
-                    actor=principal,
-                    mission_id=mission_id,
-                    day=raw.get("day"),
-                    start=raw.get("start"),
-                    count=raw.get("count"),
-                    minutes=raw.get("minutes"),
-                    capacity=raw.get("capacity"),
-                    service_type_id=int(kind) if kind.isdigit() else None,
-                ),
+        mission_id = _officer_mission(principal, db, int(asked or 0) if asked.isdigit() else 0)
+
+        def change() -> Any:
+            if mission_id is None:
+                raise service.NotFound("mission")
+            return service.add_slots(
+                db=db,
+                actor=principal,
+                mission_id=mission_id,
+                day=raw.get("day"),
+                start=raw.get("start"),
+                count=raw.get("count"),
+                minutes=raw.get("minutes"),
+                capacity=raw.get("capacity"),
+                service_type_id=int(kind) if kind.isdigit() else None,
             )
-        except PermissionDenied:
-            db.rollback()
-            return _forbidden(request)
-        if isinstance(result, service.Invalid):
+
+        def refused(exc: service.Invalid) -> Response:
             start = _day(raw.get("day", "")) or utcnow().date()
             return _officer_page(
                 request,
                 "slots.html",
                 400,
                 days={},
-                zone=service.mission_zone(db=db, mission_id=mission_id),
+                zone=service.mission_zone(db=db, mission_id=mission_id or 0),
                 start=start,
                 prev=start - timedelta(days=7),
                 next=start + timedelta(days=7),
                 mission_id=mission_id,
-                kinds=service.services(db=db, mission_id=mission_id),
+                kinds=service.services(db=db, mission_id=mission_id or 0),
                 values=raw,
-                errors=_problems(request, result),
+                errors=_problems(request, exc),
             )
-        db.commit()
+
         day = raw.get("day", "")
-        return _back(f"/consular/slots?mission={mission_id}&week={day}", "slots")
+        return _officer_form(
+            request,
+            db,
+            raw.get("csrf_token"),
+            change,
+            invalid=refused,
+            done=lambda _: _back(f"/consular/slots?mission={mission_id}&week={day}", "slots"),
+        )
 
     return await run_in_threadpool(work)
 
@@ -1411,45 +1482,34 @@ async def catalogue_save(request: Request, db: DbSession, principal: StaffUser) 
     """Create or change a service from the catalogue form."""
     form = await request.form(max_files=0, max_fields=1000)
     raw = {k: str(v) for k, v in form.items()}
+    existing = raw.get("service_type_id", "")
+    mission_raw = raw.get("mission_id", "")
 
     def work() -> Response:
-        if not csrf_valid(request, raw.get("csrf_token")):
-            return _staff_expired(request)
-        existing = raw.get("service_type_id", "")
         row = _editable_service(db, principal, int(existing)) if existing.isdigit() else None
-        if existing and row is None:
-            return _staff_not_found(request)
-        mission_raw = raw.get("mission_id", "")
         mission_id = row.mission_id if row else int(mission_raw) if mission_raw.isdigit() else 0
-        try:
-            result = _attempt(
-                db,
-                lambda: service.save_catalogue_entry(
-                    db=db,
-                    actor=principal,
-                    mission_id=mission_id,
-                    service_type_id=row.id if row else None,
-                    raw=raw,
-                ),
+
+        def change() -> Any:
+            if existing and row is None:
+                raise service.NotFound(existing)
+            return service.save_catalogue_entry(
+                db=db,
+                actor=principal,
+                mission_id=mission_id,
+                service_type_id=row.id if row else None,
+                raw=raw,
             )
-        except PermissionDenied:
-            db.rollback()
-            return _forbidden(request)
-        except service.NotFound:
-            db.rollback()
-            return _staff_not_found(request)
-        if isinstance(result, service.Invalid):
-            return _catalogue_form(
-                request,
-                db,
-                mission_id,
-                row,
-                values=raw,
-                errors=_problems(request, result),
-                status=400,
-            )
-        db.commit()
-        return _back(f"/consular/catalogue?mission={mission_id}", "catalogue")
+
+        return _officer_form(
+            request,
+            db,
+            raw.get("csrf_token"),
+            change,
+            invalid=lambda exc: _catalogue_form(
+                request, db, mission_id, row, values=raw, errors=_problems(request, exc), status=400
+            ),
+            done=lambda _: _back(f"/consular/catalogue?mission={mission_id}", "catalogue"),
+        )
 
     return await run_in_threadpool(work)
 
@@ -1464,20 +1524,23 @@ def catalogue_toggle(
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Stop offering a service (deactivate) or offer it again (activate)."""
-    if not csrf_valid(request, csrf_token):
-        return _staff_expired(request)
     row = _editable_service(db, principal, service_type_id)
-    if row is None or action not in ("activate", "deactivate"):
-        return _staff_not_found(request)
-    try:
+
+    def change() -> int:
+        if row is None or action not in ("activate", "deactivate"):
+            raise service.NotFound(action)
         service.set_service_active(
             db=db, actor=principal, service_type_id=row.id, active=action == "activate"
         )
-    except PermissionDenied:
-        db.rollback()
-        return _forbidden(request)
-    db.commit()
-    return _back(f"/consular/catalogue?mission={row.mission_id}", "catalogue")
+        return row.mission_id
+
+    return _officer_form(
+        request,
+        db,
+        csrf_token,
+        change,
+        done=lambda mission_id: _back(f"/consular/catalogue?mission={mission_id}", "catalogue"),
+    )
 
 
 @staff.get("/appointments")
@@ -1518,25 +1581,22 @@ def mark(
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Mark an appointment attended or no-show."""
-    if not csrf_valid(request, csrf_token):
-        return _staff_expired(request)
-    try:
-        result = _attempt(
-            db,
-            lambda: service.mark_appointment(
-                db=db, actor=principal, appointment_id=appointment_id, status=status
-            ),
-        )
-    except service.NotFound:
-        return _staff_not_found(request)
-    if isinstance(result, service.Invalid):
-        return render(request, "error.html", {"message": result.problems[0].message}, status=400)
-    db.commit()
-    slot = db.get(Slot, result.slot_id)
-    zone = service.mission_zone(db=db, mission_id=slot.mission_id) if slot else UTC
-    day = slot.starts_at.astimezone(zone).date().isoformat() if slot else ""
-    return _back(
-        f"/consular/appointments?day={day}&mission={slot.mission_id if slot else 0}", "marked"
+
+    def done(result: Any) -> Response:
+        slot = db.get(Slot, result.slot_id)
+        zone = service.mission_zone(db=db, mission_id=slot.mission_id) if slot else UTC
+        day = slot.starts_at.astimezone(zone).date().isoformat() if slot else ""
+        mission = slot.mission_id if slot else 0
+        return _back(f"/consular/appointments?day={day}&mission={mission}", "marked")
+
+    return _officer_form(
+        request,
+        db,
+        csrf_token,
+        lambda: service.mark_appointment(
+            db=db, actor=principal, appointment_id=appointment_id, status=status
+        ),
+        done=done,
     )
 
 

@@ -42,10 +42,13 @@ from elshi.consulate.service import (
 )
 from elshi.consulate.service.access import record_access
 from elshi.consulate.service.citizens import _own
-from elshi.consulate.service.requests import citizen_request
+from elshi.consulate.service.requests import _event, citizen_request
 from elshi.db import utcnow
 from elshi.missions.models import Mission
 from elshi.missions.service import zone_of
+from elshi.web.i18n import N_
+
+CHOOSE_SLOT = N_("Choose a time from the list.")
 
 
 def mission_zone(*, db: Session, mission_id: int) -> ZoneInfo:
@@ -249,6 +252,8 @@ def book(
     )
     db.add(row)
     db.flush()
+    if request_id is not None:
+        _appointment_event(db, row, "booked", now)
     return row
 
 
@@ -281,6 +286,7 @@ def move(
     row.slot_id = slot_id
     row.updated_at = now
     db.flush()
+    _appointment_event(db, row, "moved", now)
     return row
 
 
@@ -295,7 +301,48 @@ def cancel(
     row.updated_at = now or utcnow()
     _release_place(db, row.slot_id)
     db.flush()
+    _appointment_event(db, row, "cancelled", row.updated_at)
     return row
+
+
+#: What an appointment event means, in the citizen's request history.
+APPOINTMENT_EVENTS = {
+    "booked": N_("appointment booked"),
+    "moved": N_("appointment moved"),
+    "cancelled": N_("appointment cancelled"),
+}
+
+
+def _appointment_event(db: Session, row: Appointment, action: str, now: datetime) -> None:
+    """Write the booking, move or cancellation into the request's history, as the citizen."""
+    if row.request_id is None:
+        return
+    request = db.get(ServiceRequest, row.request_id)
+    if request is not None:
+        _event(
+            db, request, kind="citizen", actor_id=row.citizen_id, label="", action=action, now=now
+        )
+
+
+@dataclass(frozen=True)
+class Booked:
+    """The appointment of a request, and whether an earlier one was moved to the new slot."""
+
+    appointment: Appointment
+    moved: bool
+
+
+def book_or_move(*, db: Session, citizen_id: int, request_id: int, slot_id: str) -> Booked:
+    """Book a slot for the citizen's request, or move the request's booked appointment to it."""
+    request = citizen_request(db=db, citizen_id=citizen_id, request_id=request_id)
+    if not slot_id.isdigit():
+        raise _invalid("slot_id", CHOOSE_SLOT)
+    current = _active_appointment(db, request.id)
+    if current is not None:
+        row = move(db=db, citizen_id=citizen_id, appointment_id=current.id, slot_id=int(slot_id))
+        return Booked(row, moved=True)
+    row = book(db=db, slot_id=int(slot_id), citizen_id=citizen_id, request_id=request.id)
+    return Booked(row, moved=False)
 
 
 def citizen_appointments(*, db: Session, citizen_id: int) -> list[tuple[Appointment, Slot]]:
