@@ -114,3 +114,40 @@ def test_full_past_moved_and_cancelled_slots(db: Database) -> None:
             service.free_slots(db=s, mission_id=w.a, now=datetime.now(UTC) + timedelta(days=5))
             == []
         )
+
+
+def test_booking_moving_and_cancelling_are_in_the_request_history(db: Database) -> None:
+    w = world(db)
+    with db.session() as s:
+        first = slot(s, w.a, 2)
+        second = slot(s, w.a, 2, hours=72)
+        req_id = service.create_draft(db=s, citizen_id=w.alice, service_type_id=w.visa_a).id
+    with db.session() as s, pytest.raises(service.Invalid) as unchosen:
+        service.book_or_move(db=s, citizen_id=w.alice, request_id=req_id, slot_id="")
+    assert unchosen.value.problems[0].message == service.CHOOSE_SLOT
+    with db.session() as s, pytest.raises(service.NotFound):  # not Bob's request
+        service.book_or_move(db=s, citizen_id=w.bob, request_id=req_id, slot_id=str(first))
+    with db.session() as s:
+        booked = service.book_or_move(
+            db=s, citizen_id=w.alice, request_id=req_id, slot_id=str(first)
+        )
+        assert not booked.moved
+    with db.session() as s:
+        moved = service.book_or_move(
+            db=s, citizen_id=w.alice, request_id=req_id, slot_id=str(second)
+        )
+        assert moved.moved and moved.appointment.id == booked.appointment.id
+        assert moved.appointment.slot_id == second
+    with db.session() as s:
+        service.cancel(db=s, citizen_id=w.alice, appointment_id=booked.appointment.id)
+    with db.session() as s:
+        service.book(db=s, slot_id=first, citizen_id=w.bob)  # no request: no history to write
+    with db.session() as s:
+        events = service.history(db=s, request_id=req_id)
+        assert [(e.action, e.to_status, e.actor_kind, e.actor_id) for e in events] == [
+            ("created", None, "citizen", w.alice),
+            ("booked", None, "citizen", w.alice),
+            ("moved", None, "citizen", w.alice),
+            ("cancelled", None, "citizen", w.alice),
+        ]
+        assert [s.get(Slot, i).booked for i in (first, second)] == [1, 0]  # type: ignore[union-attr]

@@ -1,0 +1,454 @@
+"""The citizen's own pages: stays, requests, documents, messages, appointments, data."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Form, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+from starlette.datastructures import UploadFile
+
+from elshi.consulate import documents, flows, service
+from elshi.consulate.models import Citizen, ServiceRequest, ServiceType
+from elshi.consulate.views.common import (
+    ACCESS_ACTIONS,
+    UPLOAD_TOO_BIG,
+    CitizenUser,
+    _back,
+    _citizen_form,
+    _download,
+    _not_found,
+    _page,
+    _problems,
+    _send,
+    _t,
+    router,
+)
+from elshi.crisis.telegram import link_url as telegram_link_url
+from elshi.db import utcnow
+from elshi.web.actions import CHECKED
+from elshi.web.bounds import Id, QueryId
+from elshi.web.deps import DbSession
+from elshi.web.templating import (
+    settings_of,
+)
+
+
+@router.get("/home")
+def home(request: Request, db: DbSession, citizen: CitizenUser) -> Response:
+    """Stays, requests and appointments of the signed-in citizen."""
+    today = utcnow().date()
+    requests = service.citizen_requests(db=db, citizen_id=citizen.id)
+    appointments = service.citizen_appointments(db=db, citizen_id=citizen.id)
+    return _page(
+        request,
+        "home.html",
+        stays=service.citizen_stays(db=db, citizen_id=citizen.id),
+        requests=requests,
+        appointments=appointments,
+        zones=service.mission_zones(db=db, ids={s.mission_id for _, s in appointments}),
+        services=service.service_types(db=db, ids={r.service_type_id for r in requests}),
+        today=today,
+        telegram_link=telegram_link_url(settings_of(request), citizen.id),
+    )
+
+
+@router.get("/stays/new")
+def stay_page(request: Request, db: DbSession, citizen: CitizenUser) -> Response:
+    """The form to register a stay abroad."""
+    return _page(
+        request,
+        "stay.html",
+        values={"phone": citizen.phone},
+        missions=service.consular_missions(db=db),
+        companions=range(3),
+    )
+
+
+@router.post("/stays/new")
+async def stay_new(request: Request, db: DbSession, citizen: CitizenUser) -> Response:
+    """Register a stay abroad."""
+    form = await request.form(max_files=0, max_fields=200)
+    raw = {k: str(v) for k, v in form.items()}
+
+    def work() -> Response:
+        return _citizen_form(
+            request,
+            db,
+            raw.get("csrf_token"),
+            lambda: service.register_stay(db=db, citizen_id=citizen.id, raw=raw),
+            invalid=lambda exc: _page(
+                request,
+                "stay.html",
+                400,
+                values=raw,
+                missions=service.consular_missions(db=db),
+                companions=range(3),
+                errors=_problems(request, exc),
+            ),
+            done=lambda _: _back("/consulate/home", "stay"),
+        )
+
+    return await run_in_threadpool(work)
+
+
+@router.post("/stays/{registration_id}/{action}")
+def stay_action(
+    request: Request,
+    db: DbSession,
+    citizen: CitizenUser,
+    registration_id: Id,
+    action: str,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Confirm or cancel a registered stay."""
+    actions = {"confirm": service.confirm_stay, "cancel": service.cancel_stay}
+
+    def change() -> Any:
+        if action not in actions:
+            raise service.NotFound(action)
+        return actions[action](db=db, citizen_id=citizen.id, registration_id=registration_id)
+
+    return _citizen_form(
+        request,
+        db,
+        csrf_token,
+        change,
+        done=lambda _: _back("/consulate/home", "confirmed" if action == "confirm" else "saved"),
+    )
+
+
+@router.get("/services")
+def services_page(
+    request: Request, db: DbSession, citizen: CitizenUser, mission: QueryId = 0
+) -> Response:
+    """The service catalogue of a mission."""
+    missions = service.consular_missions(db=db)
+    chosen = next((m for m in missions if m.id == mission), missions[0] if missions else None)
+    return _page(
+        request,
+        "services.html",
+        missions=missions,
+        chosen=chosen,
+        catalogue=service.services(db=db, mission_id=chosen.id) if chosen else [],
+    )
+
+
+@router.post("/services/{service_type_id}/apply")
+def apply(
+    request: Request,
+    db: DbSession,
+    citizen: CitizenUser,
+    service_type_id: Id,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Start a draft request for a service."""
+    return _citizen_form(
+        request,
+        db,
+        csrf_token,
+        lambda: service.create_draft(db=db, citizen_id=citizen.id, service_type_id=service_type_id),
+        done=lambda row: RedirectResponse(f"/consulate/requests/{row.id}", status_code=303),
+    )
+
+
+def _request_again(
+    request: Request,
+    db: Session,
+    citizen: Citizen,
+    request_id: int,
+    exc: service.Invalid,
+    *,
+    status: int = 400,
+    values: dict[str, Any] | None = None,
+) -> Response:
+    """The request's page again, with what was wrong (the change was rolled back)."""
+    req = service.citizen_request(db=db, citizen_id=citizen.id, request_id=request_id)
+    errors = _problems(request, exc)
+    return _request_page(request, db, citizen, req, status=status, errors=errors, values=values)
+
+
+def _request_page(
+    request: Request,
+    db: Session,
+    citizen: Citizen,
+    req: ServiceRequest,
+    *,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+    values: dict[str, Any] | None = None,
+) -> Response:
+    kind = db.get(ServiceType, req.service_type_id)
+    appointments = [
+        (a, s)
+        for a, s in service.citizen_appointments(db=db, citizen_id=citizen.id)
+        if a.request_id == req.id
+    ]
+    booked = next(((a, s) for a, s in appointments if a.status == "booked"), None)
+    return _page(
+        request,
+        "request.html",
+        status,
+        req=req,
+        kind=kind,
+        values=values if values is not None else req.answers,
+        docs=service.documents_of(db=db, request_id=req.id),
+        events=service.history(db=db, request_id=req.id),
+        messages=service.messages_of(db=db, request_id=req.id),
+        booked=booked,
+        zone=service.mission_zone(db=db, mission_id=req.mission_id),
+        slots=service.free_slots(db=db, mission_id=req.mission_id, service_type_id=kind.id)
+        if kind and kind.needs_appointment and req.status not in ("approved", "rejected")
+        else [],
+        editable=req.status in ("draft", "more_documents"),
+        max_mb=settings_of(request).upload_max_mb,
+        errors=errors or {},
+    )
+
+
+@router.get("/requests/{request_id}")
+def request_page(request: Request, db: DbSession, citizen: CitizenUser, request_id: Id) -> Response:
+    """One of the citizen's requests: form, documents, status, history, messages, appointment."""
+    try:
+        req = service.citizen_request(db=db, citizen_id=citizen.id, request_id=request_id)
+    except service.NotFound:
+        return _not_found(request)
+    return _request_page(request, db, citizen, req)
+
+
+@router.post("/requests/{request_id}/answers")
+async def save_answers(
+    request: Request, db: DbSession, citizen: CitizenUser, request_id: Id
+) -> Response:
+    """Save the form as a draft, or save and submit."""
+    form = await request.form(max_files=0, max_fields=200)
+    raw = {k: str(v) for k, v in form.items()}
+    submit = raw.get("action") == "submit"
+
+    def then_submit(_: Any) -> Response:
+        if not submit:
+            return _back(f"/consulate/requests/{request_id}", "saved")
+        return _citizen_form(
+            request,
+            db,
+            CHECKED,
+            lambda: flows.submit_request(
+                db=db, settings=settings_of(request), citizen_id=citizen.id, request_id=request_id
+            ),
+            invalid=lambda exc: _request_again(request, db, citizen, request_id, exc),
+            deliver=lambda mail: _send(request, [mail]),
+            done=lambda _: _back(f"/consulate/requests/{request_id}", "submitted"),
+        )
+
+    def work() -> Response:
+        return _citizen_form(
+            request,
+            db,
+            raw.get("csrf_token"),
+            lambda: service.save_answers(
+                db=db, citizen_id=citizen.id, request_id=request_id, raw=raw, complete=submit
+            ),
+            invalid=lambda exc: _request_again(request, db, citizen, request_id, exc, values=raw),
+            done=then_submit,
+        )
+
+    return await run_in_threadpool(work)
+
+
+async def _read_upload(file: UploadFile, limit: int) -> bytes:
+    """Read at most limit+1 bytes so an oversized file is noticed without reading it all."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await file.read(min(1 << 20, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+@router.post("/requests/{request_id}/documents")
+async def upload(request: Request, db: DbSession, citizen: CitizenUser, request_id: Id) -> Response:
+    """Upload one document to a request (checked, scanned and stored, or refused whole)."""
+    settings = settings_of(request)
+    limit = int(settings.upload_max_mb * 1_000_000)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit + 64 * 1024:
+        # Refuse before reading the body: a 50 MB upload never reaches the disk.
+        message = _t(request, UPLOAD_TOO_BIG, mb=f"{settings.upload_max_mb:g}")
+        return _page(request, "message.html", 413, message=message)
+    form = await request.form(max_files=1, max_fields=10, max_part_size=64 * 1024)
+    file = form.get("file")
+    data = await _read_upload(file, limit) if isinstance(file, UploadFile) else b""
+    name = (file.filename or "") if isinstance(file, UploadFile) else ""
+    kind = str(form.get("kind") or "")
+    token = str(form.get("csrf_token") or "")
+    await form.close()
+
+    def change() -> Any:
+        service.citizen_request(db=db, citizen_id=citizen.id, request_id=request_id)
+        if not isinstance(file, UploadFile) or not name:
+            raise service.Invalid(service.Problem("file", documents.NO_FILE))
+        return flows.upload_document(
+            db=db,
+            settings=settings,
+            citizen_id=citizen.id,
+            request_id=request_id,
+            kind=kind,
+            filename=name,
+            data=data,
+        )
+
+    def work() -> Response:
+        return _citizen_form(
+            request,
+            db,
+            token,
+            change,
+            invalid=lambda exc: _request_again(request, db, citizen, request_id, exc),
+            done=lambda _: _back(f"/consulate/requests/{request_id}", "uploaded"),
+        )
+
+    return await run_in_threadpool(work)
+
+
+@router.get("/documents/{document_id}")
+def document(request: Request, db: DbSession, citizen: CitizenUser, document_id: Id) -> Response:
+    """Download one of the citizen's own documents (always as an attachment)."""
+    try:
+        doc = service.citizen_document(db=db, citizen_id=citizen.id, document_id=document_id)
+    except service.NotFound:
+        return _not_found(request)
+    return _download(doc, settings_of(request))
+
+
+@router.post("/documents/{document_id}/delete")
+def delete_document(
+    request: Request,
+    db: DbSession,
+    citizen: CitizenUser,
+    document_id: Id,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Remove a document from a request that can still be changed."""
+
+    def change() -> int:
+        doc = service.citizen_document(db=db, citizen_id=citizen.id, document_id=document_id)
+        request_id = doc.request_id
+        flows.delete_document(
+            db=db, settings=settings_of(request), citizen_id=citizen.id, document_id=document_id
+        )
+        return request_id
+
+    return _citizen_form(
+        request,
+        db,
+        csrf_token,
+        change,
+        done=lambda request_id: _back(f"/consulate/requests/{request_id}", "saved"),
+    )
+
+
+@router.post("/requests/{request_id}/messages")
+def citizen_message(
+    request: Request,
+    db: DbSession,
+    citizen: CitizenUser,
+    request_id: Id,
+    body: Annotated[str, Form(max_length=10000)] = "",
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Write to the consular section about a request."""
+    return _citizen_form(
+        request,
+        db,
+        csrf_token,
+        lambda: service.post_message(
+            db=db,
+            request=service.citizen_request(db=db, citizen_id=citizen.id, request_id=request_id),
+            kind="citizen",
+            sender_id=citizen.id,
+            label=citizen.name,
+            body=body,
+        ),
+        invalid=lambda exc: _request_again(request, db, citizen, request_id, exc),
+        done=lambda _: _back(f"/consulate/requests/{request_id}", "sent"),
+    )
+
+
+@router.post("/requests/{request_id}/book")
+def book(
+    request: Request,
+    db: DbSession,
+    citizen: CitizenUser,
+    request_id: Id,
+    slot_id: Annotated[str, Form(max_length=12)] = "",
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Book (or move to) a slot for a request."""
+    return _citizen_form(
+        request,
+        db,
+        csrf_token,
+        lambda: service.book_or_move(
+            db=db, citizen_id=citizen.id, request_id=request_id, slot_id=slot_id
+        ),
+        refused=[
+            (
+                service.SlotFull,
+                lambda exc: _request_again(request, db, citizen, request_id, exc, status=409),
+            )
+        ],
+        invalid=lambda exc: _request_again(request, db, citizen, request_id, exc),
+        done=lambda booked: _back(
+            f"/consulate/requests/{request_id}", "moved" if booked.moved else "booked"
+        ),
+    )
+
+
+@router.post("/appointments/{appointment_id}/cancel")
+def cancel_appointment(
+    request: Request,
+    db: DbSession,
+    citizen: CitizenUser,
+    appointment_id: Id,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Cancel an appointment."""
+
+    def done(appointment: Any) -> Response:
+        request_id = appointment.request_id
+        return _back(
+            f"/consulate/requests/{request_id}" if request_id else "/consulate/home", "cancelled"
+        )
+
+    return _citizen_form(
+        request,
+        db,
+        csrf_token,
+        lambda: service.cancel(db=db, citizen_id=citizen.id, appointment_id=appointment_id),
+        done=done,
+    )
+
+
+@router.get("/access")
+def access(request: Request, db: DbSession, citizen: CitizenUser) -> Response:
+    """Who of the staff viewed or changed my file, and when."""
+    rows = service.access_log(db=db, citizen_id=citizen.id)
+    return _page(request, "access.html", rows=rows, actions=ACCESS_ACTIONS)
+
+
+@router.get("/export")
+def export(request: Request, db: DbSession, citizen: CitizenUser) -> Response:
+    """Everything stored about me, as a JSON file."""
+    data = service.export_citizen(db=db, citizen_id=citizen.id)
+    return JSONResponse(
+        data,
+        headers={
+            "Content-Disposition": 'attachment; filename="my-consulate-data.json"',
+            "Cache-Control": "no-store",
+        },
+    )

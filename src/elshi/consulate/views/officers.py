@@ -1,0 +1,406 @@
+"""Consular officers' pages: queue, requests, slots, the day's appointments, search."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, timedelta
+from typing import Annotated, Any
+
+from fastapi import Form, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from sqlalchemy.orm import Session
+
+from elshi.accounts.service import PermissionDenied, Principal
+from elshi.consulate import flows, service
+from elshi.consulate.models import ServiceRequest, ServiceType, Slot
+from elshi.consulate.views.common import (
+    _back,
+    _download,
+    _forbidden,
+    _officer_form,
+    _officer_page,
+    _problems,
+    _send,
+    _staff_not_found,
+    staff,
+)
+from elshi.db import utcnow
+from elshi.web.bounds import Id, QueryId, parse_date
+from elshi.web.deps import DbSession, StaffUser
+from elshi.web.templating import (
+    render,
+    settings_of,
+)
+
+
+def _officer_mission(principal: Any, db: Session, mission: int) -> int | None:
+    """Return the mission the officer works on: the one asked for if allowed, else their first."""
+    allowed = principal.missions_where("consulate.read")
+    if mission and (allowed is None or mission in allowed):
+        return mission
+    if allowed:
+        return min(allowed)
+    missions = service.consular_missions(db=db)
+    return missions[0].id if missions else None
+
+
+QUEUE_PAGE = 50
+
+
+def _queue_rows(
+    db: Session, principal: Principal, status: str, service_type: int, older: int, page: int
+) -> tuple[int, list[service.QueueRow]]:
+    """One page of the officers' queue (the page and the API share the bounds)."""
+    return service.queue(
+        db=db,
+        actor=principal,
+        status=status or None,
+        service_type_id=service_type or None,
+        older_than_days=max(0, min(older, 3650)) or None,
+        limit=QUEUE_PAGE,
+        offset=(page - 1) * QUEUE_PAGE,
+    )
+
+
+@staff.get("")
+def queue(
+    request: Request,
+    db: DbSession,
+    principal: StaffUser,
+    status: str = "",
+    service_type: QueryId = 0,
+    older: int = 0,
+    page: int = 1,
+) -> Response:
+    """The queue of requests by service, status and age."""
+    if status and status not in service.STATUS_NAMES:
+        status = ""
+    page = max(1, min(page, 10_000))
+    try:
+        total, rows = _queue_rows(db, principal, status, service_type, older, page)
+    except PermissionDenied:
+        return _forbidden(request)
+    kinds = service.service_names(db=db, mission_ids=principal.missions_where("consulate.read"))
+    return _officer_page(
+        request,
+        "queue.html",
+        rows=rows,
+        total=total,
+        page=page,
+        filters={"status": status, "service_type": service_type, "older": older},
+        kinds=kinds,
+        now=utcnow(),
+    )
+
+
+@staff.get("/requests/{request_id}")
+def officer_request(
+    request: Request, db: DbSession, principal: StaffUser, request_id: Id
+) -> Response:
+    """One request with the applicant's answers and documents (the view is recorded)."""
+    try:
+        req = service.staff_request(db=db, actor=principal, request_id=request_id)
+    except service.NotFound:
+        return _staff_not_found(request)
+    db.commit()
+    return _officer_request_page(request, db, principal, req)
+
+
+def _officer_request_page(
+    request: Request,
+    db: Session,
+    principal: Any,
+    req: ServiceRequest,
+    *,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+) -> Response:
+    return _officer_page(
+        request,
+        "officer_request.html",
+        status,
+        req=req,
+        kind=db.get(ServiceType, req.service_type_id),
+        applicant=service.staff_citizen(db=db, actor=principal, request=req),
+        docs=service.documents_of(db=db, request_id=req.id),
+        events=service.history(db=db, request_id=req.id),
+        messages=service.messages_of(db=db, request_id=req.id),
+        can_act=principal.can("consulate.act", req.mission_id),
+        errors=errors or {},
+    )
+
+
+@staff.post("/requests/{request_id}/{action}")
+def officer_action(
+    request: Request,
+    db: DbSession,
+    principal: StaffUser,
+    request_id: Id,
+    action: str,
+    note: Annotated[str, Form(max_length=10000)] = "",
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Claim, ask for documents, approve, reject, or write to the applicant."""
+    settings = settings_of(request)
+    actions: dict[str, tuple[Callable[[], Any], str]] = {
+        "claim": (
+            lambda: flows.claim_request(
+                db=db, settings=settings, actor=principal, request_id=request_id
+            ),
+            "claimed",
+        ),
+        "ask": (
+            lambda: flows.ask_for_documents(
+                db=db, settings=settings, actor=principal, request_id=request_id, note=note
+            ),
+            "asked",
+        ),
+        "approve": (
+            lambda: flows.decide_request(
+                db=db,
+                settings=settings,
+                actor=principal,
+                request_id=request_id,
+                approve=True,
+                reason=note,
+            ),
+            "decided",
+        ),
+        "reject": (
+            lambda: flows.decide_request(
+                db=db,
+                settings=settings,
+                actor=principal,
+                request_id=request_id,
+                approve=False,
+                reason=note,
+            ),
+            "decided",
+        ),
+        "message": (
+            lambda: flows.staff_message(
+                db=db, settings=settings, actor=principal, request_id=request_id, body=note
+            )[1],
+            "sent",
+        ),
+    }
+
+    def change() -> Any:
+        if action not in actions:
+            raise service.NotFound(action)
+        return actions[action][0]()
+
+    def refused(exc: service.Invalid) -> Response:
+        req = service.staff_request(db=db, actor=principal, request_id=request_id)
+        db.commit()  # the view of the request is recorded
+        errors = _problems(request, exc)
+        return _officer_request_page(request, db, principal, req, status=400, errors=errors)
+
+    return _officer_form(
+        request,
+        db,
+        csrf_token,
+        change,
+        invalid=refused,
+        deliver=lambda mail: _send(request, [mail]),
+        done=lambda _: _back(f"/consular/requests/{request_id}", actions[action][1]),
+    )
+
+
+@staff.get("/documents/{document_id}")
+def officer_document(
+    request: Request, db: DbSession, principal: StaffUser, document_id: Id
+) -> Response:
+    """Download an applicant's document (recorded)."""
+    try:
+        doc = service.staff_document(db=db, actor=principal, document_id=document_id)
+    except service.NotFound:
+        return _staff_not_found(request)
+    db.commit()
+    return _download(doc, settings_of(request))
+
+
+def _day(value: str) -> date | None:
+    """The day asked for (today when none), or None when it is not a date (or out of range)."""
+    return parse_date(value[:10]) if value else utcnow().date()
+
+
+def _bad_day(request: Request) -> Response:
+    return render(request, "error.html", {"message": service.BAD_DATE}, status=400)
+
+
+@staff.get("/slots")
+def slots_page(
+    request: Request, db: DbSession, principal: StaffUser, mission: QueryId = 0, week: str = ""
+) -> Response:
+    """The slot calendar of a mission, a week at a time."""
+    mission_id = _officer_mission(principal, db, mission)
+    if mission_id is None:
+        return _staff_not_found(request)
+    start = _day(week)
+    if start is None:
+        return _bad_day(request)
+    zone = service.mission_zone(db=db, mission_id=mission_id)
+    try:
+        rows = service.slots_between(
+            db=db,
+            actor=principal,
+            mission_id=mission_id,
+            start=service.local_day(start, zone)[0],
+            end=service.local_day(start + timedelta(days=6), zone)[1],
+        )
+    except PermissionDenied:
+        return _forbidden(request)
+    days: dict[date, list[Slot]] = {}
+    for row in rows:
+        days.setdefault(row.starts_at.astimezone(zone).date(), []).append(row)
+    return _officer_page(
+        request,
+        "slots.html",
+        days=days,
+        zone=zone,
+        start=start,
+        prev=start - timedelta(days=7),
+        next=start + timedelta(days=7),
+        mission_id=mission_id,
+        kinds=service.services(db=db, mission_id=mission_id),
+        values={
+            "day": start.isoformat(),
+            "start": "09:00",
+            "count": "8",
+            "minutes": "15",
+            "capacity": "1",
+        },
+    )
+
+
+@staff.post("/slots")
+async def slots_add(request: Request, db: DbSession, principal: StaffUser) -> Response:
+    """Open slots on a day."""
+    form = await request.form(max_files=0, max_fields=20)
+    raw = {k: str(v) for k, v in form.items()}
+    asked = raw.get("mission_id", "")
+    kind = raw.get("service_type_id", "")
+
+    def work() -> Response:
+        mission_id = _officer_mission(principal, db, int(asked or 0) if asked.isdigit() else 0)
+
+        def change() -> Any:
+            if mission_id is None:
+                raise service.NotFound("mission")
+            return service.add_slots(
+                db=db,
+                actor=principal,
+                mission_id=mission_id,
+                day=raw.get("day"),
+                start=raw.get("start"),
+                count=raw.get("count"),
+                minutes=raw.get("minutes"),
+                capacity=raw.get("capacity"),
+                service_type_id=int(kind) if kind.isdigit() else None,
+            )
+
+        def refused(exc: service.Invalid) -> Response:
+            start = _day(raw.get("day", "")) or utcnow().date()
+            return _officer_page(
+                request,
+                "slots.html",
+                400,
+                days={},
+                zone=service.mission_zone(db=db, mission_id=mission_id or 0),
+                start=start,
+                prev=start - timedelta(days=7),
+                next=start + timedelta(days=7),
+                mission_id=mission_id,
+                kinds=service.services(db=db, mission_id=mission_id or 0),
+                values=raw,
+                errors=_problems(request, exc),
+            )
+
+        day = raw.get("day", "")
+        return _officer_form(
+            request,
+            db,
+            raw.get("csrf_token"),
+            change,
+            invalid=refused,
+            done=lambda _: _back(f"/consular/slots?mission={mission_id}&week={day}", "slots"),
+        )
+
+    return await run_in_threadpool(work)
+
+
+@staff.get("/appointments")
+def day_page(
+    request: Request, db: DbSession, principal: StaffUser, mission: QueryId = 0, day: str = ""
+) -> Response:
+    """The appointments of one day (names seen are recorded for each citizen)."""
+    mission_id = _officer_mission(principal, db, mission)
+    if mission_id is None:
+        return _staff_not_found(request)
+    chosen = _day(day)
+    if chosen is None:
+        return _bad_day(request)
+    try:
+        rows = service.day_list(db=db, actor=principal, mission_id=mission_id, day=chosen)
+    except PermissionDenied:
+        return _forbidden(request)
+    db.commit()
+    return _officer_page(
+        request,
+        "day.html",
+        rows=rows,
+        zone=service.mission_zone(db=db, mission_id=mission_id),
+        day=chosen,
+        prev=chosen - timedelta(days=1),
+        next=chosen + timedelta(days=1),
+        mission_id=mission_id,
+    )
+
+
+@staff.post("/appointments/{appointment_id}/{status}")
+def mark(
+    request: Request,
+    db: DbSession,
+    principal: StaffUser,
+    appointment_id: Id,
+    status: str,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Mark an appointment attended or no-show."""
+
+    def done(result: Any) -> Response:
+        slot = db.get(Slot, result.slot_id)
+        zone = service.mission_zone(db=db, mission_id=slot.mission_id) if slot else UTC
+        day = slot.starts_at.astimezone(zone).date().isoformat() if slot else ""
+        mission = slot.mission_id if slot else 0
+        return _back(f"/consular/appointments?day={day}&mission={mission}", "marked")
+
+    return _officer_form(
+        request,
+        db,
+        csrf_token,
+        lambda: service.mark_appointment(
+            db=db, actor=principal, appointment_id=appointment_id, status=status
+        ),
+        done=done,
+    )
+
+
+@staff.get("/search")
+def search(request: Request, db: DbSession, principal: StaffUser, q: str = "") -> Response:
+    """Find citizens and their registrations in the officer's consular district."""
+    hits: list[service.SearchHit] = []
+    errors: dict[str, str] = {}
+    if q.strip():
+        try:
+            hits = service.search_district(db=db, actor=principal, q=q)
+        except service.Invalid as exc:
+            errors = _problems(request, exc)
+        except PermissionDenied:
+            return _forbidden(request)
+        db.commit()
+    return _officer_page(
+        request, "search.html", 400 if errors else 200, q=q, hits=hits, errors=errors
+    )
