@@ -10,7 +10,6 @@ import re
 import secrets as pysecrets
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
@@ -24,6 +23,7 @@ from sqlalchemy.orm import Session
 from elshi.accounts.service import PermissionDenied, Principal, audit, authorize
 from elshi.crypto import UNSUBSCRIBE, untimed_signer
 from elshi.db import utcnow
+from elshi.errors import InvalidRequest, NotFound
 from elshi.missions.models import Mission
 from elshi.settings import Settings
 from elshi.speak import crypto
@@ -47,24 +47,14 @@ URGENT_APPROVALS = 2
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-class SpeakError(ValueError):
+class SpeakError(InvalidRequest):
     """A request cannot be done; the message says what and where, for a person.
 
     The message is a translatable template; `translated(gettext)` renders it in a language.
     """
 
-    def __init__(self, message: str, **params: Any) -> None:
-        self.message = message
-        self.params = params
-        super().__init__(message % params if params else message)
 
-    def translated(self, gettext: Callable[[str], str]) -> str:
-        """Return the message in the language of `gettext`."""
-        text = gettext(self.message)
-        return text % self.params if self.params else text
-
-
-class StatementNotFound(LookupError):
+class StatementNotFound(NotFound):
     """No statement with this id that the actor may see."""
 
 
