@@ -9,10 +9,9 @@ import json
 import re
 import secrets as pysecrets
 import uuid
-from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -38,6 +37,7 @@ from elshi.speak.models import (
     Subscriber,
 )
 from elshi.speak.text import LengthCheck
+from elshi.speak.translation import Translator
 from elshi.web.i18n import N_
 
 MAX_TEXT = 20_000
@@ -60,17 +60,6 @@ class StatementNotFound(NotFound):
 
 class NotApproved(PermissionError):
     """The statement is not approved as it stands: nothing may reach a public channel."""
-
-
-class Translator(ABC):
-    """A machine-translation backend (optional; none is built in, none is ever required)."""
-
-    slug: ClassVar[str]
-    title: ClassVar[str]
-
-    @abstractmethod
-    def translate(self, text: str, *, source: str, target: str) -> str:
-        """Return the text translated from `source` to `target` language."""
 
 
 # ---------------------------------------------------------------------------- access
