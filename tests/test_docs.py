@@ -9,7 +9,7 @@ import typer
 
 from elshi import reference
 from elshi.cli import app
-from elshi.plugins import channels, connectors
+from elshi.plugins import KINDS, channels, connectors, hookspecs
 from elshi.settings import Settings
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -68,3 +68,15 @@ def test_every_channel_is_documented() -> None:
         for model in (cls.Config, cls.Secrets):
             for name, field in model.model_fields.items():
                 assert (field.description or "").strip(), f"{slug} setting {name} undocumented"
+
+
+def test_every_hookspec_is_documented() -> None:
+    page = (DOCS / "reference" / "hooks.md").read_text(encoding="utf-8")
+    specs = hookspecs()
+    assert "elshi_connectors" in specs and "elshi_translators" in specs
+    for name, spec in specs.items():
+        doc = (spec.__doc__ or "").strip()
+        assert doc, f"hook {name} has no docstring"
+        assert f"## `{name}()" in page, f"hook {name} is missing from docs/reference/hooks.md"
+        assert doc.split("\n")[0] in page, f"docs/reference/hooks.md is out of date for {name}"
+        assert name.removeprefix("elshi_") in KINDS, f"hook {name} has no kind in the registry"

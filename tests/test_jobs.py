@@ -208,3 +208,28 @@ def test_cli_ingest_queues_enrichment_and_catch_up_finds_the_rest(
     assert counts["by_enricher"]["language"] == 10
     assert first_unenriched(db) is None
     assert enrich_pending is not None
+
+
+def test_pipeline_states_the_order_and_each_stage_queues_the_next(
+    settings: Settings, db: Database
+) -> None:
+    from elshi.nlp.pipeline import ordered
+
+    stages = [s.name for s in jobs.PIPELINE]
+    assert stages == ["ingest", "enrich", "narratives", "watches", "alerts"]
+    assert [s.name for s in jobs.following("enrich")] == ["narratives", "watches"]
+    with pytest.raises(KeyError, match="no pipeline stage 'nope'"):
+        jobs.following("nope")
+    rt = jobs.bind(settings, db)
+    assert {s.task for s in jobs.PIPELINE if s.task} <= set(rt.tasks)
+    source_id = _add_demo_source(db, 12)
+    report = rt.tasks["poll_source"].call_local(source_id)
+    assert report["stored"] == 12
+    ran: list[str] = []
+    while (t := rt.huey.dequeue()) is not None and len(ran) < 20:
+        ran.append(t.name)
+        rt.huey.execute(t)
+    narratives = ["assign_narratives"] if ordered(apart=True) else []
+    assert ran == ["enrich_new_posts", *narratives, "update_watches"]
+    with db.session() as s:
+        assert service.newest_post_id(db=s) == s.scalar(select(func.max(Post.id))) > 0

@@ -12,10 +12,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import re
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
@@ -94,6 +95,14 @@ def _fernet(key: bytes) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(key))
 
 
+def _legacy_key(secret: str, salt: bytes) -> bytes:
+    """A key as made before purpose keys (HKDF-SHA256, a salt per use, info "fernet"); used
+    only to open what such keys sealed, so that it can be sealed again."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=b"fernet").derive(
+        secret.encode()
+    )
+
+
 # ---------------------------------------------------------------------------- blind indexes
 
 PHONE = "phone"
@@ -148,17 +157,7 @@ class Keyring:
         self.sealing = [_fernet(derive(s, SEALING)) for s in secrets]
         self.opener = MultiFernet(self.sealing)
         self.index_keys = [derive(s, BLIND_INDEX) for s in secrets]
-        # Before purpose keys: HKDF with salt "elshi.sealed" and info "fernet".
-        self.legacy = MultiFernet(
-            [
-                _fernet(
-                    HKDF(
-                        algorithm=hashes.SHA256(), length=32, salt=b"elshi.sealed", info=b"fernet"
-                    ).derive(s.encode())
-                )
-                for s in secrets
-            ]
-        )
+        self.legacy = MultiFernet([_fernet(_legacy_key(s, b"elshi.sealed")) for s in secrets])
 
     @classmethod
     def of(cls, settings: Settings) -> Keyring:
@@ -201,3 +200,58 @@ class Keyring:
         """Every index a stored row of this value may carry (current and previous keys)."""
         found = [blind_index(k, kind, value) for k in self.index_keys]
         return [h for h in found if h is not None]
+
+
+# ---------------------------------------------------------------------------- channel credentials
+
+
+class CredentialsUnreadable(ValueError):
+    """Stored credentials cannot be decrypted with the configured key."""
+
+
+def new_credentials_key() -> str:
+    """Return a fresh key for ELSHI_CREDENTIALS_KEY."""
+    return Fernet.generate_key().decode()
+
+
+def _credentials_fernet(settings: Settings) -> MultiFernet:
+    """Encrypts with ELSHI_CREDENTIALS_KEY, else with the credentials purpose key of the secret
+    key; also opens with the purpose keys of ELSHI_SECRET_KEY_PREVIOUS."""
+    if settings.credentials_key:
+        try:
+            return MultiFernet([Fernet(settings.credentials_key.encode())])
+        except ValueError as exc:
+            raise CredentialsUnreadable(
+                "ELSHI_CREDENTIALS_KEY is not a Fernet key (make one with `elshi channels new-key`)"
+            ) from exc
+    return MultiFernet(credential_fernets(secrets_of(settings)))
+
+
+def credential_fernets(secrets: Sequence[str]) -> list[Fernet]:
+    """The credentials purpose key of each secret key, in the same order."""
+    return [_fernet(derive(s, CREDENTIALS)) for s in secrets]
+
+
+def legacy_credential_fernets(secrets: Sequence[str]) -> list[Fernet]:
+    """The keys that encrypted credentials before purpose keys (used only to re-encrypt them)."""
+    return [_fernet(_legacy_key(s, b"elshi.credentials")) for s in secrets]
+
+
+def encrypt_credentials(settings: Settings, values: dict[str, Any]) -> str:
+    """Return the encrypted JSON of a credentials dict (Fernet: AES-128-CBC, HMAC-SHA256)."""
+    return _credentials_fernet(settings).encrypt(json.dumps(values).encode()).decode()
+
+
+def decrypt_credentials(settings: Settings, token: str | None) -> dict[str, Any]:
+    """Return the credentials dict from its encrypted form (empty when none are stored)."""
+    if not token:
+        return {}
+    try:
+        data = json.loads(_credentials_fernet(settings).decrypt(token.encode()))
+    except InvalidToken as exc:
+        raise CredentialsUnreadable(
+            "the channel's credentials cannot be decrypted: the key changed "
+            "(ELSHI_CREDENTIALS_KEY or ELSHI_SECRET_KEY); enter them again with "
+            "`elshi channels set-secret`"
+        ) from exc
+    return data if isinstance(data, dict) else {}

@@ -1,13 +1,14 @@
 """Background work through huey: SQLite storage by default, Redis for scale-out.
 
 Domains declare tasks with @task / @periodic; bind() attaches them to a huey instance built
-from settings, so nothing is configured at import time.
+from settings, so nothing is configured at import time. PIPELINE states the way new posts go
+through the tasks; each stage's task queues the stages after it with `pass_on`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,49 @@ TASK_MODULES = (
     "elshi.speak.jobs",
     "elshi.crisis.jobs",
 )
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step new posts go through: its name, the task that runs it (None when the task of
+    the stage before runs it too) and the stage it comes after."""
+
+    name: str
+    task: str | None
+    after: str | None = None
+
+
+#: The way new posts go, in order: ingest -> enrich -> narratives and watches -> alerts.
+#: When a stage's task is done it queues the stages that come after it (`pass_on`) with the
+#: range of post ids it handled. Narratives and watch lists both come after enrichment and run
+#: side by side; the watch-list task checks the alert rules itself, on the posts it matched.
+#: Periodic catch-ups (enrich_pending, narratives_pending, catch_up_watches) redo any stage a
+#: queued task missed.
+PIPELINE: tuple[Stage, ...] = (
+    Stage("ingest", "poll_source"),
+    Stage("enrich", "enrich_new_posts", after="ingest"),
+    Stage("narratives", "assign_narratives", after="enrich"),
+    Stage("watches", "update_watches", after="enrich"),
+    Stage("alerts", None, after="watches"),
+)
+
+
+def following(stage: str) -> tuple[Stage, ...]:
+    """Return the stages that come right after `stage`, in PIPELINE order."""
+    if stage not in {s.name for s in PIPELINE}:
+        raise KeyError(f"no pipeline stage {stage!r}; known: {', '.join(s.name for s in PIPELINE)}")
+    return tuple(s for s in PIPELINE if s.after == stage)
+
+
+def pass_on(stage: str, *args: Any, skip: Collection[str] = ()) -> list[str]:
+    """Queue the task of each stage after `stage` (but those in `skip`) with `args`; return
+    the names of the tasks queued. A stage whose work runs inside another task is not queued."""
+    queued = []
+    for nxt in following(stage):
+        if nxt.task is not None and nxt.name not in skip:
+            enqueue(nxt.task, *args)
+            queued.append(nxt.task)
+    return queued
 
 
 def task(
@@ -145,4 +189,17 @@ def consumer(rt: Runtime, *, workers: int = 2, periodic: bool = True) -> Any:
     )
 
 
-__all__ = ["Runtime", "bind", "build_huey", "consumer", "crontab", "enqueue", "periodic", "task"]
+__all__ = [
+    "PIPELINE",
+    "Runtime",
+    "Stage",
+    "bind",
+    "build_huey",
+    "consumer",
+    "crontab",
+    "enqueue",
+    "following",
+    "pass_on",
+    "periodic",
+    "task",
+]

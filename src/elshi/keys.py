@@ -15,7 +15,15 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import Connection, Text, bindparam, cast, column, select, table, update
 
-from elshi.crypto import PASSPORT, PHONE, SEALED_PREFIX, Keyring, SealedUnreadable
+from elshi.crypto import (
+    PASSPORT,
+    PHONE,
+    SEALED_PREFIX,
+    Keyring,
+    SealedUnreadable,
+    credential_fernets,
+    legacy_credential_fernets,
+)
 
 
 @dataclass(frozen=True)
@@ -172,22 +180,13 @@ def _recrypt_credentials(conn: Connection, credentials: Credentials) -> int:
 
 def credential_keys(secrets: Sequence[str], *, fixed: bool, legacy: bool) -> Credentials:
     """The credential keys of these secret keys (the first is the one encrypting)."""
-    from elshi.crypto import CREDENTIALS, derive
-    from elshi.speak.crypto import legacy_fernets
-
-    fernets = [Fernet(_b64(derive(s, CREDENTIALS))) for s in secrets]
-    old = legacy_fernets(secrets) if legacy else []
+    fernets = credential_fernets(secrets)
+    old = legacy_credential_fernets(secrets) if legacy else []
     return Credentials(
         opener=MultiFernet(fernets + old),
         target=None if fixed else fernets[0],
         legacy=None if fixed or not old else old[0],
     )
-
-
-def _b64(key: bytes) -> bytes:
-    import base64
-
-    return base64.urlsafe_b64encode(key)
 
 
 class RotationError(ValueError):
@@ -200,9 +199,7 @@ def reseal_all(
     """Seal everything with the first of `secrets`, opening with any of them (also re-encrypt
     channel credentials unless ELSHI_CREDENTIALS_KEY encrypts them) and recompute the blind
     indexes. Runs in the caller's transaction (all or nothing); running it again is harmless."""
-    from elshi.crypto import CREDENTIALS, derive
-
-    fernets = [Fernet(_b64(derive(s, CREDENTIALS))) for s in secrets]
+    fernets = credential_fernets(secrets)
     return reseal(
         conn,
         opener=Keyring(secrets),

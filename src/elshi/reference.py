@@ -1,5 +1,5 @@
 """Generate docs/reference/*.md from the code: settings, CLI commands, connectors, channels,
-roles and the route policy.
+roles, the route policy and the plugin hooks.
 
 `python -m elshi.reference` rewrites the files; a test fails when they are out of date, so a
 new setting, command or connector cannot land undocumented.
@@ -219,6 +219,47 @@ def routes_markdown() -> str:
     return "\n".join(out) + "\n"
 
 
+def hooks_markdown() -> str:
+    """Return the plugin hooks reference: each hook, what it returns and the built-ins."""
+    import inspect
+
+    from elshi.plugins import DEFAULT_PLUGINS, get_manager, hookspecs
+
+    manager = get_manager()
+    out = [
+        "# Plugin hooks",
+        "",
+        "A plugin is a Python module that implements some of these hooks with `hookimpl` from",
+        "`elshi.plugins`, registered by an entry point in the group `elshi` of its package",
+        "(`[project.entry-points.elshi]` in pyproject.toml). Each hook returns a list of",
+        "classes; elshi finds one by its `slug`. The built-ins register the same way.",
+        "`elshi plugins` lists what is installed.",
+        "",
+        "```python",
+        "from elshi.plugins import hookimpl",
+        "",
+        "",
+        "@hookimpl",
+        "def elshi_connectors():",
+        "    return [MyConnector]",
+        "```",
+        "",
+    ]
+    for name, spec in hookspecs().items():
+        returns = inspect.signature(spec).return_annotation
+        doc = inspect.getdoc(spec) or ""
+        built_in = sorted(
+            cls.slug
+            for impl in getattr(manager.hook, name).get_hookimpls()
+            if impl.plugin_name in DEFAULT_PLUGINS
+            for cls in impl.function()
+        )
+        out += [f"## `{name}() -> {returns}`", "", *doc.split("\n"), ""]
+        shown = ", ".join(f"`{slug}`" for slug in built_in) if built_in else "none"
+        out += [f"Built in: {shown}.", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
 PAGES = {
     "settings.md": settings_markdown,
     "cli.md": cli_markdown,
@@ -226,6 +267,7 @@ PAGES = {
     "channels.md": channels_markdown,
     "roles.md": roles_markdown,
     "routes.md": routes_markdown,
+    "hooks.md": hooks_markdown,
 }
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from elshi.accounts import service
 from elshi.accounts.models import ApiToken, RoleGrant, User
 from elshi.accounts.service import LoginPolicy, Principal
-from elshi.errors import N_, FieldError
+from elshi.errors import N_, FieldError, NotFound
 from elshi.missions import service as missions
 from elshi.missions.models import Mission
 
@@ -23,15 +23,15 @@ NO_MISSION = N_("There is no mission with the short name %(slug)s.")
 NO_TOKEN = N_("No API token has the id %(id)s.")
 
 
-class UserNotFound(FieldError, LookupError):
+class UserNotFound(FieldError, NotFound):
     """No user has this e-mail."""
 
 
-class TokenNotFound(FieldError, LookupError):
+class TokenNotFound(FieldError, NotFound):
     """No API token has this id."""
 
 
-class MissionNotFound(FieldError, LookupError):
+class MissionNotFound(FieldError, NotFound):
     """No mission has this slug."""
 
 

@@ -28,7 +28,7 @@ from elshi.accounts.models import (
     WebSession,
 )
 from elshi.db import utcnow
-from elshi.errors import N_, FieldError
+from elshi.errors import N_, FieldError, PermissionDenied
 from elshi.missions.models import Mission
 
 if TYPE_CHECKING:
@@ -166,10 +166,6 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "speak.approve": ("admin", "ambassador", "approver"),
     "channels.manage": ("admin",),
 }
-
-
-class PermissionDenied(PermissionError):
-    """The acting user lacks a role the action needs; the message names the permission."""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pikepdf
 from PIL import Image, ImageOps
 
-from elshi.consulate.service import Invalid, Problem
+from elshi.errors import Invalid, Problem
 from elshi.web.i18n import N_
 
 #: What may be uploaded, recognised by the first bytes of the file, never by its name.

@@ -45,7 +45,7 @@ def _actor(s: Any, email: str) -> Any:
 
 def _problem(exc: Exception) -> typer.Exit:
     from elshi.cli import Exit, _fail
-    from elshi.consulate.service import Invalid
+    from elshi.errors import Invalid
 
     if isinstance(exc, Invalid):
         return _fail("; ".join(str(p) for p in exc.problems), Exit.USAGE)
@@ -102,8 +102,8 @@ def create(
     """Show who would be reached, then save a broadcast awaiting a second officer's approval."""
     from elshi.accounts.service import Principal
     from elshi.cli import console
-    from elshi.consulate.service import Invalid, NotFound
     from elshi.crisis import service
+    from elshi.errors import Invalid, NotFound
     from elshi.missions import service as missions
 
     settings, db = _db()
@@ -165,8 +165,8 @@ def create(
 
 
 def _broadcast_step(step: str, broadcast_id: int, as_: str) -> Any:
-    from elshi.consulate.service import Invalid, NotFound
     from elshi.crisis import service
+    from elshi.errors import Invalid, NotFound
 
     _, db = _db()
     try:
@@ -217,8 +217,8 @@ def cancel(broadcast: BroadcastArg, as_: AsOpt) -> None:
 def kill(crisis: CrisisArg, as_: AsOpt) -> None:
     """Kill switch: stop every pending delivery of a crisis and its escalation."""
     from elshi.cli import console
-    from elshi.consulate.service import Invalid, NotFound
     from elshi.crisis import service
+    from elshi.errors import Invalid, NotFound
 
     _, db = _db()
     try:
@@ -233,8 +233,8 @@ def kill(crisis: CrisisArg, as_: AsOpt) -> None:
 def close(crisis: CrisisArg, as_: AsOpt) -> None:
     """Close a crisis: check-in links then say it is over."""
     from elshi.cli import console
-    from elshi.consulate.service import Invalid, NotFound
     from elshi.crisis import service
+    from elshi.errors import Invalid, NotFound
 
     _, db = _db()
     try:

@@ -42,7 +42,7 @@ from sqlalchemy.sql import Select
 from elshi import netguard
 from elshi.accounts.service import Principal, audit
 from elshi.consulate.models import Citizen, Registration
-from elshi.consulate.service import Invalid, NotFound, Problem, clean_text
+from elshi.consulate.service import clean_text
 from elshi.crisis.models import (
     ANSWERS,
     AUDIENCES,
@@ -57,6 +57,7 @@ from elshi.crisis.models import (
 )
 from elshi.crypto import PHONE
 from elshi.db import keyring_of, utcnow
+from elshi.errors import Invalid, NotFound, Problem
 from elshi.missions.models import Mission
 from elshi.settings import Settings
 from elshi.web.i18n import N_

@@ -20,11 +20,11 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from elshi import crypto
-from elshi.consulate.service import Invalid, NotFound
 from elshi.crisis import service
 from elshi.crisis.models import CHANNELS, Broadcast, Crisis, Recipient, WalkIn
 from elshi.crisis.writer import CheckinWriter
 from elshi.db import Database
+from elshi.errors import Invalid, NotFound
 from elshi.missions.models import Mission
 from elshi.settings import Settings
 from elshi.web.bounds import Id

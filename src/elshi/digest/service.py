@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from elshi.accounts.models import RoleGrant, User
 from elshi.alerts.models import Alert
 from elshi.db import utcnow
+from elshi.errors import NotFound
 from elshi.forecast.service import Forecast, forecast_watch
 from elshi.listen.models import Author, Post
 from elshi.missions.models import Mission
@@ -23,7 +24,7 @@ from elshi.watch.service import mission_view, top_narratives
 READERS = ("admin", "ambassador", "analyst", "press")
 
 
-class MissionNotFound(LookupError):
+class MissionNotFound(NotFound):
     """No mission with that slug."""
 
 

@@ -30,6 +30,7 @@ from elshi.connectors.base import (
     snippet,
 )
 from elshi.db import Database, utcnow
+from elshi.errors import NotFound
 from elshi.listen.models import Author, IngestRun, Post, Quarantine, Source
 from elshi.listen.text import content_hash, index_text
 from elshi.plugins import get_connector
@@ -996,7 +997,7 @@ def ensure_indexes(db: Database) -> None:
             index.create(conn, checkfirst=True)
 
 
-class SourceNotFound(LookupError):
+class SourceNotFound(NotFound):
     """No source has this id."""
 
 

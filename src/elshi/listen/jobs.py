@@ -1,4 +1,4 @@
-"""Listen tasks: poll a source, find due sources every minute."""
+"""Listen tasks: poll a source (the pipeline's first stage), find due sources every minute."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ import os
 from typing import Any
 
 from elshi.connectors.base import FetchContext
-from elshi.jobs import crontab, enqueue, periodic, runtime, task
+from elshi.jobs import crontab, enqueue, pass_on, periodic, runtime, task
 from elshi.listen import flows, service
-from elshi.nlp.jobs import newest_post_id
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +18,8 @@ def poll_source(source_id: int) -> dict[str, Any]:
     """Poll one source and return its ingest report."""
     rt = runtime()
     ctx = FetchContext(settings=rt.settings)
-    before = newest_post_id(rt.db)
+    with rt.db.session() as s:
+        before = service.newest_post_id(db=s)
     try:
         report = flows.run_source(rt.db, source_id=source_id, ctx=ctx)
     except flows.SourceRefused as exc:
@@ -28,7 +28,7 @@ def poll_source(source_id: int) -> dict[str, Any]:
     finally:
         ctx.close()
     if report.stored:
-        enqueue("enrich_new_posts", before)
+        pass_on("ingest", before)
     return report.as_dict()
 
 

@@ -33,6 +33,11 @@ from elshi.settings import Settings
 MAX_LIMIT = 500
 
 
+def newest_post_id(*, db: Session) -> int:
+    """Return the highest post id (0 for an empty store); new posts will be above it."""
+    return int(db.scalar(select(func.max(Post.id))) or 0)
+
+
 class InvalidSource(ValueError):
     """A source's connector or config is not valid; the message says which field."""
 

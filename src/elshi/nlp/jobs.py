@@ -12,15 +12,16 @@ from typing import Any
 from sqlalchemy import and_, exists, func, select
 
 from elshi.db import Database
-from elshi.jobs import crontab, enqueue, periodic, runtime, task
+from elshi.jobs import crontab, enqueue, pass_on, periodic, runtime, task
+from elshi.listen import service as listen
 from elshi.listen.models import Annotation, Post
 from elshi.nlp.pipeline import enrich_posts, ordered
 
 
 def newest_post_id(db: Database) -> int:
-    """Return the highest post id (0 for an empty store); new posts will be above it."""
+    """Return the highest post id (0 for an empty store), in a session of its own."""
     with db.session() as s:
-        return int(s.scalar(select(func.max(Post.id))) or 0)
+        return listen.newest_post_id(db=s)
 
 
 #: Posts per enrichment task: a large import is split so that every worker (every core) takes
@@ -41,11 +42,10 @@ def enrich_new_posts(after_id: int) -> Any:
 
 @task(retries=2, retry_delay=30)
 def enrich_range(after_id: int, last_id: int) -> Any:
-    """Enrich posts after_id < id <= last_id; then queue narratives and watch lists."""
+    """Enrich posts after_id < id <= last_id; then queue the stages after enrichment
+    (narratives, when an enricher runs apart, and watch lists)."""
     counts = enrich_posts(runtime().db, min_id=after_id + 1, max_id=last_id, apart=False)
-    if ordered(apart=True):
-        enqueue("assign_narratives", after_id, last_id)
-    enqueue("update_watches")
+    pass_on("enrich", after_id, last_id, skip=() if ordered(apart=True) else ("narratives",))
     return counts
 
 

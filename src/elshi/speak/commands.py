@@ -184,9 +184,9 @@ def channels_set_secret(
 def channels_new_key() -> None:
     """Print a fresh key for ELSHI_CREDENTIALS_KEY."""
     from elshi.cli import console
-    from elshi.speak.crypto import new_key
+    from elshi.crypto import new_credentials_key
 
-    console.print(new_key(), highlight=False)
+    console.print(new_credentials_key(), highlight=False)
 
 
 @statements_app.command("list")

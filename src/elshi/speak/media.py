@@ -15,6 +15,7 @@ from typing import Any
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from elshi.consulate import documents
+from elshi.errors import InvalidRequest
 from elshi.settings import Settings
 from elshi.web.i18n import N_
 
@@ -41,13 +42,8 @@ LONG_ALT = N_("Image %(name)s: the description has at most %(max)s characters.")
 TOO_MANY = N_("A language version can carry at most %(n)s images.")
 
 
-class MediaError(ValueError):
+class MediaError(InvalidRequest):
     """An image was refused; the message template says what and where."""
-
-    def __init__(self, message: str, **params: Any) -> None:
-        self.message = message
-        self.params = params
-        super().__init__(message % params if params else message)
 
 
 @dataclass(frozen=True)

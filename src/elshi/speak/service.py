@@ -9,11 +9,9 @@ import json
 import re
 import secrets as pysecrets
 import uuid
-from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -24,6 +22,7 @@ from sqlalchemy.orm import Session
 from elshi.accounts.service import PermissionDenied, Principal, audit, authorize
 from elshi.crypto import UNSUBSCRIBE, untimed_signer
 from elshi.db import utcnow
+from elshi.errors import InvalidRequest, NotFound
 from elshi.missions.models import Mission
 from elshi.settings import Settings
 from elshi.speak import crypto
@@ -38,6 +37,7 @@ from elshi.speak.models import (
     Subscriber,
 )
 from elshi.speak.text import LengthCheck
+from elshi.speak.translation import Translator
 from elshi.web.i18n import N_
 
 MAX_TEXT = 20_000
@@ -47,40 +47,19 @@ URGENT_APPROVALS = 2
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-class SpeakError(ValueError):
+class SpeakError(InvalidRequest):
     """A request cannot be done; the message says what and where, for a person.
 
     The message is a translatable template; `translated(gettext)` renders it in a language.
     """
 
-    def __init__(self, message: str, **params: Any) -> None:
-        self.message = message
-        self.params = params
-        super().__init__(message % params if params else message)
 
-    def translated(self, gettext: Callable[[str], str]) -> str:
-        """Return the message in the language of `gettext`."""
-        text = gettext(self.message)
-        return text % self.params if self.params else text
-
-
-class StatementNotFound(LookupError):
+class StatementNotFound(NotFound):
     """No statement with this id that the actor may see."""
 
 
 class NotApproved(PermissionError):
     """The statement is not approved as it stands: nothing may reach a public channel."""
-
-
-class Translator(ABC):
-    """A machine-translation backend (optional; none is built in, none is ever required)."""
-
-    slug: ClassVar[str]
-    title: ClassVar[str]
-
-    @abstractmethod
-    def translate(self, text: str, *, source: str, target: str) -> str:
-        """Return the text translated from `source` to `target` language."""
 
 
 # ---------------------------------------------------------------------------- access

@@ -3,12 +3,25 @@ hook) and, when ELSHI_TRANSLATION_HF_MODEL names one, a local Hugging Face model
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import ClassVar
 
+from elshi.errors import N_
 from elshi.settings import Settings
-from elshi.speak.service import SpeakError, Translator
-from elshi.web.i18n import N_
+
+
+class Translator(ABC):
+    """A machine-translation backend (optional; none is built in, none is ever required).
+
+    Plugins provide them through the elshi_translators hook."""
+
+    slug: ClassVar[str]
+    title: ClassVar[str]
+
+    @abstractmethod
+    def translate(self, text: str, *, source: str, target: str) -> str:
+        """Return the text translated from `source` to `target` language."""
 
 
 class HFTranslator(Translator):
@@ -23,6 +36,7 @@ class HFTranslator(Translator):
     def translate(self, text: str, *, source: str, target: str) -> str:
         """Translate with the model; a model that cannot be loaded is said plainly."""
         from elshi.nlp import hf
+        from elshi.speak.service import SpeakError
 
         try:
             return hf.translate(self.model, text, source=source, target=target)

@@ -13,7 +13,8 @@ BATCHES_PER_TASK = 50
 
 
 def update_watches_now() -> dict[str, Any]:
-    """Match posts not yet seen by each watch list, then evaluate alert rules."""
+    """Match posts not yet seen by each watch list, then evaluate alert rules (the stage after
+    watches in jobs.PIPELINE runs here, on the posts just matched)."""
     from elshi.alerts.flows import evaluate_after_batch
 
     db = runtime().db
@@ -25,8 +26,10 @@ def update_watches_now() -> dict[str, Any]:
 
 
 @task(retries=2, retry_delay=30)
-def update_watches() -> dict[str, Any]:
-    """Queued after each enrichment batch: bring watch lists and alerts up to date."""
+def update_watches(after_id: int | None = None, last_id: int | None = None) -> dict[str, Any]:
+    """Queued after each enrichment batch: bring watch lists and alerts up to date.
+
+    The range of new post ids is not needed: each watch list reads on from its own cursor."""
     return update_watches_now()
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from elshi.accounts.service import PermissionDenied, Principal, scoped
 from elshi.db import utcnow
-from elshi.errors import N_, FieldError
+from elshi.errors import N_, FieldError, NotFound
 from elshi.listen.models import Author, Post, Source
 from elshi.missions.models import Mission
 from elshi.watch.matching import ENTITY_ID
@@ -34,10 +34,6 @@ EVENT_KINDS = ("visit", "summit", "vote", "holiday", "other")
 
 class InvalidWatch(FieldError):
     """A watch-list field is not valid."""
-
-
-class NotFound(LookupError):
-    """The object does not exist or the user may not see it."""
 
 
 # ---------------------------------------------------------------------------- terms

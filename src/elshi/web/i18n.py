@@ -22,6 +22,7 @@ from babel.messages.pofile import read_po, write_po
 from babel.support import Translations
 
 from elshi import __version__
+from elshi.errors import N_ as N_  # one definition; modules import it from either place
 
 LANGUAGES: tuple[str, ...] = ("kk", "ru", "en")
 LANGUAGE_NAMES = {"kk": "Қазақша", "ru": "Русский", "en": "English"}
@@ -36,11 +37,6 @@ _METHODS = [
 ]
 _OPTIONS = {"**/web/templates/**.html": {"extensions": "jinja2.ext.i18n", "trimmed": "true"}}
 _KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
-
-
-def N_(message: str) -> str:
-    """Mark a message for extraction; it is translated later, where it is shown."""
-    return message
 
 
 def po_path(lang: str) -> Path:

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import HTTPException, Request
 from fastapi.responses import RedirectResponse
 
-from elshi.errors import FieldError
+from elshi.errors import Invalid
 from elshi.web.bounds import parse_date
 from elshi.web.i18n import N_, gettext
 from elshi.web.templating import csrf_valid, finish, request_language
@@ -60,11 +60,16 @@ def t(request: Request, message: str, **params: Any) -> str:
     return text % params if params else text
 
 
-def error_text(request: Request, exc: FieldError) -> str:
-    """Return 'Field: message' in the request's language."""
-    field = FIELD_NAMES.get(exc.field)
-    label = t(request, field) if field else exc.field
-    return f"{label}: {t(request, exc.message, **exc.params)}"
+def error_text(request: Request, exc: Invalid) -> str:
+    """Return 'Field: message' for each problem of the error, in the request's language."""
+    parts = []
+    for problem in exc.problems:
+        text = t(request, problem.message, **problem.params)
+        if problem.where:
+            field = FIELD_NAMES.get(problem.where)
+            text = f"{t(request, field) if field else problem.where}: {text}"
+        parts.append(text)
+    return " ".join(parts)
 
 
 def check_form(request: Request, token: str) -> None:

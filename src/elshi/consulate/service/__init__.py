@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -33,28 +32,8 @@ OPEN_FILTER = text("service_request.status IN (" + ", ".join(f"'{s}'" for s in O
 # ---------------------------------------------------------------------------- errors
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with the input: the field, a translatable message and its values."""
-
-    where: str
-    message: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.message % self.params if self.params else self.message}"
-
-
-class Invalid(ValueError):
-    """The input was refused; `problems` say what and where. Nothing was stored."""
-
-    def __init__(self, *problems: Problem) -> None:
-        super().__init__("; ".join(str(p) for p in problems))
-        self.problems = problems
-
-
-class NotFound(LookupError):
-    """No such record, or not one the actor may see (the two look the same on purpose)."""
+# Problem, Invalid and NotFound are the package's (elshi.errors); callers may import them here.
+from elshi.errors import Invalid, NotFound, Problem
 
 
 class SlotFull(Invalid):
