@@ -23,8 +23,9 @@ A field spec is a column name, a list of specs (first non-empty wins) or a table
 optionally ``format``/``tz`` (times), ``where``/``take`` (pick from a list of objects),
 ``transform`` (int, float, bool, lower, upper, html, lang) and ``default``.
 
-Built-in profiles: ``generic``, ``twitter-v2``, ``crowdtangle``, ``mediacloud`` and ``ira``
-(see PROFILES). Files are read as a stream: memory stays bounded whatever the file size.
+Built-in profiles: ``generic``, ``twitter-v2``, ``crowdtangle``, ``mediacloud`` and ``ira``,
+one TOML file each in profiles/ (loaded at import into PROFILES). Files are read as a stream:
+memory stays bounded whatever the file size.
 """
 
 from __future__ import annotations
@@ -167,187 +168,22 @@ def _spec_columns(spec: Any) -> list[str]:
     return []
 
 
-_TWEET_EXTRA = {
-    "author_id": "author_id",
-    "conversation_id": "conversation_id",
-    "in_reply_to_user_id": "in_reply_to_user_id",
-    "quoted": [
-        {"column": "referenced_tweets", "where": {"type": "quoted"}, "take": "id"},
-        "referenced_tweets.quoted.id",
-    ],
-    "source": "source",
-    "possibly_sensitive": "possibly_sensitive",
-    "edit_history_tweet_ids": "edit_history_tweet_ids",
-    "author_verified": "author.verified",
-    "author_followers": "author.public_metrics.followers_count",
-}
+#: The built-in profiles, in the order they are listed: one file each in profiles/, written
+#: like the files users give with ``--profile FILE``.
+BUILT_IN = ("generic", "twitter-v2", "crowdtangle", "mediacloud", "ira")
+PROFILE_DIR = Path(__file__).parent / "profiles"
+
+
+def _read_builtin_profiles() -> dict[str, dict[str, Any]]:
+    out = {}
+    for name in BUILT_IN:
+        with (PROFILE_DIR / f"{name}.toml").open("rb") as f:
+            out[name] = tomllib.load(f)
+    return out
+
 
 #: Built-in profiles by name. Plain data, like the files users write.
-PROFILES: dict[str, dict[str, Any]] = {
-    "generic": {
-        "name": "generic",
-        "description": "Columns id, text, author, published_at, url, lang (title, author_name "
-        "optional).",
-        "platform": "generic",
-        "fields": {
-            "external_id": "id",
-            "text": "text",
-            "title": "title",
-            "author_handle": "author",
-            "author_name": ["author_name", "author"],
-            "published_at": "published_at",
-            "url": "url",
-            "lang": "lang",
-        },
-    },
-    "twitter-v2": {
-        "name": "twitter-v2",
-        "description": "X/Twitter API v2 pages as saved by twarc2 (one page per JSONL line: "
-        "data, includes.users, meta), flattened lines with `author` embedded, or twarc-csv "
-        "columns. One post per tweet in `data`; tweets in includes are not stored.",
-        "platform": "twitter",
-        "expand": "twitter-v2",
-        "records": "",
-        "skip_when": ["action"],
-        "fields": {
-            "external_id": "id",
-            "text": "text",
-            "author_handle": "author.username",
-            "author_name": "author.name",
-            "published_at": "created_at",
-            "lang": "lang",
-            "url": [
-                {"template": "https://twitter.com/{author.username}/status/{id}"},
-                {"template": "https://twitter.com/i/web/status/{id}"},
-            ],
-            "metrics.likes": "public_metrics.like_count",
-            "metrics.shares": "public_metrics.retweet_count",
-            "metrics.replies": "public_metrics.reply_count",
-            "metrics.quotes": "public_metrics.quote_count",
-            "metrics.views": "public_metrics.impression_count",
-            "reply_to": [
-                {"column": "referenced_tweets", "where": {"type": "replied_to"}, "take": "id"},
-                "referenced_tweets.replied_to.id",
-            ],
-            "repost_of": [
-                {"column": "referenced_tweets", "where": {"type": "retweeted"}, "take": "id"},
-                "referenced_tweets.retweeted.id",
-            ],
-        },
-        "extra": _TWEET_EXTRA,
-        "required": [["id"], ["text"]],
-    },
-    "crowdtangle": {
-        "name": "crowdtangle",
-        "description": "CrowdTangle API posts (JSON) and its CSV exports (flat endpoint CSV, "
-        "CooRnet ct_shares). The id is CrowdTangle's post id, present in every layout; a "
-        "ct_shares row per shared link repeats the post id, so extra links count as "
-        "duplicates. Dates are UTC. Text: message, else description, title, or the link.",
-        "platform": "facebook",
-        "fields": {
-            "external_id": "id",
-            "text": ["message", "description", "title", "expanded"],
-            "title": "title",
-            "url": "postUrl",
-            "author_handle": [
-                "account.handle",
-                "account_handle",
-                "account.platformId",
-                "account_platformId",
-                "account.id",
-                "account_id",
-            ],
-            "author_name": ["account.name", "account_name"],
-            "published_at": "date",
-            "lang": "languageCode",
-            "metrics.likes": ["statistics.actual.likeCount", "statistics_actual_likeCount"],
-            "metrics.shares": ["statistics.actual.shareCount", "statistics_actual_shareCount"],
-            "metrics.comments": [
-                "statistics.actual.commentCount",
-                "statistics_actual_commentCount",
-            ],
-            "metrics.loves": ["statistics.actual.loveCount", "statistics_actual_loveCount"],
-            "metrics.angry": ["statistics.actual.angryCount", "statistics_actual_angryCount"],
-        },
-        "extra": {
-            "link": ["expanded", "link"],
-            "platform_id": "platformId",
-            "type": "type",
-            "is_orig": {"column": "is_orig", "transform": "bool"},
-            "score": {"column": "score", "transform": "float"},
-            "account_url": ["account.url", "account_url"],
-            "account_type": ["account.accountType", "account_accountType"],
-            "account_subscribers": {
-                "column": ["account.subscriberCount", "account_subscriberCount", "subscriberCount"],
-                "transform": "int",
-            },
-        },
-        "required": [["id"], ["message", "description", "title", "expanded"]],
-    },
-    "mediacloud": {
-        "name": "mediacloud",
-        "description": "Media Cloud story list CSV: one post per story (headline, no body); "
-        "the outlet is the author.",
-        "platform": "news",
-        "fields": {
-            "external_id": "stories_id",
-            "title": {"column": "title", "transform": "html"},
-            "url": "url",
-            "author_handle": "media_name",
-            "author_name": "media_name",
-            "published_at": "publish_date",
-            "lang": "language",
-        },
-        "extra": {
-            "media_id": "media_id",
-            "media_url": "media_url",
-            "guid": "guid",
-            "collected": "collect_date",
-            "ap_syndicated": {"column": "ap_syndicated", "transform": "bool"},
-        },
-        "required": [["stories_id"], ["title"]],
-    },
-    "ira": {
-        "name": "ira",
-        "description": "Internet Research Agency troll tweets (FiveThirtyEight / Linvill & "
-        "Warren CSV: author_id, content, region, language, publish_date, ...). The layout has "
-        "no tweet id, so the id is a hash of author, publish_date (UTC), content and the "
-        "account's tweet counter `updates`: rows equal in all of them are one tweet stored "
-        "once. Language names become codes. account_category comes from ../authors.csv "
-        "when present.",
-        "platform": "twitter",
-        "fields": {
-            "external_id": {
-                "hash": ["author_id", "publish_date", "content", "updates"],
-                "prefix": "ira-",
-            },
-            "text": "content",
-            "author_handle": "author_id",
-            "author_name": "author",
-            "published_at": {"column": "publish_date", "format": "%Y-%m-%d %H:%M:%S", "tz": "UTC"},
-            "lang": "language",
-        },
-        "extra": {
-            "region": "region",
-            "language_name": "language",
-            "post_type": "post_type",
-            "retweet": {"column": "retweet", "transform": "bool"},
-            "following": {"column": "following", "transform": "int"},
-            "followers": {"column": "followers", "transform": "int"},
-            "updates": {"column": "updates", "transform": "int"},
-            "harvested_at": "harvested_date",
-            "account_category": "account_category",
-            "account_type": "account_type",
-        },
-        "required": [["author_id"], ["content"], ["publish_date"]],
-        "join": {
-            "path": "../authors.csv",
-            "on": "author_id",
-            "columns": ["account_category", "account_type"],
-            "optional": True,
-        },
-    },
-}
+PROFILES: dict[str, dict[str, Any]] = _read_builtin_profiles()
 
 
 def load_profile(
