@@ -1,7 +1,7 @@
 # One target per habit. Run inside the project's virtual environment.
 PY ?= python
 
-.PHONY: install test test-pg test-all lint format typecheck check bench bench-nlp serve demo i18n
+.PHONY: install test test-pg test-all lint format typecheck check precommit bench bench-nlp serve demo i18n
 
 install:            ## install elshi with the test extras
 	$(PY) -m pip install -e '.[test]'
@@ -26,6 +26,10 @@ typecheck:          ## mypy on src/
 	$(PY) -m mypy src
 
 check: lint typecheck test
+
+precommit:          ## install the git hook, then run ruff and mypy on every file
+	$(PY) -m pre_commit install
+	$(PY) -m pre_commit run --all-files
 
 bench:              ## ingest and search benchmarks (prints figures)
 	$(PY) bench/ingest.py

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from elshi.accounts.service import use_password_hasher
 from elshi.db import Database
 from elshi.migrate import migrate
 from elshi.settings import Settings, load_settings
@@ -75,6 +77,19 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared data not found at {path} (set ELSHI_SHARED_DATA)")
     return path
+
+
+#: What the suite hashes test passwords with: argon2id at the lowest cost, so that the many
+#: accounts tests create take milliseconds, not seconds. elshi itself always hashes at
+#: PRODUCTION_HASHER's cost (tests/test_accounts.py checks both).
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashing() -> Iterator[None]:
+    previous = use_password_hasher(CHEAP_HASHER)
+    yield
+    use_password_hasher(previous)
 
 
 def _clear_env(monkeypatch: pytest.MonkeyPatch) -> None:

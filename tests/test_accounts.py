@@ -87,6 +87,42 @@ def test_passwords_are_argon2id_hashes(db: Database) -> None:
             service.create_user(db=s, email="nobody", password=PASSWORD)
 
 
+def test_production_hashes_at_full_cost_and_test_hashes_still_verify() -> None:
+    import subprocess
+    import sys
+
+    from argon2.profiles import RFC_9106_LOW_MEMORY
+
+    production = service.PRODUCTION_HASHER
+    assert (
+        (production.time_cost, production.memory_cost, production.parallelism)
+        == (
+            RFC_9106_LOW_MEMORY.time_cost,
+            RFC_9106_LOW_MEMORY.memory_cost,
+            RFC_9106_LOW_MEMORY.parallelism,
+        )
+        == (3, 65536, 4)
+    )
+    # The suite hashes cheaply (tests/conftest.py); such hashes verify like any other.
+    cheap = service.hash_password(PASSWORD)
+    assert "$m=8,t=1,p=1$" in cheap
+    assert service.verify_password(cheap, PASSWORD)
+    assert not service.verify_password(cheap, PASSWORD + "!")
+    full = production.hash(PASSWORD)
+    assert "$m=65536,t=3,p=4$" in full
+    assert service.verify_password(full, PASSWORD)
+    # elshi itself, with its app and command line loaded, hashes at the full cost.
+    code = (
+        "import elshi.app, elshi.cli.root\n"
+        "from elshi.accounts import service\n"
+        "assert service._hasher is service.PRODUCTION_HASHER\n"
+        "print(service.hash_password('x' * 12))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "$m=65536,t=3,p=4$" in run.stdout
+
+
 # ---------------------------------------------------------------------------- sign-in limits
 
 

@@ -34,7 +34,10 @@ from elshi.missions.models import Mission
 if TYPE_CHECKING:
     from elshi.settings import Settings
 
-_hasher = PasswordHasher()
+#: Passwords are hashed with argon2id at the library's defaults (RFC 9106, low memory: 3 passes,
+#: 64 MiB, 4 lanes). Only the test suite swaps in a cheap hasher (use_password_hasher).
+PRODUCTION_HASHER = PasswordHasher()
+_hasher = PRODUCTION_HASHER
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 12
 
@@ -64,6 +67,14 @@ TOKEN_SCOPES = ("read", "write")
 def hash_password(password: str) -> str:
     """Hash a password with argon2id."""
     return _hasher.hash(password)
+
+
+def use_password_hasher(hasher: PasswordHasher) -> PasswordHasher:
+    """Hash new passwords with `hasher`; return the one it replaces. For the test suite only,
+    before any password is hashed: hashes keep their cost inside, so either kind verifies."""
+    global _hasher
+    previous, _hasher = _hasher, hasher
+    return previous
 
 
 def verify_password(password_hash: str, password: str) -> bool:

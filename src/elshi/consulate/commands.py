@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import TypeAdapter, ValidationError
 
+from elshi.cli.common import Exit, console, database, fail, get_settings
 from elshi.consulate.schemas import DEFAULT_CATALOGUE, ServiceSpec
 
 app = typer.Typer(
@@ -20,23 +21,21 @@ MissionArg = Annotated[str, typer.Argument(help="Mission slug (see: elshi missio
 
 
 def _mission_id(session: Any, slug: str) -> int:
-    from elshi.cli import Exit, _fail
     from elshi.missions import service as missions
 
     mission = missions.get_mission(db=session, slug=slug)
     if mission is None:
-        raise _fail(f"no mission {slug!r} (see: elshi missions list)", Exit.NOT_FOUND)
+        raise fail(f"no mission {slug!r} (see: elshi missions list)", Exit.NOT_FOUND)
     if mission.kind == "hq":
-        raise _fail("headquarters serves no citizens: choose an embassy or consulate", Exit.USAGE)
+        raise fail("headquarters serves no citizens: choose an embassy or consulate", Exit.USAGE)
     return mission.id
 
 
 def _store(slug: str, specs: list[ServiceSpec]) -> int:
     from elshi.accounts.service import audit
-    from elshi.cli import _database, get_settings
     from elshi.consulate import service
 
-    db = _database(get_settings())
+    db = database(get_settings())
     with db.session() as s:
         mission_id = _mission_id(s, slug)
         for spec in specs:
@@ -56,7 +55,6 @@ def _store(slug: str, specs: list[ServiceSpec]) -> int:
 @app.command("seed")
 def seed(mission: MissionArg) -> None:
     """Give a mission the default catalogue (visa, passport, certificate, legalisation, return)."""
-    from elshi.cli import console
 
     n = _store(mission, DEFAULT_CATALOGUE)
     console.print(f"{mission}: {n} services in the catalogue", highlight=False)
@@ -68,20 +66,19 @@ def import_catalogue(
     file: Annotated[Path, typer.Argument(help="JSON file: a list of services.")],
 ) -> None:
     """Add or replace services of a mission from a JSON file (same shape as `export`)."""
-    from elshi.cli import Exit, _fail, console
 
     try:
         raw = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise _fail(f"{file}: no such file", Exit.NOT_FOUND) from None
+        raise fail(f"{file}: no such file", Exit.NOT_FOUND) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _fail(f"{file}: not JSON: {exc}", Exit.USAGE) from None
+        raise fail(f"{file}: not JSON: {exc}", Exit.USAGE) from None
     try:
         specs = TypeAdapter(list[ServiceSpec]).validate_python(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise _fail(
+        raise fail(
             f"{file}: entry {where}: {first['msg']} ({exc.error_count()} problems, nothing stored)",
             Exit.USAGE,
         ) from None
@@ -92,10 +89,9 @@ def import_catalogue(
 @app.command("export")
 def export_catalogue(mission: MissionArg) -> None:
     """Print a mission's catalogue as JSON (edit it and `import` it back)."""
-    from elshi.cli import _database, get_settings
     from elshi.consulate import service
 
-    db = _database(get_settings())
+    db = database(get_settings())
     with db.session() as s:
         rows = service.services(db=s, mission_id=_mission_id(s, mission), active_only=False)
         data = [
@@ -120,11 +116,10 @@ def export_catalogue(mission: MissionArg) -> None:
 @app.command("purge")
 def purge() -> None:
     """Expire ended stays and delete what is past its retention period (also runs nightly)."""
-    from elshi.cli import _database, console, get_settings
     from elshi.consulate.flows import purge_expired
 
     settings = get_settings()
-    db = _database(settings)
+    db = database(settings)
     with db.session() as s:
         counts = purge_expired(db=s, settings=settings)
     for key, value in counts.items():
@@ -134,19 +129,16 @@ def purge() -> None:
 @app.command("scanner")
 def scanner() -> None:
     """Show which virus scanner checks uploads (exit 1 when the configured one is missing)."""
-    from elshi.cli import Exit, _fail, console, get_settings
     from elshi.plugins import UnknownPlugin, pick_scanner, virus_scanners
 
     settings = get_settings()
     try:
         active = pick_scanner(settings)
     except UnknownPlugin as exc:
-        raise _fail(str(exc.args[0]), Exit.USAGE) from None
+        raise fail(str(exc.args[0]), Exit.USAGE) from None
     for slug, cls in virus_scanners().items():
         mark = "*" if slug == active.slug else " "
         here = "available" if cls.available(settings) else "not available here"
         console.print(f"{mark} {slug}: {cls.title} ({here})", highlight=False)
     if not active.available(settings):
-        raise _fail(
-            f"ELSHI_VIRUS_SCANNER={settings.virus_scanner}: {active.title} is not available"
-        )
+        raise fail(f"ELSHI_VIRUS_SCANNER={settings.virus_scanner}: {active.title} is not available")

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
+from elshi.cli.common import Exit, console, database, fail, get_settings
+
 app = typer.Typer(
     help="Crisis mode: reach every citizen in an area and know who is safe.",
     no_args_is_help=True,
@@ -26,30 +28,26 @@ BroadcastArg = Annotated[int, typer.Argument(help="Broadcast id (see: elshi cris
 
 
 def _db() -> Any:
-    from elshi.cli import _database, get_settings
-
     settings = get_settings()
-    return settings, _database(settings)
+    return settings, database(settings)
 
 
 def _actor(s: Any, email: str) -> Any:
     from elshi.accounts import service as accounts
-    from elshi.cli import Exit, _fail
 
     user = accounts.get_user(db=s, email=email)
     principal = accounts.load_principal(db=s, user_id=user.id, via="cli") if user else None
     if principal is None:
-        raise _fail(f"no staff user {email!r} (see: elshi users list)", Exit.NOT_FOUND)
+        raise fail(f"no staff user {email!r} (see: elshi users list)", Exit.NOT_FOUND)
     return principal
 
 
 def _problem(exc: Exception) -> typer.Exit:
-    from elshi.cli import Exit, _fail
     from elshi.errors import Invalid
 
     if isinstance(exc, Invalid):
-        return _fail("; ".join(str(p) for p in exc.problems), Exit.USAGE)
-    return _fail(str(exc), Exit.NOT_FOUND)
+        return fail("; ".join(str(p) for p in exc.problems), Exit.USAGE)
+    return fail(str(exc), Exit.NOT_FOUND)
 
 
 def _messages(path: Path | None, text: list[str], sms: list[str], settings: Any) -> Any:
@@ -101,7 +99,6 @@ def create(
 ) -> None:
     """Show who would be reached, then save a broadcast awaiting a second officer's approval."""
     from elshi.accounts.service import Principal
-    from elshi.cli import console
     from elshi.crisis import service
     from elshi.errors import Invalid, NotFound
     from elshi.missions import service as missions
@@ -184,7 +181,6 @@ def _broadcast_step(step: str, broadcast_id: int, as_: str) -> Any:
 @app.command("approve")
 def approve(broadcast: BroadcastArg, as_: AsOpt) -> None:
     """Approve a broadcast as the second officer."""
-    from elshi.cli import console
 
     _broadcast_step("approve", broadcast, as_)
     console.print(f"broadcast {broadcast} approved; send it with: elshi crisis send {broadcast}")
@@ -194,7 +190,6 @@ def approve(broadcast: BroadcastArg, as_: AsOpt) -> None:
 def send(broadcast: BroadcastArg, as_: AsOpt) -> None:
     """Queue an approved broadcast for delivery (workers send it)."""
     from elshi import jobs
-    from elshi.cli import console, get_settings
 
     counts = _broadcast_step("send", broadcast, as_)
     jobs.bind(get_settings())
@@ -207,7 +202,6 @@ def send(broadcast: BroadcastArg, as_: AsOpt) -> None:
 @app.command("cancel")
 def cancel(broadcast: BroadcastArg, as_: AsOpt) -> None:
     """Cancel a broadcast (after sending: its pending deliveries stop)."""
-    from elshi.cli import console
 
     n = _broadcast_step("cancel", broadcast, as_)
     console.print(f"broadcast {broadcast} cancelled; {n:,} pending deliveries stopped")
@@ -216,7 +210,6 @@ def cancel(broadcast: BroadcastArg, as_: AsOpt) -> None:
 @app.command("kill")
 def kill(crisis: CrisisArg, as_: AsOpt) -> None:
     """Kill switch: stop every pending delivery of a crisis and its escalation."""
-    from elshi.cli import console
     from elshi.crisis import service
     from elshi.errors import Invalid, NotFound
 
@@ -232,7 +225,6 @@ def kill(crisis: CrisisArg, as_: AsOpt) -> None:
 @app.command("close")
 def close(crisis: CrisisArg, as_: AsOpt) -> None:
     """Close a crisis: check-in links then say it is over."""
-    from elshi.cli import console
     from elshi.crisis import service
     from elshi.errors import Invalid, NotFound
 
@@ -253,7 +245,6 @@ def status(
 ) -> None:
     """List crises, or show one crisis's welfare counts and deliveries."""
     from elshi.accounts.service import Principal
-    from elshi.cli import console
     from elshi.crisis import service
     from elshi.crisis.models import Broadcast
 
@@ -296,7 +287,6 @@ def export(
 ) -> None:
     """Write the evacuation list (everyone not known to have left) as CSV or PDF."""
     from elshi.accounts.service import audit
-    from elshi.cli import Exit, _fail, console
     from elshi.crisis import service
     from elshi.crisis.models import Crisis
     from elshi.crisis.views import _export_rows, evacuation_csv, evacuation_html
@@ -305,7 +295,7 @@ def export(
     with db.session() as s:
         c = s.get(Crisis, crisis)
         if c is None:
-            raise _fail(f"no crisis {crisis}", Exit.NOT_FOUND)
+            raise fail(f"no crisis {crisis}", Exit.NOT_FOUND)
         people = service.people(db=s, crisis_id=crisis, kind="evacuation")
         rows = _export_rows(s, crisis, people)
         audit(
@@ -324,9 +314,9 @@ def export(
             try:
                 out.write_bytes(render_pdf(evacuation_html(c, rows, lang=lang), settings=settings))
             except PdfError as exc:
-                raise _fail(str(exc)) from None
+                raise fail(str(exc)) from None
         else:
-            raise _fail("the file must end in .csv or .pdf", Exit.USAGE)
+            raise fail("the file must end in .csv or .pdf", Exit.USAGE)
     console.print(f"wrote {out} ({len(rows):,} people)", highlight=False)
 
 
@@ -334,7 +324,6 @@ def export(
 def tick() -> None:
     """Reconcile, escalate and queue due deliveries now (the worker does this every minute)."""
     from elshi import jobs
-    from elshi.cli import console, get_settings
     from elshi.crisis import flows
 
     settings, db = _db()

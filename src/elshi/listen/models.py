@@ -104,7 +104,7 @@ class Post(Base):
     content_hash: Mapped[int | None] = mapped_column(BigInteger)
     dup_of_id: Mapped[int | None] = mapped_column(Integer)
     extra: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    raw: Mapped[Any] = mapped_column(JSONType)
+    raw: Mapped[Any] = mapped_column(JSONType, nullable=True)  # as migration 0001 made it
     raw_kind: Mapped[str | None] = mapped_column(String(64))
 
 

@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from elshi.cli.common import Exit, console, database, err, fail, get_settings, progress_bar
+
 
 def enrich(
     enricher: Annotated[
@@ -27,16 +29,15 @@ def enrich(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Annotate stored posts; a newer enricher version re-runs over what an older one did."""
-    from elshi.cli import Exit, _database, _fail, _progress, console, get_settings
     from elshi.nlp.pipeline import enrich_posts, ordered
 
     settings = get_settings()
     try:
         ordered(enricher)
     except (KeyError, ValueError) as exc:
-        raise _fail(str(exc.args[0]), Exit.USAGE) from None
-    db = _database(settings)
-    with _progress("enrich", progress) as tick:
+        raise fail(str(exc.args[0]), Exit.USAGE) from None
+    db = database(settings)
+    with progress_bar("enrich", progress) as tick:
         counts = enrich_posts(
             db, slugs=enricher, since=since, force=force, batch_size=batch, progress=tick
         )
@@ -53,7 +54,6 @@ def eval_command(
     """Print accuracy, macro-F1 and a confusion table per language for a labelled file."""
     from rich.table import Table
 
-    from elshi.cli import Exit, _fail, console, err
     from elshi.nlp.evaluate import EvalError, evaluate_file, iter_rows
 
     if task == "entities":
@@ -62,7 +62,7 @@ def eval_command(
     try:
         results, loaded = evaluate_file(task, path)
     except EvalError as exc:
-        raise _fail(str(exc), Exit.USAGE) from None
+        raise fail(str(exc), Exit.USAGE) from None
     if as_json:
         console.print_json(
             json.dumps({"format": loaded.fmt, "results": results, "skipped": len(loaded.skipped)})
@@ -107,14 +107,13 @@ def _eval_entities(path: Path, as_json: bool) -> None:
     """Print entity precision, recall and F1 (exact span and type) for an IOB2 file."""
     from rich.table import Table
 
-    from elshi.cli import Exit, _fail, console, err
     from elshi.nlp.entities import evaluate_iob
     from elshi.nlp.evaluate import EvalError
 
     try:
         rep = evaluate_iob(path)
     except EvalError as exc:
-        raise _fail(str(exc), Exit.USAGE) from None
+        raise fail(str(exc), Exit.USAGE) from None
     if as_json:
         console.print_json(json.dumps(rep, default=str))
         raise typer.Exit(int(Exit.OK))
@@ -164,11 +163,10 @@ def narratives_list(
 
     from rich.table import Table
 
-    from elshi.cli import Exit, _database, console, get_settings
     from elshi.nlp import service
     from elshi.nlp.schemas import NarrativeOut, TrendOut
 
-    db = _database(get_settings())
+    db = database(get_settings())
     with db.session() as s:
         found = service.list_narratives(
             db=s,
@@ -216,16 +214,15 @@ def narratives_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show a narrative: languages, key terms per language, first/last seen and member posts."""
-    from elshi.cli import Exit, _database, _fail, console, get_settings
     from elshi.listen.schemas import PostOut
     from elshi.nlp import service
     from elshi.nlp.schemas import NarrativeDetail, NarrativeOut
 
-    db = _database(get_settings())
+    db = database(get_settings())
     with db.session() as s:
         row = service.get_narrative(db=s, narrative_id=narrative_id, mission_ids=None)
         if row is None:
-            raise _fail(f"no narrative with id {narrative_id}", Exit.NOT_FOUND)
+            raise fail(f"no narrative with id {narrative_id}", Exit.NOT_FOUND)
         total, members = service.member_posts(
             db=s, narrative_id=row.id, mission_ids=None, limit=posts
         )
@@ -259,17 +256,16 @@ def narratives_rebuild(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Forget every narrative and group all stored posts again (after changing the model)."""
-    from elshi.cli import Exit, _database, _progress, console, get_settings
     from elshi.nlp import service
     from elshi.nlp.pipeline import enrich_posts
 
     settings = get_settings()
     if not yes and not typer.confirm("Forget every narrative and assign all posts again?"):
         raise typer.Exit(int(Exit.USAGE))
-    db = _database(settings)
+    db = database(settings)
     with db.session() as s:
         service.reset(db=s)
-    with _progress("narratives", progress) as tick:
+    with progress_bar("narratives", progress) as tick:
         counts = enrich_posts(db, slugs=["narratives"], batch_size=batch, progress=tick)
     with db.session() as s:
         live = len(service.list_narratives(db=s, mission_ids=None, limit=1_000_000))

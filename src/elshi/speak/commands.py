@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
+from elshi.cli.common import Exit, console, database, fail, format_when, get_settings, parse_options
+
 channels_app = typer.Typer(
     help="Publishing channels of a mission: add one with its credentials, list, renew a token.",
     no_args_is_help=True,
@@ -30,7 +32,6 @@ StdinOpt = Annotated[
 
 def _secrets(model: Any, from_stdin: bool) -> dict[str, Any]:
     """Ask for each credential without echo (or read KEY=VALUE lines from stdin)."""
-    from elshi.cli import Exit, _fail
 
     if from_stdin:
         values: dict[str, Any] = {}
@@ -39,7 +40,7 @@ def _secrets(model: Any, from_stdin: bool) -> dict[str, Any]:
                 continue
             key, sep, value = line.partition("=")
             if not sep:
-                raise _fail(f"standard input: expected KEY=VALUE, got {line[:20]!r}", Exit.USAGE)
+                raise fail(f"standard input: expected KEY=VALUE, got {line[:20]!r}", Exit.USAGE)
             values[key.strip()] = value.strip()
         return values
     return {
@@ -50,9 +51,7 @@ def _secrets(model: Any, from_stdin: bool) -> dict[str, Any]:
 
 
 def _config(options: list[str]) -> dict[str, Any]:
-    from elshi.cli import _parse_options
-
-    config = _parse_options(options)
+    config = parse_options(options)
     if isinstance(config.get("languages"), str):
         config["languages"] = [x.strip() for x in config["languages"].split(",") if x.strip()]
     return config
@@ -71,7 +70,6 @@ def channels_add(
 ) -> None:
     """Add a channel account; credentials are asked for without echo and stored encrypted."""
     from elshi.accounts.service import Principal
-    from elshi.cli import Exit, _database, _fail, console, get_settings
     from elshi.missions.service import get_mission
     from elshi.plugins import UnknownPlugin, get_channel
     from elshi.speak import service
@@ -80,14 +78,14 @@ def channels_add(
     try:
         plugin = get_channel(channel)
     except UnknownPlugin as exc:
-        raise _fail(str(exc.args[0]), Exit.USAGE) from None
+        raise fail(str(exc.args[0]), Exit.USAGE) from None
     config = _config(option or [])
     secrets = _secrets(plugin.Secrets, secrets_stdin)
-    db = _database(settings)
+    db = database(settings)
     with db.session() as s:
         m = get_mission(db=s, slug=mission)
         if m is None:
-            raise _fail(f"no mission {mission!r}", Exit.NOT_FOUND)
+            raise fail(f"no mission {mission!r}", Exit.NOT_FOUND)
         try:
             account = service.add_account(
                 db=s,
@@ -100,7 +98,7 @@ def channels_add(
                 secrets=secrets,
             )
         except service.SpeakError as exc:
-            raise _fail(str(exc), Exit.USAGE) from None
+            raise fail(str(exc), Exit.USAGE) from None
         console.print(f"added channel account {account.id}: {channel} {account.name}")
 
 
@@ -110,10 +108,9 @@ def channels_list(as_json: JsonOpt = False) -> None:
     from rich.table import Table
 
     from elshi.accounts.service import Principal
-    from elshi.cli import _database, console, get_settings
     from elshi.speak import service
 
-    db = _database(get_settings())
+    db = database(get_settings())
     with db.session() as s:
         rows = service.list_accounts(db=s, actor=Principal.system())
     if as_json:
@@ -155,17 +152,16 @@ def channels_set_secret(
 ) -> None:
     """Replace an account's credentials, e.g. after its token expired."""
     from elshi.accounts.service import Principal
-    from elshi.cli import Exit, _database, _fail, console, get_settings
     from elshi.plugins import get_channel
     from elshi.speak import service
     from elshi.speak.models import ChannelAccount
 
     settings = get_settings()
-    db = _database(settings)
+    db = database(settings)
     with db.session() as s:
         account = s.get(ChannelAccount, account_id)
         if account is None:
-            raise _fail(f"no channel account {account_id}", Exit.NOT_FOUND)
+            raise fail(f"no channel account {account_id}", Exit.NOT_FOUND)
         secrets = _secrets(get_channel(account.channel).Secrets, secrets_stdin)
         try:
             service.set_account_secrets(
@@ -176,14 +172,13 @@ def channels_set_secret(
                 secrets=secrets,
             )
         except service.SpeakError as exc:
-            raise _fail(str(exc), Exit.USAGE) from None
+            raise fail(str(exc), Exit.USAGE) from None
     console.print(f"credentials of channel account {account_id} replaced")
 
 
 @channels_app.command("new-key")
 def channels_new_key() -> None:
     """Print a fresh key for ELSHI_CREDENTIALS_KEY."""
-    from elshi.cli import console
     from elshi.crypto import new_credentials_key
 
     console.print(new_credentials_key(), highlight=False)
@@ -200,11 +195,10 @@ def statements_list(
     from rich.table import Table
 
     from elshi.accounts.service import Principal
-    from elshi.cli import _database, _when, console, get_settings
     from elshi.speak import service
     from elshi.speak.schemas import StatementOut
 
-    db = _database(get_settings())
+    db = database(get_settings())
     with db.session() as s:
         rows = [
             StatementOut.model_validate(x)
@@ -221,7 +215,7 @@ def statements_list(
             r.title,
             r.status,
             "yes" if r.urgent else "",
-            _when(r.scheduled_at),
+            format_when(r.scheduled_at),
         )
     console.print(table)
 
@@ -238,11 +232,10 @@ def statements_publications(
     from rich.table import Table
 
     from elshi.accounts.service import Principal
-    from elshi.cli import _database, _when, console, get_settings
     from elshi.speak import service
     from elshi.speak.schemas import PublicationOut
 
-    db = _database(get_settings())
+    db = database(get_settings())
     with db.session() as s:
         rows = [
             PublicationOut.model_validate(p)
@@ -259,7 +252,7 @@ def statements_publications(
             f"{r.channel} #{r.account_id}",
             r.lang,
             r.status,
-            _when(r.sent_at or r.due_at),
+            format_when(r.sent_at or r.due_at),
             f"{r.error_kind}: {r.error}"[:70] if r.error_kind else "-",
         )
     console.print(table)
@@ -278,18 +271,17 @@ def statements_retry(
 ) -> None:
     """Put a failed publication back in the queue (the worker sends it)."""
     from elshi.accounts.service import Principal
-    from elshi.cli import Exit, _database, _fail, console, get_settings
     from elshi.speak import flows, service
 
-    db = _database(get_settings())
+    db = database(get_settings())
     try:
         flows.retry_publication(
             db, actor=Principal.system(), publication_id=publication_id, send_again=send_again
         )
     except LookupError as exc:
-        raise _fail(str(exc.args[0]), Exit.NOT_FOUND) from None
+        raise fail(str(exc.args[0]), Exit.NOT_FOUND) from None
     except service.SpeakError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(f"publication {publication_id} queued again")
 
 
@@ -300,28 +292,26 @@ def statements_mark_sent(
 ) -> None:
     """Record that a publication marked unknown is on the channel after all."""
     from elshi.accounts.service import Principal
-    from elshi.cli import Exit, _database, _fail, console, get_settings
     from elshi.speak import flows, service
 
-    db = _database(get_settings())
+    db = database(get_settings())
     try:
         flows.mark_sent(db, actor=Principal.system(), publication_id=publication_id, url=url)
     except LookupError as exc:
-        raise _fail(str(exc.args[0]), Exit.NOT_FOUND) from None
+        raise fail(str(exc.args[0]), Exit.NOT_FOUND) from None
     except service.SpeakError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(f"publication {publication_id} marked sent")
 
 
 @statements_app.command("publish-due")
 def statements_publish_due() -> None:
     """Send every publication that is due now, in this process; exit 1 if any failed."""
-    from elshi.cli import _database, console, get_settings
     from elshi.speak import flows
     from elshi.speak.channels.base import ChannelContext
 
     settings = get_settings()
-    db = _database(settings)
+    db = database(settings)
     ctx = ChannelContext(settings=settings, db=db)
     try:
         found = flows.publish_due(db, ctx)
@@ -338,12 +328,11 @@ def statements_publish_due() -> None:
 @statements_app.command("reach")
 def statements_reach() -> None:
     """Collect engagement of recent publications now, with the accounts that engaged."""
-    from elshi.cli import _database, console, get_settings
     from elshi.speak import flows
     from elshi.speak.channels.base import ChannelContext
 
     settings = get_settings()
-    db = _database(settings)
+    db = database(settings)
     ctx = ChannelContext(settings=settings, db=db)
     try:
         taken = flows.collect_reach(db, ctx)

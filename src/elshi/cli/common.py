@@ -1,0 +1,143 @@
+"""What every `elshi` command shares: settings, the database, the console, errors and exit
+codes.
+
+Domain command modules (crisis/commands.py, speak/commands.py, ...) import from here."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from datetime import datetime
+from enum import IntEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.text import Text
+
+from elshi.settings import Settings, SettingsError, load_settings
+
+
+class Exit(IntEnum):
+    """Exit codes scripts can rely on."""
+
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    QUARANTINED = 3
+    NOT_FOUND = 4
+
+
+console = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML config file (else ELSHI_CONFIG).")
+]
+
+
+class State:
+    """What the root options (`elshi --config FILE ...`) set for the command that runs."""
+
+    config: Path | None = None
+
+
+def fail(message: str, code: Exit = Exit.FAILED) -> typer.Exit:
+    """Print `error: message` on stderr and return the exit to raise: `raise fail(...)`."""
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(int(code))
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """Load settings or stop with exit code 2 and a message naming the bad variable."""
+    try:
+        return load_settings(State.config, **overrides)
+    except SettingsError as exc:
+        raise fail(str(exc), Exit.USAGE) from None
+
+
+def database(settings: Settings, migrate: bool = True) -> Any:
+    """Open the database of `settings`, bringing its schema up to date unless told not to."""
+    from elshi.db import Database
+    from elshi.listen.flows import ensure_indexes
+    from elshi.migrate import migrate as run_migrations
+
+    db = Database(settings)
+    if migrate:
+        run_migrations(db.engine)
+        ensure_indexes(db)  # a bulk import that was killed may have left some out
+    return db
+
+
+# ---------------------------------------------------------------------------- output
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} rows/s" if speed else "", style="cyan")
+
+
+class _CountColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(f"{int(task.completed):,} rows")
+
+
+@contextmanager
+def progress_bar(label: str, enabled: bool = True) -> Any:
+    """Show a progress bar on stderr; yields `tick(n)` to count n more rows."""
+    if not enabled:
+        yield lambda n: None
+        return
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        _CountColumn(),
+        _RateColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    ) as bar:
+        tid = bar.add_task(label, total=None)
+        yield lambda n: bar.advance(tid, n)
+
+
+def parse_options(options: list[str]) -> dict[str, Any]:
+    """Turn repeated `--option KEY=VALUE` into a dict; VALUE is read as JSON when it is JSON."""
+    out: dict[str, Any] = {}
+    for item in options:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise fail(f"--option {item!r}: expected KEY=VALUE", Exit.USAGE)
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def format_when(value: datetime | None) -> str:
+    """A time for a table cell: `2026-11-01 09:30`, or `-` for none."""
+    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+def queue_enrichment(settings: Settings, db: Any, after_id: int) -> None:
+    """Queue enrichment of posts stored after `after_id`; a worker (or `elshi serve`) runs it."""
+    from elshi import jobs
+
+    try:
+        jobs.bind(settings, db)
+        jobs.enqueue("enrich_new_posts", after_id)
+    except Exception as exc:  # the posts are stored; the periodic catch-up will enrich them
+        err.print(f"could not queue enrichment ({exc}); it will run later", highlight=False)

@@ -1,0 +1,189 @@
+"""Running elshi: serve, web, worker, demo."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from elshi.cli.common import (
+    Exit,
+    State,
+    console,
+    database,
+    fail,
+    get_settings,
+    progress_bar,
+    queue_enrichment,
+)
+from elshi.settings import Settings, SettingsError
+
+# ---------------------------------------------------------------------------- running
+
+
+@contextmanager
+def _key_files_for_children(settings: Settings) -> Any:
+    """Hand the secret keys taken from the environment to server processes in key files.
+
+    The files are readable by this user only, in a private folder (in memory under /dev/shm
+    where there is one), and removed when the server stops.
+    """
+    import shutil
+    import tempfile
+
+    from elshi.settings import taken_from_environment
+
+    taken = taken_from_environment()
+    wanted = {
+        "ELSHI_SECRET_KEY_FILE": [settings.secret_key]
+        if "ELSHI_SECRET_KEY" in taken and settings.secret_key_file is None
+        else [],
+        "ELSHI_SECRET_KEY_PREVIOUS_FILE": [taken["ELSHI_SECRET_KEY_PREVIOUS"]]
+        if "ELSHI_SECRET_KEY_PREVIOUS" in taken and settings.secret_key_previous_file is None
+        else [],
+    }
+    wanted = {k: v for k, v in wanted.items() if v}
+    if not wanted:
+        yield
+        return
+    shm = Path("/dev/shm")
+    folder = Path(tempfile.mkdtemp(prefix="elshi-keys-", dir=shm if shm.is_dir() else None))
+    try:
+        for name, keys in wanted.items():
+            path = folder / name.lower()
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write("\n".join(keys) + "\n")
+            os.environ[name] = str(path)
+        yield
+    finally:
+        for name in wanted:
+            os.environ.pop(name, None)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _serve(
+    settings: Settings, *, web: bool, worker: bool, workers: int = 2, processes: int = 1
+) -> None:
+    import uvicorn
+
+    from elshi import jobs
+
+    db = database(settings)
+    if web:
+        try:
+            settings.require_secret()
+        except SettingsError as exc:
+            raise fail(str(exc), Exit.USAGE) from None
+    if web and processes > 1:
+        # Each process builds its own app from the same settings (passed on through the
+        # environment; secret keys through a private key file); the database is shared.
+        db.dispose()
+        if State.config is not None:
+            os.environ["ELSHI_CONFIG"] = str(State.config)
+        os.environ["ELSHI_PORT"] = str(settings.port)
+        console.print(
+            f"elshi is running at http://{settings.host}:{settings.port}/ ({processes} processes)",
+            highlight=False,
+        )
+        with _key_files_for_children(settings):
+            uvicorn.run(
+                "elshi.app:app_from_environment",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                workers=processes,
+                log_level="warning",
+            )
+        return
+    rt = jobs.bind(settings, db)
+    consumer = jobs.consumer(rt, workers=workers) if worker else None
+    if consumer is not None:
+        # Catch up at once on sources that fell due while nothing was running.
+        jobs.enqueue("schedule_due_sources")
+        jobs.enqueue("publish_due")  # and settle publications a stopped worker left
+        jobs.enqueue("crisis_tick_now")  # and crisis deliveries
+    if not web:
+        assert consumer is not None
+        console.print(f"worker running ({workers} threads, scheduler on); Ctrl+C stops")
+        consumer.run()
+        return
+    from elshi.app import create_app
+
+    api = create_app(settings, db=db, runtime=rt)
+    if consumer is not None:
+        consumer.start()
+    console.print(f"elshi is running at http://{settings.host}:{settings.port}/", highlight=False)
+    try:
+        uvicorn.run(api, host=settings.host, port=settings.port, log_level="warning")
+    finally:
+        if consumer is not None:
+            consumer.stop(graceful=True)
+
+
+def serve(
+    port: Annotated[int | None, typer.Option(help="Port (else ELSHI_PORT).")] = None,
+) -> None:
+    """Run the web app, the worker and the scheduler in one process."""
+    settings = get_settings(**({"port": port} if port else {}))
+    _serve(settings, web=True, worker=True)
+
+
+def web(
+    port: Annotated[int | None, typer.Option(help="Port (else ELSHI_PORT).")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Web server processes on this machine (about one per CPU core). More than "
+            "one is meant for PostgreSQL; on SQLite the writes still queue for one file.",
+        ),
+    ] = 1,
+) -> None:
+    """Run only the web app (workers run apart with `elshi worker`)."""
+    settings = get_settings(**({"port": port} if port else {}))
+    _serve(settings, web=True, worker=False, processes=workers)
+
+
+def worker(
+    threads: Annotated[int, typer.Option(help="Worker threads.")] = 2,
+) -> None:
+    """Run only the background worker and scheduler."""
+    _serve(get_settings(), web=False, worker=True, workers=threads)
+
+
+def demo(
+    port: Annotated[int | None, typer.Option(help="Port (else ELSHI_PORT).")] = None,
+    posts: Annotated[int, typer.Option(help="How many demo posts to generate.")] = 3000,
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Start the web app after loading.")
+    ] = True,
+) -> None:
+    """Create a SQLite database with generated kk/ru/en demo data and start elshi."""
+    from elshi.demo import load_demo
+    from elshi.nlp.jobs import newest_post_id
+
+    overrides: dict[str, Any] = {"demo": True}
+    if port:
+        overrides["port"] = port
+    settings = get_settings(**overrides)
+    db = database(settings)
+    with progress_bar("demo corpus") as tick:
+        before = newest_post_id(db)
+        info = load_demo(db, settings=settings, posts=posts, progress=tick)
+    if info["stored"]:
+        queue_enrichment(settings, db, before)
+    console.print(
+        f"demo data in {settings.db_url}: {info['posts']:,} posts, mission {info['mission']!r}",
+        highlight=False,
+    )
+    if info.get("password"):
+        console.print(
+            f"sign in as {info['email']} with password {info['password']}", highlight=False
+        )
+    if serve_after:
+        _serve(settings, web=True, worker=True)
