@@ -271,3 +271,83 @@ def test_messages_round_trip_for_a_queue_and_old_queued_emails_still_read(
     assert old == Message(medium="email", to="a@example.kz", subject="s", text="t")
     unknown = _error(lambda: notify.send(Message(medium="fax", to="1"), settings))
     assert not unknown.retry and "fax" in str(unknown)
+
+
+def _self_signed(folder: Any) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 signed by itself, and its key, as PEM files."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    start = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=365 * 100))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "smtp.pem", folder / "smtp.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+def test_starttls_checks_the_servers_certificate(
+    settings: Settings, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ssl
+
+    from aiosmtpd.controller import Controller
+
+    cert, key = _self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    class Inbox:
+        messages: list[bytes] = []
+
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            self.messages.append(envelope.content)
+            return "250 OK"
+
+    inbox = Inbox()
+    controller = Controller(
+        inbox, hostname="127.0.0.1", port=free_port(), tls_context=context, require_starttls=True
+    )
+    controller.start()
+    try:
+        settings.smtp_host, settings.smtp_port = "127.0.0.1", controller.port
+        settings.smtp_starttls = True
+        message = Message(medium="email", to="a@example.org", subject="Hi", text="hello")
+        # A certificate nobody vouches for: refused before anything is sent.
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "none.pem"))
+        with pytest.raises(SendError) as refused:
+            email.send(message, settings)
+        assert "certificate" in str(refused.value).lower() and not inbox.messages
+        # The operator trusts it: delivered over the encrypted connection.
+        monkeypatch.setenv("SSL_CERT_FILE", cert)
+        email.send(message, settings)
+        assert len(inbox.messages) == 1
+    finally:
+        controller.stop()

@@ -225,7 +225,9 @@ class Settings(BaseSettings):
     smtp_username: str = Field(default="", description="SMTP user name (empty: no login).")
     smtp_password: str = Field(default="", description="SMTP password.")
     smtp_starttls: bool = Field(
-        default=False, description="Upgrade the SMTP connection with STARTTLS."
+        default=False,
+        description="Upgrade the SMTP connection with STARTTLS; the server's certificate must "
+        "be trusted by the system (or SSL_CERT_FILE) and name the host.",
     )
     smtp_from: str = Field(
         default="elshi <no-reply@localhost>", description="Sender address of e-mails elshi sends."
