@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from elshi.accounts import service
+from elshi.accounts import service, signin
 from elshi.accounts.models import ApiToken, RoleGrant, User
 from elshi.accounts.service import LoginPolicy, Principal
+from elshi.accounts.signin import SignIn as SignIn  # where callers have found it
 from elshi.errors import N_, FieldError, NotFound
 from elshi.missions import service as missions
 from elshi.missions.models import Mission
-
-log = logging.getLogger(__name__)
-
 
 NO_USER = N_("No user has the e-mail address %(email)s.")
 NO_MISSION = N_("There is no mission with the short name %(slug)s.")
@@ -35,15 +31,6 @@ class MissionNotFound(FieldError, NotFound):
     """No mission has this slug."""
 
 
-@dataclass(frozen=True)
-class SignIn:
-    """The outcome of a sign-in step: ok, code (TOTP needed), failed, blocked or expired."""
-
-    status: str
-    session_key: str | None = None
-    user_id: int | None = None
-
-
 def _user(db: Session, email: str) -> User:
     user = service.get_user(db=db, email=email)
     if user is None:
@@ -60,60 +47,6 @@ def _mission(db: Session, slug: str) -> Mission:
     return mission
 
 
-def _failed(
-    db: Session,
-    *,
-    email: str,
-    user: User | None,
-    ip: str,
-    reason: str,
-    policy: LoginPolicy,
-    record: bool = True,
-) -> None:
-    log.warning("sign-in failed for %s from %s: %s", service.mask_email(email), ip, reason)
-    if record:
-        service.record_attempt(
-            db=db, ip=ip, user_id=user.id if user else None, success=False, policy=policy
-        )
-    service.audit(
-        db=db,
-        action="auth.sign_in_failed",
-        object_type="user",
-        object_id=user.id if user else None,
-        actor_label=service.mask_email(email),
-        detail={"reason": reason, "ip": ip},
-    )
-
-
-def _complete(
-    db: Session,
-    *,
-    user: User,
-    ip: str,
-    user_agent: str | None,
-    policy: LoginPolicy,
-    lifetime: timedelta,
-    mfa: bool,
-) -> SignIn:
-    key = service.create_session(
-        db=db, user_id=user.id, lifetime=lifetime, ip=ip, user_agent=user_agent
-    )
-    service.mark_signed_in(db=db, user=user)
-    log.info("user %s signed in from %s", user.id, ip)
-    service.lift_lock(db=db, user_id=user.id, ip=ip)
-    service.record_attempt(db=db, ip=ip, user_id=user.id, success=True, policy=policy)
-    service.audit(
-        db=db,
-        action="auth.sign_in",
-        object_type="user",
-        object_id=user.id,
-        actor_id=user.id,
-        actor_label=user.email,
-        detail={"ip": ip, "mfa": mfa},
-    )
-    return SignIn("ok", key, user.id)
-
-
 def sign_in(
     *,
     db: Session,
@@ -128,29 +61,15 @@ def sign_in(
 
     A blocked address is answered at once: that says nothing about any account.
     """
-    if service.ip_blocked(db=db, ip=ip, policy=policy):
-        _failed(
-            db, email=email, user=None, ip=ip, reason="rate_limited", policy=policy, record=False
-        )
-        return SignIn("blocked")
-    user, result = service.check_password(
-        db=db, email=email, password=password, ip=ip, policy=policy
-    )
-    if user is None or result != "ok":
-        _failed(db, email=email, user=user, ip=ip, reason=result, policy=policy)
-        return SignIn("failed")
-    if user.totp_secret:
-        key = service.create_session(
-            db=db,
-            user_id=user.id,
-            lifetime=policy.mfa_timeout,
-            mfa_pending=True,
-            ip=ip,
-            user_agent=user_agent,
-        )
-        return SignIn("code", key, user.id)
-    return _complete(
-        db, user=user, ip=ip, user_agent=user_agent, policy=policy, lifetime=lifetime, mfa=False
+    return signin.sign_in(
+        kind=signin.STAFF,
+        db=db,
+        email=email,
+        password=password,
+        ip=ip,
+        user_agent=user_agent,
+        policy=policy,
+        lifetime=lifetime,
     )
 
 
@@ -165,37 +84,15 @@ def sign_in_code(
     lifetime: timedelta,
 ) -> SignIn:
     """Check the TOTP code of a pending sign-in; replace the pending session with a full one."""
-    pending = service.find_session(db=db, key=pending_key)
-    if pending is None or not pending.mfa_pending:
-        return SignIn("expired")
-    user = db.get(User, pending.user_id)
-    if user is None or not user.is_active:
-        service.end_session(db=db, key=pending_key)
-        return SignIn("expired")
-    if service.ip_blocked(db=db, ip=ip, policy=policy):
-        _failed(
-            db,
-            email=user.email,
-            user=user,
-            ip=ip,
-            reason="rate_limited",
-            policy=policy,
-            record=False,
-        )
-        return SignIn("blocked", pending_key)
-    if service.is_locked(db=db, ip=ip, policy=policy, user_id=user.id):
-        service.end_session(db=db, key=pending_key)
-        _failed(db, email=user.email, user=user, ip=ip, reason="locked", policy=policy)
-        return SignIn("failed")
-    if not service.verify_totp(user=user, code=code):
-        _failed(db, email=user.email, user=user, ip=ip, reason="wrong_code", policy=policy)
-        if service.is_locked(db=db, ip=ip, policy=policy, user_id=user.id):
-            service.end_session(db=db, key=pending_key)
-            return SignIn("failed")
-        return SignIn("failed", pending_key)
-    service.end_session(db=db, key=pending_key)
-    return _complete(
-        db, user=user, ip=ip, user_agent=user_agent, policy=policy, lifetime=lifetime, mfa=True
+    return signin.sign_in_code(
+        kind=signin.STAFF,
+        db=db,
+        pending_key=pending_key,
+        code=code,
+        ip=ip,
+        user_agent=user_agent,
+        policy=policy,
+        lifetime=lifetime,
     )
 
 

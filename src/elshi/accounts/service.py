@@ -9,7 +9,6 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pyotp
@@ -359,11 +358,6 @@ class LoginPolicy:
         )
 
 
-@lru_cache(maxsize=1)
-def _dummy_hash() -> str:
-    return hash_password(secrets.token_urlsafe(16))
-
-
 def ip_blocked(*, db: Session, ip: str, policy: LoginPolicy, now: datetime | None = None) -> bool:
     """Return True when this address failed too often within the policy's window."""
     since = (now or utcnow()) - policy.ip_window
@@ -471,34 +465,9 @@ def lift_lock(
     db.flush()
 
 
-def check_password(
-    *,
-    db: Session,
-    email: str,
-    password: str,
-    ip: str,
-    policy: LoginPolicy,
-    now: datetime | None = None,
-) -> tuple[User | None, str]:
-    """Check a password; return (user, "ok" | "unknown" | "inactive" | "locked" | "wrong").
-
-    Every path costs one argon2 check, the locked one too, so the time of the answer tells
-    nothing about whether the e-mail is known or the account locked.
-    """
-    user = get_user(db=db, email=email)
-    if user is None:
-        verify_password(_dummy_hash(), password)  # same time as a real check: no user probing
-        return None, "unknown"
-    matches = verify_password(user.password_hash, password)
-    if is_locked(db=db, ip=ip, policy=policy, user_id=user.id, now=now):
-        return user, "locked"
-    if not matches:
-        return user, "wrong"
-    if not user.is_active:
-        return user, "inactive"
-    if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
-    return user, "ok"
+def needs_rehash(password_hash: str) -> bool:
+    """Return True when a stored hash was made at other argon2 parameters than today's."""
+    return _hasher.check_needs_rehash(password_hash)
 
 
 def mark_signed_in(*, db: Session, user: User, now: datetime | None = None) -> None:

@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 
 from elshi import notify
 from elshi.accounts import service as accounts
-from elshi.accounts.flows import SignIn
+from elshi.accounts import signin
 from elshi.accounts.service import LoginPolicy, Principal
+from elshi.accounts.signin import SignIn
 from elshi.consulate import documents, service
 from elshi.consulate.models import Citizen, Document, Message, ServiceRequest, ServiceType
 from elshi.consulate.scan import ScannerUnavailable
@@ -226,92 +227,105 @@ def reset_password(*, db: Session, token: str, password: str) -> Citizen | None:
     return citizen
 
 
-def _failed(
-    db: Session, *, ip: str, citizen: Citizen | None, reason: str, policy: LoginPolicy
-) -> None:
-    log.warning("citizen sign-in failed (%s) from %s", reason, ip)
-    accounts.record_attempt(
-        db=db,
-        ip=ip,
-        user_id=None,
-        citizen_id=citizen.id if citizen else None,
-        success=False,
-        policy=policy,
-    )
-    accounts.audit(
-        db=db,
-        action="citizen.sign_in_failed",
-        object_type="citizen",
-        object_id=citizen.id if citizen else None,
-        actor_label="citizen",
-        detail={"reason": reason, "ip": ip},
-    )
+class CitizenKind(signin.AccountKind[Citizen]):
+    """Citizens: the citizen_session table, "citizen.*" audit events, e-mail to be verified.
+
+    Refusals are not audited; a lock reached at the code step makes it expire.
+    """
+
+    audit_refusals = False
+
+    def find(self, db: Session, email: str) -> Citizen | None:
+        return service.get_citizen_by_email(db=db, email=email)
+
+    def get(self, db: Session, account_id: int) -> Citizen | None:
+        return db.get(Citizen, account_id)
+
+    def attempt_owner(self, account_id: int | None) -> tuple[int | None, int | None]:
+        return None, account_id
+
+    def accept(self, account: Citizen, password: str) -> str:
+        return "unverified" if account.email_verified_at is None else "ok"
+
+    def create_session(
+        self,
+        db: Session,
+        *,
+        account_id: int,
+        lifetime: timedelta,
+        mfa_pending: bool,
+        ip: str,
+        user_agent: str | None,
+    ) -> str:
+        return service.create_session(
+            db=db, citizen_id=account_id, lifetime=lifetime, mfa_pending=mfa_pending
+        )
+
+    def pending_owner(self, db: Session, key: str) -> int | None:
+        row = service.find_session(db=db, key=key)
+        return row.citizen_id if row is not None and row.mfa_pending else None
+
+    def end_session(self, db: Session, key: str) -> None:
+        service.end_session(db=db, key=key)
+
+    def failed(
+        self, db: Session, *, account: Citizen | None, email: str, ip: str, reason: str
+    ) -> None:
+        log.warning("citizen sign-in failed (%s) from %s", reason, ip)
+        accounts.audit(
+            db=db,
+            action="citizen.sign_in_failed",
+            object_type="citizen",
+            object_id=account.id if account else None,
+            actor_label="citizen",
+            detail={"reason": reason, "ip": ip},
+        )
+
+    def signed_in(self, db: Session, *, account: Citizen, ip: str, mfa: bool) -> None:
+        account.last_login_at = accounts.utcnow()
+        accounts.audit(
+            db=db,
+            action="citizen.sign_in",
+            object_type="citizen",
+            object_id=account.id,
+            actor_label="citizen",
+            detail={"ip": ip},
+        )
 
 
-def _complete(
-    db: Session, *, citizen: Citizen, ip: str, policy: LoginPolicy, lifetime: timedelta
-) -> SignIn:
-    key = service.create_session(db=db, citizen_id=citizen.id, lifetime=lifetime)
-    citizen.last_login_at = accounts.utcnow()
-    accounts.lift_lock(db=db, citizen_id=citizen.id, ip=ip)
-    accounts.record_attempt(
-        db=db, ip=ip, user_id=None, citizen_id=citizen.id, success=True, policy=policy
-    )
-    accounts.audit(
-        db=db,
-        action="citizen.sign_in",
-        object_type="citizen",
-        object_id=citizen.id,
-        actor_label="citizen",
-        detail={"ip": ip},
-    )
-    return SignIn("ok", key, citizen.id)
+CITIZENS = CitizenKind()
 
 
 def sign_in(
     *, db: Session, email: str, password: str, ip: str, policy: LoginPolicy, lifetime: timedelta
 ) -> SignIn:
     """Check e-mail and password (blocked per address, locked per account and address)."""
-    if accounts.ip_blocked(db=db, ip=ip, policy=policy):
-        return SignIn("blocked")
-    citizen, result = service.check_citizen_password(
-        db=db, email=email, password=password, ip=ip, policy=policy
+    return signin.sign_in(
+        kind=CITIZENS,
+        db=db,
+        email=email,
+        password=password,
+        ip=ip,
+        user_agent=None,
+        policy=policy,
+        lifetime=lifetime,
     )
-    if citizen is None or result not in ("ok", "unverified"):
-        _failed(db, ip=ip, citizen=citizen, reason=result, policy=policy)
-        return SignIn("failed")
-    if result == "unverified":
-        return SignIn("unverified", None, citizen.id)
-    if citizen.totp_secret:
-        key = service.create_session(
-            db=db, citizen_id=citizen.id, lifetime=policy.mfa_timeout, mfa_pending=True
-        )
-        return SignIn("code", key, citizen.id)
-    return _complete(db, citizen=citizen, ip=ip, policy=policy, lifetime=lifetime)
 
 
 def sign_in_code(
     *, db: Session, pending_key: str, code: str, ip: str, policy: LoginPolicy, lifetime: timedelta
 ) -> SignIn:
     """Check the authenticator code of a pending sign-in."""
-    pending = service.find_session(db=db, key=pending_key)
-    if pending is None or not pending.mfa_pending:
-        return SignIn("expired")
-    citizen = db.get(Citizen, pending.citizen_id)
-    if (
-        citizen is None
-        or not citizen.is_active
-        or accounts.is_locked(db=db, ip=ip, policy=policy, citizen_id=citizen.id)
-    ):
-        service.end_session(db=db, key=pending_key)
-        return SignIn("expired")
-    if accounts.ip_blocked(db=db, ip=ip, policy=policy):
-        return SignIn("blocked", pending_key)
-    if not accounts.verify_totp(user=citizen, code=code):
-        _failed(db, ip=ip, citizen=citizen, reason="wrong_code", policy=policy)
-        return SignIn("failed", pending_key)
-    service.end_session(db=db, key=pending_key)
-    return _complete(db, citizen=citizen, ip=ip, policy=policy, lifetime=lifetime)
+    return signin.sign_in_code(
+        kind=CITIZENS,
+        db=db,
+        pending_key=pending_key,
+        code=code,
+        ip=ip,
+        user_agent=None,
+        policy=policy,
+        lifetime=lifetime,
+    )
 
 
 def start_totp() -> str:

@@ -193,7 +193,6 @@ from elshi.consulate.service.catalogue import (
     upsert_service,
 )
 from elshi.consulate.service.citizens import (
-    check_citizen_password,
     check_new_password,
     consular_missions,
     create_citizen,
@@ -317,7 +316,6 @@ __all__ = [
     "cancel_stay",
     "catalogue",
     "catalogue_values",
-    "check_citizen_password",
     "check_new_password",
     "citizen_appointment",
     "citizen_appointments",

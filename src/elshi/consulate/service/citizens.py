@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, select, update
@@ -13,7 +12,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from elshi.accounts import service as accounts
-from elshi.accounts.service import LoginPolicy
 from elshi.consulate.models import (
     Appointment,
     Citizen,
@@ -152,40 +150,6 @@ def use_token(
     if spent.rowcount != 1:  # type: ignore[attr-defined]
         return None
     return db.get(Citizen, row.citizen_id)
-
-
-@lru_cache(maxsize=1)
-def _dummy_hash() -> str:
-    return accounts.hash_password(secrets.token_urlsafe(16))
-
-
-def check_citizen_password(
-    *,
-    db: Session,
-    email: str,
-    password: str,
-    ip: str,
-    policy: LoginPolicy,
-    now: datetime | None = None,
-) -> tuple[Citizen | None, str]:
-    """Check a password: (citizen, "ok"|"unknown"|"locked"|"wrong"|"inactive"|"unverified").
-
-    Every path costs one argon2 check, the locked one too (see accounts.check_password).
-    """
-    citizen = get_citizen_by_email(db=db, email=email)
-    if citizen is None:
-        accounts.verify_password(_dummy_hash(), password)  # same time: no account probing
-        return None, "unknown"
-    matches = accounts.verify_password(citizen.password_hash, password)
-    if accounts.is_locked(db=db, ip=ip, policy=policy, citizen_id=citizen.id, now=now):
-        return citizen, "locked"
-    if not matches:
-        return citizen, "wrong"
-    if not citizen.is_active:
-        return citizen, "inactive"
-    if citizen.email_verified_at is None:
-        return citizen, "unverified"
-    return citizen, "ok"
 
 
 def set_password(*, db: Session, citizen: Citizen, password: str) -> None:
