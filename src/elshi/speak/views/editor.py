@@ -624,11 +624,11 @@ def publication_action(
     except (LookupError, service.StatementNotFound):
         return _error_page(request, N_("There is no such publication."), 404)
     statement_id = pub.statement_id
-    db.commit()
     if action not in ("retry", "send-again", "mark-sent"):
         return _error_page(request, N_("There is no such action."), 404)
 
     def run() -> None:
+        db.commit()  # the flows change the publication in their own session
         if action == "mark-sent":
             flows.mark_sent(database, actor=principal, publication_id=publication_id)
         else:
