@@ -231,3 +231,9 @@ def retry_delivery(db: Database, *, delivery_id: int, alert_id: int) -> None:
         if d is not None and d.alert_id == alert_id and d.status != "sent":
             d.status = "pending"
             d.next_attempt_at = utcnow()
+
+
+def retry_now(db: Database, *, settings: Settings, delivery_id: int, alert_id: int) -> None:
+    """Make a failed delivery due again and send what is due (the button on the alert page)."""
+    retry_delivery(db, delivery_id=delivery_id, alert_id=alert_id)
+    deliver_due(db, settings=settings)

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from elshi.accounts.service import PermissionDenied, Principal
+from elshi.accounts.service import PermissionDenied, Principal, audit
 from elshi.alerts.models import RULE_KINDS, Alert, AlertComment, AlertDelivery, AlertRule
 from elshi.db import utcnow
 from elshi.errors import N_, FieldError
@@ -149,6 +149,14 @@ def create_rule(
     )
     db.add(rule)
     db.flush()
+    audit(
+        db=db,
+        action="alert_rule.created",
+        object_type="alert_rule",
+        object_id=rule.id,
+        actor_id=principal.user_id,
+        actor_label=principal.label,
+    )
     return rule
 
 
@@ -217,13 +225,27 @@ def get_alert(*, db: Session, principal: Principal, alert_id: int) -> Alert:
 
 
 def acknowledge(*, db: Session, principal: Principal, alert_id: int) -> Alert:
-    """Mark an alert as seen and handled by this user."""
+    """Mark an alert as seen and handled by this user (each press is recorded in the audit)."""
     alert = get_alert(db=db, principal=principal, alert_id=alert_id)
     if alert.status != "acknowledged":
         alert.status = "acknowledged"
         alert.acknowledged_by = principal.user_id
         alert.acknowledged_at = utcnow()
+    audit(
+        db=db,
+        action="alert.acknowledged",
+        object_type="alert",
+        object_id=alert.id,
+        actor_id=principal.user_id,
+        actor_label=principal.label,
+        mission_id=alert.mission_id,
+    )
     return alert
+
+
+def posts_of(*, db: Session, alert: Alert) -> list[Post]:
+    """Return the posts an alert names as its evidence."""
+    return list(db.scalars(select(Post).where(Post.id.in_(alert.post_ids or []))))
 
 
 def comment(*, db: Session, principal: Principal, alert_id: int, text: str) -> AlertComment:

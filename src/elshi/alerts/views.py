@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from elshi.accounts.service import PermissionDenied, audit
+from elshi.accounts.service import PermissionDenied
 from elshi.alerts import flows, service
 from elshi.alerts.models import RULE_KINDS
-from elshi.listen.models import Post
 from elshi.watch.service import NotFound, get_watch, narrative_table_exists
+from elshi.web.actions import Refusal, handle_form
 from elshi.web.bounds import Id
 from elshi.web.deps import DbSession, StaffUser, get_database
 from elshi.web.i18n import N_
-from elshi.web.pages import check_form, error_text, redirect
+from elshi.web.pages import FORM_EXPIRED, error_text, redirect, t
 from elshi.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -41,6 +42,39 @@ KIND_NAMES = {
 }
 STATUS_NAMES = {"open": N_("open"), "acknowledged": N_("acknowledged")}
 DELIVERY_NAMES = {"pending": N_("waiting"), "sent": N_("sent"), "failed": N_("failed")}
+NOT_MANAGER = "you may not manage alerts in this mission"
+
+
+def _refuse(status: int, detail: str) -> Callable[..., Response]:
+    """A refusal answered with an HTTP error (the error page, or JSON for the API)."""
+
+    def page(*_: Any) -> Response:
+        raise HTTPException(status, detail)
+
+    return page
+
+
+def _form(
+    request: Request,
+    db: Session,
+    change: Callable[[], Any],
+    token: str,
+    *,
+    to: Callable[[Any], str],
+    refused: Sequence[Refusal],
+    deliver: Callable[[Any], None] | None = None,
+) -> Response:
+    """Run one alerts form: an expired form answers 400, then the refusals, else go to `to`."""
+    return handle_form(
+        request,
+        db,
+        change,
+        token=token,
+        expired=_refuse(400, t(request, FORM_EXPIRED)),
+        done=lambda result: redirect(request, to(result)),
+        refused=refused,
+        deliver=deliver,
+    )
 
 
 def _rules_page(
@@ -107,8 +141,7 @@ def add_rule(
     cooldown: Annotated[str, Form(max_length=20)] = "360",
 ) -> Response:
     """Add an alert rule."""
-    check_form(request, csrf_token)
-    values = dict(locals())
+    shown = {k: v for k, v in locals().items() if isinstance(v, str)}
     params = {
         "window_hours": window_hours,
         "threshold": threshold,
@@ -121,38 +154,37 @@ def add_rule(
         "growth": growth,
         "min_posts": min_posts,
     }
-    try:
+
+    def change() -> Any:
         if not cooldown.strip().isdigit():
             raise service.InvalidRule("cooldown", N_("from 0 to 43200 minutes"))
-        with db.begin_nested():
-            rule = service.create_rule(
-                db=db,
-                principal=principal,
-                watch_id=watch_id,
-                kind=kind,
-                name=name,
-                params=params,
-                targets={"emails": emails, "webhook": webhook, "telegram": telegram},
-                cooldown_minutes=int(cooldown),
-            )
-    except service.InvalidRule as exc:
-        shown = {k: v for k, v in values.items() if isinstance(v, str)}
-        return _rules_page(
-            request, db, principal, watch_id, error_text(request, exc), shown, status=400
+        return service.create_rule(
+            db=db,
+            principal=principal,
+            watch_id=watch_id,
+            kind=kind,
+            name=name,
+            params=params,
+            targets={"emails": emails, "webhook": webhook, "telegram": telegram},
+            cooldown_minutes=int(cooldown),
         )
-    except NotFound:
-        raise HTTPException(404, "no such watch list") from None
-    except PermissionDenied:
-        raise HTTPException(403, "you may not manage alerts in this mission") from None
-    audit(
-        db=db,
-        action="alert_rule.created",
-        object_type="alert_rule",
-        object_id=rule.id,
-        actor_id=principal.user_id,
-        actor_label=principal.label,
+
+    def again(exc: service.InvalidRule) -> Response:
+        error = error_text(request, exc)
+        return _rules_page(request, db, principal, watch_id, error, shown, status=400)
+
+    return _form(
+        request,
+        db,
+        change,
+        csrf_token,
+        to=lambda _: f"/watch/{watch_id}/alerts",
+        refused=[
+            (service.InvalidRule, again),
+            (NotFound, _refuse(404, "no such watch list")),
+            (PermissionDenied, _refuse(403, NOT_MANAGER)),
+        ],
     )
-    return redirect(request, f"/watch/{watch_id}/alerts")
 
 
 @router.post("/rules/{rule_id}/toggle")
@@ -165,16 +197,19 @@ def toggle_rule(
     enabled: Annotated[str, Form(max_length=5)] = "",
 ) -> Response:
     """Pause or resume a rule."""
-    check_form(request, csrf_token)
-    try:
-        rule = service.set_rule_enabled(
+    return _form(
+        request,
+        db,
+        lambda: service.set_rule_enabled(
             db=db, principal=principal, rule_id=rule_id, enabled=enabled == "1"
-        )
-    except NotFound:
-        raise HTTPException(404, "no such rule") from None
-    except PermissionDenied:
-        raise HTTPException(403, "you may not manage alerts in this mission") from None
-    return redirect(request, f"/watch/{rule.watch_id}/alerts")
+        ),
+        csrf_token,
+        to=lambda rule: f"/watch/{rule.watch_id}/alerts",
+        refused=[
+            (NotFound, _refuse(404, "no such rule")),
+            (PermissionDenied, _refuse(403, NOT_MANAGER)),
+        ],
+    )
 
 
 @router.get("/alerts")
@@ -204,7 +239,7 @@ def alert_detail(request: Request, alert_id: Id, db: DbSession, principal: Staff
         alert = service.get_alert(db=db, principal=principal, alert_id=alert_id)
     except NotFound:
         raise HTTPException(404, "no such alert") from None
-    posts = list(db.scalars(select(Post).where(Post.id.in_(alert.post_ids or []))))
+    posts = service.posts_of(db=db, alert=alert)
     return render(
         request,
         "alert.html",
@@ -230,32 +265,23 @@ def acknowledge(
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Acknowledge an alert."""
-    check_form(request, csrf_token)
-    alert = _acknowledge(db, principal, alert_id)
-    return redirect(request, f"/alerts/{alert.id}")
-
-
-def _acknowledge(db: Any, principal: Any, alert_id: int) -> Any:
-    try:
-        alert = service.acknowledge(db=db, principal=principal, alert_id=alert_id)
-    except NotFound:
-        raise HTTPException(404, "no such alert") from None
-    audit(
-        db=db,
-        action="alert.acknowledged",
-        object_type="alert",
-        object_id=alert.id,
-        actor_id=principal.user_id,
-        actor_label=principal.label,
-        mission_id=alert.mission_id,
+    return _form(
+        request,
+        db,
+        lambda: service.acknowledge(db=db, principal=principal, alert_id=alert_id),
+        csrf_token,
+        to=lambda alert: f"/alerts/{alert.id}",
+        refused=[(NotFound, _refuse(404, "no such alert"))],
     )
-    return alert
 
 
 @api.post("/alerts/{alert_id}/ack", response_model=AckOut, summary="Acknowledge an alert")
 def api_acknowledge(alert_id: int, db: DbSession, principal: StaffUser) -> AckOut:
     """Mark an alert of the caller's missions as handled (needs a write token or a session)."""
-    alert = _acknowledge(db, principal, alert_id)
+    try:
+        alert = service.acknowledge(db=db, principal=principal, alert_id=alert_id)
+    except NotFound:
+        raise HTTPException(404, "no such alert") from None
     return AckOut(id=alert.id, status=alert.status, acknowledged_by=alert.acknowledged_by)
 
 
@@ -269,14 +295,17 @@ def add_comment(
     text: Annotated[str, Form(max_length=10_000)] = "",
 ) -> Response:
     """Comment on an alert."""
-    check_form(request, csrf_token)
-    try:
-        service.comment(db=db, principal=principal, alert_id=alert_id, text=text)
-    except NotFound:
-        raise HTTPException(404, "no such alert") from None
-    except service.InvalidRule as exc:
-        raise HTTPException(400, error_text(request, exc)) from None
-    return redirect(request, f"/alerts/{alert_id}#comments")
+    return _form(
+        request,
+        db,
+        lambda: service.comment(db=db, principal=principal, alert_id=alert_id, text=text),
+        csrf_token,
+        to=lambda _: f"/alerts/{alert_id}#comments",
+        refused=[
+            (NotFound, _refuse(404, "no such alert")),
+            (service.InvalidRule, lambda exc: _refuse(400, error_text(request, exc))()),
+        ],
+    )
 
 
 @router.post("/alerts/{alert_id}/deliveries/{delivery_id}/retry")
@@ -289,13 +318,17 @@ def retry(
     csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Send a failed delivery again now."""
-    check_form(request, csrf_token)
-    try:
-        service.get_alert(db=db, principal=principal, alert_id=alert_id)
-    except NotFound:
-        raise HTTPException(404, "no such alert") from None
-    db.commit()
-    database = get_database(request)
-    flows.retry_delivery(database, delivery_id=delivery_id, alert_id=alert_id)
-    flows.deliver_due(database, settings=request.app.state.settings)
-    return redirect(request, f"/alerts/{alert_id}#deliveries")
+    return _form(
+        request,
+        db,
+        lambda: service.get_alert(db=db, principal=principal, alert_id=alert_id),
+        csrf_token,
+        to=lambda _: f"/alerts/{alert_id}#deliveries",
+        refused=[(NotFound, _refuse(404, "no such alert"))],
+        deliver=lambda _: flows.retry_now(
+            get_database(request),
+            settings=request.app.state.settings,
+            delivery_id=delivery_id,
+            alert_id=alert_id,
+        ),
+    )

@@ -120,6 +120,16 @@ def publications_of(*, db: Session, statement_id: int) -> list[Publication]:
     )
 
 
+def due_now(*, db: Session, statement_id: int) -> list[int]:
+    """Return the ids of a statement's publications that wait and are due already."""
+    now = datetime.now(UTC)
+    return [
+        p.id
+        for p in publications_of(db=db, statement_id=statement_id)
+        if p.status == "pending" and p.due_at <= now
+    ]
+
+
 def list_publications(
     *,
     db: Session,
@@ -167,6 +177,7 @@ def calendar(
 
 __all__ = [
     "calendar",
+    "due_now",
     "get_publication",
     "list_publications",
     "local_to_utc",

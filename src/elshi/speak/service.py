@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from elshi.accounts.service import Principal, audit
 from elshi.errors import InvalidRequest, NotFound
+from elshi.missions.models import Mission
 from elshi.speak.models import (
     STATEMENT_LANGUAGES,
     Approval,
@@ -110,6 +111,18 @@ def approvals_of(*, db: Session, statement_id: int) -> list[Approval]:
             select(Approval).where(Approval.statement_id == statement_id).order_by(Approval.id)
         )
     )
+
+
+def missions_for(*, db: Session, actor: Principal, permission: str) -> list[Mission]:
+    """Return the missions where the actor holds a permission, by name (for choosers)."""
+    return [
+        m for m in db.scalars(select(Mission).order_by(Mission.name)) if actor.can(permission, m.id)
+    ]
+
+
+def mission_of(*, db: Session, statement: Statement) -> Mission | None:
+    """Return the mission a statement belongs to."""
+    return db.get(Mission, statement.mission_id)
 
 
 def _audit(db: Session, actor: Principal, action: str, st: Statement, **detail: Any) -> None:

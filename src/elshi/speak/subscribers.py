@@ -7,7 +7,7 @@ import secrets as pysecrets
 from datetime import datetime, timedelta
 
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from elshi.accounts.service import audit
@@ -133,6 +133,15 @@ def news_items(
     return mission, [(p, v) for p, v in rows]
 
 
+def count_news_view(*, db: Session, publication_id: int) -> None:
+    """Count one reading of a news item on the public page."""
+    db.execute(
+        update(Publication)
+        .where(Publication.id == publication_id)
+        .values(local_views=Publication.local_views + 1)
+    )
+
+
 def due_publications(
     *, db: Session, now: datetime, lease: timedelta
 ) -> tuple[list[int], list[int]]:
@@ -159,6 +168,7 @@ def due_publications(
 __all__ = [
     "_unsubscribe_signer",
     "confirm_subscription",
+    "count_news_view",
     "due_publications",
     "news_items",
     "subscribe",

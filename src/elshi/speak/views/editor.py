@@ -1,0 +1,651 @@
+"""Speak's staff pages for writing: the statement list, a new statement, the editor with its
+language versions and images, approval, the schedule and the publications' buttons."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Form, Request
+from fastapi.responses import Response
+from sqlalchemy.orm import Session
+
+from elshi.accounts.service import PermissionDenied, Principal
+from elshi.speak import flows, service
+from elshi.speak.models import STATEMENT_LANGUAGES
+from elshi.speak.views.common import (
+    FORM_EXPIRED,
+    STATUS_NAMES,
+    _back,
+    _error_page,
+    _gettext,
+    _image_response,
+    _queue,
+    advice,
+    router,
+)
+from elshi.web.actions import handle_form
+from elshi.web.bounds import Id, in_range
+from elshi.web.deps import DbSession, StaffUser
+from elshi.web.i18n import N_
+from elshi.web.templating import render, settings_of, translate
+
+T = TypeVar("T")
+
+# ---------------------------------------------------------------------------- list, create
+
+
+@router.get("/speak")
+def statements(request: Request, db: DbSession, principal: StaffUser) -> Response:
+    """Statements the user may see, newest first."""
+    rows = service.list_statements(db=db, actor=principal)
+    langs = {st.id: list(service.versions_of(db=db, statement_id=st.id)) for st in rows}
+    return render(
+        request,
+        "speak_list.html",
+        {
+            "active": "speak",
+            "statements": rows,
+            "langs": langs,
+            "status_names": STATUS_NAMES,
+            "can_draft": bool(
+                service.missions_for(db=db, actor=principal, permission="speak.draft")
+            ),
+            "queue": len(service.approval_queue(db=db, actor=principal)),
+        },
+    )
+
+
+@router.get("/speak/new")
+def new_statement(request: Request, db: DbSession, principal: StaffUser) -> Response:
+    """The form for a new statement."""
+    return _new_form(request, db, principal, {}, None)
+
+
+def _new_form(
+    request: Request,
+    db: Session,
+    principal: Principal,
+    values: dict[str, Any],
+    error: str | None,
+    status: int = 200,
+) -> Response:
+    return render(
+        request,
+        "speak_new.html",
+        {
+            "active": "speak",
+            "missions": service.missions_for(db=db, actor=principal, permission="speak.draft"),
+            "languages_all": STATEMENT_LANGUAGES,
+            "v": values,
+            "error": error,
+        },
+        status=status,
+    )
+
+
+@router.post("/speak/new")
+def create_statement(
+    request: Request,
+    db: DbSession,
+    principal: StaffUser,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    mission_id: Annotated[str, Form(max_length=20)] = "",
+    title: Annotated[str, Form(max_length=1000)] = "",
+    lang: Annotated[str, Form(max_length=8)] = "kk",
+    headline: Annotated[str, Form(max_length=1000)] = "",
+    text: Annotated[str, Form(max_length=50_000)] = "",
+    urgent: Annotated[str, Form(max_length=8)] = "",
+    topic_query: Annotated[str, Form(max_length=1000)] = "",
+    narrative_id: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """Create a statement with its first language version."""
+    values = {
+        "mission_id": mission_id,
+        "title": title,
+        "lang": lang,
+        "headline": headline,
+        "text": text,
+        "urgent": urgent,
+        "topic_query": topic_query,
+        "narrative_id": narrative_id,
+    }
+
+    def change() -> Any:
+        if not mission_id.isdigit():
+            raise service.SpeakError(N_("Choose a mission."))
+        if narrative_id and not narrative_id.isdigit():
+            raise service.SpeakError(N_("The narrative number must be a whole number."))
+        return service.create_statement(
+            db=db,
+            actor=principal,
+            mission_id=int(mission_id),
+            title=title,
+            lang=lang,
+            text=text,
+            headline=headline,
+            urgent=bool(urgent),
+            topic_query=topic_query or None,
+            narrative_id=int(narrative_id) if narrative_id else None,
+        )
+
+    def again(message: str, status: int = 400) -> Response:
+        return _new_form(request, db, principal, values, message, status)
+
+    return handle_form(
+        request,
+        db,
+        change,
+        token=csrf_token,
+        expired=lambda: again(translate(request, FORM_EXPIRED)),
+        done=lambda st: _back(st.id),
+        refused=[
+            (service.SpeakError, lambda exc: again(exc.translated(_gettext(request)))),
+            (
+                PermissionDenied,
+                lambda _: again(
+                    translate(request, N_("You may not write statements for this mission.")), 403
+                ),
+            ),
+        ],
+    )
+
+
+# ---------------------------------------------------------------------------- editor
+
+
+NOTES = {
+    "saved": N_("Saved."),
+    "submitted": N_("Submitted for approval."),
+    "approved": N_("Approved."),
+    "approval-recorded": N_("Your approval is recorded; a second approver is needed."),
+    "returned": N_("Returned to the drafter with your comments."),
+    "scheduled": N_("Scheduled. The publications are listed below."),
+    "retrying": N_("Queued again."),
+    "marked": N_("Marked as sent."),
+    "reviewed": N_("Marked reviewed."),
+    "linked": N_("Topic linked."),
+    "image-added": N_("Image added. The statement needs approval again."),
+    "image-removed": N_("Image removed."),
+}
+
+
+@router.get("/speak/{statement_id}")
+def editor(request: Request, statement_id: Id, db: DbSession, principal: StaffUser) -> Response:
+    """Language versions side by side with per-channel counters, approval, schedule, status."""
+    return _editor(request, db, principal, statement_id)
+
+
+def _editor(
+    request: Request,
+    db: Session,
+    principal: Principal,
+    statement_id: int,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
+    try:
+        st = service.get_statement(db=db, actor=principal, statement_id=statement_id)
+    except service.StatementNotFound:
+        return _error_page(request, N_("There is no such statement."), 404)
+    versions = service.versions_of(db=db, statement_id=st.id)
+    accounts = [
+        a
+        for a in service.list_accounts(db=db, actor=principal, mission_id=st.mission_id)
+        if a.enabled
+    ]
+    checks = service.length_checks(db=db, statement_id=st.id, accounts=accounts)
+    limits = _limits(accounts)
+    pubs = service.publications_of(db=db, statement_id=st.id)
+    note = request.query_params.get("note", "")
+    mission = service.mission_of(db=db, statement=st)
+    return render(
+        request,
+        "speak_edit.html",
+        {
+            "active": "speak",
+            "st": st,
+            "mission": mission,
+            "versions": versions,
+            "missing_langs": [lang for lang in STATEMENT_LANGUAGES if lang not in versions],
+            "accounts": accounts,
+            "account_names": {a.id: a.name for a in accounts},
+            "checks": checks,
+            "limits": limits,
+            "limits_json": json.dumps(limits),
+            "approvals": service.approvals_of(db=db, statement_id=st.id),
+            "approval_minutes": service.approval_minutes(st),
+            "publications": pubs,
+            "advice": {p.id: advice(request, p) for p in pubs if p.error_kind},
+            "status_names": STATUS_NAMES,
+            "can_draft": principal.can("speak.draft", st.mission_id),
+            "can_approve": principal.can("speak.approve", st.mission_id)
+            and principal.user_id not in (st.submitted_by, st.created_by),
+            "note": NOTES.get(note),
+            "error": error,
+            "now_local": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M"),
+            "media_max_mb": f"{settings_of(request).speak_media_max_mb:g}",
+            "translators": _translator_titles(request),
+        },
+        status=status,
+    )
+
+
+def _translator_titles(request: Request) -> dict[str, str]:
+    from elshi.speak.translation import available
+
+    return {slug: title for slug, (title, _) in available(settings_of(request)).items()}
+
+
+def _limits(accounts: list[service.AccountView]) -> list[dict[str, Any]]:
+    """Return each account's length rule for the page's live counters."""
+    from elshi.plugins import channels
+
+    known = channels()
+    out = []
+    for a in accounts:
+        cls = known.get(a.channel)
+        if cls is None:
+            continue
+        limit = cls().limit(cls.Config.model_validate(a.config))
+        if limit is not None:
+            out.append(
+                {
+                    "account": a.id,
+                    "name": a.name,
+                    "channel": a.channel,
+                    "languages": service.account_languages(a),
+                    "max": limit.max,
+                    "counting": limit.counting,
+                    "urls_as": limit.urls_as,
+                }
+            )
+    return out
+
+
+def _editor_form(
+    request: Request,
+    db: Session,
+    principal: Principal,
+    statement_id: int,
+    token: str,
+    change: Callable[[], T],
+    note: str | Callable[[T], str],
+    deliver: Callable[[T], None] | None = None,
+) -> Response:
+    """Run one editor action; show its error on the editor, or go back with a note."""
+
+    def again(message: str, status: int = 400) -> Response:
+        return _editor(request, db, principal, statement_id, message, status)
+
+    return handle_form(
+        request,
+        db,
+        change,
+        token=token,
+        expired=lambda: again(translate(request, FORM_EXPIRED)),
+        done=lambda result: _back(statement_id, note(result) if callable(note) else note),
+        deliver=deliver,
+        refused=[
+            (
+                service.StatementNotFound,
+                lambda _: _error_page(request, N_("There is no such statement."), 404),
+            ),
+            (service.SpeakError, lambda exc: again(exc.translated(_gettext(request)))),
+            (
+                service.NotApproved,
+                lambda _: again(
+                    translate(
+                        request, N_("Only an approved statement can be scheduled or published.")
+                    )
+                ),
+            ),
+            (
+                PermissionDenied,
+                lambda _: again(
+                    translate(request, N_("You may not do this: it needs another role or person.")),
+                    403,
+                ),
+            ),
+        ],
+    )
+
+
+@router.post("/speak/{statement_id}/versions/{lang}")
+async def save_version(
+    request: Request, statement_id: Id, lang: str, db: DbSession, principal: StaffUser
+) -> Response:
+    """Save one language version (text, headline, per-channel variants)."""
+    form = await request.form()
+    text = str(form.get("text", ""))[:50_000]
+    headline = str(form.get("headline", ""))[:1000]
+    variants = {
+        str(k).removeprefix("variant_"): str(v)[:50_000]
+        for k, v in form.multi_items()
+        if str(k).startswith("variant_") and str(k)[8:] in _channel_slugs()
+    }
+    media = [
+        {"url": line.strip()}
+        for line in str(form.get("media", ""))[:10_000].splitlines()
+        if line.strip()
+    ]
+    return _editor_form(
+        request,
+        db,
+        principal,
+        statement_id,
+        str(form.get("csrf_token", "")),
+        lambda: service.save_version(
+            db=db,
+            actor=principal,
+            statement_id=statement_id,
+            lang=lang,
+            text=text,
+            headline=headline,
+            variants=variants,
+            media=media,
+        ),
+        "saved",
+    )
+
+
+@router.post("/speak/{statement_id}/versions/{lang}/images")
+async def add_image(
+    request: Request, statement_id: Id, lang: str, db: DbSession, principal: StaffUser
+) -> Response:
+    """Upload an image with one language version (checked by content; alt text required)."""
+    settings = settings_of(request)
+    form = await request.form()
+    upload = form.get("image")
+    limit = int(settings.speak_media_max_mb * 1_000_000)
+    data, filename, size = b"", "", 0
+    if upload is not None and not isinstance(upload, str):
+        data = await upload.read(limit + 1)  # one byte over is enough to refuse
+        filename = upload.filename or ""
+        size = max(upload.size or 0, len(data))
+    alt = str(form.get("alt", ""))[:5000]
+    return _editor_form(
+        request,
+        db,
+        principal,
+        statement_id,
+        str(form.get("csrf_token", "")),
+        lambda: service.add_image(
+            db=db,
+            actor=principal,
+            settings=settings,
+            statement_id=statement_id,
+            lang=lang,
+            data=data,
+            filename=filename or "image",
+            alt=alt,
+            size=size,
+        ),
+        "image-added",
+    )
+
+
+@router.post("/speak/{statement_id}/versions/{lang}/images/{key}/remove")
+def remove_image(
+    request: Request,
+    statement_id: Id,
+    lang: str,
+    key: str,
+    db: DbSession,
+    principal: StaffUser,
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """Take an image off a language version."""
+    return _editor_form(
+        request,
+        db,
+        principal,
+        statement_id,
+        csrf_token,
+        lambda: service.remove_image(
+            db=db,
+            actor=principal,
+            settings=settings_of(request),
+            statement_id=statement_id,
+            lang=lang,
+            key=key,
+        ),
+        "image-removed",
+    )
+
+
+@router.get("/speak/media/{key}")
+def staff_image(request: Request, key: str, db: DbSession, principal: StaffUser) -> Response:
+    """An image of a statement the signed-in person may see (published or not)."""
+    return _image_response(request, service.image_for_staff(db=db, actor=principal, key=key), key)
+
+
+def _channel_slugs() -> set[str]:
+    from elshi.plugins import channels
+
+    return set(channels())
+
+
+@router.post("/speak/{statement_id}/translate")
+def translate_version(
+    request: Request,
+    statement_id: Id,
+    db: DbSession,
+    principal: StaffUser,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    source: Annotated[str, Form(max_length=8)] = "",
+    target: Annotated[str, Form(max_length=8)] = "",
+    backend: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    """Draft a version from another language (by hand, or with a translation backend)."""
+    from elshi.speak.translation import available
+
+    found = available(settings_of(request)).get(backend) if backend else None
+    return _editor_form(
+        request,
+        db,
+        principal,
+        statement_id,
+        csrf_token,
+        lambda: service.draft_translation(
+            db=db,
+            actor=principal,
+            statement_id=statement_id,
+            source_lang=source,
+            target_lang=target,
+            translator=found[1]() if found else None,
+        ),
+        "saved",
+    )
+
+
+@router.post("/speak/{statement_id}/versions/{lang}/reviewed")
+def reviewed(
+    request: Request,
+    statement_id: Id,
+    lang: str,
+    db: DbSession,
+    principal: StaffUser,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Mark a translated version reviewed."""
+    return _editor_form(
+        request,
+        db,
+        principal,
+        statement_id,
+        csrf_token,
+        lambda: service.mark_reviewed(db=db, actor=principal, statement_id=statement_id, lang=lang),
+        "reviewed",
+    )
+
+
+@router.post("/speak/{statement_id}/submit")
+def submit(
+    request: Request,
+    statement_id: Id,
+    db: DbSession,
+    principal: StaffUser,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Send for approval."""
+    return _editor_form(
+        request,
+        db,
+        principal,
+        statement_id,
+        csrf_token,
+        lambda: service.submit(db=db, actor=principal, statement_id=statement_id),
+        "submitted",
+    )
+
+
+@router.post("/speak/{statement_id}/decide")
+def decide(
+    request: Request,
+    statement_id: Id,
+    db: DbSession,
+    principal: StaffUser,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    decision: Annotated[str, Form(max_length=16)] = "",
+    comment: Annotated[str, Form(max_length=10_000)] = "",
+) -> Response:
+    """Approve, or return with comments."""
+    approve = decision == "approve"
+
+    def note(st: Any) -> str:
+        if not approve:
+            return "returned"
+        return "approved" if st.status == "approved" else "approval-recorded"
+
+    return _editor_form(
+        request,
+        db,
+        principal,
+        statement_id,
+        csrf_token,
+        lambda: service.decide(
+            db=db, actor=principal, statement_id=statement_id, approve=approve, comment=comment
+        ),
+        note,
+    )
+
+
+@router.post("/speak/{statement_id}/schedule")
+async def schedule(
+    request: Request, statement_id: Id, db: DbSession, principal: StaffUser
+) -> Response:
+    """Plan the approved statement on the chosen channels, now or at a local time."""
+    form = await request.form()
+    when = str(form.get("when", "now"))
+    at_text = str(form.get("at", ""))[:40]
+    tz = str(form.get("tz", "UTC"))[:64].strip() or "UTC"
+    raw_ids = [str(v) for v in form.getlist("account")][:100]
+    at = None
+    if when == "later":
+        try:
+            at = datetime.fromisoformat(at_text)
+        except ValueError:
+            at = None
+        if at is None or not in_range(at):
+            msg = translate(request, N_("Give the date and time, e.g. 2026-12-05 10:00."))
+            return _editor(request, db, principal, statement_id, msg, 400)
+    ids = [int(v) for v in raw_ids if v.isdigit()]
+
+    def send_due(_: Any) -> None:
+        if when != "later":
+            _queue(request, service.due_now(db=db, statement_id=statement_id))
+
+    return _editor_form(
+        request,
+        db,
+        principal,
+        statement_id,
+        str(form.get("csrf_token", "")),
+        lambda: service.schedule(
+            db=db,
+            actor=principal,
+            statement_id=statement_id,
+            account_ids=ids,
+            at=at.replace(tzinfo=None) if at else None,
+            tz=tz,
+        ),
+        "scheduled",
+        deliver=send_due,
+    )
+
+
+@router.post("/speak/{statement_id}/topic")
+def link_topic(
+    request: Request,
+    statement_id: Id,
+    db: DbSession,
+    principal: StaffUser,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    query: Annotated[str, Form(max_length=1000)] = "",
+    narrative_id: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """Link the statement to the Listen topic it answers."""
+    if narrative_id and not narrative_id.isdigit():
+        msg = translate(request, N_("The narrative number must be a whole number."))
+        return _editor(request, db, principal, statement_id, msg, 400)
+    return _editor_form(
+        request,
+        db,
+        principal,
+        statement_id,
+        csrf_token,
+        lambda: service.link_topic(
+            db=db,
+            actor=principal,
+            statement_id=statement_id,
+            query=query,
+            narrative_id=int(narrative_id) if narrative_id else None,
+        ),
+        "linked",
+    )
+
+
+@router.post("/speak/publications/{publication_id}/{action}")
+def publication_action(
+    request: Request,
+    publication_id: Id,
+    action: str,
+    db: DbSession,
+    principal: StaffUser,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Retry a failed publication, send one in doubt again, or mark it sent."""
+    database = request.app.state.db
+    try:
+        pub = service.get_publication(db=db, actor=principal, publication_id=publication_id)
+    except (LookupError, service.StatementNotFound):
+        return _error_page(request, N_("There is no such publication."), 404)
+    statement_id = pub.statement_id
+    if action not in ("retry", "send-again", "mark-sent"):
+        return _error_page(request, N_("There is no such action."), 404)
+
+    def run() -> None:
+        db.commit()  # the flows change the publication in their own session
+        if action == "mark-sent":
+            flows.mark_sent(database, actor=principal, publication_id=publication_id)
+        else:
+            flows.retry_publication(
+                database,
+                actor=principal,
+                publication_id=publication_id,
+                send_again=action == "send-again",
+            )
+
+    return _editor_form(
+        request,
+        db,
+        principal,
+        statement_id,
+        csrf_token,
+        run,
+        "marked" if action == "mark-sent" else "retrying",
+        deliver=None if action == "mark-sent" else lambda _: _queue(request, [publication_id]),
+    )

@@ -1,0 +1,71 @@
+"""Speak's JSON API: statements, their publications and their reach (staff only)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException
+from sqlalchemy.orm import Session
+
+from elshi.accounts.service import Principal
+from elshi.speak import service
+from elshi.speak.schemas import PublicationOut, ReachOut, StatementOut
+from elshi.speak.views.common import api
+from elshi.web.bounds import Id
+from elshi.web.deps import get_db, require_staff
+
+
+@api.get("/statements", response_model=list[StatementOut], summary="List statements")
+def api_statements(
+    db: Annotated[Session, Depends(get_db)],
+    principal: Annotated[Principal, Depends(require_staff)],
+    status: str | None = None,
+) -> list[StatementOut]:
+    """Statements the caller may see, newest first."""
+    return [
+        StatementOut.model_validate(s)
+        for s in service.list_statements(db=db, actor=principal, status=status)
+    ]
+
+
+@api.get(
+    "/statements/{statement_id}/publications",
+    response_model=list[PublicationOut],
+    summary="A statement's publications",
+)
+def api_publications(
+    statement_id: Id,
+    db: Annotated[Session, Depends(get_db)],
+    principal: Annotated[Principal, Depends(require_staff)],
+) -> list[PublicationOut]:
+    """Each language version on each channel, with its status and error."""
+    try:
+        service.get_statement(db=db, actor=principal, statement_id=statement_id)
+    except service.StatementNotFound:
+        raise HTTPException(404, f"no statement with id {statement_id}") from None
+    return [
+        PublicationOut.model_validate(p)
+        for p in service.publications_of(db=db, statement_id=statement_id)
+    ]
+
+
+@api.get("/statements/{statement_id}/reach", response_model=ReachOut, summary="Engagement")
+def api_reach(
+    statement_id: Id,
+    db: Annotated[Session, Depends(get_db)],
+    principal: Annotated[Principal, Depends(require_staff)],
+) -> ReachOut:
+    """Engagement totals per language and channel, and who engaged by actor type."""
+    try:
+        service.get_statement(db=db, actor=principal, statement_id=statement_id)
+    except service.StatementNotFound:
+        raise HTTPException(404, f"no statement with id {statement_id}") from None
+    r = service.reach(db=db, statement_id=statement_id)
+    aud = service.audience(db=db, statement_id=statement_id)
+    return ReachOut(
+        total=r.total,
+        by_lang=r.by_lang,
+        by_channel=r.by_channel,
+        audience=aud.total,
+        audience_by_channel=aud.by_channel,
+    )
