@@ -48,12 +48,13 @@ def create_app(settings: Settings, *, db: Database | None = None, runtime: Any =
     from elshi.crisis.views import public as crisis_public
     from elshi.crisis.views import router as crisis_router
     from elshi.digest.views import router as digest_router
-    from elshi.listen.views import router as listen_router
+    from elshi.listen.views import api as listen_api
+    from elshi.listen.views import explore as listen_explore
+    from elshi.listen.views import pages as listen_pages
     from elshi.nlp.views import router as narratives_router
     from elshi.speak.views import api as speak_api
     from elshi.speak.views import public as speak_public
     from elshi.speak.views import router as speak_router
-    from elshi.watch.explore import router as explore_router
     from elshi.watch.views import router as watch_router
     from elshi.web.views import mount_static
     from elshi.web.views import router as web_router
@@ -90,17 +91,18 @@ def create_app(settings: Settings, *, db: Database | None = None, runtime: Any =
             conn.execute(text("SELECT 1"))
         return {"status": "ok", "version": __version__}
 
-    app.include_router(listen_router)
+    app.include_router(listen_api)
     app.include_router(narratives_router)
     app.include_router(accounts_api)
     app.include_router(speak_api)
     app.include_router(speak_router)
     app.include_router(speak_public)
     app.include_router(accounts_router)
+    app.include_router(listen_pages)
     app.include_router(web_router)
     install_consulate(app)
     app.include_router(watch_router)
-    app.include_router(explore_router)
+    app.include_router(listen_explore)
     app.include_router(alerts_router)
     app.include_router(alerts_api)
     app.include_router(digest_router)

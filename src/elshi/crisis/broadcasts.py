@@ -53,6 +53,7 @@ from elshi.crisis.service import (
     rowcount,
 )
 from elshi.db import utcnow
+from elshi.missions.models import Mission
 from elshi.web.i18n import N_
 
 
@@ -63,6 +64,26 @@ def list_crises(*, db: Session, actor: Principal) -> list[Crisis]:
     if ids is not None:
         stmt = stmt.where(Crisis.mission_id.in_(ids))
     return [c for c in db.scalars(stmt) if actor.can("consulate.read", c.mission_id)]
+
+
+def missions_to_act(*, db: Session, actor: Principal) -> list[Mission]:
+    """Return the missions where the officer may start a crisis, by name."""
+    allowed = actor.missions_where("consulate.read")
+    rows = db.scalars(select(Mission).order_by(Mission.name)).all()
+    return [
+        m for m in rows if (allowed is None or m.id in allowed) and actor.can("consulate.act", m.id)
+    ]
+
+
+def broadcasts_of(*, db: Session, crisis_id: int) -> list[Broadcast]:
+    """Return the broadcasts of a crisis, oldest first."""
+    stmt = select(Broadcast).where(Broadcast.crisis_id == crisis_id).order_by(Broadcast.id)
+    return list(db.scalars(stmt))
+
+
+def find_broadcast(*, db: Session, broadcast_id: int) -> Broadcast | None:
+    """Return a broadcast by id, or None (access is checked by the change made to it)."""
+    return db.get(Broadcast, broadcast_id)
 
 
 def create_crisis(
@@ -390,14 +411,17 @@ def call_list(*, db: Session, crisis_id: int) -> list[Recipient]:
 
 __all__ = [
     "approve",
+    "broadcasts_of",
     "call_list",
     "cancel",
     "close",
     "create_crisis",
     "escalate",
+    "find_broadcast",
     "follow_up",
     "kill",
     "list_crises",
+    "missions_to_act",
     "queue_deliveries",
     "send",
     "snapshot_recipients",

@@ -149,6 +149,17 @@ def crisis_state(*, db: Session | Connection, crisis_id: int) -> str | None:
     return db.execute(select(Crisis.status).where(Crisis.id == crisis_id)).scalar()
 
 
+def find_crisis(*, db: Session, crisis_id: int) -> Crisis | None:
+    """Return a crisis for its public pages (the check-in link or the walk-in form), or None."""
+    return db.get(Crisis, crisis_id)
+
+
+def walkins_of(*, db: Session, crisis_id: int, limit: int = 200) -> list[WalkIn]:
+    """Return the first walk-in registrations of a crisis."""
+    stmt = select(WalkIn).where(WalkIn.crisis_id == crisis_id).order_by(WalkIn.id).limit(limit)
+    return list(db.scalars(stmt))
+
+
 def verify_relative(*, db: Session, recipient_id: int, phone_tail: str) -> bool:
     """A relative proves they know the person: the last 4 digits of the registered phone."""
     phone = db.scalar(select(Recipient.phone).where(Recipient.id == recipient_id)) or ""
@@ -254,9 +265,11 @@ __all__ = [
     "checkin_insert",
     "checkin_values",
     "crisis_state",
+    "find_crisis",
     "merge_walkins",
     "parse_checkin",
     "record_checkin",
     "sms_reply",
     "verify_relative",
+    "walkins_of",
 ]

@@ -288,8 +288,8 @@ def export(
     """Write the evacuation list (everyone not known to have left) as CSV or PDF."""
     from elshi.accounts.service import audit
     from elshi.crisis import service
+    from elshi.crisis.export import evacuation_csv, evacuation_html, export_rows
     from elshi.crisis.models import Crisis
-    from elshi.crisis.views import _export_rows, evacuation_csv, evacuation_html
 
     settings, db = _db()
     with db.session() as s:
@@ -297,7 +297,7 @@ def export(
         if c is None:
             raise fail(f"no crisis {crisis}", Exit.NOT_FOUND)
         people = service.people(db=s, crisis_id=crisis, kind="evacuation")
-        rows = _export_rows(s, crisis, people)
+        rows = export_rows(people)
         audit(
             db=s,
             action="crisis.export",

@@ -197,6 +197,24 @@ def people(
     ]
 
 
+def worklist(
+    *, db: Session, actor: Principal, crisis_id: int, kind: str, limit: int = 500
+) -> list[Person]:
+    """Return one worklist shown to an officer, and log whose sealed data it opened."""
+    rows = people(db=db, crisis_id=crisis_id, kind=kind, limit=limit)
+    detail = {"list": kind} | disclosure(rows, "page")
+    _audit(db, actor, "crisis.worklist", "crisis", crisis_id, detail)
+    return rows
+
+
+def evacuation_list(*, db: Session, actor: Principal, crisis_id: int, fmt: str) -> list[Person]:
+    """Return the evacuation list handed out in a file, and log whose sealed data it holds."""
+    rows = people(db=db, crisis_id=crisis_id, kind="evacuation")
+    detail = {"format": fmt} | disclosure(rows, "export")
+    _audit(db, actor, "crisis.export", "crisis", crisis_id, detail)
+    return rows
+
+
 def assign(
     *,
     db: Session,
@@ -294,9 +312,11 @@ __all__ = [
     "Welfare",
     "assign",
     "disclosure",
+    "evacuation_list",
     "help_points",
     "people",
     "push_subscriptions",
     "save_push_subscription",
     "welfare",
+    "worklist",
 ]

@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, inspect, select
+from sqlalchemy import ColumnElement, Select, delete, func, inspect, select
 from sqlalchemy.orm import Session
 
-from elshi.accounts.service import PermissionDenied, Principal, scoped
+from elshi.accounts.service import PermissionDenied, Principal, audit, scoped
 from elshi.db import utcnow
 from elshi.errors import N_, FieldError, NotFound
-from elshi.listen.models import Author, Post, Source
+from elshi.listen.models import Annotation, Author, Post, Source
 from elshi.missions.models import Mission
 from elshi.watch.matching import ENTITY_ID
 from elshi.watch.models import (
@@ -504,7 +504,54 @@ def set_actor_type(*, db: Session, principal: Principal, author_id: int, actor_t
     author.actor_type = actor_type
     author.actor_type_by = principal.user_id
     author.actor_type_at = utcnow()
+    audit(
+        db=db,
+        action="author.actor_type",
+        object_type="author",
+        object_id=author.id,
+        actor_id=principal.user_id,
+        actor_label=principal.label,
+        detail={"actor_type": actor_type},
+    )
     return author
+
+
+def view_author(*, db: Session, principal: Principal, author_id: int) -> Author:
+    """Return an author whose posts the user may read, and log that the profile was opened;
+    NotFound otherwise."""
+    author = db.get(Author, author_id)
+    if author is None or not author_in_reach(
+        db=db, principal=principal, author_id=author_id, permission="listen.read"
+    ):
+        raise NotFound(f"no author {author_id}")
+    audit(
+        db=db,
+        action="author.viewed",
+        object_type="author",
+        object_id=author.id,
+        actor_id=principal.user_id,
+        actor_label=principal.label,
+    )
+    return author
+
+
+def posts_within(*, watch_id: int | None, sentiment: str | None) -> Select[Any] | None:
+    """The ids of posts the explorer keeps: matched by this watch list (already checked to be
+    the user's) and with this sentiment label; None for no such filter."""
+    within = []
+    if watch_id:
+        within.append(select(WatchMatch.post_id).where(WatchMatch.watch_id == watch_id))
+    if sentiment:
+        within.append(
+            select(Annotation.post_id).where(
+                Annotation.enricher == "sentiment", Annotation.label == sentiment
+            )
+        )
+    if not within:
+        return None
+    if len(within) > 1:
+        return within[0].where(WatchMatch.post_id.in_(within[1]))
+    return within[0]
 
 
 # ---------------------------------------------------------------------------- saved searches

@@ -1,8 +1,7 @@
-"""Staff pages: overview, post search, sources; and the offline API docs page."""
+"""App-wide pages: the offline API docs page, and the static files (CSS, Swagger UI)."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import fastapi_offline
@@ -10,12 +9,6 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from elshi.listen import service as listen
-from elshi.listen.models import Post
-from elshi.web import service
-from elshi.web.deps import DbSession, StaffUser
-from elshi.web.forms import PAGE_SIZE, parse_search
-from elshi.web.i18n import N_
 from elshi.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -24,61 +17,11 @@ STATIC = Path(__file__).parent / "static"
 #: Swagger UI's files as shipped in a PyPI package, so /api/docs needs no CDN.
 SWAGGER_STATIC = Path(fastapi_offline.__file__).parent / "static"
 
-HEALTH = {
-    "ok": N_("working"),
-    "failing": N_("failing"),
-    "new": N_("not run yet"),
-    "paused": N_("paused"),
-}
-
 
 def mount_static(app: FastAPI) -> None:
     """Serve elshi's CSS and the Swagger UI files from this package's installation."""
     app.mount("/static/swagger", StaticFiles(directory=SWAGGER_STATIC), name="swagger")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-
-
-@router.get("/")
-def home(request: Request, db: DbSession, principal: StaffUser) -> Response:
-    """Counts of posts and sources, and the sources' health."""
-    data = service.overview(db=db, mission_ids=principal.missions_where("listen.read"))
-    return render(request, "home.html", {"active": "home", "o": data, "health_names": HEALTH})
-
-
-@router.get("/posts")
-def posts(request: Request, db: DbSession, principal: StaffUser) -> Response:
-    """Search posts with filters and pages."""
-    form = parse_search(request.query_params)
-    languages, platforms = service.facets(db=db)
-    sources = service.visible_sources(db=db, mission_ids=principal.missions_where("listen.read"))
-    total, items = 0, list[Post]()
-    if not form.errors:
-        form.query.mission_ids = principal.missions_where("listen.read")
-        total, items = listen.search_posts(db=db, query=form.query)
-    return render(
-        request,
-        "posts.html",
-        {
-            "active": "posts",
-            "form": form,
-            "total": total,
-            "items": items,
-            "pages": max(1, math.ceil(total / PAGE_SIZE)),
-            "post_languages": languages,
-            "platforms": platforms,
-            "sources": sources,
-        },
-        status=400 if form.errors else 200,
-    )
-
-
-@router.get("/sources")
-def sources(request: Request, db: DbSession, principal: StaffUser) -> Response:
-    """Every source the user may see, with its health."""
-    rows = service.visible_sources(db=db, mission_ids=principal.missions_where("listen.read"))
-    return render(
-        request, "sources.html", {"active": "sources", "sources": rows, "health_names": HEALTH}
-    )
 
 
 @router.get("/api/docs")

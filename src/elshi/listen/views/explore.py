@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import Response
-from sqlalchemy import func, select
 
-from elshi.accounts.service import PermissionDenied, audit
+from elshi.accounts.service import PermissionDenied
+from elshi.listen import overview
 from elshi.listen import service as listen
-from elshi.listen.models import Annotation, Author, Post, Source
+from elshi.listen.models import Post
 from elshi.watch import service
-from elshi.watch.models import ACTOR_TYPES, WatchMatch
-from elshi.web import service as web_service
+from elshi.watch.models import ACTOR_TYPES
 from elshi.web.bounds import Id
 from elshi.web.deps import DbSession, StaffUser
 from elshi.web.forms import PAGE_SIZE, parse_search
@@ -33,7 +32,6 @@ from elshi.web.templating import render, request_language
 
 router = APIRouter(include_in_schema=False)
 
-FACET_CAP = 10_000
 SENTIMENTS = ("negative", "neutral", "positive")
 BAD_SENTIMENT = N_("Choose a sentiment from the list.")
 ENRICHER_NAMES = {
@@ -41,29 +39,6 @@ ENRICHER_NAMES = {
     "sentiment": N_("Sentiment"),
     "entities": N_("Entities"),
 }
-
-
-def _facets(db: Any, ids: Any) -> dict[str, list[tuple[Any, int]]]:
-    capped = ids.limit(FACET_CAP).subquery()
-    inner = select(capped.c.id)
-
-    def count(col: Any, *where: Any) -> list[tuple[Any, int]]:
-        n = func.count()
-        return [
-            (k, int(v))
-            for k, v in db.execute(
-                select(col, n).where(*where).group_by(col).order_by(n.desc()).limit(12)
-            )
-        ]
-
-    return {
-        "language": count(Post.lang, Post.id.in_(inner)),
-        "platform": count(Post.platform, Post.id.in_(inner)),
-        "source": count(Post.source_id, Post.id.in_(inner)),
-        "sentiment": count(
-            Annotation.label, Annotation.enricher == "sentiment", Annotation.post_id.in_(inner)
-        ),
-    }
 
 
 @router.get("/explore")
@@ -79,25 +54,16 @@ def explore(request: Request, db: DbSession, principal: StaffUser) -> Response:
     total, items, facets = 0, list[Post](), {}
     if not form.errors:
         form.query.mission_ids = principal.missions_where("listen.read")
-        within = []
-        if watch_id and any(w.id == watch_id for w in watches):
-            within.append(select(WatchMatch.post_id).where(WatchMatch.watch_id == watch_id))
-        if sentiment:
-            within.append(
-                select(Annotation.post_id).where(
-                    Annotation.enricher == "sentiment", Annotation.label == sentiment
-                )
-            )
-        if within:
-            form.query.within = within[0]
-            if len(within) > 1:
-                form.query.within = within[0].where(WatchMatch.post_id.in_(within[1]))
+        mine = watch_id if watch_id and any(w.id == watch_id for w in watches) else None
+        within = service.posts_within(watch_id=mine, sentiment=sentiment)
+        if within is not None:
+            form.query.within = within
         page = listen.search_page(db=db, query=form.query)
         total, items = page.total, page.items
-        facets = _facets(db, listen.matching_ids(db=db, query=form.query))
+        facets = overview.facet_counts(db=db, ids=listen.matching_ids(db=db, query=form.query))
     sources = {
         s.id: s.name
-        for s in web_service.visible_sources(
+        for s in overview.visible_sources(
             db=db, mission_ids=principal.missions_where("listen.read")
         )
     }
@@ -179,8 +145,7 @@ def post_detail(request: Request, post_id: Id, db: DbSession, principal: StaffUs
     if post is None:
         raise HTTPException(404, "no such post")
     annotations = {a.enricher: a for a in listen.annotations_of(db=db, post_id=post_id)}
-    author = db.get(Author, post.author_id) if post.author_id else None
-    source = db.get(Source, post.source_id) if post.source_id else None
+    author, source = overview.author_and_source(db=db, post=post)
     lang = request_language(request)
     return render(
         request,
@@ -202,23 +167,14 @@ def post_detail(request: Request, post_id: Id, db: DbSession, principal: StaffUs
 @router.get("/authors/{author_id}")
 def author_page(request: Request, author_id: Id, db: DbSession, principal: StaffUser) -> Response:
     """An author's profile: actor type (editable), counts and recent posts."""
-    author = db.get(Author, author_id)
-    if author is None or not service.author_in_reach(
-        db=db, principal=principal, author_id=author_id, permission="listen.read"
-    ):
-        raise HTTPException(404, "no such author")
+    try:
+        author = service.view_author(db=db, principal=principal, author_id=author_id)
+    except service.NotFound:
+        raise HTTPException(404, "no such author") from None
     query = listen.SearchQuery(
         author=author.handle, limit=20, mission_ids=principal.missions_where("listen.read")
     )
     page = listen.search_page(db=db, query=query)
-    audit(
-        db=db,
-        action="author.viewed",
-        object_type="author",
-        object_id=author.id,
-        actor_id=principal.user_id,
-        actor_label=principal.label,
-    )
     return render(
         request,
         "author.html",
@@ -256,13 +212,4 @@ def set_actor_type(
         raise HTTPException(404, "no such author") from None
     except PermissionDenied:
         raise HTTPException(403, t(request, N_("You may not change authors."))) from None
-    audit(
-        db=db,
-        action="author.actor_type",
-        object_type="author",
-        object_id=author.id,
-        actor_id=principal.user_id,
-        actor_label=principal.label,
-        detail={"actor_type": actor_type},
-    )
     return redirect(request, f"/authors/{author.id}")

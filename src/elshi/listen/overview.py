@@ -1,4 +1,4 @@
-"""Queries behind the pages: the overview counts, search facets and the visible sources."""
+"""Queries behind the listen pages: the overview counts, search facets and the visible sources."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from elshi.listen.models import Post, Quarantine, Source
+from elshi.listen.models import Annotation, Author, Post, Quarantine, Source
 from elshi.listen.service import visible_posts
 
 
@@ -73,3 +73,39 @@ def facets(*, db: Session) -> tuple[list[str], list[str]]:
     langs = db.scalars(select(Post.lang).where(Post.lang.is_not(None)).distinct())
     platforms = db.scalars(select(Post.platform).distinct())
     return sorted(x for x in langs if x), sorted(platforms)
+
+
+#: At most this many matching posts are counted for the explorer's facets.
+FACET_CAP = 10_000
+
+
+def facet_counts(*, db: Session, ids: Select[Any]) -> dict[str, list[tuple[Any, int]]]:
+    """Count the first FACET_CAP posts of `ids` by language, platform, source and sentiment
+    (the 12 largest of each)."""
+    capped = ids.limit(FACET_CAP).subquery()
+    inner = select(capped.c.id)
+
+    def count(col: Any, *where: Any) -> list[tuple[Any, int]]:
+        n = func.count()
+        return [
+            (k, int(v))
+            for k, v in db.execute(
+                select(col, n).where(*where).group_by(col).order_by(n.desc()).limit(12)
+            )
+        ]
+
+    return {
+        "language": count(Post.lang, Post.id.in_(inner)),
+        "platform": count(Post.platform, Post.id.in_(inner)),
+        "source": count(Post.source_id, Post.id.in_(inner)),
+        "sentiment": count(
+            Annotation.label, Annotation.enricher == "sentiment", Annotation.post_id.in_(inner)
+        ),
+    }
+
+
+def author_and_source(*, db: Session, post: Post) -> tuple[Author | None, Source | None]:
+    """Return a post's author and source (None where the post has none)."""
+    author = db.get(Author, post.author_id) if post.author_id else None
+    source = db.get(Source, post.source_id) if post.source_id else None
+    return author, source

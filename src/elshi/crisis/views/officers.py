@@ -1,0 +1,434 @@
+"""Crisis pages for officers (/crisis/...): the list and the new-crisis form with its preview,
+the welfare dashboard, broadcast approval and sending, worklists and the evacuation export."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from markupsafe import Markup
+
+from elshi.crisis import service
+from elshi.crisis.export import evacuation_csv, evacuation_html, export_rows
+from elshi.crisis.models import CHANNELS, Crisis
+from elshi.errors import Invalid, NotFound
+from elshi.web.actions import Refusal, handle_form
+from elshi.web.bounds import Id
+from elshi.web.deps import DbSession, StaffUser
+from elshi.web.i18n import N_
+from elshi.web.templating import render, request_language, settings_of, translate
+
+router = APIRouter(prefix="/crisis", include_in_schema=False)
+
+FORM_EXPIRED = N_("The form has expired. Please try again.")
+NOT_ALLOWED = N_("Your role does not allow this.")
+NOTICES = {
+    "created": N_("The broadcast is saved. A second officer must approve it."),
+    "approved": N_("Approved. It can be sent now."),
+    "sent": N_("Sending has started."),
+    "cancelled": N_("Cancelled: pending deliveries were stopped."),
+    "killed": N_("Kill switch: every pending delivery of this crisis is stopped."),
+    "closed": N_("The crisis is closed."),
+    "saved": N_("Saved."),
+    "merged": N_("Walk-in registrations were matched with accounts."),
+}
+
+
+def _officer(request: Request, template: str, status: int = 200, **context: Any) -> Response:
+    context.setdefault("errors", {})
+    context.setdefault("notice", request.query_params.get("notice"))
+    context["notices"] = NOTICES
+    context["active"] = "crisis"
+    return render(request, "crisis/" + template, context, status=status)
+
+
+def _errors(request: Request, exc: Invalid) -> dict[str, str]:
+    return {p.where: translate(request, p.message) % p.params for p in exc.problems}
+
+
+def _not_allowed(request: Request) -> Response:
+    return render(request, "error.html", {"message": translate(request, NOT_ALLOWED)}, status=404)
+
+
+def _refused(request: Request) -> list[Refusal]:
+    """A change refused: a bad state is a conflict (409); another mission's crisis or broadcast
+    is "not found" (404), as its page is."""
+    return [
+        (
+            Invalid,
+            lambda exc: render(
+                request,
+                "error.html",
+                {"message": "; ".join(_errors(request, exc).values())},
+                status=409,
+            ),
+        ),
+        (NotFound, lambda exc: _not_allowed(request)),
+    ]
+
+
+@router.get("")
+def crises(request: Request, db: DbSession, principal: StaffUser) -> Response:
+    """Crises of the officer's missions and the form for a new one."""
+    return _officer(
+        request,
+        "list.html",
+        crises=service.list_crises(db=db, actor=principal),
+        missions=service.missions_to_act(db=db, actor=principal),
+        values={"audience": "present"},
+        preview=None,
+        describe=service.describe_area,
+    )
+
+
+@router.post("")
+async def create(request: Request, db: DbSession, principal: StaffUser) -> Response:
+    """Preview (how many people, which channels, SMS segments) or create a crisis broadcast."""
+    form = await request.form(max_files=0, max_fields=40)
+    raw = {k: str(v) for k, v in form.items()}
+    settings = settings_of(request)
+    ctx: dict[str, Any] = {
+        "crises": service.list_crises(db=db, actor=principal),
+        "missions": service.missions_to_act(db=db, actor=principal),
+        "values": raw,
+        "preview": None,
+        "describe": service.describe_area,
+    }
+
+    def change() -> Any:
+        """The new broadcast; None when the officer only asked for the preview."""
+        mission_id = int(raw.get("mission_id") or 0)
+        area = service.parse_area(raw)
+        messages = service.parse_messages(
+            raw, max_segments=settings.crisis_sms_max_segments, base_url=settings.base_url
+        )
+        ctx["preview"] = service.preview(
+            db=db,
+            actor=principal,
+            mission_id=mission_id,
+            area=area,
+            audience=raw.get("audience", "present"),
+            messages=messages,
+            base_url=settings.base_url,
+        )
+        if raw.get("action") != "create":
+            return None
+        return service.create_crisis(
+            db=db,
+            actor=principal,
+            mission_id=mission_id,
+            title=raw.get("title", ""),
+            area=area,
+            audience=raw.get("audience", "present"),
+            messages=messages,
+        )
+
+    return handle_form(
+        request,
+        db,
+        change,
+        token=raw.get("csrf_token"),
+        expired=lambda: _officer(
+            request, "list.html", 400, errors={"form": translate(request, FORM_EXPIRED)}, **ctx
+        ),
+        done=lambda b: (
+            _officer(request, "list.html", **ctx)
+            if b is None
+            else RedirectResponse(f"/crisis/{b.crisis_id}?notice=created", status_code=303)
+        ),
+        refused=[
+            (
+                Invalid,
+                lambda exc: _officer(
+                    request, "list.html", 422, errors=_errors(request, exc), **ctx
+                ),
+            ),
+            (
+                ValueError,
+                lambda exc: _officer(request, "list.html", 422, errors={"mission_id": "?"}, **ctx),
+            ),
+        ],
+    )
+
+
+def map_svg(
+    area: dict[str, Any], help_points: list[tuple[float, float]], others: list[tuple[float, float]]
+) -> Markup:
+    """Draw the area and the need-help reports as SVG (equirectangular; no tiles)."""
+    pts: list[tuple[float, float]] = list(help_points) + list(others)
+    shape: list[tuple[float, float]] = []
+    if area.get("polygon"):
+        shape = [(p[0], p[1]) for p in area["polygon"]]
+    elif area.get("circle"):
+        c = area["circle"]
+        dlat = c["km"] / 111.0
+        dlon = c["km"] / max(1e-6, 111.0 * math.cos(math.radians(c["lat"])))
+        shape = [
+            (
+                c["lat"] + dlat * math.sin(a / 24 * 2 * math.pi),
+                c["lon"] + dlon * math.cos(a / 24 * 2 * math.pi),
+            )
+            for a in range(24)
+        ]
+    every = pts + shape
+    width, height, pad = 600, 360, 20
+    if not every:
+        return Markup(
+            f'<svg class="crisis-map" viewBox="0 0 {width} {height}" role="img" aria-label="map">'
+            f'<rect width="{width}" height="{height}" fill="#f4f6f8"/></svg>'
+        )
+    lats = [p[0] for p in every]
+    lons = [p[1] for p in every]
+    mid = math.cos(math.radians((min(lats) + max(lats)) / 2))
+    span_x = max(1e-6, (max(lons) - min(lons)) * mid)
+    span_y = max(1e-6, max(lats) - min(lats))
+    scale = min((width - 2 * pad) / span_x, (height - 2 * pad) / span_y)
+
+    def xy(lat: float, lon: float) -> tuple[float, float]:
+        return pad + (lon - min(lons)) * mid * scale, height - pad - (lat - min(lats)) * scale
+
+    parts = [
+        f'<svg class="crisis-map" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="need-help reports"><rect width="{width}" height="{height}" fill="#f4f6f8"/>'
+    ]
+    if shape:
+        d = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(*p) for p in shape))
+        parts.append(f'<polygon points="{d}" fill="#dde8f3" stroke="#4a6f95"/>')
+    for lat, lon in others[:2000]:
+        x, y = xy(lat, lon)
+        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="1.5" fill="#9aa5b1"/>')
+    for lat, lon in help_points:
+        x, y = xy(lat, lon)
+        parts.append(
+            f'<circle class="help" cx="{x:.1f}" cy="{y:.1f}" r="5" fill="#c62828">'
+            f"<title>{lat:.4f}, {lon:.4f}</title></circle>"
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _crisis_or_404(
+    request: Request, db: Any, principal: Any, crisis_id: int, act: bool = False
+) -> Crisis | Response:
+    try:
+        return service.get_crisis(db=db, actor=principal, crisis_id=crisis_id, act=act)
+    except NotFound:
+        return render(
+            request, "error.html", {"message": translate(request, NOT_ALLOWED)}, status=404
+        )
+
+
+@router.get("/{crisis_id}")
+def dashboard(request: Request, db: DbSession, principal: StaffUser, crisis_id: Id) -> Response:
+    """The welfare dashboard: counts, presence confirmed vs estimated, map, broadcasts."""
+    crisis = _crisis_or_404(request, db, principal, crisis_id)
+    if isinstance(crisis, Response):
+        return crisis
+    w = service.welfare(db=db, crisis_id=crisis.id)
+    expected = None
+    if w.people == 0 and crisis.status == "open":
+        expected = service.preview(
+            db=db,
+            actor=principal,
+            mission_id=crisis.mission_id,
+            area=crisis.area,
+            audience=crisis.audience,
+        )
+    helpers = service.help_points(db=db, crisis_id=crisis.id)
+    broadcasts = service.broadcasts_of(db=db, crisis_id=crisis.id)
+    walkins = service.walkins_of(db=db, crisis_id=crisis.id, limit=200)
+    segs = {
+        b.id: {
+            lang: service.sms_segments(
+                service.sms_body(
+                    m,
+                    link=service.checkin_url(
+                        base_url=settings_of(request).base_url,
+                        key=b"x",
+                        crisis_id=crisis.id,
+                        recipient_id=9_999_999,
+                    ),
+                )
+            )
+            for lang, m in b.messages.items()
+        }
+        for b in broadcasts
+    }
+    return _officer(
+        request,
+        "dashboard.html",
+        crisis=crisis,
+        w=w,
+        expected=expected,
+        area=service.describe_area(crisis.area),
+        map=map_svg(crisis.area, helpers, []),
+        broadcasts=broadcasts,
+        segments=segs,
+        walkins=walkins,
+        can_act=principal.can("consulate.act", crisis.mission_id),
+        me=principal.user_id,
+    )
+
+
+def _enqueue(request: Request, broadcast_id: int) -> None:
+    if request.app.state.runtime is None:
+        return
+    from elshi import jobs
+
+    for channel in CHANNELS:
+        jobs.enqueue("crisis_deliver", broadcast_id, channel)
+
+
+BROADCAST_ACTIONS: dict[str, tuple[Callable[..., object], str]] = {
+    "approve": (service.approve, "approved"),
+    "send": (service.send, "sent"),
+    "cancel": (service.cancel, "cancelled"),
+}
+
+
+@router.post("/broadcast/{broadcast_id}/{action}")
+async def broadcast_action(
+    request: Request, db: DbSession, principal: StaffUser, broadcast_id: Id, action: str
+) -> Response:
+    """Approve (a second officer), send, or cancel a broadcast."""
+    form = await request.form(max_files=0, max_fields=5)
+    b = service.find_broadcast(db=db, broadcast_id=broadcast_id)
+    if b is None or action not in BROADCAST_ACTIONS:
+        return _not_allowed(request)
+    target = f"/crisis/{b.crisis_id}"
+    run, notice = BROADCAST_ACTIONS[action]
+    return handle_form(
+        request,
+        db,
+        lambda: run(db=db, actor=principal, broadcast_id=broadcast_id),
+        token=str(form.get("csrf_token") or ""),
+        expired=lambda: RedirectResponse(target, status_code=303),
+        done=lambda _: RedirectResponse(f"{target}?notice={notice}", status_code=303),
+        refused=_refused(request),
+        deliver=(lambda _: _enqueue(request, broadcast_id)) if action == "send" else None,
+    )
+
+
+@router.post("/{crisis_id}/{action}")
+async def crisis_action(
+    request: Request, db: DbSession, principal: StaffUser, crisis_id: Id, action: str
+) -> Response:
+    """Kill switch, close, follow-up broadcast, merge walk-ins, worklist assignment."""
+    form = await request.form(max_files=0, max_fields=20)
+    raw = {k: str(v) for k, v in form.items()}
+    target = f"/crisis/{crisis_id}"
+    settings = settings_of(request)
+
+    def change() -> str:
+        """Make the change; return the page to go to next."""
+        if action == "kill":
+            service.kill(db=db, actor=principal, crisis_id=crisis_id)
+            return f"{target}?notice=killed"
+        if action == "close":
+            service.close(db=db, actor=principal, crisis_id=crisis_id)
+            return f"{target}?notice=closed"
+        if action == "followup":
+            messages = service.parse_messages(
+                raw, max_segments=settings.crisis_sms_max_segments, base_url=settings.base_url
+            )
+            service.follow_up(
+                db=db,
+                actor=principal,
+                crisis_id=crisis_id,
+                messages=messages,
+                target=raw.get("target", "unanswered"),
+            )
+            return f"{target}?notice=created"
+        if action == "merge":
+            service.merge_walkins(db=db, actor=principal, crisis_id=crisis_id)
+            return f"{target}?notice=merged"
+        if action == "assign":
+            service.assign(
+                db=db,
+                actor=principal,
+                crisis_id=crisis_id,
+                recipient_id=int(raw.get("recipient_id") or 0),
+                note=raw.get("note"),
+                to_me=raw.get("to_me") == "1",
+            )
+            return f"{target}/people/{raw.get('kind', 'help')}?notice=saved"
+        raise NotFound(f"crisis action {action}")
+
+    return handle_form(
+        request,
+        db,
+        change,
+        token=raw.get("csrf_token"),
+        expired=lambda: RedirectResponse(target, status_code=303),
+        done=lambda url: RedirectResponse(url, status_code=303),
+        refused=_refused(request),
+    )
+
+
+LIST_NAMES = {
+    "help": N_("Need help"),
+    "not_reached": N_("Not reached"),
+    "not_answered": N_("Not answered"),
+    "call": N_("Call list"),
+    "safe": N_("Safe"),
+    "left": N_("Left the area"),
+    "all": N_("Everyone"),
+}
+
+
+@router.get("/{crisis_id}/people/{kind}")
+def worklist(
+    request: Request, db: DbSession, principal: StaffUser, crisis_id: Id, kind: str
+) -> Response:
+    """A worklist for duty officers: who, how to reach them, their answer; assign and note."""
+    crisis = _crisis_or_404(request, db, principal, crisis_id)
+    if isinstance(crisis, Response):
+        return crisis
+    if kind not in LIST_NAMES:
+        kind = "help"
+    rows = service.worklist(db=db, actor=principal, crisis_id=crisis.id, kind=kind, limit=500)
+    return _officer(
+        request,
+        "people.html",
+        crisis=crisis,
+        kind=kind,
+        list_names=LIST_NAMES,
+        rows=rows,
+        can_act=principal.can("consulate.act", crisis.mission_id),
+    )
+
+
+@router.get("/{crisis_id}/evacuation.{fmt}")
+def export(
+    request: Request, db: DbSession, principal: StaffUser, crisis_id: Id, fmt: str
+) -> Response:
+    """The evacuation list (everyone not known to have left) as CSV or PDF; access is logged."""
+    crisis = _crisis_or_404(request, db, principal, crisis_id, act=True)
+    if isinstance(crisis, Response):
+        return crisis
+    people = service.evacuation_list(db=db, actor=principal, crisis_id=crisis.id, fmt=fmt)
+    rows = export_rows(people)
+    name = f"evacuation-{crisis.id}"
+    if fmt == "csv":
+        return Response(
+            evacuation_csv(rows),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        )
+    if fmt == "pdf":
+        from elshi.digest.flows import PdfError, render_pdf
+
+        html = evacuation_html(crisis, rows, lang=request_language(request))
+        try:
+            pdf = render_pdf(html, settings=settings_of(request))
+        except PdfError as exc:
+            return render(request, "error.html", {"message": str(exc)}, status=503)
+        return Response(
+            pdf,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="{name}.pdf"'},
+        )
+    return render(request, "error.html", {"message": "csv or pdf"}, status=404)
