@@ -316,6 +316,32 @@ FORMULAS = [
 ]
 
 
+def test_finding_14_crisis_assign_bounds_the_person_field(db: Database, settings: Settings) -> None:
+    t = team(db)
+    populate(db, t.mission_id, 2)
+    with db.session() as s:
+        b = crisis.create_crisis(
+            db=s,
+            actor=t.officer,
+            mission_id=t.mission_id,
+            title="Flood",
+            area=crisis.parse_area({"countries": "TR", "cities": "Istanbul"}),
+            audience="present",
+            messages=MESSAGES,
+        )
+        cid = b.crisis_id
+    client = _client(settings, db)
+    assert _staff_login(client, "duty1@mfa.example").status_code == 303
+    token = _csrf(client, f"/crisis/{cid}")
+    for given in ("abc", "-1", "1e9", HUGE):
+        r = client.post(
+            f"/crisis/{cid}/assign",
+            data={"csrf_token": token, "recipient_id": given, "note": "x"},
+            follow_redirects=False,
+        )
+        assert r.status_code == 404, (given, r.status_code)
+
+
 def _cells(text: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
 

@@ -16,7 +16,7 @@ from elshi.crisis.export import evacuation_csv, evacuation_html, export_rows
 from elshi.crisis.models import CHANNELS, Crisis
 from elshi.errors import Invalid, NotFound
 from elshi.web.actions import Refusal, handle_form
-from elshi.web.bounds import Id
+from elshi.web.bounds import MAX_ID, Id
 from elshi.web.deps import DbSession, StaffUser
 from elshi.web.i18n import N_
 from elshi.web.templating import render, request_language, settings_of, translate
@@ -346,15 +346,20 @@ async def crisis_action(
             service.merge_walkins(db=db, actor=principal, crisis_id=crisis_id)
             return f"{target}?notice=merged"
         if action == "assign":
+            # A form field, not a path: bound it here as the path ids are bound at the edge.
+            given = (raw.get("recipient_id") or "").strip()
+            if not given.isdigit() or not 1 <= int(given) <= MAX_ID:
+                raise NotFound(f"crisis {crisis_id}: no person {given[:30]!r}")
             service.assign(
                 db=db,
                 actor=principal,
                 crisis_id=crisis_id,
-                recipient_id=int(raw.get("recipient_id") or 0),
+                recipient_id=int(given),
                 note=raw.get("note"),
                 to_me=raw.get("to_me") == "1",
             )
-            return f"{target}/people/{raw.get('kind', 'help')}?notice=saved"
+            kind = raw.get("kind", "help")
+            return f"{target}/people/{kind if kind in LIST_NAMES else 'help'}?notice=saved"
         raise NotFound(f"crisis action {action}")
 
     return handle_form(
