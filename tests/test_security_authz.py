@@ -368,6 +368,10 @@ def test_finding_13_own_tokens_are_listed_made_and_revoked_on_my_account(
     assert made.status_code == 200
     shown = re.search(r'id="new-token">([^<]+)<', made.text)
     assert shown and "weekly report" in made.text
+    # Shown once, in the page's body: the title is the page's name only.
+    assert made.text.count('id="new-token"') == 1
+    title = re.search(r"<title>(.*?)</title>", made.text, re.S)
+    assert title and "<" not in title[1]
     assert client.get("/api/me", headers={"Authorization": f"Bearer {shown[1]}"}).json()[
         "email"
     ] == ("analyst.a@mfa.example")
