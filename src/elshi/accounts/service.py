@@ -9,7 +9,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import pyotp
 from argon2 import PasswordHasher
@@ -245,19 +245,22 @@ class Principal:
         return ids is None or bool(ids)
 
 
+_Query = TypeVar("_Query", bound=Select)
+
+
 def missions_where(actor: Principal, permission: str) -> frozenset[int] | None:
     """Return the mission ids where the actor holds `permission`; None means every mission."""
     return actor.missions_where(permission)
 
 
 def scoped(
-    stmt: Select[Any],
+    stmt: _Query,
     column: Any,
     actor: Principal,
     permission: str,
     *,
     shared: bool = False,
-) -> Select[Any]:
+) -> _Query:
     """Limit a query of mission data to the missions where the actor holds `permission`.
 
     `shared=True` also keeps rows of no mission (ministry-wide sources and their posts), which

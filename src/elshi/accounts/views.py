@@ -16,6 +16,7 @@ from elshi.accounts.schemas import GrantOut, MeOut
 from elshi.accounts.service import (
     TOKEN_SCOPES,
     Principal,
+    list_api_tokens,
     new_totp_secret,
     totp_uri,
     valid_totp_secret,
@@ -233,7 +234,7 @@ def _account_page(
         "grants": sorted(grants),
         "error": error,
         "notice": ACCOUNT_NOTICES.get(notice or ""),
-        "tokens": flows.tokens_of(db=db, actor=principal, email=user.email) if user else [],
+        "tokens": list_api_tokens(db=db, user_id=user.id) if user else [],
         "scopes": TOKEN_SCOPES,
         "new_token": new_token,
     }

@@ -41,35 +41,29 @@ def _page(
 ) -> Response:
     if not (principal.can_somewhere("users.manage") or principal.can_somewhere("sources.manage")):
         raise HTTPException(403, t(request, FORBIDDEN))
+    every = missions.list_missions(db=db)
     return render(
         request,
         "admin.html",
         {
             "active": "admin",
-            "missions": missions.list_missions(db=db),
+            "missions": every,
             "mission_kinds": MISSION_KINDS,
             "users": service.users_with_grants(db=db, actor=principal),
             "roles": STAFF_ROLES,
             # Only the sources this user manages; their settings (and secrets) are not shown.
             "sources": listen.list_sources(db=db, actor=principal, permission="sources.manage"),
             "connectors": listen.web_connectors(),
-            "source_missions": _managed_missions(db, principal),
+            "source_missions": [m for m in every if principal.can("sources.manage", m.id)],
             "error": error,
             "can_users": principal.can_somewhere("users.manage"),
             "can_missions": principal.can("users.manage", None),
-            "user_missions": [
-                m for m in missions.list_missions(db=db) if principal.can("users.manage", m.id)
-            ],
+            "user_missions": [m for m in every if principal.can("users.manage", m.id)],
             "can_sources": principal.can_somewhere("sources.manage"),
             "sources_everywhere": principal.missions_where("sources.manage") is None,
         },
         status=status,
     )
-
-
-def _managed_missions(db: Any, principal: Any) -> list[Any]:
-    ids = principal.missions_where("sources.manage")
-    return [m for m in missions.list_missions(db=db) if ids is None or m.id in ids]
 
 
 def _failed(request: Request, db: Any, principal: Any, exc: Exception) -> Response:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from elshi.accounts.service import PermissionDenied, Principal, audit
+from elshi.accounts.service import PermissionDenied, Principal, audit, scoped
 from elshi.alerts.models import RULE_KINDS, Alert, AlertComment, AlertDelivery, AlertRule
 from elshi.db import utcnow
 from elshi.errors import N_, FieldError
@@ -199,9 +199,7 @@ def list_alerts(
 ) -> list[Alert]:
     """Return alerts of the user's missions, newest first."""
     q = select(Alert).order_by(Alert.fired_at.desc(), Alert.id.desc()).limit(limit)
-    ids = principal.missions_where("listen.read")
-    if ids is not None:
-        q = q.where(Alert.mission_id.in_(ids))
+    q = scoped(q, Alert.mission_id, principal, "listen.read")
     if status:
         q = q.where(Alert.status == status)
     return list(db.scalars(q))
@@ -210,9 +208,7 @@ def list_alerts(
 def open_count(*, db: Session, principal: Principal) -> int:
     """Return how many alerts wait for acknowledgement (the in-app notice)."""
     q = select(func.count()).select_from(Alert).where(Alert.status == "open")
-    ids = principal.missions_where("listen.read")
-    if ids is not None:
-        q = q.where(Alert.mission_id.in_(ids))
+    q = scoped(q, Alert.mission_id, principal, "listen.read")
     return int(db.scalar(q) or 0)
 
 
@@ -293,9 +289,7 @@ def failed_deliveries(
         .order_by(AlertDelivery.id.desc())
         .limit(limit)
     )
-    ids = principal.missions_where("listen.read")
-    if ids is not None:
-        q = q.where(Alert.mission_id.in_(ids))
+    q = scoped(q, Alert.mission_id, principal, "listen.read")
     return [(d, a) for d, a in db.execute(q).all()]
 
 

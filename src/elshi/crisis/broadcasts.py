@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from elshi.accounts.service import Principal
+from elshi.accounts.service import Principal, scoped
 from elshi.consulate.models import Citizen, Registration
 from elshi.crisis.area import (
     _EMAIL_OF,
@@ -60,19 +60,13 @@ from elshi.web.i18n import N_
 def list_crises(*, db: Session, actor: Principal) -> list[Crisis]:
     """Return crises of the officer's missions, newest first."""
     stmt = select(Crisis).order_by(Crisis.id.desc())
-    ids = actor.missions_where("consulate.read")
-    if ids is not None:
-        stmt = stmt.where(Crisis.mission_id.in_(ids))
-    return [c for c in db.scalars(stmt) if actor.can("consulate.read", c.mission_id)]
+    return list(db.scalars(scoped(stmt, Crisis.mission_id, actor, "consulate.read")))
 
 
 def missions_to_act(*, db: Session, actor: Principal) -> list[Mission]:
     """Return the missions where the officer may start a crisis, by name."""
-    allowed = actor.missions_where("consulate.read")
-    rows = db.scalars(select(Mission).order_by(Mission.name)).all()
-    return [
-        m for m in rows if (allowed is None or m.id in allowed) and actor.can("consulate.act", m.id)
-    ]
+    stmt = scoped(select(Mission).order_by(Mission.name), Mission.id, actor, "consulate.act")
+    return list(db.scalars(stmt))
 
 
 def broadcasts_of(*, db: Session, crisis_id: int) -> list[Broadcast]:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from elshi.accounts.service import Principal, audit, authorize
+from elshi.accounts.service import Principal, audit, authorize, scoped
 from elshi.missions.models import Mission
 from elshi.settings import Settings
 from elshi.speak import crypto
@@ -134,9 +134,7 @@ def list_accounts(
 ) -> list[AccountView]:
     """Return the channel accounts the actor may see (without credentials)."""
     q = select(ChannelAccount).order_by(ChannelAccount.id)
-    ids = actor.missions_where("listen.read")
-    if ids is not None:
-        q = q.where(ChannelAccount.mission_id.in_(ids))
+    q = scoped(q, ChannelAccount.mission_id, actor, "listen.read")
     if mission_id is not None:
         q = q.where(ChannelAccount.mission_id == mission_id)
     return [

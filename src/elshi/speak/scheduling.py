@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from elshi.accounts.service import Principal, authorize
+from elshi.accounts.service import Principal, authorize, scoped
 from elshi.db import utcnow
 from elshi.speak.approval import assert_publishable
 from elshi.speak.channel_accounts import account_languages, length_checks, list_accounts
@@ -139,9 +139,7 @@ def list_publications(
 ) -> list[Publication]:
     """Return recent publications the actor may see."""
     q = select(Publication).join(Statement, Statement.id == Publication.statement_id)
-    ids = actor.missions_where("listen.read")
-    if ids is not None:
-        q = q.where(Statement.mission_id.in_(ids))
+    q = scoped(q, Statement.mission_id, actor, "listen.read")
     if status:
         q = q.where(Publication.status == status)
     return list(db.scalars(q.order_by(Publication.id.desc()).limit(limit)))
@@ -163,9 +161,7 @@ def calendar(
     start = datetime(month.year, month.month, 1, tzinfo=UTC)
     end = datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC)
     q = select(Statement).where(Statement.scheduled_at >= start, Statement.scheduled_at < end)
-    ids = actor.missions_where("listen.read")
-    if ids is not None:
-        q = q.where(Statement.mission_id.in_(ids))
+    q = scoped(q, Statement.mission_id, actor, "listen.read")
     if mission_id is not None:
         q = q.where(Statement.mission_id == mission_id)
     days: dict[date, list[Statement]] = {}

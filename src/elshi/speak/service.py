@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from elshi.accounts.service import Principal, audit
+from elshi.accounts.service import Principal, audit, scoped
 from elshi.errors import InvalidRequest, NotFound
 from elshi.missions.models import Mission
 from elshi.speak.models import (
@@ -47,8 +47,7 @@ class NotApproved(PermissionError):
 
 
 def _visible(actor: Principal, mission_id: int) -> bool:
-    ids = actor.missions_where("listen.read")
-    return ids is None or mission_id in ids
+    return actor.can("listen.read", mission_id)
 
 
 def get_statement(*, db: Session, actor: Principal, statement_id: int) -> Statement:
@@ -69,9 +68,7 @@ def list_statements(
 ) -> list[Statement]:
     """Return statements the actor may see, newest first."""
     q = select(Statement).order_by(Statement.updated_at.desc(), Statement.id.desc())
-    ids = actor.missions_where("listen.read")
-    if ids is not None:
-        q = q.where(Statement.mission_id.in_(ids))
+    q = scoped(q, Statement.mission_id, actor, "listen.read")
     if mission_id is not None:
         q = q.where(Statement.mission_id == mission_id)
     if status:

@@ -91,16 +91,13 @@ def mission_view(*, db: Session, mission_id: int) -> frozenset[int] | None:
 
 def may_see_mission(principal: Principal, mission_id: int) -> bool:
     """Return True when the user may read this mission's data."""
-    ids = principal.missions_where("listen.read")
-    return ids is None or mission_id in ids
+    return principal.can("listen.read", mission_id)
 
 
 def list_watches(*, db: Session, principal: Principal) -> list[Watch]:
     """Return the watch lists of the missions the user may see."""
     q = select(Watch).order_by(Watch.mission_id, Watch.name)
-    ids = principal.missions_where("listen.read")
-    if ids is not None:
-        q = q.where(Watch.mission_id.in_(ids))
+    q = scoped(q, Watch.mission_id, principal, "listen.read")
     return list(db.scalars(q))
 
 

@@ -36,9 +36,9 @@ from elshi.web.templating import (
 
 def _officer_mission(principal: Any, db: Session, mission: int) -> int | None:
     """Return the mission the officer works on: the one asked for if allowed, else their first."""
-    allowed = principal.missions_where("consulate.read")
-    if mission and (allowed is None or mission in allowed):
+    if mission and principal.can("consulate.read", mission):
         return mission
+    allowed = principal.missions_where("consulate.read")
     if allowed:
         return min(allowed)
     missions = service.consular_missions(db=db)
