@@ -81,7 +81,7 @@ def shared_data() -> Path:
 
 #: What the suite hashes test passwords with: argon2id at the lowest cost, so that the many
 #: accounts tests create take milliseconds, not seconds. elshi itself always hashes at
-#: PRODUCTION_HASHER's cost (tests/test_accounts.py checks both).
+#: PRODUCTION_HASHER's cost (tests/accounts/test_accounts.py checks both).
 CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
 
@@ -200,21 +200,11 @@ def cli(settings: Settings) -> Any:
 
 
 @pytest.fixture
-def fetch_ctx(settings: Settings) -> Iterator[Any]:
-    """A FetchContext for connector tests."""
-    from elshi.connectors.base import FetchContext
-
-    ctx = FetchContext(settings=settings)
-    yield ctx
-    ctx.close()
-
-
-@pytest.fixture
 def smtp(settings: Settings) -> Iterator[Any]:
     """A real SMTP server (aiosmtpd) on loopback that keeps every message; settings point at it."""
     from aiosmtpd.controller import Controller
 
-    from tests.consulate_support import Sink, free_port
+    from tests.consulate.support import Sink, free_port
 
     sink = Sink()
     controller = Controller(sink, hostname="127.0.0.1", port=free_port())

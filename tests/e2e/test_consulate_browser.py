@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 
 import pytest
 from aiosmtpd.controller import Controller
-from tests.consulate_support import PASSWORD, PNG_2x2, Sink, free_port, jpeg_with_gps, link_in, pdf
-from tests.consulate_support import world as make_world
+from tests.consulate.support import PASSWORD, PNG_2x2, Sink, free_port, jpeg_with_gps, link_in, pdf
+from tests.consulate.support import world as make_world
 from tests.e2e.conftest import free_port as free_http_port
 from tests.e2e.conftest import screens, serve_app
 

@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 
 import pytest
 from aiosmtpd.controller import Controller
-from tests.consulate_support import PASSWORD, Sink, free_port
-from tests.crisis_support import populate, team
+from tests.consulate.support import PASSWORD, Sink, free_port
+from tests.crisis.support import populate, team
 from tests.e2e.conftest import free_port as free_http_port
 from tests.e2e.conftest import screens, serve_app
 
@@ -132,7 +132,7 @@ def test_a_citizen_turns_on_emergency_alerts_on_a_phone(
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
     from sqlalchemy import select
-    from tests.consulate_support import citizen
+    from tests.consulate.support import citizen
 
     from elshi.crisis.models import PushSubscription
 

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from tests.e2e.conftest import free_port as _free_port
 from tests.e2e.conftest import screens as _screens
-from tests.speak_platforms import PlatformServer, staff
+from tests.speak.platforms import PlatformServer, staff
 
 from elshi import jobs
 from elshi.app import create_app

@@ -2,7 +2,7 @@
 
 Every route of the web app is declared here by (METHOD, path) with a Rule. `create_app` refuses
 to start when a route is missing, so a new page or API endpoint cannot land without saying who
-may call it; tests/test_security_routes.py calls every route as every role of another mission
+may call it; tests/security/test_security_routes.py calls every route as every role of another mission
 and checks the answer against this table.
 
 The rule itself is enforced in the service layer (accounts.service: `missions_where`, `can`,
