@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from elshi.nlp import entities as ner  # noqa: E402
+from elshi.nlp import folding, gazetteer_build  # noqa: E402
 from elshi.nlp import gazetteer as gz  # noqa: E402
 
 CRF_PARAMS = {
@@ -80,12 +81,12 @@ def word_counts(texts: dict[str, list[str]]) -> dict[str, dict[str, Counter[str]
         lower: Counter[str] = Counter()
         title: Counter[str] = Counter()
         for text in items:
-            for m in gz._WORD.finditer(text):
+            for m in folding._WORD.finditer(text):
                 word = m.group()
                 if word[:1].islower():
-                    lower[gz.fold(word)] += 1
+                    lower[folding.fold(word)] += 1
                 elif word[:1].isupper() and not gz.sentence_initial(text, m.start()):
-                    title[gz.fold(word)] += 1
+                    title[folding.fold(word)] += 1
         out[lang] = {"lower": lower, "title": title}
     return out
 
@@ -179,7 +180,7 @@ def main() -> None:
     t0 = time.perf_counter()
     if not args.eval_only:
         counts = word_counts(corpus_texts(data))
-        built = gz.build_data(counts)
+        built = gazetteer_build.build_data(counts)
         write_gazetteer(built, gz.DATA_PATH)
         gz._default = None
         strict = sorted({a[0] for e in built["entities"] for a in e["aliases"] if len(a) > 2})

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from elshi.nlp import language as lid  # noqa: E402
-from elshi.nlp.gazetteer import KK_LATIN_2021  # noqa: E402
+from elshi.nlp.folding import KK_LATIN_2021  # noqa: E402
 
 SEED = 20240601
 TOP_PER_CLASS = 9000

@@ -3,13 +3,14 @@ matcher that finds them (and a mission's watch list) in kk (Cyrillic and Latin),
 text across case endings.
 
 Country and region names come from CLDR (through Babel); capitals, organisations, leaders and
-extra spellings are curated tables in `models/gazetteer_curated.txt`. `build_data()` merges them
-into the shipped `models/gazetteer.json` (rebuilt by `scripts/train_entities.py`, which also marks
-names that are common lower-case words in real text as "strict"). Cyrillic and Latin text is
-matched over word tokens: a name's stem plus one ending from a bounded list (Kazakh case,
-possessive and plural endings with their vowel-harmony variants; Russian declension by the name's
-own ending; English possessive). Chinese is matched as substrings, Arabic as words with
-optional و/ف/ب/ل/ك/ال prefixes. Everything here is pure and thread-safe once built.
+extra spellings are curated tables in `models/gazetteer_curated.txt`.
+`gazetteer_build.build_data()` merges them into the shipped `models/gazetteer.json` (rebuilt by
+`scripts/train_entities.py`, which also marks names that are common lower-case words in real
+text as "strict"). Cyrillic and Latin text is matched over word tokens: a name's stem plus one
+ending from a bounded list (Kazakh case, possessive and plural endings with their vowel-harmony
+variants; Russian declension by the name's own ending; English possessive). Chinese is matched
+as substrings, Arabic as words with optional و/ف/ب/ل/ك/ال prefixes. Script detection and
+folding live in `elshi.nlp.folding`. Everything here is pure and thread-safe once built.
 """
 
 from __future__ import annotations
@@ -17,12 +18,24 @@ from __future__ import annotations
 import json
 import re
 import threading
-import unicodedata
-from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from elshi.nlp.folding import (
+    _AR_LETTERS,
+    _ARABIC,
+    _HAN,
+    _KK_LETTERS,
+    _WORD,
+    _case_key,
+    _fold_ar,
+    _is_abbr,
+    fold,
+    kk_to_latin,
+    script_of,
+)
 
 DATA_PATH = Path(__file__).parent / "models" / "gazetteer.json"
 #: Hand-written tables (extra country names, capitals and cities, organisations, people).
@@ -119,172 +132,6 @@ _RU_CONSONANT = ("", "а", "у", "ом", "е", "ы", "ов", "ам", "ами", "
 _RU_SURNAME = ("ов", "ев", "ин", "ын")
 _RU_SURNAME_EXTRA = ("ым", "ой", "ых")
 
-# --------------------------------------------------------------------------------------------
-# Script helpers and folding.
-# --------------------------------------------------------------------------------------------
-_CYR_FOLD_CASED = str.maketrans("ӘәҒғҚқҢңӨөҰұҮүҺһІіЁё", "АаГгКкНнОоУуУуХхИиЕе")
-_FOLD = str.maketrans(
-    {
-        "ё": "е",
-        "ә": "а",
-        "ғ": "г",
-        "қ": "к",
-        "ң": "н",
-        "ө": "о",
-        "ұ": "у",
-        "ү": "у",
-        "һ": "х",
-        "і": "и",
-        "q": "k",
-        "ı": "i",
-        "’": "'",
-        "ʼ": "'",
-    }
-)
-_LAT2CYR = str.maketrans("AaBEeKkMHOoPpCcTyXxIi", "АаВЕеКкМНОоРрСсТуХхІі")
-_HAS_CYR = re.compile(r"[\u0400-\u052f]")
-_HAS_LAT = re.compile(r"[A-Za-z]")
-_LATIN_EXT = re.compile(r"[\u00c0-\u024f\u1e00-\u1eff]")
-_KK_LETTERS = re.compile(r"[әғқңөұүһіӘҒҚҢӨҰҮҺІ]")
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_ARABIC = re.compile(r"[\u0600-\u06ff\u0750-\u077f\ufb50-\ufdff\ufe70-\ufeff]")
-_WORD = re.compile(r"[^\W_]+")
-_AR_DIACRITICS = set("\u064b\u064c\u064d\u064e\u064f\u0650\u0651\u0652\u0670\u0640")
-_AR_FOLD = str.maketrans("أإآٱىة", "اااايه")
-_AR_LETTERS = "\u0621-\u064a\u066e-\u06d3"
-
-#: Kazakh Cyrillic -> the official 2021 Latin alphabet (also used to train language ID).
-KK_LATIN_2021 = {
-    "а": "a",
-    "ә": "ä",
-    "б": "b",
-    "в": "v",
-    "г": "g",
-    "ғ": "ğ",
-    "д": "d",
-    "е": "e",
-    "ё": "io",
-    "ж": "j",
-    "з": "z",
-    "и": "i",
-    "й": "i",
-    "к": "k",
-    "қ": "q",
-    "л": "l",
-    "м": "m",
-    "н": "n",
-    "ң": "ñ",
-    "о": "o",
-    "ө": "ö",
-    "п": "p",
-    "р": "r",
-    "с": "s",
-    "т": "t",
-    "у": "u",
-    "ұ": "ū",
-    "ү": "ü",
-    "ф": "f",
-    "х": "h",
-    "һ": "h",
-    "ц": "ts",
-    "ч": "ch",
-    "ш": "ş",
-    "щ": "şş",
-    "ъ": "",
-    "ы": "y",
-    "і": "ı",
-    "ь": "",
-    "э": "e",
-    "ю": "iu",
-    "я": "ia",
-}
-_KK_LAT_INFORMAL = {
-    **KK_LATIN_2021,
-    "ж": "zh",
-    "ш": "sh",
-    "щ": "sh",
-    "й": "y",
-    "ю": "yu",
-    "я": "ya",
-    "х": "kh",
-    "қ": "k",
-}
-
-
-_LAT_TRANS = {
-    False: str.maketrans(dict(KK_LATIN_2021)),
-    True: str.maketrans(dict(_KK_LAT_INFORMAL)),
-}
-
-
-def kk_to_latin(text: str, informal: bool = False) -> str:
-    """Transliterate Kazakh Cyrillic to the 2021 Latin alphabet (or a common informal spelling)."""
-    if text == text.lower():
-        # No capitals to carry over: one C-level pass with the same table.
-        return text.translate(_LAT_TRANS[informal])
-    table = _KK_LAT_INFORMAL if informal else KK_LATIN_2021
-    out = []
-    for ch in text:
-        low = ch.lower()
-        rep = table.get(low)
-        if rep is None:
-            out.append(ch)
-        elif ch != low and rep:
-            out.append(rep[0].upper() + rep[1:])
-        else:
-            out.append(rep)
-    return "".join(out)
-
-
-def fold(token: str) -> str:
-    """Return the matching key of a word: lower case, Kazakh letters as Russian ones, no accents."""
-    if _HAS_CYR.search(token) and _HAS_LAT.search(token):
-        token = token.translate(_LAT2CYR)
-    out = token.lower().translate(_FOLD)
-    if not out.isascii() and _LATIN_EXT.search(out):
-        out = "".join(
-            c for c in unicodedata.normalize("NFKD", out) if not unicodedata.combining(c)
-        ).translate(_FOLD)
-    return out
-
-
-def _case_key(token: str) -> str:
-    """Return a token with Kazakh letters and ё mapped to Russian ones, keeping case."""
-    if _HAS_CYR.search(token) and _HAS_LAT.search(token):
-        token = token.translate(_LAT2CYR)
-    return token.translate(_CYR_FOLD_CASED)
-
-
-def script_of(text: str) -> str:
-    """Return "Hani", "Arab", "Cyrl" or "Latn" for an alias (by its first telling character)."""
-    if _HAN.search(text):
-        return "Hani"
-    if _ARABIC.search(text):
-        return "Arab"
-    if _HAS_CYR.search(text):
-        return "Cyrl"
-    return "Latn"
-
-
-def _is_abbr(token: str) -> bool:
-    letters = [c for c in token if c.isalpha()]
-    if not letters:
-        return False
-    upper = all(c.isupper() for c in letters)
-    return upper and (len(letters) >= 2 or any(c.isdigit() for c in token))
-
-
-def _fold_ar(text: str) -> tuple[str, list[int]]:
-    """Return Arabic text without diacritics and with unified letters, and each char's offset."""
-    chars: list[str] = []
-    index: list[int] = []
-    for i, ch in enumerate(text):
-        if ch in _AR_DIACRITICS:
-            continue
-        chars.append(ch)
-        index.append(i)
-    return "".join(chars).translate(_AR_FOLD), index
-
 
 # --------------------------------------------------------------------------------------------
 # Data model.
@@ -320,183 +167,6 @@ class Hit:
     ending: str
     score: float
     how: str
-
-
-def read_curated(path: Path = CURATED_PATH) -> dict[str, list[list[str]]]:
-    """Read the curated tables: "[section]" headers, "#" comments, "|"-separated rows."""
-    sections: dict[str, list[list[str]]] = {}
-    rows: list[list[str]] | None = None
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            rows = sections.setdefault(line[1:-1], [])
-        elif rows is not None:
-            rows.append([c.strip() for c in line.split("|")])
-    return sections
-
-
-def _rows(sections: Mapping[str, list[list[str]]], name: str, width: int) -> Iterator[list[str]]:
-    for row in sections.get(name, []):
-        yield row + [""] * (width - len(row))
-
-
-def _names(cell: str) -> list[str]:
-    return [n.strip() for n in cell.split(";") if n.strip()]
-
-
-def _clean_cldr(name: str, lang: str) -> list[str]:
-    """Return usable aliases of a CLDR name ("Myanmar (Burma)" gives both, "&" gives "and")."""
-    out: list[str] = []
-    inner = re.findall(r"[（(]([^)）]+)[)）]", name)
-    main = re.sub(r"\s*[（(][^)）]+[)）]", "", name).strip()
-    if lang == "zh":
-        return [name, main + "".join(inner)] if inner else [name]
-    for n in (main, *(i for i in inner if i[:1].isupper() and not _is_abbr(i))):
-        if not n:
-            continue
-        out.append(n)
-        if lang == "en" and "&" in n:
-            out.append(n.replace("&", "and"))
-        if lang == "en" and n.startswith("St. "):
-            out.append("Saint " + n[4:])
-    return out
-
-
-def build_data(
-    word_counts: Mapping[str, Mapping[str, Counter[str]]] | None = None,
-) -> dict[str, Any]:
-    """Return the gazetteer as JSON-able data: CLDR names merged with the curated tables.
-
-    `word_counts` maps a language to "lower" and "title" counts of folded words in real text of
-    that language that started lower-case / upper-case (not at a sentence start); a single-word
-    name of that language seen at least as often lower-case as capitalised is marked strict
-    (capital letter required, never at the start of a sentence).
-    """
-    from babel import Locale
-
-    entities: dict[str, EntityInfo] = {}
-    aliases: dict[str, list[Alias]] = {}
-
-    def add(
-        eid: str, etype: str, lang: str, names: Iterable[str], display: bool = True, **info: Any
-    ) -> None:
-        ent = entities.get(eid)
-        if ent is None:
-            ent = entities[eid] = EntityInfo(eid, etype, {}, info.get("country"), info.get("role"))
-            aliases[eid] = []
-        seen = {(a.text, a.lang) for a in aliases[eid]}
-        for name in names:
-            if name in DROP_ALIASES.get(lang, set()):
-                continue
-            if display:
-                ent.names.setdefault(lang, name)
-            for text, alang in _variants(name, lang):
-                if (text, alang) not in seen:
-                    seen.add((text, alang))
-                    aliases[eid].append(Alias(text, alang))
-
-    curated = read_curated()
-    territories = {loc: Locale.parse(loc).territories for loc in CLDR_LOCALES}
-    for row in _rows(curated, "countries", 6):
-        code = row[0]
-        etype = "territory" if code in NON_STATES else "country"
-        for lang, cell in zip(LANGS, row[1:], strict=True):
-            add(f"country:{code}", etype, lang, _names(cell), display=False)
-    for row in _rows(curated, "organisations", 6):
-        for lang, cell in zip(LANGS, row[1:], strict=True):
-            add(f"org:{row[0]}", "org", lang, _names(cell))
-    for code in ("EU", "UN"):
-        for loc, lang in CLDR_LOCALES.items():
-            add(f"org:{code}", "org", lang, _clean_cldr(territories[loc][code], lang))
-    for code in sorted(territories["en"]):
-        if code in SKIP_CODES:
-            continue
-        if code.isdigit():
-            eid, etype = f"region:{code}", "region"
-        else:
-            eid, etype = f"country:{code}", "territory" if code in NON_STATES else "country"
-        for loc, lang in CLDR_LOCALES.items():
-            name = territories[loc].get(code)
-            if name:
-                add(eid, etype, lang, _clean_cldr(name, lang))
-    for row in _rows(curated, "cities", 8):
-        code, etype, slug = row[:3]
-        for lang, cell in zip(LANGS, row[3:], strict=True):
-            add(f"city:{slug}", etype, lang, _names(cell), country=code)
-    for row in _rows(curated, "people", 8):
-        slug, country, role = row[:3]
-        for lang, cell in zip(LANGS, row[3:], strict=True):
-            add(f"person:{slug}", "person", lang, _names(cell), country=country, role=role)
-    if word_counts is not None:
-        _mark_strict(aliases, word_counts)
-    return {
-        "version": DATA_VERSION,
-        "leaders_compiled": LEADERS_COMPILED,
-        "cldr": _cldr_version(),
-        "entities": [
-            {
-                "id": ent.id,
-                "type": ent.type,
-                "names": ent.names,
-                **({"country": ent.country} if ent.country else {}),
-                **({"role": ent.role} if ent.role else {}),
-                "aliases": [
-                    [a.text, a.lang, 1] if a.strict else [a.text, a.lang] for a in aliases[ent.id]
-                ],
-            }
-            for ent in entities.values()
-        ],
-    }
-
-
-def _cldr_version() -> str:
-    import babel
-
-    return f"CLDR via Babel {babel.__version__}"
-
-
-def _variants(name: str, lang: str) -> list[tuple[str, str]]:
-    """Return (alias, alias language) pairs for a name: Kazakh names also in Latin letters."""
-    out = [(name, lang)]
-    words = _WORD.findall(name)
-    if (
-        lang == "kk"
-        and script_of(name) == "Cyrl"
-        and not any(_is_abbr(t) for t in words)
-        and not (len(words) == 1 and len(words[0]) <= 3)
-    ):
-        for informal in (False, True):
-            out.append((kk_to_latin(name, informal), "kk-Latn"))
-    return out
-
-
-def _mark_strict(
-    aliases: dict[str, list[Alias]], counts: Mapping[str, Mapping[str, Counter[str]]]
-) -> None:
-    for items in aliases.values():
-        for a in items:
-            if a.lang not in counts:
-                continue
-            lower = counts[a.lang].get("lower", Counter())
-            title = counts[a.lang].get("title", Counter())
-            tokens = _WORD.findall(a.text)
-            if len(tokens) != 1 or _is_abbr(tokens[0]) or script_of(a.text) not in ("Cyrl", "Latn"):
-                continue
-            n_lower = n_title = 0
-            for stem, cls in _token_edges(tokens[0], a.lang, last=True, watch=False):
-                for ending in cls.direct:
-                    n_lower += lower.get(stem + ending, 0)
-                    n_title += title.get(stem + ending, 0)
-            if n_lower >= 3 and n_lower >= n_title:
-                a.strict = True
-    # A word common in one language is ambiguous in the others that share its script.
-    strict = {fold(a.text) for items in aliases.values() for a in items if a.strict}
-    for items in aliases.values():
-        for a in items:
-            if fold(a.text) in strict:
-                a.strict = True
 
 
 # --------------------------------------------------------------------------------------------
@@ -1048,6 +718,8 @@ def load_data(path: Path = DATA_PATH) -> dict[str, Any]:
     if path.is_file():
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         return data
+    from elshi.nlp.gazetteer_build import build_data
+
     return build_data()
 
 

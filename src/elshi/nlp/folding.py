@@ -1,0 +1,175 @@
+"""Scripts of a text, Kazakh Cyrillic to Latin, and the folding that matching compares by.
+
+Shared by the gazetteer, entity recognition and watch terms. Pure functions and tables.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# --------------------------------------------------------------------------------------------
+# Script helpers and folding.
+# --------------------------------------------------------------------------------------------
+_CYR_FOLD_CASED = str.maketrans("ӘәҒғҚқҢңӨөҰұҮүҺһІіЁё", "АаГгКкНнОоУуУуХхИиЕе")
+_FOLD = str.maketrans(
+    {
+        "ё": "е",
+        "ә": "а",
+        "ғ": "г",
+        "қ": "к",
+        "ң": "н",
+        "ө": "о",
+        "ұ": "у",
+        "ү": "у",
+        "һ": "х",
+        "і": "и",
+        "q": "k",
+        "ı": "i",
+        "’": "'",
+        "ʼ": "'",
+    }
+)
+_LAT2CYR = str.maketrans("AaBEeKkMHOoPpCcTyXxIi", "АаВЕеКкМНОоРрСсТуХхІі")
+_HAS_CYR = re.compile(r"[\u0400-\u052f]")
+_HAS_LAT = re.compile(r"[A-Za-z]")
+_LATIN_EXT = re.compile(r"[\u00c0-\u024f\u1e00-\u1eff]")
+_KK_LETTERS = re.compile(r"[әғқңөұүһіӘҒҚҢӨҰҮҺІ]")
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_ARABIC = re.compile(r"[\u0600-\u06ff\u0750-\u077f\ufb50-\ufdff\ufe70-\ufeff]")
+_WORD = re.compile(r"[^\W_]+")
+_AR_DIACRITICS = set("\u064b\u064c\u064d\u064e\u064f\u0650\u0651\u0652\u0670\u0640")
+_AR_FOLD = str.maketrans("أإآٱىة", "اااايه")
+_AR_LETTERS = "\u0621-\u064a\u066e-\u06d3"
+
+#: Kazakh Cyrillic -> the official 2021 Latin alphabet (also used to train language ID).
+KK_LATIN_2021 = {
+    "а": "a",
+    "ә": "ä",
+    "б": "b",
+    "в": "v",
+    "г": "g",
+    "ғ": "ğ",
+    "д": "d",
+    "е": "e",
+    "ё": "io",
+    "ж": "j",
+    "з": "z",
+    "и": "i",
+    "й": "i",
+    "к": "k",
+    "қ": "q",
+    "л": "l",
+    "м": "m",
+    "н": "n",
+    "ң": "ñ",
+    "о": "o",
+    "ө": "ö",
+    "п": "p",
+    "р": "r",
+    "с": "s",
+    "т": "t",
+    "у": "u",
+    "ұ": "ū",
+    "ү": "ü",
+    "ф": "f",
+    "х": "h",
+    "һ": "h",
+    "ц": "ts",
+    "ч": "ch",
+    "ш": "ş",
+    "щ": "şş",
+    "ъ": "",
+    "ы": "y",
+    "і": "ı",
+    "ь": "",
+    "э": "e",
+    "ю": "iu",
+    "я": "ia",
+}
+_KK_LAT_INFORMAL = {
+    **KK_LATIN_2021,
+    "ж": "zh",
+    "ш": "sh",
+    "щ": "sh",
+    "й": "y",
+    "ю": "yu",
+    "я": "ya",
+    "х": "kh",
+    "қ": "k",
+}
+
+
+_LAT_TRANS = {
+    False: str.maketrans(dict(KK_LATIN_2021)),
+    True: str.maketrans(dict(_KK_LAT_INFORMAL)),
+}
+
+
+def kk_to_latin(text: str, informal: bool = False) -> str:
+    """Transliterate Kazakh Cyrillic to the 2021 Latin alphabet (or a common informal spelling)."""
+    if text == text.lower():
+        # No capitals to carry over: one C-level pass with the same table.
+        return text.translate(_LAT_TRANS[informal])
+    table = _KK_LAT_INFORMAL if informal else KK_LATIN_2021
+    out = []
+    for ch in text:
+        low = ch.lower()
+        rep = table.get(low)
+        if rep is None:
+            out.append(ch)
+        elif ch != low and rep:
+            out.append(rep[0].upper() + rep[1:])
+        else:
+            out.append(rep)
+    return "".join(out)
+
+
+def fold(token: str) -> str:
+    """Return the matching key of a word: lower case, Kazakh letters as Russian ones, no accents."""
+    if _HAS_CYR.search(token) and _HAS_LAT.search(token):
+        token = token.translate(_LAT2CYR)
+    out = token.lower().translate(_FOLD)
+    if not out.isascii() and _LATIN_EXT.search(out):
+        out = "".join(
+            c for c in unicodedata.normalize("NFKD", out) if not unicodedata.combining(c)
+        ).translate(_FOLD)
+    return out
+
+
+def _case_key(token: str) -> str:
+    """Return a token with Kazakh letters and ё mapped to Russian ones, keeping case."""
+    if _HAS_CYR.search(token) and _HAS_LAT.search(token):
+        token = token.translate(_LAT2CYR)
+    return token.translate(_CYR_FOLD_CASED)
+
+
+def script_of(text: str) -> str:
+    """Return "Hani", "Arab", "Cyrl" or "Latn" for an alias (by its first telling character)."""
+    if _HAN.search(text):
+        return "Hani"
+    if _ARABIC.search(text):
+        return "Arab"
+    if _HAS_CYR.search(text):
+        return "Cyrl"
+    return "Latn"
+
+
+def _is_abbr(token: str) -> bool:
+    letters = [c for c in token if c.isalpha()]
+    if not letters:
+        return False
+    upper = all(c.isupper() for c in letters)
+    return upper and (len(letters) >= 2 or any(c.isdigit() for c in token))
+
+
+def _fold_ar(text: str) -> tuple[str, list[int]]:
+    """Return Arabic text without diacritics and with unified letters, and each char's offset."""
+    chars: list[str] = []
+    index: list[int] = []
+    for i, ch in enumerate(text):
+        if ch in _AR_DIACRITICS:
+            continue
+        chars.append(ch)
+        index.append(i)
+    return "".join(chars).translate(_AR_FOLD), index
