@@ -233,8 +233,10 @@ class Settings(BaseSettings):
         default="elshi <no-reply@localhost>", description="Sender address of e-mails elshi sends."
     )
     public_url: str = Field(
-        default="http://127.0.0.1:8000",
-        description="Address people reach elshi at; used for links in e-mails.",
+        default="",
+        description="Address people reach elshi at; used for links in e-mails, check-in "
+        "messages and feeds. Empty means http://HOST:PORT of this server (127.0.0.1 when it "
+        "listens on every address), so links follow --port.",
     )
     upload_dir: Path | None = Field(
         default=None,
@@ -496,7 +498,12 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         """Return the public address of this elshi, without a trailing slash."""
-        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
     @property
     def is_sqlite(self) -> bool:

@@ -129,7 +129,7 @@ def evaluate_periodic(db: Database, *, settings: Settings) -> int:
 
 def alert_text(alert: Alert, settings: Settings) -> str:
     """Return the plain-text body of an alert message."""
-    link = f"{settings.public_url.rstrip('/')}/alerts/{alert.id}"
+    link = f"{settings.base_url}/alerts/{alert.id}"
     lines = [
         f"[elshi] {alert.why.get('watch', '')}: {alert.why.get('rule', '')}",
         alert.summary,
@@ -152,7 +152,7 @@ def alert_payload(alert: Alert, settings: Settings) -> dict[str, Any]:
         "summary": alert.summary,
         "why": alert.why,
         "post_ids": alert.post_ids,
-        "url": f"{settings.public_url.rstrip('/')}/alerts/{alert.id}",
+        "url": f"{settings.base_url}/alerts/{alert.id}",
     }
 
 

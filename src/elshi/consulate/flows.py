@@ -75,7 +75,7 @@ def _t(citizen: Citizen, message: str, **params: Any) -> str:
 
 
 def _link(settings: Settings, path: str, **query: str) -> str:
-    return settings.public_url.rstrip("/") + path + ("?" + urlencode(query) if query else "")
+    return settings.base_url + path + ("?" + urlencode(query) if query else "")
 
 
 # ---------------------------------------------------------------------------- delivery
