@@ -185,5 +185,16 @@ def demo(
         console.print(
             f"sign in as {info['email']} with password {info['password']}", highlight=False
         )
+        if info.get("citizens"):
+            from elshi.demo.people import PEOPLE, STAFF
+
+            console.print(
+                "the same password opens the embassy's staff ("
+                + ", ".join(email for email, _, _ in STAFF)
+                + ") and the citizens' accounts at /consulate ("
+                + ", ".join(p.email for p in PEOPLE[:2])
+                + ", ...)",
+                highlight=False,
+            )
     if serve_after:
         _serve(settings, web=True, worker=True)

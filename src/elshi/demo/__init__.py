@@ -1,4 +1,8 @@
-"""Load the generated demo corpus, an HQ mission, an embassy and a demo admin."""
+"""Load the generated demo corpus, an HQ mission, an embassy, its staff and citizens.
+
+The posts come from the demo connector; the embassy's people, requests, appointments and a
+past crisis from `elshi.demo.people`.
+"""
 
 from __future__ import annotations
 
@@ -61,6 +65,7 @@ def load_demo(
             kind="embassy",
             country_code="DE",
             parent_id=hq.id,
+            timezone="Europe/Berlin",
         )
         if accounts.get_user(db=s, email=DEMO_EMAIL) is None:
             password = secrets.token_urlsafe(12)
@@ -92,14 +97,20 @@ def load_demo(
     with db.session() as s:
         total = s.scalar(select(func.count()).select_from(Post)) or 0
         embassy_id = s.scalar(select(Source.mission_id).where(Source.id == source_id))
+    people: dict[str, Any] = {}
     if embassy_id is not None:
         demo_statement(db, settings=settings, mission_id=embassy_id)
+        from elshi.demo.people import seed_past_crisis, seed_people
+
+        people = seed_people(db, settings=settings, mission_id=embassy_id, password=password)
+        seed_past_crisis(db, mission_id=embassy_id)
     return {
         "posts": total,
         "stored": report.stored,
         "mission": hq_slug,
         "email": DEMO_EMAIL,
         "password": password,
+        "citizens": people.get("citizens", 0),
     }
 
 
