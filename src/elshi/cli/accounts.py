@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
@@ -12,6 +13,7 @@ from rich.table import Table
 
 from elshi.cli.common import (
     Exit,
+    JsonOpt,
     console,
     database,
     err,
@@ -66,6 +68,16 @@ def _account_errors() -> Any:
         raise fail(str(exc)) from None
 
 
+@contextmanager
+def _as_system() -> Iterator[tuple[Any, Any]]:
+    """Open a session acting as the system; an account error ends the command with its code."""
+    from elshi.accounts.service import Principal
+
+    db = database(get_settings())
+    with _account_errors(), db.session() as s:
+        yield s, Principal.system()
+
+
 @users_app.command("add")
 def users_add(
     email: Annotated[str, typer.Argument(help="The user's e-mail; they sign in with it.")],
@@ -78,14 +90,12 @@ def users_add(
 ) -> None:
     """Create a user with a role in a mission; asks for the password unless --password-stdin."""
     from elshi.accounts import flows
-    from elshi.accounts.service import Principal
 
-    db = database(get_settings())
     password = _read_password(password_stdin)
-    with _account_errors(), db.session() as s:
+    with _as_system() as (s, system):
         user = flows.add_user(
             db=s,
-            actor=Principal.system(),
+            actor=system,
             email=email,
             password=password,
             name=name,
@@ -97,7 +107,7 @@ def users_add(
 
 @users_app.command("list")
 def users_list(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """List users with their roles, TOTP and the addresses they are locked for."""
     from elshi.accounts import service
@@ -152,11 +162,9 @@ def users_grant(
 ) -> None:
     """Give a user a role in a mission (HQ roles apply to every mission)."""
     from elshi.accounts import flows
-    from elshi.accounts.service import Principal
 
-    db = database(get_settings())
-    with _account_errors(), db.session() as s:
-        flows.grant(db=s, actor=Principal.system(), email=email, role=role, mission_slug=mission)
+    with _as_system() as (s, system):
+        flows.grant(db=s, actor=system, email=email, role=role, mission_slug=mission)
     console.print(f"granted {mission}:{role} to {email}", highlight=False)
 
 
@@ -174,12 +182,10 @@ def users_token(
 ) -> None:
     """Create an API token and print it once; send it as `Authorization: Bearer <token>`."""
     from elshi.accounts import flows
-    from elshi.accounts.service import Principal
 
-    db = database(get_settings())
-    with _account_errors(), db.session() as s:
+    with _as_system() as (s, system):
         token = flows.issue_token(
-            db=s, actor=Principal.system(), email=email, name=name, days=days, scope=scope
+            db=s, actor=system, email=email, name=name, days=days, scope=scope
         )
     err.print("API token (shown only this once; elshi keeps only its hash):", highlight=False)
     print(token)
@@ -194,15 +200,13 @@ def users_totp(
 ) -> None:
     """Enrol a user in TOTP and print the otpauth:// URI for their authenticator app."""
     from elshi.accounts import flows
-    from elshi.accounts.service import Principal
 
-    db = database(get_settings())
-    with _account_errors(), db.session() as s:
+    with _as_system() as (s, system):
         if disable:
-            flows.disable_totp(db=s, actor=Principal.system(), email=email)
+            flows.disable_totp(db=s, actor=system, email=email)
             console.print(f"TOTP removed for {email}", highlight=False)
             return
-        uri = flows.enrol_totp(db=s, actor=Principal.system(), email=email)
+        uri = flows.enrol_totp(db=s, actor=system, email=email)
     err.print(
         "add this to the authenticator app (as a QR code or by hand); sign-in now asks for a code:",
         highlight=False,
@@ -212,11 +216,9 @@ def users_totp(
 
 def _set_active(email: str, active: bool) -> None:
     from elshi.accounts import flows
-    from elshi.accounts.service import Principal
 
-    db = database(get_settings())
-    with _account_errors(), db.session() as s:
-        flows.set_active(db=s, actor=Principal.system(), email=email, active=active)
+    with _as_system() as (s, system):
+        flows.set_active(db=s, actor=system, email=email, active=active)
 
 
 @users_app.command("disable")
@@ -242,12 +244,10 @@ def users_reset_password(
 ) -> None:
     """Set a new password for a user, lift a lock and sign them out everywhere."""
     from elshi.accounts import flows
-    from elshi.accounts.service import Principal
 
-    db = database(get_settings())
     password = _read_password(password_stdin)
-    with _account_errors(), db.session() as s:
-        flows.reset_password(db=s, actor=Principal.system(), email=email, password=password)
+    with _as_system() as (s, system):
+        flows.reset_password(db=s, actor=system, email=email, password=password)
     console.print(f"new password set for {email}; they are signed out everywhere", highlight=False)
 
 
@@ -257,11 +257,9 @@ def users_tokens(
 ) -> None:
     """List a user's API tokens (prefix, name, scope, expiry, last use, state); never the tokens."""
     from elshi.accounts import flows
-    from elshi.accounts.service import Principal
 
-    db = database(get_settings())
-    with _account_errors(), db.session() as s:
-        tokens = flows.tokens_of(db=s, actor=Principal.system(), email=email)
+    with _as_system() as (s, system):
+        tokens = flows.tokens_of(db=s, actor=system, email=email)
         table = Table("id", "prefix", "name", "scope", "created", "expires", "last used", "state")
         for t in tokens:
             table.add_row(
@@ -283,11 +281,9 @@ def users_revoke_token(
 ) -> None:
     """Revoke an API token at once."""
     from elshi.accounts import flows
-    from elshi.accounts.service import Principal
 
-    db = database(get_settings())
-    with _account_errors(), db.session() as s:
-        row = flows.revoke_token(db=s, actor=Principal.system(), token_id=token_id)
+    with _as_system() as (s, system):
+        row = flows.revoke_token(db=s, actor=system, token_id=token_id)
     console.print(f"revoked token {row.id} ({row.prefix}...)", highlight=False)
 
 
@@ -305,13 +301,11 @@ def missions_add(
 ) -> None:
     """Create a mission (tenant) under headquarters."""
     from elshi.accounts import flows
-    from elshi.accounts.service import Principal
 
-    db = database(get_settings())
-    with _account_errors(), db.session() as s:
+    with _as_system() as (s, system):
         mission = flows.add_mission(
             db=s,
-            actor=Principal.system(),
+            actor=system,
             slug=slug,
             name=name,
             kind=kind,
@@ -333,8 +327,7 @@ def missions_timezone(
     from elshi.accounts.service import audit
     from elshi.missions import service
 
-    db = database(get_settings())
-    with _account_errors(), db.session() as s:
+    with _as_system() as (s, _):
         mission = service.get_mission(db=s, slug=slug)
         if mission is None:
             raise fail(f"no mission {slug!r} (see: elshi missions list)", Exit.NOT_FOUND)
@@ -353,7 +346,7 @@ def missions_timezone(
 
 @missions_app.command("list")
 def missions_list(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """List headquarters and missions."""
     from elshi.missions import service

@@ -45,6 +45,9 @@ ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML config file (else ELSHI_CONFIG).")
 ]
 
+#: The `--json` switch of the commands that list things.
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
 
 class State:
     """What the root options (`elshi --config FILE ...`) set for the command that runs."""
@@ -111,6 +114,21 @@ def progress_bar(label: str, enabled: bool = True) -> Any:
     ) as bar:
         tid = bar.add_task(label, total=None)
         yield lambda n: bar.advance(tid, n)
+
+
+def connector_config(
+    connector: str, target: str, options: list[str] | None
+) -> tuple[Any, dict[str, Any]]:
+    """Return a connector and its config from `-o key=value` options and the target."""
+    from elshi.plugins import UnknownPlugin, get_connector
+
+    try:
+        plugin = get_connector(connector)
+    except UnknownPlugin as exc:
+        raise fail(str(exc.args[0]), Exit.USAGE) from None
+    config = parse_options(options or [])
+    config[plugin.target_field] = target
+    return plugin, config
 
 
 def parse_options(options: list[str]) -> dict[str, Any]:

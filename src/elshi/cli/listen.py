@@ -13,13 +13,14 @@ from rich.table import Table
 
 from elshi.cli.common import (
     Exit,
+    JsonOpt,
+    connector_config,
     console,
     database,
     err,
     fail,
     format_when,
     get_settings,
-    parse_options,
     progress_bar,
     queue_enrichment,
 )
@@ -67,15 +68,9 @@ def ingest(
     from elshi.connectors.base import FetchContext
     from elshi.listen.flows import import_with
     from elshi.nlp.jobs import newest_post_id
-    from elshi.plugins import UnknownPlugin, get_connector
 
     settings = get_settings()
-    try:
-        plugin = get_connector(connector)
-    except UnknownPlugin as exc:
-        raise fail(str(exc.args[0]), Exit.USAGE) from None
-    config = parse_options(option or [])
-    config[plugin.target_field] = target
+    plugin, config = connector_config(connector, target, option)
     if profile:
         config["profile"] = profile
     db = database(settings)
@@ -129,15 +124,9 @@ def sources_add(
 ) -> None:
     """Add a source; with --every it is polled on a schedule."""
     from elshi.listen import service
-    from elshi.plugins import UnknownPlugin, get_connector
 
     settings = get_settings()
-    try:
-        plugin = get_connector(connector)
-    except UnknownPlugin as exc:
-        raise fail(str(exc.args[0]), Exit.USAGE) from None
-    config = parse_options(option or [])
-    config[plugin.target_field] = target
+    _, config = connector_config(connector, target, option)
     minutes = None
     if every:
         try:
@@ -157,7 +146,7 @@ def sources_add(
 
 @sources_app.command("list")
 def sources_list(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """List sources with their schedule and health."""
     from elshi.listen import service
@@ -246,7 +235,7 @@ def sources_remove(source_id: Annotated[int, typer.Argument(help="Source id.")])
 def quarantine_list(
     source: Annotated[int | None, typer.Option(help="Only this source.")] = None,
     limit: Annotated[int, typer.Option(help="How many to show.")] = 50,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """List quarantined records: source, location, reason."""
     from elshi.listen import service
@@ -284,7 +273,7 @@ def search(
     author: Annotated[str | None, typer.Option(help="Author handle.")] = None,
     limit: Annotated[int, typer.Option(help="Results per page.")] = 20,
     offset: Annotated[int, typer.Option(help="Results to skip.")] = 0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Search stored posts; newest first."""
     from elshi.listen import service

@@ -62,6 +62,10 @@ class PostIn:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+#: What a connector's fetch yields: records read, and records that could not be read.
+Records = Iterator[RawRecord | BadRecord]
+
+
 @dataclass
 class FetchContext:
     """What a connector's I/O part may use: settings, an HTTP client, a byte counter."""
@@ -191,14 +195,19 @@ class Connector(ABC):
         return redact(config, cls.secret_fields())
 
     @abstractmethod
-    def fetch(
-        self, config: Any, cursor: dict[str, Any], ctx: FetchContext
-    ) -> Iterator[RawRecord | BadRecord]:
+    def fetch(self, config: Any, cursor: dict[str, Any], ctx: FetchContext) -> Records:
         """Read records from the source; update `cursor` in place as progress is made."""
 
     @abstractmethod
     def to_post(self, raw: RawRecord) -> PostIn | None:
         """Map one raw record to a post, or None if it is not a post (a like, a deletion)."""
+
+
+class FileConnector(Connector):
+    """A connector that imports a file once (`elshi ingest SLUG FILE`): never polled."""
+
+    target_field: ClassVar[str] = "path"
+    pollable: ClassVar[bool] = False
 
 
 def parse_time(value: Any) -> datetime | None:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 import unicodedata
-from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
@@ -23,12 +21,15 @@ from elshi.connectors.base import (
     BadRecord,
     Connector,
     FetchContext,
+    FileConnector,
     MappingError,
     PostIn,
     RawRecord,
+    Records,
     input_file,
     parse_time,
 )
+from elshi.connectors.common import http_get, json_headers, json_line
 from elshi.plugins import hookimpl
 
 log = logging.getLogger(__name__)
@@ -317,16 +318,13 @@ def _sort_time(item: Any) -> datetime | None:
 class BlueskyConnector(Connector):
     """Poll an author's feed or a post search through the Bluesky AppView API."""
 
-    slug: ClassVar[str] = "bluesky"
-    title: ClassVar[str] = "Bluesky author feed or search"
-    platform: ClassVar[str] = PLATFORM
-    Config: ClassVar[type[BaseModel]] = BlueskyConfig
-    target_field: ClassVar[str] = "target"
-    pollable: ClassVar[bool] = True
+    slug = "bluesky"
+    title = "Bluesky author feed or search"
+    platform = PLATFORM
+    Config = BlueskyConfig
+    target_field = "target"
 
-    def fetch(
-        self, config: Any, cursor: dict[str, Any], ctx: FetchContext
-    ) -> Iterator[RawRecord | BadRecord]:
+    def fetch(self, config: Any, cursor: dict[str, Any], ctx: FetchContext) -> Records:
         """Read pages newest first until the newest post seen last time, or the page bound."""
         kind, _, value = config.target.partition(":")
         if kind.lower() == "author":
@@ -343,9 +341,7 @@ class BlueskyConnector(Connector):
                 {"q": value.strip(), "sort": "latest"},
             )
             record_kind = "post_view"
-        headers = {"Accept": "application/json"}
-        if config.token:
-            headers["Authorization"] = f"Bearer {_token(config.token)}"
+        headers = json_headers(config.token, BlueskyError)
         scope = f"{config.service} {config.target}"
         if cursor.get("scope") != scope:
             cursor.clear()
@@ -407,17 +403,6 @@ def _uri(item: dict[str, Any]) -> str:
     return str(view.get("uri") or "")
 
 
-def _token(value: str) -> str:
-    # Keeping "env:NAME" in the source config keeps the secret itself out of the database.
-    if not value.startswith("env:"):
-        return value
-    name = value[4:].strip()
-    token = os.environ.get(name, "").strip()
-    if not token:
-        raise BlueskyError(f"the access token variable {name} is not set")
-    return token
-
-
 _HINTS = {
     400: "bad request; an unknown actor or query gives this",
     401: "this service wants an access token for the request (set token)",
@@ -430,28 +415,21 @@ _HINTS = {
 def _xrpc_get(
     client: httpx.Client, url: str, params: dict[str, str], headers: dict[str, str]
 ) -> dict[str, Any]:
-    parts = urlsplit(url)
-    try:
-        resp = client.get(url, params=params, headers=headers)
-    except httpx.HTTPError as exc:
-        raise BlueskyError(f"cannot reach {parts.netloc}: {exc}") from exc
-    body: Any = None
+    resp = http_get(
+        client,
+        url,
+        params,
+        headers,
+        error=BlueskyError,
+        hints=_HINTS,
+        detail_keys=("error", "message"),
+    )
     try:
         body = resp.json()
     except ValueError:
         body = None
-    if resp.status_code >= 400:
-        detail = ""
-        if isinstance(body, dict) and (body.get("error") or body.get("message")):
-            detail = ": " + " - ".join(str(body[k]) for k in ("error", "message") if body.get(k))
-        hint = _HINTS.get(resp.status_code) or (
-            "server error; try again later" if resp.status_code >= 500 else "request refused"
-        )
-        raise BlueskyError(
-            f"HTTP {resp.status_code} from {parts.netloc}{parts.path}{detail} ({hint})"
-        )
     if not isinstance(body, dict):
-        raise BlueskyError(f"{parts.path}: the service did not answer with a JSON object")
+        raise BlueskyError(f"{urlsplit(url).path}: the service did not answer with a JSON object")
     return body
 
 
@@ -504,15 +482,9 @@ class JetstreamConfig(BaseModel):
 def _event_record(
     line: str | bytes, location: str, origin: str, keywords: list[str]
 ) -> RawRecord | BadRecord | None:
-    try:
-        text = line.decode("utf-8") if isinstance(line, bytes) else line
-        event = json.loads(text)
-    except UnicodeDecodeError as exc:
-        raw = line[:2000].decode("utf-8", "replace") if isinstance(line, bytes) else None
-        return BadRecord(location, f"not UTF-8: {exc.reason} at byte {exc.start}", raw, origin)
-    except json.JSONDecodeError as exc:
-        reason = f"bad JSON: {exc.msg} at column {exc.colno}"
-        return BadRecord(location, reason, text[:2000], origin)
+    event = json_line(line, location, origin)
+    if isinstance(event, BadRecord):
+        return event
     if keywords:
         body = post_text(event)
         if body is None or not matches(body, keywords):
@@ -523,16 +495,13 @@ def _event_record(
 class JetstreamConnector(Connector):
     """Read Bluesky posts live from a Jetstream server, keeping those with given keywords."""
 
-    slug: ClassVar[str] = "bluesky-jetstream"
-    title: ClassVar[str] = "Bluesky firehose via Jetstream (keyword filter)"
-    platform: ClassVar[str] = PLATFORM
-    Config: ClassVar[type[BaseModel]] = JetstreamConfig
-    target_field: ClassVar[str] = "keywords"
-    pollable: ClassVar[bool] = True
+    slug = "bluesky-jetstream"
+    title = "Bluesky firehose via Jetstream (keyword filter)"
+    platform = PLATFORM
+    Config = JetstreamConfig
+    target_field = "keywords"
 
-    def fetch(
-        self, config: Any, cursor: dict[str, Any], ctx: FetchContext
-    ) -> Iterator[RawRecord | BadRecord]:
+    def fetch(self, config: Any, cursor: dict[str, Any], ctx: FetchContext) -> Records:
         """Replay from the saved time_us cursor until max_events or max_seconds."""
         from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
         from websockets.sync.client import connect
@@ -626,19 +595,15 @@ class JetstreamFileConfig(BaseModel):
         return split_keywords(value)
 
 
-class JetstreamFileConnector(Connector):
+class JetstreamFileConnector(FileConnector):
     """Import a saved Jetstream capture (JSONL)."""
 
-    slug: ClassVar[str] = "bluesky-jetstream-file"
-    title: ClassVar[str] = "Bluesky Jetstream capture (JSONL file)"
-    platform: ClassVar[str] = PLATFORM
-    Config: ClassVar[type[BaseModel]] = JetstreamFileConfig
-    target_field: ClassVar[str] = "path"
-    pollable: ClassVar[bool] = False
+    slug = "bluesky-jetstream-file"
+    title = "Bluesky Jetstream capture (JSONL file)"
+    platform = PLATFORM
+    Config = JetstreamFileConfig
 
-    def fetch(
-        self, config: Any, cursor: dict[str, Any], ctx: FetchContext
-    ) -> Iterator[RawRecord | BadRecord]:
+    def fetch(self, config: Any, cursor: dict[str, Any], ctx: FetchContext) -> Records:
         """Read one event per line; a line that is not JSON becomes a bad record."""
         path = input_file(config.path, "JSONL file")
         ctx.on_total(path.stat().st_size)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import BaseModel, Field
 
-from elshi.connectors.base import BadRecord, Connector, FetchContext, PostIn, RawRecord
+from elshi.connectors.base import Connector, FetchContext, PostIn, RawRecord, Records
 from elshi.plugins import hookimpl
 
 SUBJECTS = {
@@ -106,17 +105,15 @@ class DemoConfig(BaseModel):
 class DemoConnector(Connector):
     """Generate a reproducible multilingual corpus."""
 
-    slug: ClassVar[str] = "demo"
-    title: ClassVar[str] = "Generated demo corpus (kk/ru/en)"
-    platform: ClassVar[str] = "demo"
-    Config: ClassVar[type[BaseModel]] = DemoConfig
-    target_field: ClassVar[str] = "count"
+    slug = "demo"
+    title = "Generated demo corpus (kk/ru/en)"
+    platform = "demo"
+    Config = DemoConfig
+    target_field = "count"
     #: Reads no file and no network: a demo source may be polled (it stores duplicates only).
-    pollable: ClassVar[bool] = True
+    pollable = True
 
-    def fetch(
-        self, config: Any, cursor: dict[str, Any], ctx: FetchContext
-    ) -> Iterator[RawRecord | BadRecord]:
+    def fetch(self, config: Any, cursor: dict[str, Any], ctx: FetchContext) -> Records:
         """Yield generated records."""
         rng = random.Random(config.seed)
         end = datetime(2026, 11, 1, tzinfo=UTC)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
@@ -20,12 +18,15 @@ from elshi.connectors.base import (
     BadRecord,
     Connector,
     FetchContext,
+    FileConnector,
     MappingError,
     PostIn,
     RawRecord,
+    Records,
     input_file,
     parse_time,
 )
+from elshi.connectors.common import http_get, json_headers, json_line
 from elshi.plugins import hookimpl
 
 PLATFORM = "mastodon"
@@ -257,22 +258,17 @@ def _link_param(resp: httpx.Response, rel: str, name: str) -> str | None:
 class MastodonConnector(Connector):
     """Poll a hashtag, account or public timeline through the Mastodon REST API."""
 
-    slug: ClassVar[str] = "mastodon"
-    title: ClassVar[str] = "Mastodon timeline (hashtag, account, public)"
-    platform: ClassVar[str] = PLATFORM
-    Config: ClassVar[type[BaseModel]] = MastodonConfig
-    target_field: ClassVar[str] = "target"
-    pollable: ClassVar[bool] = True
+    slug = "mastodon"
+    title = "Mastodon timeline (hashtag, account, public)"
+    platform = PLATFORM
+    Config = MastodonConfig
+    target_field = "target"
 
-    def fetch(
-        self, config: Any, cursor: dict[str, Any], ctx: FetchContext
-    ) -> Iterator[RawRecord | BadRecord]:
+    def fetch(self, config: Any, cursor: dict[str, Any], ctx: FetchContext) -> Records:
         """Read new statuses since the cursor's min_id, newest page first on a first run."""
         client = ctx.client()
         host = instance_host(config.instance)
-        headers = {"Accept": "application/json"}
-        if config.token:
-            headers["Authorization"] = f"Bearer {_token(config.token)}"
+        headers = json_headers(config.token, MastodonError)
         scope = f"{config.instance} {config.target}"
         if cursor.get("scope") != scope:
             cursor.clear()
@@ -349,17 +345,6 @@ class MastodonConnector(Connector):
         return status_to_post(payload["status"], str(payload["instance"]))
 
 
-def _token(value: str) -> str:
-    # Keeping "env:NAME" in the source config keeps the secret itself out of the database.
-    if not value.startswith("env:"):
-        return value
-    name = value[4:].strip()
-    token = os.environ.get(name, "").strip()
-    if not token:
-        raise MastodonError(f"the access token variable {name} is not set")
-    return token
-
-
 _HINTS = {
     401: "the server wants an access token for this timeline (set token)",
     403: "the access token lacks the read:statuses scope or the server forbids this timeline",
@@ -373,26 +358,7 @@ _HINTS = {
 def _get(
     client: httpx.Client, url: str, params: dict[str, str], headers: dict[str, str]
 ) -> httpx.Response:
-    path = urlsplit(url).path
-    try:
-        resp = client.get(url, params=params, headers=headers)
-    except httpx.HTTPError as exc:
-        raise MastodonError(f"cannot reach {urlsplit(url).netloc}: {exc}") from exc
-    if resp.status_code >= 400:
-        detail = ""
-        try:
-            body = resp.json()
-            if isinstance(body, dict) and body.get("error"):
-                detail = f": {body['error']}"
-        except ValueError:
-            pass
-        hint = _HINTS.get(resp.status_code) or (
-            "server error; try again later" if resp.status_code >= 500 else "request refused"
-        )
-        raise MastodonError(
-            f"HTTP {resp.status_code} from {urlsplit(url).netloc}{path}{detail} ({hint})"
-        )
-    return resp
+    return http_get(client, url, params, headers, error=MastodonError, hints=_HINTS)
 
 
 def _json(resp: httpx.Response, path: str) -> Any:
@@ -428,9 +394,7 @@ class MastodonStreamConfig(BaseModel):
         return value
 
 
-def _stream_records(
-    path: Path, host: str, ctx: FetchContext, origin: str
-) -> Iterator[RawRecord | BadRecord]:
+def _stream_records(path: Path, host: str, ctx: FetchContext, origin: str) -> Records:
     data = path.read_bytes()
     ctx.on_total(len(data))
     head = data.lstrip()[:1]
@@ -448,25 +412,12 @@ def _stream_records(
             ctx.on_bytes(len(line) + 1)
             if not line.strip():
                 continue
-            try:
-                item = json.loads(line.decode("utf-8"))
-            except UnicodeDecodeError as exc:
-                yield BadRecord(
-                    f"line {n}",
-                    f"not UTF-8: {exc.reason} at byte {exc.start}",
-                    line[:2000].decode("utf-8", "replace"),
-                    origin,
-                )
-                continue
-            except json.JSONDecodeError as exc:
-                yield BadRecord(
-                    f"line {n}",
-                    f"bad JSON: {exc.msg} at column {exc.colno}",
-                    line[:2000].decode("utf-8", "replace"),
-                    origin,
-                )
-                continue
-            yield _file_record(item, host, f"line {n}", origin)
+            item = json_line(line, f"line {n}", origin)
+            yield (
+                item
+                if isinstance(item, BadRecord)
+                else _file_record(item, host, f"line {n}", origin)
+            )
         return
     try:
         body = json.loads(data.decode("utf-8"))
@@ -488,19 +439,15 @@ def _file_record(item: Any, host: str, location: str, origin: str) -> RawRecord:
     return RawRecord({"instance": host, "status": item}, location, origin, "status")
 
 
-class MastodonStreamConnector(Connector):
+class MastodonStreamConnector(FileConnector):
     """Import a saved capture of streaming API events (or of statuses) from a file."""
 
-    slug: ClassVar[str] = "mastodon-stream"
-    title: ClassVar[str] = "Mastodon streaming capture or saved statuses (JSON/JSONL file)"
-    platform: ClassVar[str] = PLATFORM
-    Config: ClassVar[type[BaseModel]] = MastodonStreamConfig
-    target_field: ClassVar[str] = "path"
-    pollable: ClassVar[bool] = False
+    slug = "mastodon-stream"
+    title = "Mastodon streaming capture or saved statuses (JSON/JSONL file)"
+    platform = PLATFORM
+    Config = MastodonStreamConfig
 
-    def fetch(
-        self, config: Any, cursor: dict[str, Any], ctx: FetchContext
-    ) -> Iterator[RawRecord | BadRecord]:
+    def fetch(self, config: Any, cursor: dict[str, Any], ctx: FetchContext) -> Records:
         """Read events or statuses from the file."""
         path = input_file(config.path, "JSON or JSONL file")
         yield from _stream_records(path, instance_host(config.instance), ctx, config.path)

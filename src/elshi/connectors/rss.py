@@ -9,10 +9,10 @@ import json
 import re
 import time
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import feedparser
@@ -30,6 +30,7 @@ from elshi.connectors.base import (
     MappingError,
     PostIn,
     RawRecord,
+    Records,
     parse_time,
 )
 from elshi.plugins import hookimpl
@@ -658,16 +659,12 @@ def _charset(content_type: str | None) -> str | None:
 class RssConnector(Connector):
     """Read RSS and Atom feeds; poll with conditional GET and skip entries already seen."""
 
-    slug: ClassVar[str] = "rss"
-    title: ClassVar[str] = "RSS / Atom feed"
-    platform: ClassVar[str] = "rss"
-    Config: ClassVar[type[BaseModel]] = RssConfig
-    target_field: ClassVar[str] = "url"
-    pollable: ClassVar[bool] = True
+    slug = "rss"
+    title = "RSS / Atom feed"
+    platform = "rss"
+    Config = RssConfig
 
-    def fetch(
-        self, config: Any, cursor: dict[str, Any], ctx: FetchContext
-    ) -> Iterator[RawRecord | BadRecord]:
+    def fetch(self, config: Any, cursor: dict[str, Any], ctx: FetchContext) -> Records:
         """Fetch the feed (unless unchanged), then yield the entries not seen recently."""
         url: str = config.url
         if urlsplit(url).scheme.lower() in ("http", "https"):

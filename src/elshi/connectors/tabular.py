@@ -37,7 +37,7 @@ import json
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar, Literal
+from typing import Any, BinaryIO, Literal
 
 from pydantic import BaseModel, Field
 
@@ -45,9 +45,11 @@ from elshi.connectors.base import (
     BadRecord,
     Connector,
     FetchContext,
+    FileConnector,
     MappingError,
     PostIn,
     RawRecord,
+    Records,
 )
 
 # Profiles, languages and API pages live in their own modules; their names stay importable
@@ -277,21 +279,17 @@ class TabularConfig(BaseModel):
     )
 
 
-class TabularConnector(Connector):
+class TabularConnector(FileConnector):
     """Import CSV, JSON or NDJSON exports mapped by a column-mapping profile."""
 
-    slug: ClassVar[str] = "tabular"
-    title: ClassVar[str] = "CSV / JSON / NDJSON file (column-mapping profiles)"
-    platform: ClassVar[str] = "generic"
-    Config: ClassVar[type[BaseModel]] = TabularConfig
-    target_field: ClassVar[str] = "path"
-    pollable: ClassVar[bool] = False
+    slug = "tabular"
+    title = "CSV / JSON / NDJSON file (column-mapping profiles)"
+    platform = "generic"
+    Config = TabularConfig
     _kind: str = ""
     _profile: CompiledProfile
 
-    def fetch(
-        self, config: Any, cursor: dict[str, Any], ctx: FetchContext
-    ) -> Iterator[RawRecord | BadRecord]:
+    def fetch(self, config: Any, cursor: dict[str, Any], ctx: FetchContext) -> Records:
         """Stream every record of the file (or folder) with its line or item number."""
         profile = load_profile(config.profile, platform=config.platform)
         target = Path(config.path)
@@ -312,7 +310,7 @@ class TabularConnector(Connector):
 
     def _read_file(
         self, path: Path, label: str, profile: Profile, config: TabularConfig, ctx: FetchContext
-    ) -> Iterator[RawRecord | BadRecord]:
+    ) -> Records:
         src = _Source(path, ctx, config.max_line_bytes)
         try:
             fmt: str = (

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
 from elshi.connectors.base import (
     SECRET,
-    BadRecord,
     Connector,
     FetchContext,
     MappingError,
     PostIn,
     RawRecord,
+    Records,
 )
 from elshi.connectors.telegram_base import (
     PLATFORM,
@@ -171,16 +170,13 @@ class TelegramApiConnector(Connector):
     read forward from the newest id seen, oldest first, so nothing is skipped.
     """
 
-    slug: ClassVar[str] = "telegram-api"
-    title: ClassVar[str] = "Telegram channel (live API, Telethon)"
-    platform: ClassVar[str] = PLATFORM
-    Config: ClassVar[type[BaseModel]] = TelegramApiConfig
-    target_field: ClassVar[str] = "channel"
-    pollable: ClassVar[bool] = True
+    slug = "telegram-api"
+    title = "Telegram channel (live API, Telethon)"
+    platform = PLATFORM
+    Config = TelegramApiConfig
+    target_field = "channel"
 
-    def fetch(
-        self, config: Any, cursor: dict[str, Any], ctx: FetchContext
-    ) -> Iterator[RawRecord | BadRecord]:
+    def fetch(self, config: Any, cursor: dict[str, Any], ctx: FetchContext) -> Records:
         """Read messages newer than the cursor with Telethon."""
         client = _telethon_client(config, ctx.settings.home)
         last = int(cursor.get("last_id") or 0)

@@ -5,18 +5,19 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar
+from typing import Any, BinaryIO
 
 import ijson
 from pydantic import BaseModel, Field, field_validator
 
 from elshi.connectors.base import (
     BadRecord,
-    Connector,
     FetchContext,
+    FileConnector,
     MappingError,
     PostIn,
     RawRecord,
+    Records,
     input_file,
 )
 from elshi.connectors.telegram_base import (
@@ -225,7 +226,7 @@ _EXPORT_ITEMS = frozenset({"messages.item", *(f"{c}.messages.item" for c in _EXP
 _EXPORT_ARRAYS = frozenset(p.rpartition(".")[0] for p in _EXPORT_ITEMS)
 
 
-class TelegramExportConnector(Connector):
+class TelegramExportConnector(FileConnector):
     """Import a Telegram Desktop export (result.json): one chat, or a full account export.
 
     The file is streamed, so a large export is never loaded whole. Text may be a string or a
@@ -234,16 +235,12 @@ class TelegramExportConnector(Connector):
     entry of the chat's messages), or "chat K message N" in a full export.
     """
 
-    slug: ClassVar[str] = "telegram-export"
-    title: ClassVar[str] = "Telegram Desktop export (result.json)"
-    platform: ClassVar[str] = PLATFORM
-    Config: ClassVar[type[BaseModel]] = TelegramExportConfig
-    target_field: ClassVar[str] = "path"
-    pollable: ClassVar[bool] = False
+    slug = "telegram-export"
+    title = "Telegram Desktop export (result.json)"
+    platform = PLATFORM
+    Config = TelegramExportConfig
 
-    def fetch(
-        self, config: Any, cursor: dict[str, Any], ctx: FetchContext
-    ) -> Iterator[RawRecord | BadRecord]:
+    def fetch(self, config: Any, cursor: dict[str, Any], ctx: FetchContext) -> Records:
         """Stream the export's messages with their chat's name, type and id."""
         path = Path(config.path).expanduser()
         chat: dict[str, Any] = {}
@@ -359,7 +356,7 @@ class TelegramJsonConfig(BaseModel):
 _DUMP_FILE = re.compile(r"^(?P<peer>-?\d+)_messages\.json$")
 
 
-class TelegramJsonConnector(Connector):
+class TelegramJsonConnector(FileConnector):
     """Import Telethon-style JSON dumps: arrays of {message_id, sender_id, text, date, channel}.
 
     Files are streamed. The channel comes from the `channel` option (a public username) or
@@ -369,16 +366,12 @@ class TelegramJsonConnector(Connector):
     an unreadable date is quarantined at "message N" (or "<file> message N" for a folder).
     """
 
-    slug: ClassVar[str] = "telegram-json"
-    title: ClassVar[str] = "Telegram JSON dump (Telethon)"
-    platform: ClassVar[str] = PLATFORM
-    Config: ClassVar[type[BaseModel]] = TelegramJsonConfig
-    target_field: ClassVar[str] = "path"
-    pollable: ClassVar[bool] = False
+    slug = "telegram-json"
+    title = "Telegram JSON dump (Telethon)"
+    platform = PLATFORM
+    Config = TelegramJsonConfig
 
-    def fetch(
-        self, config: Any, cursor: dict[str, Any], ctx: FetchContext
-    ) -> Iterator[RawRecord | BadRecord]:
+    def fetch(self, config: Any, cursor: dict[str, Any], ctx: FetchContext) -> Records:
         """Stream each file's array of messages."""
         path = Path(config.path).expanduser()
         if path.is_dir():
@@ -391,9 +384,7 @@ class TelegramJsonConnector(Connector):
             prefix = f"{file.name} " if path.is_dir() else ""
             yield from self._file(file, config, ctx, prefix=prefix)
 
-    def _file(
-        self, file: Path, config: Any, ctx: FetchContext, prefix: str
-    ) -> Iterator[RawRecord | BadRecord]:
+    def _file(self, file: Path, config: Any, ctx: FetchContext, prefix: str) -> Records:
         match = _DUMP_FILE.match(file.name)
         peer = -int(match["peer"].lstrip("-")) if match else None
         count = 0

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import urljoin
 
 import httpx
@@ -16,12 +15,12 @@ from pydantic import BaseModel, Field, field_validator
 
 from elshi.connectors.base import (
     HTTP_ADDRESS,
-    BadRecord,
     Connector,
     FetchContext,
     MappingError,
     PostIn,
     RawRecord,
+    Records,
 )
 from elshi.connectors.telegram_base import (
     PLATFORM,
@@ -289,12 +288,11 @@ class TelegramWebConnector(Connector):
     quarantined with the location "page N message M" (page 1 is the newest).
     """
 
-    slug: ClassVar[str] = "telegram-web"
-    title: ClassVar[str] = "Telegram public channel (web preview)"
-    platform: ClassVar[str] = PLATFORM
-    Config: ClassVar[type[BaseModel]] = TelegramWebConfig
-    target_field: ClassVar[str] = "channel"
-    pollable: ClassVar[bool] = True
+    slug = "telegram-web"
+    title = "Telegram public channel (web preview)"
+    platform = PLATFORM
+    Config = TelegramWebConfig
+    target_field = "channel"
 
     def _get(self, client: httpx.Client, url: str, channel: str, ctx: FetchContext) -> str:
         resp = client.get(url)
@@ -311,9 +309,7 @@ class TelegramWebConnector(Connector):
             )
         return resp.text
 
-    def fetch(
-        self, config: Any, cursor: dict[str, Any], ctx: FetchContext
-    ) -> Iterator[RawRecord | BadRecord]:
+    def fetch(self, config: Any, cursor: dict[str, Any], ctx: FetchContext) -> Records:
         """Read preview pages from the newest back to the cursor; yield messages oldest first."""
         last = int(cursor.get("last_id") or 0)
         client = ctx.client()

@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 from sqlalchemy import select, update
 
-from elshi.connectors.base import MappingError, RawRecord
+from elshi.connectors.base import MappingError, PostIn, RawRecord
 from elshi.db import Database
 from elshi.listen.flows import Progress
 from elshi.listen.models import Post
 from elshi.listen.text import content_hash, index_text
 from elshi.plugins import UnknownPlugin, get_connector
 
-_FIELDS = (
-    "url",
-    "author_handle",
-    "author_name",
-    "title",
-    "text",
-    "lang",
-    "published_at",
-    "metrics",
-    "reply_to",
-    "repost_of",
-    "extra",
-)
+#: What a mapping sets besides the post's identity (platform, external_id): all may change.
+_FIELDS = tuple(f.name for f in fields(PostIn) if f.name not in ("platform", "external_id"))
 
 
 def reprocess_posts(

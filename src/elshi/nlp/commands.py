@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from elshi.cli.common import Exit, console, database, err, fail, get_settings, progress_bar
+from elshi.cli.common import Exit, JsonOpt, console, database, err, fail, get_settings, progress_bar
 
 
 def enrich(
@@ -49,7 +49,7 @@ def enrich(
 def eval_command(
     task: Annotated[str, typer.Argument(help="language, sentiment, stance or entities.")],
     path: Annotated[Path, typer.Argument(help="Labelled file: KazSAnDRA, RuSentNE, IOB2 or CSV.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Print accuracy, macro-F1 and a confusion table per language for a labelled file."""
     from rich.table import Table
@@ -156,7 +156,7 @@ def narratives_list(
     ] = None,
     lang: Annotated[str | None, typer.Option(help="Only narratives with this language.")] = None,
     limit: Annotated[int, typer.Option(help="How many to show.", min=1, max=10_000)] = 30,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """List narratives with their languages, key terms and activity, most recent first."""
     from datetime import timedelta
@@ -211,7 +211,7 @@ def narratives_list(
 def narratives_show(
     narrative_id: Annotated[int, typer.Argument(help="Narrative id (see `narratives list`).")],
     posts: Annotated[int, typer.Option(help="Member posts to show.", min=0, max=1000)] = 10,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Show a narrative: languages, key terms per language, first/last seen and member posts."""
     from elshi.listen.schemas import PostOut
