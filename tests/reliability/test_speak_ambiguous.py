@@ -84,6 +84,17 @@ def _worker_round(db: Database, ctx: ChannelContext) -> dict[str, list[int]]:
     return found
 
 
+def _advice(pub: Publication, lang: str = "en") -> str:
+    """What the statement page tells a person to do about this publication."""
+    from starlette.requests import Request
+
+    from elshi.speak.views.common import advice
+
+    request = Request({"type": "http", "headers": [], "query_string": b"", "state": {}})
+    request.state.lang = lang
+    return advice(request, pub)
+
+
 def _stored_id(platforms: PlatformServer, channel: str) -> str:
     [stored] = platforms.posts[channel]
     return str(stored.get("id", stored.get("uri")))
@@ -174,6 +185,8 @@ def test_a_failed_look_up_waits_as_unknown_and_a_later_check_settles_it(
     assert "looking for the post failed" in (doubt.error or "")
     assert doubt.retry_at is not None and doubt.retry_at > utcnow()  # a later check
     assert doubt.error_detail["in_doubt"] is True
+    assert "without posting it twice" in _advice(doubt)
+    assert doubt.retry_at.strftime("%H:%M") in _advice(doubt, "ru")
     # Due again while the platform still cannot be read: still unknown, nothing sent blind.
     _due_now(db, pid)
     assert _worker_round(db, ctx)["checked"] == [pid]
@@ -206,6 +219,7 @@ def test_looking_up_stops_after_the_last_check_and_waits_for_a_person(
         _worker_round(db, ctx)
     pub = _pub(db, pid)
     assert pub.status == "unknown" and pub.retry_at is None
+    assert "press Mark as sent" in _advice(pub)
     assert _worker_round(db, ctx) == {"due": [], "reconciled": [], "checked": []}
     assert len(platforms.posts["x"]) == 1
     flows.mark_sent(db, actor=team["drafter"], publication_id=pid)

@@ -13,6 +13,8 @@ connection without an answer);
 file. Every image upload is kept in `uploads[platform]` (its form fields and bytes), and each
 post keeps the media it was made with, so a test checks the documented request shapes and
 that a retry never uploads or posts twice. `engage(...)` sets who liked, reposted or replied.
+Adding "lookup:<platform>" to `broken` makes the read elshi looks a post up with (Telegram's
+preview, X's timeline, Facebook's feed, Bluesky's getRecord) answer 503.
 """
 
 from __future__ import annotations
