@@ -5,11 +5,16 @@ bodies, error shapes, rate-limit headers): Telegram Bot API and the t.me/s web p
 Mastodon statuses API (with Idempotency-Key), Bluesky AT Protocol XRPC, X API v2 and the
 Facebook Graph API. The server keeps every post it accepted (`posts[platform]`), so a test
 can check that nothing was posted twice. `fail(platform, kind)` makes the next publish
-fail: "expired", "429", "500", or "hold:SECONDS" (accept the post, answer late);
+fail: "expired", "429", "500", "502" (a gateway error, nothing posted), "hold:SECONDS"
+(accept the post, answer late), "accept502" (accept the post, then answer 502 Bad Gateway as
+a proxy in front of the platform does) or "acceptdrop" (accept the post, then close the
+connection without an answer);
 `fail(platform, "media")` makes the next image upload fail the way that platform refuses a
 file. Every image upload is kept in `uploads[platform]` (its form fields and bytes), and each
 post keeps the media it was made with, so a test checks the documented request shapes and
 that a retry never uploads or posts twice. `engage(...)` sets who liked, reposted or replied.
+Adding "lookup:<platform>" to `broken` makes the read elshi looks a post up with (Telegram's
+preview, X's timeline, Facebook's feed, Bluesky's getRecord) answer 503.
 """
 
 from __future__ import annotations
@@ -39,6 +44,11 @@ TOKENS = {
     "sms": "sms-auth-token",
 }
 BSKY_DID = "did:plc:testkazembassy"
+#: What a proxy in front of a platform answers when the platform behind it failed.
+BAD_GATEWAY = (
+    "<html><head><title>502 Bad Gateway</title></head>"
+    "<body><center><h1>502 Bad Gateway</h1></center></body></html>"
+)
 TG_USERNAME = "kzembassy_test"
 
 
@@ -277,6 +287,32 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
             if fault and fault.startswith("hold:"):
                 time.sleep(float(fault.split(":", 1)[1]))
 
+        def _gateway(self, fault: str | None) -> bool:
+            """Answer 502 Bad Gateway, posting nothing, when the fault says so."""
+            if fault != "502":
+                return False
+            self._send(502, BAD_GATEWAY, ctype="text/html")
+            return True
+
+        def _accepted(self, fault: str | None, status: int, body: Any) -> None:
+            """Answer a post the platform has just stored, unless a fault answers late, with
+            502 Bad Gateway, or not at all (the connection closed without an answer)."""
+            if fault == "accept502":
+                self._send(502, BAD_GATEWAY, ctype="text/html")
+                return
+            if fault == "acceptdrop":
+                self.close_connection = True
+                return
+            self._hold(fault)
+            self._send(status, body)
+
+        def _lookup_broken(self, platform: str) -> bool:
+            """Answer 503 to a read of recent posts when `broken` holds "lookup:<platform>"."""
+            if f"lookup:{platform}" not in server.broken:
+                return False
+            self._send(503, BAD_GATEWAY.replace("502 Bad", "503 Service"), ctype="text/html")
+            return True
+
         # -- Telegram Bot API (https://core.telegram.org/bots/api) ------------------------
 
         def _telegram(self, method: str, path: str, query: dict[str, str], body: Any) -> None:
@@ -302,6 +338,8 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
                             "parameters": {"retry_after": 7},
                         },
                     )
+                    return
+                if self._gateway(fault):
                     return
                 if fault == "500":
                     self._send(
@@ -331,8 +369,7 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
                 server.posts["telegram"].append(
                     {"id": str(mid), "text": text, "chat_id": str(body.get("chat_id", ""))}
                 )
-                self._hold(fault)
-                self._send(200, {"ok": True, "result": msg})
+                self._accepted(fault, 200, {"ok": True, "result": msg})
             elif api_method in ("sendPhoto", "sendMediaGroup"):
                 self._telegram_photos(api_method, body, chat)
             elif api_method == "editMessageCaption":
@@ -479,6 +516,8 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
 
         def _tme(self, method: str, path: str, query: dict[str, str], body: Any) -> None:
             """The public channel preview, t.me/s/<username>."""
+            if self._lookup_broken("telegram"):
+                return
             items = []
             for p in server.live("telegram"):
                 m = server.metrics.get(f"telegram:{p['id']}", {})
@@ -635,6 +674,8 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
                         },
                     )
                     return
+                if self._gateway(fault):
+                    return
                 if fault == "500":
                     self._send(500, {"error": "We're sorry, but something went wrong"})
                     return
@@ -665,8 +706,7 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
                     server.posts["mastodon"].append(p)
                     if key:
                         server.idempotency[("mastodon", key)] = p
-                self._hold(fault)
-                self._send(200, self._status(p))
+                self._accepted(fault, 200, self._status(p))
                 return
             sid = path.rsplit("/", 1)[-1]
             found = next((p for p in server.live("mastodon") if p["id"] == sid), None)
@@ -771,6 +811,8 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
                         },
                     )
                     return
+                if self._gateway(fault):
+                    return
                 if fault == "500":
                     self._send(
                         500, {"error": "InternalServerError", "message": "Internal Server Error"}
@@ -829,8 +871,8 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
                 if exists:
                     self._send(400, {"error": "InvalidRequest", "message": "Record already exists"})
                     return
-                self._hold(fault)
-                self._send(
+                self._accepted(
+                    fault,
                     200,
                     {
                         "uri": uri,
@@ -839,6 +881,8 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
                     },
                 )
             elif nsid == "com.atproto.repo.getRecord":
+                if self._lookup_broken("bluesky"):
+                    return
                 uri = f"at://{BSKY_DID}/{query.get('collection')}/{query.get('rkey')}"
                 found = next((p for p in server.live("bluesky") if p["uri"] == uri), None)
                 if found is None:
@@ -1026,6 +1070,8 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
                         },
                     )
                     return
+                if self._gateway(fault):
+                    return
                 if fault == "500":
                     self._send(
                         500,
@@ -1082,12 +1128,13 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
                     return
                 tid = str(server.next_id() * 1000003)
                 server.posts["x"].append({"id": tid, "text": text, "media_ids": media_ids})
-                self._hold(fault)
-                self._send(
-                    201, {"data": {"id": tid, "text": text, "edit_history_tweet_ids": [tid]}}
+                self._accepted(
+                    fault, 201, {"data": {"id": tid, "text": text, "edit_history_tweet_ids": [tid]}}
                 )
                 return
             if path.startswith("/2/users/"):
+                if self._lookup_broken("x"):
+                    return
                 # As X does, the text of a post with pictures ends with a t.co link to them.
                 data = [
                     {
@@ -1192,6 +1239,8 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
                 if fault == "429":
                     self._fb_error(400, 32, "(#32) Page request limit reached")
                     return
+                if self._gateway(fault):
+                    return
                 if fault == "500":
                     self._fb_error(500, 1, "An unknown error has occurred.")
                     return
@@ -1210,10 +1259,11 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
                 server.posts["facebook"].append(
                     {"id": pid, "message": body.get("message"), "photos": photos}
                 )
-                self._hold(fault)
-                self._send(200, {"id": pid})
+                self._accepted(fault, 200, {"id": pid})
                 return
             if path.endswith("/feed"):
+                if self._lookup_broken("facebook"):
+                    return
                 data = [
                     {
                         "id": p["id"],

@@ -6,6 +6,12 @@ before the platform is called; a worker claims a row by moving it from pending t
 in one conditional UPDATE; a row left in sending by a worker that stopped is reconciled by
 what the channel can tell (same idempotency key, saved record key, or a look-up), and
 where the platform can tell nothing the row becomes "unknown" for a person to check.
+
+An answer that leaves it open whether the platform took the post (a 5xx, or the connection
+lost after the request left) is treated like a crash: on a channel where sending again could
+post twice, elshi looks the post up before any new try. Found, it is recorded as sent with
+the platform's id; not there, it is tried again later (looking once more first); when the
+look-up itself fails the row is "unknown" and looked up again later, never sent blind.
 """
 
 from __future__ import annotations
@@ -35,6 +41,11 @@ log = logging.getLogger(__name__)
 
 #: Seconds to wait after the n-th failed try of a retryable error (no Retry-After given).
 BACKOFF = (30, 120, 600, 1800, 3600)
+#: Failures after which the platform may have the post all the same: a 5xx answer, or the
+#: connection lost after the request left.
+AMBIGUOUS = frozenset({"server_error", "unsure"})
+#: Why a publication a stopped worker left in sending is in doubt.
+STOPPED = "the worker stopped while sending"
 
 
 def _load(
@@ -108,6 +119,7 @@ def _record_sent(database: Database, publication_id: int, sent: Sent) -> None:
         pub.url = sent.url
         pub.extra = {**(pub.extra or {}), **sent.extra}
         pub.error_kind = pub.error = None
+        pub.error_detail = {}
         pub.retry_at = None
         pub.updated_at = utcnow()
         account = s.get(ChannelAccount, pub.account_id)
@@ -116,8 +128,20 @@ def _record_sent(database: Database, publication_id: int, sent: Sent) -> None:
 
 
 def _record_error(
-    database: Database, publication_id: int, exc: ChannelError, max_attempts: int
+    database: Database,
+    publication_id: int,
+    exc: ChannelError,
+    max_attempts: int,
+    *,
+    retry_safe: bool = False,
+    in_doubt: bool = False,
 ) -> str:
+    """Record a failed try and decide what follows: a later try, failed, or unknown.
+
+    `retry_safe`: sending again cannot make a second post (an "unsure" try is then retried);
+    `in_doubt`: the try may have posted but a look-up did not find it, so the next try looks
+    again first.
+    """
     now = utcnow()
     with database.session() as s:
         pub = s.get(Publication, publication_id)
@@ -125,15 +149,19 @@ def _record_error(
         pub.error_kind = exc.kind
         pub.error = exc.message
         pub.error_detail = {"status": exc.status, "retry_after": exc.retry_after}
+        if in_doubt:
+            pub.error_detail["in_doubt"] = True
         pub.updated_at = now
-        if exc.kind == "unsure":
-            pub.status = "unknown"
-        elif exc.kind in RETRYABLE and pub.attempts < max_attempts:
+        may_retry = exc.kind in RETRYABLE or (exc.kind == "unsure" and (retry_safe or in_doubt))
+        if may_retry and pub.attempts < max_attempts:
             wait = exc.retry_after
             if wait is None:
                 wait = BACKOFF[min(pub.attempts, len(BACKOFF)) - 1]
             pub.status = "pending"
             pub.retry_at = now + timedelta(seconds=max(1.0, wait))
+        elif exc.kind == "unsure" and not in_doubt:
+            pub.status = "unknown"  # nobody looked for it: a person checks
+            pub.retry_at = None
         else:
             pub.status = "failed"
             pub.retry_at = None
@@ -141,6 +169,70 @@ def _record_error(
         if account is not None and exc.kind in ("expired_token", "rate_limited"):
             account.last_error, account.last_error_at = exc.message, now
         return pub.status
+
+
+def _in_doubt(
+    database: Database, publication_id: int, message: str, *, check_later: bool, max_checks: int
+) -> str:
+    """Mark a publication "unknown": its post may be on the platform and nobody could tell.
+
+    With `check_later` (the look-up failed for a reason that passes) elshi looks again after
+    a back-off, at most `max_checks` times; otherwise it waits for a person.
+    """
+    now = utcnow()
+    with database.session() as s:
+        pub = s.get(Publication, publication_id)
+        assert pub is not None
+        detail = dict(pub.error_detail or {})
+        checks = int(detail.get("checks") or 0) + (1 if check_later else 0)
+        pub.status, pub.error_kind, pub.error = "unknown", "unsure", message[:500]
+        pub.error_detail = {**detail, "in_doubt": True, "checks": checks}
+        pub.retry_at = None
+        if check_later and checks <= max_checks:
+            pub.retry_at = now + timedelta(seconds=BACKOFF[min(checks, len(BACKOFF)) - 1])
+        pub.updated_at = now
+    return "unknown"
+
+
+def _look_up(
+    database: Database,
+    publication_id: int,
+    ctx: ChannelContext,
+    found_by: tuple[Channel, Any, Any],
+    post: Outgoing,
+    why: str,
+) -> str | None:
+    """Look for the post an earlier try may have made, before any new try.
+
+    Return "sent" when it is there (recorded with the platform's id and link), "unknown"
+    when nobody can tell (the platform cannot be searched, or the search failed), and None
+    when it is not there, so that sending it is safe.
+    """
+    plugin, config, secrets = found_by
+    try:
+        found = plugin.find(ctx, config, secrets, post)
+    except NotSupported:
+        return _in_doubt(
+            database,
+            publication_id,
+            f"{why}; the platform cannot say if it arrived",
+            check_later=False,
+            max_checks=0,
+        )
+    except ChannelError as exc:
+        log.info("looking up publication %s failed: %s", publication_id, exc.kind)
+        return _in_doubt(
+            database,
+            publication_id,
+            f"{why}; looking for the post failed ({exc.message})",
+            check_later=exc.kind in RETRYABLE or exc.kind == "unsure",
+            max_checks=ctx.settings.publish_max_attempts,
+        )
+    if found is None:
+        return None
+    log.info("publication %s was already on %s", publication_id, plugin.slug)
+    _record_sent(database, publication_id, found)
+    return "sent"
 
 
 def _save_extra(database: Database, publication_id: int, facts: dict[str, Any]) -> None:
@@ -193,11 +285,25 @@ def _send_claimed(database: Database, publication_id: int, ctx: ChannelContext) 
     if prepared and prepared != {k: post.extra.get(k) for k in prepared}:
         # Saved before the platform is called: a retry after a crash reuses it.
         post.remember(**prepared)
+    found_by = (plugin, config, secrets)
+    if (pub.error_detail or {}).get("in_doubt") and not plugin.retry_safe:
+        # An earlier try may have posted: look before sending again.
+        why = pub.error or "an earlier try may have posted it"
+        settled = _look_up(database, pub.id, ctx, found_by, post, why)
+        if settled is not None:
+            return settled
     try:
         sent = plugin.publish(ctx, config, secrets, post)
     except ChannelError as exc:
         log.info("publication %s on %s failed: %s", pub.id, account.channel, exc.kind)
-        return _record_error(database, pub.id, exc, ctx.settings.publish_max_attempts)
+        max_attempts = ctx.settings.publish_max_attempts
+        if exc.kind in AMBIGUOUS and not plugin.retry_safe:
+            # The platform may have taken the post before failing: never send it blind.
+            settled = _look_up(database, pub.id, ctx, found_by, post, exc.message)
+            if settled is not None:
+                return settled
+            return _record_error(database, pub.id, exc, max_attempts, in_doubt=True)
+        return _record_error(database, pub.id, exc, max_attempts, retry_safe=plugin.retry_safe)
     _record_sent(database, pub.id, sent)
     return "sent"
 
@@ -207,47 +313,58 @@ def reconcile(database: Database, publication_id: int, ctx: ChannelContext) -> s
     loaded = _load(database, publication_id)
     if loaded is None or loaded[0].status != "sending":
         return loaded[0].status if loaded else "missing"
-    pub, account, st = loaded
-    plugin, config, secrets = _plugin(account, ctx)
-    if plugin.retry_safe:
-        # Same idempotency key / record key: sending again cannot make a second post.
-        with database.session() as s:
-            s.execute(
-                update(Publication)
-                .where(Publication.id == pub.id, Publication.status == "sending")
-                .values(claimed_at=utcnow(), updated_at=utcnow(), attempts=Publication.attempts + 1)
-            )
-        return _send_claimed(database, pub.id, ctx)
-    headline, _ = _headline(database, pub)
-    try:
-        found = plugin.find(ctx, config, secrets, _outgoing(pub, st, headline))
-    except NotSupported:
-        found = None
-        with database.session() as s:
-            row = s.get(Publication, pub.id)
-            assert row is not None
-            row.status, row.error_kind = "unknown", "unsure"
-            row.error = "the worker stopped while sending; the platform cannot say if it arrived"
-        return "unknown"
-    except ChannelError as exc:
-        return _record_error(database, pub.id, exc, ctx.settings.publish_max_attempts)
-    if found is not None:
-        _record_sent(database, pub.id, found)
-        return "sent"
+    pub, account, _st = loaded
+    plugin, _config, _secrets = _plugin(account, ctx)
+    now = utcnow()
+    values: dict[str, Any] = {
+        "claimed_at": now,
+        "updated_at": now,
+        "attempts": Publication.attempts + 1,
+    }
+    if not plugin.retry_safe:
+        # The stopped try may have posted: the claimed send looks the post up first (and
+        # without a way to look, the publication waits for a person).
+        values["error_detail"] = {**(pub.error_detail or {}), "in_doubt": True}
+        values["error"] = STOPPED
+    # Retry-safe channels (same idempotency key / record key) simply send again.
     with database.session() as s:
-        s.execute(
+        res = s.execute(
             update(Publication)
             .where(Publication.id == pub.id, Publication.status == "sending")
-            .values(status="pending", retry_at=None, updated_at=utcnow())
+            .values(**values)
+            .execution_options(synchronize_session=False)
         )
-    return send_publication(database, pub.id, ctx)
+        if getattr(res, "rowcount", 0) != 1:  # another worker settled it meanwhile
+            row = s.get(Publication, pub.id)
+            return row.status if row else "missing"
+    return _send_claimed(database, pub.id, ctx)
 
 
 def publish_due(
     database: Database, ctx: ChannelContext, now: datetime | None = None
 ) -> dict[str, list[int]]:
-    """Reconcile stuck publications, then return the ids of those due now (for the queue)."""
+    """Reconcile stuck publications, put back those in doubt whose look-up is due, then
+    return the ids of those due now (for the queue)."""
     now = now or utcnow()
+    with database.session() as s:
+        # "unknown" with a retry time: a look-up failed and is due again. The send looks
+        # the post up first (error_detail.in_doubt) and sends only if it is not there.
+        checked = list(
+            s.scalars(
+                select(Publication.id).where(
+                    Publication.status == "unknown",
+                    Publication.retry_at.is_not(None),
+                    Publication.retry_at <= now,
+                )
+            )
+        )
+        if checked:
+            s.execute(
+                update(Publication)
+                .where(Publication.id.in_(checked), Publication.status == "unknown")
+                .values(status="pending", updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
     with database.session() as s:
         due, stuck = service.due_publications(
             db=s, now=now, lease=timedelta(seconds=ctx.settings.publish_lease_seconds)
@@ -257,7 +374,7 @@ def publish_due(
             reconcile(database, pid, ctx)
         except Exception:  # one broken account must not stop the others
             log.exception("reconciling publication %s failed", pid)
-    return {"due": due, "reconciled": stuck}
+    return {"due": due, "reconciled": stuck, "checked": checked}
 
 
 def publish_statement(
@@ -307,6 +424,7 @@ def retry_publication(
         pub.status, pub.retry_at, pub.attempts = "pending", None, 0
         pub.due_at = min(pub.due_at, utcnow())
         pub.error_kind = pub.error = None
+        pub.error_detail = {}  # a person checked the channel: no look-up first
         audit(
             db=s,
             action="publication.retry",
@@ -334,6 +452,7 @@ def mark_sent(
             raise service.SpeakError(N_("Only a publication in doubt can be marked sent."))
         pub.status, pub.sent_at, pub.url = "sent", utcnow(), url or pub.url
         pub.error_kind = pub.error = None
+        pub.error_detail, pub.retry_at = {}, None
         audit(
             db=s,
             action="publication.mark_sent",

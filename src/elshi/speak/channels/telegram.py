@@ -14,6 +14,7 @@ from elshi.speak.channels.base import (
     ChannelContext,
     ChannelError,
     Metrics,
+    NotSupported,
     Outgoing,
     Sent,
     classify,
@@ -60,10 +61,10 @@ class TelegramSecrets(BaseModel):
 class TelegramChannel(Channel):
     """A Telegram channel, posted to by a bot through the Bot API.
 
-    Telegram has no idempotency key and a bot cannot read its channel's history, so a post
-    interrupted mid-send is marked "unknown" for a person to check instead of being sent
-    again. Views are read from the public web preview (t.me/s/<channel>) when the channel
-    has a username.
+    Telegram has no idempotency key and a bot cannot read its channel's history. A post
+    interrupted mid-send is looked for on the public web preview (t.me/s/<channel>) when the
+    channel has a username; a private channel's is marked "unknown" for a person to check
+    instead of being sent again. Views are read from the same preview.
     """
 
     slug = "telegram"
@@ -150,6 +151,42 @@ class TelegramChannel(Channel):
             ctx, config, token, "sendMessage", chat_id=config.chat_id, text=post.text
         )
         return self._sent(config, result, post.extra)
+
+    def find(
+        self, ctx: ChannelContext, config: TelegramConfig, secrets: TelegramSecrets, post: Outgoing
+    ) -> Sent | None:
+        """Look for the same text among the latest messages of the channel's public web
+        preview (t.me/s/<username>). A private channel (numeric chat id), a channel without
+        a preview, or pictures sent without their text cannot be recognised there."""
+        from elshi.connectors.base import MappingError
+        from elshi.connectors.telegram import map_web_message, parse_preview_page
+
+        if not config.chat_id.startswith("@"):
+            raise NotSupported(self.slug)
+        fits = len(post.text.encode("utf-16-le")) // 2 <= CAPTION_LIMIT
+        photos_unsaved = bool(post.images) and "photo_message_ids" not in post.extra
+        if photos_unsaved and not fits:
+            raise NotSupported(self.slug)  # the pictures went (or not) without any text
+        username = config.chat_id[1:]
+        resp = request(ctx, "GET", f"{config.preview_base.rstrip('/')}/s/{username}")
+        if resp.status_code != 200:
+            raise classify(resp, f"Telegram preview: HTTP {resp.status_code}")
+        page = parse_preview_page(resp.text)
+        if not page.has_history:
+            raise NotSupported(self.slug)  # no public preview: it cannot tell
+        wanted = " ".join(post.text.split())
+        for mid, markup in reversed(page.messages):
+            try:
+                mapped = map_web_message({"html": markup, "channel": username})
+            except MappingError:
+                continue
+            if mid is None or mapped is None or " ".join(mapped.text.split()) != wanted:
+                continue
+            extra = dict(post.extra)
+            if photos_unsaved:
+                extra.update(photo_message_ids=[mid], captioned=True)
+            return self._sent(config, {"message_id": mid, "chat": {"username": username}}, extra)
+        return None
 
     def _sent(self, config: TelegramConfig, result: dict[str, Any], extra: dict[str, Any]) -> Sent:
         mid = str(result["message_id"])

@@ -66,9 +66,15 @@ ADVICE = {
         "statement approved again, then press Retry."
     ),
     "unsure": N_(
-        "The worker stopped while sending and the platform cannot say whether the post "
-        "arrived. Look at the channel: if the post is there, press Mark as sent; if not, "
-        "press Send again."
+        "elshi cannot tell whether the post arrived: the worker stopped while sending, or "
+        "the platform failed after the post was sent, and elshi cannot look for it there. "
+        "Look at the channel: if the post is there, press Mark as sent; if not, press Send "
+        "again."
+    ),
+    "checking": N_(
+        "The platform failed after the post was sent and may have it. elshi settles this by "
+        "itself at %(when)s without posting it twice: it looks for the post first and sends "
+        "it only if it is not there."
     ),
     "not_approved": N_(
         "The statement changed after it was approved. Submit it for approval again; it is "
@@ -87,6 +93,9 @@ def advice(request: Request, pub: Publication) -> str:
         kind = "too_long_platform"
     if kind in ("rate_limited", "server_error", "network") and pub.status == "failed":
         kind = "gave_up"
+    in_doubt = detail.get("in_doubt") or kind == "unsure"
+    if in_doubt and pub.status in ("pending", "unknown") and pub.retry_at:
+        kind = "checking"  # elshi looks (or sends with the same key) by itself
     template = ADVICE.get(kind)
     if template is None:
         return ""
