@@ -378,3 +378,41 @@ def test_narratives_panel_shows_the_biggest_stored_narratives(db: Database) -> N
         {"id": 2, "title": "trade", "size": 40},
         {"id": 1, "title": "border, rumours", "size": 12},
     ]
+
+
+def test_the_worker_waits_for_enrichment_before_counting_a_post(db: Database) -> None:
+    """Rollups built before enrichment counted every post as of unknown sentiment."""
+    from elshi.listen.models import Annotation
+    from elshi.nlp.pipeline import ordered
+
+    last = ordered(apart=False)[-1].slug
+    mid = _mission(db)
+    wid = _watch(db, mid)
+    with db.session() as s:
+        stale = add_post(s, "China and the old news", T0 - timedelta(hours=2))
+        fresh = add_post(s, "China opens a new consulate", T0)
+        fresh_id, stale_id = fresh.id, stale.id
+    soon = T0 + timedelta(minutes=5)
+    # The stale post (collected two hours ago, never enriched) is matched as it is; the fresh
+    # one waits for its enrichment.
+    process_posts(db, wait_for_enrichment=True, now=soon)
+    with db.session() as s:
+        seen = set(s.scalars(select(WatchMatch.post_id).where(WatchMatch.watch_id == wid)))
+    assert seen == {stale_id}
+    with db.session() as s:
+        s.add(Annotation(post_id=fresh_id, enricher="sentiment", version="1", label="positive"))
+        if last != "sentiment":
+            s.add(Annotation(post_id=fresh_id, enricher=last, version="1", value={}))
+    process_posts(db, wait_for_enrichment=True, now=soon)
+    with db.session() as s:
+        rows = s.execute(
+            select(WatchMatch.post_id, WatchMatch.sentiment).where(WatchMatch.watch_id == wid)
+        ).all()
+        assert dict(rows)[fresh_id] == "positive"
+        assert s.scalar(select(func.sum(WatchDaily.pos)).where(WatchDaily.watch_id == wid)) == 1
+    # A post no enricher reads does not hold the lists back for long.
+    with db.session() as s:
+        late = add_post(s, "China, unread", T0).id
+    process_posts(db, wait_for_enrichment=True, now=T0 + timedelta(hours=1))
+    with db.session() as s:
+        assert late in set(s.scalars(select(WatchMatch.post_id)))

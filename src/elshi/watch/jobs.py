@@ -18,7 +18,7 @@ def update_watches_now() -> dict[str, Any]:
     from elshi.alerts.flows import evaluate_after_batch
 
     db = runtime().db
-    result = process_posts(db, max_batches=BATCHES_PER_TASK)
+    result = process_posts(db, max_batches=BATCHES_PER_TASK, wait_for_enrichment=True)
     fired = evaluate_after_batch(db, settings=runtime().settings, matched=result.matched)
     if result.more:
         enqueue("update_watches")

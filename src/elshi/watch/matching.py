@@ -13,10 +13,10 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Table, and_, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -201,10 +201,43 @@ def _cursor(s: Session, name: str) -> int:
     return int(row.post_id)
 
 
+#: A post collected this recently and not yet enriched holds the watch lists back (its sentiment
+#: and entities are about to come); an older one is matched as it is, so that a post no
+#: enricher can read never stalls them.
+ENRICH_GRACE = timedelta(minutes=30)
+
+
+def _enriched_to(s: Session, low: int, newest: int, now: datetime) -> int:
+    """Return the highest post id up to which every recent post has been enriched."""
+    from elshi.nlp.pipeline import ordered
+
+    pipeline = ordered(apart=False)
+    if not pipeline:
+        return newest
+    done = exists().where(
+        and_(Annotation.post_id == Post.id, Annotation.enricher == pipeline[-1].slug)
+    )
+    first = s.scalar(
+        select(func.min(Post.id)).where(
+            Post.id > low, Post.id <= newest, Post.collected_at > now - ENRICH_GRACE, ~done
+        )
+    )
+    return newest if first is None else int(first) - 1
+
+
 def process_posts(
-    db: Database, *, batch_size: int = 2000, max_batches: int | None = None
+    db: Database,
+    *,
+    batch_size: int = 2000,
+    max_batches: int | None = None,
+    wait_for_enrichment: bool = False,
+    now: datetime | None = None,
 ) -> BatchResult:
-    """Match posts above each watch list's mark and add them to the rollups; return what changed."""
+    """Match posts above each watch list's mark and add them to the rollups; return what changed.
+
+    With `wait_for_enrichment` (the worker's tasks), posts still waiting for their sentiment
+    and entities are left for the next run, so that the rollups never count them as unknown.
+    """
     result = BatchResult()
     done = 0
     while True:
@@ -216,6 +249,8 @@ def process_posts(
             country_to = _cursor(s, COUNTRY_CURSOR)
             newest = int(s.scalar(select(func.max(Post.id))) or 0)
             low = min([w.processed_to for w in watches] + [country_to])
+            if wait_for_enrichment and low < newest:
+                newest = _enriched_to(s, low, newest, now or datetime.now(UTC))
             if low >= newest:
                 break
             hi = min(newest, low + batch_size)
