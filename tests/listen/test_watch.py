@@ -354,7 +354,9 @@ def test_default_range_follows_the_data(db: Database) -> None:
     assert until == date(2026, 1, 15) and since == date(2025, 12, 17)
 
 
-def test_narratives_panel_shows_the_biggest_stored_narratives(db: Database) -> None:
+def test_narratives_panel_counts_the_watch_lists_own_matches(db: Database) -> None:
+    """The panel once showed the biggest narratives of the whole store on every watch list."""
+    from elshi.listen.models import Annotation
     from elshi.nlp.models import NarrativeRow
 
     mid = _mission(db)
@@ -370,13 +372,32 @@ def test_narratives_panel_shows_the_biggest_stored_narratives(db: Database) -> N
                 NarrativeRow(id=1, count=12, terms=["border", "rumours"], langs={"ru": 12}),
                 NarrativeRow(id=2, count=40, terms=["trade"], langs={"kk": 40}),
                 NarrativeRow(id=3, count=90, terms=["gone"], merged_into=2),
+                NarrativeRow(id=4, count=500, terms=["festival"], langs={"en": 500}),
             ]
         )
+        posts = {
+            1: add_post(s, "China border rumours", T0),
+            2: add_post(s, "China trade grows", T0),
+            3: add_post(s, "China trade deal", T0),
+            4: add_post(s, "A festival in Almaty", T0),
+            5: add_post(s, "China trade, a month later", T0 + timedelta(days=30)),
+        }
+        for narrative, post in ((1, 1), (2, 2), (3, 3), (4, 4), (2, 5)):
+            s.add(
+                Annotation(
+                    post_id=posts[post].id,
+                    enricher="narratives",
+                    version="1",
+                    label=str(narrative),
+                )
+            )
+    process_posts(db)
     with db.session() as s:
         d = service.dashboard(db=s, principal=SYSTEM, watch_id=wid, filters=filters)
+    # Narrative 3 was merged into 2; 4 is not about this list; the post of day 30 is out of range.
     assert d.narratives == [
-        {"id": 2, "title": "trade", "size": 40},
-        {"id": 1, "title": "border, rumours", "size": 12},
+        {"id": 2, "title": "trade", "size": 2},
+        {"id": 1, "title": "border, rumours", "size": 1},
     ]
 
 

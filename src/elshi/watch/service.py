@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -295,6 +296,45 @@ def top_narratives(
     ]
 
 
+def watch_narratives(
+    *, db: Session, conditions: list[Any], limit: int = 5
+) -> list[dict[str, Any]] | None:
+    """Return the narratives most of a watch list's matches (within `conditions`) belong to:
+    id, title from key terms, and how many of the matches; None when narratives are not stored."""
+    from elshi.nlp.models import NarrativeRow
+    from elshi.nlp.service import SLUG
+
+    if not narrative_table_exists(db):
+        return None
+    n = func.count()
+    counts: Counter[int] = Counter()
+    rows = db.execute(
+        select(Annotation.label, n)
+        .join(WatchMatch, WatchMatch.post_id == Annotation.post_id)
+        .where(*conditions, Annotation.enricher == SLUG, Annotation.label.is_not(None))
+        .group_by(Annotation.label)
+    )
+    for label, k in rows:
+        if label is not None and label.isdigit():
+            counts[int(label)] += int(k)
+    found = {r.id: r for r in db.scalars(select(NarrativeRow).where(NarrativeRow.id.in_(counts)))}
+    merged: Counter[int] = Counter()
+    for nid, k in counts.items():
+        row = found.get(nid)
+        if row is not None:
+            merged[row.merged_into or row.id] += k
+    heads = {r.id: r for r in db.scalars(select(NarrativeRow).where(NarrativeRow.id.in_(merged)))}
+    top = sorted(merged.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    return [
+        {
+            "id": nid,
+            "title": ", ".join((heads[nid].terms or [])[:4]) if nid in heads else f"#{nid}",
+            "size": k,
+        }
+        for nid, k in top
+    ]
+
+
 def dashboard(*, db: Session, principal: Principal, watch_id: int, filters: Filters) -> Dashboard:
     """Return a watch list's dashboard data for a range of days, read from the rollups."""
     watch = get_watch(db=db, principal=principal, watch_id=watch_id)
@@ -389,7 +429,7 @@ def dashboard(*, db: Session, principal: Principal, watch_id: int, filters: Filt
         top_entities=top_entities,
         top_authors=[(authors.get(a), int(n)) for a, n in author_rows],
         top_posts=[posts_by_id[i] for i in post_ids if i in posts_by_id],
-        narratives=top_narratives(db=db, mission_ids=principal.missions_where("listen.read")),
+        narratives=watch_narratives(db=db, conditions=mconds),
         total=total,
         negative_share=(against / total) if total else None,
     )
