@@ -16,26 +16,6 @@ from elshi.models import Base
 #: post.search_vector column with its trigger, and the indexes that serve search.
 SEARCH_OBJECTS = {"post_fts", "search_vector", "ix_post_search_vector", "ix_post_text_trgm"}
 
-#: Known differences on SQLite, where the migrations leave the schema as it was because SQLite
-#: can only change it by copying the whole table, and SQLite does not enforce these anyway:
-#: - 0006 adds the foreign key author.actor_type_by -> user_account on PostgreSQL only;
-#: - 0013 widens the sealed columns to TEXT on PostgreSQL only (SQLite ignores VARCHAR
-#:   lengths, and JSON columns hold the sealed text unchanged).
-#: Each is listed so that a new difference fails, and fixing one means deleting its line.
-KNOWN_ON_SQLITE = {
-    ("add_fk", "author", "actor_type_by"),
-    ("modify_type", "citizen", "phone"),
-    ("modify_type", "citizen", "totp_secret"),
-    ("modify_type", "crisis_recipient", "phone"),
-    ("modify_type", "crisis_walkin", "phone"),
-    ("modify_type", "registration", "address"),
-    ("modify_type", "registration", "phone"),
-    ("modify_type", "registration", "emergency_contact"),
-    ("modify_type", "registration", "companions"),
-    ("modify_type", "service_request", "answers"),
-    ("modify_type", "user_account", "totp_secret"),
-}
-
 
 def _include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     return not (name and (name in SEARCH_OBJECTS or name.startswith("post_fts")))
@@ -68,8 +48,6 @@ def test_migrations_match_models(db_url: str) -> None:
                 conn, opts={"compare_type": True, "include_object": _include}
             )
             found = _summary(compare_metadata(context, Base.metadata))
-            known = KNOWN_ON_SQLITE if conn.dialect.name == "sqlite" else set()
     finally:
         engine.dispose()
-    assert found - known == set(), "the models and the migrations differ"
-    assert known - found == set(), "fixed: delete these from KNOWN_ON_SQLITE"
+    assert found == set(), "the models and the migrations differ"

@@ -69,8 +69,12 @@ def get_settings(**overrides: Any) -> Settings:
         raise fail(str(exc), Exit.USAGE) from None
 
 
-def database(settings: Settings, migrate: bool = True) -> Any:
-    """Open the database of `settings`, bringing its schema up to date unless told not to."""
+def database(settings: Settings, migrate: bool = True, check: bool = False) -> Any:
+    """Open the database of `settings`, bringing its schema up to date unless told not to.
+
+    With `check` (the long-running commands: serve, web, worker, demo), stop with a clear
+    message when the tables and columns still differ from the models after migrating,
+    instead of failing page by page later."""
     from elshi.db import Database
     from elshi.listen.flows import ensure_indexes
     from elshi.migrate import migrate as run_migrations
@@ -79,6 +83,13 @@ def database(settings: Settings, migrate: bool = True) -> Any:
     if migrate:
         run_migrations(db.engine)
         ensure_indexes(db)  # a bulk import that was killed may have left some out
+    if check:
+        from elshi.schema import check_schema
+
+        report = check_schema(db.engine)
+        if not report.ok:
+            db.dispose()
+            raise fail(report.message(database=f"the database ({db.engine.url!r})"))
     return db
 
 

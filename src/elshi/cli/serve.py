@@ -72,7 +72,7 @@ def _serve(
 
     from elshi import jobs
 
-    db = database(settings)
+    db = database(settings, check=True)
     if web:
         try:
             settings.require_secret()
@@ -171,7 +171,7 @@ def demo(
     if port:
         overrides["port"] = port
     settings = get_settings(**overrides)
-    db = database(settings)
+    db = database(settings, check=True)
     with progress_bar("demo corpus") as tick:
         before = newest_post_id(db)
         info = load_demo(db, settings=settings, posts=posts, progress=tick)

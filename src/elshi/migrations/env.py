@@ -18,6 +18,11 @@ def run_migrations_online() -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # One transaction per revision: a failure leaves the stamp at the last revision
+        # that finished, with its schema (see elshi.migrate for SQLite).
+        transaction_per_migration=True,
+        # Only set when elshi.schema builds a reference schema on PostgreSQL.
+        version_table_schema=config.attributes.get("version_table_schema"),
     )
     with context.begin_transaction():
         context.run_migrations()
