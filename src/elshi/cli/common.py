@@ -36,6 +36,7 @@ class Exit(IntEnum):
     USAGE = 2
     QUARANTINED = 3
     NOT_FOUND = 4
+    DISK_FULL = 5
 
 
 console = Console()
@@ -50,6 +51,8 @@ class State:
     """What the root options (`elshi --config FILE ...`) set for the command that runs."""
 
     config: Path | None = None
+    #: The database the command opened (so a full disk can be reported with its path).
+    db: Any = None
 
 
 def fail(message: str, code: Exit = Exit.FAILED) -> typer.Exit:
@@ -68,15 +71,37 @@ def get_settings(**overrides: Any) -> Settings:
 
 def database(settings: Settings, migrate: bool = True) -> Any:
     """Open the database of `settings`, bringing its schema up to date unless told not to."""
-    from elshi.db import Database
+    from elshi.db import Database, disk_full
     from elshi.listen.flows import ensure_indexes
     from elshi.migrate import migrate as run_migrations
 
     db = Database(settings)
+    State.db = db
     if migrate:
         run_migrations(db.engine)
-        ensure_indexes(db)  # a bulk import that was killed may have left some out
+        try:
+            ensure_indexes(db)  # a bulk import that was killed may have left some out
+        except Exception as exc:
+            full = disk_full(exc, db)
+            if full is None:
+                raise
+            # Reading works without them (slower); writing will say the disk is full.
+            err.print(f"warning: search indexes not rebuilt: {full}", highlight=False)
     return db
+
+
+@contextmanager
+def disk_full_stops(db: Any) -> Any:
+    """Turn a full disk met inside the block into `error: disk full: ...` and exit code 5."""
+    from elshi.db import disk_full
+
+    try:
+        yield
+    except Exception as exc:
+        full = disk_full(exc, db)
+        if full is None:
+            raise
+        raise fail(str(full), Exit.DISK_FULL) from None
 
 
 # ---------------------------------------------------------------------------- output
