@@ -174,7 +174,7 @@ BUSY_TIMEOUT_MS = 30_000
 #: default, for bulk imports too, so the WAL stays a few MB and never eats the free space.
 WAL_AUTOCHECKPOINT_PAGES = 1000
 #: Bytes of WAL kept on disk after a checkpoint (the rest of the file is given back).
-WAL_SIZE_LIMIT = 64 * 1024 * 1024
+WAL_SIZE_LIMIT = 16 * 1024 * 1024
 #: A user-facing writer (a check-in) asks for the write lock this often (ms) while bulk
 #: work holds it, so it gets the lock in the pause a bulk writer leaves between batches.
 URGENT_POLL_MS = 2
@@ -318,8 +318,10 @@ class Database:
 
 # ---------------------------------------------------------------------------- a full disk
 
-#: Free space below which SQLite's "disk I/O error" on a write is taken to mean a full disk.
-_LOW_SPACE = 16 * 1024 * 1024
+#: Free space below which SQLite's "disk I/O error" on a write is taken to mean a full disk;
+#: also the room asked for on top of what a write needs (the WAL, a rebuilt index).
+SPACE_HEADROOM = 16 * 1024 * 1024
+_LOW_SPACE = SPACE_HEADROOM
 
 
 class DiskFull(RuntimeError):
@@ -403,7 +405,7 @@ def disk_full(
             (str(e.filename) for e in _chain(exc) if isinstance(e, OSError) and e.filename),
             "the database",
         )
-    return DiskFull(where, needed if needed is not None else WAL_SIZE_LIMIT)
+    return DiskFull(where, needed if needed is not None else SPACE_HEADROOM)
 
 
 def stored_bytes(db: Database) -> int:

@@ -57,7 +57,7 @@ class State:
 
 def fail(message: str, code: Exit = Exit.FAILED) -> typer.Exit:
     """Print `error: message` on stderr and return the exit to raise: `raise fail(...)`."""
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(int(code))
 
 

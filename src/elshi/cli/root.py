@@ -138,5 +138,5 @@ def main() -> None:
         full = disk_full(exc, State.db)
         if full is None:
             raise
-        err.print(f"[red]error:[/red] {full}", highlight=False)
+        err.print(f"[red]error:[/red] {full}", highlight=False, soft_wrap=True)
         sys.exit(int(Exit.DISK_FULL))

@@ -28,7 +28,7 @@ from elshi.connectors.base import (
     RawRecord,
     snippet,
 )
-from elshi.db import BULK_YIELD_SECONDS, WAL_SIZE_LIMIT, Database, disk_full, stored_bytes, utcnow
+from elshi.db import BULK_YIELD_SECONDS, Database, disk_full, utcnow
 from elshi.errors import NotFound
 from elshi.listen.models import Source
 from elshi.listen.runs import finish_run, start_run
@@ -147,11 +147,12 @@ def _store(
             pending = (kind, body)
         if pending is not None:
             pipe.submit(*pending, last=True)
-    except BaseException:
+    except BaseException as first:
         try:
             pipe.finish()
         except BaseException as exc:  # the first error is the one to report
-            log.warning("writer failed too: %s", exc)
+            if exc is not first:
+                log.warning("writer failed too: %s", exc)
         raise
     pipe.finish()
 
@@ -168,6 +169,7 @@ def ingest_records(
     progress: Progress | None = None,
     bulk: bool = False,
     run_id: int | None = None,
+    input_bytes: int | None = None,
 ) -> IngestReport:
     """Map and store records; bad ones go to quarantine and the rest goes on.
 
@@ -181,6 +183,7 @@ def ingest_records(
         origin=origin,
         defer_near_dups=bulk,
         run_id=run_id,
+        input_bytes=input_bytes,
     )
     messages = _mapped(
         connector,
@@ -206,6 +209,7 @@ def _ingest_in_child(
     source_id: int | None,
     progress: Progress | None,
     run_id: int | None = None,
+    input_bytes: int | None = None,
 ) -> IngestReport:
     """Read and map in a child process while this one stores: two cores for a big file.
 
@@ -220,6 +224,7 @@ def _ingest_in_child(
         origin=origin,
         defer_near_dups=True,
         run_id=run_id,
+        input_bytes=input_bytes,
     )
     mp = multiprocessing.get_context("spawn")
     reader, sender = mp.Pipe(duplex=False)
@@ -330,7 +335,7 @@ def import_with(
     cursor = {} if cursor is None else cursor
     run_id = start_run(db, connector=connector.slug, origin=origin, source_id=source_id)
     bulk = _bulk_eligible(db, connector, target)
-    size_before = stored_bytes(db)
+    size = _input_bytes(target) if target is not None else None
     if bulk:
         _drop_bulk_indexes(db)
     report: IngestReport | None = None
@@ -346,6 +351,7 @@ def import_with(
                 source_id=source_id,
                 progress=progress,
                 run_id=run_id,
+                input_bytes=size,
             )
         else:
             report = ingest_records(
@@ -359,6 +365,7 @@ def import_with(
                 progress=progress,
                 bulk=bulk,
                 run_id=run_id,
+                input_bytes=size,
             )
         if bulk:
             ensure_indexes(db)
@@ -366,11 +373,7 @@ def import_with(
         report.near_duplicates = near if bulk else report.near_duplicates + near
     except BaseException as exc:
         interrupted = not isinstance(exc, Exception)  # Ctrl-C, SystemExit
-        full = (
-            None
-            if interrupted
-            else disk_full(exc, db, needed=_space_needed(db, target, size_before))
-        )
+        full = None if interrupted else disk_full(exc, db)
         failed = IngestReport(connector=connector.slug, origin=origin, run_id=run_id)
         failed.error = "interrupted" if interrupted else str(full or _describe(exc))
         if bulk:
@@ -389,21 +392,6 @@ def import_with(
     report.run_id = run_id
     finish_run(db, run_id, report, "ok")
     return report
-
-
-#: Bytes a SQLite database grows by per byte of an imported file (the post, its raw payload,
-#: the search index and the other indexes), measured on the bundled samples; about 2.
-_GROWTH_PER_INPUT_BYTE = 2.5
-
-
-def _space_needed(db: Database, target: Any, size_before: int) -> int:
-    """About how many more bytes an import of target needs than it found (for DiskFull)."""
-    headroom = WAL_SIZE_LIMIT
-    size = _input_bytes(target) if target is not None else None
-    if size is None or db.path is None:
-        return headroom
-    grown = max(0, stored_bytes(db) - size_before)
-    return max(0, int(size * _GROWTH_PER_INPUT_BYTE) - grown) + headroom
 
 
 def _input_bytes(target: Any) -> int | None:

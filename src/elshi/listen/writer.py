@@ -24,7 +24,16 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from elshi.connectors.base import PostIn, RawRecord, snippet
-from elshi.db import BULK_YIELD_SECONDS, BUSY_TIMEOUT_MS, Database, is_disk_full, utcnow
+from elshi.db import (
+    BULK_YIELD_SECONDS,
+    BUSY_TIMEOUT_MS,
+    SPACE_HEADROOM,
+    WAL_SIZE_LIMIT,
+    Database,
+    disk_full,
+    stored_bytes,
+    utcnow,
+)
 from elshi.listen.models import Author, IngestRun, Post, Quarantine
 from elshi.listen.text import content_hash, index_text
 
@@ -144,8 +153,13 @@ class _Writer:
         origin: str,
         defer_near_dups: bool = False,
         run_id: int | None = None,
+        input_bytes: int | None = None,
     ):
         self.db = db
+        #: The size of the file imported, to tell how much more space a full disk lacks.
+        self.input_bytes = input_bytes
+        self._raw_seen = 0
+        self._size_at_start: int | None = None
         #: Bulk loads store posts as pending and decide near duplicates in one pass at the end
         #: (mark_near_duplicates), which also covers the pending posts of a killed import.
         self.defer_near_dups = defer_near_dups
@@ -165,8 +179,18 @@ class _Writer:
 
     def _connection(self) -> Connection:
         if self._conn is None:
+            self._size_at_start = stored_bytes(self.db)
             self._conn = self.db.engine.connect()
         return self._conn
+
+    def space_needed(self) -> int:
+        """About how many more bytes this import needs: what the rest of the input grows
+        the database by at the rate seen so far, and some room to spare."""
+        grown = stored_bytes(self.db) - (self._size_at_start or 0)
+        if not self.input_bytes or self._raw_seen <= 0 or grown <= 0:
+            return SPACE_HEADROOM
+        left = max(0, self.input_bytes - self._raw_seen)
+        return int(left * grown / self._raw_seen) + SPACE_HEADROOM
 
     def close(self) -> None:
         """Fold the WAL into the database and give its space back; release the connection."""
@@ -216,8 +240,9 @@ class _Writer:
         except SQLAlchemyError as exc:
             for key in self._pending:
                 self.authors.pop(key, None)
-            if is_disk_full(exc, self.db.path):
-                raise  # no row of this batch is at fault: stop, and say so
+            full = disk_full(exc, self.db, needed=self.space_needed())
+            if full is not None:
+                raise full from exc  # no row of this batch is at fault: stop, and say so
             if len(items) == 1:
                 item = items[0]
                 reason = f"database rejected the record: {getattr(exc, 'orig', None) or exc}"
@@ -229,6 +254,8 @@ class _Writer:
             return
         self._after_commit(conn)
         self._written += len(items)
+        if self.sqlite:
+            self._raw_seen += sum(len(i[_RAW]) for i in items)
         if not self.sqlite and self._written >= self._analyze_at:
             # A growing table with stale statistics makes PostgreSQL scan it whole for the
             # dedupe lookups; fresh statistics keep them on the indexes.
@@ -505,7 +532,7 @@ _ANALYZE_FIRST = 5_000
 #: transaction at worst.
 _MAX_TRANSACTION = 500
 #: A WAL file larger than this is checkpointed and truncated between two batches.
-_WAL_TRUNCATE_AT = 16 * 1024 * 1024
+_WAL_TRUNCATE_AT = WAL_SIZE_LIMIT
 #: Seconds between two heartbeats of a run (see elshi.listen.runs).
 _HEARTBEAT_SECONDS = 30.0
 #: Records between two progress callbacks (a callback per record costs more than the record).
