@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import shutil
+import sqlite3
+import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, MetaData, String, Text, create_engine, event, inspect
@@ -162,15 +168,58 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+#: How long a writer waits for SQLite's write lock before "database is locked" (ms).
+BUSY_TIMEOUT_MS = 30_000
+#: WAL pages (4 KiB) after which a commit folds the WAL back into the database: SQLite's own
+#: default, for bulk imports too, so the WAL stays a few MB and never eats the free space.
+WAL_AUTOCHECKPOINT_PAGES = 1000
+#: Bytes of WAL kept on disk after a checkpoint (the rest of the file is given back).
+WAL_SIZE_LIMIT = 16 * 1024 * 1024
+#: A user-facing writer (a check-in) asks for the write lock this often (ms) while bulk
+#: work holds it, so it gets the lock in the pause a bulk writer leaves between batches.
+URGENT_POLL_MS = 2
+#: The pause a bulk writer (an import, the near-duplicate pass) leaves after each commit.
+BULK_YIELD_SECONDS = 0.01
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cur.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+    cur.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
     cur.execute("PRAGMA cache_size=-65536")
     cur.execute("PRAGMA temp_store=MEMORY")
     cur.close()
+
+
+def _begin_immediate(conn: Connection, *, urgent: bool) -> None:
+    """Open a write transaction on a SQLite connection now, not at its first write."""
+    raw: Any = conn.connection.dbapi_connection
+    if raw.in_transaction:
+        return
+    if not urgent:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        return
+    # SQLite's busy handler backs off to 100 ms between tries, and a bulk writer that commits
+    # and starts its next batch at once would win nearly every time; a short timeout retried
+    # here asks every few milliseconds instead.
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    raw.execute(f"PRAGMA busy_timeout={URGENT_POLL_MS}")
+    try:
+        while True:
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except Exception as exc:
+                code = getattr(getattr(exc, "orig", exc), "sqlite_errorcode", None)
+                if code != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                    raise
+                conn.rollback()
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -188,7 +237,9 @@ def make_engine(settings: Settings) -> Engine:
 
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, **pool
+            url,
+            connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
+            **pool,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
@@ -212,11 +263,32 @@ class Database:
         self.engine = make_engine(settings)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
 
+    @property
+    def sqlite(self) -> bool:
+        """True when the database is SQLite."""
+        return self.engine.dialect.name == "sqlite"
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite database file (None for PostgreSQL or an in-memory database)."""
+        name = self.engine.url.database
+        if not self.sqlite or not name or name == ":memory:":
+            return None
+        return Path(name)
+
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """Yield a session that commits on success and rolls back on error."""
+    def session(self, *, write: bool = False, urgent: bool = False) -> Iterator[Session]:
+        """Yield a session that commits on success and rolls back on error.
+
+        write=True takes SQLite's write lock at the start (BEGIN IMMEDIATE): a transaction
+        that reads and then writes cannot then fail half-way because another process wrote
+        in between. urgent=True (a person is waiting: a check-in) also asks for the lock every
+        few milliseconds, so it gets in between the batches of an import.
+        """
         db = self.sessionmaker()
         try:
+            if write and self.sqlite:
+                _begin_immediate(db.connection(), urgent=urgent)
             yield db
             db.commit()
         except BaseException:
@@ -225,6 +297,124 @@ class Database:
         finally:
             db.close()
 
+    @contextmanager
+    def writing(self, *, urgent: bool = False) -> Iterator[Connection]:
+        """Yield a connection in a write transaction (BEGIN IMMEDIATE on SQLite); commit on
+        success. Keep it short: other writers wait while it is open."""
+        with self.engine.connect() as conn:
+            if self.sqlite:
+                _begin_immediate(conn, urgent=urgent)
+            try:
+                yield conn
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+# ---------------------------------------------------------------------------- a full disk
+
+#: Free space below which SQLite's "disk I/O error" on a write is taken to mean a full disk;
+#: also the room asked for on top of what a write needs (the WAL, a rebuilt index).
+SPACE_HEADROOM = 16 * 1024 * 1024
+_LOW_SPACE = SPACE_HEADROOM
+
+
+class DiskFull(RuntimeError):
+    """A write failed for lack of space: where, and about how much more is needed."""
+
+    def __init__(self, where: str, needed: int) -> None:
+        self.where = where
+        self.needed = max(needed, 1024 * 1024)
+        super().__init__(
+            f"disk full: {where}, about {-(-self.needed // (1024 * 1024)):,} MB more needed"
+        )
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        todo += [getattr(e, "orig", None), e.__cause__, e.__context__]
+
+
+def free_bytes(path: Path) -> int | None:
+    """Free space for an unprivileged writer on the filesystem holding path (None: unknown)."""
+    for p in (path, *path.parents):
+        if p.exists():
+            try:
+                return shutil.disk_usage(p).free
+            except OSError:
+                return None
+    return None
+
+
+def is_disk_full(exc: BaseException, path: Path | None = None) -> bool:
+    """True when exc (or an error it wraps) says the disk or the database is full.
+
+    SQLite says "database or disk is full" (SQLITE_FULL), or only "disk I/O error" when the
+    WAL or its index cannot grow; the latter counts when path's filesystem is nearly full.
+    PostgreSQL says so with SQLSTATE 53100, the system with ENOSPC or EDQUOT.
+    """
+    for e in _chain(exc):
+        if isinstance(e, DiskFull):
+            return True
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if getattr(e, "sqlstate", None) == "53100":
+            return True
+        code = getattr(e, "sqlite_errorcode", None)
+        if isinstance(e, sqlite3.Error) and code is not None:
+            if code & 0xFF == sqlite3.SQLITE_FULL:
+                return True
+            if code & 0xFF == sqlite3.SQLITE_IOERR and path is not None:
+                free = free_bytes(path)
+                if free is not None and free < _LOW_SPACE:
+                    return True
+        message = str(e)
+        if "database or disk is full" in message or "No space left on device" in message:
+            return True
+    return False
+
+
+def disk_full(
+    exc: BaseException, db: Database | None = None, *, needed: int | None = None
+) -> DiskFull | None:
+    """Turn an error that means a full disk into a DiskFull naming where; else None."""
+    if isinstance(exc, DiskFull):
+        return exc
+    path = db.path if db is not None else None
+    if not is_disk_full(exc, path):
+        return None
+    if path is not None:
+        where = str(path.resolve())
+    elif db is not None:
+        url = db.engine.url
+        where = f"the PostgreSQL server {url.host or 'localhost'} (database {url.database})"
+    else:
+        where = next(
+            (str(e.filename) for e in _chain(exc) if isinstance(e, OSError) and e.filename),
+            "the database",
+        )
+    return DiskFull(where, needed if needed is not None else SPACE_HEADROOM)
+
+
+def stored_bytes(db: Database) -> int:
+    """Bytes the SQLite database takes on disk, its WAL included (0 for PostgreSQL)."""
+    path = db.path
+    if path is None:
+        return 0
+    total = 0
+    for name in (path, Path(f"{path}-wal")):
+        with suppress(OSError):
+            total += os.stat(name).st_size
+    return total

@@ -43,9 +43,16 @@ def settings_markdown() -> str:
 def _walk(cmd: Any, path: list[str], out: list[str]) -> None:
     commands = getattr(cmd, "commands", None)
     if commands:
+        # A group that also runs on its own (`elshi reprocess`) is documented as a command.
+        if getattr(cmd, "invoke_without_command", False):
+            _entry(cmd, path, out)
         for name in sorted(commands):
             _walk(commands[name], [*path, name], out)
         return
+    _entry(cmd, path, out)
+
+
+def _entry(cmd: Any, path: list[str], out: list[str]) -> None:
     out.append(f"## `{' '.join(path)}`")
     out.append("")
     out.append((cmd.help or "").strip().split("\n\n")[0])
@@ -69,7 +76,7 @@ def cli_markdown() -> str:
         "# Command line",
         "",
         "Exit codes: 0 success; 1 failure; 2 bad usage or bad setting; 3 finished but some",
-        "records were quarantined; 4 not found. Every command answers `--help`.",
+        "records were quarantined; 4 not found; 5 disk full. Every command answers `--help`.",
         "",
     ]
     _walk(root, ["elshi"], out)

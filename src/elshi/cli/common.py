@@ -36,6 +36,7 @@ class Exit(IntEnum):
     USAGE = 2
     QUARANTINED = 3
     NOT_FOUND = 4
+    DISK_FULL = 5
 
 
 console = Console()
@@ -53,11 +54,13 @@ class State:
     """What the root options (`elshi --config FILE ...`) set for the command that runs."""
 
     config: Path | None = None
+    #: The database the command opened (so a full disk can be reported with its path).
+    db: Any = None
 
 
 def fail(message: str, code: Exit = Exit.FAILED) -> typer.Exit:
     """Print `error: message` on stderr and return the exit to raise: `raise fail(...)`."""
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(int(code))
 
 
@@ -75,14 +78,22 @@ def database(settings: Settings, migrate: bool = True, check: bool = False) -> A
     With `check` (the long-running commands: serve, web, worker, demo), stop with a clear
     message when the tables and columns still differ from the models after migrating,
     instead of failing page by page later."""
-    from elshi.db import Database
+    from elshi.db import Database, disk_full
     from elshi.listen.flows import ensure_indexes
     from elshi.migrate import migrate as run_migrations
 
     db = Database(settings)
+    State.db = db
     if migrate:
         run_migrations(db.engine)
-        ensure_indexes(db)  # a bulk import that was killed may have left some out
+        try:
+            ensure_indexes(db)  # a bulk import that was killed may have left some out
+        except Exception as exc:
+            full = disk_full(exc, db)
+            if full is None:
+                raise
+            # Reading works without them (slower); writing will say the disk is full.
+            err.print(f"warning: search indexes not rebuilt: {full}", highlight=False)
     if check:
         from elshi.schema import check_schema
 
@@ -91,6 +102,20 @@ def database(settings: Settings, migrate: bool = True, check: bool = False) -> A
             db.dispose()
             raise fail(report.message(database=f"the database ({db.engine.url!r})"))
     return db
+
+
+@contextmanager
+def disk_full_stops(db: Any) -> Any:
+    """Turn a full disk met inside the block into `error: disk full: ...` and exit code 5."""
+    from elshi.db import disk_full
+
+    try:
+        yield
+    except Exception as exc:
+        full = disk_full(exc, db)
+        if full is None:
+            raise
+        raise fail(str(full), Exit.DISK_FULL) from None
 
 
 # ---------------------------------------------------------------------------- output

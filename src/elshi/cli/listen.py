@@ -17,6 +17,7 @@ from elshi.cli.common import (
     connector_config,
     console,
     database,
+    disk_full_stops,
     err,
     fail,
     format_when,
@@ -66,6 +67,7 @@ def ingest(
     from pydantic import ValidationError
 
     from elshi.connectors.base import FetchContext
+    from elshi.db import DiskFull
     from elshi.listen.flows import import_with
     from elshi.nlp.jobs import newest_post_id
 
@@ -82,6 +84,8 @@ def ingest(
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise fail(f"bad {connector} settings: {problems}", Exit.USAGE) from None
+    except DiskFull as exc:
+        raise fail(f"{connector} {target}: {exc}", Exit.DISK_FULL) from None
     except Exception as exc:
         raise fail(f"{connector} {target}: {exc}") from None
     finally:
@@ -91,24 +95,84 @@ def ingest(
     raise typer.Exit(int(_print_report(report)))
 
 
+reprocess_app = typer.Typer()
+
+
+@reprocess_app.callback(invoke_without_command=True)
 def reprocess(
+    ctx: typer.Context,
     source: Annotated[int | None, typer.Option(help="Only posts of this source.")] = None,
     connector: Annotated[
         str | None, typer.Option(help="Only posts stored by this connector.")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Re-run connectors' mappings over the raw payloads kept with stored posts."""
+    """Re-run connectors' mappings over the raw payloads kept with stored posts.
+
+    `elshi reprocess near-duplicates` decides the near duplicates of every stored post again.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     from elshi.listen.reprocess import reprocess_posts
 
     settings = get_settings()
     db = database(settings)
-    with progress_bar("reprocess", progress) as tick:
+    with disk_full_stops(db), progress_bar("reprocess", progress) as tick:
         counts = reprocess_posts(db, source_id=source, connector=connector, progress=tick)
     console.print(
         f"checked {counts['checked']:,}, updated {counts['updated']:,}, failed {counts['failed']:,}"
     )
     raise typer.Exit(int(Exit.QUARANTINED if counts["failed"] else Exit.OK))
+
+
+@reprocess_app.command("near-duplicates")
+def reprocess_near_duplicates(
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Decide near duplicates for every stored post (repairs a database after killed imports).
+
+    Points each post at the first post with the same normalised text, whichever import
+    stored it. Safe to run again: it changes nothing the second time.
+    """
+    from elshi.listen.flows import mark_near_duplicates
+
+    settings = get_settings()
+    db = database(settings)
+    with disk_full_stops(db), progress_bar("near-duplicates", progress) as tick:
+        marked = mark_near_duplicates(db, everything=True, progress=tick)
+    console.print(f"marked {marked:,} near duplicates")
+
+
+def runs(
+    limit: Annotated[int, typer.Option(min=1, help="How many runs, newest first.")] = 20,
+    status: Annotated[
+        str | None,
+        typer.Option(help="Only runs with this status: running, ok, failed, interrupted."),
+    ] = None,
+) -> None:
+    """List recent imports and polls with their counts; a dead process's run is interrupted."""
+    from elshi.listen.runs import STATUSES, list_runs
+
+    if status is not None and status not in STATUSES:
+        raise fail(f"--status must be one of: {', '.join(STATUSES)}", Exit.USAGE)
+    settings = get_settings()
+    db = database(settings)
+    table = Table(
+        "id", "connector", "origin", "started", "status", "read", "stored", "near-dups", "error"
+    )
+    for run in list_runs(db, limit=limit, status=status):
+        table.add_row(
+            str(run.id),
+            run.connector,
+            run.origin if len(run.origin) <= 40 else "..." + run.origin[-37:],
+            format_when(run.started_at),
+            run.status,
+            f"{run.read:,}",
+            f"{run.stored:,}",
+            f"{run.near_duplicates:,}",
+            (run.error or "")[:60],
+        )
+    console.print(table)
 
 
 # ---------------------------------------------------------------------------- sources

@@ -2,7 +2,7 @@
 lists them, and the entry point.
 
 Exit codes: 0 success; 1 failure; 2 bad usage or bad setting; 3 finished but some records
-were quarantined; 4 not found (see `Exit` in elshi.cli.common).
+were quarantined; 4 not found; 5 disk full (see `Exit` in elshi.cli.common).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def plugins() -> None:
 # Commands first, then groups, each in the order `elshi --help` lists them.
 
 app.command()(listen.ingest)
-app.command()(listen.reprocess)
+app.command()(listen.runs)
 app.command(name="enrich")(nlp_commands.enrich)
 app.command(name="eval")(nlp_commands.eval_command)
 app.command()(listen.search)
@@ -107,6 +107,7 @@ app.command()(serve.web)
 app.command()(serve.worker)
 app.command()(serve.demo)
 
+app.add_typer(listen.reprocess_app, name="reprocess")
 app.add_typer(listen.sources_app, name="sources")
 app.add_typer(listen.quarantine_app, name="quarantine")
 app.add_typer(accounts.users_app, name="users")
@@ -130,3 +131,12 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:
+        from elshi.cli.common import Exit, err
+        from elshi.db import disk_full
+
+        full = disk_full(exc, State.db)
+        if full is None:
+            raise
+        err.print(f"[red]error:[/red] {full}", highlight=False, soft_wrap=True)
+        sys.exit(int(Exit.DISK_FULL))

@@ -77,7 +77,9 @@ class CheckinWriter:
                     break
             try:
                 counts = []
-                with self.db.engine.begin() as conn:
+                # A person waits for this answer: take the write lock between an import's
+                # batches rather than behind them (see Database.writing).
+                with self.db.writing(urgent=True) as conn:
                     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
                     try:
                         for params, _, _ in batch:

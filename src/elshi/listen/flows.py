@@ -10,13 +10,14 @@ import contextlib
 import logging
 import multiprocessing
 import pickle
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 
 from elshi.connectors.base import (
     BadRecord,
@@ -27,9 +28,10 @@ from elshi.connectors.base import (
     RawRecord,
     snippet,
 )
-from elshi.db import Database, utcnow
+from elshi.db import BULK_YIELD_SECONDS, Database, disk_full, utcnow
 from elshi.errors import NotFound
-from elshi.listen.models import IngestRun, Source
+from elshi.listen.models import Source
+from elshi.listen.runs import finish_run, start_run
 from elshi.listen.writer import _PROGRESS_EVERY, _Pipeline, _prepare, _Writer
 from elshi.listen.writer import AUTHOR as AUTHOR
 from elshi.listen.writer import POST as POST
@@ -145,11 +147,12 @@ def _store(
             pending = (kind, body)
         if pending is not None:
             pipe.submit(*pending, last=True)
-    except BaseException:
+    except BaseException as first:
         try:
             pipe.finish()
         except BaseException as exc:  # the first error is the one to report
-            log.warning("writer failed too: %s", exc)
+            if exc is not first:
+                log.warning("writer failed too: %s", exc)
         raise
     pipe.finish()
 
@@ -165,14 +168,22 @@ def ingest_records(
     max_chars: int = 100_000,
     progress: Progress | None = None,
     bulk: bool = False,
+    run_id: int | None = None,
+    input_bytes: int | None = None,
 ) -> IngestReport:
     """Map and store records; bad ones go to quarantine and the rest goes on.
 
-    With bulk=True near duplicates are not marked: call mark_near_duplicates afterwards.
+    With bulk=True near duplicates are left pending: call mark_near_duplicates afterwards.
     """
     report = IngestReport(connector=connector.slug, origin=origin)
     writer = _Writer(
-        db, source_id=source_id, connector=connector.slug, origin=origin, defer_near_dups=bulk
+        db,
+        source_id=source_id,
+        connector=connector.slug,
+        origin=origin,
+        defer_near_dups=bulk,
+        run_id=run_id,
+        input_bytes=input_bytes,
     )
     messages = _mapped(
         connector,
@@ -197,6 +208,8 @@ def _ingest_in_child(
     origin: str,
     source_id: int | None,
     progress: Progress | None,
+    run_id: int | None = None,
+    input_bytes: int | None = None,
 ) -> IngestReport:
     """Read and map in a child process while this one stores: two cores for a big file.
 
@@ -205,7 +218,13 @@ def _ingest_in_child(
     """
     report = IngestReport(connector=connector.slug, origin=origin)
     writer = _Writer(
-        db, source_id=source_id, connector=connector.slug, origin=origin, defer_near_dups=True
+        db,
+        source_id=source_id,
+        connector=connector.slug,
+        origin=origin,
+        defer_near_dups=True,
+        run_id=run_id,
+        input_bytes=input_bytes,
     )
     mp = multiprocessing.get_context("spawn")
     reader, sender = mp.Pipe(duplex=False)
@@ -289,32 +308,10 @@ def _child_main(job: _ChildJob, out: Any) -> None:
         out.close()
 
 
-def _describe(exc: Exception) -> str:
+def _describe(exc: BaseException) -> str:
     if isinstance(exc, KeyError):
         return f"missing required field: {exc.args[0]}"
     return str(exc) or exc.__class__.__name__
-
-
-def _start_run(db: Database, *, connector: str, origin: str, source_id: int | None) -> int:
-    with db.session() as s:
-        run = IngestRun(connector=connector, origin=origin, source_id=source_id)
-        s.add(run)
-        s.flush()
-        return run.id
-
-
-def _finish_run(db: Database, run_id: int, report: IngestReport, status: str) -> None:
-    with db.session() as s:
-        run = s.get(IngestRun, run_id)
-        assert run is not None
-        run.finished_at = utcnow()
-        run.read = report.read
-        run.stored = report.stored
-        run.duplicates = report.duplicates
-        run.near_duplicates = report.near_duplicates
-        run.quarantined = report.quarantined
-        run.status = status
-        run.error = report.error
 
 
 def import_with(
@@ -327,17 +324,21 @@ def import_with(
     ctx: FetchContext,
     progress: Progress | None = None,
 ) -> IngestReport:
-    """Fetch from a connector with a config and store the result; record the run."""
+    """Fetch from a connector with a config and store the result; record the run.
+
+    Ends by deciding the near duplicates of every post still waiting for it, this run's and
+    those of an earlier run that was killed. A full disk raises DiskFull.
+    """
     cfg = connector.parse_config(config)
     target = config.get(connector.target_field)
     origin = str(target if target is not None else connector.slug)
     cursor = {} if cursor is None else cursor
-    run_id = _start_run(db, connector=connector.slug, origin=origin, source_id=source_id)
+    run_id = start_run(db, connector=connector.slug, origin=origin, source_id=source_id)
     bulk = _bulk_eligible(db, connector, target)
-    floor = 0
+    size = _input_bytes(target) if target is not None else None
     if bulk:
-        floor = _max_post_id(db)
         _drop_bulk_indexes(db)
+    report: IngestReport | None = None
     try:
         if bulk and _picklable(connector, config, cursor, ctx.settings):
             report = _ingest_in_child(
@@ -349,6 +350,8 @@ def import_with(
                 origin=origin,
                 source_id=source_id,
                 progress=progress,
+                run_id=run_id,
+                input_bytes=size,
             )
         else:
             report = ingest_records(
@@ -361,46 +364,115 @@ def import_with(
                 max_chars=ctx.settings.max_field_chars,
                 progress=progress,
                 bulk=bulk,
+                run_id=run_id,
+                input_bytes=size,
             )
-    except Exception as exc:
-        report = IngestReport(connector=connector.slug, origin=origin, error=_describe(exc))
-        report.run_id = run_id
-        _finish_run(db, run_id, report, "failed")
-        raise
-    finally:
         if bulk:
             ensure_indexes(db)
-            near = mark_near_duplicates(db, after_id=floor)
-    if bulk:
-        report.near_duplicates = near
+        near = mark_near_duplicates(db)
+        report.near_duplicates = near if bulk else report.near_duplicates + near
+    except BaseException as exc:
+        interrupted = not isinstance(exc, Exception)  # Ctrl-C, SystemExit
+        full = None if interrupted else disk_full(exc, db)
+        failed = IngestReport(connector=connector.slug, origin=origin, run_id=run_id)
+        failed.error = "interrupted" if interrupted else str(full or _describe(exc))
+        if bulk:
+            # Search needs its indexes back; the near-duplicate decisions wait for next time.
+            try:
+                ensure_indexes(db)
+            except Exception as again:
+                log.warning("could not rebuild the search indexes: %s", again)
+        try:
+            finish_run(db, run_id, failed, "interrupted" if interrupted else "failed")
+        except Exception as again:
+            log.warning("could not record the end of run %s: %s", run_id, again)
+        if full is not None and full is not exc:
+            raise full from exc
+        raise
     report.run_id = run_id
-    _finish_run(db, run_id, report, "ok")
+    finish_run(db, run_id, report, "ok")
     return report
 
 
-def _max_post_id(db: Database) -> int:
-    with db.engine.connect() as conn:
-        return int(conn.execute(select(func.max(POST.c.id))).scalar() or 0)
+def _input_bytes(target: Any) -> int | None:
+    """The size of an import's file or folder, or None when it is not one."""
+    try:
+        path = Path(str(target))
+        if path.is_dir():
+            return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        return path.stat().st_size if path.is_file() else None
+    except (OSError, ValueError):
+        return None
 
 
-def mark_near_duplicates(db: Database, *, after_id: int = 0) -> int:
-    """Point each post after after_id at the first post with its normalised text; return count.
+def mark_near_duplicates(
+    db: Database,
+    *,
+    everything: bool = False,
+    progress: Progress | None = None,
+    chunk: int = 5000,
+) -> int:
+    """Decide near duplicates: point each post at the first post with its normalised text.
 
-    One set-based pass over the content-hash index, used after a bulk load instead of the
-    lookups per batch that a normal import does.
+    Covers every post still waiting for its decision (near_dup_pending), whichever run stored
+    it, so the posts of a killed import are decided by the next one; with everything=True it
+    checks every post (a repair of a database imported before decisions were recorded).
+    Works in chunks of ids, one short transaction each, so a kill loses no decision made and
+    other writers get their turn; running it again changes nothing. Returns posts marked.
     """
-    with db.engine.begin() as conn:
-        done = conn.execute(
-            text(
-                "UPDATE post SET dup_of_id = f.first_id "
-                "FROM (SELECT content_hash AS h, min(id) AS first_id FROM post "
-                "WHERE content_hash IS NOT NULL GROUP BY content_hash HAVING count(*) > 1) AS f "
-                "WHERE post.content_hash = f.h AND post.id > f.first_id "
-                "AND post.id > :after AND post.dup_of_id IS NULL"
-            ),
-            {"after": after_id},
+    marked = 0
+    last = 0
+    pending = POST.c.near_dup_pending.is_(True)
+    while True:
+        with db.engine.connect() as conn:
+            if everything:
+                low = conn.execute(select(func.min(POST.c.id)).where(POST.c.id > last)).scalar()
+                if low is None:
+                    break
+                lo, hi = int(low), int(low) + chunk - 1
+            else:
+                ids = list(
+                    conn.execute(
+                        select(POST.c.id)
+                        .where(pending, POST.c.id > last)
+                        .order_by(POST.c.id)
+                        .limit(chunk)
+                    ).scalars()
+                )
+                if not ids:
+                    break
+                lo, hi = ids[0], ids[-1]
+        with db.writing() as conn:
+            done = conn.execute(
+                text(
+                    "UPDATE post SET dup_of_id = (SELECT min(o.id) FROM post o "
+                    "WHERE o.content_hash = post.content_hash) "
+                    "WHERE post.id BETWEEN :lo AND :hi AND post.content_hash IS NOT NULL "
+                    "AND post.dup_of_id IS NULL AND EXISTS (SELECT 1 FROM post o "
+                    "WHERE o.content_hash = post.content_hash AND o.id < post.id)"
+                    + ("" if everything else " AND post.near_dup_pending = :yes")
+                ),
+                {"lo": lo, "hi": hi, "yes": True},
+            )
+            marked += int(done.rowcount or 0)
+            settled = conn.execute(
+                update(POST)
+                .where(POST.c.id.between(lo, hi), pending)
+                .values(near_dup_pending=False)
+            )
+        if progress is not None:
+            progress(int(settled.rowcount or 0) if not everything else _count(db, lo, hi))
+        last = hi
+        if db.sqlite:
+            time.sleep(BULK_YIELD_SECONDS)  # other writers' turn
+    return marked
+
+
+def _count(db: Database, lo: int, hi: int) -> int:
+    with db.engine.connect() as conn:
+        return int(
+            conn.execute(select(func.count()).where(POST.c.id.between(lo, hi))).scalar() or 0
         )
-        return int(done.rowcount or 0)
 
 
 #: A file import at least this large runs as a bulk load on SQLite (see _bulk_eligible).
@@ -433,16 +505,8 @@ def _bulk_eligible(db: Database, connector: Connector, target: Any) -> bool:
     """
     if db.engine.dialect.name != "sqlite" or connector.pollable or target is None:
         return False
-    try:
-        path = Path(str(target))
-        size = (
-            sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-            if path.is_dir()
-            else path.stat().st_size
-        )
-    except OSError:
-        return False
-    return size >= BULK_MIN_BYTES
+    size = _input_bytes(target)
+    return size is not None and size >= BULK_MIN_BYTES
 
 
 def _drop_bulk_indexes(db: Database) -> None:

@@ -15,6 +15,10 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
+)
+from sqlalchemy import (
+    text as sql_text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -82,6 +86,13 @@ class Post(Base):
         Index("ix_post_content_hash", "content_hash"),
         Index("ix_post_author_published", "author_id", "published_at"),
         Index("ix_post_lang_published", "lang", "published_at"),
+        # Only the posts still waiting for their near-duplicate decision are in this index.
+        Index(
+            "ix_post_near_dup_pending",
+            "id",
+            sqlite_where=sql_text("near_dup_pending = 1"),
+            postgresql_where=sql_text("near_dup_pending"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -103,6 +114,10 @@ class Post(Base):
     repost_of: Mapped[str | None] = mapped_column(String(300))
     content_hash: Mapped[int | None] = mapped_column(BigInteger)
     dup_of_id: Mapped[int | None] = mapped_column(Integer)
+    #: True until the near-duplicate pass has decided dup_of_id (bulk loads defer it; a
+    #: killed import leaves it True, and the next import or `elshi reprocess near-duplicates`
+    #: decides it).
+    near_dup_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     extra: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     raw: Mapped[Any] = mapped_column(JSONType, nullable=True)  # as migration 0001 made it
     raw_kind: Mapped[str | None] = mapped_column(String(64))
@@ -139,8 +154,14 @@ class IngestRun(Base):
     duplicates: Mapped[int] = mapped_column(Integer, default=0)
     near_duplicates: Mapped[int] = mapped_column(Integer, default=0)
     quarantined: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(String(16), default="running")
+    #: running, ok, failed, or interrupted (its process died while it was running).
+    status: Mapped[str] = mapped_column(String(16), default="running", index=True)
     error: Mapped[str | None] = mapped_column(Text)
+    #: The process that runs it, and when it last showed it was alive: a run left 'running'
+    #: by a process that is gone is shown as interrupted.
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Annotation(Base):

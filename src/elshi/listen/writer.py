@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -22,8 +24,17 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from elshi.connectors.base import PostIn, RawRecord, snippet
-from elshi.db import Database, utcnow
-from elshi.listen.models import Author, Post, Quarantine
+from elshi.db import (
+    BULK_YIELD_SECONDS,
+    BUSY_TIMEOUT_MS,
+    SPACE_HEADROOM,
+    WAL_SIZE_LIMIT,
+    Database,
+    disk_full,
+    stored_bytes,
+    utcnow,
+)
+from elshi.listen.models import Author, IngestRun, Post, Quarantine
 from elshi.listen.text import content_hash, index_text
 
 log = logging.getLogger(__name__)
@@ -31,6 +42,7 @@ log = logging.getLogger(__name__)
 POST = cast(Table, Post.__table__)
 AUTHOR = cast(Table, Author.__table__)
 QUARANTINE = cast(Table, Quarantine.__table__)
+RUN = cast(Table, IngestRun.__table__)
 
 
 @dataclass
@@ -140,10 +152,20 @@ class _Writer:
         connector: str,
         origin: str,
         defer_near_dups: bool = False,
+        run_id: int | None = None,
+        input_bytes: int | None = None,
     ):
         self.db = db
-        #: Bulk loads leave near-duplicate marking to one pass at the end (mark_near_duplicates).
+        #: The size of the file imported, to tell how much more space a full disk lacks.
+        self.input_bytes = input_bytes
+        self._raw_seen = 0
+        self._size_at_start: int | None = None
+        #: Bulk loads store posts as pending and decide near duplicates in one pass at the end
+        #: (mark_near_duplicates), which also covers the pending posts of a killed import.
         self.defer_near_dups = defer_near_dups
+        #: The run this import records: its heartbeat is kept in the batches' transactions.
+        self.run_id = run_id
+        self._beat = time.monotonic()
         self.source_id = source_id
         self.connector = connector
         self.origin = origin
@@ -157,40 +179,70 @@ class _Writer:
 
     def _connection(self) -> Connection:
         if self._conn is None:
+            self._size_at_start = stored_bytes(self.db)
             self._conn = self.db.engine.connect()
-            if self.sqlite:
-                # Checkpoint the WAL rarely during a bulk import: index pages that many
-                # batches touch are then copied into the database once, not once per batch.
-                self._conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={_BULK_WAL_PAGES}")
-                self._conn.commit()
         return self._conn
 
+    def space_needed(self) -> int:
+        """About how many more bytes this import needs: what the rest of the input grows
+        the database by at the rate seen so far, and some room to spare."""
+        grown = stored_bytes(self.db) - (self._size_at_start or 0)
+        if not self.input_bytes or self._raw_seen <= 0 or grown <= 0:
+            return SPACE_HEADROOM
+        left = max(0, self.input_bytes - self._raw_seen)
+        return int(left * grown / self._raw_seen) + SPACE_HEADROOM
+
     def close(self) -> None:
-        """Restore the connection's settings, fold the WAL into the database, release it."""
+        """Fold the WAL into the database and give its space back; release the connection."""
         conn, self._conn = self._conn, None
         if conn is None:
             return
         try:
             if self.sqlite:
                 conn.rollback()
-                conn.exec_driver_sql("PRAGMA wal_autocheckpoint=1000")
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-                conn.commit()
+                _truncate_wal(conn)
         except SQLAlchemyError as exc:
             log.warning("could not checkpoint after import: %s", exc)
         finally:
             conn.close()
 
+    def _begin(self, conn: Connection) -> Any:
+        """Open a batch's transaction; on SQLite take the write lock now (BEGIN IMMEDIATE)."""
+        tx = conn.begin()
+        if self.sqlite:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        return tx
+
+    def _after_commit(self, conn: Connection) -> None:
+        """Between two batches: keep the WAL small, and give other writers their turn."""
+        if not self.sqlite:
+            return
+        if _wal_bytes(self.db) > _WAL_TRUNCATE_AT:
+            _truncate_wal(conn)
+        # A person's write (a check-in) waits for this lock; it gets it in this pause.
+        time.sleep(BULK_YIELD_SECONDS)
+
     def write(self, items: list[_Item], report: IngestReport) -> None:
-        """Store one batch; on a database error, retry row by row so one bad row is isolated."""
+        """Store one batch; on a database error, retry row by row so one bad row is isolated.
+
+        A batch larger than _MAX_TRANSACTION rows is stored in several transactions, so the
+        write lock is never held long. A full disk stops the import (DiskFull)."""
+        if len(items) > _MAX_TRANSACTION:
+            for part in _chunks(items, _MAX_TRANSACTION):
+                self.write(part, report)
+            return
         conn = self._connection()
         self._pending = []
         try:
-            with conn.begin():
+            with self._begin(conn):
                 self._write(conn, items, report)
+                self._heartbeat(conn)
         except SQLAlchemyError as exc:
             for key in self._pending:
                 self.authors.pop(key, None)
+            full = disk_full(exc, self.db, needed=self.space_needed())
+            if full is not None:
+                raise full from exc  # no row of this batch is at fault: stop, and say so
             if len(items) == 1:
                 item = items[0]
                 reason = f"database rejected the record: {getattr(exc, 'orig', None) or exc}"
@@ -200,7 +252,10 @@ class _Writer:
             for item in items:
                 self.write([item], report)
             return
+        self._after_commit(conn)
         self._written += len(items)
+        if self.sqlite:
+            self._raw_seen += sum(len(i[_RAW]) for i in items)
         if not self.sqlite and self._written >= self._analyze_at:
             # A growing table with stale statistics makes PostgreSQL scan it whole for the
             # dedupe lookups; fresh statistics keep them on the indexes.
@@ -216,7 +271,7 @@ class _Writer:
         if not rows:
             return
         conn = self._connection()
-        with conn.begin():
+        with self._begin(conn):
             conn.execute(
                 insert(QUARANTINE),
                 [
@@ -236,6 +291,12 @@ class _Writer:
         for _, reason, _ in rows:
             key = reason.split(":")[0][:80]
             report.reasons[key] = report.reasons.get(key, 0) + 1
+
+    def _heartbeat(self, conn: Connection) -> None:
+        if self.run_id is None or time.monotonic() - self._beat < _HEARTBEAT_SECONDS:
+            return
+        self._beat = time.monotonic()
+        conn.execute(update(RUN).where(RUN.c.id == self.run_id).values(heartbeat_at=utcnow()))
 
     def _author_ids(self, conn: Connection, items: list[_Item]) -> None:
         wanted = {
@@ -391,6 +452,7 @@ class _Writer:
                 "extra": i[_EXTRA],
                 "raw": i[_RAW],
                 "raw_kind": i[_KIND],
+                "near_dup_pending": self.defer_near_dups,
             }
             for i, dup in zip(entries, dup_of, strict=True)
         ]
@@ -407,6 +469,7 @@ class _Writer:
         now = _sqlite_time(utcnow())
         authors = self.authors
         source_id, connector = self.source_id, self.connector
+        pending = 1 if self.defer_near_dups else 0
         rows = [
             (
                 source_id,
@@ -430,6 +493,7 @@ class _Writer:
                 i[_EXTRA],
                 i[_RAW],
                 i[_KIND],
+                pending,
             )
             for i, dup in zip(entries, dup_of, strict=True)
         ]
@@ -464,8 +528,13 @@ class _Writer:
 _AUTHOR_CACHE = 200_000
 #: PostgreSQL: rows written before the first ANALYZE of the post table (then x4 each time).
 _ANALYZE_FIRST = 5_000
-#: WAL pages (4 KiB) allowed to pile up between checkpoints during an import.
-_BULK_WAL_PAGES = 25_000
+#: Rows stored in one transaction at most: a user-facing write waits for one such
+#: transaction at worst.
+_MAX_TRANSACTION = 500
+#: A WAL file larger than this is checkpointed and truncated between two batches.
+_WAL_TRUNCATE_AT = WAL_SIZE_LIMIT
+#: Seconds between two heartbeats of a run (see elshi.listen.runs).
+_HEARTBEAT_SECONDS = 30.0
 #: Records between two progress callbacks (a callback per record costs more than the record).
 _PROGRESS_EVERY = 97
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
@@ -491,6 +560,7 @@ _POST_COLUMNS = (
     "extra",
     "raw",
     "raw_kind",
+    "near_dup_pending",
 )
 _SQLITE_INSERT = (
     f"INSERT INTO post ({', '.join(_POST_COLUMNS)}) VALUES ({', '.join('?' * len(_POST_COLUMNS))})"
@@ -504,6 +574,24 @@ def _sqlite_time(value: datetime | None) -> str | None:
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
     return value.isoformat(" ", "microseconds")
+
+
+def _wal_bytes(db: Database) -> int:
+    path = db.path
+    try:
+        return os.stat(f"{path}-wal").st_size if path is not None else 0
+    except OSError:
+        return 0
+
+
+def _truncate_wal(conn: Connection) -> None:
+    """Checkpoint the whole WAL and truncate it, unless readers hold it (then next time)."""
+    raw: Any = conn.connection.dbapi_connection
+    raw.execute("PRAGMA busy_timeout=50")  # never wait long for readers to move on
+    try:
+        raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
 
 def _chunks(seq: list[Any], size: int) -> Iterator[list[Any]]:

@@ -225,7 +225,7 @@ async def relative_checkin(request: Request, token: str) -> Response:
         return _invalid_page(request, token, exc, raw, "checkin.html")
 
     def check_and_store() -> int | None:
-        with _db(request).session() as s:
+        with _db(request).session(write=True, urgent=True) as s:
             if not service.verify_relative(
                 db=s, recipient_id=ids[1], phone_tail=raw.get("phone_tail", "")
             ):
