@@ -1,0 +1,23 @@
+"""Outbox tasks: send what is due when a change stores a message, and sweep every minute."""
+
+from __future__ import annotations
+
+from elshi.jobs import crontab, periodic, runtime, task
+
+
+@task()
+def deliver_outbox() -> dict[str, int]:
+    """Send the outbox messages that are due (queued after each commit that stores one)."""
+    from elshi.notify.outbox import deliver_due
+
+    rt = runtime()
+    return deliver_due(rt.db, settings=rt.settings)
+
+
+@periodic(crontab(minute="*"))
+def sweep_outbox() -> dict[str, int]:
+    """Every minute: send what is due, so a message whose start was lost is only delayed."""
+    from elshi.notify.outbox import deliver_due
+
+    rt = runtime()
+    return deliver_due(rt.db, settings=rt.settings)
