@@ -4,7 +4,7 @@ One module per medium (email, telegram, sms, push, webhook), each with a Sender 
 its connection for many messages and a `send(message, settings)` for one; a failure is a
 SendError. A message caused by a change is put in the outbox with `enqueue(session, message)`,
 in the change's transaction, and sent from there (elshi.notify.outbox). Crisis broadcasts,
-alerts and newsletters keep delivery rows of their own, with the same claim and retry.
+alerts and newsletters keep delivery rows of their own.
 """
 
 from __future__ import annotations
