@@ -422,3 +422,35 @@ def test_without_smtp_emails_are_printed_and_kept_and_their_link_works(
     with db.session() as s:
         verified = s.scalar(select(Citizen).where(Citizen.email == "demo.citizen@example.org"))
         assert verified is not None and verified.email_verified_at is not None
+
+
+# ---------------------------------------------------------------------------- at rest
+
+
+def test_recipient_and_text_are_sealed_and_follow_a_key_rotation(
+    settings: Settings, db: Database, cli: Any, tmp_path: Path
+) -> None:
+    from sqlalchemy import text
+
+    with db.session() as s:
+        flows.sign_up(
+            db=s, settings=settings, email="sealed@example.org", password=PASSWORD, name="Sealed"
+        )
+    with db.engine.connect() as conn:
+        recipient, payload = conn.execute(text("SELECT recipient, payload FROM outbox")).one()
+    assert recipient.startswith("sealed:") and payload.startswith("sealed:")
+    assert "sealed@example.org" not in recipient + payload and "token=" not in payload
+
+    new_key = "the-outbox-key-after-rotation-0123456789abcdef"
+    key_file = tmp_path / "new.key"
+    key_file.write_text(new_key + "\n", encoding="utf-8")
+    key_file.chmod(0o600)
+    result = cli("keys", "rotate", "--new-key-file", str(key_file))
+    assert result.exit_code == 0, result.output
+    rotated = Database(settings.model_copy(update={"secret_key": new_key}))
+    try:
+        [row] = _rows(rotated)
+        assert row.recipient == "sealed@example.org"
+        assert "/consulate/verify?token=" in row.payload["text"]
+    finally:
+        rotated.dispose()
