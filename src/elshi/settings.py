@@ -209,6 +209,13 @@ class Settings(BaseSettings):
         description="Tries per outgoing e-mail, Telegram or push message before it is marked "
         "failed (waits double from 30 s up to an hour between tries).",
     )
+    outbox_keep_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="Days a sent, kept or failed outgoing message stays on the outgoing "
+        "messages page before it is deleted (it holds the recipient and the text).",
+    )
     delivery_max_attempts: int = Field(
         default=6, ge=1, le=50, description="Tries per alert delivery before it is marked failed."
     )

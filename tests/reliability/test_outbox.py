@@ -454,3 +454,16 @@ def test_recipient_and_text_are_sealed_and_follow_a_key_rotation(
         assert "/consulate/verify?token=" in row.payload["text"]
     finally:
         rotated.dispose()
+
+
+def test_old_messages_that_are_done_with_are_pruned(settings: Settings, db: Database) -> None:
+    assert settings.smtp_host == ""  # the e-mail is kept, not sent
+    with db.session() as s:
+        notify.enqueue(s, notify.Message(medium="email", to="a@example.org", subject="s"))
+    with db.session() as s:
+        waiting = notify.enqueue(s, notify.Message(medium="webhook", to="https://h.example/x"))
+        waiting.next_attempt_at = utcnow() + timedelta(days=365)  # still to be tried
+    assert [r.status for r in _rows(db)] == ["logged", "pending"]
+    assert outbox.prune(db, keep_days=30) == 0  # not old enough
+    assert outbox.prune(db, keep_days=30, now=utcnow() + timedelta(days=31)) == 1
+    assert [r.status for r in _rows(db)] == ["pending"]

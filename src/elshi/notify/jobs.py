@@ -1,4 +1,4 @@
-"""Outbox tasks: send what is due when a change stores a message, and sweep every minute."""
+"""Outbox tasks: send what is due after each commit, sweep every minute, prune every night."""
 
 from __future__ import annotations
 
@@ -21,3 +21,12 @@ def sweep_outbox() -> dict[str, int]:
 
     rt = runtime()
     return deliver_due(rt.db, settings=rt.settings)
+
+
+@periodic(crontab(minute="27", hour="3"))
+def prune_outbox() -> int:
+    """Every night: delete messages older than ELSHI_OUTBOX_KEEP_DAYS that are done with."""
+    from elshi.notify.outbox import prune
+
+    rt = runtime()
+    return prune(rt.db, keep_days=rt.settings.outbox_keep_days)

@@ -29,7 +29,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, event, or_, select, update
+from sqlalchemy import and_, delete, event, or_, select, update
 from sqlalchemy.orm import Session
 
 from elshi.accounts.service import Principal, authorize, mask_email, scoped
@@ -300,6 +300,19 @@ def deliver_due(
     if out["retry"] or out["failed"]:
         log.warning("outbox: %s", out)
     return out
+
+
+def prune(db: Database, *, keep_days: int, now: datetime | None = None) -> int:
+    """Delete messages sent, kept or failed more than `keep_days` ago; return how many."""
+    cutoff = (now or utcnow()) - timedelta(days=keep_days)
+    with db.session() as s:
+        done = s.execute(
+            delete(OutboxMessage).where(
+                OutboxMessage.status.in_(("sent", "logged", "failed")),
+                OutboxMessage.created_at < cutoff,
+            )
+        )
+        return int(getattr(done, "rowcount", 0) or 0)
 
 
 # ---------------------------------------------------------------------------- the admin page
