@@ -261,7 +261,10 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = make_engine(settings)
-        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        # Sessions know their database: what they write to the outbox is sent after commit.
+        self.sessionmaker = sessionmaker(
+            self.engine, expire_on_commit=False, info={"database": self}
+        )
 
     @property
     def sqlite(self) -> bool:

@@ -42,6 +42,7 @@ TASK_MODULES = (
     "elshi.digest.jobs",
     "elshi.speak.jobs",
     "elshi.crisis.jobs",
+    "elshi.notify.jobs",
 )
 
 
@@ -130,6 +131,11 @@ def runtime() -> Runtime:
     return _RUNTIME
 
 
+def current() -> Runtime | None:
+    """Return this process's runtime, or None when no queue is set up here."""
+    return _RUNTIME
+
+
 def build_huey(settings: Settings) -> Huey:
     """Create the huey instance the settings ask for."""
     url = settings.queue_url
@@ -197,6 +203,7 @@ __all__ = [
     "build_huey",
     "consumer",
     "crontab",
+    "current",
     "enqueue",
     "following",
     "pass_on",

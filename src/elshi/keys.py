@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from sqlalchemy import Connection, Text, bindparam, cast, column, select, table, update
+from sqlalchemy import Connection, Text, bindparam, cast, column, inspect, select, table, update
 
 from elshi.crypto import (
     PASSPORT,
@@ -57,6 +57,7 @@ SEALED: dict[str, tuple[str, ...]] = {
     "crisis_recipient": ("phone", "officer_note"),
     "crisis_checkin": ("note",),
     "crisis_walkin": ("phone", "note"),
+    "outbox": ("recipient", "payload"),
 }
 #: Blind indexes, per table.
 INDEXED: dict[str, tuple[Indexed, ...]] = {
@@ -84,10 +85,17 @@ def _open(keyring: Keyring, value: str, legacy: bool) -> str:
     return keyring.open(value, legacy=legacy) if value.startswith(SEALED_PREFIX) else value
 
 
+def _present(conn: Connection, sealed: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    """The tables of `sealed` this database has (a revision before the one adding a table
+    runs without it)."""
+    have = set(inspect(conn).get_table_names())
+    return {name: columns for name, columns in sealed.items() if name in have}
+
+
 def pending(conn: Connection, *, sealed: dict[str, tuple[str, ...]] = SEALED) -> int:
     """How many rows hold a sealed column that is not empty (work for a re-seal)."""
     total = 0
-    for name, columns in sealed.items():
+    for name, columns in _present(conn, sealed).items():
         t = table(name, column("id"), *(column(c) for c in columns))
         for c in columns:
             # (cast: before migration 0013 some of these are JSON columns)
@@ -111,7 +119,7 @@ def reseal(
     Return the number of rows rewritten per table. Runs in the caller's transaction."""
     counts: dict[str, int] = {}
     index_ring = target or opener
-    for name, columns in sealed.items():
+    for name, columns in _present(conn, sealed).items():
         indexes = indexed.get(name, ())
         written = [*columns, *(i.column for i in indexes)]
         t = table(name, column("id"), *(column(c) for c in dict.fromkeys([*columns, *written])))

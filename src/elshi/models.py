@@ -9,6 +9,7 @@ from elshi.digest import models as digest_models
 from elshi.listen import models as listen_models
 from elshi.missions import models as missions_models
 from elshi.nlp import models as nlp_models
+from elshi.notify import models as notify_models
 from elshi.speak import models as speak_models
 from elshi.watch import models as watch_models
 
@@ -22,6 +23,7 @@ __all__ = [
     "listen_models",
     "missions_models",
     "nlp_models",
+    "notify_models",
     "speak_models",
     "watch_models",
 ]

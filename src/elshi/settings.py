@@ -202,6 +202,20 @@ class Settings(BaseSettings):
         description="The secret_token given to the Bot API's setWebhook for /c/telegram/webhook; "
         "updates without it are refused.",
     )
+    outbox_max_attempts: int = Field(
+        default=8,
+        ge=1,
+        le=50,
+        description="Tries per outgoing e-mail, Telegram or push message before it is marked "
+        "failed (waits double from 30 s up to an hour between tries).",
+    )
+    outbox_keep_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="Days a sent, kept or failed outgoing message stays on the outgoing "
+        "messages page before it is deleted (it holds the recipient and the text).",
+    )
     delivery_max_attempts: int = Field(
         default=6, ge=1, le=50, description="Tries per alert delivery before it is marked failed."
     )
@@ -219,7 +233,10 @@ class Settings(BaseSettings):
     )
 
     smtp_host: str = Field(
-        default="", description="SMTP server for e-mail; empty means e-mails are only logged."
+        default="",
+        description="SMTP server for e-mail; empty means e-mails are not sent: each is printed "
+        "on the console (recipient, subject, links) and kept, with its text, on the admin page "
+        "/admin/outbox.",
     )
     smtp_port: int = Field(default=25, ge=1, le=65535, description="SMTP server port.")
     smtp_username: str = Field(default="", description="SMTP user name (empty: no login).")

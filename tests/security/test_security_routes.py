@@ -365,6 +365,7 @@ def _ids(w: World) -> dict[str, Any]:
         "rule_id": b["rule"],
         "alert_id": b["alert"],
         "delivery_id": b["delivery"],
+        "message_id": b["outbox"],
         "crisis_id": b["crisis"],
         "broadcast_id": b["broadcast"],
         "kind": "all",

@@ -52,6 +52,8 @@ from elshi.listen.text import index_text
 from elshi.migrate import migrate
 from elshi.missions import service as missions
 from elshi.nlp.models import NarrativeRow
+from elshi.notify.message import Message as Outgoing
+from elshi.notify.models import OutboxMessage
 from elshi.settings import Settings, load_settings
 from elshi.speak import media
 from elshi.speak import service as speak
@@ -350,6 +352,24 @@ def build(db: Database, settings: Settings) -> World:
             delivery=delivery.id,
             saved="canarysearch7f3a",
         )
+
+        # -------------------------------------------------------------- outgoing messages
+        to = "canary-berlin-7f3a-outbox@example.org"
+        message = OutboxMessage(
+            key="outbox-canary-berlin-7f3a",
+            channel="email",
+            recipient=to,
+            payload=Outgoing(
+                medium="email", to=to, subject=f"{CANARY} subject", text=f"{CANARY} text"
+            ).as_dict(),
+            mission_id=berlin.id,
+            status="failed",
+            attempts=8,
+            last_error=f"{CANARY} mailbox full",
+        )
+        s.add(message)
+        s.flush()
+        b["outbox"] = message.id
 
         # -------------------------------------------------------------- speak
         account = speak.add_account(

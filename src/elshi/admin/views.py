@@ -18,6 +18,8 @@ from elshi.listen import service as listen
 from elshi.missions import service as missions
 from elshi.missions.models import MISSION_KINDS
 from elshi.missions.service import InvalidMission
+from elshi.notify import outbox
+from elshi.notify.message import Message
 from elshi.web.bounds import Id
 from elshi.web.deps import DbSession, StaffUser
 from elshi.web.i18n import N_
@@ -33,6 +35,14 @@ FORBIDDEN = N_("You may not do this in this mission.")
 NOT_YOURSELF = N_("You cannot disable your own account.")
 PICK_ROLE = N_("Choose a role from the list.")
 NO_USER_ID = N_("No user has the id %(id)s.")
+OUTBOX_STATUS = {
+    "pending": N_("waiting"),
+    "sending": N_("sending"),
+    "sent": N_("sent"),
+    "failed": N_("failed"),
+    "logged": N_("kept, not sent"),
+}
+NOT_FAILED = N_("Only a failed message can be tried again.")
 STAFF_ROLES = tuple(r for r in ROLES if r != "citizen")
 
 
@@ -271,3 +281,66 @@ def toggle_source(
     except PermissionDenied as exc:
         return _failed(request, db, principal, exc)
     return redirect(request, "/admin#sources")
+
+
+# ---------------------------------------------------------------------------- outgoing messages
+
+
+def _shown(row: Any, principal: Any, *, full_text: bool) -> dict[str, Any]:
+    """What the outbox page shows of one message."""
+    message: Message | None
+    try:
+        message = Message.from_dict(row.payload)
+    except (TypeError, ValueError, KeyError):
+        message = None
+    return {
+        "row": row,
+        "recipient": outbox.shown_recipient(row, principal),
+        "subject": message.subject if message else "",
+        # The text (and its links) of an e-mail that was kept instead of sent, so that someone
+        # can act on it; in demo mode of every e-mail.
+        "text": message.text if message and full_text else "",
+        "links": outbox.links(message.text) if message and full_text else [],
+    }
+
+
+@router.get("/admin/outbox")
+def outbox_page(request: Request, db: DbSession, principal: StaffUser) -> Response:
+    """Outgoing messages: what was sent, what waits, what failed (and why), what was kept."""
+    try:
+        rows = outbox.visible(db, actor=principal)
+    except PermissionDenied:
+        raise HTTPException(403, t(request, FORBIDDEN)) from None
+    settings = settings_of(request)
+    return render(
+        request,
+        "admin_outbox.html",
+        {
+            "active": "admin",
+            "messages": [
+                _shown(r, principal, full_text=r.status == "logged" or settings.demo) for r in rows
+            ],
+            "status_names": OUTBOX_STATUS,
+            "smtp_set": bool(settings.smtp_host),
+            "error": None,
+        },
+    )
+
+
+@router.post("/admin/outbox/{message_id}/retry")
+def outbox_retry(
+    request: Request,
+    message_id: Id,
+    db: DbSession,
+    principal: StaffUser,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Try a failed message again now."""
+    check_form(request, csrf_token)
+    try:
+        outbox.retry(db, actor=principal, message_id=message_id)
+    except LookupError:
+        raise HTTPException(404) from None
+    except outbox.NotRetried:
+        raise HTTPException(409, t(request, NOT_FAILED)) from None
+    return redirect(request, "/admin/outbox")

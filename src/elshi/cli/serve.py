@@ -106,6 +106,7 @@ def _serve(
         jobs.enqueue("schedule_due_sources")
         jobs.enqueue("publish_due")  # and settle publications a stopped worker left
         jobs.enqueue("crisis_tick_now")  # and crisis deliveries
+        jobs.enqueue("deliver_outbox")  # and messages stored while no queue took them
     if not web:
         assert consumer is not None
         console.print(f"worker running ({workers} threads, scheduler on); Ctrl+C stops")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -18,7 +18,6 @@ from elshi.accounts.signin import SignIn
 from elshi.consulate import documents, service
 from elshi.consulate.models import Citizen, Document, Message, ServiceRequest, ServiceType
 from elshi.consulate.scan import ScannerUnavailable
-from elshi.notify import email as mail
 from elshi.plugins import pick_scanner
 from elshi.settings import Settings
 from elshi.web import i18n
@@ -81,37 +80,14 @@ def _link(settings: Settings, path: str, **query: str) -> str:
 # ---------------------------------------------------------------------------- delivery
 
 
-def _email(to: str, subject: str, text: str) -> notify.Message:
-    return notify.Message(medium="email", to=to, subject=subject, text=text)
-
-
-def send_now(settings: Settings, email: notify.Message) -> bool:
-    """Send one e-mail (timeout 20 s); return False, and log, when no SMTP server is set."""
-    if not mail.configured(settings):
-        log.warning(
-            "e-mail to %s not sent: ELSHI_SMTP_HOST is not set", accounts.mask_email(email.to)
-        )
-        return False
-    mail.send(email, settings, timeout=20)
-    log.info("e-mail sent to %s", accounts.mask_email(email.to))
-    return True
-
-
-def deliver(settings: Settings, emails: Iterable[notify.Message], runtime: Any = None) -> int:
-    """Send e-mails after the change is committed: through the queue when one runs, else now."""
-    sent = 0
-    for email in emails:
-        try:
-            if runtime is not None:
-                from elshi import jobs
-
-                jobs.enqueue("send_consular_email", email.as_dict())
-            else:
-                send_now(settings, email)
-            sent += 1
-        except Exception as exc:  # a mail failure must not undo the change
-            log.error("e-mail to %s failed: %s", accounts.mask_email(email.to), type(exc).__name__)
-    return sent
+def _email(
+    db: Session, to: str, subject: str, text: str, *, mission_id: int | None = None
+) -> notify.Message:
+    """Put an e-mail in the outbox, in the transaction of the change it tells about; it is
+    sent after the commit (elshi.notify.outbox). `mission_id`: whose admins see it there."""
+    message = notify.Message(medium="email", to=to, subject=subject, text=text)
+    row = notify.enqueue(db, message, mission_id=mission_id)
+    return replace(message, key=row.key)
 
 
 # ---------------------------------------------------------------------------- accounts
@@ -164,6 +140,7 @@ def _taken_email(*, db: Session, settings: Settings, email: str) -> notify.Messa
     if owner.email_verified_at is None:
         return verification_email(db=db, settings=settings, citizen=owner)
     return _email(
+        db,
         owner.email,
         _t(owner, TAKEN_SUBJECT),
         _t(
@@ -183,6 +160,7 @@ def verification_email(*, db: Session, settings: Settings, citizen: Citizen) -> 
     )
     link = _link(settings, "/consulate/verify", token=token)
     return _email(
+        db,
         citizen.email,
         _t(citizen, VERIFY_SUBJECT),
         _t(citizen, VERIFY_BODY, name=citizen.name, link=link),
@@ -209,6 +187,7 @@ def request_reset(*, db: Session, settings: Settings, email: str) -> notify.Mess
     accounts.audit(db=db, action="citizen.reset_asked", object_type="citizen", object_id=citizen.id)
     link = _link(settings, "/consulate/reset", token=token)
     return _email(
+        db,
         citizen.email,
         _t(citizen, RESET_SUBJECT),
         _t(citizen, RESET_BODY, name=citizen.name, link=link),
@@ -356,6 +335,7 @@ def status_email(
     kind = db.get(ServiceType, request.service_type_id)
     status = _t(citizen, service.STATUS_NAMES[request.status])
     return _email(
+        db,
         citizen.email,
         _t(citizen, STATUS_SUBJECT, reference=request.reference, status=status),
         _t(
@@ -368,6 +348,7 @@ def status_email(
             note=f"\n{note}\n" if note else "",
             link=_link(settings, f"/consulate/requests/{request.id}"),
         ),
+        mission_id=request.mission_id,
     )
 
 
@@ -428,6 +409,7 @@ def staff_message(
     )
     citizen = service.get_citizen(db=db, citizen_id=request.citizen_id)
     email = _email(
+        db,
         citizen.email,
         _t(citizen, MESSAGE_SUBJECT, reference=request.reference),
         _t(
@@ -437,6 +419,7 @@ def staff_message(
             reference=request.reference,
             link=_link(settings, f"/consulate/requests/{request.id}"),
         ),
+        mission_id=request.mission_id,
     )
     return row, email
 
@@ -536,10 +519,11 @@ def retention(settings: Settings) -> service.Retention:
 
 
 def remind_stays(*, db: Session, settings: Settings) -> list[notify.Message]:
-    """Mark the stays due a reminder as reminded and return the e-mails asking to confirm them.
+    """Mark the stays due a reminder as reminded and put the e-mails asking to confirm them
+    in the outbox; return them.
 
-    The caller commits, then delivers: a stay is never reminded twice for the same reason,
-    and an e-mail that cannot be delivered is retried by the queue.
+    Both are stored by the caller's commit: a stay is never reminded twice for the same
+    reason, and its e-mail is sent (and retried) from the outbox.
     """
     now = accounts.utcnow()
     rows = service.stays_to_remind(
@@ -557,6 +541,7 @@ def remind_stays(*, db: Session, settings: Settings) -> list[notify.Message]:
         values = {"city": row.city, "arrive": row.arrive_on.isoformat()}
         emails.append(
             _email(
+                db,
                 citizen.email,
                 _t(citizen, STAY_SUBJECT, **values),
                 _t(
@@ -567,6 +552,7 @@ def remind_stays(*, db: Session, settings: Settings) -> list[notify.Message]:
                     link=_link(settings, "/consulate/home") + "#stays",
                     **values,
                 ),
+                mission_id=row.mission_id,
             )
         )
     db.flush()

@@ -11,12 +11,15 @@ from elshi.notify import Message
 log = logging.getLogger(__name__)
 
 
-@task(retries=5, retry_delay=60)
-def send_consular_email(message: dict[str, Any]) -> bool:
-    """Send one e-mail (retried when the SMTP server is down)."""
-    from elshi.consulate.flows import send_now
+@task()
+def send_consular_email(message: dict[str, Any]) -> int:
+    """Put an e-mail queued by an earlier version of elshi in the outbox, which sends it."""
+    from elshi.notify import enqueue
 
-    return send_now(runtime().settings, Message.from_dict(message))
+    with runtime().db.session() as s:
+        row = enqueue(s, Message.from_dict(message))
+        s.flush()
+        return row.id
 
 
 @periodic(crontab(minute="17", hour="3"))
@@ -34,12 +37,10 @@ def purge_consulate() -> dict[str, int]:
 @periodic(crontab(minute="40", hour="8"))
 def remind_stays() -> int:
     """Ask citizens, every morning, to confirm or end stays that end soon or went unconfirmed."""
-    from elshi.consulate.flows import deliver
     from elshi.consulate.flows import remind_stays as due_reminders
 
     rt = runtime()
     with rt.db.session() as s:
         emails = due_reminders(db=s, settings=rt.settings)
-    sent = deliver(rt.settings, emails, rt)
-    log.info("stay reminders: %d of %d queued", sent, len(emails))
-    return sent
+    log.info("stay reminders: %d put in the outbox", len(emails))
+    return len(emails)

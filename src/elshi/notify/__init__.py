@@ -1,18 +1,42 @@
 """The delivery layer: every message elshi sends to a person or a system goes through here.
 
 One module per medium (email, telegram, sms, push, webhook), each with a Sender that keeps
-its connection for many messages and a `send(message, settings)` for one. Callers keep
-their own bookkeeping (delivery rows, retries, escalation); a failure is a SendError.
+its connection for many messages and a `send(message, settings)` for one; a failure is a
+SendError. A message caused by a change is put in the outbox with `enqueue(session, message)`,
+in the change's transaction, and sent from there (elshi.notify.outbox). Crisis broadcasts,
+alerts and newsletters keep delivery rows of their own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session
 
 from elshi.notify.message import MEDIA, Attachment, Message, Sender, SendError
 from elshi.settings import Settings
 
-__all__ = ["MEDIA", "Attachment", "Message", "SendError", "Sender", "open_sender", "send"]
+if TYPE_CHECKING:
+    from elshi.notify.models import OutboxMessage
+
+__all__ = [
+    "MEDIA",
+    "Attachment",
+    "Message",
+    "SendError",
+    "Sender",
+    "enqueue",
+    "open_sender",
+    "send",
+]
+
+
+def enqueue(s: Session, message: Message, *, mission_id: int | None = None) -> OutboxMessage:
+    """Put a message in the outbox in the caller's transaction; it is sent after the commit."""
+    from elshi.notify import outbox
+
+    return outbox.enqueue(s, message, mission_id=mission_id)
 
 
 def open_sender(medium: str, settings: Settings) -> Sender:

@@ -288,6 +288,10 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/admin/grants/{grant_id}/revoke"): staff("users.manage", "object"),
     ("POST", "/admin/sources"): staff("sources.manage", "mission", "no mission: at headquarters"),
     ("POST", "/admin/sources/{source_id}/toggle"): staff("sources.manage", "object"),
+    ("GET", "/admin/outbox"): staff(
+        "users.manage", "list", "outgoing messages of the caller's missions (at headquarters: all)"
+    ),
+    ("POST", "/admin/outbox/{message_id}/retry"): staff("users.manage", "object"),
 }
 
 

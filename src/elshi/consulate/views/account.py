@@ -30,7 +30,6 @@ from elshi.consulate.views.common import (
     _page,
     _problems,
     _safe_next,
-    _send,
     _session_key,
     _with_session,
     current_citizen,
@@ -132,7 +131,6 @@ def signup(
         invalid=lambda exc: _page(
             request, "signup.html", 400, values=values, errors=_problems(request, exc)
         ),
-        deliver=lambda result: _send(request, [mail for mail in result[1:] if mail is not None]),
         done=lambda _: _back("/consulate/login", "check_mail"),
     )
 
@@ -208,7 +206,6 @@ def login(
         csrf_token,
         change,
         expired=lambda: again(FORM_EXPIRED, 400),
-        deliver=lambda outcome: _send(request, [outcome[1]]) if outcome[1] else None,
         done=done,
     )
 
@@ -310,7 +307,6 @@ def reset(
             csrf_token,
             lambda: flows.request_reset(db=db, settings=settings_of(request), email=email),
             expired=expired,
-            deliver=lambda mail: _send(request, [mail]) if mail is not None else None,
             done=lambda _: _back("/consulate/login", "reset_sent"),
         )
 

@@ -22,7 +22,6 @@ from elshi.consulate.views.common import (
     _not_found,
     _page,
     _problems,
-    _send,
     _t,
     router,
 )
@@ -238,7 +237,6 @@ async def save_answers(
                 db=db, settings=settings_of(request), citizen_id=citizen.id, request_id=request_id
             ),
             invalid=lambda exc: _request_again(request, db, citizen, request_id, exc),
-            deliver=lambda mail: _send(request, [mail]),
             done=lambda _: _back(f"/consulate/requests/{request_id}", "submitted"),
         )
 

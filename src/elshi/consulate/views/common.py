@@ -15,9 +15,8 @@ from sqlalchemy.orm import Session
 
 from elshi import crypto
 from elshi.accounts.service import PermissionDenied
-from elshi.consulate import documents, flows, service
+from elshi.consulate import documents, service
 from elshi.consulate.models import Citizen
-from elshi.notify import Message as Email
 from elshi.settings import Settings
 from elshi.web.actions import Refusal, handle_form
 from elshi.web.deps import get_db
@@ -210,10 +209,6 @@ def _staff_expired(request: Request) -> Response:
 
 def _staff_not_found(request: Request) -> Response:
     return _page(request, "message.html", 404, message=NOT_FOUND)
-
-
-def _send(request: Request, emails: list[Email]) -> None:
-    flows.deliver(settings_of(request), emails, request.app.state.runtime)
 
 
 def _lifetime(request: Request) -> timedelta:

@@ -21,7 +21,6 @@ from elshi.consulate.views.common import (
     _officer_form,
     _officer_page,
     _problems,
-    _send,
     _staff_not_found,
     staff,
 )
@@ -203,7 +202,6 @@ def officer_action(
         csrf_token,
         change,
         invalid=refused,
-        deliver=lambda mail: _send(request, [mail]),
         done=lambda _: _back(f"/consular/requests/{request_id}", actions[action][1]),
     )
 
