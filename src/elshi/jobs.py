@@ -8,6 +8,9 @@ through the tasks; each stage's task queues the stages after it with `pass_on`.
 from __future__ import annotations
 
 import logging
+import signal
+import threading
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +122,8 @@ class Runtime:
         self.huey = huey
         self.db = db or Database(settings)
         self.tasks: dict[str, TaskWrapper] = {}
+        #: Set when this process's worker is asked to stop: long tasks end at a safe point.
+        self.stop_flag: Any = threading.Event()
 
 
 _RUNTIME: Runtime | None = None
@@ -183,9 +188,26 @@ def enqueue(name: str, *args: Any, **kwargs: Any) -> Result | None:
     return wrapper(*args, **kwargs)
 
 
+def stopping() -> bool:
+    """Return True once this process's worker has been asked to stop.
+
+    A task that works through many items (a crisis batch) checks this between items and
+    returns early, leaving what it did not start for the next worker."""
+    return _RUNTIME is not None and bool(_RUNTIME.stop_flag.is_set())
+
+
+def wait_unless_stopping(seconds: float) -> bool:
+    """Sleep up to `seconds`, waking at once when the worker is asked to stop; return
+    True when it was (the caller then stops)."""
+    if _RUNTIME is None:
+        time.sleep(seconds)
+        return False
+    return bool(_RUNTIME.stop_flag.wait(seconds))
+
+
 def consumer(rt: Runtime, *, workers: int = 2, periodic: bool = True) -> Any:
     """Return a huey consumer for this runtime (threads; scheduler on when periodic)."""
-    return rt.huey.create_consumer(
+    c = rt.huey.create_consumer(
         workers=workers,
         worker_type="thread",
         periodic=periodic,
@@ -193,6 +215,76 @@ def consumer(rt: Runtime, *, workers: int = 2, periodic: bool = True) -> Any:
         initial_delay=0.1,
         max_delay=1.0,
     )
+    rt.stop_flag = c.stop_flag
+    return c
+
+
+#: Signals that stop a worker gracefully: systemd and Docker send SIGTERM, a terminal SIGINT.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def stop_consumer(c: Any, *, grace: float) -> bool:
+    """Ask the consumer's threads to stop and wait up to `grace` seconds for running tasks
+    to finish; return True when all did (a task still running is abandoned)."""
+    c.stop_flag.set()
+    deadline = time.monotonic() + grace
+    threads = [t for _, t in c.worker_threads] + [c.scheduler]
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    alive = [t for t in threads if t.is_alive()]
+    if alive:
+        log.warning(
+            "worker: %d task(s) still running after %.0f s; stopping without them",
+            len(alive),
+            grace,
+        )
+        c.huey.notify_interrupted_tasks()
+        return False
+    return True
+
+
+def run_consumer(c: Any, *, grace: float, health_interval: float = 10.0) -> int | None:
+    """Run the consumer in this (main) thread until a signal stops it; return the signal.
+
+    SIGTERM and SIGINT stop gracefully: no new task starts, tasks that check `stopping()`
+    end at their next safe point, and running tasks get up to `grace` seconds before the
+    process goes on without them. A second SIGTERM or SIGINT stops at once. SIGHUP stops
+    the same way, then starts the worker again with the same command line.
+    """
+    got: list[int] = []
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if got:
+            raise KeyboardInterrupt  # asked twice: stop now
+        got.append(signum)  # only a note: taking a lock here could deadlock the main thread
+
+    c.start()  # huey sets its own handlers here; elshi's replace them
+    for sig in (*STOP_SIGNALS, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    try:
+        checked = time.monotonic()
+        while not got:
+            time.sleep(0.1)
+            if time.monotonic() - checked >= health_interval:
+                c.check_worker_health()
+                checked = time.monotonic()
+        name = signal.Signals(got[0]).name
+        log.info("worker: %s received; finishing running tasks (up to %.0f s)", name, grace)
+        stop_consumer(c, grace=grace)
+    except KeyboardInterrupt:
+        log.warning("worker: asked again; stopping now")
+        c.stop_flag.set()
+        c.huey.notify_interrupted_tasks()
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    if got and got[0] == signal.SIGHUP:
+        from elshi.settings import start_again
+
+        log.info("worker: starting again")
+        start_again()
+    return got[0] if got else None
 
 
 __all__ = [
@@ -208,5 +300,9 @@ __all__ = [
     "following",
     "pass_on",
     "periodic",
+    "run_consumer",
+    "stop_consumer",
+    "stopping",
     "task",
+    "wait_unless_stopping",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -60,6 +61,14 @@ class Settings(BaseSettings):
     queue_immediate: bool = Field(
         default=False,
         description="Run queued tasks at once in the calling process (tests, one-off scripts).",
+    )
+    worker_grace_seconds: float = Field(
+        default=25.0,
+        ge=0,
+        le=3600,
+        description="Seconds a worker told to stop (SIGTERM, SIGINT) gives running tasks to "
+        "finish before it exits without them. Keep it below the stop timeout of systemd "
+        "(TimeoutStopSec) or Docker (docker stop -t, stop_grace_period).",
     )
     secret_key: str = Field(
         default=DEFAULT_SECRET,
@@ -576,18 +585,31 @@ def hide_secrets(*, reexec: bool = False) -> None:
         return
     _taken.update(found)
     if reexec and os.name == "posix" and getattr(sys, "orig_argv", None):
+        # Cannot start again: go on with the keys out of os.environ only.
+        with contextlib.suppress(OSError):
+            start_again()
+
+
+def start_again() -> None:
+    """Replace this process with the same command line; the secret keys it took out of its
+    environment go over through an inherited pipe, never the environment. Returns only by
+    raising OSError when the new program cannot start."""
+    read = None
+    if _taken:
         read, write = os.pipe()
         os.write(write, json.dumps(_taken).encode())
         os.close(write)
         os.set_inheritable(read, True)
         os.environ[_HANDOVER_FD] = str(read)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        try:
-            os.execv(sys.executable, sys.orig_argv)
-        except OSError:  # cannot start again: go on with the keys out of os.environ only
-            os.environ.pop(_HANDOVER_FD, None)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execv(sys.executable, sys.orig_argv)
+    except OSError:
+        os.environ.pop(_HANDOVER_FD, None)
+        if read is not None:
             os.close(read)
+        raise
 
 
 def _format_error(exc: ValidationError) -> str:

@@ -259,7 +259,7 @@ def test_sms_gateway_errors_retry_with_backoff_and_idempotency_key(
     gateways.fail("sms", "500")
     gateways.fail("sms", "429")
     out = flows.deliver(db, settings, broadcast_id=bid, channel="sms")
-    assert out == {"sent": 1, "failed": 0, "retry": 2, "skipped": 0}
+    assert out == {"sent": 1, "failed": 0, "retry": 2, "skipped": 0, "unknown": 0}
     with db.session() as s:
         waiting = s.scalars(select(Delivery).where(Delivery.status == "pending")).all()
         assert len(waiting) == 2 and all(d.due_at > utcnow() for d in waiting)

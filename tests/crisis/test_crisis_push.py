@@ -186,7 +186,7 @@ def test_web_push_is_encrypted_for_each_browser_and_vapid_signed(
         counts = service.send(db=s, actor=t.officer2, broadcast_id=bid)
     assert counts["push"] == 3
     out = flows.deliver(db, settings, broadcast_id=bid, channel="push")
-    assert out == {"sent": 2, "failed": 1, "retry": 0, "skipped": 0}
+    assert out == {"sent": 2, "failed": 1, "retry": 0, "skipped": 0, "unknown": 0}
     assert push_service.refused == ["gone"]
     got = sorted(push_service.received, key=lambda r: r["to"])
     assert [r["to"] for r in got] == ["browser0", "browser1"]

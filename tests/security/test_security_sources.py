@@ -682,7 +682,7 @@ def test_finding_03_worker_does_not_post_to_a_stored_loopback_endpoint(
     with db.session() as s:
         assert crisis.send(db=s, actor=t.officer2, broadcast_id=bid)["push"] == 1
     out = crisis_flows.deliver(db, settings, broadcast_id=bid, channel="push")
-    assert out == {"sent": 0, "failed": 1, "retry": 0, "skipped": 0}
+    assert out == {"sent": 0, "failed": 1, "retry": 0, "skipped": 0, "unknown": 0}
     assert server.seen == []
     with db.session() as s:
         row = s.scalars(select(Delivery).where(Delivery.channel == "push")).one()

@@ -109,8 +109,11 @@ def _serve(
         jobs.enqueue("deliver_outbox")  # and messages stored while no queue took them
     if not web:
         assert consumer is not None
-        console.print(f"worker running ({workers} threads, scheduler on); Ctrl+C stops")
-        consumer.run()
+        console.print(
+            f"worker running ({workers} threads, scheduler on); Ctrl+C or SIGTERM stops "
+            f"after running tasks finish (up to {settings.worker_grace_seconds:g} s)"
+        )
+        jobs.run_consumer(consumer, grace=settings.worker_grace_seconds)
         return
     from elshi.app import create_app
 
@@ -122,7 +125,7 @@ def _serve(
         uvicorn.run(api, host=settings.host, port=settings.port, log_level="warning")
     finally:
         if consumer is not None:
-            consumer.stop(graceful=True)
+            jobs.stop_consumer(consumer, grace=settings.worker_grace_seconds)
 
 
 def serve(

@@ -1,6 +1,7 @@
 """Crisis side effects: deliver queued messages per channel (e-mail, Telegram, SMS, web push,
-all through elshi.notify), with claim-before-send, rate limits, retries with backoff,
-and the reconciliation of deliveries a stopped worker left "sending".
+all through elshi.notify), with claim-before-send (one row at a time, so a stopped worker
+leaves at most the row it was sending), rate limits, retries with backoff, and the
+reconciliation of deliveries a stopped worker left "sending".
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, select, update
 
-from elshi import crypto, notify
+from elshi import crypto, jobs, notify
 from elshi.crisis import service
 from elshi.crisis.models import Broadcast, Crisis, Delivery, Recipient
 from elshi.db import Database, utcnow
@@ -92,32 +93,40 @@ def compose(
     )
 
 
-CLAIM = 20
-
-
-def _claim(db: Database, ids: list[int], now: datetime) -> set[int]:
-    """Claim pending rows (one UPDATE ... RETURNING): only one worker can win each row."""
+def _claim(
+    db: Database, delivery_id: int, now: datetime, done: tuple[int, dict[str, Any]] | None
+) -> bool:
+    """Record the last send's outcome and claim the next row (pending -> sending), in one
+    transaction; return True when this worker won the row (only one can)."""
     with db.engine.begin() as conn:
+        if done is not None:
+            _record(conn, *done)
         won = conn.execute(
             update(Delivery)
-            .where(Delivery.id.in_(ids), Delivery.status == "pending")
+            .where(
+                Delivery.id == delivery_id,
+                Delivery.status == "pending",
+                Delivery.due_at <= now,
+            )
             .values(status="sending", claimed_at=now, attempts=Delivery.attempts + 1)
             .returning(Delivery.id)
-        )
-        return {int(r[0]) for r in won}
+        ).first()
+        return won is not None
 
 
-def _settle(db: Database, outcomes: list[tuple[int, dict[str, Any]]]) -> None:
-    """Record the outcomes of a claimed chunk in one transaction."""
-    if not outcomes:
-        return
-    with db.engine.begin() as conn:
-        for delivery_id, values in outcomes:
-            conn.execute(
-                update(Delivery)
-                .where(Delivery.id == delivery_id, Delivery.status == "sending")
-                .values(**values)
-            )
+def _record(conn: Any, delivery_id: int, values: dict[str, Any]) -> None:
+    conn.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.status == "sending")
+        .values(**values)
+    )
+
+
+def _settle(db: Database, done: tuple[int, dict[str, Any]] | None) -> None:
+    """Record the outcome of a send in its own transaction."""
+    if done is not None:
+        with db.engine.begin() as conn:
+            _record(conn, *done)
 
 
 def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
@@ -132,11 +141,15 @@ def deliver(
 ) -> dict[str, int]:
     """Send up to `limit` due deliveries of one broadcast on one channel.
 
-    Rows are claimed in small chunks (pending -> sending, one UPDATE that only one worker can
-    win) before the channel is called, then marked sent, failed, or pending again with a later
-    due time. A worker stopped mid-chunk leaves its rows "sending": they become "unknown".
+    Each row is claimed right before its send (pending -> sending, an UPDATE only one
+    worker can win) and its outcome recorded with the next claim: sent, failed, pending
+    again with a later due time, or unknown when the request left and no answer came. So a
+    row is "sending" only while its send may be under way: a worker that stops (or is
+    killed) leaves at most that one row, which becomes "unknown"; every row it had not
+    started stays pending for the next worker. Asked to stop (SIGTERM), the worker finishes
+    the send under way and returns before claiming the next row.
     """
-    out = {"sent": 0, "failed": 0, "retry": 0, "skipped": 0}
+    out = {"sent": 0, "failed": 0, "retry": 0, "skipped": 0, "unknown": 0}
     now = utcnow()
     with db.session() as s:
         b = s.get(Broadcast, broadcast_id)
@@ -161,45 +174,47 @@ def deliver(
             if channel == "push"
             else {}
         )
-    if not rows:
+    if not rows or jobs.stopping():
         return out
     sender = open_sender(settings, channel)
     rate = _rate(settings, channel)
     gap = 1.0 / rate if rate > 0 else 0.0
     last = 0.0
+    #: The outcome of the last send, recorded with the next claim (one transaction a send).
+    done: tuple[int, dict[str, Any]] | None = None
     try:
-        for start in range(0, len(rows), CLAIM):
-            chunk = rows[start : start + CLAIM]
-            won = _claim(db, [r[0] for r in chunk], utcnow())
-            out["skipped"] += len(chunk) - len(won)
-            outcomes: list[tuple[int, dict[str, Any]]] = []
-            try:
-                for delivery_id, attempts, recipient in chunk:
-                    if delivery_id not in won:
-                        continue
-                    if gap:
-                        wait = last + gap - time.monotonic()
-                        if wait > 0:
-                            time.sleep(wait)
-                        last = time.monotonic()
-                    push_to = json.dumps(subs[recipient.citizen_id]) if subs else ""
-                    outcomes.append(
-                        _send_one(
-                            settings,
-                            sender,
-                            channel,
-                            crisis,
-                            messages,
-                            out,
-                            delivery_id,
-                            attempts,
-                            recipient,
-                            push_to,
-                        )
-                    )
-            finally:
-                _settle(db, outcomes)
+        for delivery_id, attempts, recipient in rows:
+            if jobs.stopping():
+                break
+            if gap:
+                wait = last + gap - time.monotonic()
+                if wait > 0:
+                    _settle(db, done)  # not left "sending" while waiting
+                    done = None
+                    if jobs.wait_unless_stopping(wait):
+                        break
+                last = time.monotonic()
+            won = _claim(db, delivery_id, utcnow(), done)
+            done = None
+            if not won:
+                out["skipped"] += 1
+                continue
+            sub = subs.get(recipient.citizen_id)
+            push_to = json.dumps(sub) if sub else ""
+            done = _send_one(
+                settings,
+                sender,
+                channel,
+                crisis,
+                messages,
+                out,
+                delivery_id,
+                attempts,
+                recipient,
+                push_to,
+            )
     finally:
+        _settle(db, done)
         sender.close()
     return out
 
@@ -217,22 +232,28 @@ def _send_one(
     push_to: str = "",
 ) -> tuple[int, dict[str, Any]]:
     """Send one claimed delivery; return the row's new values."""
-    msg = compose(
-        settings,
-        channel=channel,
-        crisis=crisis,
-        messages=messages,
-        delivery_id=delivery_id,
-        recipient=recipient,
-        push_to=push_to,
-    )
+    try:
+        msg = compose(
+            settings,
+            channel=channel,
+            crisis=crisis,
+            messages=messages,
+            delivery_id=delivery_id,
+            recipient=recipient,
+            push_to=push_to,
+        )
+    except Exception as exc:  # nothing left: the message could not be made
+        log.error("crisis delivery %d: cannot compose: %s", delivery_id, exc)
+        out["failed"] += 1
+        return delivery_id, {"status": "failed", "error": f"cannot compose: {exc}"[:500]}
     try:
         external = sender.send(msg)
     except SendError as exc:
         if exc.kind == "unsure":
-            # The request left and no answer came: the row stays "sending" and becomes
-            # "unknown" (never sent again on this channel), as a stopped worker's rows do.
-            raise
+            # The request left and no answer came: the person may have it, so it is never
+            # sent again on this channel (escalation takes over). The rest of the batch goes on.
+            out["unknown"] += 1
+            return delivery_id, {"status": "unknown", "error": str(exc)[:500]}
         tries = attempts + 1
         if exc.retry and tries < settings.crisis_max_attempts:
             due = utcnow() + timedelta(seconds=backoff_seconds(tries, exc.retry_after))

@@ -5,16 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from elshi.crisis import flows
-from elshi.jobs import crontab, enqueue, periodic, runtime, task
+from elshi.jobs import crontab, enqueue, periodic, runtime, stopping, task
 
 
 @task()
 def crisis_deliver(broadcast_id: int, channel: str) -> dict[str, int]:
-    """Send one batch of a broadcast on one channel; queue the next batch while some are due."""
+    """Send one batch of a broadcast on one channel; queue the next batch while some are due
+    (a worker asked to stop ends the batch after the send under way)."""
     rt = runtime()
     out = flows.deliver(rt.db, rt.settings, broadcast_id=broadcast_id, channel=channel)
-    progressed = out["sent"] or out["failed"] or out["skipped"] or out["retry"]
-    if progressed and (broadcast_id, channel) in flows.due_batches(rt.db):
+    progressed = any(out.values())
+    # A stopping worker queues nothing: the next one finds what is due when it starts.
+    if progressed and not stopping() and (broadcast_id, channel) in flows.due_batches(rt.db):
         enqueue("crisis_deliver", broadcast_id, channel)
     return out
 
