@@ -84,7 +84,7 @@ def drop_database(url: str) -> None:
 def bench_queue(url: str, people: int) -> tuple[int, list[int]]:
     """Populate, then time create + approve + send; return the crisis id and recipient ids."""
     from sqlalchemy import select
-    from tests.crisis_support import MESSAGES, populate, team
+    from tests.crisis.support import MESSAGES, populate, team
 
     from elshi.crisis import service
     from elshi.crisis.models import Recipient
