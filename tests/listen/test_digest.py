@@ -104,6 +104,7 @@ def test_digest_pdf_and_email(db: Database, settings: Settings, mission: str) ->
         conf = load_settings(
             **{**settings.model_dump(), "smtp_host": "127.0.0.1", "smtp_port": port}
         )
+        db.settings = conf  # the outbox sends with the database's settings
         first = flows.make_and_send(db, settings=conf, mission_slug="beijing", lang="ru", day=DAY)
         again = flows.make_and_send(db, settings=conf, mission_slug="beijing", lang="ru", day=DAY)
     assert (
@@ -118,6 +119,36 @@ def test_digest_pdf_and_email(db: Database, settings: Settings, mission: str) ->
     assert pdf.startswith(b"%PDF") and len(pdf) > 5000
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(DigestRun)) == 1
+
+
+def test_a_digest_waits_in_the_outbox_while_mail_is_down(
+    db: Database, settings: Settings, mission: str
+) -> None:
+    from datetime import timedelta
+
+    from elshi.db import utcnow
+    from elshi.notify.models import OutboxMessage
+    from elshi.notify.outbox import deliver_due
+    from elshi.watch.matching import process_posts
+    from tests.workspace_helpers import free_port
+
+    process_posts(db)
+    down = {**settings.model_dump(), "smtp_host": "127.0.0.1", "smtp_port": free_port()}
+    db.settings = load_settings(**down)
+    out = flows.make_and_send(
+        db, settings=db.settings, mission_slug="beijing", lang="en", day=DAY, pdf=False
+    )
+    assert out["error"] is None and out["recipients"] == 1
+    with db.session() as s:
+        row = s.scalars(select(OutboxMessage)).one()
+        assert row.status == "pending" and row.attempts == 1 and row.last_error
+        row.next_attempt_at = utcnow() - timedelta(seconds=1)
+        assert s.scalar(select(func.count()).select_from(DigestRun)) == 1  # made, once
+    with smtp_server() as (port, inbox):
+        db.settings = load_settings(**{**down, "smtp_port": port})
+        assert deliver_due(db, settings=db.settings)["sent"] == 1
+    (msg,) = inbox.messages
+    assert msg["To"] == "ambassador@example.org" and "Beijing" in msg["Subject"]
 
 
 def test_failed_digest_is_tried_again(db: Database, settings: Settings, mission: str) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from elshi import notify
 from elshi.db import Database
 from elshi.digest import service
 from elshi.digest.models import DigestRun
@@ -90,12 +91,10 @@ def digest_text(digest: service.Digest) -> str:
     return "\n".join(lines)
 
 
-def send_digest(
-    digest: service.Digest, *, settings: Settings, to: list[str], pdf: bytes | None
-) -> None:
-    """E-mail a digest (HTML body, PDF attached when given)."""
+def digest_message(digest: service.Digest, *, to: list[str], pdf: bytes | None) -> Message:
+    """Return the digest's e-mail (HTML body, PDF attached when given)."""
     name = f"elshi-digest-{digest.mission.slug}-{digest.day}-{digest.lang}.pdf"
-    message = Message(
+    return Message(
         medium="email",
         to=", ".join(to),
         subject=subject(digest),
@@ -103,7 +102,13 @@ def send_digest(
         html=render_html(digest),
         attachments=(Attachment(name, "application/pdf", pdf),) if pdf else (),
     )
-    email.send(message, settings)
+
+
+def send_digest(
+    digest: service.Digest, *, settings: Settings, to: list[str], pdf: bytes | None
+) -> None:
+    """E-mail a digest now (the `elshi digest` command; the daily task uses the outbox)."""
+    email.send(digest_message(digest, to=to, pdf=pdf), settings)
 
 
 def make_and_send(
@@ -115,50 +120,41 @@ def make_and_send(
     day: date | None = None,
     pdf: bool = True,
 ) -> dict[str, object]:
-    """Make one mission's digest for a day and e-mail it to the mission's readers, once."""
+    """Make one mission's digest for a day and e-mail it to the mission's readers, once.
+
+    The e-mail goes into the outbox in the same transaction that records the digest as made,
+    so it is sent (and retried) even when the queue or the mail server is down for a while. A
+    digest whose PDF cannot be printed is not recorded: the next hour tries again.
+    """
     with db.session() as s:
         mission = service.get_mission(db=s, slug=mission_slug)
         when = day or service.latest_day(db=s, mission_id=mission.id)
+        out: dict[str, object] = {"mission": mission_slug, "lang": lang, "day": str(when)}
+        made = s.scalar(
+            select(DigestRun.id).where(
+                DigestRun.mission_id == mission.id, DigestRun.lang == lang, DigestRun.day == when
+            )
+        )
+        if made is not None:
+            return out | {"skipped": "already made"}
         digest = service.build(db=s, mission=mission, day=when, lang=lang)
         to = service.readers(db=s, mission_id=mission.id)
+        mission_id = mission.id
+    try:
+        attached = render_pdf(render_html(digest), settings=settings) if pdf and to else None
+    except PdfError as exc:
+        log.warning("digest %s/%s/%s failed: %s", mission_slug, lang, when, exc)
+        return out | {"recipients": len(to), "error": str(exc)}
+    with db.session() as s:
         try:
             with s.begin_nested():
-                run = DigestRun(mission_id=mission.id, lang=lang, day=when, recipients=len(to))
-                s.add(run)
+                s.add(DigestRun(mission_id=mission_id, lang=lang, day=when, recipients=len(to)))
                 s.flush()
-        except IntegrityError:
-            return {
-                "mission": mission_slug,
-                "lang": lang,
-                "day": str(when),
-                "skipped": "already made",
-            }
-        run_id = run.id
-    error = None
-    try:
-        if to and email.configured(settings):
-            send_digest(
-                digest,
-                settings=settings,
-                to=to,
-                pdf=render_pdf(render_html(digest), settings=settings) if pdf else None,
-            )
-    except (SendError, PdfError) as exc:
-        error = str(exc)
-        log.warning("digest %s/%s/%s failed: %s", mission_slug, lang, when, exc)
-    with db.session() as s:
-        row = s.get(DigestRun, run_id)
-        if row is not None:
-            row.error = error
-        if error:
-            s.delete(row)  # not made: the next hour tries again
-    return {
-        "mission": mission_slug,
-        "lang": lang,
-        "day": str(when),
-        "recipients": len(to),
-        "error": error,
-    }
+        except IntegrityError:  # another worker made it meanwhile
+            return out | {"skipped": "already made"}
+        if to:
+            notify.enqueue(s, digest_message(digest, to=to, pdf=attached), mission_id=mission_id)
+    return out | {"recipients": len(to), "error": None}
 
 
 def daily(db: Database, *, settings: Settings) -> list[dict[str, object]]:
