@@ -145,3 +145,27 @@ def test_bad_updates_and_links_change_nothing(
 def test_no_link_is_offered_without_a_bot(settings: Settings) -> None:
     assert telegram.link_url(settings.model_copy(update={"telegram_bot_username": ""}), 1) is None
     assert telegram.read_token(settings, telegram.link_token(settings, 77)) == 77
+
+
+def test_a_reply_the_bot_api_refuses_waits_in_the_outbox(
+    client: TestClient, db: Database, bot: PlatformServer, settings: Settings
+) -> None:
+    from datetime import timedelta
+
+    from elshi.db import utcnow
+    from elshi.notify.models import OutboxMessage
+    from elshi.notify.outbox import deliver_due
+
+    with db.session() as s:
+        citizen(s, "tg2@example.org")
+    bot.fail("telegram", "500")
+    stopped = _hook(client, _update("/stop", chat_id=5151, lang="kk"))
+    assert stopped.status_code == 200 and stopped.json()["outcome"] == "stopped"
+    assert not [p for p in bot.posts["telegram"] if p["chat_id"] == "5151"]
+    with db.session() as s:
+        row = s.scalars(select(OutboxMessage).where(OutboxMessage.channel == "telegram")).one()
+        assert row.status == "pending" and row.attempts == 1
+        row.next_attempt_at = utcnow() - timedelta(seconds=1)
+    assert deliver_due(db, settings=settings)["sent"] == 1
+    (sent,) = [p for p in bot.posts["telegram"] if p["chat_id"] == "5151"]
+    assert sent["text"] == telegram.REPLIES["stopped"]["kk"]

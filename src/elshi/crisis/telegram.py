@@ -20,9 +20,9 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from elshi import crypto
+from elshi import crypto, notify
 from elshi.consulate.models import Citizen
-from elshi.notify import Message, SendError, telegram
+from elshi.notify import Message
 from elshi.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -142,12 +142,10 @@ def handle_update(db: Session, settings: Settings, update_: dict[str, Any]) -> H
     return Handled("linked", chat_id, citizen.lang if citizen.lang in REPLIES["linked"] else lang)
 
 
-def reply(settings: Settings, handled: Handled) -> None:
-    """Tell the chat what happened (best effort: a failed reply changes nothing stored)."""
+def reply(db: Session, settings: Settings, handled: Handled) -> None:
+    """Tell the chat what happened: the reply goes into the outbox with the change it reports,
+    so it is sent (and retried) after the commit, and not at all when the change rolls back."""
     if handled.outcome not in REPLIES or not handled.chat_id or not settings.telegram_bot_token:
         return
     text = REPLIES[handled.outcome].get(handled.lang, REPLIES[handled.outcome]["en"])
-    try:
-        telegram.send(Message(medium="telegram", to=handled.chat_id, text=text), settings)
-    except SendError as exc:
-        log.warning("Telegram reply failed: %s", exc)
+    notify.enqueue(db, Message(medium="telegram", to=handled.chat_id, text=text))

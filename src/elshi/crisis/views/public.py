@@ -345,10 +345,11 @@ async def telegram_webhook(request: Request) -> JSONResponse:
 
     def apply() -> telegram.Handled:
         with _db(request).session() as s:
-            return telegram.handle_update(s, settings, update)
+            handled = telegram.handle_update(s, settings, update)
+            telegram.reply(s, settings, handled)
+            return handled
 
     handled = await run_in_threadpool(apply)
-    await run_in_threadpool(telegram.reply, settings, handled)
     return JSONResponse({"ok": True, "outcome": handled.outcome})
 
 
