@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from elshi.nlp.folding import KK_CASE_ENDINGS
 from elshi.nlp.gazetteer import (
     Alias,
     EntityInfo,
@@ -71,39 +72,7 @@ _SENT_END = {".", "!", "?", "…"}
 _PUNCT = re.compile(r"^[^\w\s]+$")
 #: Kazakh endings stripped from the last word of a CRF find to guess its id; ambiguous short
 #: endings (-да, -на, -ны) are left alone because names end in them too (Астана, Мұхтар-ды...).
-_KK_ID_ENDINGS = tuple(
-    sorted(
-        (
-            "ның",
-            "нің",
-            "дың",
-            "дің",
-            "тың",
-            "тің",
-            "ға",
-            "ге",
-            "қа",
-            "ке",
-            "дан",
-            "ден",
-            "тан",
-            "тен",
-            "нан",
-            "нен",
-            "мен",
-            "бен",
-            "пен",
-            "дағы",
-            "дегі",
-            "тағы",
-            "тегі",
-            "ндағы",
-            "ндегі",
-        ),
-        key=len,
-        reverse=True,
-    )
-)
+_KK_ID_ENDINGS = tuple(sorted(KK_CASE_ENDINGS, key=len, reverse=True))
 
 
 @dataclass(slots=True)
