@@ -92,9 +92,18 @@ class Enricher(ABC):
     #: True for a slower enricher that the queue runs as its own batched job after the others,
     #: so new posts get language, sentiment and entities without waiting for it.
     queued_apart: ClassVar[bool] = False
+    #: The setting that names a Hugging Face model to use instead of the shipped one, if any.
+    hf_model_setting: ClassVar[str] = ""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings
+
+    @property
+    def hf_model(self) -> str:
+        """Return the Hugging Face model the settings name for this enricher ("": shipped)."""
+        if self.settings is None or not self.hf_model_setting:
+            return ""
+        return str(getattr(self.settings, self.hf_model_setting))
 
     def begin(self, session: Session) -> None:
         """Load any state the enricher keeps in the database, before a batch (default: none)."""
