@@ -104,27 +104,13 @@ def connectors_markdown() -> str:
             f"{'can be scheduled' if cls.pollable else 'one-off import'}."
         )
         out.append("")
-        schema = cls.Config.model_json_schema()
-        required = set(schema.get("required", []))
-        out += ["| setting | type | default | meaning |", "|---|---|---|---|"]
-        for name, prop in schema.get("properties", {}).items():
-            kind = prop.get("type") or " or ".join(
-                str(x.get("type", x.get("$ref", "?"))) for x in prop.get("anyOf", [])
-            )
-            if "enum" in prop:
-                kind = " / ".join(map(str, prop["enum"]))
-            default = "required" if name in required else json.dumps(prop.get("default"))
-            desc = prop.get("description", "").replace("|", "\\|").replace("\n", " ")
-            if prop.get("secret"):
-                desc += " Secret: never shown back."
-            if prop.get("address"):
-                desc += " Fetched from public addresses only (ELSHI_FETCH_ALLOW_PRIVATE)."
-            out.append(f"| `{name}` | {kind} | {default} | {desc} |")
+        out += _settings_table(cls.Config)
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 
 
 def _settings_table(model: Any) -> list[str]:
+    """A plugin's settings (its Config or Secrets model) as a Markdown table."""
     schema = model.model_json_schema()
     required = set(schema.get("required", []))
     out = ["| setting | type | default | meaning |", "|---|---|---|---|"]
@@ -132,8 +118,14 @@ def _settings_table(model: Any) -> list[str]:
         kind = prop.get("type") or " or ".join(
             str(x.get("type", x.get("$ref", "?"))) for x in prop.get("anyOf", [])
         )
+        if "enum" in prop:
+            kind = " / ".join(map(str, prop["enum"]))
         default = "required" if name in required else json.dumps(prop.get("default"))
         desc = prop.get("description", "").replace("|", "\\|").replace("\n", " ")
+        if prop.get("secret"):
+            desc += " Secret: never shown back."
+        if prop.get("address"):
+            desc += " Fetched from public addresses only (ELSHI_FETCH_ALLOW_PRIVATE)."
         out.append(f"| `{name}` | {kind} | {default} | {desc} |")
     return out
 

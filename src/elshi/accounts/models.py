@@ -13,7 +13,22 @@ from elshi.db import Base, JSONType, SealedString, UTCDateTime, utcnow
 ROLES = ("admin", "ambassador", "analyst", "press", "approver", "consular", "citizen")
 
 
-class User(Base):
+class SignInState:
+    """What signing in reads and records of an account, staff user or citizen alike.
+
+    The columns close the table, after those of the kind of account (see accounts/signin.py).
+    """
+
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    totp_secret: Mapped[str | None] = mapped_column(SealedString())
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class User(SignInState, Base):
     """A person who signs in: staff of a mission, or a citizen."""
 
     __tablename__ = "user_account"
@@ -22,13 +37,6 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     password_hash: Mapped[str] = mapped_column(String(200))
-    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
-    totp_secret: Mapped[str | None] = mapped_column(SealedString())
-    totp_last_step: Mapped[int | None] = mapped_column(Integer)
-    failed_logins: Mapped[int] = mapped_column(default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class RoleGrant(Base):

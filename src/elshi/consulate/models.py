@@ -20,12 +20,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from elshi.accounts.models import SignInState
 from elshi.crypto import PASSPORT, PHONE
 from elshi.db import (
     Base,
     JSONType,
     SealedJSON,
-    SealedString,
     SealedText,
     UTCDateTime,
     blind_indexed,
@@ -39,7 +39,7 @@ OPEN_WHERE = text("status IN ('submitted', 'in_review', 'more_documents')")
 APPOINTMENT_STATUSES = ("booked", "cancelled", "attended", "no_show")
 
 
-class Citizen(Base):
+class Citizen(SignInState, Base):
     """A citizen or visitor with an account of their own (never a staff user)."""
 
     __tablename__ = "citizen"
@@ -55,13 +55,6 @@ class Citizen(Base):
     telegram_chat_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
     password_hash: Mapped[str] = mapped_column(String(200))
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
-    totp_secret: Mapped[str | None] = mapped_column(SealedString())
-    totp_last_step: Mapped[int | None] = mapped_column(Integer)
-    failed_logins: Mapped[int] = mapped_column(default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class CitizenToken(Base):

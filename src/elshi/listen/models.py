@@ -123,30 +123,37 @@ class Post(Base):
     raw_kind: Mapped[str | None] = mapped_column(String(64))
 
 
-class Quarantine(Base):
+class _FromSource:
+    """Where records came from: the source (none for a one-off import), connector and origin.
+
+    The columns come first in the table (sort_order), as the tables were first written.
+    """
+
+    id: Mapped[int] = mapped_column(primary_key=True, sort_order=-1)
+    source_id: Mapped[int | None] = mapped_column(
+        ForeignKey("source.id", ondelete="SET NULL"), sort_order=-1
+    )
+    connector: Mapped[str] = mapped_column(String(64), sort_order=-1)
+    #: The file, address or channel read.
+    origin: Mapped[str] = mapped_column(Text, sort_order=-1)
+
+
+class Quarantine(_FromSource, Base):
     """A record that could not be stored, with where it came from and why."""
 
     __tablename__ = "quarantine"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    source_id: Mapped[int | None] = mapped_column(ForeignKey("source.id", ondelete="SET NULL"))
-    connector: Mapped[str] = mapped_column(String(64))
-    origin: Mapped[str] = mapped_column(Text)
     location: Mapped[str] = mapped_column(String(200))
     reason: Mapped[str] = mapped_column(Text)
     raw: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 
-class IngestRun(Base):
+class IngestRun(_FromSource, Base):
     """One import or poll, with its counts."""
 
     __tablename__ = "ingest_run"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    source_id: Mapped[int | None] = mapped_column(ForeignKey("source.id", ondelete="SET NULL"))
-    connector: Mapped[str] = mapped_column(String(64))
-    origin: Mapped[str] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     read: Mapped[int] = mapped_column(Integer, default=0)

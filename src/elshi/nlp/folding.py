@@ -42,6 +42,36 @@ _AR_DIACRITICS = set("\u064b\u064c\u064d\u064e\u064f\u0650\u0651\u0652\u0670\u06
 _AR_FOLD = str.maketrans("أإآٱىة", "اااايه")
 _AR_LETTERS = "\u0621-\u064a\u066e-\u06d3"
 
+#: Kazakh case endings that names take as well as common words (genitive, dative, ablative,
+#: instrumental, locative-attributive): stripped to find a name's id or a query word's stem.
+KK_CASE_ENDINGS = (
+    "ның",
+    "нің",
+    "дың",
+    "дің",
+    "тың",
+    "тің",
+    "ға",
+    "ге",
+    "қа",
+    "ке",
+    "дан",
+    "ден",
+    "тан",
+    "тен",
+    "нан",
+    "нен",
+    "мен",
+    "бен",
+    "пен",
+    "дағы",
+    "дегі",
+    "тағы",
+    "тегі",
+    "ндағы",
+    "ндегі",
+)
+
 #: Kazakh Cyrillic -> the official 2021 Latin alphabet (also used to train language ID).
 KK_LATIN_2021 = {
     "а": "a",

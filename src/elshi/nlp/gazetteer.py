@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from elshi.nlp.base import ProcessWide
 from elshi.nlp.folding import (
     _AR_LETTERS,
     _ARABIC,
@@ -723,15 +723,9 @@ def load_data(path: Path = DATA_PATH) -> dict[str, Any]:
     return build_data()
 
 
-_default: Gazetteer | None = None
-_default_lock = threading.Lock()
+_default: ProcessWide[Gazetteer] = ProcessWide(lambda: Gazetteer.from_data(load_data()))
 
 
 def default_gazetteer() -> Gazetteer:
     """Return the process-wide gazetteer built from the shipped file."""
-    global _default
-    if _default is None:
-        with _default_lock:
-            if _default is None:
-                _default = Gazetteer.from_data(load_data())
-    return _default
+    return _default.get()

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from elshi.nlp.base import ProcessWide
+
 MODEL_PATH = Path(__file__).parent / "models" / "langid_ngrams.npz"
 #: Only this prefix is analysed: a 1 MB post costs no more than a long article.
 MAX_CHARS = 3000
@@ -642,18 +644,12 @@ def _top(counts: dict[str, float]) -> str:
     return max(counts, key=lambda k: counts[k]) if counts else "Zyyy"
 
 
-_default: LanguageIdentifier | None = None
-_default_lock = threading.Lock()
+_default: ProcessWide[LanguageIdentifier] = ProcessWide(LanguageIdentifier)
 
 
 def default_identifier() -> LanguageIdentifier:
     """Return the process-wide identifier with the shipped model."""
-    global _default
-    if _default is None:
-        with _default_lock:
-            if _default is None:
-                _default = LanguageIdentifier()
-    return _default
+    return _default.get()
 
 
 def detect(text: str) -> LangResult:

@@ -90,18 +90,26 @@ class WatchMatch(Base):
     entities: Mapped[list[str]] = mapped_column(JSONType, default=list)
 
 
-class WatchDaily(Base):
+class _DailySlice:
+    """The key of a daily rollup row: watch list, day, language, platform and source.
+
+    The columns come first in the table (sort_order), as the rollups were first written.
+    """
+
+    id: Mapped[int] = mapped_column(primary_key=True, sort_order=-1)
+    watch_id: Mapped[int] = mapped_column(ForeignKey("watch.id", ondelete="CASCADE"), sort_order=-1)
+    day: Mapped[date] = mapped_column(Date, sort_order=-1)
+    lang: Mapped[str] = mapped_column(String(16), default="", sort_order=-1)
+    platform: Mapped[str] = mapped_column(String(32), default="", sort_order=-1)
+    source_id: Mapped[int] = mapped_column(Integer, default=0, sort_order=-1)
+
+
+class WatchDaily(_DailySlice, Base):
     """Per watch list, day, language, platform and source: counts by sentiment and stance."""
 
     __tablename__ = "watch_daily"
     __table_args__ = (UniqueConstraint("watch_id", "day", "lang", "platform", "source_id"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    watch_id: Mapped[int] = mapped_column(ForeignKey("watch.id", ondelete="CASCADE"))
-    day: Mapped[date] = mapped_column(Date)
-    lang: Mapped[str] = mapped_column(String(16), default="")
-    platform: Mapped[str] = mapped_column(String(32), default="")
-    source_id: Mapped[int] = mapped_column(Integer, default=0)
     n: Mapped[int] = mapped_column(Integer, default=0)
     neg: Mapped[int] = mapped_column(Integer, default=0)
     neu: Mapped[int] = mapped_column(Integer, default=0)
@@ -124,7 +132,7 @@ class WatchHourly(Base):
     against: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class WatchEntityDaily(Base):
+class WatchEntityDaily(_DailySlice, Base):
     """Per watch list, day, language, platform, source and entity: matched posts mentioning it."""
 
     __tablename__ = "watch_entity_daily"
@@ -132,12 +140,6 @@ class WatchEntityDaily(Base):
         UniqueConstraint("watch_id", "day", "lang", "platform", "source_id", "entity"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    watch_id: Mapped[int] = mapped_column(ForeignKey("watch.id", ondelete="CASCADE"))
-    day: Mapped[date] = mapped_column(Date)
-    lang: Mapped[str] = mapped_column(String(16), default="")
-    platform: Mapped[str] = mapped_column(String(32), default="")
-    source_id: Mapped[int] = mapped_column(Integer, default=0)
     entity: Mapped[str] = mapped_column(String(200))
     n: Mapped[int] = mapped_column(Integer, default=0)
 
