@@ -14,6 +14,7 @@ from elshi.db import Database
 from elshi.settings import Settings
 from elshi.web.bounds import install as install_bounds
 from elshi.web.deps import LoginRequired
+from elshi.web.outage import install as install_outage
 from elshi.web.policy import check_routes
 from elshi.web.security import SecurityHeaders, ServerTiming
 
@@ -78,12 +79,19 @@ def create_app(settings: Settings, *, db: Database | None = None, runtime: Any =
         app.add_middleware(ServerTiming)
 
     install_bounds(app)
+    # The database unreachable: 503 with Retry-After (JSON or a page needing no database).
+    install_outage(app)
 
     @app.exception_handler(LoginRequired)
     def to_login(request: Request, exc: LoginRequired) -> RedirectResponse:
         return RedirectResponse("/login?" + urlencode({"next": exc.next_url}), status_code=303)
 
-    @app.get("/health", tags=["ops"], summary="Liveness and database check")
+    @app.get(
+        "/health",
+        tags=["ops"],
+        summary="Liveness and database check",
+        responses={503: {"description": "The database cannot be reached; see Retry-After."}},
+    )
     def health() -> dict[str, str]:
         from sqlalchemy import text
 

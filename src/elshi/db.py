@@ -307,6 +307,10 @@ class Database:
         with self.engine.connect() as conn:
             if self.sqlite:
                 _begin_immediate(conn, urgent=urgent)
+            else:
+                # Begun here, not on a first execute: work done through the driver's own
+                # cursor (the check-in writer) would otherwise never be committed.
+                conn.begin()
             try:
                 yield conn
             except BaseException:
