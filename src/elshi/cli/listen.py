@@ -64,7 +64,7 @@ def ingest(
     """Import once from a file or URL; prints a summary; exit 3 if anything was quarantined."""
     from pydantic import ValidationError
 
-    from elshi.connectors.base import FetchContext
+    from elshi.connectors.base import EmptyFile, FetchContext
     from elshi.listen.flows import import_with
     from elshi.nlp.jobs import newest_post_id
     from elshi.plugins import UnknownPlugin, get_connector
@@ -87,6 +87,8 @@ def ingest(
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise fail(f"bad {connector} settings: {problems}", Exit.USAGE) from None
+    except EmptyFile as exc:
+        raise fail(str(exc)) from None  # the same words whatever the connector
     except Exception as exc:
         raise fail(f"{connector} {target}: {exc}") from None
     finally:

@@ -513,6 +513,8 @@ def _event_record(
     except json.JSONDecodeError as exc:
         reason = f"bad JSON: {exc.msg} at column {exc.colno}"
         return BadRecord(location, reason, text[:2000], origin)
+    except RecursionError:
+        return BadRecord(location, "bad JSON: nested too deeply", text[:2000], origin)
     if keywords:
         body = post_text(event)
         if body is None or not matches(body, keywords):
@@ -605,7 +607,7 @@ class JetstreamConnector(Connector):
 def _peek_time(message: str | bytes) -> int | None:
     try:
         event = json.loads(message)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         return None
     stamp = event.get("time_us") if isinstance(event, dict) else None
     return stamp if isinstance(stamp, int) else None

@@ -439,7 +439,7 @@ def _stream_records(
         try:
             json.loads(first)
             jsonl = True
-        except ValueError:
+        except (ValueError, RecursionError):
             jsonl = False
     else:
         jsonl = head != b"["
@@ -466,6 +466,10 @@ def _stream_records(
                     origin,
                 )
                 continue
+            except RecursionError:
+                raw = line[:2000].decode("utf-8", "replace")
+                yield BadRecord(f"line {n}", "bad JSON: nested too deeply", raw, origin)
+                continue
             yield _file_record(item, host, f"line {n}", origin)
         return
     try:
@@ -475,6 +479,11 @@ def _stream_records(
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else f"not UTF-8: {exc.reason}"
         raw = data[:2000].decode("utf-8", "replace")
         yield BadRecord(where, f"bad JSON: {reason}", raw, origin)
+        return
+    except RecursionError:
+        yield BadRecord(
+            "line 1", "bad JSON: nested too deeply", data[:2000].decode("utf-8", "replace"), origin
+        )
         return
     ctx.on_bytes(len(data))
     items = body if isinstance(body, list) else [body]

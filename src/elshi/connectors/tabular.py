@@ -48,6 +48,7 @@ from elshi.connectors.base import (
     MappingError,
     PostIn,
     RawRecord,
+    refuse_empty,
 )
 
 # Profiles, languages and API pages live in their own modules; their names stay importable
@@ -234,7 +235,7 @@ def detect_format(path: Path, sample: bytes) -> str:
         first, _, rest = head.partition(b"\n")
         try:
             json.loads(first)
-        except ValueError:
+        except (ValueError, RecursionError):
             return "json"  # a pretty-printed object spans lines
         return "ndjson" if rest.strip() or not name.endswith(".json") else "json"
     return "csv"
@@ -313,6 +314,7 @@ class TabularConnector(Connector):
     def _read_file(
         self, path: Path, label: str, profile: Profile, config: TabularConfig, ctx: FetchContext
     ) -> Iterator[RawRecord | BadRecord]:
+        refuse_empty(path)
         src = _Source(path, ctx, config.max_line_bytes)
         try:
             fmt: str = (
@@ -503,6 +505,12 @@ def _ndjson_records(src: _Source, encoding: str) -> Iterator[tuple[Any, str] | B
                 yield BadRecord(
                     f"line {n}", f"bad JSON: {exc}", line[:2000].decode("utf-8", "replace")
                 )
+            except RecursionError:
+                yield BadRecord(
+                    f"line {n}",
+                    "bad JSON: nested too deeply",
+                    line[:2000].decode("utf-8", "replace"),
+                )
     except (OSError, EOFError, zlib.error) as exc:
         yield BadRecord("end of file", f"file is damaged, the rest cannot be read: {exc}")
 
@@ -542,6 +550,8 @@ def _json_records(src: _Source, records: str | None) -> Iterator[tuple[Any, str]
             yield json.load(src.stream), "item 1"
         except ValueError as exc:
             yield BadRecord("item 1", f"bad JSON: {exc}")
+        except RecursionError:
+            yield BadRecord("item 1", "bad JSON: nested too deeply")
         return
     try:
         prefix = (records + ".item") if records else _records_prefix(src)
@@ -552,6 +562,8 @@ def _json_records(src: _Source, records: str | None) -> Iterator[tuple[Any, str]
             yield json.load(src.stream), "item 1"
         except ValueError as exc:
             yield BadRecord("item 1", f"bad JSON: {exc}")
+        except RecursionError:
+            yield BadRecord("item 1", "bad JSON: nested too deeply")
         return
     n = 0
     try:

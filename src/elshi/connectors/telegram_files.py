@@ -17,6 +17,7 @@ from elshi.connectors.base import (
     MappingError,
     PostIn,
     RawRecord,
+    blank_file,
     input_file,
 )
 from elshi.connectors.telegram_base import (
@@ -398,6 +399,11 @@ class TelegramJsonConnector(Connector):
         peer = -int(match["peer"].lstrip("-")) if match else None
         count = 0
         started = False
+        if file.is_file() and blank_file(file):
+            yield BadRecord(
+                f"{prefix}message 1", f"file skipped: file is empty: {file}", None, str(file)
+            )
+            return
         with _open_checked(file) as fh:
             try:
                 reader = _CountingReader(fh, ctx.on_bytes)
