@@ -296,7 +296,7 @@ def test_an_empty_file_gets_the_same_answer_from_every_connector(
 def test_an_empty_gzip_file_is_empty(db: Database, fetch_ctx: FetchContext, tmp_path: Path) -> None:
     path = tmp_path / "records.jsonl.gz"
     path.write_bytes(gzip.compress(b"\n \n"))
-    with pytest.raises(EmptyFile, match="^file is empty: "):
+    with pytest.raises(EmptyFile, match=r"^file is empty: "):
         ingest(db, fetch_ctx, "tabular", path)
 
 
