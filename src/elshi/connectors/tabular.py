@@ -49,6 +49,7 @@ from elshi.connectors.base import (
     PostIn,
     RawRecord,
     refuse_empty,
+    snippet,
 )
 
 # Profiles, languages and API pages live in their own modules; their names stay importable
@@ -347,9 +348,17 @@ class TabularConnector(Connector):
                     yield item
                     continue
                 payload, location = item
-                parts: Iterable[tuple[Any, str] | BadRecord] = (
-                    expand(payload, location) if expand else ((payload, location),)
-                )
+                parts: Iterable[tuple[Any, str] | BadRecord] = ((payload, location),)
+                if expand:
+                    try:
+                        parts = list(expand(payload, location))
+                    except Exception as exc:  # one page of an odd shape: that page only
+                        yield BadRecord(
+                            prefix + location,
+                            f"unreadable record: {type(exc).__name__}: {exc}",
+                            snippet(payload),
+                        )
+                        continue
                 for part in parts:
                     if isinstance(part, BadRecord):
                         part.location = prefix + part.location

@@ -291,7 +291,7 @@ class TelegramExportConnector(Connector):
                 )
                 return
         if not found:
-            raise ValueError(
+            raise MappingError(
                 "not a Telegram Desktop export: no messages list "
                 "(expected {name, type, id, messages} or {chats: {list: [...]}})"
             )
@@ -410,7 +410,7 @@ class TelegramJsonConnector(Connector):
                 for what, where, value in _stream(reader, frozenset({"item"})):
                     if what == "event":
                         if not started and not (where == "" and value[0] == "start_array"):
-                            raise ValueError(f"{file} is not a JSON array of messages")
+                            raise MappingError(f"{file} is not a JSON array of messages")
                         started = True
                         continue
                     count += 1
