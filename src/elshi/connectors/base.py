@@ -267,6 +267,58 @@ def input_file(value: str | Path, what: str = "file") -> Path:
     return path
 
 
+#: JSON nested deeper than this is refused while streaming: the parser keeps the path of every
+#: open level, so a file of 100,000 opening brackets would otherwise take gigabytes.
+MAX_JSON_DEPTH = 1_000
+_OPENS = frozenset({"start_map", "start_array"})
+_CLOSES = frozenset({"end_map", "end_array"})
+
+
+class JsonTooDeep(ValueError):
+    """A streamed JSON document is nested deeper than MAX_JSON_DEPTH."""
+
+
+def json_events(fh: Any, **options: Any) -> Iterator[tuple[str, str, Any]]:
+    """Stream (prefix, event, value) like ijson.parse, refusing nesting past MAX_JSON_DEPTH."""
+    import ijson
+
+    depth = 0
+    for prefix, event, value in ijson.parse(fh, **options):
+        if event in _OPENS:
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise JsonTooDeep(f"nested more than {MAX_JSON_DEPTH:,} levels deep")
+        elif event in _CLOSES:
+            depth -= 1
+        yield prefix, event, value
+
+
+def json_items(fh: Any, prefix: str, **options: Any) -> Iterator[Any]:
+    """Stream the values at `prefix` like ijson.items, within the same nesting limit."""
+    import ijson
+
+    builder: Any = None
+    depth = 0
+    for where, event, value in ijson.parse(fh, **options):
+        if event in _OPENS:
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise JsonTooDeep(f"nested more than {MAX_JSON_DEPTH:,} levels deep")
+        elif event in _CLOSES:
+            depth -= 1
+        if builder is not None:
+            builder.event(event, value)
+            if where == prefix and event in _CLOSES:
+                yield builder.value
+                builder = None
+        elif where == prefix:
+            if event in _OPENS:
+                builder = ijson.ObjectBuilder()
+                builder.event(event, value)
+            else:
+                yield value
+
+
 #: The bytes a file may hold and still be empty: white space and a UTF-8 byte-order mark.
 _BLANK = b" \t\r\n\f\v"
 

@@ -48,6 +48,8 @@ from elshi.connectors.base import (
     MappingError,
     PostIn,
     RawRecord,
+    json_events,
+    json_items,
     refuse_empty,
     snippet,
 )
@@ -526,7 +528,6 @@ def _ndjson_records(src: _Source, encoding: str) -> Iterator[tuple[Any, str] | B
 
 def _records_prefix(src: _Source) -> str | None:
     """Return the ijson prefix of the first array of objects in the document."""
-    import ijson
 
     head = src.sample.lstrip()
     if head[:1] == b"[":
@@ -537,7 +538,7 @@ def _records_prefix(src: _Source) -> str | None:
         if src.bom:
             stream.read(len(src.bom))
         pending: str | None = None
-        for prefix, event, _ in ijson.parse(stream):
+        for prefix, event, _ in json_events(stream):
             if pending is not None:
                 if event == "start_map":
                     return pending + ".item" if pending else "item"
@@ -576,7 +577,7 @@ def _json_records(src: _Source, records: str | None) -> Iterator[tuple[Any, str]
         return
     n = 0
     try:
-        for n, item in enumerate(ijson.items(src.stream, prefix, use_float=True), 1):
+        for n, item in enumerate(json_items(src.stream, prefix, use_float=True), 1):
             yield item, f"item {n}"
     except (ijson.JSONError, ValueError) as exc:
         yield BadRecord(

@@ -14,11 +14,13 @@ from elshi.connectors.base import (
     BadRecord,
     Connector,
     FetchContext,
+    JsonTooDeep,
     MappingError,
     PostIn,
     RawRecord,
     blank_file,
     input_file,
+    json_events,
 )
 from elshi.connectors.telegram_base import (
     PLATFORM,
@@ -61,7 +63,7 @@ def _stream(fh: Any, item_prefixes: frozenset[str]) -> Iterator[tuple[str, str, 
     ("event", prefix, (event, value)) for every other parser event; memory stays bounded."""
     builder: Any = None
     current = ""
-    for prefix, event, value in ijson.parse(fh, use_float=True):
+    for prefix, event, value in json_events(fh, use_float=True):
         if builder is not None:
             builder.event(event, value)
             if prefix == current and event in ("end_map", "end_array"):
@@ -282,7 +284,7 @@ class TelegramExportConnector(Connector):
                             and (base in _EXPORT_CHATS or (not base and not full))
                         ):
                             chat[key] = val
-            except (ijson.JSONError, UnicodeDecodeError) as exc:
+            except (ijson.JSONError, JsonTooDeep, UnicodeDecodeError) as exc:
                 where = f"chat {chats} message {count + 1}" if full else f"message {count + 1}"
                 yield BadRecord(
                     location=where,
@@ -420,7 +422,7 @@ class TelegramJsonConnector(Connector):
                         origin=str(file),
                         kind=self.slug,
                     )
-            except (ijson.JSONError, UnicodeDecodeError) as exc:
+            except (ijson.JSONError, JsonTooDeep, UnicodeDecodeError) as exc:
                 yield BadRecord(
                     location=f"{prefix}message {count + 1}",
                     reason=f"bad JSON, the rest of the file is unreadable: {_json_error(exc)}",
