@@ -66,7 +66,7 @@ def ingest(
     """Import once from a file or URL; prints a summary; exit 3 if anything was quarantined."""
     from pydantic import ValidationError
 
-    from elshi.connectors.base import FetchContext
+    from elshi.connectors.base import EmptyFile, FetchContext
     from elshi.db import DiskFull
     from elshi.listen.flows import import_with
     from elshi.nlp.jobs import newest_post_id
@@ -86,6 +86,8 @@ def ingest(
         raise fail(f"bad {connector} settings: {problems}", Exit.USAGE) from None
     except DiskFull as exc:
         raise fail(f"{connector} {target}: {exc}", Exit.DISK_FULL) from None
+    except EmptyFile as exc:
+        raise fail(str(exc)) from None  # the same words whatever the connector
     except Exception as exc:
         raise fail(f"{connector} {target}: {exc}") from None
     finally:

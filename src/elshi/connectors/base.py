@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
+import reprlib
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -21,6 +24,14 @@ from elshi.settings import Settings
 
 class MappingError(ValueError):
     """A record is well-formed but cannot become a post; the message says why."""
+
+
+class EmptyFile(MappingError):
+    """A file to import holds nothing (0 bytes, or only white space); refused as a whole."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(f"file is empty: {path}")
+        self.path = str(path)
 
 
 @dataclass(slots=True)
@@ -190,6 +201,19 @@ class Connector(ABC):
         return None
 
     @classmethod
+    def input_path(cls, config: dict[str, Any]) -> Path | None:
+        """Return the local file (or folder) an import reads, or None when it reads the network.
+
+        `elshi ingest` refuses an empty file here, with one message for every connector.
+        """
+        if cls.pollable:
+            return None
+        target = config.get(cls.target_field)
+        if not isinstance(target, str | Path) or not str(target):
+            return None
+        return Path(target).expanduser()
+
+    @classmethod
     def redact(cls, config: dict[str, Any]) -> dict[str, Any]:
         """Return a copy of a config with every secret value replaced by REDACTED."""
         return redact(config, cls.secret_fields())
@@ -222,18 +246,24 @@ def parse_time(value: Any) -> datetime | None:
             num /= 1e6
         elif num > 1e11:  # milliseconds
             num /= 1e3
-        return datetime.fromtimestamp(num, tz=UTC)
+        try:
+            return datetime.fromtimestamp(num, tz=UTC)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise MappingError(f"date/time out of range {str(value)[:40]!r}") from exc
     text = str(value).strip()
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         try:
             dt = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError) as exc:
+        except (TypeError, ValueError, IndexError, OverflowError) as exc:
             raise MappingError(f"unreadable date/time {text[:40]!r}") from exc
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
+    try:
+        return dt.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:  # year 1 or 9999 shifted out of range
+        raise MappingError(f"date/time out of range {text[:40]!r}") from exc
 
 
 def input_file(value: str | Path, what: str = "file") -> Path:
@@ -246,10 +276,113 @@ def input_file(value: str | Path, what: str = "file") -> Path:
     return path
 
 
+#: JSON nested deeper than this is refused while streaming: the parser keeps the path of every
+#: open level, so a file of 100,000 opening brackets would otherwise take gigabytes.
+MAX_JSON_DEPTH = 1_000
+_OPENS = frozenset({"start_map", "start_array"})
+_CLOSES = frozenset({"end_map", "end_array"})
+
+
+class JsonTooDeep(ValueError):
+    """A streamed JSON document is nested deeper than MAX_JSON_DEPTH."""
+
+
+def json_events(fh: Any, **options: Any) -> Iterator[tuple[str, str, Any]]:
+    """Stream (prefix, event, value) like ijson.parse, refusing nesting past MAX_JSON_DEPTH."""
+    import ijson
+
+    depth = 0
+    for prefix, event, value in ijson.parse(fh, **options):
+        if event in _OPENS:
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise JsonTooDeep(f"nested more than {MAX_JSON_DEPTH:,} levels deep")
+        elif event in _CLOSES:
+            depth -= 1
+        yield prefix, event, value
+
+
+def json_items(fh: Any, prefix: str, **options: Any) -> Iterator[Any]:
+    """Stream the values at `prefix` like ijson.items, within the same nesting limit."""
+    import ijson
+
+    builder: Any = None
+    depth = 0
+    for where, event, value in ijson.parse(fh, **options):
+        if event in _OPENS:
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise JsonTooDeep(f"nested more than {MAX_JSON_DEPTH:,} levels deep")
+        elif event in _CLOSES:
+            depth -= 1
+        if builder is not None:
+            builder.event(event, value)
+            if where == prefix and event in _CLOSES:
+                yield builder.value
+                builder = None
+        elif where == prefix:
+            if event in _OPENS:
+                builder = ijson.ObjectBuilder()
+                builder.event(event, value)
+            else:
+                yield value
+
+
+#: The bytes a file may hold and still be empty: white space and a UTF-8 byte-order mark.
+_BLANK = b" \t\r\n\f\v"
+
+
+def blank_file(path: Path) -> bool:
+    """Return True when a file (gzip-compressed or not) holds only white space, or nothing.
+
+    Reads no further than the first byte that is not white space.
+    """
+    with path.open("rb") as fh:
+        compressed = fh.read(2) == b"\x1f\x8b"
+    try:
+        with gzip.open(path, "rb") if compressed else path.open("rb") as fh:
+            first = True
+            while chunk := fh.read(65536):
+                if first:
+                    chunk = chunk.removeprefix(b"\xef\xbb\xbf")
+                    first = False
+                if chunk.strip(_BLANK):
+                    return False
+    except (OSError, EOFError, zlib.error):
+        return False  # damaged: the connector says where
+    return True
+
+
+def refuse_empty(path: Path) -> None:
+    """Raise EmptyFile for a file that holds nothing; folders and missing files pass."""
+    if path.is_file() and blank_file(path):
+        raise EmptyFile(path)
+
+
+def storable(value: str) -> str:
+    """Return text any database can store: lone surrogates and NUL shown as escapes."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\\x00")
+    if value.isascii():
+        return value
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def snippet(raw: Any, limit: int = 2000) -> str:
-    """Return a short text form of a raw payload for the quarantine."""
-    text = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False, default=str)
-    return text[:limit]
+    """Return a short text form of a raw payload for the quarantine, safe to store.
+
+    A payload nested too deeply to serialise is shown abridged rather than refused.
+    """
+    if isinstance(raw, str):
+        text = raw
+    else:
+        try:
+            text = json.dumps(raw, ensure_ascii=False, default=str)
+        except (RecursionError, ValueError, TypeError):
+            short = reprlib.Repr()
+            short.maxlevel, short.maxstring, short.maxother = 8, 200, 200
+            text = short.repr(raw)
+    return storable(text[:limit])
 
 
 def redact(config: dict[str, Any], secret: Iterable[str] = ()) -> dict[str, Any]:

@@ -574,7 +574,7 @@ class JetstreamConnector(Connector):
 def _peek_time(message: str | bytes) -> int | None:
     try:
         event = json.loads(message)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         return None
     stamp = event.get("time_us") if isinstance(event, dict) else None
     return stamp if isinstance(stamp, int) else None

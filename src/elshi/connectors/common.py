@@ -84,3 +84,5 @@ def json_line(line: str | bytes, location: str, origin: str) -> Any:
     except json.JSONDecodeError as exc:
         reason = f"bad JSON: {exc.msg} at column {exc.colno}"
         return BadRecord(location, reason, text[:RAW_LIMIT], origin)
+    except RecursionError:
+        return BadRecord(location, "bad JSON: nested too deeply", text[:RAW_LIMIT], origin)

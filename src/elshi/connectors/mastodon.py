@@ -403,7 +403,7 @@ def _stream_records(path: Path, host: str, ctx: FetchContext, origin: str) -> Re
         try:
             json.loads(first)
             jsonl = True
-        except ValueError:
+        except (ValueError, RecursionError):
             jsonl = False
     else:
         jsonl = head != b"["
@@ -426,6 +426,11 @@ def _stream_records(path: Path, host: str, ctx: FetchContext, origin: str) -> Re
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else f"not UTF-8: {exc.reason}"
         raw = data[:2000].decode("utf-8", "replace")
         yield BadRecord(where, f"bad JSON: {reason}", raw, origin)
+        return
+    except RecursionError:
+        yield BadRecord(
+            "line 1", "bad JSON: nested too deeply", data[:2000].decode("utf-8", "replace"), origin
+        )
         return
     ctx.on_bytes(len(data))
     items = body if isinstance(body, list) else [body]

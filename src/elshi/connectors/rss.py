@@ -664,6 +664,18 @@ class RssConnector(Connector):
     platform = "rss"
     Config = RssConfig
 
+    @classmethod
+    def input_path(cls, config: dict[str, Any]) -> Path | None:
+        """Return the feed file a saved feed is read from (None for an http(s) feed)."""
+        url = config.get("url")
+        if not isinstance(url, str) or not url.strip():
+            return None
+        parts = urlsplit(url.strip())
+        scheme = parts.scheme.lower()
+        if scheme in ("http", "https"):
+            return None
+        return Path(parts.path if scheme == "file" else url.strip()).expanduser()
+
     def fetch(self, config: Any, cursor: dict[str, Any], ctx: FetchContext) -> Records:
         """Fetch the feed (unless unchanged), then yield the entries not seen recently."""
         url: str = config.url

@@ -50,6 +50,10 @@ from elshi.connectors.base import (
     PostIn,
     RawRecord,
     Records,
+    json_events,
+    json_items,
+    refuse_empty,
+    snippet,
 )
 
 # Profiles, languages and API pages live in their own modules; their names stay importable
@@ -236,7 +240,7 @@ def detect_format(path: Path, sample: bytes) -> str:
         first, _, rest = head.partition(b"\n")
         try:
             json.loads(first)
-        except ValueError:
+        except (ValueError, RecursionError):
             return "json"  # a pretty-printed object spans lines
         return "ndjson" if rest.strip() or not name.endswith(".json") else "json"
     return "csv"
@@ -311,6 +315,7 @@ class TabularConnector(FileConnector):
     def _read_file(
         self, path: Path, label: str, profile: Profile, config: TabularConfig, ctx: FetchContext
     ) -> Records:
+        refuse_empty(path)
         src = _Source(path, ctx, config.max_line_bytes)
         try:
             fmt: str = (
@@ -343,9 +348,17 @@ class TabularConnector(FileConnector):
                     yield item
                     continue
                 payload, location = item
-                parts: Iterable[tuple[Any, str] | BadRecord] = (
-                    expand(payload, location) if expand else ((payload, location),)
-                )
+                parts: Iterable[tuple[Any, str] | BadRecord] = ((payload, location),)
+                if expand:
+                    try:
+                        parts = list(expand(payload, location))
+                    except Exception as exc:  # one page of an odd shape: that page only
+                        yield BadRecord(
+                            prefix + location,
+                            f"unreadable record: {type(exc).__name__}: {exc}",
+                            snippet(payload),
+                        )
+                        continue
                 for part in parts:
                     if isinstance(part, BadRecord):
                         part.location = prefix + part.location
@@ -501,13 +514,18 @@ def _ndjson_records(src: _Source, encoding: str) -> Iterator[tuple[Any, str] | B
                 yield BadRecord(
                     f"line {n}", f"bad JSON: {exc}", line[:2000].decode("utf-8", "replace")
                 )
+            except RecursionError:
+                yield BadRecord(
+                    f"line {n}",
+                    "bad JSON: nested too deeply",
+                    line[:2000].decode("utf-8", "replace"),
+                )
     except (OSError, EOFError, zlib.error) as exc:
         yield BadRecord("end of file", f"file is damaged, the rest cannot be read: {exc}")
 
 
 def _records_prefix(src: _Source) -> str | None:
     """Return the ijson prefix of the first array of objects in the document."""
-    import ijson
 
     head = src.sample.lstrip()
     if head[:1] == b"[":
@@ -518,7 +536,7 @@ def _records_prefix(src: _Source) -> str | None:
         if src.bom:
             stream.read(len(src.bom))
         pending: str | None = None
-        for prefix, event, _ in ijson.parse(stream):
+        for prefix, event, _ in json_events(stream):
             if pending is not None:
                 if event == "start_map":
                     return pending + ".item" if pending else "item"
@@ -540,6 +558,8 @@ def _json_records(src: _Source, records: str | None) -> Iterator[tuple[Any, str]
             yield json.load(src.stream), "item 1"
         except ValueError as exc:
             yield BadRecord("item 1", f"bad JSON: {exc}")
+        except RecursionError:
+            yield BadRecord("item 1", "bad JSON: nested too deeply")
         return
     try:
         prefix = (records + ".item") if records else _records_prefix(src)
@@ -550,10 +570,12 @@ def _json_records(src: _Source, records: str | None) -> Iterator[tuple[Any, str]
             yield json.load(src.stream), "item 1"
         except ValueError as exc:
             yield BadRecord("item 1", f"bad JSON: {exc}")
+        except RecursionError:
+            yield BadRecord("item 1", "bad JSON: nested too deeply")
         return
     n = 0
     try:
-        for n, item in enumerate(ijson.items(src.stream, prefix, use_float=True), 1):
+        for n, item in enumerate(json_items(src.stream, prefix, use_float=True), 1):
             yield item, f"item {n}"
     except (ijson.JSONError, ValueError) as exc:
         yield BadRecord(

@@ -14,11 +14,14 @@ from elshi.connectors.base import (
     BadRecord,
     FetchContext,
     FileConnector,
+    JsonTooDeep,
     MappingError,
     PostIn,
     RawRecord,
     Records,
+    blank_file,
     input_file,
+    json_events,
 )
 from elshi.connectors.telegram_base import (
     PLATFORM,
@@ -61,7 +64,7 @@ def _stream(fh: Any, item_prefixes: frozenset[str]) -> Iterator[tuple[str, str, 
     ("event", prefix, (event, value)) for every other parser event; memory stays bounded."""
     builder: Any = None
     current = ""
-    for prefix, event, value in ijson.parse(fh, use_float=True):
+    for prefix, event, value in json_events(fh, use_float=True):
         if builder is not None:
             builder.event(event, value)
             if prefix == current and event in ("end_map", "end_array"):
@@ -278,7 +281,7 @@ class TelegramExportConnector(FileConnector):
                             and (base in _EXPORT_CHATS or (not base and not full))
                         ):
                             chat[key] = val
-            except (ijson.JSONError, UnicodeDecodeError) as exc:
+            except (ijson.JSONError, JsonTooDeep, UnicodeDecodeError) as exc:
                 where = f"chat {chats} message {count + 1}" if full else f"message {count + 1}"
                 yield BadRecord(
                     location=where,
@@ -287,7 +290,7 @@ class TelegramExportConnector(FileConnector):
                 )
                 return
         if not found:
-            raise ValueError(
+            raise MappingError(
                 "not a Telegram Desktop export: no messages list "
                 "(expected {name, type, id, messages} or {chats: {list: [...]}})"
             )
@@ -389,13 +392,18 @@ class TelegramJsonConnector(FileConnector):
         peer = -int(match["peer"].lstrip("-")) if match else None
         count = 0
         started = False
+        if file.is_file() and blank_file(file):
+            yield BadRecord(
+                f"{prefix}message 1", f"file skipped: file is empty: {file}", None, str(file)
+            )
+            return
         with _open_checked(file) as fh:
             try:
                 reader = _CountingReader(fh, ctx.on_bytes)
                 for what, where, value in _stream(reader, frozenset({"item"})):
                     if what == "event":
                         if not started and not (where == "" and value[0] == "start_array"):
-                            raise ValueError(f"{file} is not a JSON array of messages")
+                            raise MappingError(f"{file} is not a JSON array of messages")
                         started = True
                         continue
                     count += 1
@@ -405,7 +413,7 @@ class TelegramJsonConnector(FileConnector):
                         origin=str(file),
                         kind=self.slug,
                     )
-            except (ijson.JSONError, UnicodeDecodeError) as exc:
+            except (ijson.JSONError, JsonTooDeep, UnicodeDecodeError) as exc:
                 yield BadRecord(
                     location=f"{prefix}message {count + 1}",
                     reason=f"bad JSON, the rest of the file is unreadable: {_json_error(exc)}",

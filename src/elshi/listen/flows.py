@@ -23,16 +23,16 @@ from elshi.connectors.base import (
     BadRecord,
     Connector,
     FetchContext,
-    MappingError,
     PostIn,
     RawRecord,
+    refuse_empty,
     snippet,
 )
 from elshi.db import BULK_YIELD_SECONDS, Database, disk_full, utcnow
 from elshi.errors import NotFound
 from elshi.listen.models import Source
 from elshi.listen.runs import finish_run, start_run
-from elshi.listen.writer import _PROGRESS_EVERY, _Pipeline, _prepare, _Writer
+from elshi.listen.writer import _PROGRESS_EVERY, _Pipeline, _prepare, _Writer, unstorable
 from elshi.listen.writer import AUTHOR as AUTHOR
 from elshi.listen.writer import POST as POST
 from elshi.listen.writer import QUARANTINE as QUARANTINE
@@ -65,6 +65,24 @@ def _check(post: PostIn, max_chars: int) -> None:
             raise _Rejected(f"{name} longer than 300 characters ({len(value)})")
     if post.url is not None and len(post.url) > 4000:
         raise _Rejected(f"url longer than 4000 characters ({len(post.url)})")
+    for name in _TEXTS:
+        value = getattr(post, name)
+        if isinstance(value, str) and (problem := unstorable(value)):
+            raise _Rejected(f"{name} contains {problem}, which cannot be stored")
+
+
+#: The text fields of a post that must be storable (no lone surrogate, no NUL).
+_TEXTS = (
+    "external_id",
+    "text",
+    "title",
+    "url",
+    "author_handle",
+    "author_name",
+    "lang",
+    "reply_to",
+    "repost_of",
+)
 
 
 def _mapped(
@@ -99,19 +117,14 @@ def _mapped(
                 else:
                     _check(post, max_chars)
                     batch.append((post, rec))
-            except (
-                MappingError,
-                _Rejected,
-                ValueError,
-                KeyError,
-                TypeError,
-                AttributeError,
-            ) as exc:
-                reason = exc.reason if isinstance(exc, _Rejected) else _describe(exc)
+            except Exception as exc:  # one record's error of any kind: that record only
+                reason = exc.reason if isinstance(exc, _Rejected) else _record_problem(exc)
                 bad.append((rec.location, reason, snippet(rec.payload)))
         if len(batch) >= batch_size:
-            yield "posts", _prepare(batch, sqlite)
+            items = _prepare(batch, sqlite, bad)
             batch = []
+            if items:
+                yield "posts", items
         if len(bad) >= 200:
             yield "bad", bad
             bad = []
@@ -119,8 +132,8 @@ def _mapped(
         if ticks >= _PROGRESS_EVERY:
             yield "tick", ticks
             ticks = 0
-    if batch:
-        yield "posts", _prepare(batch, sqlite)
+    if batch and (items := _prepare(batch, sqlite, bad)):
+        yield "posts", items
     if bad:
         yield "bad", bad
     if ticks:
@@ -314,6 +327,21 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or exc.__class__.__name__
 
 
+def _record_problem(exc: Exception) -> str:
+    """Say why one record could not be mapped, whatever it raised."""
+    if isinstance(exc, KeyError):
+        return f"missing required field: {exc.args[0] if exc.args else ''}"
+    if isinstance(exc, RecursionError):
+        return "record nested too deeply to read"
+    if isinstance(exc, OverflowError):
+        return f"number out of range: {exc}"
+    if isinstance(exc, UnicodeError):
+        return f"text cannot be read or stored: {exc}"
+    if isinstance(exc, ValueError | TypeError | AttributeError):
+        return str(exc) or exc.__class__.__name__
+    return f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
+
+
 def import_with(
     db: Database,
     *,
@@ -340,6 +368,9 @@ def import_with(
         _drop_bulk_indexes(db)
     report: IngestReport | None = None
     try:
+        path = connector.input_path(config)
+        if path is not None:
+            refuse_empty(path)
         if bulk and _picklable(connector, config, cursor, ctx.settings):
             report = _ingest_in_child(
                 db,

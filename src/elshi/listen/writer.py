@@ -21,9 +21,14 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import (
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 
-from elshi.connectors.base import PostIn, RawRecord, snippet
+from elshi.connectors.base import PostIn, RawRecord, snippet, storable
 from elshi.db import (
     BULK_YIELD_SECONDS,
     BUSY_TIMEOUT_MS,
@@ -96,49 +101,76 @@ Progress = Callable[[int], None]
 _Item = tuple[Any, ...]
 
 
-def _prepare(pairs: list[tuple[PostIn, RawRecord]], sqlite: bool) -> list[_Item]:
-    """Hash and serialise a batch; pure CPU work, done while the previous batch is stored."""
-    dumps = _JSON.encode
+def _prepare(
+    pairs: list[tuple[PostIn, RawRecord]],
+    sqlite: bool,
+    bad: list[tuple[str, str, str | None]] | None = None,
+) -> list[_Item]:
+    """Hash and serialise a batch; pure CPU work, done while the previous batch is stored.
+
+    A record that cannot be serialised (nested too deeply, say) is added to `bad` as a
+    quarantine row, or raises when no list is given.
+    """
     items: list[_Item] = []
     for p, r in pairs:
-        if sqlite:
-            stored: tuple[Any, ...] = (
-                _sqlite_time(p.published_at),
-                dumps(p.metrics) if p.metrics else "{}",
-                dumps(p.extra) if p.extra else "{}",
-                dumps(r.payload),
-                index_text(p.title),
-                index_text(p.text),
-                " ".join(filter(None, (p.author_handle, p.author_name))),
-            )
-        else:
-            stored = (p.published_at, p.metrics, p.extra, r.payload, None, None, None)
-        published, metrics, extra, raw, fts_title, fts_body, fts_author = stored
-        items.append(
-            (
-                p.platform,
-                p.external_id,
-                p.url,
-                p.author_handle,
-                p.author_name,
-                p.title,
-                p.text,
-                p.lang,
-                published,
-                metrics,
-                p.reply_to,
-                p.repost_of,
-                content_hash(p.text, p.title),
-                extra,
-                raw,
-                r.kind,
-                r.location,
-                fts_title,
-                fts_body,
-                fts_author,
-            )
-        )
+        try:
+            items.append(_prepare_one(p, r, sqlite))
+        except (RecursionError, ValueError, TypeError, OverflowError) as exc:
+            if bad is None:
+                raise
+            reason = str(exc) if isinstance(exc, _Unstorable) else row_problem(None, exc)
+            bad.append((r.location, reason, snippet(r.payload)))
     return items
+
+
+def _prepare_one(p: PostIn, r: RawRecord, sqlite: bool) -> _Item:
+    """Serialise one mapped post into a row to insert (see the _Item indexes)."""
+    dumps = _JSON.encode
+    if sqlite:
+        stored: tuple[Any, ...] = (
+            _sqlite_time(p.published_at),
+            dumps(p.metrics) if p.metrics else "{}",
+            dumps(p.extra) if p.extra else "{}",
+            dumps(r.payload),
+            index_text(p.title),
+            index_text(p.text),
+            " ".join(filter(None, (p.author_handle, p.author_name))),
+        )
+        for name, dumped, value in zip(
+            ("metrics", "extra", "raw record"),
+            stored[1:4],
+            (p.metrics, p.extra, r.payload),
+            strict=True,
+        ):
+            # JSON writes NUL as an escape SQLite would keep; PostgreSQL refuses it, so it is
+            # refused here too: a file imports the same on either database.
+            if "\\u0000" in dumped and (problem := unstorable_in(value)):
+                raise _Unstorable(f"{name} contains {problem}, which cannot be stored")
+    else:
+        stored = (p.published_at, p.metrics, p.extra, r.payload, None, None, None)
+    published, metrics, extra, raw, fts_title, fts_body, fts_author = stored
+    return (
+        p.platform,
+        p.external_id,
+        p.url,
+        p.author_handle,
+        p.author_name,
+        p.title,
+        p.text,
+        p.lang,
+        published,
+        metrics,
+        p.reply_to,
+        p.repost_of,
+        content_hash(p.text, p.title),
+        extra,
+        raw,
+        r.kind,
+        r.location,
+        fts_title,
+        fts_body,
+        fts_author,
+    )
 
 
 class _Writer:
@@ -223,35 +255,47 @@ class _Writer:
         time.sleep(BULK_YIELD_SECONDS)
 
     def write(self, items: list[_Item], report: IngestReport) -> None:
-        """Store one batch; on a database error, retry row by row so one bad row is isolated.
+        """Store one batch; on a database error, retry it in halves so one bad row is isolated.
 
         A batch larger than _MAX_TRANSACTION rows is stored in several transactions, so the
-        write lock is never held long. A full disk stops the import (DiskFull)."""
+        write lock is never held long. A row the database still refuses on its own is
+        quarantined with the reason; a full disk stops the import (DiskFull), and so does an
+        error that is not a row's fault (the connection is lost, the database is locked).
+        """
         if len(items) > _MAX_TRANSACTION:
             for part in _chunks(items, _MAX_TRANSACTION):
                 self.write(part, report)
             return
         conn = self._connection()
         self._pending = []
+        done = IngestReport(connector=report.connector, origin=report.origin)
         try:
             with self._begin(conn):
-                self._write(conn, items, report)
+                self._write(conn, items, done)
                 self._heartbeat(conn)
-        except SQLAlchemyError as exc:
+        except _ROW_ERRORS as exc:
             for key in self._pending:
                 self.authors.pop(key, None)
-            full = disk_full(exc, self.db, needed=self.space_needed())
-            if full is not None:
-                raise full from exc  # no row of this batch is at fault: stop, and say so
+            if isinstance(exc, SQLAlchemyError):
+                full = disk_full(exc, self.db, needed=self.space_needed())
+                if full is not None:
+                    raise full from exc  # no row of this batch is at fault: stop, and say so
+            if isinstance(exc, _NOT_A_ROW):
+                raise
             if len(items) == 1:
                 item = items[0]
-                reason = f"database rejected the record: {getattr(exc, 'orig', None) or exc}"
-                self.quarantine([(item[_LOCATION], reason, snippet(item[_RAW]))], report)
+                self.quarantine(
+                    [(item[_LOCATION], row_problem(item, exc), snippet(item[_RAW]))], report
+                )
                 return
-            log.warning("batch failed (%s); retrying row by row", exc)
-            for item in items:
-                self.write([item], report)
+            log.warning("batch of %d failed (%s); retrying in halves", len(items), exc)
+            half = len(items) // 2
+            self.write(items[:half], report)
+            self.write(items[half:], report)
             return
+        report.stored += done.stored
+        report.duplicates += done.duplicates
+        report.near_duplicates += done.near_duplicates
         self._after_commit(conn)
         self._written += len(items)
         if self.sqlite:
@@ -278,10 +322,10 @@ class _Writer:
                     {
                         "source_id": self.source_id,
                         "connector": self.connector,
-                        "origin": self.origin,
-                        "location": loc[:200],
-                        "reason": reason,
-                        "raw": raw,
+                        "origin": storable(self.origin),
+                        "location": storable(loc)[:200],
+                        "reason": storable(reason),
+                        "raw": None if raw is None else storable(raw),
                         "created_at": utcnow(),
                     }
                     for loc, reason, raw in rows
@@ -523,6 +567,86 @@ class _Writer:
                 ):
                     found[(platform, ext)] = pid
         return [found[(i[_PLATFORM], i[_EXT])] for i in entries]
+
+
+#: Errors a batch may fail with because of one of its rows: the batch is then split.
+_ROW_ERRORS = (SQLAlchemyError, UnicodeError, ValueError, OverflowError, RecursionError)
+#: Errors that are no row's fault: the import stops with them rather than quarantining rows.
+_NOT_A_ROW = (OperationalError, InterfaceError, DisconnectionError)
+#: Text fields of a row, by name, checked for what no database can store.
+_TEXT_FIELDS = (
+    ("external id", _EXT),
+    ("text", _TEXT),
+    ("title", _TITLE),
+    ("url", _URL),
+    ("author_handle", _HANDLE),
+    ("author_name", _NAME),
+    ("lang", _LANG),
+    ("reply_to", _REPLY),
+    ("repost_of", _REPOST),
+)
+
+
+def unstorable(value: str) -> str | None:
+    """Say what in a text no database can store (a lone surrogate, NUL), or return None."""
+    at = value.find("\x00")
+    if at >= 0:
+        return f"a NUL character (U+0000) at character {at + 1}"
+    if value.isascii():
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"a lone surrogate (U+{ord(value[exc.start]):04X}) at character {exc.start + 1}"
+    return None
+
+
+def unstorable_in(value: Any, limit: int = 100_000) -> str | None:
+    """Find what no database can store in a JSON value (keys too); say what and where.
+
+    Walks without recursion, so a value nested however deep is looked at safely.
+    """
+    stack: list[tuple[Any, str]] = [(value, "")]
+    seen = 0
+    while stack and seen < limit:
+        node, where = stack.pop()
+        seen += 1
+        if isinstance(node, str):
+            if problem := unstorable(node):
+                return f"{problem} in {where or 'the value'}"
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                name = f"{where}.{key}" if where else str(key)
+                if isinstance(key, str) and (problem := unstorable(key)):
+                    return f"{problem} in the name of {name}"
+                stack.append((child, name))
+        elif isinstance(node, list | tuple):
+            stack.extend((child, f"{where}[{n}]") for n, child in enumerate(node))
+    return None
+
+
+class _Unstorable(ValueError):
+    """A record holds what no database can store; the message says what and where."""
+
+
+def row_problem(item: _Item | None, exc: BaseException) -> str:
+    """Return why a row could not be stored, naming the field when it is one of its texts."""
+    if isinstance(exc, RecursionError):
+        return "record nested too deeply to store"
+    if item is not None:
+        for name, index in _TEXT_FIELDS:
+            value = item[index]
+            if isinstance(value, str) and (problem := unstorable(value)):
+                return f"{name} contains {problem}, which cannot be stored"
+        for name, index in (("raw record", _RAW), ("metrics", _METRICS), ("extra", _EXTRA)):
+            value = item[index]
+            problem = unstorable(value) if isinstance(value, str) else unstorable_in(value)
+            if problem:
+                return f"{name} contains {problem}, which cannot be stored"
+    detail = getattr(exc, "orig", None) or exc
+    if item is None:
+        return f"record cannot be serialised: {str(detail).strip() or type(exc).__name__}"
+    return f"database rejected the record: {str(detail).strip() or type(exc).__name__}"
 
 
 _AUTHOR_CACHE = 200_000

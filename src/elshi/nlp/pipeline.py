@@ -7,7 +7,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from elshi.db import Database, utcnow
@@ -94,20 +96,35 @@ def _store(
     )
     now = utcnow()
     if results:
+        # One row per post (the last result wins), written as an upsert: a catch-up task and
+        # a queued job may annotate the same post at once, and the second one to commit then
+        # updates the row the first one wrote instead of failing on the unique key.
+        rows = {
+            r.post_id: {
+                "post_id": r.post_id,
+                "enricher": enricher.slug,
+                "version": enricher.version,
+                "label": r.label,
+                "score": r.score,
+                "value": r.value,
+                "created_at": now,
+            }
+            for r in results
+        }
+        upsert = (
+            sqlite_insert(ANNOTATION)
+            if s.get_bind().dialect.name == "sqlite"
+            else pg_insert(ANNOTATION)
+        )
         s.execute(
-            insert(ANNOTATION),
-            [
-                {
-                    "post_id": r.post_id,
-                    "enricher": enricher.slug,
-                    "version": enricher.version,
-                    "label": r.label,
-                    "score": r.score,
-                    "value": r.value,
-                    "created_at": now,
-                }
-                for r in results
-            ],
+            upsert.on_conflict_do_update(
+                index_elements=["post_id", "enricher"],
+                set_={
+                    name: getattr(upsert.excluded, name)
+                    for name in ("version", "label", "score", "value", "created_at")
+                },
+            ),
+            list(rows.values()),
         )
     enricher.finish(s, results)
     if enricher.sets_post_lang:
