@@ -2,8 +2,8 @@
 
 Every route of the web app is declared here by (METHOD, path) with a Rule. `create_app` refuses
 to start when a route is missing, so a new page or API endpoint cannot land without saying who
-may call it; tests/security/test_security_routes.py calls every route as every role of another mission
-and checks the answer against this table.
+may call it; tests/security/test_security_routes.py calls every route as every role of another
+mission and checks the answer against this table.
 
 The rule itself is enforced in the service layer (accounts.service: `missions_where`, `can`,
 `scoped`, `authorize`); this table says which permission a route needs and how it is scoped.
