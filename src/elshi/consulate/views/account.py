@@ -22,6 +22,7 @@ from elshi.consulate.views.common import (
     FORM_EXPIRED,
     STATIC,
     UNVERIFIED,
+    CitizenForm,
     CitizenUser,
     _back,
     _citizen_form,
@@ -37,6 +38,7 @@ from elshi.consulate.views.common import (
     router,
 )
 from elshi.notify import Message as Email
+from elshi.web.actions import FormAction, SentForm
 from elshi.web.deps import DbSession
 from elshi.web.templating import (
     login_policy_of,
@@ -105,22 +107,19 @@ def signup_page(request: Request) -> Response:
 
 @router.post("/signup")
 def signup(
-    request: Request,
-    db: DbSession,
+    act: SentForm,
     email: Annotated[str, Form(max_length=1000)] = "",
     name: Annotated[str, Form(max_length=1000)] = "",
     phone: Annotated[str, Form(max_length=1000)] = "",
     password: Annotated[str, Form(max_length=4096)] = "",
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Create an account and e-mail the confirmation link."""
+    request = act.request
     values = {"email": email, "name": name, "phone": phone}
     return _citizen_form(
-        request,
-        db,
-        csrf_token,
+        act,
         lambda: flows.sign_up(
-            db=db,
+            db=act.db,
             settings=settings_of(request),
             email=email,
             password=password,
@@ -157,14 +156,13 @@ def login_page(request: Request, db: DbSession, next: str = "") -> Response:
 
 @router.post("/login")
 def login(
-    request: Request,
-    db: DbSession,
+    act: SentForm,
     email: Annotated[str, Form(max_length=1000)] = "",
     password: Annotated[str, Form(max_length=4096)] = "",
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
     next: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """Check the password (then the authenticator code, when the citizen turned it on)."""
+    request = act.request
     target = _safe_next(next)
 
     def again(message: str, status: int) -> Response:
@@ -172,7 +170,7 @@ def login(
 
     def change() -> tuple[flows.SignIn, Email | None]:
         result = flows.sign_in(
-            db=db,
+            db=act.db,
             email=email,
             password=password,
             ip=_ip(request),
@@ -181,8 +179,10 @@ def login(
         )
         mail = None
         if result.status == "unverified" and result.user_id:
-            citizen = service.get_citizen(db=db, citizen_id=result.user_id)
-            mail = flows.verification_email(db=db, settings=settings_of(request), citizen=citizen)
+            citizen = service.get_citizen(db=act.db, citizen_id=result.user_id)
+            mail = flows.verification_email(
+                db=act.db, settings=settings_of(request), citizen=citizen
+            )
         return result, mail
 
     def done(outcome: tuple[flows.SignIn, Email | None]) -> Response:
@@ -203,9 +203,7 @@ def login(
         return again(BAD_LOGIN, 401)
 
     return _citizen_form(
-        request,
-        db,
-        csrf_token,
+        act,
         change,
         expired=lambda: again(FORM_EXPIRED, 400),
         deliver=lambda outcome: _send(request, [outcome[1]]) if outcome[1] else None,
@@ -221,13 +219,12 @@ def code_page(request: Request, next: str = "") -> Response:
 
 @router.post("/login/code")
 def login_code(
-    request: Request,
-    db: DbSession,
+    act: SentForm,
     code: Annotated[str, Form(max_length=100)] = "",
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
     next: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """Check the authenticator code and finish signing in."""
+    request = act.request
     target = _safe_next(next)
     key = _session_key(request)
 
@@ -240,11 +237,9 @@ def login_code(
         return _page(request, "login.html", 400, next=target, email="", error=message)
 
     return _citizen_form(
-        request,
-        db,
-        csrf_token if key is not None else None,
+        FormAction(request, act.db, act.token if key is not None else None),
         lambda: flows.sign_in_code(
-            db=db,
+            db=act.db,
             pending_key=key or "",
             code=code,
             ip=_ip(request),
@@ -260,10 +255,10 @@ def login_code(
 
 @router.post("/logout")
 def logout(
-    request: Request, db: DbSession, csrf_token: Annotated[str, Form(max_length=1000)] = ""
+    act: SentForm,
 ) -> Response:
     """Sign out."""
-    key = _session_key(request)
+    key = _session_key(act.request)
 
     def done(_: None) -> Response:
         response = RedirectResponse("/consulate/", status_code=303)
@@ -271,10 +266,8 @@ def logout(
         return response
 
     return _citizen_form(
-        request,
-        db,
-        csrf_token,
-        lambda: service.end_session(db=db, key=key) if key else None,
+        act,
+        lambda: service.end_session(db=act.db, key=key) if key else None,
         done=done,
     )
 
@@ -291,31 +284,28 @@ class _BadLink(Exception):
 
 @router.post("/reset")
 def reset(
-    request: Request,
-    db: DbSession,
+    act: SentForm,
     email: Annotated[str, Form(max_length=1000)] = "",
     token: Annotated[str, Form(max_length=200)] = "",
     password: Annotated[str, Form(max_length=4096)] = "",
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Send a reset link, or set the new password."""
+    request = act.request
 
     def expired() -> Response:
         return _page(request, "reset.html", 400, token=token, email=email, error=FORM_EXPIRED)
 
     if not token:
         return _citizen_form(
-            request,
-            db,
-            csrf_token,
-            lambda: flows.request_reset(db=db, settings=settings_of(request), email=email),
+            act,
+            lambda: flows.request_reset(db=act.db, settings=settings_of(request), email=email),
             expired=expired,
             deliver=lambda mail: _send(request, [mail]) if mail is not None else None,
             done=lambda _: _back("/consulate/login", "reset_sent"),
         )
 
     def change() -> Citizen:
-        citizen = flows.reset_password(db=db, token=token, password=password)
+        citizen = flows.reset_password(db=act.db, token=token, password=password)
         if citizen is None:
             raise _BadLink
         return citizen
@@ -326,13 +316,16 @@ def reset(
         return response
 
     return _citizen_form(
-        request,
-        db,
-        csrf_token,
+        act,
         change,
         expired=expired,
         invalid=lambda exc: _page(
-            request, "reset.html", 400, token=token, email="", errors=_problems(request, exc)
+            request,
+            "reset.html",
+            400,
+            token=token,
+            email="",
+            errors=_problems(request, exc),
         ),
         refused=[(_BadLink, lambda _: _page(request, "message.html", 400, message=BAD_LINK))],
         done=done,
@@ -350,12 +343,9 @@ def totp_page(request: Request, citizen: CitizenUser) -> Response:
 
 @router.post("/totp")
 def totp(
-    request: Request,
-    db: DbSession,
-    citizen: CitizenUser,
+    act: CitizenForm,
     secret: Annotated[str, Form(max_length=64)] = "",
     code: Annotated[str, Form(max_length=20)] = "",
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Turn on two-step sign-in once the code from the app matches."""
 
@@ -363,13 +353,11 @@ def totp(
         if enabled:
             return _back("/consulate/home", "totp_on")
         shown = secret if valid_totp_secret(secret) else flows.start_totp()
-        uri = totp_uri(secret=shown, email=citizen.email)
-        return _page(request, "totp.html", 400, secret=shown, uri=uri, error=BAD_CODE)
+        uri = totp_uri(secret=shown, email=act.citizen.email)
+        return _page(act.request, "totp.html", 400, secret=shown, uri=uri, error=BAD_CODE)
 
     return _citizen_form(
-        request,
-        db,
-        csrf_token,
-        lambda: flows.enable_totp(db=db, citizen_id=citizen.id, secret=secret, code=code),
+        act,
+        lambda: flows.enable_totp(db=act.db, citizen_id=act.citizen.id, secret=secret, code=code),
         done=done,
     )

@@ -15,6 +15,7 @@ from elshi.consulate.models import Citizen, ServiceRequest, ServiceType
 from elshi.consulate.views.common import (
     ACCESS_ACTIONS,
     UPLOAD_TOO_BIG,
+    CitizenForm,
     CitizenUser,
     _back,
     _citizen_form,
@@ -28,7 +29,7 @@ from elshi.consulate.views.common import (
 )
 from elshi.crisis.telegram import link_url as telegram_link_url
 from elshi.db import utcnow
-from elshi.web.actions import CHECKED
+from elshi.web.actions import CHECKED, FormAction
 from elshi.web.bounds import Id, QueryId
 from elshi.web.deps import DbSession
 from elshi.web.templating import (
@@ -75,9 +76,7 @@ async def stay_new(request: Request, db: DbSession, citizen: CitizenUser) -> Res
 
     def work() -> Response:
         return _citizen_form(
-            request,
-            db,
-            raw.get("csrf_token"),
+            FormAction(request, db, raw.get("csrf_token")),
             lambda: service.register_stay(db=db, citizen_id=citizen.id, raw=raw),
             invalid=lambda exc: _page(
                 request,
@@ -96,12 +95,9 @@ async def stay_new(request: Request, db: DbSession, citizen: CitizenUser) -> Res
 
 @router.post("/stays/{registration_id}/{action}")
 def stay_action(
-    request: Request,
-    db: DbSession,
-    citizen: CitizenUser,
+    act: CitizenForm,
     registration_id: Id,
     action: str,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Confirm or cancel a registered stay."""
     actions = {"confirm": service.confirm_stay, "cancel": service.cancel_stay}
@@ -109,12 +105,12 @@ def stay_action(
     def change() -> Any:
         if action not in actions:
             raise service.NotFound(action)
-        return actions[action](db=db, citizen_id=citizen.id, registration_id=registration_id)
+        return actions[action](
+            db=act.db, citizen_id=act.citizen.id, registration_id=registration_id
+        )
 
     return _citizen_form(
-        request,
-        db,
-        csrf_token,
+        act,
         change,
         done=lambda _: _back("/consulate/home", "confirmed" if action == "confirm" else "saved"),
     )
@@ -138,18 +134,15 @@ def services_page(
 
 @router.post("/services/{service_type_id}/apply")
 def apply(
-    request: Request,
-    db: DbSession,
-    citizen: CitizenUser,
+    act: CitizenForm,
     service_type_id: Id,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Start a draft request for a service."""
     return _citizen_form(
-        request,
-        db,
-        csrf_token,
-        lambda: service.create_draft(db=db, citizen_id=citizen.id, service_type_id=service_type_id),
+        act,
+        lambda: service.create_draft(
+            db=act.db, citizen_id=act.citizen.id, service_type_id=service_type_id
+        ),
         done=lambda row: RedirectResponse(f"/consulate/requests/{row.id}", status_code=303),
     )
 
@@ -231,9 +224,7 @@ async def save_answers(
         if not submit:
             return _back(f"/consulate/requests/{request_id}", "saved")
         return _citizen_form(
-            request,
-            db,
-            CHECKED,
+            FormAction(request, db, CHECKED),
             lambda: flows.submit_request(
                 db=db, settings=settings_of(request), citizen_id=citizen.id, request_id=request_id
             ),
@@ -244,9 +235,7 @@ async def save_answers(
 
     def work() -> Response:
         return _citizen_form(
-            request,
-            db,
-            raw.get("csrf_token"),
+            FormAction(request, db, raw.get("csrf_token")),
             lambda: service.save_answers(
                 db=db, citizen_id=citizen.id, request_id=request_id, raw=raw, complete=submit
             ),
@@ -304,9 +293,7 @@ async def upload(request: Request, db: DbSession, citizen: CitizenUser, request_
 
     def work() -> Response:
         return _citizen_form(
-            request,
-            db,
-            token,
+            FormAction(request, db, token),
             change,
             invalid=lambda exc: _request_again(request, db, citizen, request_id, exc),
             done=lambda _: _back(f"/consulate/requests/{request_id}", "uploaded"),
@@ -327,26 +314,26 @@ def document(request: Request, db: DbSession, citizen: CitizenUser, document_id:
 
 @router.post("/documents/{document_id}/delete")
 def delete_document(
-    request: Request,
-    db: DbSession,
-    citizen: CitizenUser,
+    act: CitizenForm,
     document_id: Id,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Remove a document from a request that can still be changed."""
 
     def change() -> int:
-        doc = service.citizen_document(db=db, citizen_id=citizen.id, document_id=document_id)
+        doc = service.citizen_document(
+            db=act.db, citizen_id=act.citizen.id, document_id=document_id
+        )
         request_id = doc.request_id
         flows.delete_document(
-            db=db, settings=settings_of(request), citizen_id=citizen.id, document_id=document_id
+            db=act.db,
+            settings=settings_of(act.request),
+            citizen_id=act.citizen.id,
+            document_id=document_id,
         )
         return request_id
 
     return _citizen_form(
-        request,
-        db,
-        csrf_token,
+        act,
         change,
         done=lambda request_id: _back(f"/consulate/requests/{request_id}", "saved"),
     )
@@ -354,55 +341,49 @@ def delete_document(
 
 @router.post("/requests/{request_id}/messages")
 def citizen_message(
-    request: Request,
-    db: DbSession,
-    citizen: CitizenUser,
+    act: CitizenForm,
     request_id: Id,
     body: Annotated[str, Form(max_length=10000)] = "",
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Write to the consular section about a request."""
     return _citizen_form(
-        request,
-        db,
-        csrf_token,
+        act,
         lambda: service.post_message(
-            db=db,
-            request=service.citizen_request(db=db, citizen_id=citizen.id, request_id=request_id),
+            db=act.db,
+            request=service.citizen_request(
+                db=act.db, citizen_id=act.citizen.id, request_id=request_id
+            ),
             kind="citizen",
-            sender_id=citizen.id,
-            label=citizen.name,
+            sender_id=act.citizen.id,
+            label=act.citizen.name,
             body=body,
         ),
-        invalid=lambda exc: _request_again(request, db, citizen, request_id, exc),
+        invalid=lambda exc: _request_again(act.request, act.db, act.citizen, request_id, exc),
         done=lambda _: _back(f"/consulate/requests/{request_id}", "sent"),
     )
 
 
 @router.post("/requests/{request_id}/book")
 def book(
-    request: Request,
-    db: DbSession,
-    citizen: CitizenUser,
+    act: CitizenForm,
     request_id: Id,
     slot_id: Annotated[str, Form(max_length=12)] = "",
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Book (or move to) a slot for a request."""
     return _citizen_form(
-        request,
-        db,
-        csrf_token,
+        act,
         lambda: service.book_or_move(
-            db=db, citizen_id=citizen.id, request_id=request_id, slot_id=slot_id
+            db=act.db, citizen_id=act.citizen.id, request_id=request_id, slot_id=slot_id
         ),
         refused=[
             (
                 service.SlotFull,
-                lambda exc: _request_again(request, db, citizen, request_id, exc, status=409),
+                lambda exc: _request_again(
+                    act.request, act.db, act.citizen, request_id, exc, status=409
+                ),
             )
         ],
-        invalid=lambda exc: _request_again(request, db, citizen, request_id, exc),
+        invalid=lambda exc: _request_again(act.request, act.db, act.citizen, request_id, exc),
         done=lambda booked: _back(
             f"/consulate/requests/{request_id}", "moved" if booked.moved else "booked"
         ),
@@ -411,11 +392,8 @@ def book(
 
 @router.post("/appointments/{appointment_id}/cancel")
 def cancel_appointment(
-    request: Request,
-    db: DbSession,
-    citizen: CitizenUser,
+    act: CitizenForm,
     appointment_id: Id,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Cancel an appointment."""
 
@@ -426,10 +404,8 @@ def cancel_appointment(
         )
 
     return _citizen_form(
-        request,
-        db,
-        csrf_token,
-        lambda: service.cancel(db=db, citizen_id=citizen.id, appointment_id=appointment_id),
+        act,
+        lambda: service.cancel(db=act.db, citizen_id=act.citizen.id, appointment_id=appointment_id),
         done=done,
     )
 
