@@ -90,11 +90,8 @@ class WatchMatch(Base):
     entities: Mapped[list[str]] = mapped_column(JSONType, default=list)
 
 
-class WatchDaily(Base):
-    """Per watch list, day, language, platform and source: counts by sentiment and stance."""
-
-    __tablename__ = "watch_daily"
-    __table_args__ = (UniqueConstraint("watch_id", "day", "lang", "platform", "source_id"),)
+class DailyColumns:
+    """The key of a daily roll-up of one watch list: day, language, platform and source."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     watch_id: Mapped[int] = mapped_column(ForeignKey("watch.id", ondelete="CASCADE"))
@@ -102,6 +99,14 @@ class WatchDaily(Base):
     lang: Mapped[str] = mapped_column(String(16), default="")
     platform: Mapped[str] = mapped_column(String(32), default="")
     source_id: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class WatchDaily(DailyColumns, Base):
+    """Per watch list, day, language, platform and source: counts by sentiment and stance."""
+
+    __tablename__ = "watch_daily"
+    __table_args__ = (UniqueConstraint("watch_id", "day", "lang", "platform", "source_id"),)
+
     n: Mapped[int] = mapped_column(Integer, default=0)
     neg: Mapped[int] = mapped_column(Integer, default=0)
     neu: Mapped[int] = mapped_column(Integer, default=0)
@@ -124,7 +129,7 @@ class WatchHourly(Base):
     against: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class WatchEntityDaily(Base):
+class WatchEntityDaily(DailyColumns, Base):
     """Per watch list, day, language, platform, source and entity: matched posts mentioning it."""
 
     __tablename__ = "watch_entity_daily"
@@ -132,12 +137,6 @@ class WatchEntityDaily(Base):
         UniqueConstraint("watch_id", "day", "lang", "platform", "source_id", "entity"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    watch_id: Mapped[int] = mapped_column(ForeignKey("watch.id", ondelete="CASCADE"))
-    day: Mapped[date] = mapped_column(Date)
-    lang: Mapped[str] = mapped_column(String(16), default="")
-    platform: Mapped[str] = mapped_column(String(32), default="")
-    source_id: Mapped[int] = mapped_column(Integer, default=0)
     entity: Mapped[str] = mapped_column(String(200))
     n: Mapped[int] = mapped_column(Integer, default=0)
 
