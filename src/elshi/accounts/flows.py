@@ -61,16 +61,8 @@ def sign_in(
 
     A blocked address is answered at once: that says nothing about any account.
     """
-    return signin.sign_in(
-        kind=signin.STAFF,
-        db=db,
-        email=email,
-        password=password,
-        ip=ip,
-        user_agent=user_agent,
-        policy=policy,
-        lifetime=lifetime,
-    )
+    attempt = signin.Attempt(ip, user_agent, policy, lifetime)
+    return signin.sign_in(signin.STAFF, db, attempt, email=email, password=password)
 
 
 def sign_in_code(
@@ -84,16 +76,8 @@ def sign_in_code(
     lifetime: timedelta,
 ) -> SignIn:
     """Check the TOTP code of a pending sign-in; replace the pending session with a full one."""
-    return signin.sign_in_code(
-        kind=signin.STAFF,
-        db=db,
-        pending_key=pending_key,
-        code=code,
-        ip=ip,
-        user_agent=user_agent,
-        policy=policy,
-        lifetime=lifetime,
-    )
+    attempt = signin.Attempt(ip, user_agent, policy, lifetime)
+    return signin.sign_in_code(signin.STAFF, db, attempt, pending_key=pending_key, code=code)
 
 
 def sign_out(*, db: Session, session_key: str, ip: str) -> None:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
-from urllib.parse import urlencode
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Path, Request
 from fastapi.responses import RedirectResponse, Response
@@ -36,6 +35,7 @@ from elshi.web.templating import (
     login_policy_of,
     redirect_with_session,
     render,
+    session_started,
     settings_of,
 )
 
@@ -87,6 +87,27 @@ def _redirect_with_session(request: Request, target: str, key: str, max_age: tim
     )
 
 
+def _attempt(request: Request) -> dict[str, Any]:
+    """What the sign-in steps need of the request: address, browser, rules, session length."""
+    return {
+        "ip": _ip(request),
+        "user_agent": request.headers.get("user-agent"),
+        "policy": login_policy_of(request),
+        "lifetime": _lifetime(request),
+    }
+
+
+def _session_started(request: Request, target: str, result: flows.SignIn) -> Response | None:
+    return session_started(
+        request,
+        result,
+        target,
+        code_page="/login/code",
+        lifetime=_lifetime(request),
+        start=_redirect_with_session,
+    )
+
+
 def _login_page(
     request: Request,
     *,
@@ -123,25 +144,10 @@ def login(
         return _login_page(request, next_url=target, email=email, error=FORM_EXPIRED, status=400)
     if not email or not password:
         return _login_page(request, next_url=target, email=email, error=MISSING, status=400)
-    result = flows.sign_in(
-        db=act.db,
-        email=email,
-        password=password,
-        ip=_ip(request),
-        user_agent=request.headers.get("user-agent"),
-        policy=login_policy_of(request),
-        lifetime=_lifetime(request),
-    )
+    result = flows.sign_in(db=act.db, email=email, password=password, **_attempt(request))
     act.db.commit()
-    if result.status == "ok" and result.session_key:
-        return _redirect_with_session(request, target, result.session_key, _lifetime(request))
-    if result.status == "code" and result.session_key:
-        return _redirect_with_session(
-            request,
-            "/login/code?" + urlencode({"next": target}),
-            result.session_key,
-            login_policy_of(request).mfa_timeout,
-        )
+    if started := _session_started(request, target, result):
+        return started
     if result.status == "blocked":
         return _login_page(request, next_url=target, email=email, error=BLOCKED, status=429)
     return _login_page(request, next_url=target, email=email, error=BAD_LOGIN, status=401)
@@ -171,18 +177,10 @@ def login_code(
         return render(
             request, "login_code.html", {"next": target, "error": FORM_EXPIRED}, status=400
         )
-    result = flows.sign_in_code(
-        db=act.db,
-        pending_key=key,
-        code=code,
-        ip=_ip(request),
-        user_agent=request.headers.get("user-agent"),
-        policy=login_policy_of(request),
-        lifetime=_lifetime(request),
-    )
+    result = flows.sign_in_code(db=act.db, pending_key=key, code=code, **_attempt(request))
     act.db.commit()
-    if result.status == "ok" and result.session_key:
-        return _redirect_with_session(request, target, result.session_key, _lifetime(request))
+    if started := _session_started(request, target, result):
+        return started
     if result.status == "expired":
         return _login_page(request, next_url=target, error=CODE_EXPIRED, status=400)
     if result.status == "blocked":
@@ -193,9 +191,7 @@ def login_code(
 
 
 @router.post("/logout")
-def logout(
-    act: SentForm,
-) -> Response:
+def logout(act: SentForm) -> Response:
     """End the session and go back to the sign-in page."""
     if not act.valid():
         return render(act.request, "error.html", {"message": FORM_EXPIRED}, status=400)
@@ -325,10 +321,7 @@ def create_token(
 
 
 @router.post("/account/tokens/{token_id}/revoke")
-def revoke_token(
-    act: StaffForm,
-    token_id: Annotated[int, Path(ge=1, le=2**62)],
-) -> Response:
+def revoke_token(act: StaffForm, token_id: Annotated[int, Path(ge=1, le=2**62)]) -> Response:
     """Revoke one of the signed-in user's own API tokens."""
     if not act.valid():
         return _account_page(act.request, act.db, act.principal, error=FORM_EXPIRED, status=400)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
-from urllib.parse import urlencode
+from typing import Annotated, Any
 
 from fastapi import Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -43,9 +42,26 @@ from elshi.web.deps import DbSession
 from elshi.web.templating import (
     login_policy_of,
     request_language,
+    session_started,
     settings_of,
     translate,
 )
+
+
+def _attempt(request: Request) -> dict[str, Any]:
+    """What the sign-in steps need of the request: the address, the rules, the session length."""
+    return {"ip": _ip(request), "policy": login_policy_of(request), "lifetime": _lifetime(request)}
+
+
+def _session_started(request: Request, target: str, result: flows.SignIn) -> Response | None:
+    return session_started(
+        request,
+        result,
+        target,
+        code_page="/consulate/login/code",
+        lifetime=_lifetime(request),
+        start=_with_session,
+    )
 
 
 @router.get("/manifest.webmanifest")
@@ -169,14 +185,7 @@ def login(
         return _page(request, "login.html", status, next=target, email=email, error=message)
 
     def change() -> tuple[flows.SignIn, Email | None]:
-        result = flows.sign_in(
-            db=act.db,
-            email=email,
-            password=password,
-            ip=_ip(request),
-            policy=login_policy_of(request),
-            lifetime=_lifetime(request),
-        )
+        result = flows.sign_in(db=act.db, email=email, password=password, **_attempt(request))
         mail = None
         if result.status == "unverified" and result.user_id:
             citizen = service.get_citizen(db=act.db, citizen_id=result.user_id)
@@ -189,15 +198,8 @@ def login(
         result, mail = outcome
         if mail is not None:
             return again(UNVERIFIED, 403)
-        if result.status == "ok" and result.session_key:
-            return _with_session(request, target, result.session_key, _lifetime(request))
-        if result.status == "code" and result.session_key:
-            return _with_session(
-                request,
-                "/consulate/login/code?" + urlencode({"next": target}),
-                result.session_key,
-                login_policy_of(request).mfa_timeout,
-            )
+        if started := _session_started(request, target, result):
+            return started
         if result.status == "blocked":
             return again(BLOCKED, 429)
         return again(BAD_LOGIN, 401)
@@ -229,8 +231,8 @@ def login_code(
     key = _session_key(request)
 
     def done(result: flows.SignIn) -> Response:
-        if result.status == "ok" and result.session_key:
-            return _with_session(request, target, result.session_key, _lifetime(request))
+        if started := _session_started(request, target, result):
+            return started
         if result.status == "failed" and result.session_key:
             return _page(request, "login_code.html", 401, next=target, error=BAD_CODE)
         message = BLOCKED if result.status == "blocked" else CODE_EXPIRED
@@ -239,12 +241,7 @@ def login_code(
     return _citizen_form(
         FormAction(request, act.db, act.token if key is not None else None),
         lambda: flows.sign_in_code(
-            db=act.db,
-            pending_key=key or "",
-            code=code,
-            ip=_ip(request),
-            policy=login_policy_of(request),
-            lifetime=_lifetime(request),
+            db=act.db, pending_key=key or "", code=code, **_attempt(request)
         ),
         expired=lambda: _page(
             request, "login.html", 400, next=target, email="", error=CODE_EXPIRED
@@ -254,9 +251,7 @@ def login_code(
 
 
 @router.post("/logout")
-def logout(
-    act: SentForm,
-) -> Response:
+def logout(act: SentForm) -> Response:
     """Sign out."""
     key = _session_key(act.request)
 
