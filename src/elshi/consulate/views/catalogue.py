@@ -146,11 +146,7 @@ async def catalogue_save(request: Request, db: DbSession, principal: StaffUser) 
 
 
 @staff.post("/catalogue/{service_type_id}/{action}")
-def catalogue_toggle(
-    act: StaffForm,
-    service_type_id: Id,
-    action: str,
-) -> Response:
+def catalogue_toggle(act: StaffForm, service_type_id: Id, action: str) -> Response:
     """Stop offering a service (deactivate) or offer it again (activate)."""
     row = _editable_service(act.db, act.principal, service_type_id)
 

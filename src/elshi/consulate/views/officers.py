@@ -134,10 +134,7 @@ def _officer_request_page(
 
 @staff.post("/requests/{request_id}/{action}")
 def officer_action(
-    act: StaffForm,
-    request_id: Id,
-    action: str,
-    note: Annotated[str, Form(max_length=10000)] = "",
+    act: StaffForm, request_id: Id, action: str, note: Annotated[str, Form(max_length=10000)] = ""
 ) -> Response:
     """Claim, ask for documents, approve, reject, or write to the applicant."""
     request = act.request
@@ -355,11 +352,7 @@ def day_page(
 
 
 @staff.post("/appointments/{appointment_id}/{status}")
-def mark(
-    act: StaffForm,
-    appointment_id: Id,
-    status: str,
-) -> Response:
+def mark(act: StaffForm, appointment_id: Id, status: str) -> Response:
     """Mark an appointment attended or no-show."""
 
     def done(result: Any) -> Response:

@@ -190,9 +190,7 @@ def author_page(request: Request, author_id: Id, db: DbSession, principal: Staff
 
 @router.post("/authors/{author_id}/actor-type")
 def set_actor_type(
-    author_id: Id,
-    act: StaffForm,
-    actor_type: Annotated[str, Form(max_length=32)] = "",
+    author_id: Id, act: StaffForm, actor_type: Annotated[str, Form(max_length=32)] = ""
 ) -> Response:
     """Change an author's actor type."""
     request, db, principal = act.checked()

@@ -304,6 +304,24 @@ def _editor_form(
     )
 
 
+def _step(
+    act: StaffAction,
+    statement_id: int,
+    step: Callable[..., T],
+    note: str | Callable[[T], str],
+    deliver: Callable[[T], None] | None = None,
+    **args: Any,
+) -> Response:
+    """Run one service step on the statement as the signed-in person (see `_editor_form`)."""
+    return _editor_form(
+        act,
+        statement_id,
+        lambda: step(db=act.db, actor=act.principal, statement_id=statement_id, **args),
+        note,
+        deliver,
+    )
+
+
 @router.post("/speak/{statement_id}/versions/{lang}")
 async def save_version(
     request: Request, statement_id: Id, lang: str, db: DbSession, principal: StaffUser
@@ -322,20 +340,16 @@ async def save_version(
         for line in str(form.get("media", ""))[:10_000].splitlines()
         if line.strip()
     ]
-    return _editor_form(
+    return _step(
         StaffAction(request, db, str(form.get("csrf_token", "")), principal),
         statement_id,
-        lambda: service.save_version(
-            db=db,
-            actor=principal,
-            statement_id=statement_id,
-            lang=lang,
-            text=text,
-            headline=headline,
-            variants=variants,
-            media=media,
-        ),
+        service.save_version,
         "saved",
+        lang=lang,
+        text=text,
+        headline=headline,
+        variants=variants,
+        media=media,
     )
 
 
@@ -373,12 +387,7 @@ async def add_image(
 
 
 @router.post("/speak/{statement_id}/versions/{lang}/images/{key}/remove")
-def remove_image(
-    statement_id: Id,
-    lang: str,
-    key: str,
-    act: StaffForm,
-) -> Response:
+def remove_image(statement_id: Id, lang: str, key: str, act: StaffForm) -> Response:
     """Take an image off a language version."""
     return _editor_form(
         act,
@@ -435,32 +444,24 @@ def translate_version(
 
 
 @router.post("/speak/{statement_id}/versions/{lang}/reviewed")
-def reviewed(
-    statement_id: Id,
-    lang: str,
-    act: StaffForm,
-) -> Response:
+def reviewed(statement_id: Id, lang: str, act: StaffForm) -> Response:
     """Mark a translated version reviewed."""
-    return _editor_form(
+    return _step(
         act,
         statement_id,
-        lambda: service.mark_reviewed(
-            db=act.db, actor=act.principal, statement_id=statement_id, lang=lang
-        ),
+        service.mark_reviewed,
         "reviewed",
+        lang=lang,
     )
 
 
 @router.post("/speak/{statement_id}/submit")
-def submit(
-    statement_id: Id,
-    act: StaffForm,
-) -> Response:
+def submit(statement_id: Id, act: StaffForm) -> Response:
     """Send for approval."""
-    return _editor_form(
+    return _step(
         act,
         statement_id,
-        lambda: service.submit(db=act.db, actor=act.principal, statement_id=statement_id),
+        service.submit,
         "submitted",
     )
 
@@ -480,17 +481,13 @@ def decide(
             return "returned"
         return "approved" if st.status == "approved" else "approval-recorded"
 
-    return _editor_form(
+    return _step(
         act,
         statement_id,
-        lambda: service.decide(
-            db=act.db,
-            actor=act.principal,
-            statement_id=statement_id,
-            approve=approve,
-            comment=comment,
-        ),
+        service.decide,
         note,
+        approve=approve,
+        comment=comment,
     )
 
 
@@ -519,19 +516,15 @@ async def schedule(
         if when != "later":
             _queue(request, service.due_now(db=db, statement_id=statement_id))
 
-    return _editor_form(
+    return _step(
         StaffAction(request, db, str(form.get("csrf_token", "")), principal),
         statement_id,
-        lambda: service.schedule(
-            db=db,
-            actor=principal,
-            statement_id=statement_id,
-            account_ids=ids,
-            at=at.replace(tzinfo=None) if at else None,
-            tz=tz,
-        ),
+        service.schedule,
         "scheduled",
         deliver=send_due,
+        account_ids=ids,
+        at=at.replace(tzinfo=None) if at else None,
+        tz=tz,
     )
 
 
@@ -546,26 +539,18 @@ def link_topic(
     if narrative_id and not narrative_id.isdigit():
         msg = translate(act.request, N_("The narrative number must be a whole number."))
         return _editor(act.request, act.db, act.principal, statement_id, msg, 400)
-    return _editor_form(
+    return _step(
         act,
         statement_id,
-        lambda: service.link_topic(
-            db=act.db,
-            actor=act.principal,
-            statement_id=statement_id,
-            query=query,
-            narrative_id=int(narrative_id) if narrative_id else None,
-        ),
+        service.link_topic,
         "linked",
+        query=query,
+        narrative_id=int(narrative_id) if narrative_id else None,
     )
 
 
 @router.post("/speak/publications/{publication_id}/{action}")
-def publication_action(
-    publication_id: Id,
-    action: str,
-    act: StaffForm,
-) -> Response:
+def publication_action(publication_id: Id, action: str, act: StaffForm) -> Response:
     """Retry a failed publication, send one in doubt again, or mark it sent."""
     request = act.request
     database = request.app.state.db

@@ -167,10 +167,7 @@ def _json_feed(mission: Mission, lang: str, page: str, items: list[Any]) -> dict
 
 @public.post("/news/{mission_slug}/{lang}")
 def news_subscribe(
-    act: SentForm,
-    mission_slug: str,
-    lang: str,
-    email: Annotated[str, Form(max_length=1000)] = "",
+    act: SentForm, mission_slug: str, lang: str, email: Annotated[str, Form(max_length=1000)] = ""
 ) -> Response:
     """Sign up for the newsletter: a confirmation link is e-mailed (double opt-in)."""
     request = act.request
