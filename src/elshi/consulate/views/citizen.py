@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import Form, Request
@@ -15,6 +16,7 @@ from elshi.consulate.models import Citizen, ServiceRequest, ServiceType
 from elshi.consulate.views.common import (
     ACCESS_ACTIONS,
     UPLOAD_TOO_BIG,
+    CitizenAction,
     CitizenForm,
     CitizenUser,
     _back,
@@ -29,7 +31,7 @@ from elshi.consulate.views.common import (
 )
 from elshi.crisis.telegram import link_url as telegram_link_url
 from elshi.db import utcnow
-from elshi.web.actions import CHECKED, FormAction
+from elshi.web.actions import CHECKED, FormAction, Refusal
 from elshi.web.bounds import Id, QueryId
 from elshi.web.deps import DbSession
 from elshi.web.templating import (
@@ -94,11 +96,7 @@ async def stay_new(request: Request, db: DbSession, citizen: CitizenUser) -> Res
 
 
 @router.post("/stays/{registration_id}/{action}")
-def stay_action(
-    act: CitizenForm,
-    registration_id: Id,
-    action: str,
-) -> Response:
+def stay_action(act: CitizenForm, registration_id: Id, action: str) -> Response:
     """Confirm or cancel a registered stay."""
     actions = {"confirm": service.confirm_stay, "cancel": service.cancel_stay}
 
@@ -133,10 +131,7 @@ def services_page(
 
 
 @router.post("/services/{service_type_id}/apply")
-def apply(
-    act: CitizenForm,
-    service_type_id: Id,
-) -> Response:
+def apply(act: CitizenForm, service_type_id: Id) -> Response:
     """Start a draft request for a service."""
     return _citizen_form(
         act,
@@ -201,6 +196,29 @@ def _request_page(
     )
 
 
+def _request_form(
+    act: CitizenAction,
+    request_id: int,
+    change: Callable[[], Any],
+    notice: str | Callable[[Any], str],
+    *,
+    deliver: Callable[[Any], None] | None = None,
+    refused: Sequence[Refusal] = (),
+) -> Response:
+    """Run a form of one request: what was wrong shows on its page, else back to it with a
+    notice (`notice` may say which from the change's result)."""
+    return _citizen_form(
+        act,
+        change,
+        refused=refused,
+        invalid=lambda exc: _request_again(act.request, act.db, act.citizen, request_id, exc),
+        deliver=deliver,
+        done=lambda result: _back(
+            f"/consulate/requests/{request_id}", notice(result) if callable(notice) else notice
+        ),
+    )
+
+
 @router.get("/requests/{request_id}")
 def request_page(request: Request, db: DbSession, citizen: CitizenUser, request_id: Id) -> Response:
     """One of the citizen's requests: form, documents, status, history, messages, appointment."""
@@ -223,14 +241,14 @@ async def save_answers(
     def then_submit(_: Any) -> Response:
         if not submit:
             return _back(f"/consulate/requests/{request_id}", "saved")
-        return _citizen_form(
-            FormAction(request, db, CHECKED),
+        return _request_form(
+            CitizenAction(request, db, CHECKED, citizen),
+            request_id,
             lambda: flows.submit_request(
                 db=db, settings=settings_of(request), citizen_id=citizen.id, request_id=request_id
             ),
-            invalid=lambda exc: _request_again(request, db, citizen, request_id, exc),
+            "submitted",
             deliver=lambda mail: _send(request, [mail]),
-            done=lambda _: _back(f"/consulate/requests/{request_id}", "submitted"),
         )
 
     def work() -> Response:
@@ -292,11 +310,8 @@ async def upload(request: Request, db: DbSession, citizen: CitizenUser, request_
         )
 
     def work() -> Response:
-        return _citizen_form(
-            FormAction(request, db, token),
-            change,
-            invalid=lambda exc: _request_again(request, db, citizen, request_id, exc),
-            done=lambda _: _back(f"/consulate/requests/{request_id}", "uploaded"),
+        return _request_form(
+            CitizenAction(request, db, token, citizen), request_id, change, "uploaded"
         )
 
     return await run_in_threadpool(work)
@@ -313,10 +328,7 @@ def document(request: Request, db: DbSession, citizen: CitizenUser, document_id:
 
 
 @router.post("/documents/{document_id}/delete")
-def delete_document(
-    act: CitizenForm,
-    document_id: Id,
-) -> Response:
+def delete_document(act: CitizenForm, document_id: Id) -> Response:
     """Remove a document from a request that can still be changed."""
 
     def change() -> int:
@@ -341,13 +353,12 @@ def delete_document(
 
 @router.post("/requests/{request_id}/messages")
 def citizen_message(
-    act: CitizenForm,
-    request_id: Id,
-    body: Annotated[str, Form(max_length=10000)] = "",
+    act: CitizenForm, request_id: Id, body: Annotated[str, Form(max_length=10000)] = ""
 ) -> Response:
     """Write to the consular section about a request."""
-    return _citizen_form(
+    return _request_form(
         act,
+        request_id,
         lambda: service.post_message(
             db=act.db,
             request=service.citizen_request(
@@ -358,23 +369,22 @@ def citizen_message(
             label=act.citizen.name,
             body=body,
         ),
-        invalid=lambda exc: _request_again(act.request, act.db, act.citizen, request_id, exc),
-        done=lambda _: _back(f"/consulate/requests/{request_id}", "sent"),
+        "sent",
     )
 
 
 @router.post("/requests/{request_id}/book")
 def book(
-    act: CitizenForm,
-    request_id: Id,
-    slot_id: Annotated[str, Form(max_length=12)] = "",
+    act: CitizenForm, request_id: Id, slot_id: Annotated[str, Form(max_length=12)] = ""
 ) -> Response:
     """Book (or move to) a slot for a request."""
-    return _citizen_form(
+    return _request_form(
         act,
+        request_id,
         lambda: service.book_or_move(
             db=act.db, citizen_id=act.citizen.id, request_id=request_id, slot_id=slot_id
         ),
+        lambda booked: "moved" if booked.moved else "booked",
         refused=[
             (
                 service.SlotFull,
@@ -383,18 +393,11 @@ def book(
                 ),
             )
         ],
-        invalid=lambda exc: _request_again(act.request, act.db, act.citizen, request_id, exc),
-        done=lambda booked: _back(
-            f"/consulate/requests/{request_id}", "moved" if booked.moved else "booked"
-        ),
     )
 
 
 @router.post("/appointments/{appointment_id}/cancel")
-def cancel_appointment(
-    act: CitizenForm,
-    appointment_id: Id,
-) -> Response:
+def cancel_appointment(act: CitizenForm, appointment_id: Id) -> Response:
     """Cancel an appointment."""
 
     def done(appointment: Any) -> Response:
