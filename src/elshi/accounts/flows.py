@@ -179,13 +179,12 @@ def issue_token(
     return plain
 
 
-def enrol_totp(*, db: Session, actor: Principal, email: str) -> str:
-    """Give a user a new TOTP secret and return the otpauth:// URI to scan."""
-    user = _user(db, email)
-    if actor.user_id != user.id:
-        service.authorize_over_user(db=db, actor=actor, user_id=user.id)
-    user.totp_secret = service.new_totp_secret()
-    user.totp_last_step = None
+def _set_totp(
+    db: Session, actor: Principal, user: User, secret: str, last_step: int | None
+) -> None:
+    """Keep a user's TOTP secret (and the last step used with it), audited as an enrolment."""
+    user.totp_secret = secret
+    user.totp_last_step = last_step
     service.audit(
         db=db,
         action="totp.enrol",
@@ -194,7 +193,16 @@ def enrol_totp(*, db: Session, actor: Principal, email: str) -> str:
         actor_id=actor.user_id,
         actor_label=actor.label,
     )
-    return service.totp_uri(secret=user.totp_secret, email=user.email)
+
+
+def enrol_totp(*, db: Session, actor: Principal, email: str) -> str:
+    """Give a user a new TOTP secret and return the otpauth:// URI to scan."""
+    user = _user(db, email)
+    if actor.user_id != user.id:
+        service.authorize_over_user(db=db, actor=actor, user_id=user.id)
+    secret = service.new_totp_secret()
+    _set_totp(db, actor, user, secret, None)
+    return service.totp_uri(secret=secret, email=user.email)
 
 
 def disable_totp(*, db: Session, actor: Principal, email: str) -> None:
@@ -287,16 +295,7 @@ def enable_own_totp(*, db: Session, actor: Principal, secret: str, code: str) ->
     probe = User(totp_secret=secret, totp_last_step=None)
     if not secret or not service.verify_totp(user=probe, code=code):
         return False
-    user.totp_secret = secret
-    user.totp_last_step = probe.totp_last_step
-    service.audit(
-        db=db,
-        action="totp.enrol",
-        object_type="user",
-        object_id=user.id,
-        actor_id=actor.user_id,
-        actor_label=actor.label,
-    )
+    _set_totp(db, actor, user, secret, probe.totp_last_step)
     return True
 
 
