@@ -61,16 +61,8 @@ def sign_in(
 
     A blocked address is answered at once: that says nothing about any account.
     """
-    return signin.sign_in(
-        kind=signin.STAFF,
-        db=db,
-        email=email,
-        password=password,
-        ip=ip,
-        user_agent=user_agent,
-        policy=policy,
-        lifetime=lifetime,
-    )
+    attempt = signin.Attempt(ip, user_agent, policy, lifetime)
+    return signin.sign_in(signin.STAFF, db, attempt, email=email, password=password)
 
 
 def sign_in_code(
@@ -84,16 +76,8 @@ def sign_in_code(
     lifetime: timedelta,
 ) -> SignIn:
     """Check the TOTP code of a pending sign-in; replace the pending session with a full one."""
-    return signin.sign_in_code(
-        kind=signin.STAFF,
-        db=db,
-        pending_key=pending_key,
-        code=code,
-        ip=ip,
-        user_agent=user_agent,
-        policy=policy,
-        lifetime=lifetime,
-    )
+    attempt = signin.Attempt(ip, user_agent, policy, lifetime)
+    return signin.sign_in_code(signin.STAFF, db, attempt, pending_key=pending_key, code=code)
 
 
 def sign_out(*, db: Session, session_key: str, ip: str) -> None:
@@ -195,13 +179,12 @@ def issue_token(
     return plain
 
 
-def enrol_totp(*, db: Session, actor: Principal, email: str) -> str:
-    """Give a user a new TOTP secret and return the otpauth:// URI to scan."""
-    user = _user(db, email)
-    if actor.user_id != user.id:
-        service.authorize_over_user(db=db, actor=actor, user_id=user.id)
-    user.totp_secret = service.new_totp_secret()
-    user.totp_last_step = None
+def _set_totp(
+    db: Session, actor: Principal, user: User, secret: str, last_step: int | None
+) -> None:
+    """Keep a user's TOTP secret (and the last step used with it), audited as an enrolment."""
+    user.totp_secret = secret
+    user.totp_last_step = last_step
     service.audit(
         db=db,
         action="totp.enrol",
@@ -210,7 +193,16 @@ def enrol_totp(*, db: Session, actor: Principal, email: str) -> str:
         actor_id=actor.user_id,
         actor_label=actor.label,
     )
-    return service.totp_uri(secret=user.totp_secret, email=user.email)
+
+
+def enrol_totp(*, db: Session, actor: Principal, email: str) -> str:
+    """Give a user a new TOTP secret and return the otpauth:// URI to scan."""
+    user = _user(db, email)
+    if actor.user_id != user.id:
+        service.authorize_over_user(db=db, actor=actor, user_id=user.id)
+    secret = service.new_totp_secret()
+    _set_totp(db, actor, user, secret, None)
+    return service.totp_uri(secret=secret, email=user.email)
 
 
 def disable_totp(*, db: Session, actor: Principal, email: str) -> None:
@@ -303,16 +295,7 @@ def enable_own_totp(*, db: Session, actor: Principal, secret: str, code: str) ->
     probe = User(totp_secret=secret, totp_last_step=None)
     if not secret or not service.verify_totp(user=probe, code=code):
         return False
-    user.totp_secret = secret
-    user.totp_last_step = probe.totp_last_step
-    service.audit(
-        db=db,
-        action="totp.enrol",
-        object_type="user",
-        object_id=user.id,
-        actor_id=actor.user_id,
-        actor_label=actor.label,
-    )
+    _set_totp(db, actor, user, secret, probe.totp_last_step)
     return True
 
 

@@ -13,12 +13,16 @@ from elshi.db import Base, JSONType, SealedString, UTCDateTime, utcnow
 ROLES = ("admin", "ambassador", "analyst", "press", "approver", "consular", "citizen")
 
 
-class SignInState:
-    """What signing in reads and records of an account, staff user or citizen alike.
+class AccountColumns:
+    """What every kind of account that signs in stores (see `accounts.signin.Account`).
 
-    The columns close the table, after those of the kind of account (see accounts/signin.py).
+    Staff users (`User`) and citizens (`consulate.models.Citizen`) add their own columns.
     """
 
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(200))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     totp_secret: Mapped[str | None] = mapped_column(SealedString())
     totp_last_step: Mapped[int | None] = mapped_column(Integer)
@@ -28,15 +32,10 @@ class SignInState:
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class User(SignInState, Base):
+class User(AccountColumns, Base):
     """A person who signs in: staff of a mission, or a citizen."""
 
     __tablename__ = "user_account"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(String(320), unique=True)
-    name: Mapped[str] = mapped_column(String(200), default="")
-    password_hash: Mapped[str] = mapped_column(String(200))
 
 
 class RoleGrant(Base):
@@ -89,19 +88,27 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class WebSession(Base):
+class SessionColumns:
+    """What every kind of signed-in browser stores: the key's digest, its times, the TOTP step.
+
+    A session table adds the column of its owner (a staff user, a citizen).
+    """
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    mfa_pending: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class WebSession(SessionColumns, Base):
     """A signed-in browser; the cookie holds a signed random key whose digest is stored here."""
 
     __tablename__ = "web_session"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(
         ForeignKey("user_account.id", ondelete="CASCADE"), index=True
     )
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
-    mfa_pending: Mapped[bool] = mapped_column(Boolean, default=False)
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(300))
 

@@ -23,6 +23,7 @@ from elshi.accounts.models import (
     AuditEvent,
     LoginAttempt,
     RoleGrant,
+    SessionColumns,
     User,
     WebSession,
 )
@@ -530,8 +531,35 @@ def verify_totp(*, user: SignInHolder, code: str, now: datetime | None = None) -
 # ---------------------------------------------------------------------------- sessions
 
 
+SessionRow = TypeVar("SessionRow", bound=SessionColumns)
+
+
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
+
+
+def open_session(
+    db: Session, model: type[SessionRow], *, lifetime: timedelta, now: datetime | None, **row: Any
+) -> str:
+    """Add a session of `model` (its owner and columns in `row`), drop the expired ones, and
+    return its secret key: only the key's digest is stored."""
+    now = now or utcnow()
+    key = secrets.token_urlsafe(32)
+    stored = {"key_hash": _digest(key), "created_at": now, "expires_at": now + lifetime}
+    db.add(model(**stored, **row))
+    db.execute(delete(model).where(model.expires_at < now))
+    db.flush()
+    return key
+
+
+def find_session_row(
+    db: Session, model: type[SessionRow], key: str, now: datetime | None = None
+) -> SessionRow | None:
+    """Return the unexpired session of `model` with this key."""
+    row = db.scalar(select(model).where(model.key_hash == _digest(key)))
+    if row is None or row.expires_at <= (now or utcnow()):
+        return None
+    return row
 
 
 def create_session(
@@ -545,30 +573,21 @@ def create_session(
     now: datetime | None = None,
 ) -> str:
     """Start a session and return its secret key (only its digest is stored)."""
-    now = now or utcnow()
-    key = secrets.token_urlsafe(32)
-    db.add(
-        WebSession(
-            key_hash=_digest(key),
-            user_id=user_id,
-            created_at=now,
-            expires_at=now + lifetime,
-            mfa_pending=mfa_pending,
-            ip=(ip or "")[:64] or None,
-            user_agent=(user_agent or "")[:300] or None,
-        )
+    return open_session(
+        db,
+        WebSession,
+        lifetime=lifetime,
+        now=now,
+        user_id=user_id,
+        mfa_pending=mfa_pending,
+        ip=(ip or "")[:64] or None,
+        user_agent=(user_agent or "")[:300] or None,
     )
-    db.execute(delete(WebSession).where(WebSession.expires_at < now))
-    db.flush()
-    return key
 
 
 def find_session(*, db: Session, key: str, now: datetime | None = None) -> WebSession | None:
     """Return the unexpired session with this key."""
-    row = db.scalar(select(WebSession).where(WebSession.key_hash == _digest(key)))
-    if row is None or row.expires_at <= (now or utcnow()):
-        return None
-    return row
+    return find_session_row(db, WebSession, key, now)
 
 
 def end_session(*, db: Session, key: str) -> WebSession | None:

@@ -45,6 +45,27 @@ class SignIn:
     user_id: int | None = None
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """Where a sign-in comes from, the rules it is held to, and how long its session lasts."""
+
+    ip: str
+    user_agent: str | None
+    policy: LoginPolicy
+    lifetime: timedelta
+
+
+@dataclass(frozen=True)
+class NewSession:
+    """A session to start: whose, for how long, waiting for the code step or not, from where."""
+
+    account_id: int
+    lifetime: timedelta
+    mfa_pending: bool
+    ip: str
+    user_agent: str | None
+
+
 class Account(Protocol):
     """What the sign-in steps read of an account: staff users and citizens both have it."""
 
@@ -95,16 +116,7 @@ class AccountKind(ABC, Generic[T]):
         return "ok"
 
     @abstractmethod
-    def create_session(
-        self,
-        db: Session,
-        *,
-        account_id: int,
-        lifetime: timedelta,
-        mfa_pending: bool,
-        ip: str,
-        user_agent: str | None,
-    ) -> str:
+    def create_session(self, db: Session, new: NewSession) -> str:
         """Start a session in this kind's session table; return its key."""
 
     @abstractmethod
@@ -129,9 +141,11 @@ def _dummy_hash() -> str:
     return service.hash_password(secrets.token_urlsafe(16))
 
 
-def _locked(db: Session, kind: AccountKind[A], account: A, ip: str, policy: LoginPolicy) -> bool:
+def _locked(db: Session, kind: AccountKind[A], account: A, attempt: Attempt) -> bool:
     user_id, citizen_id = kind.attempt_owner(account.id)
-    return service.is_locked(db=db, ip=ip, policy=policy, user_id=user_id, citizen_id=citizen_id)
+    return service.is_locked(
+        db=db, ip=attempt.ip, policy=attempt.policy, user_id=user_id, citizen_id=citizen_id
+    )
 
 
 def check_password(
@@ -168,115 +182,75 @@ def check_password(
 def _fail(
     db: Session,
     kind: AccountKind[A],
-    *,
+    attempt: Attempt,
     account: A | None,
     email: str,
-    ip: str,
     reason: str,
-    policy: LoginPolicy,
     record: bool = True,
 ) -> None:
     if record:
         user_id, citizen_id = kind.attempt_owner(account.id if account else None)
         service.record_attempt(
-            db=db, ip=ip, user_id=user_id, citizen_id=citizen_id, success=False, policy=policy
+            db=db,
+            ip=attempt.ip,
+            user_id=user_id,
+            citizen_id=citizen_id,
+            success=False,
+            policy=attempt.policy,
         )
-    kind.failed(db, account=account, email=email, ip=ip, reason=reason)
+    kind.failed(db, account=account, email=email, ip=attempt.ip, reason=reason)
+
+
+def _start(
+    db: Session, kind: AccountKind[A], attempt: Attempt, account: A, *, pending: bool
+) -> str:
+    lifetime = attempt.policy.mfa_timeout if pending else attempt.lifetime
+    new = NewSession(account.id, lifetime, pending, attempt.ip, attempt.user_agent)
+    return kind.create_session(db, new)
 
 
 def _complete(
-    db: Session,
-    kind: AccountKind[A],
-    *,
-    account: A,
-    ip: str,
-    user_agent: str | None,
-    policy: LoginPolicy,
-    lifetime: timedelta,
-    mfa: bool,
+    db: Session, kind: AccountKind[A], attempt: Attempt, account: A, *, mfa: bool
 ) -> SignIn:
-    key = kind.create_session(
-        db,
-        account_id=account.id,
-        lifetime=lifetime,
-        mfa_pending=False,
-        ip=ip,
-        user_agent=user_agent,
-    )
+    key = _start(db, kind, attempt, account, pending=False)
     user_id, citizen_id = kind.attempt_owner(account.id)
-    service.lift_lock(db=db, user_id=user_id, citizen_id=citizen_id, ip=ip)
+    service.lift_lock(db=db, user_id=user_id, citizen_id=citizen_id, ip=attempt.ip)
     service.record_attempt(
-        db=db, ip=ip, user_id=user_id, citizen_id=citizen_id, success=True, policy=policy
+        db=db,
+        ip=attempt.ip,
+        user_id=user_id,
+        citizen_id=citizen_id,
+        success=True,
+        policy=attempt.policy,
     )
-    kind.signed_in(db, account=account, ip=ip, mfa=mfa)
+    kind.signed_in(db, account=account, ip=attempt.ip, mfa=mfa)
     return SignIn("ok", key, account.id)
 
 
 def sign_in(
-    *,
-    kind: AccountKind[A],
-    db: Session,
-    email: str,
-    password: str,
-    ip: str,
-    user_agent: str | None,
-    policy: LoginPolicy,
-    lifetime: timedelta,
+    kind: AccountKind[A], db: Session, attempt: Attempt, *, email: str, password: str
 ) -> SignIn:
     """Check e-mail and password; start a session, or a pending one when TOTP is enrolled."""
+    ip, policy = attempt.ip, attempt.policy
     if service.ip_blocked(db=db, ip=ip, policy=policy):
         if kind.audit_refusals:
-            _fail(
-                db,
-                kind,
-                account=None,
-                email=email,
-                ip=ip,
-                reason="rate_limited",
-                policy=policy,
-                record=False,
-            )
+            _fail(db, kind, attempt, None, email, "rate_limited", record=False)
         return SignIn("blocked")
     account, result = check_password(
         kind=kind, db=db, email=email, password=password, ip=ip, policy=policy
     )
     if account is None or result not in ("ok", "unverified"):
-        _fail(db, kind, account=account, email=email, ip=ip, reason=result, policy=policy)
+        _fail(db, kind, attempt, account, email, result)
         return SignIn("failed")
     if result == "unverified":
         return SignIn("unverified", None, account.id)
     if account.totp_secret:
-        key = kind.create_session(
-            db,
-            account_id=account.id,
-            lifetime=policy.mfa_timeout,
-            mfa_pending=True,
-            ip=ip,
-            user_agent=user_agent,
-        )
-        return SignIn("code", key, account.id)
-    return _complete(
-        db,
-        kind,
-        account=account,
-        ip=ip,
-        user_agent=user_agent,
-        policy=policy,
-        lifetime=lifetime,
-        mfa=False,
-    )
+        return SignIn("code", _start(db, kind, attempt, account, pending=True), account.id)
+    return _complete(db, kind, attempt, account, mfa=False)
 
 
 def sign_in_code(
-    *,
-    kind: AccountKind[A],
-    db: Session,
-    pending_key: str,
-    code: str,
-    ip: str,
-    user_agent: str | None,
-    policy: LoginPolicy,
-    lifetime: timedelta,
+    kind: AccountKind[A], db: Session, attempt: Attempt, *, pending_key: str, code: str
 ) -> SignIn:
     """Check the TOTP code of a pending sign-in; replace the pending session with a full one."""
     owner = kind.pending_owner(db, pending_key)
@@ -286,52 +260,26 @@ def sign_in_code(
     if (
         account is None
         or not account.is_active
-        or (not kind.audit_refusals and _locked(db, kind, account, ip, policy))
+        or (not kind.audit_refusals and _locked(db, kind, account, attempt))
     ):
         kind.end_session(db, pending_key)
         return SignIn("expired")
-    if service.ip_blocked(db=db, ip=ip, policy=policy):
+    if service.ip_blocked(db=db, ip=attempt.ip, policy=attempt.policy):
         if kind.audit_refusals:
-            _fail(
-                db,
-                kind,
-                account=account,
-                email=account.email,
-                ip=ip,
-                reason="rate_limited",
-                policy=policy,
-                record=False,
-            )
+            _fail(db, kind, attempt, account, account.email, "rate_limited", record=False)
         return SignIn("blocked", pending_key)
-    if kind.audit_refusals and _locked(db, kind, account, ip, policy):
+    if kind.audit_refusals and _locked(db, kind, account, attempt):
         kind.end_session(db, pending_key)
-        _fail(db, kind, account=account, email=account.email, ip=ip, reason="locked", policy=policy)
+        _fail(db, kind, attempt, account, account.email, "locked")
         return SignIn("failed")
     if not service.verify_totp(user=account, code=code):
-        _fail(
-            db,
-            kind,
-            account=account,
-            email=account.email,
-            ip=ip,
-            reason="wrong_code",
-            policy=policy,
-        )
-        if kind.audit_refusals and _locked(db, kind, account, ip, policy):
+        _fail(db, kind, attempt, account, account.email, "wrong_code")
+        if kind.audit_refusals and _locked(db, kind, account, attempt):
             kind.end_session(db, pending_key)
             return SignIn("failed")
         return SignIn("failed", pending_key)
     kind.end_session(db, pending_key)
-    return _complete(
-        db,
-        kind,
-        account=account,
-        ip=ip,
-        user_agent=user_agent,
-        policy=policy,
-        lifetime=lifetime,
-        mfa=True,
-    )
+    return _complete(db, kind, attempt, account, mfa=True)
 
 
 class StaffKind(AccountKind[User]):
@@ -351,23 +299,14 @@ class StaffKind(AccountKind[User]):
             account.password_hash = service.hash_password(password)
         return "ok"
 
-    def create_session(
-        self,
-        db: Session,
-        *,
-        account_id: int,
-        lifetime: timedelta,
-        mfa_pending: bool,
-        ip: str,
-        user_agent: str | None,
-    ) -> str:
+    def create_session(self, db: Session, new: NewSession) -> str:
         return service.create_session(
             db=db,
-            user_id=account_id,
-            lifetime=lifetime,
-            mfa_pending=mfa_pending,
-            ip=ip,
-            user_agent=user_agent,
+            user_id=new.account_id,
+            lifetime=new.lifetime,
+            mfa_pending=new.mfa_pending,
+            ip=new.ip,
+            user_agent=new.user_agent,
         )
 
     def pending_owner(self, db: Session, key: str) -> int | None:

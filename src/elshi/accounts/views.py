@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
-from urllib.parse import urlencode
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Path, Request
 from fastapi.responses import RedirectResponse, Response
@@ -22,6 +21,7 @@ from elshi.accounts.service import (
     valid_totp_secret,
 )
 from elshi.missions.models import Mission
+from elshi.web.actions import SentForm, StaffForm
 from elshi.web.deps import (
     SESSION_COOKIE,
     DbSession,
@@ -32,10 +32,10 @@ from elshi.web.deps import (
 )
 from elshi.web.i18n import N_
 from elshi.web.templating import (
-    csrf_valid,
     login_policy_of,
     redirect_with_session,
     render,
+    session_started,
     settings_of,
 )
 
@@ -87,6 +87,27 @@ def _redirect_with_session(request: Request, target: str, key: str, max_age: tim
     )
 
 
+def _attempt(request: Request) -> dict[str, Any]:
+    """What the sign-in steps need of the request: address, browser, rules, session length."""
+    return {
+        "ip": _ip(request),
+        "user_agent": request.headers.get("user-agent"),
+        "policy": login_policy_of(request),
+        "lifetime": _lifetime(request),
+    }
+
+
+def _session_started(request: Request, target: str, result: flows.SignIn) -> Response | None:
+    return session_started(
+        request,
+        result,
+        target,
+        code_page="/login/code",
+        lifetime=_lifetime(request),
+        start=_redirect_with_session,
+    )
+
+
 def _login_page(
     request: Request,
     *,
@@ -110,39 +131,23 @@ def login_page(request: Request, db: DbSession, next: str = "/") -> Response:
 
 @router.post("/login")
 def login(
-    request: Request,
-    db: DbSession,
+    act: SentForm,
     email: Annotated[str, Form(max_length=1000)] = "",
     password: Annotated[str, Form(max_length=4096)] = "",
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
     next: Annotated[str, Form(max_length=2000)] = "/",
 ) -> Response:
     """Check the e-mail and password; then the TOTP step if the user enrolled one."""
+    request = act.request
     target = safe_next(next)
     email = email.strip()
-    if not csrf_valid(request, csrf_token):
+    if not act.valid():
         return _login_page(request, next_url=target, email=email, error=FORM_EXPIRED, status=400)
     if not email or not password:
         return _login_page(request, next_url=target, email=email, error=MISSING, status=400)
-    result = flows.sign_in(
-        db=db,
-        email=email,
-        password=password,
-        ip=_ip(request),
-        user_agent=request.headers.get("user-agent"),
-        policy=login_policy_of(request),
-        lifetime=_lifetime(request),
-    )
-    db.commit()
-    if result.status == "ok" and result.session_key:
-        return _redirect_with_session(request, target, result.session_key, _lifetime(request))
-    if result.status == "code" and result.session_key:
-        return _redirect_with_session(
-            request,
-            "/login/code?" + urlencode({"next": target}),
-            result.session_key,
-            login_policy_of(request).mfa_timeout,
-        )
+    result = flows.sign_in(db=act.db, email=email, password=password, **_attempt(request))
+    act.db.commit()
+    if started := _session_started(request, target, result):
+        return started
     if result.status == "blocked":
         return _login_page(request, next_url=target, email=email, error=BLOCKED, status=429)
     return _login_page(request, next_url=target, email=email, error=BAD_LOGIN, status=401)
@@ -158,33 +163,24 @@ def code_page(request: Request, next: str = "/") -> Response:
 
 @router.post("/login/code")
 def login_code(
-    request: Request,
-    db: DbSession,
+    act: SentForm,
     code: Annotated[str, Form(max_length=100)] = "",
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
     next: Annotated[str, Form(max_length=2000)] = "/",
 ) -> Response:
     """Check the authenticator code and finish signing in."""
+    request = act.request
     target = safe_next(next)
     key = session_key(request)
     if key is None:
         return _login_page(request, next_url=target, error=CODE_EXPIRED, status=400)
-    if not csrf_valid(request, csrf_token):
+    if not act.valid():
         return render(
             request, "login_code.html", {"next": target, "error": FORM_EXPIRED}, status=400
         )
-    result = flows.sign_in_code(
-        db=db,
-        pending_key=key,
-        code=code,
-        ip=_ip(request),
-        user_agent=request.headers.get("user-agent"),
-        policy=login_policy_of(request),
-        lifetime=_lifetime(request),
-    )
-    db.commit()
-    if result.status == "ok" and result.session_key:
-        return _redirect_with_session(request, target, result.session_key, _lifetime(request))
+    result = flows.sign_in_code(db=act.db, pending_key=key, code=code, **_attempt(request))
+    act.db.commit()
+    if started := _session_started(request, target, result):
+        return started
     if result.status == "expired":
         return _login_page(request, next_url=target, error=CODE_EXPIRED, status=400)
     if result.status == "blocked":
@@ -195,18 +191,14 @@ def login_code(
 
 
 @router.post("/logout")
-def logout(
-    request: Request,
-    db: DbSession,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
-) -> Response:
+def logout(act: SentForm) -> Response:
     """End the session and go back to the sign-in page."""
-    if not csrf_valid(request, csrf_token):
-        return render(request, "error.html", {"message": FORM_EXPIRED}, status=400)
-    key = session_key(request)
+    if not act.valid():
+        return render(act.request, "error.html", {"message": FORM_EXPIRED}, status=400)
+    key = session_key(act.request)
     if key:
-        flows.sign_out(db=db, session_key=key, ip=_ip(request))
-        db.commit()
+        flows.sign_out(db=act.db, session_key=key, ip=_ip(act.request))
+        act.db.commit()
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -264,84 +256,80 @@ def totp_page(request: Request, principal: StaffUser) -> Response:
 
 @router.post("/account/totp")
 def totp(
-    request: Request,
-    db: DbSession,
-    principal: StaffUser,
+    act: StaffForm,
     secret: Annotated[str, Form(max_length=64)] = "",
     code: Annotated[str, Form(max_length=20)] = "",
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Turn on two-step sign-in when the code from the app matches the offered key."""
-    if not csrf_valid(request, csrf_token):
-        return _totp_page(request, principal, secret, FORM_EXPIRED, 400)
-    if not flows.enable_own_totp(db=db, actor=principal, secret=secret, code=code):
-        db.rollback()
-        return _totp_page(request, principal, secret or new_totp_secret(), BAD_CODE, 400)
-    db.commit()
+    if not act.valid():
+        return _totp_page(act.request, act.principal, secret, FORM_EXPIRED, 400)
+    if not flows.enable_own_totp(db=act.db, actor=act.principal, secret=secret, code=code):
+        act.db.rollback()
+        return _totp_page(act.request, act.principal, secret or new_totp_secret(), BAD_CODE, 400)
+    act.db.commit()
     return RedirectResponse("/account?done=totp_on", status_code=303)
 
 
 @router.post("/account/password")
 def change_password(
-    request: Request,
-    db: DbSession,
-    principal: StaffUser,
+    act: StaffForm,
     current: Annotated[str, Form(max_length=4096)] = "",
     new: Annotated[str, Form(max_length=4096)] = "",
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Change the signed-in user's password after checking the current one."""
-    if not csrf_valid(request, csrf_token):
-        return _account_page(request, db, principal, error=FORM_EXPIRED, status=400)
+    if not act.valid():
+        return _account_page(act.request, act.db, act.principal, error=FORM_EXPIRED, status=400)
     problem = flows.change_own_password(
-        db=db, actor=principal, current=current, new=new, session_key=session_key(request)
+        db=act.db,
+        actor=act.principal,
+        current=current,
+        new=new,
+        session_key=session_key(act.request),
     )
     if problem is not None:
-        db.rollback()
-        return _account_page(request, db, principal, error=PASSWORD_ERRORS[problem], status=400)
-    db.commit()
+        act.db.rollback()
+        return _account_page(
+            act.request, act.db, act.principal, error=PASSWORD_ERRORS[problem], status=400
+        )
+    act.db.commit()
     return RedirectResponse("/account?done=password_changed", status_code=303)
 
 
 @router.post("/account/tokens")
 def create_token(
-    request: Request,
-    db: DbSession,
-    principal: StaffUser,
+    act: StaffForm,
     name: Annotated[str, Form(max_length=100)] = "",
     scope: Annotated[str, Form(max_length=20)] = "read",
     days: Annotated[str, Form(max_length=10)] = "",
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Make an API token for the signed-in user; it is shown once, on the page this returns."""
-    if not csrf_valid(request, csrf_token):
-        return _account_page(request, db, principal, error=FORM_EXPIRED, status=400)
+    if not act.valid():
+        return _account_page(act.request, act.db, act.principal, error=FORM_EXPIRED, status=400)
     lifetime = int(days) if days.strip().isdigit() else None
     if scope not in TOKEN_SCOPES or (days.strip() and not (lifetime and lifetime <= 3650)):
-        return _account_page(request, db, principal, error=BAD_TOKEN_FORM, status=400)
+        return _account_page(act.request, act.db, act.principal, error=BAD_TOKEN_FORM, status=400)
     plain = flows.issue_token(
-        db=db, actor=principal, email=principal.email, name=name.strip(), days=lifetime, scope=scope
+        db=act.db,
+        actor=act.principal,
+        email=act.principal.email,
+        name=name.strip(),
+        days=lifetime,
+        scope=scope,
     )
-    db.commit()
-    return _account_page(request, db, principal, new_token=plain)
+    act.db.commit()
+    return _account_page(act.request, act.db, act.principal, new_token=plain)
 
 
 @router.post("/account/tokens/{token_id}/revoke")
-def revoke_token(
-    request: Request,
-    token_id: Annotated[int, Path(ge=1, le=2**62)],
-    db: DbSession,
-    principal: StaffUser,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
-) -> Response:
+def revoke_token(act: StaffForm, token_id: Annotated[int, Path(ge=1, le=2**62)]) -> Response:
     """Revoke one of the signed-in user's own API tokens."""
-    if not csrf_valid(request, csrf_token):
-        return _account_page(request, db, principal, error=FORM_EXPIRED, status=400)
-    row = db.get(ApiToken, token_id)
-    if row is None or row.user_id != principal.user_id:
+    if not act.valid():
+        return _account_page(act.request, act.db, act.principal, error=FORM_EXPIRED, status=400)
+    row = act.db.get(ApiToken, token_id)
+    if row is None or row.user_id != act.principal.user_id:
         raise HTTPException(404, "no such token")
-    flows.revoke_token(db=db, actor=principal, token_id=token_id)
-    db.commit()
+    flows.revoke_token(db=act.db, actor=act.principal, token_id=token_id)
+    act.db.commit()
     return RedirectResponse("/account?done=token_revoked", status_code=303)
 
 

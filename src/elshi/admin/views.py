@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, HTTPException, Request
@@ -20,10 +21,11 @@ from elshi.missions.models import MISSION_KINDS
 from elshi.missions.service import InvalidMission
 from elshi.notify import outbox
 from elshi.notify.message import Message
+from elshi.web.actions import StaffAction, StaffForm
 from elshi.web.bounds import Id
 from elshi.web.deps import DbSession, StaffUser
 from elshi.web.i18n import N_
-from elshi.web.pages import check_form, error_text, int_or_none, redirect, t
+from elshi.web.pages import error_text, int_or_none, redirect, t
 from elshi.web.templating import render, settings_of
 
 router = APIRouter(include_in_schema=False)
@@ -76,8 +78,19 @@ def _page(
     )
 
 
-def _failed(request: Request, db: Any, principal: Any, exc: Exception) -> Response:
+class _Refused(Exception):
+    """A form refused before it changed anything, with the messages to show."""
+
+    def __init__(self, *messages: str) -> None:
+        super().__init__(*messages)
+        self.messages = messages
+
+
+def _failed(act: StaffAction, exc: Exception) -> Response:
+    request, db, principal = act.request, act.db, act.principal
     db.rollback()
+    if isinstance(exc, _Refused):
+        return _page(request, db, principal, " ".join(t(request, m) for m in exc.messages), 400)
     if isinstance(exc, PermissionDenied):
         return _page(request, db, principal, t(request, FORBIDDEN), status=403)
     if isinstance(exc, FieldError):
@@ -85,6 +98,22 @@ def _failed(request: Request, db: Any, principal: Any, exc: Exception) -> Respon
             request, db, principal, f"{t(request, NOT_SAVED)} {error_text(request, exc)}", 400
         )
     return _page(request, db, principal, f"{t(request, NOT_SAVED)} {exc}", status=400)
+
+
+def _apply(
+    act: StaffAction,
+    change: Callable[[], object],
+    section: str,
+    refused: tuple[type[Exception], ...] = (InvalidUser, PermissionDenied, LookupError),
+) -> Response:
+    """Run one admin form: a refusal shows the page again with why, else back to the section."""
+    act.checked()
+    kinds: tuple[type[Exception], ...] = (_Refused, *refused)
+    try:
+        change()
+    except kinds as exc:
+        return _failed(act, exc)
+    return redirect(act.request, f"/admin#{section}")
 
 
 @router.get("/admin")
@@ -95,37 +124,31 @@ def admin(request: Request, db: DbSession, principal: StaffUser) -> Response:
 
 @router.post("/admin/missions")
 def add_mission(
-    request: Request,
-    db: DbSession,
-    principal: StaffUser,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    act: StaffForm,
     slug: Annotated[str, Form(max_length=100)] = "",
     name: Annotated[str, Form(max_length=300)] = "",
     kind: Annotated[str, Form(max_length=20)] = "embassy",
     country: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
     """Add a mission."""
-    check_form(request, csrf_token)
-    try:
-        account_flows.add_mission(
-            db=db,
-            actor=principal,
+    return _apply(
+        act,
+        lambda: account_flows.add_mission(
+            db=act.db,
+            actor=act.principal,
             slug=slug.strip(),
             name=name.strip() or slug,
             kind=kind,
             country_code=country.strip() or None,
-        )
-    except (InvalidMission, PermissionDenied, LookupError) as exc:
-        return _failed(request, db, principal, exc)
-    return redirect(request, "/admin#missions")
+        ),
+        "missions",
+        (InvalidMission, PermissionDenied, LookupError),
+    )
 
 
 @router.post("/admin/users")
 def add_user(
-    request: Request,
-    db: DbSession,
-    principal: StaffUser,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    act: StaffForm,
     email: Annotated[str, Form(max_length=320)] = "",
     name: Annotated[str, Form(max_length=200)] = "",
     password: Annotated[str, Form(max_length=4096)] = "",
@@ -133,91 +156,71 @@ def add_user(
     mission: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     """Add a user with one role in one mission."""
-    check_form(request, csrf_token)
-    try:
-        account_flows.add_user(
-            db=db,
-            actor=principal,
+    return _apply(
+        act,
+        lambda: account_flows.add_user(
+            db=act.db,
+            actor=act.principal,
             email=email,
             password=password,
             name=name,
             role=role,
             mission_slug=mission,
-        )
-    except (InvalidUser, PermissionDenied, LookupError) as exc:
-        return _failed(request, db, principal, exc)
-    return redirect(request, "/admin#users")
+        ),
+        "users",
+    )
 
 
 @router.post("/admin/users/{user_id}/{action}")
-def toggle_user(
-    request: Request,
-    user_id: Id,
-    action: Literal["disable", "enable"],
-    db: DbSession,
-    principal: StaffUser,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
-) -> Response:
+def toggle_user(user_id: Id, action: Literal["disable", "enable"], act: StaffForm) -> Response:
     """Disable a user (signed out everywhere at once) or enable them again."""
-    check_form(request, csrf_token)
-    try:
-        user = db.get(User, user_id)
+
+    def change() -> None:
+        user = act.db.get(User, user_id)
         if user is None:
             raise UserNotFound("user", NO_USER_ID, id=user_id)
-        if user.id == principal.user_id:
-            return _page(request, db, principal, t(request, NOT_YOURSELF), status=400)
+        if user.id == act.principal.user_id:
+            raise _Refused(NOT_YOURSELF)
         account_flows.set_active(
-            db=db, actor=principal, email=user.email, active=action == "enable"
+            db=act.db, actor=act.principal, email=user.email, active=action == "enable"
         )
-    except (InvalidUser, PermissionDenied, LookupError) as exc:
-        return _failed(request, db, principal, exc)
-    return redirect(request, "/admin#users")
+
+    return _apply(act, change, "users")
 
 
 @router.post("/admin/grants")
 def grant(
-    request: Request,
-    db: DbSession,
-    principal: StaffUser,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    act: StaffForm,
     email: Annotated[str, Form(max_length=320)] = "",
     role: Annotated[str, Form(max_length=20)] = "",
     mission: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     """Give a user a role in a mission."""
-    check_form(request, csrf_token)
-    try:
+
+    def change() -> None:
         if role not in STAFF_ROLES:
             raise InvalidUser("role", PICK_ROLE)
-        account_flows.grant(db=db, actor=principal, email=email, role=role, mission_slug=mission)
-    except (InvalidUser, PermissionDenied, LookupError) as exc:
-        return _failed(request, db, principal, exc)
-    return redirect(request, "/admin#users")
+        account_flows.grant(
+            db=act.db, actor=act.principal, email=email, role=role, mission_slug=mission
+        )
+
+    return _apply(act, change, "users")
 
 
 @router.post("/admin/grants/{grant_id}/revoke")
-def revoke(
-    request: Request,
-    grant_id: Id,
-    db: DbSession,
-    principal: StaffUser,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
-) -> Response:
+def revoke(grant_id: Id, act: StaffForm) -> Response:
     """Take a role away."""
-    check_form(request, csrf_token)
-    try:
-        service.revoke_role(db=db, actor=principal, grant_id=grant_id)
-    except PermissionDenied as exc:
-        return _failed(request, db, principal, exc)
-    return redirect(request, "/admin#users")
+    return _apply(
+        act,
+        lambda: service.revoke_role(db=act.db, actor=act.principal, grant_id=grant_id),
+        "users",
+        (PermissionDenied,),
+    )
 
 
 @router.post("/admin/sources")
 def add_source(
-    request: Request,
-    db: DbSession,
-    principal: StaffUser,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    act: StaffForm,
     connector: Annotated[str, Form(max_length=64)] = "",
     name: Annotated[str, Form(max_length=300)] = "",
     config: Annotated[str, Form(max_length=20_000)] = "{}",
@@ -228,59 +231,49 @@ def add_source(
 
     Files are imported by the operator on the command line (`elshi ingest`), never from here.
     """
-    check_form(request, csrf_token)
-    mission_id = int_or_none(mission)
-    if mission.strip() and mission_id is None:
-        return _failed(request, db, principal, listen.InvalidSource(f"no mission {mission!r}"))
-    if not principal.can("sources.manage", mission_id):  # no mission: headquarters only
-        return _failed(request, db, principal, PermissionDenied("sources.manage"))
-    try:
-        parsed = json.loads(config or "{}")
-        if not isinstance(parsed, dict):
-            raise ValueError
-    except ValueError:
-        return _page(
-            request, db, principal, f"{t(request, NOT_SAVED)} {t(request, BAD_JSON)}", status=400
-        )
-    if every and int_or_none(every) is None:
-        return _page(
-            request, db, principal, f"{t(request, NOT_SAVED)} {t(request, BAD_EVERY)}", status=400
-        )
-    try:
-        with db.begin_nested():
+
+    def change() -> None:
+        mission_id = int_or_none(mission)
+        if mission.strip() and mission_id is None:
+            raise listen.InvalidSource(f"no mission {mission!r}")
+        if not act.principal.can("sources.manage", mission_id):  # no mission: headquarters only
+            raise PermissionDenied("sources.manage")
+        try:
+            parsed = json.loads(config or "{}")
+            if not isinstance(parsed, dict):
+                raise ValueError
+        except ValueError:
+            raise _Refused(NOT_SAVED, BAD_JSON) from None
+        if every and int_or_none(every) is None:
+            raise _Refused(NOT_SAVED, BAD_EVERY)
+        with act.db.begin_nested():
             listen.add_web_source(
-                db=db,
-                actor=principal,
-                settings=settings_of(request),
+                db=act.db,
+                actor=act.principal,
+                settings=settings_of(act.request),
                 connector=connector,
                 config=parsed,
                 name=name.strip() or None,
                 every_minutes=int_or_none(every),
                 mission_id=mission_id,
             )
-    except (listen.InvalidSource, PermissionDenied) as exc:
-        return _failed(request, db, principal, exc)
-    return redirect(request, "/admin#sources")
+
+    return _apply(act, change, "sources", (listen.InvalidSource, PermissionDenied))
 
 
 @router.post("/admin/sources/{source_id}/toggle")
 def toggle_source(
-    request: Request,
-    source_id: Id,
-    db: DbSession,
-    principal: StaffUser,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
-    enabled: Annotated[str, Form(max_length=5)] = "",
+    source_id: Id, act: StaffForm, enabled: Annotated[str, Form(max_length=5)] = ""
 ) -> Response:
     """Pause or resume a source."""
-    check_form(request, csrf_token)
-    try:
-        service.set_source_enabled(
-            db=db, actor=principal, source_id=source_id, enabled=enabled == "1"
-        )
-    except PermissionDenied as exc:
-        return _failed(request, db, principal, exc)
-    return redirect(request, "/admin#sources")
+    return _apply(
+        act,
+        lambda: service.set_source_enabled(
+            db=act.db, actor=act.principal, source_id=source_id, enabled=enabled == "1"
+        ),
+        "sources",
+        (PermissionDenied,),
+    )
 
 
 # ---------------------------------------------------------------------------- outgoing messages
@@ -328,15 +321,9 @@ def outbox_page(request: Request, db: DbSession, principal: StaffUser) -> Respon
 
 
 @router.post("/admin/outbox/{message_id}/retry")
-def outbox_retry(
-    request: Request,
-    message_id: Id,
-    db: DbSession,
-    principal: StaffUser,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
-) -> Response:
+def outbox_retry(message_id: Id, act: StaffForm) -> Response:
     """Try a failed message again now."""
-    check_form(request, csrf_token)
+    request, db, principal = act.checked()
     try:
         outbox.retry(db, actor=principal, message_id=message_id)
     except LookupError:

@@ -8,13 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy.orm import Session
 
 from elshi.accounts.service import PermissionDenied
 from elshi.alerts import flows, service
 from elshi.alerts.models import RULE_KINDS
 from elshi.watch.service import NotFound, get_watch, narrative_table_exists
-from elshi.web.actions import Refusal, handle_form
+from elshi.web.actions import Refusal, StaffAction, StaffForm
 from elshi.web.bounds import Id
 from elshi.web.deps import DbSession, StaffUser, get_database
 from elshi.web.i18n import N_
@@ -55,23 +54,18 @@ def _refuse(status: int, detail: str) -> Callable[..., Response]:
 
 
 def _form(
-    request: Request,
-    db: Session,
+    act: StaffAction,
     change: Callable[[], Any],
-    token: str,
     *,
     to: Callable[[Any], str],
     refused: Sequence[Refusal],
     deliver: Callable[[Any], None] | None = None,
 ) -> Response:
     """Run one alerts form: an expired form answers 400, then the refusals, else go to `to`."""
-    return handle_form(
-        request,
-        db,
+    return act.handle(
         change,
-        token=token,
-        expired=_refuse(400, t(request, FORM_EXPIRED)),
-        done=lambda result: redirect(request, to(result)),
+        expired=_refuse(400, t(act.request, FORM_EXPIRED)),
+        done=lambda result: redirect(act.request, to(result)),
         refused=refused,
         deliver=deliver,
     )
@@ -118,11 +112,8 @@ def rules(request: Request, watch_id: Id, db: DbSession, principal: StaffUser) -
 
 @router.post("/watch/{watch_id}/alerts")
 def add_rule(
-    request: Request,
     watch_id: Id,
-    db: DbSession,
-    principal: StaffUser,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    act: StaffForm,
     kind: Annotated[str, Form(max_length=32)] = "",
     name: Annotated[str, Form(max_length=1000)] = "",
     window_hours: Annotated[str, Form(max_length=20)] = "",
@@ -159,8 +150,8 @@ def add_rule(
         if not cooldown.strip().isdigit():
             raise service.InvalidRule("cooldown", N_("from 0 to 43200 minutes"))
         return service.create_rule(
-            db=db,
-            principal=principal,
+            db=act.db,
+            principal=act.principal,
             watch_id=watch_id,
             kind=kind,
             name=name,
@@ -170,14 +161,12 @@ def add_rule(
         )
 
     def again(exc: service.InvalidRule) -> Response:
-        error = error_text(request, exc)
-        return _rules_page(request, db, principal, watch_id, error, shown, status=400)
+        error = error_text(act.request, exc)
+        return _rules_page(act.request, act.db, act.principal, watch_id, error, shown, status=400)
 
     return _form(
-        request,
-        db,
+        act,
         change,
-        csrf_token,
         to=lambda _: f"/watch/{watch_id}/alerts",
         refused=[
             (service.InvalidRule, again),
@@ -189,21 +178,14 @@ def add_rule(
 
 @router.post("/rules/{rule_id}/toggle")
 def toggle_rule(
-    request: Request,
-    rule_id: Id,
-    db: DbSession,
-    principal: StaffUser,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
-    enabled: Annotated[str, Form(max_length=5)] = "",
+    rule_id: Id, act: StaffForm, enabled: Annotated[str, Form(max_length=5)] = ""
 ) -> Response:
     """Pause or resume a rule."""
     return _form(
-        request,
-        db,
+        act,
         lambda: service.set_rule_enabled(
-            db=db, principal=principal, rule_id=rule_id, enabled=enabled == "1"
+            db=act.db, principal=act.principal, rule_id=rule_id, enabled=enabled == "1"
         ),
-        csrf_token,
         to=lambda rule: f"/watch/{rule.watch_id}/alerts",
         refused=[
             (NotFound, _refuse(404, "no such rule")),
@@ -257,19 +239,11 @@ def alert_detail(request: Request, alert_id: Id, db: DbSession, principal: Staff
 
 
 @router.post("/alerts/{alert_id}/ack")
-def acknowledge(
-    request: Request,
-    alert_id: Id,
-    db: DbSession,
-    principal: StaffUser,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
-) -> Response:
+def acknowledge(alert_id: Id, act: StaffForm) -> Response:
     """Acknowledge an alert."""
     return _form(
-        request,
-        db,
-        lambda: service.acknowledge(db=db, principal=principal, alert_id=alert_id),
-        csrf_token,
+        act,
+        lambda: service.acknowledge(db=act.db, principal=act.principal, alert_id=alert_id),
         to=lambda alert: f"/alerts/{alert.id}",
         refused=[(NotFound, _refuse(404, "no such alert"))],
     )
@@ -287,47 +261,31 @@ def api_acknowledge(alert_id: int, db: DbSession, principal: StaffUser) -> AckOu
 
 @router.post("/alerts/{alert_id}/comment")
 def add_comment(
-    request: Request,
-    alert_id: Id,
-    db: DbSession,
-    principal: StaffUser,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
-    text: Annotated[str, Form(max_length=10_000)] = "",
+    alert_id: Id, act: StaffForm, text: Annotated[str, Form(max_length=10_000)] = ""
 ) -> Response:
     """Comment on an alert."""
     return _form(
-        request,
-        db,
-        lambda: service.comment(db=db, principal=principal, alert_id=alert_id, text=text),
-        csrf_token,
+        act,
+        lambda: service.comment(db=act.db, principal=act.principal, alert_id=alert_id, text=text),
         to=lambda _: f"/alerts/{alert_id}#comments",
         refused=[
             (NotFound, _refuse(404, "no such alert")),
-            (service.InvalidRule, lambda exc: _refuse(400, error_text(request, exc))()),
+            (service.InvalidRule, lambda exc: _refuse(400, error_text(act.request, exc))()),
         ],
     )
 
 
 @router.post("/alerts/{alert_id}/deliveries/{delivery_id}/retry")
-def retry(
-    request: Request,
-    alert_id: Id,
-    delivery_id: Id,
-    db: DbSession,
-    principal: StaffUser,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
-) -> Response:
+def retry(alert_id: Id, delivery_id: Id, act: StaffForm) -> Response:
     """Send a failed delivery again now."""
     return _form(
-        request,
-        db,
-        lambda: service.get_alert(db=db, principal=principal, alert_id=alert_id),
-        csrf_token,
+        act,
+        lambda: service.get_alert(db=act.db, principal=act.principal, alert_id=alert_id),
         to=lambda _: f"/alerts/{alert_id}#deliveries",
         refused=[(NotFound, _refuse(404, "no such alert"))],
         deliver=lambda _: flows.retry_now(
-            get_database(request),
-            settings=request.app.state.settings,
+            get_database(act.request),
+            settings=act.request.app.state.settings,
             delivery_id=delivery_id,
             alert_id=alert_id,
         ),

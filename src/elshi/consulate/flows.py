@@ -93,6 +93,18 @@ def _email(
 # ---------------------------------------------------------------------------- accounts
 
 
+def _audit_by_citizen(db: Session, action: str, citizen_id: int | None, **more: Any) -> None:
+    """Audit what a citizen did (or tried) on their own account."""
+    accounts.audit(
+        db=db,
+        action=action,
+        object_type="citizen",
+        object_id=citizen_id,
+        actor_label="citizen",
+        **more,
+    )
+
+
 def sign_up(
     *,
     db: Session,
@@ -116,13 +128,7 @@ def sign_up(
     except service.EmailTaken:
         accounts.hash_password(password)  # the work a new account costs: the same answer time
         return None, _taken_email(db=db, settings=settings, email=email)
-    accounts.audit(
-        db=db,
-        action="citizen.sign_up",
-        object_type="citizen",
-        object_id=citizen.id,
-        actor_label="citizen",
-    )
+    _audit_by_citizen(db, "citizen.sign_up", citizen.id)
     return citizen, verification_email(db=db, settings=settings, citizen=citizen)
 
 
@@ -130,13 +136,7 @@ def _taken_email(*, db: Session, settings: Settings, email: str) -> notify.Messa
     owner = service.get_citizen_by_email(db=db, email=email)
     if owner is None or not owner.is_active:
         return None
-    accounts.audit(
-        db=db,
-        action="citizen.sign_up_taken",
-        object_type="citizen",
-        object_id=owner.id,
-        actor_label="citizen",
-    )
+    _audit_by_citizen(db, "citizen.sign_up_taken", owner.id)
     if owner.email_verified_at is None:
         return verification_email(db=db, settings=settings, citizen=owner)
     return _email(
@@ -226,18 +226,9 @@ class CitizenKind(signin.AccountKind[Citizen]):
     def accept(self, account: Citizen, password: str) -> str:
         return "unverified" if account.email_verified_at is None else "ok"
 
-    def create_session(
-        self,
-        db: Session,
-        *,
-        account_id: int,
-        lifetime: timedelta,
-        mfa_pending: bool,
-        ip: str,
-        user_agent: str | None,
-    ) -> str:
+    def create_session(self, db: Session, new: signin.NewSession) -> str:
         return service.create_session(
-            db=db, citizen_id=account_id, lifetime=lifetime, mfa_pending=mfa_pending
+            db=db, citizen_id=new.account_id, lifetime=new.lifetime, mfa_pending=new.mfa_pending
         )
 
     def pending_owner(self, db: Session, key: str) -> int | None:
@@ -251,25 +242,16 @@ class CitizenKind(signin.AccountKind[Citizen]):
         self, db: Session, *, account: Citizen | None, email: str, ip: str, reason: str
     ) -> None:
         log.warning("citizen sign-in failed (%s) from %s", reason, ip)
-        accounts.audit(
-            db=db,
-            action="citizen.sign_in_failed",
-            object_type="citizen",
-            object_id=account.id if account else None,
-            actor_label="citizen",
+        _audit_by_citizen(
+            db,
+            "citizen.sign_in_failed",
+            account.id if account else None,
             detail={"reason": reason, "ip": ip},
         )
 
     def signed_in(self, db: Session, *, account: Citizen, ip: str, mfa: bool) -> None:
         account.last_login_at = accounts.utcnow()
-        accounts.audit(
-            db=db,
-            action="citizen.sign_in",
-            object_type="citizen",
-            object_id=account.id,
-            actor_label="citizen",
-            detail={"ip": ip},
-        )
+        _audit_by_citizen(db, "citizen.sign_in", account.id, detail={"ip": ip})
 
 
 CITIZENS = CitizenKind()
@@ -279,32 +261,16 @@ def sign_in(
     *, db: Session, email: str, password: str, ip: str, policy: LoginPolicy, lifetime: timedelta
 ) -> SignIn:
     """Check e-mail and password (blocked per address, locked per account and address)."""
-    return signin.sign_in(
-        kind=CITIZENS,
-        db=db,
-        email=email,
-        password=password,
-        ip=ip,
-        user_agent=None,
-        policy=policy,
-        lifetime=lifetime,
-    )
+    attempt = signin.Attempt(ip, None, policy, lifetime)
+    return signin.sign_in(CITIZENS, db, attempt, email=email, password=password)
 
 
 def sign_in_code(
     *, db: Session, pending_key: str, code: str, ip: str, policy: LoginPolicy, lifetime: timedelta
 ) -> SignIn:
     """Check the authenticator code of a pending sign-in."""
-    return signin.sign_in_code(
-        kind=CITIZENS,
-        db=db,
-        pending_key=pending_key,
-        code=code,
-        ip=ip,
-        user_agent=None,
-        policy=policy,
-        lifetime=lifetime,
-    )
+    attempt = signin.Attempt(ip, None, policy, lifetime)
+    return signin.sign_in_code(CITIZENS, db, attempt, pending_key=pending_key, code=code)
 
 
 def start_totp() -> str:

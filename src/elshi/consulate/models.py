@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from elshi.accounts.models import SignInState
+from elshi.accounts.models import AccountColumns, SessionColumns
 from elshi.crypto import PASSPORT, PHONE
 from elshi.db import (
     Base,
@@ -39,21 +39,17 @@ OPEN_WHERE = text("status IN ('submitted', 'in_review', 'more_documents')")
 APPOINTMENT_STATUSES = ("booked", "cancelled", "attended", "no_show")
 
 
-class Citizen(SignInState, Base):
+class Citizen(AccountColumns, Base):
     """A citizen or visitor with an account of their own (never a staff user)."""
 
     __tablename__ = "citizen"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(String(320), unique=True)
-    name: Mapped[str] = mapped_column(String(200), default="")
     phone: Mapped[str] = mapped_column(SealedText(), default="")
     #: Blind index of the phone (crypto.blind_index): found without opening every row.
     phone_index: Mapped[str | None] = mapped_column(String(64), index=True)
     lang: Mapped[str] = mapped_column(String(2), default="en")
     #: Telegram chat with the mission's bot (set when the citizen starts the bot); crisis use.
     telegram_chat_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
-    password_hash: Mapped[str] = mapped_column(String(200))
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
@@ -73,19 +69,14 @@ class CitizenToken(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class CitizenSession(Base):
+class CitizenSession(SessionColumns, Base):
     """A citizen's signed-in browser; the cookie holds a signed key whose digest is stored."""
 
     __tablename__ = "citizen_session"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     citizen_id: Mapped[int] = mapped_column(
         ForeignKey("citizen.id", ondelete="CASCADE"), index=True
     )
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
-    mfa_pending: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Registration(Base):

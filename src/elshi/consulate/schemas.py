@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 LANGS = ("kk", "ru", "en")
 
@@ -61,132 +62,11 @@ class ServiceSpec(BaseModel):
         return value
 
 
-def _n(kk: str, ru: str, en: str) -> Names:
-    return Names(kk=kk, ru=ru, en=en)
-
-
-_PASSPORT = DocumentSpec(
-    slug="passport", names=_n("Төлқұжат көшірмесі", "Копия паспорта", "Passport copy")
+#: What `elshi consulate seed` gives a mission (visa, passport, certificate, legalisation,
+#: return), written in the file format of `elshi consulate import`.
+DEFAULT_CATALOGUE: list[ServiceSpec] = TypeAdapter(list[ServiceSpec]).validate_json(
+    (Path(__file__).parent / "default_catalogue.json").read_bytes()
 )
-_PHOTO = DocumentSpec(slug="photo", names=_n("Фотосурет", "Фотография", "Photo"))
-_STEPS = [
-    _n("Өтінішті толтырыңыз", "Заполните заявление", "Fill in the application"),
-    _n("Құжаттарды жүктеңіз", "Загрузите документы", "Upload the documents"),
-    _n("Қабылдауға жазылыңыз", "Запишитесь на приём", "Book an appointment"),
-    _n("Шешімді күтіңіз", "Дождитесь решения", "Wait for the decision"),
-]
-_FULL_NAME = FieldSpec(name="full_name", names=_n("Толық аты-жөні", "ФИО полностью", "Full name"))
-_BIRTH = FieldSpec(
-    name="birth_date", names=_n("Туған күні", "Дата рождения", "Date of birth"), type="date", max=10
-)
-
-DEFAULT_CATALOGUE: list[ServiceSpec] = [
-    ServiceSpec(
-        slug="visa",
-        names=_n("Виза алуға өтініш", "Заявление на визу", "Visa application"),
-        fields=[
-            _FULL_NAME,
-            _BIRTH,
-            FieldSpec(
-                name="passport_number",
-                names=_n("Төлқұжат нөмірі", "Номер паспорта", "Passport number"),
-                max=20,
-            ),
-            FieldSpec(
-                name="purpose",
-                names=_n("Сапар мақсаты", "Цель поездки", "Purpose of travel"),
-                type="select",
-                options=["tourism", "business", "study", "family"],
-                max=20,
-            ),
-            FieldSpec(
-                name="entry_date",
-                names=_n("Келу күні", "Дата въезда", "Date of entry"),
-                type="date",
-                max=10,
-            ),
-            FieldSpec(
-                name="notes",
-                names=_n("Қосымша", "Дополнительно", "Notes"),
-                type="textarea",
-                required=False,
-                max=2000,
-            ),
-        ],
-        documents=[
-            _PASSPORT,
-            _PHOTO,
-            DocumentSpec(
-                slug="invitation",
-                names=_n("Шақыру хат", "Приглашение", "Invitation letter"),
-                required=False,
-            ),
-        ],
-        steps=_STEPS,
-        fee_cents=8000,
-    ),
-    ServiceSpec(
-        slug="passport-renewal",
-        names=_n("Төлқұжатты ауыстыру", "Замена паспорта", "Passport renewal"),
-        fields=[_FULL_NAME, _BIRTH],
-        documents=[_PASSPORT, _PHOTO],
-        steps=_STEPS,
-        fee_cents=5000,
-    ),
-    ServiceSpec(
-        slug="certificate",
-        names=_n("Анықтама", "Справка", "Certificate"),
-        fields=[
-            _FULL_NAME,
-            FieldSpec(
-                name="kind",
-                names=_n("Анықтама түрі", "Вид справки", "Kind of certificate"),
-                type="select",
-                options=["residence", "no-criminal-record", "marital-status"],
-                max=40,
-            ),
-        ],
-        documents=[_PASSPORT],
-        steps=_STEPS,
-        fee_cents=2000,
-        needs_appointment=False,
-    ),
-    ServiceSpec(
-        slug="legalisation",
-        names=_n("Заңдастыру / апостиль", "Легализация / апостиль", "Legalisation / apostille"),
-        fields=[
-            _FULL_NAME,
-            FieldSpec(
-                name="document_title",
-                names=_n("Құжат атауы", "Название документа", "Document title"),
-            ),
-        ],
-        documents=[
-            DocumentSpec(
-                slug="original", names=_n("Құжат көшірмесі", "Копия документа", "Document copy")
-            )
-        ],
-        steps=_STEPS,
-        fee_cents=3000,
-    ),
-    ServiceSpec(
-        slug="return-certificate",
-        names=_n("Қайтып оралу куәлігі", "Свидетельство на возвращение", "Return certificate"),
-        fields=[
-            _FULL_NAME,
-            _BIRTH,
-            FieldSpec(
-                name="circumstances",
-                names=_n("Не болды", "Что случилось", "What happened"),
-                type="textarea",
-                max=2000,
-            ),
-        ],
-        documents=[_PHOTO],
-        steps=_STEPS,
-        fee_cents=0,
-    ),
-]
 
 
 # ---------------------------------------------------------------------------- JSON API

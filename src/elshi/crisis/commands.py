@@ -161,19 +161,15 @@ def create(
         )
 
 
-def _broadcast_step(step: str, broadcast_id: int, as_: str) -> Any:
+def _as_officer(as_: str, step: str, **ids: int) -> Any:
+    """Run the crisis service's `step` as the officer `as_`; a refusal ends the command."""
     from elshi.crisis import service
     from elshi.errors import Invalid, NotFound
 
     _, db = _db()
     try:
         with db.session() as s:
-            actor = _actor(s, as_)
-            if step == "approve":
-                return service.approve(db=s, actor=actor, broadcast_id=broadcast_id)
-            if step == "send":
-                return service.send(db=s, actor=actor, broadcast_id=broadcast_id)
-            return service.cancel(db=s, actor=actor, broadcast_id=broadcast_id)
+            return getattr(service, step)(db=s, actor=_actor(s, as_), **ids)
     except (Invalid, NotFound) as exc:
         raise _problem(exc) from None
 
@@ -181,8 +177,7 @@ def _broadcast_step(step: str, broadcast_id: int, as_: str) -> Any:
 @app.command("approve")
 def approve(broadcast: BroadcastArg, as_: AsOpt) -> None:
     """Approve a broadcast as the second officer."""
-
-    _broadcast_step("approve", broadcast, as_)
+    _as_officer(as_, "approve", broadcast_id=broadcast)
     console.print(f"broadcast {broadcast} approved; send it with: elshi crisis send {broadcast}")
 
 
@@ -191,7 +186,7 @@ def send(broadcast: BroadcastArg, as_: AsOpt) -> None:
     """Queue an approved broadcast for delivery (workers send it)."""
     from elshi import jobs
 
-    counts = _broadcast_step("send", broadcast, as_)
+    counts = _as_officer(as_, "send", broadcast_id=broadcast)
     jobs.bind(get_settings())
     for channel, n in counts.items():
         if n:
@@ -202,38 +197,21 @@ def send(broadcast: BroadcastArg, as_: AsOpt) -> None:
 @app.command("cancel")
 def cancel(broadcast: BroadcastArg, as_: AsOpt) -> None:
     """Cancel a broadcast (after sending: its pending deliveries stop)."""
-
-    n = _broadcast_step("cancel", broadcast, as_)
+    n = _as_officer(as_, "cancel", broadcast_id=broadcast)
     console.print(f"broadcast {broadcast} cancelled; {n:,} pending deliveries stopped")
 
 
 @app.command("kill")
 def kill(crisis: CrisisArg, as_: AsOpt) -> None:
     """Kill switch: stop every pending delivery of a crisis and its escalation."""
-    from elshi.crisis import service
-    from elshi.errors import Invalid, NotFound
-
-    _, db = _db()
-    try:
-        with db.session() as s:
-            n = service.kill(db=s, actor=_actor(s, as_), crisis_id=crisis)
-    except (Invalid, NotFound) as exc:
-        raise _problem(exc) from None
+    n = _as_officer(as_, "kill", crisis_id=crisis)
     console.print(f"crisis {crisis} halted; {n:,} pending deliveries stopped")
 
 
 @app.command("close")
 def close(crisis: CrisisArg, as_: AsOpt) -> None:
     """Close a crisis: check-in links then say it is over."""
-    from elshi.crisis import service
-    from elshi.errors import Invalid, NotFound
-
-    _, db = _db()
-    try:
-        with db.session() as s:
-            service.close(db=s, actor=_actor(s, as_), crisis_id=crisis)
-    except (Invalid, NotFound) as exc:
-        raise _problem(exc) from None
+    _as_officer(as_, "close", crisis_id=crisis)
     console.print(f"crisis {crisis} closed")
 
 

@@ -22,6 +22,7 @@ from elshi.crisis.models import (
     Crisis,
 )
 from elshi.errors import Invalid, NotFound, Problem
+from elshi.modules import forward_to
 from elshi.web.i18n import N_
 
 LANGUAGES = ("kk", "ru", "en")
@@ -231,11 +232,4 @@ if TYPE_CHECKING:
     from elshi.crisis.welfare import *  # noqa: F403
 
 
-def __getattr__(name: str) -> Any:
-    import importlib
-
-    for part in _PARTS:
-        module = importlib.import_module(f"{__package__}.{part}")
-        if name in module.__all__:
-            return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = forward_to(__package__, __name__, _PARTS)

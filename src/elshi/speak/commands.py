@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from elshi.cli.common import Exit, console, database, fail, format_when, get_settings, parse_options
+
+if TYPE_CHECKING:
+    from elshi.speak.channels.base import ChannelContext
 
 channels_app = typer.Typer(
     help="Publishing channels of a mission: add one with its credentials, list, renew a token.",
@@ -48,6 +53,64 @@ def _secrets(model: Any, from_stdin: bool) -> dict[str, Any]:
         for name, field in model.model_fields.items()
         if field.is_required()
     }
+
+
+def _show(
+    rows: Sequence[Any],
+    as_json: bool,
+    columns: tuple[str, ...],
+    cells: Callable[[Any], tuple[str, ...]],
+    record: Callable[[Any], Any] = lambda r: r.model_dump(mode="json"),
+) -> None:
+    """Print rows as JSON (each as `record` gives it), or as a table of `columns`."""
+    from rich.table import Table
+
+    if as_json:
+        console.print_json(json.dumps([record(r) for r in rows]))
+        return
+    table = Table(*columns)
+    for r in rows:
+        table.add_row(*cells(r))
+    console.print(table)
+
+
+def _listed(fetch: Callable[..., Any], shape: Any = None, **filters: Any) -> list[Any]:
+    """Read rows as the system, each made into `shape` (a schema) while the session is open."""
+    from elshi.accounts.service import Principal
+
+    db = database(get_settings())
+    with db.session() as s:
+        rows = fetch(db=s, actor=Principal.system(), **filters)
+        return [shape.model_validate(r) for r in rows] if shape else list(rows)
+
+
+@contextmanager
+def _channels() -> Iterator[tuple[Any, ChannelContext]]:
+    """The database and a channel context for sending from this process (closed after)."""
+    from elshi.speak.channels.base import ChannelContext
+
+    settings = get_settings()
+    db = database(settings)
+    ctx = ChannelContext(settings=settings, db=db)
+    try:
+        yield db, ctx
+    finally:
+        ctx.close()
+
+
+def _on_publication(publication_id: int, step: Callable[..., Any], done: str) -> None:
+    """Run a flow step on one publication as the system; say what happened, or why not."""
+    from elshi.accounts.service import Principal
+    from elshi.speak import service
+
+    db = database(get_settings())
+    try:
+        step(db, actor=Principal.system(), publication_id=publication_id)
+    except LookupError as exc:
+        raise fail(str(exc.args[0]), Exit.NOT_FOUND) from None
+    except service.SpeakError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"publication {publication_id} {done}")
 
 
 def _config(options: list[str]) -> dict[str, Any]:
@@ -105,44 +168,31 @@ def channels_add(
 @channels_app.command("list")
 def channels_list(as_json: JsonOpt = False) -> None:
     """List channel accounts (never their credentials)."""
-    from rich.table import Table
-
-    from elshi.accounts.service import Principal
     from elshi.speak import service
 
-    db = database(get_settings())
-    with db.session() as s:
-        rows = service.list_accounts(db=s, actor=Principal.system())
-    if as_json:
-        console.print_json(
-            json.dumps(
-                [
-                    {
-                        "id": r.id,
-                        "mission_id": r.mission_id,
-                        "channel": r.channel,
-                        "name": r.name,
-                        "config": r.config,
-                        "enabled": r.enabled,
-                        "has_credentials": r.has_secret,
-                        "last_error": r.last_error,
-                    }
-                    for r in rows
-                ]
-            )
-        )
-        return
-    table = Table("id", "mission", "channel", "name", "languages", "last error")
-    for r in rows:
-        table.add_row(
+    _show(
+        _listed(service.list_accounts),
+        as_json,
+        ("id", "mission", "channel", "name", "languages", "last error"),
+        lambda r: (
             str(r.id),
             str(r.mission_id),
             r.channel,
             r.name,
             ",".join(r.config.get("languages") or []) or "all",
             (r.last_error or "-")[:60],
-        )
-    console.print(table)
+        ),
+        record=lambda r: {
+            "id": r.id,
+            "mission_id": r.mission_id,
+            "channel": r.channel,
+            "name": r.name,
+            "config": r.config,
+            "enabled": r.enabled,
+            "has_credentials": r.has_secret,
+            "last_error": r.last_error,
+        },
+    )
 
 
 @channels_app.command("set-secret")
@@ -192,32 +242,22 @@ def statements_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List statements, newest first."""
-    from rich.table import Table
-
-    from elshi.accounts.service import Principal
     from elshi.speak import service
     from elshi.speak.schemas import StatementOut
 
-    db = database(get_settings())
-    with db.session() as s:
-        rows = [
-            StatementOut.model_validate(x)
-            for x in service.list_statements(db=s, actor=Principal.system(), status=status)
-        ]
-    if as_json:
-        console.print_json(json.dumps([r.model_dump(mode="json") for r in rows]))
-        return
-    table = Table("id", "mission", "title", "status", "urgent", "planned")
-    for r in rows:
-        table.add_row(
+    _show(
+        _listed(service.list_statements, StatementOut, status=status),
+        as_json,
+        ("id", "mission", "title", "status", "urgent", "planned"),
+        lambda r: (
             str(r.id),
             str(r.mission_id),
             r.title,
             r.status,
             "yes" if r.urgent else "",
             format_when(r.scheduled_at),
-        )
-    console.print(table)
+        ),
+    )
 
 
 @statements_app.command("publications")
@@ -229,24 +269,14 @@ def statements_publications(
     as_json: JsonOpt = False,
 ) -> None:
     """List recent publications with their status and errors."""
-    from rich.table import Table
-
-    from elshi.accounts.service import Principal
     from elshi.speak import service
     from elshi.speak.schemas import PublicationOut
 
-    db = database(get_settings())
-    with db.session() as s:
-        rows = [
-            PublicationOut.model_validate(p)
-            for p in service.list_publications(db=s, actor=Principal.system(), status=status)
-        ]
-    if as_json:
-        console.print_json(json.dumps([r.model_dump(mode="json") for r in rows]))
-        return
-    table = Table("id", "statement", "channel", "lang", "status", "time", "error")
-    for r in rows:
-        table.add_row(
+    _show(
+        _listed(service.list_publications, PublicationOut, status=status),
+        as_json,
+        ("id", "statement", "channel", "lang", "status", "time", "error"),
+        lambda r: (
             str(r.id),
             str(r.statement_id),
             f"{r.channel} #{r.account_id}",
@@ -254,8 +284,8 @@ def statements_publications(
             r.status,
             format_when(r.sent_at or r.due_at),
             f"{r.error_kind}: {r.error}"[:70] if r.error_kind else "-",
-        )
-    console.print(table)
+        ),
+    )
 
 
 @statements_app.command("retry")
@@ -270,19 +300,13 @@ def statements_retry(
     ] = False,
 ) -> None:
     """Put a failed publication back in the queue (the worker sends it)."""
-    from elshi.accounts.service import Principal
-    from elshi.speak import flows, service
+    from elshi.speak import flows
 
-    db = database(get_settings())
-    try:
-        flows.retry_publication(
-            db, actor=Principal.system(), publication_id=publication_id, send_again=send_again
-        )
-    except LookupError as exc:
-        raise fail(str(exc.args[0]), Exit.NOT_FOUND) from None
-    except service.SpeakError as exc:
-        raise fail(str(exc)) from None
-    console.print(f"publication {publication_id} queued again")
+    _on_publication(
+        publication_id,
+        lambda db, **who: flows.retry_publication(db, **who, send_again=send_again),
+        "queued again",
+    )
 
 
 @statements_app.command("mark-sent")
@@ -291,33 +315,21 @@ def statements_mark_sent(
     url: Annotated[str | None, typer.Option(help="Where the post is.")] = None,
 ) -> None:
     """Record that a publication marked unknown is on the channel after all."""
-    from elshi.accounts.service import Principal
-    from elshi.speak import flows, service
+    from elshi.speak import flows
 
-    db = database(get_settings())
-    try:
-        flows.mark_sent(db, actor=Principal.system(), publication_id=publication_id, url=url)
-    except LookupError as exc:
-        raise fail(str(exc.args[0]), Exit.NOT_FOUND) from None
-    except service.SpeakError as exc:
-        raise fail(str(exc)) from None
-    console.print(f"publication {publication_id} marked sent")
+    _on_publication(
+        publication_id, lambda db, **who: flows.mark_sent(db, **who, url=url), "marked sent"
+    )
 
 
 @statements_app.command("publish-due")
 def statements_publish_due() -> None:
     """Send every publication that is due now, in this process; exit 1 if any failed."""
     from elshi.speak import flows
-    from elshi.speak.channels.base import ChannelContext
 
-    settings = get_settings()
-    db = database(settings)
-    ctx = ChannelContext(settings=settings, db=db)
-    try:
+    with _channels() as (db, ctx):
         found = flows.publish_due(db, ctx)
         results = {pid: flows.send_publication(db, pid, ctx) for pid in found["due"]}
-    finally:
-        ctx.close()
     for pid, status in results.items():
         console.print(f"publication {pid}: {status}")
     console.print(f"{len(results)} sent or tried, {len(found['reconciled'])} reconciled")
@@ -329,13 +341,7 @@ def statements_publish_due() -> None:
 def statements_reach() -> None:
     """Collect engagement of recent publications now, with the accounts that engaged."""
     from elshi.speak import flows
-    from elshi.speak.channels.base import ChannelContext
 
-    settings = get_settings()
-    db = database(settings)
-    ctx = ChannelContext(settings=settings, db=db)
-    try:
+    with _channels() as (db, ctx):
         taken = flows.collect_reach(db, ctx)
-    finally:
-        ctx.close()
     console.print(f"engagement read for {taken} publications")

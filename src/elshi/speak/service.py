@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from elshi.accounts.service import Principal, audit, scoped
 from elshi.errors import InvalidRequest, NotFound
 from elshi.missions.models import Mission
+from elshi.modules import forward_to
 from elshi.speak.models import (
     STATEMENT_LANGUAGES,
     Approval,
@@ -160,11 +161,4 @@ if TYPE_CHECKING:
     from elshi.speak.writing import *  # noqa: F403
 
 
-def __getattr__(name: str) -> Any:
-    import importlib
-
-    for part in _PARTS:
-        module = importlib.import_module(f"{__package__}.{part}")
-        if name in module.__all__:
-            return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = forward_to(__package__, __name__, _PARTS)

@@ -90,21 +90,18 @@ class WatchMatch(Base):
     entities: Mapped[list[str]] = mapped_column(JSONType, default=list)
 
 
-class _DailySlice:
-    """The key of a daily rollup row: watch list, day, language, platform and source.
+class DailyColumns:
+    """The key of a daily roll-up of one watch list: day, language, platform and source."""
 
-    The columns come first in the table (sort_order), as the rollups were first written.
-    """
-
-    id: Mapped[int] = mapped_column(primary_key=True, sort_order=-1)
-    watch_id: Mapped[int] = mapped_column(ForeignKey("watch.id", ondelete="CASCADE"), sort_order=-1)
-    day: Mapped[date] = mapped_column(Date, sort_order=-1)
-    lang: Mapped[str] = mapped_column(String(16), default="", sort_order=-1)
-    platform: Mapped[str] = mapped_column(String(32), default="", sort_order=-1)
-    source_id: Mapped[int] = mapped_column(Integer, default=0, sort_order=-1)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    watch_id: Mapped[int] = mapped_column(ForeignKey("watch.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    lang: Mapped[str] = mapped_column(String(16), default="")
+    platform: Mapped[str] = mapped_column(String(32), default="")
+    source_id: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class WatchDaily(_DailySlice, Base):
+class WatchDaily(DailyColumns, Base):
     """Per watch list, day, language, platform and source: counts by sentiment and stance."""
 
     __tablename__ = "watch_daily"
@@ -132,7 +129,7 @@ class WatchHourly(Base):
     against: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class WatchEntityDaily(_DailySlice, Base):
+class WatchEntityDaily(DailyColumns, Base):
     """Per watch list, day, language, platform, source and entity: matched posts mentioning it."""
 
     __tablename__ = "watch_entity_daily"

@@ -20,6 +20,7 @@ from elshi.watch.matching import ENTITY_ID
 from elshi.watch.models import (
     ACTOR_TYPES,
     CountryDaily,
+    DailyColumns,
     KnownEvent,
     SavedSearch,
     Watch,
@@ -233,18 +234,21 @@ def default_range(*, db: Session, watch_id: int, days: int = 30) -> tuple[date, 
     return until - timedelta(days=days - 1), until
 
 
-def _rollup_where(watch_id: int, f: Filters) -> list[ColumnElement[bool]]:
+def _rollup_where(
+    watch_id: int, f: Filters, table: type[DailyColumns] = WatchDaily
+) -> list[ColumnElement[bool]]:
+    """The filters on a daily roll-up (posts or entities) of one watch list."""
     conds: list[ColumnElement[bool]] = [
-        WatchDaily.watch_id == watch_id,
-        WatchDaily.day >= f.since,
-        WatchDaily.day <= f.until,
+        table.watch_id == watch_id,
+        table.day >= f.since,
+        table.day <= f.until,
     ]
     if f.lang:
-        conds.append(WatchDaily.lang == f.lang)
+        conds.append(table.lang == f.lang)
     if f.platform:
-        conds.append(WatchDaily.platform == f.platform)
+        conds.append(table.platform == f.platform)
     if f.source_id:
-        conds.append(WatchDaily.source_id == f.source_id)
+        conds.append(table.source_id == f.source_id)
     return conds
 
 
@@ -372,17 +376,7 @@ def dashboard(*, db: Session, principal: Principal, watch_id: int, filters: Filt
     ]
     mconds = _match_where(watch.id, f)
     ent_total = func.sum(WatchEntityDaily.n)
-    ent_conds = [
-        WatchEntityDaily.watch_id == watch.id,
-        WatchEntityDaily.day >= f.since,
-        WatchEntityDaily.day <= f.until,
-    ]
-    if f.lang:
-        ent_conds.append(WatchEntityDaily.lang == f.lang)
-    if f.platform:
-        ent_conds.append(WatchEntityDaily.platform == f.platform)
-    if f.source_id:
-        ent_conds.append(WatchEntityDaily.source_id == f.source_id)
+    ent_conds = _rollup_where(watch.id, f, WatchEntityDaily)
     top_entities = [
         (e, int(n))
         for e, n in db.execute(

@@ -11,12 +11,12 @@ from fastapi.responses import Response
 from elshi.accounts.service import PermissionDenied, Principal, audit
 from elshi.missions import service as missions
 from elshi.watch import service
+from elshi.web.actions import StaffForm
 from elshi.web.bounds import Id
 from elshi.web.charts import Chart, Series
 from elshi.web.deps import DbSession, StaffUser
 from elshi.web.i18n import N_, language_name
 from elshi.web.pages import (
-    check_form,
     entity_name,
     error_text,
     int_or_none,
@@ -291,10 +291,7 @@ def watch_edit(request: Request, watch_id: Id, db: DbSession, principal: StaffUs
 
 @router.post("/watch-save")
 def watch_save(
-    request: Request,
-    db: DbSession,
-    principal: StaffUser,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    act: StaffForm,
     watch_id: Annotated[str, Form(max_length=12)] = "",
     mission_id: Annotated[str, Form(max_length=12)] = "",
     name: Annotated[str, Form(max_length=1000)] = "",
@@ -304,7 +301,7 @@ def watch_save(
     focus_entity: Annotated[str, Form(max_length=100)] = "country:KZ",
 ) -> Response:
     """Create or change a watch list."""
-    check_form(request, csrf_token)
+    request, db, principal = act.checked()
     wid, mid = int_or_none(watch_id), int_or_none(mission_id)
     values: dict[str, Any] = {
         "id": wid,
@@ -357,17 +354,14 @@ def _queue_update(request: Request) -> None:
 
 @router.post("/watch/{watch_id}/events")
 def add_event(
-    request: Request,
     watch_id: Id,
-    db: DbSession,
-    principal: StaffUser,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    act: StaffForm,
     day: Annotated[str, Form(max_length=20)] = "",
     title: Annotated[str, Form(max_length=1000)] = "",
     kind: Annotated[str, Form(max_length=20)] = "other",
 ) -> Response:
     """Enter a known date (visit, summit, vote) for the forecast."""
-    check_form(request, csrf_token)
+    request, db, principal = act.checked()
     w = _watch_or_404(db, principal, watch_id)
     when = parse_day(day)
     if when is None:

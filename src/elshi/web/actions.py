@@ -20,12 +20,16 @@ deliveries (e-mail, pushes) started: nothing is sent for a change that was not s
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Request
+from fastapi import Depends, Form, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
+from elshi.accounts.service import Principal
+from elshi.web.deps import DbSession, StaffUser
+from elshi.web.pages import check_form
 from elshi.web.templating import csrf_valid
 
 T = TypeVar("T")
@@ -35,6 +39,11 @@ Refusal = tuple[type[BaseException] | tuple[type[BaseException], ...], Callable[
 
 #: Pass as `token` when the form token was checked already (or the route needs none).
 CHECKED = object()
+
+
+def token_valid(request: Request, token: str | object | None) -> bool:
+    """Return True when a form's token is good, or was checked already (`CHECKED`)."""
+    return token is CHECKED or csrf_valid(request, token if isinstance(token, str) else None)
 
 
 def handle_form(
@@ -49,7 +58,7 @@ def handle_form(
     deliver: Callable[[T], None] | None = None,
 ) -> Response:
     """Run one change of a submitted form and return the page to answer with."""
-    if token is not CHECKED and not csrf_valid(request, token if isinstance(token, str) else None):
+    if not token_valid(request, token):
         return expired()
     kinds = tuple(
         t for types, _ in refused for t in (types if isinstance(types, tuple) else (types,))
@@ -63,3 +72,72 @@ def handle_form(
     if deliver is not None:
         deliver(result)
     return done(result)
+
+
+@dataclass(frozen=True)
+class FormAction:
+    """A submitted form: the request, its database session and the form's token."""
+
+    request: Request
+    db: Session
+    token: str | object | None
+
+    def valid(self) -> bool:
+        """Return True when the form's token is good (or was checked already)."""
+        return token_valid(self.request, self.token)
+
+    def handle(
+        self,
+        change: Callable[[], T],
+        *,
+        expired: Callable[[], Response],
+        done: Callable[[T], Response],
+        refused: Sequence[Refusal] = (),
+        deliver: Callable[[T], None] | None = None,
+    ) -> Response:
+        """Run the form's change through `handle_form` with this form's token."""
+        return handle_form(
+            self.request,
+            self.db,
+            change,
+            token=self.token,
+            expired=expired,
+            done=done,
+            refused=refused,
+            deliver=deliver,
+        )
+
+
+def form_action(
+    request: Request, db: DbSession, csrf_token: Annotated[str, Form(max_length=1000)] = ""
+) -> FormAction:
+    """Gather what a form's handler needs (the token is checked when the form is handled)."""
+    return FormAction(request, db, csrf_token)
+
+
+@dataclass(frozen=True)
+class StaffAction(FormAction):
+    """A form a signed-in staff member sent, and who they are."""
+
+    principal: Principal
+
+    def checked(self) -> tuple[Request, Session, Principal]:
+        """Refuse the form (400) unless its token is valid; return the request, session, who."""
+        check_form(self.request, self.token if isinstance(self.token, str) else "")
+        return self.request, self.db, self.principal
+
+
+def staff_action(
+    request: Request,
+    db: DbSession,
+    principal: StaffUser,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> StaffAction:
+    """Gather what every staff form's handler needs (the token is checked by the handler)."""
+    return StaffAction(request, db, csrf_token, principal)
+
+
+#: A submitted form, as one parameter of the route (anyone may send it).
+SentForm = Annotated[FormAction, Depends(form_action)]
+#: A staff page's submitted form, as one parameter of the route.
+StaffForm = Annotated[StaffAction, Depends(staff_action)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta, tzinfo
 from functools import cache
 from pathlib import Path
@@ -127,6 +128,29 @@ def redirect_with_session(
     response.delete_cookie(CSRF_COOKIE, path="/")
     finish(request, response)
     return response
+
+
+def session_started(
+    request: Request,
+    result: Any,
+    target: str,
+    *,
+    code_page: str,
+    lifetime: timedelta,
+    start: Callable[[Request, str, str, timedelta], Response],
+) -> Response | None:
+    """Answer a sign-in step that started a session: `start` it and go on to `target`, or, for
+    one waiting for the authenticator code, to `code_page`; None when no session started."""
+    if result.status == "ok" and result.session_key:
+        return start(request, target, result.session_key, lifetime)
+    if result.status == "code" and result.session_key:
+        return start(
+            request,
+            code_page + "?" + urlencode({"next": target}),
+            result.session_key,
+            login_policy_of(request).mfa_timeout,
+        )
+    return None
 
 
 # ---------------------------------------------------------------------------- rendering

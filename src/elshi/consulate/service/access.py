@@ -33,6 +33,11 @@ from elshi.consulate.service.requests import _event
 from elshi.db import utcnow
 
 
+def _by(actor: Principal) -> dict[str, Any]:
+    """Who a staff member's event on a request is by (kind, id and label)."""
+    return {"kind": "staff", "actor_id": actor.user_id, "label": actor.label}
+
+
 def record_access(
     *,
     db: Session,
@@ -209,15 +214,7 @@ def claim(*, db: Session, actor: Principal, request_id: int) -> ServiceRequest:
     if row.status != "submitted":
         raise _invalid("status", BAD_STATUS, status=STATUS_NAMES[row.status])
     row.assigned_to = actor.user_id
-    _event(
-        db,
-        row,
-        kind="staff",
-        actor_id=actor.user_id,
-        label=actor.label,
-        action="claimed",
-        to_status="in_review",
-    )
+    _event(db, row, **_by(actor), action="claimed", to_status="in_review")
     db.flush()
     return row
 
@@ -234,9 +231,7 @@ def ask_documents(*, db: Session, actor: Principal, request_id: int, note: Any) 
     _event(
         db,
         row,
-        kind="staff",
-        actor_id=actor.user_id,
-        label=actor.label,
+        **_by(actor),
         action="asked_documents",
         to_status="more_documents",
         note=text,
@@ -262,9 +257,7 @@ def decide(
     _event(
         db,
         row,
-        kind="staff",
-        actor_id=actor.user_id,
-        label=actor.label,
+        **_by(actor),
         action="approved" if approve else "rejected",
         to_status="approved" if approve else "rejected",
         note=text,

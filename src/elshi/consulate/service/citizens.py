@@ -170,28 +170,19 @@ def create_session(
     now: datetime | None = None,
 ) -> str:
     """Start a citizen session and return its key (only the digest is stored)."""
-    now = now or utcnow()
-    key = secrets.token_urlsafe(32)
-    db.add(
-        CitizenSession(
-            key_hash=_digest(key),
-            citizen_id=citizen_id,
-            created_at=now,
-            expires_at=now + lifetime,
-            mfa_pending=mfa_pending,
-        )
+    return accounts.open_session(
+        db,
+        CitizenSession,
+        lifetime=lifetime,
+        now=now,
+        citizen_id=citizen_id,
+        mfa_pending=mfa_pending,
     )
-    db.execute(delete(CitizenSession).where(CitizenSession.expires_at < now))
-    db.flush()
-    return key
 
 
 def find_session(*, db: Session, key: str, now: datetime | None = None) -> CitizenSession | None:
     """Return the unexpired citizen session with this key."""
-    row = db.scalar(select(CitizenSession).where(CitizenSession.key_hash == _digest(key)))
-    if row is None or row.expires_at <= (now or utcnow()):
-        return None
-    return row
+    return accounts.find_session_row(db, CitizenSession, key, now)
 
 
 def session_citizen(*, db: Session, key: str, now: datetime | None = None) -> Citizen | None:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
-from urllib.parse import urlencode
+from typing import Annotated, Any
 
 from fastapi import Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -22,6 +21,7 @@ from elshi.consulate.views.common import (
     FORM_EXPIRED,
     STATIC,
     UNVERIFIED,
+    CitizenForm,
     CitizenUser,
     _back,
     _citizen_form,
@@ -36,13 +36,31 @@ from elshi.consulate.views.common import (
     router,
 )
 from elshi.notify import Message as Email
+from elshi.web.actions import FormAction, SentForm
 from elshi.web.deps import DbSession
 from elshi.web.templating import (
     login_policy_of,
     request_language,
+    session_started,
     settings_of,
     translate,
 )
+
+
+def _attempt(request: Request) -> dict[str, Any]:
+    """What the sign-in steps need of the request: the address, the rules, the session length."""
+    return {"ip": _ip(request), "policy": login_policy_of(request), "lifetime": _lifetime(request)}
+
+
+def _session_started(request: Request, target: str, result: flows.SignIn) -> Response | None:
+    return session_started(
+        request,
+        result,
+        target,
+        code_page="/consulate/login/code",
+        lifetime=_lifetime(request),
+        start=_with_session,
+    )
 
 
 @router.get("/manifest.webmanifest")
@@ -104,22 +122,19 @@ def signup_page(request: Request) -> Response:
 
 @router.post("/signup")
 def signup(
-    request: Request,
-    db: DbSession,
+    act: SentForm,
     email: Annotated[str, Form(max_length=1000)] = "",
     name: Annotated[str, Form(max_length=1000)] = "",
     phone: Annotated[str, Form(max_length=1000)] = "",
     password: Annotated[str, Form(max_length=4096)] = "",
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Create an account and e-mail the confirmation link."""
+    request = act.request
     values = {"email": email, "name": name, "phone": phone}
     return _citizen_form(
-        request,
-        db,
-        csrf_token,
+        act,
         lambda: flows.sign_up(
-            db=db,
+            db=act.db,
             settings=settings_of(request),
             email=email,
             password=password,
@@ -155,55 +170,40 @@ def login_page(request: Request, db: DbSession, next: str = "") -> Response:
 
 @router.post("/login")
 def login(
-    request: Request,
-    db: DbSession,
+    act: SentForm,
     email: Annotated[str, Form(max_length=1000)] = "",
     password: Annotated[str, Form(max_length=4096)] = "",
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
     next: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """Check the password (then the authenticator code, when the citizen turned it on)."""
+    request = act.request
     target = _safe_next(next)
 
     def again(message: str, status: int) -> Response:
         return _page(request, "login.html", status, next=target, email=email, error=message)
 
     def change() -> tuple[flows.SignIn, Email | None]:
-        result = flows.sign_in(
-            db=db,
-            email=email,
-            password=password,
-            ip=_ip(request),
-            policy=login_policy_of(request),
-            lifetime=_lifetime(request),
-        )
+        result = flows.sign_in(db=act.db, email=email, password=password, **_attempt(request))
         mail = None
         if result.status == "unverified" and result.user_id:
-            citizen = service.get_citizen(db=db, citizen_id=result.user_id)
-            mail = flows.verification_email(db=db, settings=settings_of(request), citizen=citizen)
+            citizen = service.get_citizen(db=act.db, citizen_id=result.user_id)
+            mail = flows.verification_email(
+                db=act.db, settings=settings_of(request), citizen=citizen
+            )
         return result, mail
 
     def done(outcome: tuple[flows.SignIn, Email | None]) -> Response:
         result, mail = outcome
         if mail is not None:
             return again(UNVERIFIED, 403)
-        if result.status == "ok" and result.session_key:
-            return _with_session(request, target, result.session_key, _lifetime(request))
-        if result.status == "code" and result.session_key:
-            return _with_session(
-                request,
-                "/consulate/login/code?" + urlencode({"next": target}),
-                result.session_key,
-                login_policy_of(request).mfa_timeout,
-            )
+        if started := _session_started(request, target, result):
+            return started
         if result.status == "blocked":
             return again(BLOCKED, 429)
         return again(BAD_LOGIN, 401)
 
     return _citizen_form(
-        request,
-        db,
-        csrf_token,
+        act,
         change,
         expired=lambda: again(FORM_EXPIRED, 400),
         done=done,
@@ -218,35 +218,27 @@ def code_page(request: Request, next: str = "") -> Response:
 
 @router.post("/login/code")
 def login_code(
-    request: Request,
-    db: DbSession,
+    act: SentForm,
     code: Annotated[str, Form(max_length=100)] = "",
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
     next: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """Check the authenticator code and finish signing in."""
+    request = act.request
     target = _safe_next(next)
     key = _session_key(request)
 
     def done(result: flows.SignIn) -> Response:
-        if result.status == "ok" and result.session_key:
-            return _with_session(request, target, result.session_key, _lifetime(request))
+        if started := _session_started(request, target, result):
+            return started
         if result.status == "failed" and result.session_key:
             return _page(request, "login_code.html", 401, next=target, error=BAD_CODE)
         message = BLOCKED if result.status == "blocked" else CODE_EXPIRED
         return _page(request, "login.html", 400, next=target, email="", error=message)
 
     return _citizen_form(
-        request,
-        db,
-        csrf_token if key is not None else None,
+        FormAction(request, act.db, act.token if key is not None else None),
         lambda: flows.sign_in_code(
-            db=db,
-            pending_key=key or "",
-            code=code,
-            ip=_ip(request),
-            policy=login_policy_of(request),
-            lifetime=_lifetime(request),
+            db=act.db, pending_key=key or "", code=code, **_attempt(request)
         ),
         expired=lambda: _page(
             request, "login.html", 400, next=target, email="", error=CODE_EXPIRED
@@ -256,11 +248,9 @@ def login_code(
 
 
 @router.post("/logout")
-def logout(
-    request: Request, db: DbSession, csrf_token: Annotated[str, Form(max_length=1000)] = ""
-) -> Response:
+def logout(act: SentForm) -> Response:
     """Sign out."""
-    key = _session_key(request)
+    key = _session_key(act.request)
 
     def done(_: None) -> Response:
         response = RedirectResponse("/consulate/", status_code=303)
@@ -268,10 +258,8 @@ def logout(
         return response
 
     return _citizen_form(
-        request,
-        db,
-        csrf_token,
-        lambda: service.end_session(db=db, key=key) if key else None,
+        act,
+        lambda: service.end_session(db=act.db, key=key) if key else None,
         done=done,
     )
 
@@ -288,30 +276,27 @@ class _BadLink(Exception):
 
 @router.post("/reset")
 def reset(
-    request: Request,
-    db: DbSession,
+    act: SentForm,
     email: Annotated[str, Form(max_length=1000)] = "",
     token: Annotated[str, Form(max_length=200)] = "",
     password: Annotated[str, Form(max_length=4096)] = "",
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Send a reset link, or set the new password."""
+    request = act.request
 
     def expired() -> Response:
         return _page(request, "reset.html", 400, token=token, email=email, error=FORM_EXPIRED)
 
     if not token:
         return _citizen_form(
-            request,
-            db,
-            csrf_token,
-            lambda: flows.request_reset(db=db, settings=settings_of(request), email=email),
+            act,
+            lambda: flows.request_reset(db=act.db, settings=settings_of(request), email=email),
             expired=expired,
             done=lambda _: _back("/consulate/login", "reset_sent"),
         )
 
     def change() -> Citizen:
-        citizen = flows.reset_password(db=db, token=token, password=password)
+        citizen = flows.reset_password(db=act.db, token=token, password=password)
         if citizen is None:
             raise _BadLink
         return citizen
@@ -322,13 +307,16 @@ def reset(
         return response
 
     return _citizen_form(
-        request,
-        db,
-        csrf_token,
+        act,
         change,
         expired=expired,
         invalid=lambda exc: _page(
-            request, "reset.html", 400, token=token, email="", errors=_problems(request, exc)
+            request,
+            "reset.html",
+            400,
+            token=token,
+            email="",
+            errors=_problems(request, exc),
         ),
         refused=[(_BadLink, lambda _: _page(request, "message.html", 400, message=BAD_LINK))],
         done=done,
@@ -346,12 +334,9 @@ def totp_page(request: Request, citizen: CitizenUser) -> Response:
 
 @router.post("/totp")
 def totp(
-    request: Request,
-    db: DbSession,
-    citizen: CitizenUser,
+    act: CitizenForm,
     secret: Annotated[str, Form(max_length=64)] = "",
     code: Annotated[str, Form(max_length=20)] = "",
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Turn on two-step sign-in once the code from the app matches."""
 
@@ -359,13 +344,11 @@ def totp(
         if enabled:
             return _back("/consulate/home", "totp_on")
         shown = secret if valid_totp_secret(secret) else flows.start_totp()
-        uri = totp_uri(secret=shown, email=citizen.email)
-        return _page(request, "totp.html", 400, secret=shown, uri=uri, error=BAD_CODE)
+        uri = totp_uri(secret=shown, email=act.citizen.email)
+        return _page(act.request, "totp.html", 400, secret=shown, uri=uri, error=BAD_CODE)
 
     return _citizen_form(
-        request,
-        db,
-        csrf_token,
-        lambda: flows.enable_totp(db=db, citizen_id=citizen.id, secret=secret, code=code),
+        act,
+        lambda: flows.enable_totp(db=act.db, citizen_id=act.citizen.id, secret=secret, code=code),
         done=done,
     )

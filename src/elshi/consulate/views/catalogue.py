@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Form, Request
+from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
@@ -22,6 +22,7 @@ from elshi.consulate.views.common import (
     staff,
 )
 from elshi.consulate.views.officers import _officer_mission
+from elshi.web.actions import FormAction, StaffForm
 from elshi.web.bounds import Id, QueryId
 from elshi.web.deps import DbSession, StaffUser
 
@@ -133,9 +134,7 @@ async def catalogue_save(request: Request, db: DbSession, principal: StaffUser) 
             )
 
         return _officer_form(
-            request,
-            db,
-            raw.get("csrf_token"),
+            FormAction(request, db, raw.get("csrf_token")),
             change,
             invalid=lambda exc: _catalogue_form(
                 request, db, mission_id, row, values=raw, errors=_problems(request, exc), status=400
@@ -147,29 +146,20 @@ async def catalogue_save(request: Request, db: DbSession, principal: StaffUser) 
 
 
 @staff.post("/catalogue/{service_type_id}/{action}")
-def catalogue_toggle(
-    request: Request,
-    db: DbSession,
-    principal: StaffUser,
-    service_type_id: Id,
-    action: str,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
-) -> Response:
+def catalogue_toggle(act: StaffForm, service_type_id: Id, action: str) -> Response:
     """Stop offering a service (deactivate) or offer it again (activate)."""
-    row = _editable_service(db, principal, service_type_id)
+    row = _editable_service(act.db, act.principal, service_type_id)
 
     def change() -> int:
         if row is None or action not in ("activate", "deactivate"):
             raise service.NotFound(action)
         service.set_service_active(
-            db=db, actor=principal, service_type_id=row.id, active=action == "activate"
+            db=act.db, actor=act.principal, service_type_id=row.id, active=action == "activate"
         )
         return row.mission_id
 
     return _officer_form(
-        request,
-        db,
-        csrf_token,
+        act,
         change,
         done=lambda mission_id: _back(f"/consular/catalogue?mission={mission_id}", "catalogue"),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import Form, Request
@@ -15,6 +16,8 @@ from elshi.consulate.models import Citizen, ServiceRequest, ServiceType
 from elshi.consulate.views.common import (
     ACCESS_ACTIONS,
     UPLOAD_TOO_BIG,
+    CitizenAction,
+    CitizenForm,
     CitizenUser,
     _back,
     _citizen_form,
@@ -27,7 +30,7 @@ from elshi.consulate.views.common import (
 )
 from elshi.crisis.telegram import link_url as telegram_link_url
 from elshi.db import utcnow
-from elshi.web.actions import CHECKED
+from elshi.web.actions import CHECKED, FormAction, Refusal
 from elshi.web.bounds import Id, QueryId
 from elshi.web.deps import DbSession
 from elshi.web.templating import (
@@ -74,9 +77,7 @@ async def stay_new(request: Request, db: DbSession, citizen: CitizenUser) -> Res
 
     def work() -> Response:
         return _citizen_form(
-            request,
-            db,
-            raw.get("csrf_token"),
+            FormAction(request, db, raw.get("csrf_token")),
             lambda: service.register_stay(db=db, citizen_id=citizen.id, raw=raw),
             invalid=lambda exc: _page(
                 request,
@@ -94,26 +95,19 @@ async def stay_new(request: Request, db: DbSession, citizen: CitizenUser) -> Res
 
 
 @router.post("/stays/{registration_id}/{action}")
-def stay_action(
-    request: Request,
-    db: DbSession,
-    citizen: CitizenUser,
-    registration_id: Id,
-    action: str,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
-) -> Response:
+def stay_action(act: CitizenForm, registration_id: Id, action: str) -> Response:
     """Confirm or cancel a registered stay."""
     actions = {"confirm": service.confirm_stay, "cancel": service.cancel_stay}
 
     def change() -> Any:
         if action not in actions:
             raise service.NotFound(action)
-        return actions[action](db=db, citizen_id=citizen.id, registration_id=registration_id)
+        return actions[action](
+            db=act.db, citizen_id=act.citizen.id, registration_id=registration_id
+        )
 
     return _citizen_form(
-        request,
-        db,
-        csrf_token,
+        act,
         change,
         done=lambda _: _back("/consulate/home", "confirmed" if action == "confirm" else "saved"),
     )
@@ -136,19 +130,13 @@ def services_page(
 
 
 @router.post("/services/{service_type_id}/apply")
-def apply(
-    request: Request,
-    db: DbSession,
-    citizen: CitizenUser,
-    service_type_id: Id,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
-) -> Response:
+def apply(act: CitizenForm, service_type_id: Id) -> Response:
     """Start a draft request for a service."""
     return _citizen_form(
-        request,
-        db,
-        csrf_token,
-        lambda: service.create_draft(db=db, citizen_id=citizen.id, service_type_id=service_type_id),
+        act,
+        lambda: service.create_draft(
+            db=act.db, citizen_id=act.citizen.id, service_type_id=service_type_id
+        ),
         done=lambda row: RedirectResponse(f"/consulate/requests/{row.id}", status_code=303),
     )
 
@@ -207,6 +195,29 @@ def _request_page(
     )
 
 
+def _request_form(
+    act: CitizenAction,
+    request_id: int,
+    change: Callable[[], Any],
+    notice: str | Callable[[Any], str],
+    *,
+    deliver: Callable[[Any], None] | None = None,
+    refused: Sequence[Refusal] = (),
+) -> Response:
+    """Run a form of one request: what was wrong shows on its page, else back to it with a
+    notice (`notice` may say which from the change's result)."""
+    return _citizen_form(
+        act,
+        change,
+        refused=refused,
+        invalid=lambda exc: _request_again(act.request, act.db, act.citizen, request_id, exc),
+        deliver=deliver,
+        done=lambda result: _back(
+            f"/consulate/requests/{request_id}", notice(result) if callable(notice) else notice
+        ),
+    )
+
+
 @router.get("/requests/{request_id}")
 def request_page(request: Request, db: DbSession, citizen: CitizenUser, request_id: Id) -> Response:
     """One of the citizen's requests: form, documents, status, history, messages, appointment."""
@@ -229,22 +240,18 @@ async def save_answers(
     def then_submit(_: Any) -> Response:
         if not submit:
             return _back(f"/consulate/requests/{request_id}", "saved")
-        return _citizen_form(
-            request,
-            db,
-            CHECKED,
+        return _request_form(
+            CitizenAction(request, db, CHECKED, citizen),
+            request_id,
             lambda: flows.submit_request(
                 db=db, settings=settings_of(request), citizen_id=citizen.id, request_id=request_id
             ),
-            invalid=lambda exc: _request_again(request, db, citizen, request_id, exc),
-            done=lambda _: _back(f"/consulate/requests/{request_id}", "submitted"),
+            "submitted",
         )
 
     def work() -> Response:
         return _citizen_form(
-            request,
-            db,
-            raw.get("csrf_token"),
+            FormAction(request, db, raw.get("csrf_token")),
             lambda: service.save_answers(
                 db=db, citizen_id=citizen.id, request_id=request_id, raw=raw, complete=submit
             ),
@@ -301,13 +308,8 @@ async def upload(request: Request, db: DbSession, citizen: CitizenUser, request_
         )
 
     def work() -> Response:
-        return _citizen_form(
-            request,
-            db,
-            token,
-            change,
-            invalid=lambda exc: _request_again(request, db, citizen, request_id, exc),
-            done=lambda _: _back(f"/consulate/requests/{request_id}", "uploaded"),
+        return _request_form(
+            CitizenAction(request, db, token, citizen), request_id, change, "uploaded"
         )
 
     return await run_in_threadpool(work)
@@ -324,27 +326,24 @@ def document(request: Request, db: DbSession, citizen: CitizenUser, document_id:
 
 
 @router.post("/documents/{document_id}/delete")
-def delete_document(
-    request: Request,
-    db: DbSession,
-    citizen: CitizenUser,
-    document_id: Id,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
-) -> Response:
+def delete_document(act: CitizenForm, document_id: Id) -> Response:
     """Remove a document from a request that can still be changed."""
 
     def change() -> int:
-        doc = service.citizen_document(db=db, citizen_id=citizen.id, document_id=document_id)
+        doc = service.citizen_document(
+            db=act.db, citizen_id=act.citizen.id, document_id=document_id
+        )
         request_id = doc.request_id
         flows.delete_document(
-            db=db, settings=settings_of(request), citizen_id=citizen.id, document_id=document_id
+            db=act.db,
+            settings=settings_of(act.request),
+            citizen_id=act.citizen.id,
+            document_id=document_id,
         )
         return request_id
 
     return _citizen_form(
-        request,
-        db,
-        csrf_token,
+        act,
         change,
         done=lambda request_id: _back(f"/consulate/requests/{request_id}", "saved"),
     )
@@ -352,69 +351,51 @@ def delete_document(
 
 @router.post("/requests/{request_id}/messages")
 def citizen_message(
-    request: Request,
-    db: DbSession,
-    citizen: CitizenUser,
-    request_id: Id,
-    body: Annotated[str, Form(max_length=10000)] = "",
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    act: CitizenForm, request_id: Id, body: Annotated[str, Form(max_length=10000)] = ""
 ) -> Response:
     """Write to the consular section about a request."""
-    return _citizen_form(
-        request,
-        db,
-        csrf_token,
+    return _request_form(
+        act,
+        request_id,
         lambda: service.post_message(
-            db=db,
-            request=service.citizen_request(db=db, citizen_id=citizen.id, request_id=request_id),
+            db=act.db,
+            request=service.citizen_request(
+                db=act.db, citizen_id=act.citizen.id, request_id=request_id
+            ),
             kind="citizen",
-            sender_id=citizen.id,
-            label=citizen.name,
+            sender_id=act.citizen.id,
+            label=act.citizen.name,
             body=body,
         ),
-        invalid=lambda exc: _request_again(request, db, citizen, request_id, exc),
-        done=lambda _: _back(f"/consulate/requests/{request_id}", "sent"),
+        "sent",
     )
 
 
 @router.post("/requests/{request_id}/book")
 def book(
-    request: Request,
-    db: DbSession,
-    citizen: CitizenUser,
-    request_id: Id,
-    slot_id: Annotated[str, Form(max_length=12)] = "",
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    act: CitizenForm, request_id: Id, slot_id: Annotated[str, Form(max_length=12)] = ""
 ) -> Response:
     """Book (or move to) a slot for a request."""
-    return _citizen_form(
-        request,
-        db,
-        csrf_token,
+    return _request_form(
+        act,
+        request_id,
         lambda: service.book_or_move(
-            db=db, citizen_id=citizen.id, request_id=request_id, slot_id=slot_id
+            db=act.db, citizen_id=act.citizen.id, request_id=request_id, slot_id=slot_id
         ),
+        lambda booked: "moved" if booked.moved else "booked",
         refused=[
             (
                 service.SlotFull,
-                lambda exc: _request_again(request, db, citizen, request_id, exc, status=409),
+                lambda exc: _request_again(
+                    act.request, act.db, act.citizen, request_id, exc, status=409
+                ),
             )
         ],
-        invalid=lambda exc: _request_again(request, db, citizen, request_id, exc),
-        done=lambda booked: _back(
-            f"/consulate/requests/{request_id}", "moved" if booked.moved else "booked"
-        ),
     )
 
 
 @router.post("/appointments/{appointment_id}/cancel")
-def cancel_appointment(
-    request: Request,
-    db: DbSession,
-    citizen: CitizenUser,
-    appointment_id: Id,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
-) -> Response:
+def cancel_appointment(act: CitizenForm, appointment_id: Id) -> Response:
     """Cancel an appointment."""
 
     def done(appointment: Any) -> Response:
@@ -424,10 +405,8 @@ def cancel_appointment(
         )
 
     return _citizen_form(
-        request,
-        db,
-        csrf_token,
-        lambda: service.cancel(db=db, citizen_id=citizen.id, appointment_id=appointment_id),
+        act,
+        lambda: service.cancel(db=act.db, citizen_id=act.citizen.id, appointment_id=appointment_id),
         done=done,
     )
 

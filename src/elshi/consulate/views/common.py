@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.orm import Session
@@ -18,8 +19,8 @@ from elshi.accounts.service import PermissionDenied
 from elshi.consulate import documents, service
 from elshi.consulate.models import Citizen
 from elshi.settings import Settings
-from elshi.web.actions import Refusal, handle_form
-from elshi.web.deps import get_db
+from elshi.web.actions import FormAction, Refusal
+from elshi.web.deps import DbSession, get_db
 from elshi.web.i18n import N_
 from elshi.web.templating import (
     redirect_with_session,
@@ -119,6 +120,27 @@ def require_citizen(request: Request, db: Annotated[Session, Depends(get_db)]) -
 
 
 CitizenUser = Annotated[Citizen, Depends(require_citizen)]
+
+
+@dataclass(frozen=True)
+class CitizenAction(FormAction):
+    """A form the signed-in citizen sent, and who they are."""
+
+    citizen: Citizen
+
+
+def citizen_action(
+    request: Request,
+    db: DbSession,
+    citizen: CitizenUser,
+    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+) -> CitizenAction:
+    """Gather what a citizen's form handler needs (the token is checked by the handler)."""
+    return CitizenAction(request, db, csrf_token, citizen)
+
+
+#: The signed-in citizen's submitted form, as one parameter of the route.
+CitizenForm = Annotated[CitizenAction, Depends(citizen_action)]
 
 
 def _safe_next(value: str | None) -> str:
@@ -227,9 +249,7 @@ def _message(request: Request, exc: service.Invalid) -> Response:
 
 
 def _citizen_form(
-    request: Request,
-    db: Session,
-    token: str | object | None,
+    act: FormAction,
     change: Callable[[], T],
     *,
     done: Callable[[T], Response],
@@ -239,11 +259,9 @@ def _citizen_form(
     refused: Sequence[Refusal] = (),
 ) -> Response:
     """Run a citizen's form through the one form helper with the e-consulate's pages."""
-    return handle_form(
-        request,
-        db,
+    request = act.request
+    return act.handle(
         change,
-        token=token,
         expired=expired or (lambda: _expired(request)),
         done=done,
         deliver=deliver,
@@ -256,9 +274,7 @@ def _citizen_form(
 
 
 def _officer_form(
-    request: Request,
-    db: Session,
-    token: str | object | None,
+    act: FormAction,
     change: Callable[[], T],
     *,
     done: Callable[[T], Response],
@@ -266,15 +282,13 @@ def _officer_form(
     deliver: Callable[[T], None] | None = None,
 ) -> Response:
     """Run an officer's form: refusals by role answer 403, unknown records 404."""
+    request = act.request
 
     def refused_page(exc: service.Invalid) -> Response:
         return render(request, "error.html", {"message": exc.problems[0].message}, status=400)
 
-    return handle_form(
-        request,
-        db,
+    return act.handle(
         change,
-        token=token,
         expired=lambda: _staff_expired(request),
         done=done,
         deliver=deliver,

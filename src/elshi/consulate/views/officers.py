@@ -25,6 +25,7 @@ from elshi.consulate.views.common import (
     staff,
 )
 from elshi.db import utcnow
+from elshi.web.actions import FormAction, StaffForm
 from elshi.web.bounds import Id, QueryId, parse_date
 from elshi.web.deps import DbSession, StaffUser
 from elshi.web.templating import (
@@ -132,34 +133,29 @@ def _officer_request_page(
 
 @staff.post("/requests/{request_id}/{action}")
 def officer_action(
-    request: Request,
-    db: DbSession,
-    principal: StaffUser,
-    request_id: Id,
-    action: str,
-    note: Annotated[str, Form(max_length=10000)] = "",
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    act: StaffForm, request_id: Id, action: str, note: Annotated[str, Form(max_length=10000)] = ""
 ) -> Response:
     """Claim, ask for documents, approve, reject, or write to the applicant."""
+    request = act.request
     settings = settings_of(request)
     actions: dict[str, tuple[Callable[[], Any], str]] = {
         "claim": (
             lambda: flows.claim_request(
-                db=db, settings=settings, actor=principal, request_id=request_id
+                db=act.db, settings=settings, actor=act.principal, request_id=request_id
             ),
             "claimed",
         ),
         "ask": (
             lambda: flows.ask_for_documents(
-                db=db, settings=settings, actor=principal, request_id=request_id, note=note
+                db=act.db, settings=settings, actor=act.principal, request_id=request_id, note=note
             ),
             "asked",
         ),
         "approve": (
             lambda: flows.decide_request(
-                db=db,
+                db=act.db,
                 settings=settings,
-                actor=principal,
+                actor=act.principal,
                 request_id=request_id,
                 approve=True,
                 reason=note,
@@ -168,9 +164,9 @@ def officer_action(
         ),
         "reject": (
             lambda: flows.decide_request(
-                db=db,
+                db=act.db,
                 settings=settings,
-                actor=principal,
+                actor=act.principal,
                 request_id=request_id,
                 approve=False,
                 reason=note,
@@ -179,7 +175,7 @@ def officer_action(
         ),
         "message": (
             lambda: flows.staff_message(
-                db=db, settings=settings, actor=principal, request_id=request_id, body=note
+                db=act.db, settings=settings, actor=act.principal, request_id=request_id, body=note
             )[1],
             "sent",
         ),
@@ -191,15 +187,13 @@ def officer_action(
         return actions[action][0]()
 
     def refused(exc: service.Invalid) -> Response:
-        req = service.staff_request(db=db, actor=principal, request_id=request_id)
-        db.commit()  # the view of the request is recorded
+        req = service.staff_request(db=act.db, actor=act.principal, request_id=request_id)
+        act.db.commit()  # the view of the request is recorded
         errors = _problems(request, exc)
-        return _officer_request_page(request, db, principal, req, status=400, errors=errors)
+        return _officer_request_page(request, act.db, act.principal, req, status=400, errors=errors)
 
     return _officer_form(
-        request,
-        db,
-        csrf_token,
+        act,
         change,
         invalid=refused,
         done=lambda _: _back(f"/consular/requests/{request_id}", actions[action][1]),
@@ -318,9 +312,7 @@ async def slots_add(request: Request, db: DbSession, principal: StaffUser) -> Re
 
         day = raw.get("day", "")
         return _officer_form(
-            request,
-            db,
-            raw.get("csrf_token"),
+            FormAction(request, db, raw.get("csrf_token")),
             change,
             invalid=refused,
             done=lambda _: _back(f"/consular/slots?mission={mission_id}&week={day}", "slots"),
@@ -358,29 +350,20 @@ def day_page(
 
 
 @staff.post("/appointments/{appointment_id}/{status}")
-def mark(
-    request: Request,
-    db: DbSession,
-    principal: StaffUser,
-    appointment_id: Id,
-    status: str,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
-) -> Response:
+def mark(act: StaffForm, appointment_id: Id, status: str) -> Response:
     """Mark an appointment attended or no-show."""
 
     def done(result: Any) -> Response:
-        slot = db.get(Slot, result.slot_id)
-        zone = service.mission_zone(db=db, mission_id=slot.mission_id) if slot else UTC
+        slot = act.db.get(Slot, result.slot_id)
+        zone = service.mission_zone(db=act.db, mission_id=slot.mission_id) if slot else UTC
         day = slot.starts_at.astimezone(zone).date().isoformat() if slot else ""
         mission = slot.mission_id if slot else 0
         return _back(f"/consular/appointments?day={day}&mission={mission}", "marked")
 
     return _officer_form(
-        request,
-        db,
-        csrf_token,
+        act,
         lambda: service.mark_appointment(
-            db=db, actor=principal, appointment_id=appointment_id, status=status
+            db=act.db, actor=act.principal, appointment_id=appointment_id, status=status
         ),
         done=done,
     )

@@ -132,6 +132,18 @@ def _token(request: Request, token: str) -> tuple[int, int] | None:
         return None
 
 
+def _answering(request: Request, token: str) -> tuple[int, int] | Response:
+    """The (crisis, person) of a signed link someone answers through, or the page refusing the
+    answer: too many from this address, or a link that is not valid."""
+    settings: Settings = request.app.state.settings
+    if not _limiter(request).allow(_address(request), settings.crisis_checkin_per_minute):
+        return _too_many(request)
+    ids = _token(request, token)
+    if ids is None:
+        return _message(request, BAD_LINK, 404)
+    return ids
+
+
 async def _form(request: Request) -> dict[str, str] | None:
     body = await request.body()
     if len(body) > MAX_BODY:
@@ -180,12 +192,9 @@ def _invalid_page(
 async def checkin(request: Request, token: str) -> Response:
     """Record an answer: the signed link is checked without a database read, then one INSERT
     (committed in a group with other answers) before the page says thank you."""
-    settings: Settings = request.app.state.settings
-    if not _limiter(request).allow(_address(request), settings.crisis_checkin_per_minute):
-        return _too_many(request)
-    ids = _token(request, token)
-    if ids is None:
-        return _message(request, BAD_LINK, 404)
+    ids = _answering(request, token)
+    if isinstance(ids, Response):
+        return ids
     raw = await _form(request)
     if raw is None:
         return _message(request, FORM_EXPIRED, 413)
@@ -211,12 +220,9 @@ def _state(request: Request, crisis_id: int) -> str | None:
 @public.post("/c/{token}/relative")
 async def relative_checkin(request: Request, token: str) -> Response:
     """A relative answers for the person after proving they know the registered phone."""
-    settings: Settings = request.app.state.settings
-    if not _limiter(request).allow(_address(request), settings.crisis_checkin_per_minute):
-        return _too_many(request)
-    ids = _token(request, token)
-    if ids is None:
-        return _message(request, BAD_LINK, 404)
+    ids = _answering(request, token)
+    if isinstance(ids, Response):
+        return ids
     raw = await _form(request) or {}
     try:
         data = service.parse_checkin(raw)

@@ -15,12 +15,12 @@ from elshi.listen import service as listen
 from elshi.listen.models import Post
 from elshi.watch import service
 from elshi.watch.models import ACTOR_TYPES
+from elshi.web.actions import StaffForm
 from elshi.web.bounds import Id
 from elshi.web.deps import DbSession, StaffUser
 from elshi.web.forms import PAGE_SIZE, parse_search
 from elshi.web.i18n import N_
 from elshi.web.pages import (
-    check_form,
     entity_name,
     error_text,
     int_or_none,
@@ -93,17 +93,14 @@ def explore(request: Request, db: DbSession, principal: StaffUser) -> Response:
 
 @router.post("/explore/save")
 def save_search(
-    request: Request,
-    db: DbSession,
-    principal: StaffUser,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    act: StaffForm,
     name: Annotated[str, Form(max_length=1000)] = "",
     query: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
     """Keep the current search under a name and show its shareable link."""
     from urllib.parse import parse_qsl
 
-    check_form(request, csrf_token)
+    request, db, principal = act.checked()
     params = dict(parse_qsl(query))
     watch_id = int_or_none(params.get("watch"))
     mission_id = None
@@ -193,15 +190,10 @@ def author_page(request: Request, author_id: Id, db: DbSession, principal: Staff
 
 @router.post("/authors/{author_id}/actor-type")
 def set_actor_type(
-    request: Request,
-    author_id: Id,
-    db: DbSession,
-    principal: StaffUser,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
-    actor_type: Annotated[str, Form(max_length=32)] = "",
+    author_id: Id, act: StaffForm, actor_type: Annotated[str, Form(max_length=32)] = ""
 ) -> Response:
     """Change an author's actor type."""
-    check_form(request, csrf_token)
+    request, db, principal = act.checked()
     try:
         author = service.set_actor_type(
             db=db, principal=principal, author_id=author_id, actor_type=actor_type

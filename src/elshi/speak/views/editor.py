@@ -26,7 +26,7 @@ from elshi.speak.views.common import (
     advice,
     router,
 )
-from elshi.web.actions import handle_form
+from elshi.web.actions import StaffAction, StaffForm
 from elshi.web.bounds import Id, in_range
 from elshi.web.deps import DbSession, StaffUser
 from elshi.web.i18n import N_
@@ -88,10 +88,7 @@ def _new_form(
 
 @router.post("/speak/new")
 def create_statement(
-    request: Request,
-    db: DbSession,
-    principal: StaffUser,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    act: StaffForm,
     mission_id: Annotated[str, Form(max_length=20)] = "",
     title: Annotated[str, Form(max_length=1000)] = "",
     lang: Annotated[str, Form(max_length=8)] = "kk",
@@ -102,6 +99,7 @@ def create_statement(
     narrative_id: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
     """Create a statement with its first language version."""
+    request = act.request
     values = {
         "mission_id": mission_id,
         "title": title,
@@ -119,8 +117,8 @@ def create_statement(
         if narrative_id and not narrative_id.isdigit():
             raise service.SpeakError(N_("The narrative number must be a whole number."))
         return service.create_statement(
-            db=db,
-            actor=principal,
+            db=act.db,
+            actor=act.principal,
             mission_id=int(mission_id),
             title=title,
             lang=lang,
@@ -132,13 +130,10 @@ def create_statement(
         )
 
     def again(message: str, status: int = 400) -> Response:
-        return _new_form(request, db, principal, values, message, status)
+        return _new_form(request, act.db, act.principal, values, message, status)
 
-    return handle_form(
-        request,
-        db,
+    return act.handle(
         change,
-        token=csrf_token,
         expired=lambda: again(translate(request, FORM_EXPIRED)),
         done=lambda st: _back(st.id),
         refused=[
@@ -146,7 +141,8 @@ def create_statement(
             (
                 PermissionDenied,
                 lambda _: again(
-                    translate(request, N_("You may not write statements for this mission.")), 403
+                    translate(request, N_("You may not write statements for this mission.")),
+                    403,
                 ),
             ),
         ],
@@ -266,25 +262,20 @@ def _limits(accounts: list[service.AccountView]) -> list[dict[str, Any]]:
 
 
 def _editor_form(
-    request: Request,
-    db: Session,
-    principal: Principal,
+    act: StaffAction,
     statement_id: int,
-    token: str,
     change: Callable[[], T],
     note: str | Callable[[T], str],
     deliver: Callable[[T], None] | None = None,
 ) -> Response:
     """Run one editor action; show its error on the editor, or go back with a note."""
+    request = act.request
 
     def again(message: str, status: int = 400) -> Response:
-        return _editor(request, db, principal, statement_id, message, status)
+        return _editor(request, act.db, act.principal, statement_id, message, status)
 
-    return handle_form(
-        request,
-        db,
+    return act.handle(
         change,
-        token=token,
         expired=lambda: again(translate(request, FORM_EXPIRED)),
         done=lambda result: _back(statement_id, note(result) if callable(note) else note),
         deliver=deliver,
@@ -313,6 +304,24 @@ def _editor_form(
     )
 
 
+def _step(
+    act: StaffAction,
+    statement_id: int,
+    step: Callable[..., T],
+    note: str | Callable[[T], str],
+    deliver: Callable[[T], None] | None = None,
+    **args: Any,
+) -> Response:
+    """Run one service step on the statement as the signed-in person (see `_editor_form`)."""
+    return _editor_form(
+        act,
+        statement_id,
+        lambda: step(db=act.db, actor=act.principal, statement_id=statement_id, **args),
+        note,
+        deliver,
+    )
+
+
 @router.post("/speak/{statement_id}/versions/{lang}")
 async def save_version(
     request: Request, statement_id: Id, lang: str, db: DbSession, principal: StaffUser
@@ -331,23 +340,16 @@ async def save_version(
         for line in str(form.get("media", ""))[:10_000].splitlines()
         if line.strip()
     ]
-    return _editor_form(
-        request,
-        db,
-        principal,
+    return _step(
+        StaffAction(request, db, str(form.get("csrf_token", "")), principal),
         statement_id,
-        str(form.get("csrf_token", "")),
-        lambda: service.save_version(
-            db=db,
-            actor=principal,
-            statement_id=statement_id,
-            lang=lang,
-            text=text,
-            headline=headline,
-            variants=variants,
-            media=media,
-        ),
+        service.save_version,
         "saved",
+        lang=lang,
+        text=text,
+        headline=headline,
+        variants=variants,
+        media=media,
     )
 
 
@@ -367,11 +369,8 @@ async def add_image(
         size = max(upload.size or 0, len(data))
     alt = str(form.get("alt", ""))[:5000]
     return _editor_form(
-        request,
-        db,
-        principal,
+        StaffAction(request, db, str(form.get("csrf_token", "")), principal),
         statement_id,
-        str(form.get("csrf_token", "")),
         lambda: service.add_image(
             db=db,
             actor=principal,
@@ -388,26 +387,15 @@ async def add_image(
 
 
 @router.post("/speak/{statement_id}/versions/{lang}/images/{key}/remove")
-def remove_image(
-    request: Request,
-    statement_id: Id,
-    lang: str,
-    key: str,
-    db: DbSession,
-    principal: StaffUser,
-    csrf_token: Annotated[str, Form()] = "",
-) -> Response:
+def remove_image(statement_id: Id, lang: str, key: str, act: StaffForm) -> Response:
     """Take an image off a language version."""
     return _editor_form(
-        request,
-        db,
-        principal,
+        act,
         statement_id,
-        csrf_token,
         lambda: service.remove_image(
-            db=db,
-            actor=principal,
-            settings=settings_of(request),
+            db=act.db,
+            actor=act.principal,
+            settings=settings_of(act.request),
             statement_id=statement_id,
             lang=lang,
             key=key,
@@ -430,11 +418,8 @@ def _channel_slugs() -> set[str]:
 
 @router.post("/speak/{statement_id}/translate")
 def translate_version(
-    request: Request,
     statement_id: Id,
-    db: DbSession,
-    principal: StaffUser,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    act: StaffForm,
     source: Annotated[str, Form(max_length=8)] = "",
     target: Annotated[str, Form(max_length=8)] = "",
     backend: Annotated[str, Form(max_length=64)] = "",
@@ -442,16 +427,13 @@ def translate_version(
     """Draft a version from another language (by hand, or with a translation backend)."""
     from elshi.speak.translation import available
 
-    found = available(settings_of(request)).get(backend) if backend else None
+    found = available(settings_of(act.request)).get(backend) if backend else None
     return _editor_form(
-        request,
-        db,
-        principal,
+        act,
         statement_id,
-        csrf_token,
         lambda: service.draft_translation(
-            db=db,
-            actor=principal,
+            db=act.db,
+            actor=act.principal,
             statement_id=statement_id,
             source_lang=source,
             target_lang=target,
@@ -462,53 +444,32 @@ def translate_version(
 
 
 @router.post("/speak/{statement_id}/versions/{lang}/reviewed")
-def reviewed(
-    request: Request,
-    statement_id: Id,
-    lang: str,
-    db: DbSession,
-    principal: StaffUser,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
-) -> Response:
+def reviewed(statement_id: Id, lang: str, act: StaffForm) -> Response:
     """Mark a translated version reviewed."""
-    return _editor_form(
-        request,
-        db,
-        principal,
+    return _step(
+        act,
         statement_id,
-        csrf_token,
-        lambda: service.mark_reviewed(db=db, actor=principal, statement_id=statement_id, lang=lang),
+        service.mark_reviewed,
         "reviewed",
+        lang=lang,
     )
 
 
 @router.post("/speak/{statement_id}/submit")
-def submit(
-    request: Request,
-    statement_id: Id,
-    db: DbSession,
-    principal: StaffUser,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
-) -> Response:
+def submit(statement_id: Id, act: StaffForm) -> Response:
     """Send for approval."""
-    return _editor_form(
-        request,
-        db,
-        principal,
+    return _step(
+        act,
         statement_id,
-        csrf_token,
-        lambda: service.submit(db=db, actor=principal, statement_id=statement_id),
+        service.submit,
         "submitted",
     )
 
 
 @router.post("/speak/{statement_id}/decide")
 def decide(
-    request: Request,
     statement_id: Id,
-    db: DbSession,
-    principal: StaffUser,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    act: StaffForm,
     decision: Annotated[str, Form(max_length=16)] = "",
     comment: Annotated[str, Form(max_length=10_000)] = "",
 ) -> Response:
@@ -520,16 +481,13 @@ def decide(
             return "returned"
         return "approved" if st.status == "approved" else "approval-recorded"
 
-    return _editor_form(
-        request,
-        db,
-        principal,
+    return _step(
+        act,
         statement_id,
-        csrf_token,
-        lambda: service.decide(
-            db=db, actor=principal, statement_id=statement_id, approve=approve, comment=comment
-        ),
+        service.decide,
         note,
+        approve=approve,
+        comment=comment,
     )
 
 
@@ -558,69 +516,46 @@ async def schedule(
         if when != "later":
             _queue(request, service.due_now(db=db, statement_id=statement_id))
 
-    return _editor_form(
-        request,
-        db,
-        principal,
+    return _step(
+        StaffAction(request, db, str(form.get("csrf_token", "")), principal),
         statement_id,
-        str(form.get("csrf_token", "")),
-        lambda: service.schedule(
-            db=db,
-            actor=principal,
-            statement_id=statement_id,
-            account_ids=ids,
-            at=at.replace(tzinfo=None) if at else None,
-            tz=tz,
-        ),
+        service.schedule,
         "scheduled",
         deliver=send_due,
+        account_ids=ids,
+        at=at.replace(tzinfo=None) if at else None,
+        tz=tz,
     )
 
 
 @router.post("/speak/{statement_id}/topic")
 def link_topic(
-    request: Request,
     statement_id: Id,
-    db: DbSession,
-    principal: StaffUser,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
+    act: StaffForm,
     query: Annotated[str, Form(max_length=1000)] = "",
     narrative_id: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
     """Link the statement to the Listen topic it answers."""
     if narrative_id and not narrative_id.isdigit():
-        msg = translate(request, N_("The narrative number must be a whole number."))
-        return _editor(request, db, principal, statement_id, msg, 400)
-    return _editor_form(
-        request,
-        db,
-        principal,
+        msg = translate(act.request, N_("The narrative number must be a whole number."))
+        return _editor(act.request, act.db, act.principal, statement_id, msg, 400)
+    return _step(
+        act,
         statement_id,
-        csrf_token,
-        lambda: service.link_topic(
-            db=db,
-            actor=principal,
-            statement_id=statement_id,
-            query=query,
-            narrative_id=int(narrative_id) if narrative_id else None,
-        ),
+        service.link_topic,
         "linked",
+        query=query,
+        narrative_id=int(narrative_id) if narrative_id else None,
     )
 
 
 @router.post("/speak/publications/{publication_id}/{action}")
-def publication_action(
-    request: Request,
-    publication_id: Id,
-    action: str,
-    db: DbSession,
-    principal: StaffUser,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
-) -> Response:
+def publication_action(publication_id: Id, action: str, act: StaffForm) -> Response:
     """Retry a failed publication, send one in doubt again, or mark it sent."""
+    request = act.request
     database = request.app.state.db
     try:
-        pub = service.get_publication(db=db, actor=principal, publication_id=publication_id)
+        pub = service.get_publication(db=act.db, actor=act.principal, publication_id=publication_id)
     except (LookupError, service.StatementNotFound):
         return _error_page(request, N_("There is no such publication."), 404)
     statement_id = pub.statement_id
@@ -628,23 +563,20 @@ def publication_action(
         return _error_page(request, N_("There is no such action."), 404)
 
     def run() -> None:
-        db.commit()  # the flows change the publication in their own session
+        act.db.commit()  # the flows change the publication in their own session
         if action == "mark-sent":
-            flows.mark_sent(database, actor=principal, publication_id=publication_id)
+            flows.mark_sent(database, actor=act.principal, publication_id=publication_id)
         else:
             flows.retry_publication(
                 database,
-                actor=principal,
+                actor=act.principal,
                 publication_id=publication_id,
                 send_again=action == "send-again",
             )
 
     return _editor_form(
-        request,
-        db,
-        principal,
+        act,
         statement_id,
-        csrf_token,
         run,
         "marked" if action == "mark-sent" else "retrying",
         deliver=None if action == "mark-sent" else lambda _: _queue(request, [publication_id]),

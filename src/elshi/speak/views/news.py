@@ -24,7 +24,7 @@ from elshi.speak.views.common import (
     _image_response,
     public,
 )
-from elshi.web.actions import handle_form
+from elshi.web.actions import SentForm
 from elshi.web.deps import DbSession
 from elshi.web.i18n import N_
 from elshi.web.templating import render, settings_of, translate
@@ -167,21 +167,17 @@ def _json_feed(mission: Mission, lang: str, page: str, items: list[Any]) -> dict
 
 @public.post("/news/{mission_slug}/{lang}")
 def news_subscribe(
-    request: Request,
-    mission_slug: str,
-    lang: str,
-    db: DbSession,
-    csrf_token: Annotated[str, Form(max_length=1000)] = "",
-    email: Annotated[str, Form(max_length=1000)] = "",
+    act: SentForm, mission_slug: str, lang: str, email: Annotated[str, Form(max_length=1000)] = ""
 ) -> Response:
     """Sign up for the newsletter: a confirmation link is e-mailed (double opt-in)."""
-    mission, items = service.news_items(db=db, mission_slug=mission_slug, lang=_news_lang(lang))
+    request = act.request
+    mission, items = service.news_items(db=act.db, mission_slug=mission_slug, lang=_news_lang(lang))
     if mission is None:
         return _error_page(request, N_("There is no such page."), 404)
     context: dict[str, Any] = {"mission": mission, "items": items, "news_lang": lang}
 
     def change() -> bool:
-        db.commit()  # the flow stores the subscriber in its own session
+        act.db.commit()  # the flow stores the subscriber in its own session
         ctx = _ctx(request)
         try:
             return flows.request_subscription(
@@ -203,11 +199,8 @@ def news_subscribe(
         )
         return render(request, "news.html", {**context, "note": note})
 
-    return handle_form(
-        request,
-        db,
+    return act.handle(
         change,
-        token=csrf_token,
         expired=lambda: page(translate(request, FORM_EXPIRED), 400),
         done=done,
         refused=[
