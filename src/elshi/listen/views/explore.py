@@ -13,6 +13,7 @@ from elshi.accounts.service import PermissionDenied
 from elshi.listen import overview
 from elshi.listen import service as listen
 from elshi.listen.models import Post
+from elshi.nlp import service as narratives
 from elshi.watch import service
 from elshi.watch.models import ACTOR_TYPES
 from elshi.web.bounds import Id
@@ -147,6 +148,8 @@ def post_detail(request: Request, post_id: Id, db: DbSession, principal: StaffUs
     annotations = {a.enricher: a for a in listen.annotations_of(db=db, post_id=post_id)}
     author, source = overview.author_and_source(db=db, post=post)
     lang = request_language(request)
+    stored = service.narrative_table_exists(db)
+    narrative = narratives.narrative_of_post(db=db, post_id=post.id) if stored else None
     return render(
         request,
         "post_detail.html",
@@ -159,7 +162,9 @@ def post_detail(request: Request, post_id: Id, db: DbSession, principal: StaffUs
             "source": source,
             "matches": service.matches_of_post(db=db, principal=principal, post_id=post_id),
             "entity_name": lambda e: entity_name(e, lang),
-            "narratives_stored": service.narrative_table_exists(db),
+            "narratives_stored": stored,
+            "narrative": narrative,
+            "narrative_title": narratives.title_of(narrative) if narrative else "",
         },
     )
 
