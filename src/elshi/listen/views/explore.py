@@ -52,15 +52,15 @@ def explore(request: Request, db: DbSession, principal: StaffUser) -> Response:
     watches = service.list_watches(db=db, principal=principal)
     if sentiment and sentiment not in SENTIMENTS:
         form.errors.append(BAD_SENTIMENT)
-    total, items, facets = 0, list[Post](), {}
+    total, items, facets, exact = 0, list[Post](), {}, True
     if not form.errors:
         form.query.mission_ids = principal.missions_where("listen.read")
         mine = watch_id if watch_id and any(w.id == watch_id for w in watches) else None
         within = service.posts_within(watch_id=mine, sentiment=sentiment)
         if within is not None:
             form.query.within = within
-        page = listen.search_page(db=db, query=form.query)
-        total, items = page.total, page.items
+        page = listen.search_page(db=db, query=form.query, count_all=q.get("count") == "all")
+        total, items, exact = page.total, page.items, page.exact
         facets = overview.facet_counts(db=db, ids=listen.matching_ids(db=db, query=form.query))
     sources = {
         s.id: s.name
@@ -76,6 +76,7 @@ def explore(request: Request, db: DbSession, principal: StaffUser) -> Response:
             "active": "explore",
             "form": form,
             "total": total,
+            "exact": exact,
             "items": items,
             "facets": facets,
             "pages": max(1, math.ceil(total / PAGE_SIZE)),
@@ -188,6 +189,7 @@ def author_page(request: Request, author_id: Id, db: DbSession, principal: Staff
             "a": author,
             "posts": page.items,
             "total": page.total,
+            "exact": page.exact,
             "actor_types": ACTOR_TYPES,
             "can_edit": service.author_in_reach(
                 db=db, principal=principal, author_id=author_id, permission="authors.manage"

@@ -38,10 +38,13 @@ def posts(request: Request, db: DbSession, principal: StaffUser) -> Response:
     form = parse_search(request.query_params)
     languages, platforms = overview.facets(db=db)
     sources = overview.visible_sources(db=db, mission_ids=principal.missions_where("listen.read"))
-    total, items = 0, list[Post]()
+    total, items, exact = 0, list[Post](), True
     if not form.errors:
         form.query.mission_ids = principal.missions_where("listen.read")
-        total, items = listen.search_posts(db=db, query=form.query)
+        found = listen.search_page(
+            db=db, query=form.query, count_all=request.query_params.get("count") == "all"
+        )
+        total, items, exact = found.total, found.items, found.exact
     return render(
         request,
         "posts.html",
@@ -49,6 +52,7 @@ def posts(request: Request, db: DbSession, principal: StaffUser) -> Response:
             "active": "posts",
             "form": form,
             "total": total,
+            "exact": exact,
             "items": items,
             "pages": max(1, math.ceil(total / PAGE_SIZE)),
             "post_languages": languages,
