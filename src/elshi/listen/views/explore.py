@@ -13,6 +13,7 @@ from elshi.accounts.service import PermissionDenied
 from elshi.listen import overview
 from elshi.listen import service as listen
 from elshi.listen.models import Post
+from elshi.listen.text import marker
 from elshi.nlp import service as narratives
 from elshi.watch import service
 from elshi.watch.models import ACTOR_TYPES
@@ -78,6 +79,7 @@ def explore(request: Request, db: DbSession, principal: StaffUser) -> Response:
             "total": total,
             "exact": exact,
             "items": items,
+            "mark": marker(form.values.get("q") or ""),
             "facets": facets,
             "pages": max(1, math.ceil(total / PAGE_SIZE)),
             "source_names": sources,

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from elshi.listen import overview
 from elshi.listen import service as listen
 from elshi.listen.models import Post
+from elshi.listen.text import marker
 from elshi.web.deps import DbSession, StaffUser
 from elshi.web.forms import PAGE_SIZE, parse_search
 from elshi.web.i18n import N_
@@ -54,6 +55,7 @@ def posts(request: Request, db: DbSession, principal: StaffUser) -> Response:
             "total": total,
             "exact": exact,
             "items": items,
+            "mark": marker(form.values.get("q") or ""),
             "pages": max(1, math.ceil(total / PAGE_SIZE)),
             "post_languages": languages,
             "platforms": platforms,
