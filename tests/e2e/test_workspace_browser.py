@@ -188,6 +188,16 @@ def test_analyst_workspace(server: dict[str, Any], browser: Any, tmp_path: Path)
     assert page.locator("#sentiment-label").inner_text() in ("negative", "neutral", "positive")
     _accessible(page, "post")
 
+    # From the post to the narratives, and into the first one.
+    page.click("#narrative a:has-text('All narratives')")
+    page.wait_for_url(url + "/narratives")
+    assert page.locator("#narratives li.narrative").count() >= 1  # the demo has stories
+    _accessible(page, "narratives")
+    page.click("#narratives li.narrative h2 a >> nth=0")
+    page.wait_for_url(re.compile(r".*/narratives/\d+$"))
+    assert page.locator("#narrative-size").is_visible()
+    _accessible(page, "narrative")
+
     # Create an alert rule on the watch list.
     page.goto(watch_url + "/alerts")
     page.fill("#rule-name", "Border closure")
