@@ -52,6 +52,7 @@ def create_app(settings: Settings, *, db: Database | None = None, runtime: Any =
     from elshi.listen.views import api as listen_api
     from elshi.listen.views import explore as listen_explore
     from elshi.listen.views import pages as listen_pages
+    from elshi.nlp.views import pages as narrative_pages
     from elshi.nlp.views import router as narratives_router
     from elshi.speak.views import api as speak_api
     from elshi.speak.views import public as speak_public
@@ -110,6 +111,7 @@ def create_app(settings: Settings, *, db: Database | None = None, runtime: Any =
     app.include_router(web_router)
     install_consulate(app)
     app.include_router(watch_router)
+    app.include_router(narrative_pages)
     app.include_router(listen_explore)
     app.include_router(alerts_router)
     app.include_router(alerts_api)

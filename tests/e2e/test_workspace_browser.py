@@ -99,6 +99,19 @@ def _stream(server: dict[str, Any]) -> int:
     return evaluate_after_batch(db, settings=settings, matched=result.matched)
 
 
+#: The smallest rendered size (CSS px) of any shown chart text: its font size times the
+#: drawing's scale on screen.
+SMALLEST_CHART_TEXT = """() => {
+  let least = 1e9;
+  for (const t of document.querySelectorAll('figure.chart svg text')) {
+    if (!t.getBoundingClientRect().width) continue;
+    const scale = t.ownerSVGElement.getScreenCTM().a;
+    least = Math.min(least, parseFloat(getComputedStyle(t).fontSize) * scale);
+  }
+  return least;
+}"""
+
+
 def _accessible(page: Any, where: str) -> None:
     assert page.evaluate(UNLABELLED) == [], where
     worst = page.evaluate(CONTRAST)
@@ -130,7 +143,16 @@ def test_analyst_workspace(server: dict[str, Any], browser: Any, tmp_path: Path)
     watch_url = page.url
     total = int(page.locator("#total").inner_text().replace(",", ""))
     assert total > 0
-    assert page.locator("figure.chart svg").count() == 8
+    # Each chart shows one of its two drawings, whose text is at least 12 px on a phone...
+    assert page.locator("figure.chart svg:visible").count() == 8
+    assert 12 <= page.evaluate(SMALLEST_CHART_TEXT) < 30
+    # ... and on a desktop, where the volume chart spans the page and the others share it.
+    page.set_viewport_size({"width": 1280, "height": 900})
+    assert page.locator("figure.chart svg:visible").count() == 8
+    assert page.locator("#chart-volume svg.chart-wide").is_visible()
+    page.screenshot(path=str(shots / "dashboard-en-desktop.png"), full_page=True)
+    assert 12 <= page.evaluate(SMALLEST_CHART_TEXT) < 30
+    page.set_viewport_size({"width": 390, "height": 844})
     assert page.locator("#chart-volume svg title").first.text_content().startswith("Posts per day")
     page.screenshot(path=str(shots / "dashboard-en-phone.png"), full_page=True)
     _accessible(page, "dashboard")
@@ -165,6 +187,16 @@ def test_analyst_workspace(server: dict[str, Any], browser: Any, tmp_path: Path)
     assert page.locator("#annotations h3").count() >= 2
     assert page.locator("#sentiment-label").inner_text() in ("negative", "neutral", "positive")
     _accessible(page, "post")
+
+    # From the post to the narratives, and into the first one.
+    page.click("#narrative a:has-text('All narratives')")
+    page.wait_for_url(url + "/narratives")
+    assert page.locator("#narratives li.narrative").count() >= 1  # the demo has stories
+    _accessible(page, "narratives")
+    page.click("#narratives li.narrative h2 a >> nth=0")
+    page.wait_for_url(re.compile(r".*/narratives/\d+$"))
+    assert page.locator("#narrative-size").is_visible()
+    _accessible(page, "narrative")
 
     # Create an alert rule on the watch list.
     page.goto(watch_url + "/alerts")

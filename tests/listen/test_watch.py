@@ -248,7 +248,8 @@ def test_admin_creates_watch_list_and_sees_dashboard(client: TestClient, db: Dat
     process_posts(db)
     page = client.get(f"/watch/{wid}")
     assert page.status_code == 200 and '<span class="n" id="total">20</span>' in page.text
-    assert page.text.count("<svg") == 8 and _kk("Posts per day") in page.text
+    assert page.text.count('<figure class="chart') == 8 and page.text.count("<svg") == 16
+    assert _kk("Posts per day") in page.text and 'class="chart-table"' in page.text
     filtered = client.get(f"/watch/{wid}", params={"language": "ru"})
     assert '<span class="n" id="total">0</span>' in filtered.text
     bad_range = client.get(f"/watch/{wid}", params={"since": "2026-02-30"})

@@ -153,11 +153,13 @@ def test_search_page_finds_demo_posts(
     assert page.status_code == 200
     summary = re.search(r'id="summary">([^<]+)<', page.text)
     assert summary and summary[1].startswith(f"Табылды: {expected}")
-    texts = re.findall(r'<div class="text" dir="auto" lang="kk">([^<]*)</div>', page.text)
+    shown = re.findall(r'<div class="text" dir="auto" lang="kk">(.*?)</div>', page.text, re.S)
+    texts = [re.sub(r"</?mark>", "", t) for t in shown]
     assert texts == [p.text for p in first]
     assert all("Қазақстан" in t for t in texts)
+    assert all(re.search(r"<mark>Қазақстан[^<]*</mark>", t) for t in shown)  # matches marked
     second = client.get("/posts", params={"q": "Қазақстан", "language": "kk", "page": "2"})
-    texts2 = re.findall(r'<div class="text" dir="auto" lang="kk">([^<]*)</div>', second.text)
+    texts2 = re.findall(r'<div class="text" dir="auto" lang="kk">(.*?)</div>', second.text)
     assert texts2 and len(texts2) <= 20
     assert 'rel="prev"' in second.text
     none = client.get("/posts", params={"q": "несуществующееслово"})

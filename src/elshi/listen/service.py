@@ -385,8 +385,9 @@ def matching_ids(*, db: Session, query: SearchQuery) -> Select[Any]:
     return base
 
 
-def search_page(*, db: Session, query: SearchQuery) -> SearchPage:
-    """Full-text search with filters, newest first; the total is exact up to COUNT_CAP."""
+def search_page(*, db: Session, query: SearchQuery, count_all: bool = False) -> SearchPage:
+    """Full-text search with filters, newest first; the total is exact up to COUNT_CAP, or
+    always with `count_all` (which counts every match, however many)."""
     limit = max(1, min(query.limit, MAX_LIMIT))
     offset = max(0, query.offset)
     base = matching_ids(db=db, query=query)
@@ -401,10 +402,13 @@ def search_page(*, db: Session, query: SearchQuery) -> SearchPage:
     if ids and len(ids) < limit:
         total = offset + len(ids)  # the last page: no count query needed
     else:
-        cap = max(COUNT_CAP, offset + limit)
-        total = db.scalar(select(func.count()).select_from(base.limit(cap + 1).subquery())) or 0
-        if total > cap:
-            total, exact = cap, False
+        if count_all:
+            total = db.scalar(select(func.count()).select_from(base.subquery())) or 0
+        else:
+            cap = max(COUNT_CAP, offset + limit)
+            total = db.scalar(select(func.count()).select_from(base.limit(cap + 1).subquery())) or 0
+            if total > cap:
+                total, exact = cap, False
     if not ids:
         return SearchPage(total, [], exact)
     by_id = {p.id: p for p in db.scalars(select(Post).where(Post.id.in_(ids)))}

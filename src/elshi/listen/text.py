@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Callable
 from typing import NamedTuple
+
+from markupsafe import Markup, escape
 
 from elshi.nlp.folding import KK_CASE_ENDINGS
 
@@ -137,6 +140,43 @@ def stem(word: str) -> str:
     return word
 
 
+_VOWELS = frozenset("aeiou")
+#: An English possessive ("embassy's"): the "s" would otherwise be a word of its own to find.
+_POSSESSIVE = re.compile(r"(?<=[A-Za-z])['’]s\b")
+
+
+def stem_english(word: str) -> str:
+    """Cut an English word to a prefix its inflected forms share: plurals, -ed, -ing, and a
+    final y that turns into i ("embassies" and "embassy" both give "embass").
+
+    Light on purpose: the result is searched as a prefix, so it only has to be a common start
+    of the forms, never a dictionary word; a stem shorter than four letters is not cut.
+    """
+
+    def keep(stem: str) -> bool:
+        return len(stem) >= _MIN_STEM and any(c in _VOWELS or c == "y" for c in stem)
+
+    w = word
+    if w.endswith(("ies", "ied")) and keep(w[:-3]):
+        return w[:-3]
+    sibilant = w.endswith(("sses", "ches", "shes", "xes", "zes"))  # "addresses", "churches"
+    if sibilant and keep(w[:-2]):
+        w = w[:-2]
+    elif w.endswith("s") and not w.endswith(("ss", "us", "is")) and keep(w[:-1]):
+        w = w[:-1]
+    for suffix in ("ing", "ed"):
+        if w.endswith(suffix) and keep(w[: -len(suffix)]):
+            w = w[: -len(suffix)]
+            if len(w) > _MIN_STEM and w[-1] == w[-2] and w[-1] not in "lsz" + "aeiou":
+                w = w[:-1]  # "stopped", "planning": the doubled consonant goes too
+            return w
+    if w.endswith("e") and keep(w[:-1]):
+        return w[:-1]  # "close" meets "closed", "closing", "closure"
+    if len(w) > 1 and w.endswith("y") and w[-2] not in _VOWELS and keep(w[:-1]):
+        return w[:-1]
+    return w
+
+
 class Term(NamedTuple):
     """One search term: a word, a prefix (stemmed word) or a phrase of CJK characters."""
 
@@ -145,13 +185,53 @@ class Term(NamedTuple):
 
 
 def query_terms(query: str) -> list[Term]:
-    """Split a user query into terms; inflected kk/ru words become stem prefixes."""
+    """Split a user query into terms; inflected kk/ru/en words become stem prefixes."""
     terms: list[Term] = []
-    for token in _TOKEN.findall(unicodedata.normalize("NFKC", query).casefold()):
+    query = _POSSESSIVE.sub("", unicodedata.normalize("NFKC", query))
+    for token in _TOKEN.findall(query.casefold()):
         if _CJK_ANY.search(token):
             terms.append(Term(" ".join(index_text(token).split()), "phrase"))
             continue
-        base = stem(token)
+        base = stem_english(token) if token.isascii() and token.isalpha() else stem(token)
         kind = "prefix" if (base != token or len(token) >= _MIN_STEM) else "word"
         terms.append(Term(base, kind))
     return terms
+
+
+def highlight_spans(text: str, terms: list[Term]) -> list[tuple[int, int]]:
+    """Return the (start, end) spans of a text that a search's terms matched, in order and not
+    overlapping: whole words for words, words starting with a prefix, and CJK phrases."""
+    if not text or not terms:
+        return []
+    parts = []
+    for t in terms:
+        if t.kind == "phrase":
+            parts.append(re.escape(t.text.replace(" ", "")))
+        elif t.kind == "prefix":
+            parts.append(r"(?<![^\W_])" + re.escape(t.text) + r"[^\W_]*")
+        else:
+            parts.append(r"(?<![^\W_])" + re.escape(t.text) + r"(?![^\W_])")
+    pattern = re.compile("|".join(parts), re.IGNORECASE)
+    folded = unicodedata.normalize("NFKC", text)
+    if len(folded) != len(text):  # spans must point into the text as shown
+        folded = text
+    return [m.span() for m in pattern.finditer(folded) if m.end() > m.start()]
+
+
+def highlight(text: str | None, terms: list[Term]) -> str:
+    """Return a text as HTML (escaped) with the search's matches in <mark>."""
+    text = text or ""
+    out: list[str] = []
+    at = 0
+    for start, end in highlight_spans(text, terms):
+        out.append(escape(text[at:start]))
+        out.append(f"<mark>{escape(text[start:end])}</mark>")
+        at = end
+    out.append(escape(text[at:]))
+    return "".join(out)
+
+
+def marker(query: str) -> Callable[[str | None], Markup]:
+    """Return a function that shows a text as HTML with this search's matches marked."""
+    terms = query_terms(query)
+    return lambda text: Markup(highlight(text, terms))

@@ -20,6 +20,8 @@ from elshi.nlp.narratives import NarrativeIndex, growth_of
 #: The enricher slug whose annotations say which narrative a post is in.
 SLUG = "narratives"
 STATE_ID = 1
+#: Windows before the current one that a growing narrative is compared with.
+HISTORY = 7
 TERMS = 10
 
 
@@ -308,6 +310,85 @@ def member_posts(
         .offset(offset)
     )
     return int(total), list(posts)
+
+
+@dataclass
+class Seen:
+    """What of a narrative one viewer may see: its posts of their missions' sources."""
+
+    posts: int = 0
+    langs: dict[str, int] | None = None
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    #: Whether it is new or growing in what they see (None: neither).
+    trend: Trend | None = None
+
+
+def seen_by(
+    *,
+    db: Session,
+    narrative_ids: list[int],
+    mission_ids: frozenset[int] | None,
+    now: datetime | None = None,
+    window: timedelta = timedelta(hours=24),
+) -> dict[int, Seen]:
+    """Return, per narrative, how many member posts these missions see, in which languages,
+    when the first and last were published, and whether those posts make it new or growing in
+    the window before `now` (None: every mission). A narrative of which they see nothing is
+    left out: a viewer learns nothing of another mission's posts, not even their number."""
+    if not narrative_ids:
+        return {}
+    cond: list[Any] = [
+        Annotation.enricher == SLUG,
+        Annotation.label.in_([str(i) for i in narrative_ids]),
+        Annotation.post_id == Post.id,
+    ]
+    if mission_ids is not None:
+        cond.append(visible_posts(mission_ids))
+    rows = db.execute(
+        select(
+            Annotation.label,
+            Post.lang,
+            func.count(),
+            func.min(Post.published_at),
+            func.max(Post.published_at),
+        )
+        .where(*cond)
+        .group_by(Annotation.label, Post.lang)
+    )
+    out: dict[int, Seen] = {}
+    for label, lang, n, first, last in rows:
+        if label is None or not str(label).isdigit():
+            continue
+        seen = out.setdefault(int(label), Seen(langs={}))
+        seen.posts += int(n)
+        assert seen.langs is not None
+        key = lang or "und"
+        seen.langs[key] = seen.langs.get(key, 0) + int(n)
+        if first is not None and (seen.first_seen is None or first < seen.first_seen):
+            seen.first_seen = first
+        if last is not None and (seen.last_seen is None or last > seen.last_seen):
+            seen.last_seen = last
+    when = now or utcnow()
+    # The trend compares the window with the HISTORY windows before it: read only those posts.
+    since = when - window * (HISTORY + 1) - timedelta(hours=1)
+    hours: dict[int, dict[int, int]] = {}
+    for label, published in db.execute(
+        select(Annotation.label, Post.published_at).where(*cond, Post.published_at >= since)
+    ):
+        if label is not None and str(label).isdigit() and published is not None:
+            hour = int(published.timestamp()) // 3600
+            per = hours.setdefault(int(label), {})
+            per[hour] = per.get(hour, 0) + 1
+    for nid, seen in out.items():
+        found = growth_of(hours.get(nid, {}), seen.first_seen, when, window, history=HISTORY)
+        seen.trend = None if found is None else Trend(*found)
+    return out
+
+
+def title_of(row: NarrativeRow, n: int = 4) -> str:
+    """Return a narrative's name for people: its first key terms, or its number."""
+    return ", ".join((row.terms or [])[:n]) or f"#{row.id}"
 
 
 def narrative_of_post(*, db: Session, post_id: int) -> NarrativeRow | None:

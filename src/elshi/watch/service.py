@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -199,6 +199,20 @@ class Filters:
 
 
 @dataclass
+class Comparison:
+    """The period of the same length just before a dashboard's, and how the range differs."""
+
+    since: date
+    until: date
+    total: int
+    negative_share: float | None
+    #: Relative change of the number of posts (0.25: a quarter more); None from zero posts.
+    total_change: float | None
+    #: Change of the share against the topic in percentage points; None if either is unknown.
+    share_change: float | None
+
+
+@dataclass
 class Dashboard:
     """Everything one dashboard shows."""
 
@@ -218,6 +232,7 @@ class Dashboard:
     narratives: list[dict[str, Any]] | None = None
     total: int = 0
     negative_share: float | None = None
+    previous: Comparison | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -409,6 +424,7 @@ def dashboard(*, db: Session, principal: Principal, watch_id: int, filters: Filt
     )
     posts_by_id = {p.id: p for p in db.scalars(select(Post).where(Post.id.in_(post_ids)))}
     against = sum(stance["negative"])
+    negative_share = (against / total) if total else None
     return Dashboard(
         watch=watch,
         filters=f,
@@ -425,7 +441,42 @@ def dashboard(*, db: Session, principal: Principal, watch_id: int, filters: Filt
         top_posts=[posts_by_id[i] for i in post_ids if i in posts_by_id],
         narratives=watch_narratives(db=db, conditions=mconds),
         total=total,
-        negative_share=(against / total) if total else None,
+        negative_share=negative_share,
+        previous=compare_previous(
+            db=db, watch_id=watch.id, filters=f, total=total, negative_share=negative_share
+        ),
+    )
+
+
+def compare_previous(
+    *, db: Session, watch_id: int, filters: Filters, total: int, negative_share: float | None
+) -> Comparison:
+    """Return the totals of the period of the same length (and splits) just before `filters`'
+    range, and the change from them to `total` and `negative_share`."""
+    span = len(filters.days)
+    prev = replace(
+        filters,
+        since=filters.since - timedelta(days=span),
+        until=filters.since - timedelta(days=1),
+    )
+    n, against = db.execute(
+        select(func.sum(WatchDaily.n), func.sum(WatchDaily.against)).where(
+            *_rollup_where(watch_id, prev)
+        )
+    ).one()
+    before = int(n or 0)
+    share = int(against or 0) / before if before else None
+    return Comparison(
+        since=prev.since,
+        until=prev.until,
+        total=before,
+        negative_share=share,
+        total_change=(total - before) / before if before else None,
+        share_change=(
+            (negative_share - share) * 100
+            if negative_share is not None and share is not None
+            else None
+        ),
     )
 
 

@@ -49,6 +49,14 @@ SERIES = {
     "forecast": N_("forecast"),
     "band": N_("80% forecast range"),
 }
+#: What the first column of each chart's table (for screen readers) holds.
+LABEL_HEADINGS = {
+    "languages": N_("Language"),
+    "platforms": N_("Platform"),
+    "sources": N_("Source"),
+    "voice": N_("Country"),
+    "entities": N_("Name"),
+}
 
 
 def _watch_or_404(db: Any, principal: Principal, watch_id: int) -> Any:
@@ -103,6 +111,7 @@ def build_charts(request: Request, d: service.Dashboard, forecast: Any = None) -
         title("volume"),
         list(labels),
         [Series(t(request, SERIES["posts"]), list(map(float, d.volume)))],
+        label_heading=t(request, N_("Day")),
     )
     if forecast is not None and forecast.days:
         extra = [x.isoformat() for x in forecast.days]
@@ -135,6 +144,7 @@ def build_charts(request: Request, d: service.Dashboard, forecast: Any = None) -
                 Series(t(request, SERIES[k]), list(map(float, d.sentiment[k])))
                 for k in ("negative", "neutral", "positive")
             ],
+            label_heading=t(request, N_("Day")),
         ),
         "stance": Chart(
             "stance",
@@ -144,6 +154,7 @@ def build_charts(request: Request, d: service.Dashboard, forecast: Any = None) -
                 Series(t(request, SERIES["against"]), list(map(float, d.stance["negative"]))),
                 Series(t(request, SERIES["favour"]), list(map(float, d.stance["positive"]))),
             ],
+            label_heading=t(request, N_("Day")),
         ),
     }
     bars = {
@@ -161,6 +172,7 @@ def build_charts(request: Request, d: service.Dashboard, forecast: Any = None) -
             [Series(t(request, SERIES["posts"]), [float(n) for _, n in items])],
             kind="bar",
             highlight={entity_name(d.watch.focus_entity, lang)} if slug == "voice" else set(),
+            label_heading=t(request, LABEL_HEADINGS[slug]),
         )
     return charts
 

@@ -129,6 +129,10 @@ POLICY: dict[tuple[str, str], Rule] = {
         READ, "object", "a narrative is seen through its posts"
     ),
     # ---------------------------------------------------------------- workspace
+    ("GET", "/narratives"): staff(READ, "list", "a narrative is seen through its posts"),
+    ("GET", "/narratives/{narrative_id}"): staff(
+        READ, "object", "a narrative is seen through its posts"
+    ),
     ("GET", "/explore"): staff(READ, "list"),
     ("POST", "/explore/save"): staff(READ, "mission"),
     ("GET", "/s/{token}"): staff(READ, "object"),

@@ -13,6 +13,8 @@ from elshi.accounts.service import PermissionDenied
 from elshi.listen import overview
 from elshi.listen import service as listen
 from elshi.listen.models import Post
+from elshi.listen.text import marker
+from elshi.nlp import service as narratives
 from elshi.watch import service
 from elshi.watch.models import ACTOR_TYPES
 from elshi.web.actions import StaffForm
@@ -51,15 +53,15 @@ def explore(request: Request, db: DbSession, principal: StaffUser) -> Response:
     watches = service.list_watches(db=db, principal=principal)
     if sentiment and sentiment not in SENTIMENTS:
         form.errors.append(BAD_SENTIMENT)
-    total, items, facets = 0, list[Post](), {}
+    total, items, facets, exact = 0, list[Post](), {}, True
     if not form.errors:
         form.query.mission_ids = principal.missions_where("listen.read")
         mine = watch_id if watch_id and any(w.id == watch_id for w in watches) else None
         within = service.posts_within(watch_id=mine, sentiment=sentiment)
         if within is not None:
             form.query.within = within
-        page = listen.search_page(db=db, query=form.query)
-        total, items = page.total, page.items
+        page = listen.search_page(db=db, query=form.query, count_all=q.get("count") == "all")
+        total, items, exact = page.total, page.items, page.exact
         facets = overview.facet_counts(db=db, ids=listen.matching_ids(db=db, query=form.query))
     sources = {
         s.id: s.name
@@ -75,7 +77,9 @@ def explore(request: Request, db: DbSession, principal: StaffUser) -> Response:
             "active": "explore",
             "form": form,
             "total": total,
+            "exact": exact,
             "items": items,
+            "mark": marker(form.values.get("q") or ""),
             "facets": facets,
             "pages": max(1, math.ceil(total / PAGE_SIZE)),
             "source_names": sources,
@@ -144,6 +148,8 @@ def post_detail(request: Request, post_id: Id, db: DbSession, principal: StaffUs
     annotations = {a.enricher: a for a in listen.annotations_of(db=db, post_id=post_id)}
     author, source = overview.author_and_source(db=db, post=post)
     lang = request_language(request)
+    stored = service.narrative_table_exists(db)
+    narrative = narratives.narrative_of_post(db=db, post_id=post.id) if stored else None
     return render(
         request,
         "post_detail.html",
@@ -156,7 +162,9 @@ def post_detail(request: Request, post_id: Id, db: DbSession, principal: StaffUs
             "source": source,
             "matches": service.matches_of_post(db=db, principal=principal, post_id=post_id),
             "entity_name": lambda e: entity_name(e, lang),
-            "narratives_stored": service.narrative_table_exists(db),
+            "narratives_stored": stored,
+            "narrative": narrative,
+            "narrative_title": narratives.title_of(narrative) if narrative else "",
         },
     )
 
@@ -180,6 +188,7 @@ def author_page(request: Request, author_id: Id, db: DbSession, principal: Staff
             "a": author,
             "posts": page.items,
             "total": page.total,
+            "exact": page.exact,
             "actor_types": ACTOR_TYPES,
             "can_edit": service.author_in_reach(
                 db=db, principal=principal, author_id=author_id, permission="authors.manage"

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from elshi.listen import overview
 from elshi.listen import service as listen
 from elshi.listen.models import Post
+from elshi.listen.text import marker
 from elshi.web.deps import DbSession, StaffUser
 from elshi.web.forms import PAGE_SIZE, parse_search
 from elshi.web.i18n import N_
@@ -38,10 +39,13 @@ def posts(request: Request, db: DbSession, principal: StaffUser) -> Response:
     form = parse_search(request.query_params)
     languages, platforms = overview.facets(db=db)
     sources = overview.visible_sources(db=db, mission_ids=principal.missions_where("listen.read"))
-    total, items = 0, list[Post]()
+    total, items, exact = 0, list[Post](), True
     if not form.errors:
         form.query.mission_ids = principal.missions_where("listen.read")
-        total, items = listen.search_posts(db=db, query=form.query)
+        found = listen.search_page(
+            db=db, query=form.query, count_all=request.query_params.get("count") == "all"
+        )
+        total, items, exact = found.total, found.items, found.exact
     return render(
         request,
         "posts.html",
@@ -49,7 +53,9 @@ def posts(request: Request, db: DbSession, principal: StaffUser) -> Response:
             "active": "posts",
             "form": form,
             "total": total,
+            "exact": exact,
             "items": items,
+            "mark": marker(form.values.get("q") or ""),
             "pages": max(1, math.ceil(total / PAGE_SIZE)),
             "post_languages": languages,
             "platforms": platforms,

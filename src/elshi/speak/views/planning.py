@@ -113,6 +113,7 @@ def _audience_charts(request: Request, aud: service.Audience) -> list[Any]:
             [Series(series_name, [float(aud.total[t]) for t in aud.types])],
             kind="bar",
             highlight=unknown,
+            label_heading=translate(request, N_("Actor type")),
         )
     ]
     for channel, counts in sorted(aud.by_channel.items()):
@@ -124,6 +125,7 @@ def _audience_charts(request: Request, aud: service.Audience) -> list[Any]:
                 [Series(series_name, [float(counts[t]) for t in aud.types])],
                 kind="bar",
                 highlight=unknown,
+                label_heading=translate(request, N_("Actor type")),
             )
         )
     return charts
