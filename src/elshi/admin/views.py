@@ -103,6 +103,7 @@ def add_mission(
     name: Annotated[str, Form(max_length=300)] = "",
     kind: Annotated[str, Form(max_length=20)] = "embassy",
     country: Annotated[str, Form(max_length=10)] = "",
+    emergency_phone: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     """Add a mission."""
     check_form(request, csrf_token)
@@ -114,6 +115,7 @@ def add_mission(
             name=name.strip() or slug,
             kind=kind,
             country_code=country.strip() or None,
+            emergency_phone=emergency_phone,
         )
     except (InvalidMission, PermissionDenied, LookupError) as exc:
         return _failed(request, db, principal, exc)
