@@ -315,6 +315,7 @@ def merge_walkins(*, db: Session, actor: Principal, crisis_id: int) -> int:
 __all__ = [
     "CHECKIN_COLUMNS",
     "SMS_KEYWORDS",
+    "PublicCrisis",
     "add_walkin",
     "checkin_insert",
     "checkin_values",
@@ -322,6 +323,7 @@ __all__ = [
     "find_crisis",
     "merge_walkins",
     "parse_checkin",
+    "public_crisis",
     "record_checkin",
     "sms_reply",
     "verify_relative",
