@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import lxml.html
 import pytest
@@ -36,6 +37,7 @@ from elshi.crisis.models import (
     DELIVERY_STATUSES,
     Recipient,
 )
+from elshi.db import Database
 from elshi.speak.models import PUBLICATION_STATUSES, STATEMENT_STATUSES
 from elshi.web import i18n
 from elshi.web.policy import POLICY
@@ -282,3 +284,18 @@ def test_the_news_page_speaks_the_language_of_its_address(world: World) -> None:
     assert page.status_code == 200 and 'lang="kk"' in page.text[:200]
     problems_found = problems(world, page.text, "kk", raw_codes(world))
     assert problems_found == []
+
+
+def test_the_emergency_number_is_set_and_checked(cli: Any, db: Database) -> None:
+    """An administrator gives a mission its number (or a clear refusal naming the input)."""
+    from elshi.missions.models import Mission
+
+    result = cli("missions", "add", "rome", "--name", "Embassy in Rome", "--emergency-phone", "x")
+    assert result.exit_code == 2 and "'x' is not a phone number" in result.output
+    assert cli("missions", "add", "rome", "--name", "Embassy in Rome").exit_code == 0
+    assert cli("missions", "phone", "nowhere", "+39 06 555 0100").exit_code == 4  # not found
+    result = cli("missions", "phone", "rome", "+39 06 555 0100")
+    assert result.exit_code == 0 and "+39 06 555 0100" in result.output
+    with db.session() as s:
+        rome = s.scalars(select(Mission).where(Mission.slug == "rome")).one()
+        assert rome.emergency_phone == "+39 06 555 0100"

@@ -56,6 +56,13 @@ def set_timezone(*, db: Session, mission: Mission, timezone: str) -> Mission:
     return mission
 
 
+def set_emergency_phone(*, db: Session, mission: Mission, phone: str) -> Mission:
+    """Change the emergency number citizens are shown on the mission's crisis pages."""
+    mission.emergency_phone = check_phone(phone)
+    db.flush()
+    return mission
+
+
 def create_mission(
     *,
     db: Session,
