@@ -335,7 +335,7 @@ def test_officer_pages_and_the_citizen_sees_who_looked(
         with _client(settings, db) as officer:
             _staff_login(officer, "officer.a@mfa.example")
             queue = officer.get("/consular")
-            assert "1 requests" in queue.text and f"/consular/requests/{req_id}" in queue.text
+            assert "1 request<" in queue.text and f"/consular/requests/{req_id}" in queue.text
             assert "Alice" not in queue.text  # the queue shows no personal data
             page = officer.get(f"/consular/requests/{req_id}")
             assert "Alice Applicant" in page.text

@@ -113,6 +113,7 @@ def test_visitor_applies_for_a_visa_and_an_officer_decides(
     assert registered == url + "/consulate/"
 
     # Register a stay.
+    visitor.click("header.top .menu-toggle")  # on a phone the menu is folded
     visitor.click("nav.main a[href='/consulate/stays/new']")
     visitor.fill("#country_code", "DE")
     visitor.fill("#city", "Berlin")
@@ -127,6 +128,7 @@ def test_visitor_applies_for_a_visa_and_an_officer_decides(
     visitor.wait_for_url("**notice=confirmed")
 
     # Apply for a visa with two documents.
+    visitor.click("header.top .menu-toggle")
     visitor.click("nav.main a[href='/consulate/services']")
     visitor.click("#service-visa button[type=submit]")
     visitor.wait_for_url("**/consulate/requests/*")
@@ -139,7 +141,7 @@ def test_visitor_applies_for_a_visa_and_an_officer_decides(
     visitor.click("button[value=save]")
     visitor.wait_for_url("**notice=saved")
     for kind, name in (("passport", "passport.pdf"), ("photo", "photo.jpg")):
-        visitor.select_option("#kind", kind)
+        visitor.select_option("#document-kind", kind)
         visitor.set_input_files("#file", str(files[name]))
         visitor.click("#upload button[type=submit]")
         visitor.wait_for_url("**notice=uploaded")
@@ -168,7 +170,7 @@ def test_visitor_applies_for_a_visa_and_an_officer_decides(
     visitor.goto(request_url)
     assert visitor.locator("#status").inner_text() == "more documents needed"
     assert "hotel booking" in visitor.locator("#asked").inner_text()
-    visitor.select_option("#kind", "invitation")
+    visitor.select_option("#document-kind", "invitation")
     visitor.set_input_files("#file", str(files["hotel.png"]))
     visitor.click("#upload button[type=submit]")
     visitor.wait_for_url("**notice=uploaded")

@@ -338,6 +338,7 @@ def add_mission(
     country_code: str | None = None,
     parent_slug: str | None = None,
     timezone: str = "UTC",
+    emergency_phone: str = "",
 ) -> Mission:
     """Create a mission under HQ (or another parent)."""
     service.authorize(actor, "users.manage", mission_id=None)
@@ -352,6 +353,7 @@ def add_mission(
         country_code=country_code,
         parent_id=parent.id if parent else None,
         timezone=timezone,
+        emergency_phone=emergency_phone,
     )
     service.audit(
         db=db,

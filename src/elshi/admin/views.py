@@ -129,6 +129,7 @@ def add_mission(
     name: Annotated[str, Form(max_length=300)] = "",
     kind: Annotated[str, Form(max_length=20)] = "embassy",
     country: Annotated[str, Form(max_length=10)] = "",
+    emergency_phone: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     """Add a mission."""
     return _apply(
@@ -140,6 +141,7 @@ def add_mission(
             name=name.strip() or slug,
             kind=kind,
             country_code=country.strip() or None,
+            emergency_phone=emergency_phone,
         ),
         "missions",
         (InvalidMission, PermissionDenied, LookupError),

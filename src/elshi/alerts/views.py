@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from elshi.accounts.service import PermissionDenied
-from elshi.alerts import flows, service
+from elshi.alerts import flows, service, wording
 from elshi.alerts.models import RULE_KINDS
 from elshi.watch.service import NotFound, get_watch, narrative_table_exists
 from elshi.web.actions import Refusal, StaffAction, StaffForm
@@ -18,7 +18,7 @@ from elshi.web.bounds import Id
 from elshi.web.deps import DbSession, StaffUser, get_database
 from elshi.web.i18n import N_
 from elshi.web.pages import FORM_EXPIRED, error_text, redirect, t
-from elshi.web.templating import render
+from elshi.web.templating import render, request_language
 
 router = APIRouter(include_in_schema=False)
 api = APIRouter(prefix="/api", tags=["alerts"])
@@ -94,6 +94,7 @@ def _rules_page(
             "rules": service.rules_of(db=db, watch_id=watch.id),
             "kinds": kinds,
             "kind_names": KIND_NAMES,
+            "params": lambda p: wording.param_rows(p, request_language(request)),
             "defaults": service.DEFAULTS,
             "sources": service.rule_sources(db=db, mission_id=watch.mission_id),
             "error": error,
@@ -209,6 +210,8 @@ def alerts(request: Request, db: DbSession, principal: StaffUser, status: str = 
             "kind_names": KIND_NAMES,
             "status_names": STATUS_NAMES,
             "delivery_names": DELIVERY_NAMES,
+            "summary": lambda a: wording.summary(a, request_language(request)),
+            "why_rows": lambda a: wording.why_rows(a, request_language(request)),
             "failed": service.failed_deliveries(db=db, principal=principal),
         },
     )
@@ -232,6 +235,8 @@ def alert_detail(request: Request, alert_id: Id, db: DbSession, principal: Staff
             "kind_names": KIND_NAMES,
             "status_names": STATUS_NAMES,
             "delivery_names": DELIVERY_NAMES,
+            "summary": lambda a: wording.summary(a, request_language(request)),
+            "why_rows": lambda a: wording.why_rows(a, request_language(request)),
             "comments": service.comments_of(db=db, alert_id=alert.id),
             "deliveries": service.deliveries_of(db=db, alert_id=alert.id),
         },

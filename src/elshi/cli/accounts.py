@@ -298,6 +298,10 @@ def missions_add(
         str,
         typer.Option(help="IANA time zone of the office, e.g. Europe/Berlin (consular slots)."),
     ] = "UTC",
+    emergency_phone: Annotated[
+        str,
+        typer.Option(help="Consular emergency number shown to citizens on crisis pages."),
+    ] = "",
 ) -> None:
     """Create a mission (tenant) under headquarters."""
     from elshi.accounts import flows
@@ -312,6 +316,7 @@ def missions_add(
             country_code=country,
             parent_slug=parent,
             timezone=timezone,
+            emergency_phone=emergency_phone,
         )
         console.print(
             f"added mission {mission.id}: {mission.slug} ({mission.kind})", highlight=False
@@ -342,6 +347,34 @@ def missions_timezone(
             detail={"timezone": zone},
         )
     console.print(f"{slug}: time zone {zone}", highlight=False)
+
+
+@missions_app.command("phone")
+def missions_phone(
+    slug: Annotated[str, typer.Argument(help="Mission slug (see `elshi missions list`).")],
+    number: Annotated[
+        str, typer.Argument(help="Emergency number, e.g. '+49 30 555 0100'; '' removes it.")
+    ],
+) -> None:
+    """Set the consular emergency number citizens see on the mission's crisis pages."""
+    from elshi.accounts.service import audit
+    from elshi.missions import service
+
+    with _as_system() as (s, _):
+        mission = service.get_mission(db=s, slug=slug)
+        if mission is None:
+            raise fail(f"no mission {slug!r} (see: elshi missions list)", Exit.NOT_FOUND)
+        service.set_emergency_phone(db=s, mission=mission, phone=number)
+        audit(
+            db=s,
+            action="mission.emergency_phone",
+            object_type="mission",
+            object_id=mission.id,
+            actor_label="cli",
+            mission_id=mission.id,
+            detail={"emergency_phone": mission.emergency_phone},
+        )
+    console.print(f"{slug}: emergency phone {mission.emergency_phone or '-'}", highlight=False)
 
 
 @missions_app.command("list")

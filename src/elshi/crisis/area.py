@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -102,20 +102,23 @@ def parse_area(raw: Mapping[str, Any]) -> dict[str, Any]:
     return area
 
 
-def describe_area(area: Mapping[str, Any]) -> str:
-    """Return the area in one line, for lists and exports."""
+def describe_area(area: Mapping[str, Any], translate: Callable[[str], str] = str) -> str:
+    """Return the area in one line, for lists and exports (`translate`: a page's gettext)."""
     parts = []
     if area.get("countries"):
         parts.append(", ".join(area["countries"]))
     if area.get("regions"):
-        parts.append("regions: " + ", ".join(area["regions"]))
+        parts.append(translate(N_("regions: %(names)s")) % {"names": ", ".join(area["regions"])})
     if area.get("cities"):
-        parts.append("cities: " + ", ".join(area["cities"]))
+        parts.append(translate(N_("cities: %(names)s")) % {"names": ", ".join(area["cities"])})
     if area.get("polygon"):
-        parts.append(f"polygon of {len(area['polygon'])} points")
+        parts.append(translate(N_("polygon of %(n)s points")) % {"n": len(area["polygon"])})
     if area.get("circle"):
         c = area["circle"]
-        parts.append(f"{c['km']:g} km around {c['lat']:g}, {c['lon']:g}")
+        parts.append(
+            translate(N_("%(km)s km around %(lat)s, %(lon)s"))
+            % {"km": f"{c['km']:g}", "lat": f"{c['lat']:g}", "lon": f"{c['lon']:g}"}
+        )
     return "; ".join(parts)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -28,6 +29,7 @@ from elshi.consulate.models import Citizen
 from elshi.crisis.area import _coord, _numbers
 from elshi.crisis.models import (
     ANSWERS,
+    Broadcast,
     CheckIn,
     Crisis,
     Recipient,
@@ -154,6 +156,58 @@ def find_crisis(*, db: Session, crisis_id: int) -> Crisis | None:
     return db.get(Crisis, crisis_id)
 
 
+@dataclass(frozen=True)
+class PublicCrisis:
+    """What a citizen's crisis page shows: the message in their language and whom to call."""
+
+    crisis_id: int
+    status: str
+    #: The staff's working title, for a page that has no message (the walk-in form).
+    title: str
+    #: The latest message sent, by language: {"kk": {"subject", "text", "sms"}, ...}.
+    messages: dict[str, dict[str, str]]
+    #: The recipient's own language (None on the walk-in form).
+    lang: str | None
+    emergency_phone: str
+    mission_name: str
+
+    def message(self, lang: str) -> dict[str, str]:
+        """The message in `lang`, else English, else any language it was written in."""
+        for code in (lang, "en", *self.messages):
+            found = self.messages.get(code)
+            if found and (found.get("subject") or found.get("text")):
+                return found
+        return {}
+
+
+def public_crisis(
+    *, db: Session, crisis_id: int, recipient_id: int | None = None
+) -> PublicCrisis | None:
+    """Return a crisis as its public pages show it (the check-in link or the walk-in form)."""
+    from elshi.missions.models import Mission
+
+    crisis = db.get(Crisis, crisis_id)
+    if crisis is None:
+        return None
+    sent = db.scalars(
+        select(Broadcast)
+        .where(Broadcast.crisis_id == crisis_id, Broadcast.status.in_(("sent", "sending")))
+        .order_by(Broadcast.id.desc())
+        .limit(1)
+    ).first()
+    recipient = db.get(Recipient, recipient_id) if recipient_id is not None else None
+    mission = db.get(Mission, crisis.mission_id)
+    return PublicCrisis(
+        crisis_id=crisis.id,
+        status=crisis.status,
+        title=crisis.title,
+        messages=dict(sent.messages) if sent else {},
+        lang=recipient.lang if recipient is not None and recipient.crisis_id == crisis_id else None,
+        emergency_phone=mission.emergency_phone if mission else "",
+        mission_name=mission.name if mission else "",
+    )
+
+
 def walkins_of(*, db: Session, crisis_id: int, limit: int = 200) -> list[WalkIn]:
     """Return the first walk-in registrations of a crisis."""
     stmt = select(WalkIn).where(WalkIn.crisis_id == crisis_id).order_by(WalkIn.id).limit(limit)
@@ -261,6 +315,7 @@ def merge_walkins(*, db: Session, actor: Principal, crisis_id: int) -> int:
 __all__ = [
     "CHECKIN_COLUMNS",
     "SMS_KEYWORDS",
+    "PublicCrisis",
     "add_walkin",
     "checkin_insert",
     "checkin_values",
@@ -268,6 +323,7 @@ __all__ = [
     "find_crisis",
     "merge_walkins",
     "parse_checkin",
+    "public_crisis",
     "record_checkin",
     "sms_reply",
     "verify_relative",

@@ -66,6 +66,7 @@ def load_demo(
             country_code="DE",
             parent_id=hq.id,
             timezone="Europe/Berlin",
+            emergency_phone="+49 30 555 0100",
         )
         if accounts.get_user(db=s, email=DEMO_EMAIL) is None:
             password = secrets.token_urlsafe(12)

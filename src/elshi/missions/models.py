@@ -25,4 +25,6 @@ class Mission(Base):
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("mission.id"))
     #: IANA time zone of the mission's office (consular slots are shown and booked in it).
     timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    #: The consular emergency number shown to citizens on crisis pages ("" for none).
+    emergency_phone: Mapped[str] = mapped_column(String(40), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -23,6 +23,9 @@ class InvalidMission(FieldError):
 BAD_SLUG = N_("%(slug)s: use lower-case letters, digits and dashes.")
 NOT_KIND = N_("%(kind)s is not a kind of mission; choose one of: %(kinds)s.")
 BAD_COUNTRY = N_("%(code)s: use the two-letter country code (ISO 3166), e.g. KZ.")
+BAD_PHONE = N_(
+    "%(phone)s is not a phone number: digits, spaces and a leading +, e.g. +49 30 555 0100."
+)
 SLUG_TAKEN = N_("A mission with the short name %(slug)s already exists.")
 ONE_HQ = N_("There is already a headquarters (%(slug)s): a ministry has one.")
 BAD_ZONE = N_("%(zone)s is not a time zone name such as Europe/Berlin (IANA).")
@@ -53,6 +56,13 @@ def set_timezone(*, db: Session, mission: Mission, timezone: str) -> Mission:
     return mission
 
 
+def set_emergency_phone(*, db: Session, mission: Mission, phone: str) -> Mission:
+    """Change the emergency number citizens are shown on the mission's crisis pages."""
+    mission.emergency_phone = check_phone(phone)
+    db.flush()
+    return mission
+
+
 def create_mission(
     *,
     db: Session,
@@ -62,6 +72,7 @@ def create_mission(
     country_code: str | None = None,
     parent_id: int | None = None,
     timezone: str = "UTC",
+    emergency_phone: str = "",
 ) -> Mission:
     """Create a mission after checking its slug, kind, country code and time zone."""
     check_timezone(timezone)
@@ -84,10 +95,19 @@ def create_mission(
         country_code=country_code.upper() if country_code else None,
         parent_id=parent_id,
         timezone=timezone,
+        emergency_phone=check_phone(emergency_phone),
     )
     db.add(mission)
     db.flush()
     return mission
+
+
+def check_phone(phone: str) -> str:
+    """Return an emergency number as typed, or raise InvalidMission when it is not one."""
+    phone = " ".join(phone.split())
+    if phone and not re.fullmatch(r"\+?[0-9][0-9 ()./-]{3,38}", phone):
+        raise InvalidMission("emergency_phone", BAD_PHONE, phone=repr(phone))
+    return phone
 
 
 def get_mission(*, db: Session, slug: str) -> Mission | None:

@@ -36,7 +36,13 @@ _METHODS = [
     ("**.py", "python"),
 ]
 _OPTIONS = {"**/web/templates/**.html": {"extensions": "jinja2.ext.i18n", "trimmed": "true"}}
-_KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
+_KEYWORDS = {
+    "_": None,
+    "gettext": None,
+    "ngettext": (1, 2),
+    "pgettext": ((1, "c"), 2),
+    "N_": None,
+}
 
 
 def po_path(lang: str) -> Path:

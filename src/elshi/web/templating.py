@@ -22,7 +22,7 @@ from elshi import crypto
 from elshi.accounts.service import LoginPolicy
 from elshi.settings import Settings
 from elshi.watch.models import ACTOR_NAMES
-from elshi.web import i18n
+from elshi.web import i18n, wording
 
 TEMPLATES = Path(__file__).parent / "templates"
 CSRF_COOKIE = "elshi_csrf"
@@ -174,6 +174,12 @@ def environment(lang: str) -> Environment:
     env.filters["clock"] = lambda dt, zone: _local(dt, zone, lang, "HH:mm")
     env.globals["language_name"] = lambda code: i18n.language_name(code, lang)
     env.globals["actor_name"] = lambda code: i18n.gettext(lang, ACTOR_NAMES.get(code) or code)
+    env.globals["term"] = lambda group, code: wording.term(
+        lambda m: i18n.gettext(lang, m), group, code
+    )
+    env.globals["platform_name"] = lambda code: wording.term(
+        lambda m: i18n.gettext(lang, m), "platform", code
+    )
     return env
 
 

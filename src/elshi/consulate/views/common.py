@@ -166,6 +166,23 @@ def _problems(request: Request, exc: service.Invalid) -> dict[str, str]:
     return out
 
 
+def _wording(request: Request, context: dict[str, Any]) -> None:
+    """Names in the reader's language: of a catalogue entry, and of a request's document kind."""
+    lang = request_language(request)
+
+    def names_of(names: dict[str, str]) -> str:
+        return names.get(lang) or names.get("en", "")
+
+    def doc_name(kind: Any, slug: str) -> str:
+        for spec in getattr(kind, "documents", None) or []:
+            if spec.get("slug") == slug:
+                return names_of(spec.get("names") or {}) or slug
+        return slug
+
+    context["names_of"] = names_of
+    context["doc_name"] = doc_name
+
+
 def _page(request: Request, template: str, status: int = 200, **context: Any) -> Response:
     context.setdefault("errors", {})
     context.setdefault("notice", request.query_params.get("notice"))
@@ -173,7 +190,7 @@ def _page(request: Request, template: str, status: int = 200, **context: Any) ->
     context["notices"] = NOTICES
     context["status_names"] = service.STATUS_NAMES
     context["event_names"] = service.APPOINTMENT_EVENTS
-    context["names_of"] = lambda names: names.get(request_language(request)) or names.get("en", "")
+    _wording(request, context)
     return render(request, "consulate/" + template, context, status=status)
 
 
@@ -306,7 +323,7 @@ def _officer_page(request: Request, template: str, status: int = 200, **context:
     context["notices"] = NOTICES
     context["status_names"] = service.STATUS_NAMES
     context["active"] = "consular"
-    context["names_of"] = lambda names: names.get(request_language(request)) or names.get("en", "")
+    _wording(request, context)
     return render(request, "consulate/" + template, context, status=status)
 
 

@@ -90,6 +90,7 @@ def queue(
         page=page,
         filters={"status": status, "service_type": service_type, "older": older},
         kinds=kinds,
+        service_titles={k.slug: k.names for k in kinds.values()},
         now=utcnow(),
     )
 

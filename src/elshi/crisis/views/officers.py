@@ -80,7 +80,7 @@ def crises(request: Request, db: DbSession, principal: StaffUser) -> Response:
         missions=service.missions_to_act(db=db, actor=principal),
         values={"audience": "present"},
         preview=None,
-        describe=service.describe_area,
+        describe=lambda area: service.describe_area(area, lambda m: translate(request, m)),
     )
 
 
@@ -95,7 +95,7 @@ async def create(request: Request, db: DbSession, principal: StaffUser) -> Respo
         "missions": service.missions_to_act(db=db, actor=principal),
         "values": raw,
         "preview": None,
-        "describe": service.describe_area,
+        "describe": lambda area: service.describe_area(area, lambda m: translate(request, m)),
     }
 
     def change() -> Any:
@@ -263,7 +263,7 @@ def dashboard(request: Request, db: DbSession, principal: StaffUser, crisis_id: 
         crisis=crisis,
         w=w,
         expected=expected,
-        area=service.describe_area(crisis.area),
+        area=service.describe_area(crisis.area, lambda m: translate(request, m)),
         map=map_svg(crisis.area, helpers, []),
         broadcasts=broadcasts,
         segments=segs,

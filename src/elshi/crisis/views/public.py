@@ -18,11 +18,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from elshi import crypto
 from elshi.crisis import service
-from elshi.crisis.models import Crisis, WalkIn
+from elshi.crisis.checkins import PublicCrisis, public_crisis
+from elshi.crisis.models import WalkIn
 from elshi.crisis.writer import CheckinWriter
 from elshi.db import Database
 from elshi.errors import Invalid, NotFound
 from elshi.settings import Settings
+from elshi.web import i18n
 from elshi.web.bounds import Id
 from elshi.web.i18n import N_
 from elshi.web.templating import (
@@ -109,9 +111,17 @@ def _page(request: Request, template: str, status: int = 200, **context: Any) ->
     return HTMLResponse(html, status_code=status)
 
 
-def _message(request: Request, text: str, status: int, **params: Any) -> HTMLResponse:
+def _message(
+    request: Request, text: str, status: int, *, phone: str = "", **params: Any
+) -> HTMLResponse:
     message = translate(request, text)
-    return _page(request, "message.html", status, message=message % params if params else message)
+    return _page(
+        request,
+        "message.html",
+        status,
+        message=message % params if params else message,
+        phone=phone,
+    )
 
 
 def _too_many(request: Request) -> HTMLResponse:
@@ -151,19 +161,31 @@ async def _form(request: Request) -> dict[str, str] | None:
     return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
 
 
-def _checkin_context(crisis: Crisis | None, token: str) -> dict[str, Any]:
+def _checkin_context(request: Request, crisis: PublicCrisis | None, token: str) -> dict[str, Any]:
+    message = crisis.message(request_language(request)) if crisis else {}
     return {
         "token": token,
-        "title": crisis.title if crisis else "",
+        "title": message.get("subject") or (crisis.mission_name if crisis else ""),
+        "text": message.get("text", ""),
+        "phone": crisis.emergency_phone if crisis else "",
         "nonce": secrets.token_urlsafe(12),
         "errors": {},
         "values": {},
     }
 
 
-def _load_crisis(request: Request, crisis_id: int) -> Crisis | None:
+def _load_crisis(
+    request: Request, crisis_id: int, recipient_id: int | None = None
+) -> PublicCrisis | None:
     with _db(request).session() as s:
-        return service.find_crisis(db=s, crisis_id=crisis_id)
+        return public_crisis(db=s, crisis_id=crisis_id, recipient_id=recipient_id)
+
+
+def _speak_their_language(request: Request, crisis: PublicCrisis | None) -> None:
+    """Answer in the person's own language unless they chose one (?lang= or the cookie)."""
+    chosen = request.query_params.get("lang"), request.cookies.get(i18n.COOKIE)
+    if crisis and crisis.lang in i18n.LANGUAGES and not any(c in i18n.LANGUAGES for c in chosen):
+        request.state.lang = crisis.lang
 
 
 @public.get("/c/{token}")
@@ -172,19 +194,20 @@ async def checkin_page(request: Request, token: str) -> Response:
     ids = _token(request, token)
     if ids is None:
         return _message(request, BAD_LINK, 404)
-    crisis = await run_in_threadpool(_load_crisis, request, ids[0])
+    crisis = await run_in_threadpool(_load_crisis, request, ids[0], ids[1])
     if crisis is None:
         return _message(request, BAD_LINK, 404)
+    _speak_their_language(request, crisis)
     if crisis.status != "open":
-        return _message(request, CLOSED, 410)
-    return _page(request, "checkin.html", **_checkin_context(crisis, token))
+        return _message(request, CLOSED, 410, phone=crisis.emergency_phone)
+    return _page(request, "checkin.html", **_checkin_context(request, crisis, token))
 
 
 def _invalid_page(
     request: Request, token: str, exc: Invalid, values: dict[str, str], template: str
 ) -> HTMLResponse:
     errors = {p.where: translate(request, p.message) % p.params for p in exc.problems}
-    ctx = _checkin_context(None, token) | {"errors": errors, "values": values}
+    ctx = _checkin_context(request, None, token) | {"errors": errors, "values": values}
     return _page(request, template, 422, **ctx)
 
 
@@ -256,9 +279,17 @@ async def walkin_page(request: Request, crisis_id: Id) -> Response:
     """A short form for anyone abroad in the area without an account."""
     crisis = await run_in_threadpool(_load_crisis, request, crisis_id)
     if crisis is None or crisis.status != "open":
-        return _message(request, CLOSED, 410)
+        return _message(request, CLOSED, 410, phone=crisis.emergency_phone if crisis else "")
+    message = crisis.message(request_language(request))
     return _page(
-        request, "walkin.html", crisis_id=crisis_id, title=crisis.title, errors={}, values={}
+        request,
+        "walkin.html",
+        crisis_id=crisis_id,
+        title=message.get("subject") or crisis.title,
+        text=message.get("text", ""),
+        phone=crisis.emergency_phone,
+        errors={},
+        values={},
     )
 
 
@@ -286,7 +317,11 @@ async def walkin(request: Request, crisis_id: Id) -> Response:
             "walkin.html",
             422,
             crisis_id=crisis_id,
-            title=crisis.title if crisis else "",
+            title=(crisis.message(request_language(request)).get("subject") or crisis.title)
+            if crisis
+            else "",
+            text="",
+            phone=crisis.emergency_phone if crisis else "",
             errors=errors,
             values=raw,
         )

@@ -26,20 +26,25 @@ from elshi.speak.views.common import (
 )
 from elshi.web.actions import SentForm
 from elshi.web.deps import DbSession
-from elshi.web.i18n import N_
+from elshi.web.i18n import LANGUAGES, N_
 from elshi.web.templating import render, settings_of, translate
 
 
-def _news_lang(lang: str) -> str:
+def _news_lang(lang: str, request: Request | None = None) -> str:
+    """Check the page's language; its words around the news are in it too (unless ?lang=)."""
     if lang not in STATEMENT_LANGUAGES:
         raise HTTPException(404, "no such language")
+    if request is not None and lang in LANGUAGES and "lang" not in request.query_params:
+        request.state.lang = lang
     return lang
 
 
 @public.get("/news/{mission_slug}/{lang}")
 def news(request: Request, mission_slug: str, lang: str, db: DbSession) -> Response:
     """The mission's public news page in one language."""
-    mission, items = service.news_items(db=db, mission_slug=mission_slug, lang=_news_lang(lang))
+    mission, items = service.news_items(
+        db=db, mission_slug=mission_slug, lang=_news_lang(lang, request)
+    )
     if mission is None:
         return _error_page(request, N_("There is no such page."), 404)
     return render(
@@ -52,7 +57,9 @@ def news(request: Request, mission_slug: str, lang: str, db: DbSession) -> Respo
 @public.get("/news/{mission_slug}/{lang}/{item}")
 def news_item(request: Request, mission_slug: str, lang: str, item: str, db: DbSession) -> Response:
     """One news item, or a feed (rss.xml, atom.xml, feed.json)."""
-    mission, items = service.news_items(db=db, mission_slug=mission_slug, lang=_news_lang(lang))
+    mission, items = service.news_items(
+        db=db, mission_slug=mission_slug, lang=_news_lang(lang, request)
+    )
     if mission is None:
         return _error_page(request, N_("There is no such page."), 404)
     base = settings_of(request).base_url
@@ -171,7 +178,9 @@ def news_subscribe(
 ) -> Response:
     """Sign up for the newsletter: a confirmation link is e-mailed (double opt-in)."""
     request = act.request
-    mission, items = service.news_items(db=act.db, mission_slug=mission_slug, lang=_news_lang(lang))
+    mission, items = service.news_items(
+        db=act.db, mission_slug=mission_slug, lang=_news_lang(lang, request)
+    )
     if mission is None:
         return _error_page(request, N_("There is no such page."), 404)
     context: dict[str, Any] = {"mission": mission, "items": items, "news_lang": lang}

@@ -1,0 +1,183 @@
+"""An alert in the reader's language: its one-line summary and why it fired, from its numbers.
+
+The stored `summary` is English (for e-mail subjects, webhooks and logs); pages rebuild the line
+from `why` in the language of whoever reads it, with the plural forms of that language, and
+fall back to the stored line for an alert whose numbers are not there (older rows, plugins).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from babel.dates import format_datetime
+from babel.numbers import format_decimal, format_percent
+
+from elshi.alerts.models import Alert
+from elshi.errors import N_
+from elshi.web import i18n
+
+#: What each number of `why` is, in words (keys not listed are not shown).
+WHY_LABELS: dict[str, str] = {
+    "window_start": N_("Window from"),
+    "window_end": N_("Window until"),
+    "current": N_("Posts in the window"),
+    "expected": N_("Expected posts"),
+    "scale": N_("Usual spread"),
+    "z": N_("Deviation (z-score)"),
+    "threshold": N_("Threshold (z-score)"),
+    "seasonal": N_("Compared with the same weekday"),
+    "baseline": N_("Posts in earlier windows"),
+    "posts": N_("Posts"),
+    "against": N_("Posts against the topic"),
+    "share": N_("Share against the topic"),
+    "baseline_posts": N_("Posts before"),
+    "baseline_against": N_("Posts against the topic before"),
+    "baseline_share": N_("Share against the topic before"),
+    "min_delta": N_("Smallest rise that alerts"),
+    "terms": N_("Terms"),
+    "found": N_("Words found (posts)"),
+    "source": N_("Source"),
+    "last_post_at": N_("Last post"),
+    "hours_silent": N_("Hours without posts"),
+    "silent_hours": N_("Alert after (hours)"),
+    "posts_in_week_before": N_("Posts in the week before"),
+    "last_error": N_("Last error"),
+    "title": N_("Narrative"),
+    "before": N_("Posts before"),
+    "now": N_("Posts now"),
+}
+_SHARES = {"share", "baseline_share", "min_delta"}
+
+
+def _num(value: Any, lang: str) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    return str(format_decimal(value, locale=lang))
+
+
+def _value(key: str, value: Any, lang: str) -> str:
+    t = i18n.translations(lang)
+    if isinstance(value, bool):
+        return str(t.gettext(N_("yes") if value else N_("no")))
+    if key in _SHARES and isinstance(value, int | float):
+        return str(format_percent(value, locale=lang))
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_num(v, lang)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(_num(v, lang) if isinstance(v, int | float) else str(v) for v in value)
+    if isinstance(value, int | float):
+        return _num(value, lang)
+    if isinstance(value, str) and key.endswith(("_start", "_end", "_at")):
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        return format_datetime(when, "yyyy-MM-dd HH:mm", locale=lang) + " UTC"
+    return "—" if value in (None, "") else str(value)
+
+
+def why_rows(alert: Alert, lang: str) -> list[tuple[str, str]]:
+    """Return (label, value) for each number behind an alert, in the reader's language."""
+    t = i18n.translations(lang)
+    return [
+        (str(t.gettext(WHY_LABELS[k])), _value(k, v, lang))
+        for k, v in (alert.why or {}).items()
+        if k in WHY_LABELS
+    ]
+
+
+def summary(alert: Alert, lang: str) -> str:
+    """Return the alert's one-line summary in the reader's language."""
+    t = i18n.translations(lang)
+    w = alert.why or {}
+    try:
+        if alert.kind == "term":
+            n = int(w["posts"])
+            return str(
+                t.ngettext(
+                    "%(num)s new post mentions %(terms)s",
+                    "%(num)s new posts mention %(terms)s",
+                    n,
+                )
+                % {"num": _num(n, lang), "terms": ", ".join(sorted(w["found"])[:5])}
+            )
+        if alert.kind == "volume_spike":
+            n = int(w["current"])
+            start = datetime.fromisoformat(w["window_start"])
+            end = datetime.fromisoformat(w["window_end"])
+            return str(
+                t.ngettext(
+                    "%(num)s post in %(hours)s h; expected %(expected)s (z = %(z)s)",
+                    "%(num)s posts in %(hours)s h; expected %(expected)s (z = %(z)s)",
+                    n,
+                )
+                % {
+                    "num": _num(n, lang),
+                    "hours": _num(round((end - start).total_seconds() / 3600), lang),
+                    "expected": _num(round(float(w["expected"])), lang),
+                    "z": _num(round(float(w["z"]), 1), lang),
+                }
+            )
+        if alert.kind == "negative_jump":
+            n = int(w["posts"])
+            return str(
+                t.ngettext(
+                    "%(share)s of %(num)s post against the topic; before: %(base)s of %(before)s",
+                    "%(share)s of %(num)s posts against the topic; before: %(base)s of %(before)s",
+                    n,
+                )
+                % {
+                    "num": _num(n, lang),
+                    "share": format_percent(float(w["share"]), locale=lang),
+                    "base": format_percent(float(w["baseline_share"]), locale=lang),
+                    "before": _num(int(w["baseline_posts"]), lang),
+                }
+            )
+        if alert.kind == "source_silent":
+            return str(
+                t.gettext("%(source)s: no posts for %(hours)s h")
+                % {"source": w["source"], "hours": _num(round(float(w["hours_silent"])), lang)}
+            )
+        if alert.kind == "narrative_growth":
+            n = int(w["now"])
+            return str(
+                t.ngettext(
+                    "%(title)s: %(before)s → %(num)s post",
+                    "%(title)s: %(before)s → %(num)s posts",
+                    n,
+                )
+                % {
+                    "title": w["title"],
+                    "before": _num(int(w["before"]), lang),
+                    "num": _num(n, lang),
+                }
+            )
+    except (KeyError, TypeError, ValueError):
+        pass
+    return alert.summary
+
+
+#: A rule's settings, in words.
+PARAM_LABELS: dict[str, str] = {
+    "window_hours": N_("window (hours)"),
+    "threshold": N_("threshold (z-score)"),
+    "min_count": N_("at least (posts)"),
+    "baseline_days": N_("compared with (days)"),
+    "min_delta": N_("smallest rise"),
+    "terms": N_("terms"),
+    "source_id": N_("source"),
+    "silent_hours": N_("silent for (hours)"),
+    "growth": N_("growth (times)"),
+    "min_posts": N_("at least (posts)"),
+}
+
+
+def param_rows(params: dict[str, Any], lang: str) -> list[tuple[str, str]]:
+    """Return (label, value) for each setting of a rule, in the reader's language."""
+    t = i18n.translations(lang)
+    return [
+        (str(t.gettext(PARAM_LABELS[k])), _value(k, v, lang))
+        for k, v in (params or {}).items()
+        if k in PARAM_LABELS
+    ]
