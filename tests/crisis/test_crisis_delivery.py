@@ -1,6 +1,8 @@
-"""A broadcast to 10,000 registered citizens over real SMTP (aiosmtpd) and loopback Telegram
+"""A broadcast to 2,000 registered citizens over real SMTP (aiosmtpd) and loopback Telegram
 and SMS gateways, delivered by a real worker process that is killed mid-way and restarted;
-escalation to SMS and the call list; check-ins; the dashboard's counts against the records."""
+escalation to SMS and the call list; check-ins; the dashboard's counts against the records.
+
+How fast a larger crisis goes out is measured by bench/crisis.py, not here."""
 
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from tests.crisis.support import MESSAGES, populate, team
 from tests.platform.test_jobs import _worker_env
 from tests.speak.platforms import TOKENS, PlatformServer
 
-N = 10_000
+N = 2_000
 
 
 @pytest.fixture
@@ -101,7 +103,7 @@ def _emails(smtp: Any) -> list[tuple[str, str]]:
     return out
 
 
-def test_ten_thousand_people_killed_worker_escalation_and_dashboard(
+def test_thousands_of_people_killed_worker_escalation_and_dashboard(
     db: Database, settings: Settings, smtp: Any, gateways: PlatformServer
 ) -> None:
     t = team(db)
@@ -147,7 +149,7 @@ def test_ten_thousand_people_killed_worker_escalation_and_dashboard(
     procs: list[subprocess.Popen[bytes]] = []
     try:
         procs.append(_start_worker(settings, extra))
-        _wait("the worker to send 1,500 e-mails", lambda: len(smtp.messages) >= 1500)
+        _wait("the worker to send 400 e-mails", lambda: len(smtp.messages) >= 400)
         procs[-1].send_signal(signal.SIGKILL)  # mid-way, possibly mid-send
         procs[-1].wait(timeout=10)
         stopped_at = len(smtp.messages)
