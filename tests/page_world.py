@@ -163,7 +163,15 @@ def demo_world(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) 
                 if rid is not None:
                     w.citizen_requests[c.email] = rid
             past = s.scalar(select(Crisis.id).where(Crisis.status == "closed"))
+            # One stored narrative over the first posts (the demo does not run enrichment here).
+            from elshi.listen.models import Annotation
+            from elshi.nlp.models import NarrativeRow
+
+            s.add(NarrativeRow(id=1, count=3, terms=["elshi", "Астана"], langs={"kk": 3}))
+            for post_id in s.scalars(select(Post.id).order_by(Post.id).limit(3)):
+                s.add(Annotation(post_id=post_id, enricher="narratives", version="1", label="1"))
             w.ids = {
+                "narrative_id": 1,
                 "mission_slug": "berlin",
                 "post_id": s.scalar(select(Post.id).order_by(Post.id)),
                 "author_id": s.scalar(select(Author.id).order_by(Author.id)),
