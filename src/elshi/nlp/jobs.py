@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import func, select
 
 from elshi.db import Database
 from elshi.jobs import crontab, enqueue, pass_on, periodic, runtime, task
 from elshi.listen import service as listen
-from elshi.listen.models import Annotation, Post
-from elshi.nlp.pipeline import enrich_posts, ordered
+from elshi.listen.models import Post
+from elshi.nlp.pipeline import enrich_posts, not_enriched, ordered
 
 
 def newest_post_id(db: Database) -> int:
@@ -64,13 +64,11 @@ def assign_narratives(after_id: int, last_id: int | None = None) -> dict[str, An
 
 def first_unenriched(db: Database, *, apart: bool = False) -> int | None:
     """Return the lowest id of a post that the last enricher of the pipeline has not seen."""
-    pipeline = ordered(apart=apart)
-    if not pipeline:
+    todo = not_enriched(apart=apart)
+    if todo is None:
         return None
-    last = pipeline[-1].slug
     with db.session() as s:
-        done = exists().where(and_(Annotation.post_id == Post.id, Annotation.enricher == last))
-        return s.scalar(select(func.min(Post.id)).where(~done))
+        return s.scalar(select(func.min(Post.id)).where(todo))
 
 
 @periodic(crontab(minute="*/5"))

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy import Table, and_, bindparam, delete, exists, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -59,6 +59,16 @@ def ordered(
     for slug in wanted:
         visit(slug, ())
     return out
+
+
+def not_enriched(*, apart: bool = False) -> Any:
+    """Return the condition "the last enricher of the pipeline has not seen this post" (None
+    when the pipeline is empty): the catch-up and the watch lists read it the same way."""
+    pipeline = ordered(apart=apart)
+    if not pipeline:
+        return None
+    last = pipeline[-1].slug
+    return ~exists().where(and_(Annotation.post_id == Post.id, Annotation.enricher == last))
 
 
 def _safe_batch(enricher: Enricher, posts: list[PostText]) -> list[AnnotationIn]:

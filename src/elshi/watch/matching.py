@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, exists, func, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -209,17 +209,14 @@ ENRICH_GRACE = timedelta(minutes=30)
 
 def _enriched_to(s: Session, low: int, newest: int, now: datetime) -> int:
     """Return the highest post id up to which every recent post has been enriched."""
-    from elshi.nlp.pipeline import ordered
+    from elshi.nlp.pipeline import not_enriched
 
-    pipeline = ordered(apart=False)
-    if not pipeline:
+    todo = not_enriched()
+    if todo is None:
         return newest
-    done = exists().where(
-        and_(Annotation.post_id == Post.id, Annotation.enricher == pipeline[-1].slug)
-    )
     first = s.scalar(
         select(func.min(Post.id)).where(
-            Post.id > low, Post.id <= newest, Post.collected_at > now - ENRICH_GRACE, ~done
+            Post.id > low, Post.id <= newest, Post.collected_at > now - ENRICH_GRACE, todo
         )
     )
     return newest if first is None else int(first) - 1
