@@ -80,13 +80,16 @@ def test_checkins_are_stored_while_a_bulk_import_writes(
             ]
 
         stored = asyncio.run(answer())
-        with db.engine.connect() as conn:
-            after = conn.execute(text("SELECT count(*) FROM post")).scalar() or 0
+        still_importing = importer.poll() is None
     finally:
         importer.wait(timeout=600)
     assert importer.returncode == 0, importer.stderr.read() if importer.stderr else ""
     assert stored == [1] * len(ids)
-    assert after > before  # the import was storing while the answers went in
+    # The answers went in while the import was midway: it had stored some rows, not all,
+    # when they began, and was still running when they were all stored. Whether one of its
+    # batches landed in between depends on the machine's speed, so it is not asserted.
+    assert 0 < before < 60_000
+    assert still_importing
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(CheckIn)) == len(ids)
     with db.engine.connect() as conn:
