@@ -1417,3 +1417,74 @@ class Mailbox:
     def to(self, address: str) -> list[Any]:
         """Return the messages sent to an address."""
         return [m for m in self.messages if m["To"] == address]
+
+
+#: Texts whose lengths differ from channel to channel: Cyrillic, Kazakh, Chinese, Arabic,
+#: emoji (a flag, a family joined by ZWJ, a skin tone, a keycap) and links (X and Mastodon
+#: count each link as 23).
+COUNTING_SAMPLES = {
+    "cyrillic": "Посольство приглашает всех на дни культуры.",
+    "kazakh": "Қазақстан елшілігі мәдениет күндерін өткізеді: ғажайып, ұлы, үміт, әсем.",
+    "chinese": "哈萨克斯坦大使馆在柏林举办文化日。",
+    "arabic": "تنظم سفارة كازاخستان أيام الثقافة في برلين.",
+    "emoji": "Келіңіздер 🇰🇿👨‍👩‍👧👍🏽 1️⃣ ❤️",
+    "urls": "Толығырақ: https://example.org/news/2026/12/culture-days-in-berlin?lang=kk және http://e.kz",
+}
+
+
+def add_accounts(
+    db: Any, team: dict[str, Any], settings: Any, configs: dict[str, tuple[dict[str, Any], Any]]
+) -> None:
+    """Give the team's mission one account per channel in `configs` (team[slug] = its id)."""
+    from elshi.speak import service
+
+    with db.session() as s:
+        for ch, (config, secrets) in configs.items():
+            team[ch] = service.add_account(
+                db=s,
+                actor=team["admin"],
+                settings=settings,
+                mission_id=team["mission_id"],
+                channel=ch,
+                name=f"{ch} account" if ch != "web" else "News page",
+                config=config,
+                secrets=secrets,
+            ).id
+
+
+def every_channel(db: Any, team: dict[str, Any], settings: Any, server: PlatformServer) -> None:
+    """Give the team's mission one account on every built-in channel (team[slug] = its id)."""
+    configs = {
+        ch: server.account(ch) for ch in ("x", "bluesky", "mastodon", "telegram", "facebook")
+    }
+    configs["email"] = (
+        {"smtp_host": "127.0.0.1", "security": "none", "from_address": "news@berlin.example"},
+        {},
+    )
+    configs["web"] = ({}, {})
+    add_accounts(db, team, settings, configs)
+
+
+def signed_in(settings: Any, db: Any, who: str = "drafter") -> Any:
+    """Return a web client (in English) signed in as one of the team from `staff`."""
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from elshi.app import create_app
+
+    client = TestClient(create_app(settings, db=db), headers={"Accept-Language": "en"})
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+    assert token
+    r = client.post(
+        "/login",
+        data={
+            "email": f"{who}@berlin.example",
+            "password": "correct horse battery",
+            "next": "/speak",
+            "csrf_token": token[1],
+        },
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    return client

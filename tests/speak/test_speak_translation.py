@@ -13,13 +13,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from elshi.app import create_app
 from elshi.db import Database
 from elshi.settings import Settings
 from elshi.speak import service
 from elshi.speak.translation import available
 from tests.conftest import service_missing
-from tests.speak.platforms import staff
+from tests.speak.platforms import signed_in, staff
 
 PAIRS = {
     "сәлем әлем": "hello world",
@@ -83,20 +82,7 @@ def tiny_translator(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def _client(settings: Settings, db: Database) -> TestClient:
-    client = TestClient(create_app(settings, db=db), headers={"Accept-Language": "en"})
-    token = CSRF.search(client.get("/login").text)
-    assert token
-    r = client.post(
-        "/login",
-        data={
-            "email": "drafter@berlin.example",
-            "password": "correct horse battery",
-            "next": "/speak",
-            "csrf_token": token[1],
-        },
-        follow_redirects=False,
-    )
-    assert r.status_code == 303
+    client: TestClient = signed_in(settings, db)
     return client
 
 

@@ -19,7 +19,7 @@ from elshi.speak.service import (
     get_statement,
     versions_of,
 )
-from elshi.speak.writing import _editable, content_digest
+from elshi.speak.writing import _editable, content_digest, content_snapshot
 from elshi.web.i18n import N_
 
 # ---------------------------------------------------------------------------- approval
@@ -87,6 +87,7 @@ def decide(
             user_label=actor.label,
             decision="approve" if approve else "return",
             comment=comment,
+            content=content_snapshot(db=db, statement_id=st.id) if approve else None,
         )
     )
     now = utcnow()
@@ -103,6 +104,25 @@ def decide(
         db.flush()
         st.approved_digest = content_digest(db=db, statement_id=st.id)
     return st
+
+
+def last_approved(*, db: Session, statement: Statement) -> Approval | None:
+    """Return the approval that completed the latest approved revision and kept its content
+    (None when no revision was ever approved, e.g. a first version)."""
+    approving: dict[int, list[Approval]] = {}
+    for a in approvals_of(db=db, statement_id=statement.id):
+        if a.decision == "approve":
+            approving.setdefault(a.revision, []).append(a)
+    for revision in sorted(approving, reverse=True):
+        given = approving[revision]
+        if len(given) >= statement.required_approvals and given[-1].content is not None:
+            return given[-1]
+    return None
+
+
+def superseded(statement: Statement, approval: Approval) -> bool:
+    """Return whether an approval was for content that has since been edited."""
+    return approval.decision == "approve" and approval.revision != statement.revision
 
 
 def approval_minutes(st: Statement) -> float | None:
@@ -124,4 +144,11 @@ def assert_publishable(*, db: Session, statement: Statement) -> None:
         raise NotApproved(f"statement {statement.id} changed after it was approved")
 
 
-__all__ = ["approval_minutes", "assert_publishable", "decide", "submit"]
+__all__ = [
+    "approval_minutes",
+    "assert_publishable",
+    "decide",
+    "last_approved",
+    "submit",
+    "superseded",
+]

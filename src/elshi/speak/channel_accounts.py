@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
@@ -16,9 +16,13 @@ from elshi.speak import crypto
 from elshi.speak.models import (
     STATEMENT_LANGUAGES,
     ChannelAccount,
+    StatementVersion,
 )
 from elshi.speak.service import SpeakError, _visible, versions_of
 from elshi.speak.text import LengthCheck
+
+if TYPE_CHECKING:
+    from elshi.speak.channels.base import Preview
 from elshi.web.i18n import N_
 
 # ---------------------------------------------------------------------------- channels
@@ -170,12 +174,62 @@ def length_checks(
     return out
 
 
+def previews(
+    *, accounts: list[AccountView], versions: dict[str, StatementVersion], title: str
+) -> dict[str, list[tuple[AccountView, Preview]]]:
+    """Return, for every language version, what each account carrying it would post (its
+    channel variant or the text, the subject line) and how long that is on the channel."""
+    from elshi.plugins import channels
+
+    known = channels()
+    out: dict[str, list[tuple[AccountView, Preview]]] = {}
+    for lang, v in versions.items():
+        out[lang] = []
+        for a in accounts:
+            cls = known.get(a.channel)
+            if cls is None or lang not in account_languages(a):
+                continue
+            config = cls.Config.model_validate(a.config)
+            seen = cls().preview(
+                config, text=v.text_for(a.channel), headline=v.headline, title=title
+            )
+            out[lang].append((a, seen))
+    return out
+
+
+def counting_rules(accounts: list[AccountView]) -> list[dict[str, Any]]:
+    """Return each account's length rule and subject line, for the editor's live previews."""
+    from elshi.plugins import channels
+
+    known = channels()
+    out = []
+    for a in accounts:
+        cls = known.get(a.channel)
+        if cls is None:
+            continue
+        limit = cls().limit(cls.Config.model_validate(a.config))
+        out.append(
+            {
+                "account": a.id,
+                "channel": a.channel,
+                "languages": account_languages(a),
+                "max": limit.max if limit is not None else None,
+                "counting": limit.counting if limit is not None else "graphemes",
+                "urls_as": limit.urls_as if limit is not None else None,
+                "subject": cls.subject_fallback,
+            }
+        )
+    return out
+
+
 __all__ = [
     "AccountView",
     "account_languages",
     "add_account",
+    "counting_rules",
     "get_account",
     "length_checks",
     "list_accounts",
+    "previews",
     "set_account_secrets",
 ]

@@ -101,6 +101,9 @@ class Approval(Base):
     decision: Mapped[str] = mapped_column(String(16))  # approve | return
     comment: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: What an approver approved: every version's headline, text and channel variants
+    #: ([{"lang", "headline", "text", "variants"}]), so a later edit can be shown against it.
+    content: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
 
 
 class ChannelAccount(Base):

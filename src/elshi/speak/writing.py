@@ -291,11 +291,13 @@ def draft_translation(
     source_lang: str,
     target_lang: str,
     translator: Translator | None = None,
+    by_hand: tuple[str, str] | None = None,
 ) -> StatementVersion:
     """Draft a version from another language, for a translator to finish and review.
 
-    With a machine-translation backend the draft is its output; without one, the source text
-    is copied in to be translated by hand beside the original.
+    With a machine-translation backend the draft is its output; with `by_hand` (headline,
+    text) it is the translator's own words; with neither, the source text is copied in to be
+    translated beside the original.
     """
     st = get_statement(db=db, actor=actor, statement_id=statement_id)
     _editable(actor, st)
@@ -310,19 +312,22 @@ def draft_translation(
         )
     if target_lang == source_lang:
         raise SpeakError(N_("Choose a language other than the source."))
-    text, used = source.text, None
+    text, headline, used = source.text, source.headline, None
     if translator is not None:
         text = translator.translate(source.text, source=source_lang, target=target_lang)
+        headline = (
+            translator.translate(source.headline, source=source_lang, target=target_lang)
+            if source.headline
+            else ""
+        )
         used = translator.slug
+    elif by_hand is not None:
+        headline, text = by_hand
     version = StatementVersion(
         statement_id=st.id,
         lang=target_lang,
         text=_check_text(text, f"{target_lang} text"),
-        headline=source.headline
-        if translator is None
-        else translator.translate(source.headline, source=source_lang, target=target_lang)
-        if source.headline
-        else "",
+        headline=headline.strip()[:MAX_TITLE],
         source_lang=source_lang,
         translated_with=used,
         updated_by=actor.user_id,
@@ -349,6 +354,14 @@ def mark_reviewed(
     return version
 
 
+def content_snapshot(*, db: Session, statement_id: int) -> list[dict[str, Any]]:
+    """Return every version's words as an approver sees them: headline, text, variants."""
+    return [
+        {"lang": v.lang, "headline": v.headline, "text": v.text, "variants": dict(v.variants or {})}
+        for v in versions_of(db=db, statement_id=statement_id).values()
+    ]
+
+
 def content_digest(*, db: Session, statement_id: int) -> str:
     """Return a digest of every version's content (what approvers saw)."""
     parts = [
@@ -363,6 +376,7 @@ __all__ = [
     "_editable",
     "add_image",
     "content_digest",
+    "content_snapshot",
     "create_statement",
     "draft_translation",
     "image_for_staff",

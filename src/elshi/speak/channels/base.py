@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from elshi.db import Database
 from elshi.notify import SendError
 from elshi.settings import Settings
-from elshi.speak.text import Limit
+from elshi.speak.text import Limit, graphemes
 
 if TYPE_CHECKING:
     from elshi.speak.media import ImageFile
@@ -84,6 +84,33 @@ class Outgoing:
         self.extra.update(facts)
         if self.saver is not None:
             self.saver(facts)
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What a channel would post from one language version, and how long it is there."""
+
+    text: str
+    #: The subject line or title the post carries (e-mail, news page); empty for none.
+    subject: str
+    length: int
+    #: The channel's limit; None when it has none (the length is then in graphemes).
+    limit: int | None
+
+    @property
+    def ok(self) -> bool:
+        """Return whether the text fits (and is not empty)."""
+        return self.length > 0 and (self.limit is None or self.length <= self.limit)
+
+    @property
+    def over(self) -> int:
+        """Return by how much the text is too long (0 if it fits)."""
+        return 0 if self.limit is None else max(0, self.length - self.limit)
+
+
+def posted_text(text: str) -> str:
+    """Return a text as it is stored and sent (line ends made plain, outer spaces cut)."""
+    return text.replace("\r\n", "\n").strip()
 
 
 @dataclass
@@ -157,6 +184,27 @@ class Channel(ABC):
     images: ClassVar[str] = ""
     #: Which accounts that engaged it can list (for the reference); empty: none.
     audience: ClassVar[str] = ""
+
+    #: What the post carries as its subject or title when the version has no headline:
+    #: "title" (the statement's title, e-mail) or "first-line" (the news page); empty: the
+    #: post has no subject line at all.
+    subject_fallback: ClassVar[str] = ""
+
+    def preview(self, config: Any, *, text: str, headline: str, title: str) -> Preview:
+        """Return what this account would post from a version's text (its channel variant, if
+        any), headline and the statement's title: the same figures speak.js shows live."""
+        text = posted_text(text)
+        limit = self.limit(config)
+        subject = ""
+        if self.subject_fallback:
+            fallback = title if self.subject_fallback == "title" else text.split("\n", 1)[0][:100]
+            subject = posted_text(headline) or posted_text(fallback)
+        return Preview(
+            text=text,
+            subject=subject,
+            length=limit.length(text) if limit is not None else graphemes(text),
+            limit=limit.max if limit is not None else None,
+        )
 
     def prepare(self, post: Outgoing) -> dict[str, Any]:
         """Return facts to save on the publication before the first try (e.g. a record key)."""

@@ -114,6 +114,8 @@ class EmailChannel(Channel):
 
     images = "an HTML part shows the pictures (served by elshi) beside the plain text."
 
+    subject_fallback = "title"
+
     def publish(
         self, ctx: ChannelContext, config: EmailConfig, secrets: EmailSecrets, post: Outgoing
     ) -> Sent:

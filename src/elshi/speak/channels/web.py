@@ -37,6 +37,7 @@ class WebChannel(Channel):
     can_edit = True
     can_delete = True
 
+    subject_fallback = "first-line"
     images = "shown under the text, served by elshi, and in the RSS, Atom and JSON feeds."
 
     def publish(

@@ -8,12 +8,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
+from babel.numbers import format_decimal
 from fastapi import Form, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from elshi.accounts.service import PermissionDenied, Principal
 from elshi.speak import flows, service
+from elshi.speak.channels.base import Preview
 from elshi.speak.models import STATEMENT_LANGUAGES
 from elshi.speak.views.common import (
     FORM_EXPIRED,
@@ -30,7 +32,7 @@ from elshi.web.actions import StaffAction, StaffForm
 from elshi.web.bounds import Id, in_range
 from elshi.web.deps import DbSession, StaffUser
 from elshi.web.i18n import N_
-from elshi.web.templating import render, settings_of, translate
+from elshi.web.templating import render, request_language, settings_of, translate
 
 T = TypeVar("T")
 
@@ -192,11 +194,26 @@ def _editor(
         for a in service.list_accounts(db=db, actor=principal, mission_id=st.mission_id)
         if a.enabled
     ]
-    checks = service.length_checks(db=db, statement_id=st.id, accounts=accounts)
-    limits = _limits(accounts)
+    words = {key: translate(request, msg) for key, msg in COUNTER_WORDS.items()}
+    rules = service.counting_rules(accounts)
+    for rule in rules:
+        rule["max_label"] = (
+            format_decimal(rule["max"], locale=request_language(request)) if rule["max"] else ""
+        )
+    labels = {r["account"]: r["max_label"] for r in rules}
+    previews = {
+        lang: [
+            {"account": a, "preview": p, "counter": counter_text(words, p, labels.get(a.id, ""))}
+            for a, p in seen
+        ]
+        for lang, seen in service.previews(
+            accounts=accounts, versions=versions, title=st.title
+        ).items()
+    }
     pubs = service.publications_of(db=db, statement_id=st.id)
     note = request.query_params.get("note", "")
     mission = service.mission_of(db=db, statement=st)
+    approvals = service.approvals_of(db=db, statement_id=st.id)
     return render(
         request,
         "speak_edit.html",
@@ -208,10 +225,11 @@ def _editor(
             "missing_langs": [lang for lang in STATEMENT_LANGUAGES if lang not in versions],
             "accounts": accounts,
             "account_names": {a.id: a.name for a in accounts},
-            "checks": checks,
-            "limits": limits,
-            "limits_json": json.dumps(limits),
-            "approvals": service.approvals_of(db=db, statement_id=st.id),
+            "previews": previews,
+            "counting_json": json.dumps({"rules": rules, "words": words}),
+            "approvals": approvals,
+            "superseded": {a.id for a in approvals if service.superseded(st, a)},
+            "changes": _changes(db, st) if st.status == "submitted" else None,
             "approval_minutes": service.approval_minutes(st),
             "publications": pubs,
             "advice": {p.id: advice(request, p) for p in pubs if p.error_kind},
@@ -235,30 +253,35 @@ def _translator_titles(request: Request) -> dict[str, str]:
     return {slug: title for slug, (title, _) in available(settings_of(request)).items()}
 
 
-def _limits(accounts: list[service.AccountView]) -> list[dict[str, Any]]:
-    """Return each account's length rule for the page's live counters."""
-    from elshi.plugins import channels
+#: The words of the editor's live counters ("n" and "over" are plain digits, "max" is the
+#: limit as the page writes numbers); speak.js fills in the same words as the officer types.
+COUNTER_WORDS = {
+    "fits": N_("%(n)s of %(max)s characters"),
+    "over": N_("%(n)s of %(max)s characters: too long by %(over)s"),
+    "empty": N_("%(n)s of %(max)s characters: empty, write the text"),
+    "free": N_("%(n)s characters (no limit)"),
+}
 
-    known = channels()
-    out = []
-    for a in accounts:
-        cls = known.get(a.channel)
-        if cls is None:
-            continue
-        limit = cls().limit(cls.Config.model_validate(a.config))
-        if limit is not None:
-            out.append(
-                {
-                    "account": a.id,
-                    "name": a.name,
-                    "channel": a.channel,
-                    "languages": service.account_languages(a),
-                    "max": limit.max,
-                    "counting": limit.counting,
-                    "urls_as": limit.urls_as,
-                }
-            )
-    return out
+
+def counter_text(words: dict[str, str], preview: Preview, max_label: str) -> str:
+    """Return a counter's words for a preview: the same as speak.js writes for that text."""
+    if preview.limit is None:
+        key = "free"
+    elif preview.length == 0:
+        key = "empty"
+    else:
+        key = "over" if preview.over else "fits"
+    return words[key] % {"n": preview.length, "max": max_label, "over": preview.over}
+
+
+def _changes(db: Session, st: Any) -> list[Any] | None:
+    """Return the changes since the last approved version (None when there is none)."""
+    from elshi.speak.diff import changes
+
+    last = service.last_approved(db=db, statement=st)
+    if last is None or last.content is None:
+        return None
+    return changes(last.content, service.content_snapshot(db=db, statement_id=st.id))
 
 
 def _editor_form(
@@ -423,24 +446,37 @@ def translate_version(
     source: Annotated[str, Form(max_length=8)] = "",
     target: Annotated[str, Form(max_length=8)] = "",
     backend: Annotated[str, Form(max_length=64)] = "",
+    headline: Annotated[str, Form(max_length=1000)] = "",
+    text: Annotated[str, Form(max_length=50_000)] = "",
 ) -> Response:
-    """Draft a version from another language (by hand, or with a translation backend)."""
+    """Draft a version from another language: with a translation backend, by copying the
+    source (when a backend is configured), or from the translator's own text (when none is)."""
     from elshi.speak.translation import available
 
-    found = available(settings_of(act.request)).get(backend) if backend else None
-    return _editor_form(
-        act,
-        statement_id,
-        lambda: service.draft_translation(
+    backends = available(settings_of(act.request))
+    found = backends.get(backend) if backend else None
+
+    def draft() -> Any:
+        if not backends and not text.strip():
+            raise service.SpeakError(NO_MODEL)
+        return service.draft_translation(
             db=act.db,
             actor=act.principal,
             statement_id=statement_id,
             source_lang=source,
             target_lang=target,
             translator=found[1]() if found else None,
-        ),
-        "saved",
-    )
+            by_hand=None if backends else (headline, text),
+        )
+
+    return _editor_form(act, statement_id, draft, "saved")
+
+
+#: Said when a translation is asked for with neither a model nor the translator's own text.
+NO_MODEL = N_(
+    "No translation model is configured, so elshi cannot draft a translation: write the "
+    "translation in the box and press the button again."
+)
 
 
 @router.post("/speak/{statement_id}/versions/{lang}/reviewed")

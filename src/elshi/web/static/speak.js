@@ -1,9 +1,13 @@
-// Live length counters on the statement editor: the same rules as elshi.speak.text.
+// Live per-channel previews and length counters on the statement editor. The rules are
+// those of elshi.speak.text and Channel.preview; the words come from the page (translated).
 (function () {
   "use strict";
-  var box = document.querySelector(".versions[data-limits]");
+  var box = document.querySelector(".versions[data-counting]");
   if (!box) { return; }
-  var limits = JSON.parse(box.getAttribute("data-limits") || "[]");
+  var counting = JSON.parse(box.getAttribute("data-counting") || "{}");
+  var rules = counting.rules || [];
+  var words = counting.words || {};
+  var title = box.getAttribute("data-title") || "";
   var seg = typeof Intl !== "undefined" && Intl.Segmenter ? new Intl.Segmenter(undefined, { granularity: "grapheme" }) : null;
   var URL_RE = /https?:\/\/[^\s<>"']+/gi;
   var EMOJI = /\p{Extended_Pictographic}|\p{Regional_Indicator}/u;
@@ -33,31 +37,64 @@
     }
     return total + count(text.slice(pos));
   }
-  function measure(text, limit) {
-    if (limit.counting === "x_weighted") {
+  function measure(text, rule) {
+    if (rule.counting === "x_weighted") {
       return withUrls(text.normalize("NFC"), 23, function (t) {
         return clusters(t).reduce(function (a, c) { return a + xWeight(c); }, 0);
       });
     }
-    if (limit.counting === "graphemes") {
-      if (limit.urls_as) { return withUrls(text, limit.urls_as, function (t) { return clusters(t).length; }); }
+    if (rule.counting === "graphemes") {
+      if (rule.urls_as) { return withUrls(text, rule.urls_as, function (t) { return clusters(t).length; }); }
       return clusters(text).length;
     }
-    if (limit.counting === "utf16") { return text.length; }
+    if (rule.counting === "utf16") { return text.length; }
     return Array.from(text).length;
   }
-  function update(area) {
-    var list = document.querySelector('.counters[data-for="' + area.id + '"]');
-    if (!list) { return; }
-    limits.forEach(function (limit) {
-      var item = list.querySelector('[data-account="' + limit.account + '"]');
-      if (!item) { return; }
-      var n = measure(area.value.trim(), limit);
-      item.querySelector(".count").textContent = String(n);
-      item.className = n > limit.max || n === 0 ? "over" : "fits";
+  // As stored and sent: line ends made plain, outer spaces cut.
+  function posted(text) { return text.replace(/\r\n/g, "\n").trim(); }
+  function fill(template, n, max, over) {
+    return template.replace("%(n)s", String(n)).replace("%(max)s", max).replace("%(over)s", String(over));
+  }
+  function value(form, selector) {
+    var el = form.querySelector(selector);
+    return el ? el.value : "";
+  }
+
+  function update(form) {
+    var lang = form.getAttribute("data-lang");
+    var list = document.getElementById("counters-" + lang);
+    var shown = document.getElementById("previews-" + lang);
+    var main = value(form, 'textarea[name="text"]');
+    var headline = posted(value(form, 'input[name="headline"]'));
+    rules.forEach(function (rule) {
+      var item = list ? list.querySelector('[data-account="' + rule.account + '"]') : null;
+      var card = shown ? shown.querySelector('[data-account="' + rule.account + '"]') : null;
+      if (!item && !card) { return; }
+      var variant = posted(value(form, 'textarea[data-variant="' + rule.channel + '"]'));
+      var text = posted(variant || main);
+      var n = measure(text, rule);
+      var over = rule.max === null ? 0 : Math.max(0, n - rule.max);
+      var key = rule.max === null ? "free" : n === 0 ? "empty" : over ? "over" : "fits";
+      var state = key === "over" || key === "empty" ? "over" : "fits";
+      if (item) {
+        item.setAttribute("data-count", String(n));
+        item.className = state;
+        item.querySelector(".counter").textContent = fill(words[key] || "", n, rule.max_label, over);
+      }
+      if (card) {
+        card.className = "preview " + state;
+        card.querySelector(".body").textContent = text;
+        var subject = card.querySelector(".subject");
+        if (subject) {
+          var fallback = rule.subject === "title" ? title : Array.from(text.split("\n")[0]).slice(0, 100).join("");
+          subject.textContent = headline || posted(fallback);
+        }
+      }
     });
   }
-  document.querySelectorAll("textarea.counted").forEach(function (area) {
-    area.addEventListener("input", function () { update(area); });
+  document.querySelectorAll("form[data-lang]").forEach(function (form) {
+    form.querySelectorAll(".counted").forEach(function (field) {
+      field.addEventListener("input", function () { update(form); });
+    });
   });
 })();
