@@ -16,7 +16,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from tests.e2e.conftest import free_port as _free_port
 from tests.e2e.conftest import screens as _screens
-from tests.speak.platforms import PlatformServer, staff
+from tests.e2e.test_accessibility import AXE_OPTIONS, SERIOUS
+from tests.speak.platforms import (
+    COUNTING_SAMPLES,
+    PlatformServer,
+    every_channel,
+    server_figure,
+    staff,
+)
 
 from elshi import jobs
 from elshi.app import create_app
@@ -132,24 +139,25 @@ def test_drafter_writes_kazakh_translates_approver_approves_published_with_reach
     statement_path = urlsplit(page.url).path
 
     # live counter: Telegram counts this Kazakh text as it is typed
-    counter = page.locator("ul.counters[data-for=text-kk] li .count")
-    assert counter.inner_text() == str(len(KK))
+    counter = page.locator("ul.counters[data-for=text-kk] li")
+    assert counter.get_attribute("data-count") == str(len(KK))
     page.fill("#text-kk", KK + " 🇰🇿")
-    assert counter.inner_text() == str(len(KK) + 5)  # a space and a flag: 4 UTF-16 units
+    # a space and a flag: 4 UTF-16 units
+    assert counter.get_attribute("data-count") == str(len(KK) + 5)
     _submit(page, "#version-kk button[type=submit]")
     page.wait_for_selector("p.ok-note")
 
     for lang, text in (("ru", RU), ("en", EN)):
         page.select_option("#source", "kk")
         page.select_option("#target", lang)
+        # no translation model here: the page says so and takes the translator's text
+        assert page.locator("#no-model").is_visible()
+        page.fill("#translation-text", text)
         _submit(page, "form[action$='/translate'] button")
         page.wait_for_selector(f"#text-{lang}")
-        # side by side: the Kazakh original stays beside the draft
+        # side by side: the Kazakh original stays beside the translation, not copied into it
         assert page.locator("#text-kk").input_value().startswith(KK)
-        assert page.locator(f"#text-{lang}").input_value().startswith(KK)
-        page.fill(f"#text-{lang}", text)
-        _submit(page, f"#version-{lang} form.stack button[type=submit]")
-        page.wait_for_selector("p.ok-note")
+        assert page.locator(f"#text-{lang}").input_value() == text
         _submit(page, f"#version-{lang} form[action$='/reviewed'] button")
         page.wait_for_selector("p.ok-note")
     assert page.locator(".versions section.version").count() == 3
@@ -368,3 +376,117 @@ def test_picture_uploaded_in_the_editor_is_published_and_who_engages_is_charted(
     assert "2 accounts replied, reposted or liked" in page.inner_text("#audience")
     assert page.locator("#audience-named li").inner_text().startswith("State TV")
     page.screenshot(path=str(_screens(tmp_path) / "speak-audience-en.png"), full_page=True)
+
+
+def test_counters_and_previews_follow_typing_and_agree_with_the_server(
+    site: dict[str, Any], db: Database, platforms: PlatformServer, browser: Any, tmp_path: Path
+) -> None:
+    every_channel(db, site, site["settings"], platforms)
+    with db.session() as s:
+        sid = service.create_statement(
+            db=s,
+            actor=site["drafter"],
+            mission_id=site["mission_id"],
+            title="Culture days",
+            lang="kk",
+            text="Сәлем.",
+        ).id
+    page = _sign_in(browser, site, "drafter", "en")
+    console: list[str] = []
+    page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+    page.goto(site["url"] + f"/speak/{sid}")
+    channels = ("x", "bluesky", "mastodon", "telegram", "facebook", "email", "web")
+    assert page.locator("#counters-kk").get_attribute("aria-live") == "polite"
+
+    def shown(channel: str) -> tuple[int, str, str]:
+        item = page.locator(f"#counters-kk li[data-account='{site[channel]}']")
+        card = page.locator(f"#previews-kk article[data-account='{site[channel]}']")
+        count = int(item.get_attribute("data-count") or -1)
+        return count, item.inner_text(), card.locator(".body").inner_text()
+
+    for name, text in COUNTING_SAMPLES.items():
+        page.fill("#text-kk", "  " + text + "\n")  # typed; the outer spaces are not sent
+        for channel in channels:
+            count, words, body = shown(channel)
+            # the script's figure is the server's, for Cyrillic, Kazakh, Chinese, Arabic,
+            # emoji and links alike
+            assert count == server_figure(db, site, channel, text), (name, channel)
+            assert body == text
+            assert f"{count} of" in words or f"{count} characters (no limit)" in words
+    count, words, _ = shown("x")
+    assert count == len("Толығырақ: ") + 23 + len(" және ") + 23  # a link counts 23 on X
+
+    long_text = "Посольство Казахстана проводит дни культуры. " * 7
+    page.fill("#text-kk", long_text)
+    n = len(long_text.strip())
+    x_item = page.locator(f"#counters-kk li[data-account='{site['x']}']")
+    assert x_item.get_attribute("class") == "over"
+    assert x_item.inner_text().endswith(f"{n} of 280 characters: too long by {n - 280}")
+    assert "over" in (
+        page.locator(f"#previews-kk article[data-account='{site['x']}']").get_attribute("class")
+        or ""
+    )
+    mastodon = page.locator(f"#counters-kk li[data-account='{site['mastodon']}']")
+    assert mastodon.get_attribute("class") == "fits"
+    assert mastodon.inner_text().endswith(f"{n} of 500 characters")
+    page.screenshot(path=str(_screens(tmp_path) / "speak-previews-over.png"), full_page=True)
+
+    # a variant for X replaces the text on X only; the headline becomes the e-mail subject
+    page.click("#version-kk details:not(.preview-box) summary")
+    page.fill("#variant-kk-x", "Қысқа мәтін X үшін.")
+    assert shown("x")[0] == len("Қысқа мәтін X үшін.")
+    assert shown("x")[2] == "Қысқа мәтін X үшін."
+    assert x_item.get_attribute("class") == "fits"
+    assert shown("bluesky")[2] == long_text.strip()
+    email = page.locator(f"#previews-kk article[data-account='{site['email']}'] .subject")
+    assert email.inner_text() == "Culture days"  # no headline yet: the statement's title
+    page.fill("#headline-kk", "Мәдениет күндері")
+    assert email.inner_text() == "Мәдениет күндері"
+    assert _serious_violations(page) == []  # previews, an over-limit counter, the no-model note
+    page.fill("#text-kk", "")
+    assert (
+        "empty" in page.locator(f"#counters-kk li[data-account='{site['telegram']}']").inner_text()
+    )
+    assert console == []
+
+    # approved, then edited and submitted again: the approver sees what changed
+    with db.session() as s:
+        for who, step, args in (
+            ("drafter", service.save_version, {"lang": "kk", "text": "Бүгін Берлинде кездесу."}),
+            ("drafter", service.submit, {}),
+            ("approver", service.decide, {"approve": True}),
+            ("drafter", service.save_version, {"lang": "kk", "text": "Ертең Берлинде кездесу."}),
+            ("drafter", service.submit, {}),
+        ):
+            step(db=s, actor=site[who], statement_id=sid, **args)
+    approver = _sign_in(browser, site, "approver", "ru")
+    approver.goto(site["url"] + f"/speak/{sid}")
+    # what a screen reader reads: the words say which is which, not only the colour
+    assert approver.locator("#changes del").text_content() == "удалено: Бүгін (конец удалённого)"
+    assert (
+        approver.locator("#changes ins").text_content() == "добавлено: Ертең (конец добавленного)"
+    )
+    # what the eye sees: struck through and underlined
+    assert (
+        approver.locator("#changes del").evaluate("e => getComputedStyle(e).textDecorationLine")
+        == "line-through"
+    )
+    assert (
+        approver.locator("#changes ins").evaluate("e => getComputedStyle(e).textDecorationLine")
+        == "underline"
+    )
+    assert approver.locator("li.superseded").count() == 1
+    approver.screenshot(path=str(_screens(tmp_path) / "speak-approver-diff.png"), full_page=True)
+    assert _serious_violations(approver) == []
+
+
+def _serious_violations(page: Any) -> list[str]:
+    """Return axe-core's serious and critical WCAG A/AA findings on the page."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    result = Axe().run(page, options=AXE_OPTIONS).response
+    return [
+        f"{v['id']}: {[node['target'] for node in v['nodes'][:3]]}"
+        for v in result["violations"]
+        if v.get("impact") in SERIOUS
+    ]

@@ -1488,3 +1488,16 @@ def signed_in(settings: Any, db: Any, who: str = "drafter") -> Any:
     )
     assert r.status_code == 303
     return client
+
+
+def server_figure(db: Any, team: dict[str, Any], channel: str, text: str) -> int:
+    """The server's length of a text on the team's account of one channel (Channel.preview,
+    the function the editor's first render uses)."""
+    from elshi.plugins import get_channel
+    from elshi.speak import service
+
+    with db.session() as s:
+        account = service.get_account(db=s, actor=team["admin"], account_id=team[channel])
+        plugin = get_channel(channel)
+        config = plugin.Config.model_validate(account.config)
+    return plugin.preview(config, text=text, headline="", title="t").length

@@ -13,12 +13,18 @@ import pytest
 from fastapi.testclient import TestClient
 
 from elshi.db import Database
-from elshi.plugins import get_channel
 from elshi.settings import Settings
 from elshi.speak import service
 from elshi.speak.diff import Piece, word_diff
 from elshi.web import i18n
-from tests.speak.platforms import COUNTING_SAMPLES, PlatformServer, every_channel, signed_in, staff
+from tests.speak.platforms import (
+    COUNTING_SAMPLES,
+    PlatformServer,
+    every_channel,
+    server_figure,
+    signed_in,
+    staff,
+)
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 COUNT = re.compile(r'<li data-account="(\d+)" data-count="(\d+)" class="(\w+)">')
@@ -53,15 +59,6 @@ def _statement(db: Database, team: dict[str, Any], text: str, title: str = "Cult
             lang="kk",
             text=text,
         ).id
-
-
-def server_figure(db: Database, team: dict[str, Any], channel: str, text: str) -> int:
-    """The server's count for one channel (Channel.preview, as the editor renders it)."""
-    with db.session() as s:
-        account = service.get_account(db=s, actor=team["admin"], account_id=team[channel])
-        plugin = get_channel(channel)
-        config = plugin.Config.model_validate(account.config)
-    return plugin.preview(config, text=text, headline="", title="t").length
 
 
 def test_every_channel_shows_a_preview_and_a_counter_in_words(
