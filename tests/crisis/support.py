@@ -4,20 +4,26 @@ registered citizens written with set-based INSERTs (no password hashing per pers
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from fastapi.testclient import TestClient
 from sqlalchemy import insert, select
 
 from elshi.accounts import service as accounts
 from elshi.accounts.service import Principal
+from elshi.app import create_app
 from elshi.consulate.models import Citizen, Registration
+from elshi.crisis import service
 from elshi.crypto import PHONE
 from elshi.db import Database, keyring_of, utcnow
 from elshi.missions import service as missions
+from elshi.settings import Settings
 
 PASSWORD = "correct horse battery"
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 MESSAGES = {
     "kk": {
         "subject": "Ыстамбұл: жер сілкінісі",
@@ -137,3 +143,48 @@ def populate(
         ]
         s.execute(insert(Registration), regs)
     return ids
+
+
+def crisis(db: Database, t: Team, **area: Any) -> tuple[int, int]:
+    """Draft a crisis broadcast (default area: Istanbul); return (broadcast id, crisis id)."""
+    with db.session() as s:
+        b = service.create_crisis(
+            db=s,
+            actor=t.officer,
+            mission_id=t.mission_id,
+            title="Flood",
+            area=service.parse_area(area or {"countries": "TR", "cities": "Istanbul"}),
+            audience="present",
+            messages=MESSAGES,
+        )
+        return b.id, b.crisis_id
+
+
+def sent(db: Database, t: Team, **area: Any) -> tuple[int, int]:
+    """A crisis broadcast approved by the second officer and sent (its people are copied)."""
+    bid, cid = crisis(db, t, **area)
+    with db.session() as s:
+        service.approve(db=s, actor=t.officer2, broadcast_id=bid)
+    with db.session() as s:
+        service.send(db=s, actor=t.officer2, broadcast_id=bid)
+    return bid, cid
+
+
+def officer_client(settings: Settings, db: Database) -> TestClient:
+    """A test client of the app that asks for English pages."""
+    client = TestClient(create_app(settings, db=db))
+    client.headers["accept-language"] = "en"
+    return client
+
+
+def staff_login(client: TestClient, email: str) -> None:
+    """Sign a staff member in on the client."""
+    page = client.get("/login")
+    token = CSRF.search(page.text)
+    assert token
+    r = client.post(
+        "/login",
+        data={"email": email, "password": PASSWORD, "csrf_token": token[1], "next": "/crisis"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
