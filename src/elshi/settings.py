@@ -400,6 +400,17 @@ class Settings(BaseSettings):
         least=0,
     )
 
+    crisis_map_tiles_url: str = _text(
+        "Crisis: map tiles shown under the country outlines of the crisis map, as an "
+        "http(s) address with {z}, {x} and {y} (e.g. https://tiles.example.org/{z}/{x}/{y}.png: "
+        "a tile server you run or may use). Officers' browsers load the tiles from there. "
+        "Empty: the shipped outlines only, nothing is loaded from elsewhere."
+    )
+    crisis_map_tiles_attribution: str = _text(
+        "Crisis: the credit line the tile server asks for, shown under the map "
+        "(e.g. © OpenStreetMap contributors)."
+    )
+
     @field_validator(
         "database_url",
         "queue_url",
@@ -428,6 +439,13 @@ class Settings(BaseSettings):
         if value and not value.startswith(("redis://", "rediss://", "sqlite://", "memory://")):
             raise ValueError("must start with redis://, rediss://, sqlite:// or memory://")
         return value
+
+    @field_validator("crisis_map_tiles_url")
+    @classmethod
+    def _tiles_url(cls, value: str) -> str:
+        from elshi.crisis.mapsvg import check_tiles_url
+
+        return check_tiles_url(value)
 
     @field_validator("database_url")
     @classmethod

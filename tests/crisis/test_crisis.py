@@ -12,19 +12,21 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
 from elshi import crypto
 from elshi.accounts.service import Principal
-from elshi.app import create_app
 from elshi.consulate.models import Citizen, Registration
 from elshi.crisis import flows, service
 from elshi.crisis.models import CheckIn, Delivery, Recipient, WalkIn
 from elshi.crisis.views import twilio_signature
 from elshi.db import Database, utcnow
 from elshi.settings import Settings
-from tests.crisis.support import MESSAGES, PASSWORD, Team, populate, team
+from tests.crisis.support import MESSAGES, populate, team
+from tests.crisis.support import crisis as _crisis
+from tests.crisis.support import officer_client as _client
+from tests.crisis.support import sent as _sent
+from tests.crisis.support import staff_login as _staff_login
 from tests.speak.platforms import TOKENS, PlatformServer
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -35,35 +37,6 @@ def gateways() -> Iterator[PlatformServer]:
     server = PlatformServer().start()
     yield server
     server.stop()
-
-
-def _crisis(db: Database, t: Team, **area: Any) -> tuple[int, int]:
-    with db.session() as s:
-        b = service.create_crisis(
-            db=s,
-            actor=t.officer,
-            mission_id=t.mission_id,
-            title="Flood",
-            area=service.parse_area(area or {"countries": "TR", "cities": "Istanbul"}),
-            audience="present",
-            messages=MESSAGES,
-        )
-        return b.id, b.crisis_id
-
-
-def _sent(db: Database, t: Team, **area: Any) -> tuple[int, int]:
-    bid, cid = _crisis(db, t, **area)
-    with db.session() as s:
-        service.approve(db=s, actor=t.officer2, broadcast_id=bid)
-    with db.session() as s:
-        service.send(db=s, actor=t.officer2, broadcast_id=bid)
-    return bid, cid
-
-
-def _client(settings: Settings, db: Database) -> TestClient:
-    client = TestClient(create_app(settings, db=db))
-    client.headers["accept-language"] = "en"
-    return client
 
 
 def _token(settings: Settings, cid: int, rid: int) -> str:
@@ -432,18 +405,6 @@ def test_sms_reply_webhook_is_signed(db: Database, settings: Settings) -> None:
 
 
 # ---------------------------------------------------------------------------- officer pages
-
-
-def _staff_login(client: TestClient, email: str) -> None:
-    page = client.get("/login")
-    token = CSRF.search(page.text)
-    assert token
-    r = client.post(
-        "/login",
-        data={"email": email, "password": PASSWORD, "csrf_token": token[1], "next": "/crisis"},
-        follow_redirects=False,
-    )
-    assert r.status_code == 303
 
 
 def test_officer_pages_preview_create_dashboard_and_exports(

@@ -266,7 +266,7 @@ def export(
     """Write the evacuation list (everyone not known to have left) as CSV or PDF."""
     from elshi.accounts.service import audit
     from elshi.crisis import service
-    from elshi.crisis.export import evacuation_csv, evacuation_html, export_rows
+    from elshi.crisis.export import evacuation_csv, evacuation_html, evacuation_rows
     from elshi.crisis.models import Crisis
 
     settings, db = _db()
@@ -275,7 +275,7 @@ def export(
         if c is None:
             raise fail(f"no crisis {crisis}", Exit.NOT_FOUND)
         people = service.people(db=s, crisis_id=crisis, kind="evacuation")
-        rows = export_rows(people)
+        rows = evacuation_rows(s, people)
         audit(
             db=s,
             action="crisis.export",

@@ -136,6 +136,8 @@ class Person:
 
 #: Sealed personal data a worklist and the evacuation list show.
 PEOPLE_FIELDS = ("crisis_recipient.phone", "crisis_checkin.note", "crisis_recipient.officer_note")
+#: The evacuation list also holds the address and the companions of each stay.
+EXPORT_FIELDS = (*PEOPLE_FIELDS, "registration.address", "registration.companions")
 
 
 def disclosure(people: Sequence[Person], why: str) -> dict[str, Any]:
@@ -145,7 +147,7 @@ def disclosure(people: Sequence[Person], why: str) -> dict[str, Any]:
         "rows": len(people),
         "recipients": [p.recipient.id for p in people],
         "citizens": sorted({p.recipient.citizen_id for p in people}),
-        "fields": list(PEOPLE_FIELDS),
+        "fields": list(EXPORT_FIELDS if why == "export" else PEOPLE_FIELDS),
         "why": why,
     }
 
@@ -306,6 +308,7 @@ def push_subscriptions(*, db: Session, citizen_ids: Iterable[int]) -> dict[int, 
 
 
 __all__ = [
+    "EXPORT_FIELDS",
     "PEOPLE_FIELDS",
     "WORKLISTS",
     "Person",

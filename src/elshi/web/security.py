@@ -12,6 +12,13 @@ CSP = (
     "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
+
+
+def csp_allowing_images(origin: str) -> str:
+    """The CSP of a page that also shows images from `origin` (an operator's map tiles)."""
+    return CSP.replace("img-src 'self' data:", f"img-src 'self' data: {origin}")
+
+
 # Swagger UI sets style attributes from script; nothing else on that page is relaxed.
 DOCS_CSP = CSP + "; style-src 'self' 'unsafe-inline'"
 DOCS_PATH = "/api/docs"

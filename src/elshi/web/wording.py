@@ -47,6 +47,11 @@ TERMS: dict[str, dict[str, str]] = {
         "help": N_("needs help"),
         "left": N_("left the area"),
     },
+    "presence": {
+        "confirmed": N_("confirmed"),
+        "estimated": N_("estimated by dates"),
+        "registered": N_("registered, dates do not cover today"),
+    },
     "audience": {
         "present": N_("present today by registration dates"),
         "everyone": N_("everyone registered there"),

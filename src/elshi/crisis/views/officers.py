@@ -3,7 +3,6 @@ the welfare dashboard, broadcast approval and sending, worklists and the evacuat
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -11,14 +10,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup
 
-from elshi.crisis import service
-from elshi.crisis.export import evacuation_csv, evacuation_html, export_rows
+from elshi.crisis import mapsvg, service
+from elshi.crisis.export import evacuation_csv, evacuation_html, evacuation_rows
 from elshi.crisis.models import CHANNELS, Crisis
 from elshi.errors import Invalid, NotFound
 from elshi.web.actions import Refusal, handle_form
 from elshi.web.bounds import MAX_ID, Id
 from elshi.web.deps import DbSession, StaffUser
 from elshi.web.i18n import N_
+from elshi.web.security import csp_allowing_images
 from elshi.web.templating import render, request_language, settings_of, translate
 
 router = APIRouter(prefix="/crisis", include_in_schema=False)
@@ -154,62 +154,6 @@ async def create(request: Request, db: DbSession, principal: StaffUser) -> Respo
     )
 
 
-def map_svg(
-    area: dict[str, Any], help_points: list[tuple[float, float]], others: list[tuple[float, float]]
-) -> Markup:
-    """Draw the area and the need-help reports as SVG (equirectangular; no tiles)."""
-    pts: list[tuple[float, float]] = list(help_points) + list(others)
-    shape: list[tuple[float, float]] = []
-    if area.get("polygon"):
-        shape = [(p[0], p[1]) for p in area["polygon"]]
-    elif area.get("circle"):
-        c = area["circle"]
-        dlat = c["km"] / 111.0
-        dlon = c["km"] / max(1e-6, 111.0 * math.cos(math.radians(c["lat"])))
-        shape = [
-            (
-                c["lat"] + dlat * math.sin(a / 24 * 2 * math.pi),
-                c["lon"] + dlon * math.cos(a / 24 * 2 * math.pi),
-            )
-            for a in range(24)
-        ]
-    every = pts + shape
-    width, height, pad = 600, 360, 20
-    if not every:
-        return Markup(
-            f'<svg class="crisis-map" viewBox="0 0 {width} {height}" role="img" aria-label="map">'
-            f'<rect width="{width}" height="{height}" fill="#f4f6f8"/></svg>'
-        )
-    lats = [p[0] for p in every]
-    lons = [p[1] for p in every]
-    mid = math.cos(math.radians((min(lats) + max(lats)) / 2))
-    span_x = max(1e-6, (max(lons) - min(lons)) * mid)
-    span_y = max(1e-6, max(lats) - min(lats))
-    scale = min((width - 2 * pad) / span_x, (height - 2 * pad) / span_y)
-
-    def xy(lat: float, lon: float) -> tuple[float, float]:
-        return pad + (lon - min(lons)) * mid * scale, height - pad - (lat - min(lats)) * scale
-
-    parts = [
-        f'<svg class="crisis-map" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="need-help reports"><rect width="{width}" height="{height}" fill="#f4f6f8"/>'
-    ]
-    if shape:
-        d = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(*p) for p in shape))
-        parts.append(f'<polygon points="{d}" fill="#dde8f3" stroke="#4a6f95"/>')
-    for lat, lon in others[:2000]:
-        x, y = xy(lat, lon)
-        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="1.5" fill="#9aa5b1"/>')
-    for lat, lon in help_points:
-        x, y = xy(lat, lon)
-        parts.append(
-            f'<circle class="help" cx="{x:.1f}" cy="{y:.1f}" r="5" fill="#c62828">'
-            f"<title>{lat:.4f}, {lon:.4f}</title></circle>"
-        )
-    parts.append("</svg>")
-    return Markup("".join(parts))
-
-
 def _crisis_or_404(
     request: Request, db: Any, principal: Any, crisis_id: int, act: bool = False
 ) -> Crisis | Response:
@@ -237,7 +181,7 @@ def dashboard(request: Request, db: DbSession, principal: StaffUser, crisis_id: 
             area=crisis.area,
             audience=crisis.audience,
         )
-    helpers = service.help_points(db=db, crisis_id=crisis.id)
+    reports = service.worklist(db=db, actor=principal, crisis_id=crisis.id, kind="help")
     broadcasts = service.broadcasts_of(db=db, crisis_id=crisis.id)
     walkins = service.walkins_of(db=db, crisis_id=crisis.id, limit=200)
     segs = {
@@ -257,19 +201,55 @@ def dashboard(request: Request, db: DbSession, principal: StaffUser, crisis_id: 
         }
         for b in broadcasts
     }
-    return _officer(
+    page = _officer(
         request,
         "dashboard.html",
         crisis=crisis,
         w=w,
         expected=expected,
         area=service.describe_area(crisis.area, lambda m: translate(request, m)),
-        map=map_svg(crisis.area, helpers, []),
+        map=_help_map(request, crisis, reports),
+        reports=reports,
+        tiles_attribution=settings_of(request).crisis_map_tiles_attribution,
         broadcasts=broadcasts,
         segments=segs,
         walkins=walkins,
         can_act=principal.can("consulate.act", crisis.mission_id),
         me=principal.user_id,
+    )
+    tiles = settings_of(request).crisis_map_tiles_url
+    if tiles:
+        page.headers["Content-Security-Policy"] = csp_allowing_images(mapsvg.tiles_origin(tiles))
+    return page
+
+
+def report_label(request: Request, person: service.Person) -> str:
+    """The accessible name of a need-help report: the person's name and note."""
+    if not person.note:
+        return person.recipient.name
+    return translate(request, N_("%(name)s: %(note)s")) % {
+        "name": person.recipient.name,
+        "note": person.note,
+    }
+
+
+def _help_map(request: Request, crisis: Crisis, reports: list[service.Person]) -> Markup:
+    """The need-help reports with a position, on the map of the crisis area."""
+    markers = [
+        mapsvg.Marker(
+            p.latitude,
+            p.longitude,
+            report_label(request, p),
+            f"/crisis/{crisis.id}/people/help#person-{p.recipient.id}",
+        )
+        for p in reports
+        if p.latitude is not None and p.longitude is not None
+    ]
+    return mapsvg.draw(
+        crisis.area,
+        markers,
+        label=translate(request, N_("Map of the crisis area and the need-help reports")),
+        tiles_url=settings_of(request).crisis_map_tiles_url,
     )
 
 
@@ -415,7 +395,7 @@ def export(
     if isinstance(crisis, Response):
         return crisis
     people = service.evacuation_list(db=db, actor=principal, crisis_id=crisis.id, fmt=fmt)
-    rows = export_rows(people)
+    rows = evacuation_rows(db, people)
     name = f"evacuation-{crisis.id}"
     if fmt == "csv":
         return Response(
