@@ -155,7 +155,8 @@ def test_an_unknown_country_is_refused_at_its_field(
     assert '<a href="#country_code">Choose the country from the list.</a>' in _summary(page.text)
     assert re.search(r'id="country_code-error">Choose the country from the list.', page.text)
     assert re.search(r'<select id="country_code"[^>]*aria-invalid="true"', page.text)
-    assert 'value="Berlin"' in page.text  # what was typed stays
+    assert 'value="Berlin"' in page.text  # what was typed stays, the country for the box too
+    assert f'data-typed="{typed}"' in page.text
     assert _stays(db) == 0
 
 

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
-from elshi.consulate import documents, flows, service
+from elshi.consulate import countries, documents, flows, service
 from elshi.consulate.models import Citizen, ServiceRequest, ServiceType
 from elshi.consulate.views.common import (
     ACCESS_ACTIONS,
@@ -113,6 +113,8 @@ async def stay_new(request: Request, db: DbSession, citizen: CitizenUser) -> Res
     form = await request.form(max_files=0, max_fields=200)
     raw = {k: str(v) for k, v in form.items()}
     values = {k: raw[k] for k in STAY_FIELDS if k in raw}
+    if code := countries.resolve(values.get("country_code")):
+        values["country_code"] = code  # a name from the enhanced picker: its list shows codes
     step = raw.get("step", "register")
     act = FormAction(request, db, raw.get("csrf_token"))
 

@@ -113,7 +113,7 @@ if ("serviceWorker" in navigator) {
       box.setAttribute("autocomplete", "off");
       box.setAttribute("maxlength", "100");
       var chosen = select.options[select.selectedIndex];
-      box.value = chosen && chosen.value ? chosen.text : "";
+      box.value = chosen && chosen.value ? chosen.text : select.getAttribute("data-typed") || "";
       select.parentNode.replaceChild(box, select);
       box.parentNode.insertBefore(list, box.nextSibling);
     });
