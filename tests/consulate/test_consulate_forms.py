@@ -59,11 +59,13 @@ def _stay(w: World, **change: str) -> dict[str, str]:
     } | change
 
 
-def _answers(client: TestClient, req: int, answers: dict[str, str], action: str) -> Any:
+def _answers(
+    client: TestClient, req: int, answers: dict[str, str], action: str, query: str = ""
+) -> Any:
     """Send a request's form with one of its buttons."""
     token = _csrf(client, f"/consulate/requests/{req}")
     return client.post(
-        f"/consulate/requests/{req}/answers",
+        f"/consulate/requests/{req}/answers{query}",
         data={**answers, "csrf_token": token, "action": action},
         follow_redirects=False,
     )
@@ -206,6 +208,9 @@ def test_a_request_is_checked_before_it_is_submitted(
     early = _answers(alice, req, ANSWERS, "check")
     assert early.status_code == 400
     assert 'href="#document-kind"' in _summary(early.text)
+    kk = _answers(alice, req, ANSWERS, "check", "?lang=kk")
+    assert "Төлқұжат" in _summary(kk.text) and "Passport" not in _summary(kk.text)
+    alice.get("/consulate/home?lang=en")  # the language chosen sticks: back to English
     assert _upload(alice, req, "passport", "p.pdf", pdf()).status_code == 303
     assert _upload(alice, req, "photo", "p.png", PNG_2x2).status_code == 303
     to_check = _answers(alice, req, ANSWERS, "check")

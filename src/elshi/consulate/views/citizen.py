@@ -34,9 +34,7 @@ from elshi.db import utcnow
 from elshi.web.actions import CHECKED, FormAction, Refusal
 from elshi.web.bounds import Id, QueryId
 from elshi.web.deps import DbSession
-from elshi.web.templating import (
-    settings_of,
-)
+from elshi.web.templating import request_language, settings_of
 
 
 @router.get("/home")
@@ -208,6 +206,14 @@ def _request_again(
     """The request's page again, with what was wrong (the change was rolled back)."""
     req = service.citizen_request(db=db, citizen_id=citizen.id, request_id=request_id)
     errors = _problems(request, exc)
+    # A missing document is named in the reader's language, not the catalogue's English.
+    lang = request_language(request)
+    kind = db.get(ServiceType, req.service_type_id)
+    for doc in kind.documents if kind else []:
+        if doc["slug"] in errors:
+            names = doc.get("names") or {}
+            named = names.get(lang) or names.get("en") or doc["slug"]
+            errors[doc["slug"]] = _t(request, service.MISSING_DOCUMENT, name=named)
     return _request_page(request, db, citizen, req, status=status, errors=errors, values=values)
 
 
