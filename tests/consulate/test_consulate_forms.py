@@ -98,6 +98,7 @@ def test_a_form_with_errors_has_one_summary_linking_each_field(
     assert 'aria-invalid="true"' in field[0]
     assert re.search(r'id="password-error">[^<]*at least 12 characters', page.text)
     assert page.text.count('class="error-summary"') == 1
+    assert "<title>Error: Create an account · e-Consulate</title>" in page.text
 
 
 def test_a_problem_of_the_whole_form_is_in_the_summary_too(
