@@ -31,6 +31,7 @@ from elshi.consulate.views.common import (
 )
 from elshi.crisis.telegram import link_url as telegram_link_url
 from elshi.db import utcnow
+from elshi.missions.models import Mission
 from elshi.web.actions import CHECKED, FormAction, Refusal
 from elshi.web.bounds import Id, QueryId
 from elshi.web.deps import DbSession
@@ -120,9 +121,13 @@ async def stay_new(request: Request, db: DbSession, citizen: CitizenUser) -> Res
         return _stay_form(request, db, values, 400, errors=_problems(request, exc))
 
     def checked(stay: dict[str, Any]) -> Response:
-        mission = next(m for m in service.consular_missions(db=db) if m.id == stay["mission_id"])
+        mission = db.get(Mission, stay["mission_id"])
         return _page(
-            request, "stay_check.html", stay=stay, hidden=values, mission_name=mission.name
+            request,
+            "stay_check.html",
+            stay=stay,
+            hidden=values,
+            mission_name=mission.name if mission else "",
         )
 
     def work() -> Response:
