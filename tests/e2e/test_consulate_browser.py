@@ -115,17 +115,18 @@ def test_visitor_applies_for_a_visa_and_an_officer_decides(
     # Register a stay.
     visitor.click("header.top .menu-toggle")  # on a phone the menu is folded
     visitor.click("nav.main a[href='/consulate/stays/new']")
-    visitor.fill("#country_code", "DE")
+    visitor.fill("#country_code", "Germany")  # the country picker, as a box with suggestions
     visitor.fill("#city", "Berlin")
     visitor.fill("#address", "Hotel Adlon")
     visitor.fill("#arrive_on", date.today().isoformat())
     visitor.fill("#leave_on", (date.today() + timedelta(days=14)).isoformat())
     visitor.fill("#companion_0_name", "Dias")
     visitor.fill("#companion_0_relation", "son")
-    visitor.click("form.stack button[type=submit]")
+    visitor.click("#continue")
+    assert "Germany" in visitor.locator("#answers").inner_text()
+    visitor.click("#register")
     visitor.wait_for_url("**notice=stay")
-    visitor.click("#stays form[action$='/confirm'] button")
-    visitor.wait_for_url("**notice=confirmed")
+    assert visitor.locator("#stays form[action$='/confirm']").count() == 0
 
     # Apply for a visa with two documents.
     visitor.click("header.top .menu-toggle")
@@ -146,6 +147,8 @@ def test_visitor_applies_for_a_visa_and_an_officer_decides(
         visitor.click("#upload button[type=submit]")
         visitor.wait_for_url("**notice=uploaded")
     assert visitor.locator("#documents li").count() == 2
+    visitor.click("#continue")
+    visitor.wait_for_url("**/check")
     visitor.click("#submit")
     visitor.wait_for_url("**notice=submitted")
     assert visitor.locator("#status").inner_text() == "submitted"
@@ -174,6 +177,8 @@ def test_visitor_applies_for_a_visa_and_an_officer_decides(
     visitor.set_input_files("#file", str(files["hotel.png"]))
     visitor.click("#upload button[type=submit]")
     visitor.wait_for_url("**notice=uploaded")
+    visitor.click("#continue")
+    visitor.wait_for_url("**/check")
     visitor.click("#submit")
     visitor.wait_for_url("**notice=submitted")
     assert visitor.locator("#status").inner_text() == "in review"

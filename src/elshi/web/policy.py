@@ -226,6 +226,8 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/consulate/services/{service_type_id}/apply"): citizen("at any mission"),
     ("GET", "/consulate/requests/{request_id}"): citizen(),
     ("POST", "/consulate/requests/{request_id}/answers"): citizen(),
+    ("GET", "/consulate/requests/{request_id}/check"): citizen(),
+    ("POST", "/consulate/requests/{request_id}/submit"): citizen(),
     ("POST", "/consulate/requests/{request_id}/documents"): citizen(),
     ("POST", "/consulate/requests/{request_id}/messages"): citizen(),
     ("POST", "/consulate/requests/{request_id}/book"): citizen("a slot of the request's mission"),

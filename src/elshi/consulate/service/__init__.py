@@ -63,7 +63,7 @@ BAD_CHOICE = N_("Choose one of the options.")
 DATES_REVERSED = N_("The departure date is before the arrival date.")
 TRIP_OVER = N_("The trip is already over.")
 TRIP_TOO_LONG = N_("A stay can be registered for at most 5 years.")
-BAD_COUNTRY = N_("Use the two-letter country code, e.g. DE.")
+BAD_COUNTRY = N_("Choose the country from the list.")
 BAD_MISSION = N_("Choose a mission from the list.")
 TOO_MANY_COMPANIONS = N_("At most %(n)s people can travel with you on one registration.")
 BAD_STATUS = N_("This cannot be done while the request is %(status)s.")
@@ -221,6 +221,7 @@ from elshi.consulate.service.requests import (
     history,
     messages_of,
     post_message,
+    ready_to_submit,
     save_answers,
     submit,
 )
@@ -238,6 +239,7 @@ from elshi.consulate.service.stays import (
     citizen_stay,
     citizen_stays,
     confirm_stay,
+    confirmation_due,
     expire_stays,
     parse_stay,
     register_stay,
@@ -327,6 +329,7 @@ __all__ = [
     "claim",
     "clean_text",
     "confirm_stay",
+    "confirmation_due",
     "consular_missions",
     "create_citizen",
     "create_draft",
@@ -357,6 +360,7 @@ __all__ = [
     "post_message",
     "purge",
     "queue",
+    "ready_to_submit",
     "record_access",
     "register_stay",
     "request_appointments",

@@ -132,10 +132,9 @@ def documents_of(*, db: Session, request_id: int) -> list[Document]:
     )
 
 
-def submit(
-    *, db: Session, citizen_id: int, request_id: int, now: datetime | None = None
-) -> ServiceRequest:
-    """Submit a draft (or a request waiting for documents) after checking it is complete."""
+def ready_to_submit(*, db: Session, citizen_id: int, request_id: int) -> ServiceRequest:
+    """Return one of the citizen's requests that can be submitted as it is (its answers
+    complete, its required documents there), or raise Invalid saying what is missing."""
     request = citizen_request(db=db, citizen_id=citizen_id, request_id=request_id)
     _editable(request)
     service = db.get(ServiceType, request.service_type_id)
@@ -155,6 +154,14 @@ def submit(
             )
     if problems:
         raise Invalid(*problems)
+    return request
+
+
+def submit(
+    *, db: Session, citizen_id: int, request_id: int, now: datetime | None = None
+) -> ServiceRequest:
+    """Submit a draft (or a request waiting for documents) after checking it is complete."""
+    request = ready_to_submit(db=db, citizen_id=citizen_id, request_id=request_id)
     now = now or utcnow()
     resumed = request.status == "more_documents"
     target = "in_review" if resumed and request.assigned_to else "submitted"

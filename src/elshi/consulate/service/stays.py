@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
+from elshi.consulate import countries
 from elshi.consulate.models import (
     Registration,
 )
@@ -50,10 +50,11 @@ def parse_stay(*, db: Session, raw: Mapping[str, Any], today: date) -> dict[str,
     """Check a stay form; return clean values or raise Invalid with every problem."""
 
     def country() -> str:
-        code = clean_text("country_code", raw.get("country_code"), max_len=2, required=True)
-        if not re.fullmatch(r"[A-Za-z]{2}", code):
+        text = clean_text("country_code", raw.get("country_code"), max_len=100, required=True)
+        code = countries.resolve(text)
+        if code is None:
             raise _invalid("country_code", BAD_COUNTRY)
-        return code.upper()
+        return code
 
     values, problems = _gather(
         [
@@ -130,6 +131,13 @@ def cancel_stay(*, db: Session, citizen_id: int, registration_id: int) -> Regist
     row.updated_at = utcnow()
     db.flush()
     return row
+
+
+def confirmation_due(row: Registration, *, now: datetime, unconfirmed_days: int) -> bool:
+    """Whether to ask the citizen to confirm a stay: only once it went unconfirmed for the
+    confirmation period (never right after registering or confirming it)."""
+    last = row.confirmed_at or row.created_at
+    return row.status == "active" and last <= now - timedelta(days=unconfirmed_days)
 
 
 def expire_stays(*, db: Session, today: date | None = None) -> int:

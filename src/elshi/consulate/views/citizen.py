@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Form, Request
 from fastapi.concurrency import run_in_threadpool
@@ -11,7 +12,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
-from elshi.consulate import documents, flows, service
+from elshi.consulate import countries, documents, flows, service
 from elshi.consulate.models import Citizen, ServiceRequest, ServiceType
 from elshi.consulate.views.common import (
     ACCESS_ACTIONS,
@@ -30,24 +31,29 @@ from elshi.consulate.views.common import (
 )
 from elshi.crisis.telegram import link_url as telegram_link_url
 from elshi.db import utcnow
+from elshi.missions.models import Mission
 from elshi.web.actions import CHECKED, FormAction, Refusal
 from elshi.web.bounds import Id, QueryId
 from elshi.web.deps import DbSession
-from elshi.web.templating import (
-    settings_of,
-)
+from elshi.web.templating import request_language, settings_of
 
 
 @router.get("/home")
 def home(request: Request, db: DbSession, citizen: CitizenUser) -> Response:
     """Stays, requests and appointments of the signed-in citizen."""
-    today = utcnow().date()
+    now = utcnow()
+    today = now.date()
     requests = service.citizen_requests(db=db, citizen_id=citizen.id)
     appointments = service.citizen_appointments(db=db, citizen_id=citizen.id)
+    stays = service.citizen_stays(db=db, citizen_id=citizen.id)
+    period = settings_of(request).stay_reminder_unconfirmed_days
     return _page(
         request,
         "home.html",
-        stays=service.citizen_stays(db=db, citizen_id=citizen.id),
+        stays=stays,
+        confirm_due={
+            s.id for s in stays if service.confirmation_due(s, now=now, unconfirmed_days=period)
+        },
         requests=requests,
         appointments=appointments,
         zones=service.mission_zones(db=db, ids={s.mission_id for _, s in appointments}),
@@ -57,37 +63,88 @@ def home(request: Request, db: DbSession, citizen: CitizenUser) -> Response:
     )
 
 
-@router.get("/stays/new")
-def stay_page(request: Request, db: DbSession, citizen: CitizenUser) -> Response:
-    """The form to register a stay abroad."""
+#: What the stay form sends, kept in the check-your-answers page to go back or register.
+STAY_FIELDS = (
+    "mission_id",
+    "country_code",
+    "city",
+    "address",
+    "arrive_on",
+    "leave_on",
+    "phone",
+    "emergency_contact",
+    *(f"companion_{i}_{part}" for i in range(3) for part in ("name", "relation")),
+)
+
+
+def _stay_form(
+    request: Request,
+    db: Session,
+    values: dict[str, Any],
+    status: int = 200,
+    *,
+    errors: dict[str, str] | None = None,
+    focus: str | None = None,
+) -> Response:
+    missions = service.consular_missions(db=db)
     return _page(
         request,
         "stay.html",
-        values={"phone": citizen.phone},
-        missions=service.consular_missions(db=db),
+        status,
+        values=values,
+        mission_options=[(m.id, m.name) for m in missions],
         companions=range(3),
+        errors=errors or {},
+        focus=focus,
     )
+
+
+@router.get("/stays/new")
+def stay_page(request: Request, db: DbSession, citizen: CitizenUser) -> Response:
+    """The form to register a stay abroad."""
+    return _stay_form(request, db, {"phone": citizen.phone})
 
 
 @router.post("/stays/new")
 async def stay_new(request: Request, db: DbSession, citizen: CitizenUser) -> Response:
-    """Register a stay abroad."""
+    """Check a stay form and show the answers to check (step "check"), go back to the form at
+    one answer ("change"), or register the stay (step "register")."""
     form = await request.form(max_files=0, max_fields=200)
     raw = {k: str(v) for k, v in form.items()}
+    values = {k: raw[k] for k in STAY_FIELDS if k in raw}
+    if code := countries.resolve(values.get("country_code")):
+        values["country_code"] = code  # a name from the enhanced picker: its list shows codes
+    step = raw.get("step", "register")
+    act = FormAction(request, db, raw.get("csrf_token"))
+
+    def invalid(exc: service.Invalid) -> Response:
+        return _stay_form(request, db, values, 400, errors=_problems(request, exc))
+
+    def checked(stay: dict[str, Any]) -> Response:
+        mission = db.get(Mission, stay["mission_id"])
+        return _page(
+            request,
+            "stay_check.html",
+            stay=stay,
+            hidden=values,
+            mission_name=mission.name if mission else "",
+        )
 
     def work() -> Response:
+        if raw.get("change"):
+            change = raw["change"]
+            return _stay_form(request, db, values, focus=change if change in STAY_FIELDS else None)
+        if step == "check":
+            return _citizen_form(
+                act,
+                lambda: service.parse_stay(db=db, raw=values, today=utcnow().date()),
+                invalid=invalid,
+                done=checked,
+            )
         return _citizen_form(
-            FormAction(request, db, raw.get("csrf_token")),
-            lambda: service.register_stay(db=db, citizen_id=citizen.id, raw=raw),
-            invalid=lambda exc: _page(
-                request,
-                "stay.html",
-                400,
-                values=raw,
-                missions=service.consular_missions(db=db),
-                companions=range(3),
-                errors=_problems(request, exc),
-            ),
+            act,
+            lambda: service.register_stay(db=db, citizen_id=citizen.id, raw=values),
+            invalid=invalid,
             done=lambda _: _back("/consulate/home", "stay"),
         )
 
@@ -154,6 +211,14 @@ def _request_again(
     """The request's page again, with what was wrong (the change was rolled back)."""
     req = service.citizen_request(db=db, citizen_id=citizen.id, request_id=request_id)
     errors = _problems(request, exc)
+    # A missing document is named in the reader's language, not the catalogue's English.
+    lang = request_language(request)
+    kind = db.get(ServiceType, req.service_type_id)
+    for doc in kind.documents if kind else []:
+        if doc["slug"] in errors:
+            names = doc.get("names") or {}
+            named = names.get(lang) or names.get("en") or doc["slug"]
+            errors[doc["slug"]] = _t(request, service.MISSING_DOCUMENT, name=named)
     return _request_page(request, db, citizen, req, status=status, errors=errors, values=values)
 
 
@@ -180,7 +245,8 @@ def _request_page(
         status,
         req=req,
         kind=kind,
-        values=values if values is not None else req.answers,
+        values=values if values is not None else _prefilled(kind, req.answers, citizen),
+        anchors=_anchors(kind),
         docs=service.documents_of(db=db, request_id=req.id),
         events=service.history(db=db, request_id=req.id),
         messages=service.messages_of(db=db, request_id=req.id),
@@ -193,6 +259,27 @@ def _request_page(
         max_mb=settings_of(request).upload_max_mb,
         errors=errors or {},
     )
+
+
+#: Fields of a service's form that ask for the applicant's own name (filled from the account).
+NAME_FIELDS = ("full_name", "name", "applicant_name")
+
+
+def _prefilled(
+    kind: ServiceType | None, answers: dict[str, Any], citizen: Citizen
+) -> dict[str, Any]:
+    """A request's answers, with the citizen's name where the form asks it and it is empty."""
+    values = dict(answers or {})
+    for spec in kind.fields if kind else []:
+        if spec.get("name") in NAME_FIELDS and not values.get(spec["name"]):
+            values[spec["name"]] = citizen.name
+    return values
+
+
+def _anchors(kind: ServiceType | None) -> dict[str, str]:
+    """Where the error summary sends the citizen for problems that are not a form field."""
+    slugs = [d["slug"] for d in (kind.documents if kind else [])]
+    return {slug: "document-kind" for slug in slugs} | {"kind": "document-kind", "status": "status"}
 
 
 def _request_form(
@@ -232,34 +319,77 @@ def request_page(request: Request, db: DbSession, citizen: CitizenUser, request_
 async def save_answers(
     request: Request, db: DbSession, citizen: CitizenUser, request_id: Id
 ) -> Response:
-    """Save the form as a draft, or save and submit."""
+    """Save the form as a draft, or save it and go to check the answers before submitting
+    ("submit" still saves and submits at once, for pages a browser kept from before)."""
     form = await request.form(max_files=0, max_fields=200)
     raw = {k: str(v) for k, v in form.items()}
-    submit = raw.get("action") == "submit"
+    action = raw.get("action")
+    complete = action in ("check", "submit")
 
-    def then_submit(_: Any) -> Response:
-        if not submit:
+    def then(_: Any) -> Response:
+        if action == "check":
+            return RedirectResponse(f"/consulate/requests/{request_id}/check", status_code=303)
+        if action != "submit":
             return _back(f"/consulate/requests/{request_id}", "saved")
-        return _request_form(
-            CitizenAction(request, db, CHECKED, citizen),
-            request_id,
-            lambda: flows.submit_request(
-                db=db, settings=settings_of(request), citizen_id=citizen.id, request_id=request_id
-            ),
-            "submitted",
+        return _submit(CitizenAction(request, db, CHECKED, citizen), request_id)
+
+    def change() -> Any:
+        saved = service.save_answers(
+            db=db, citizen_id=citizen.id, request_id=request_id, raw=raw, complete=complete
         )
+        if action == "check":
+            service.ready_to_submit(db=db, citizen_id=citizen.id, request_id=request_id)
+        return saved
 
     def work() -> Response:
         return _citizen_form(
             FormAction(request, db, raw.get("csrf_token")),
-            lambda: service.save_answers(
-                db=db, citizen_id=citizen.id, request_id=request_id, raw=raw, complete=submit
-            ),
+            change,
             invalid=lambda exc: _request_again(request, db, citizen, request_id, exc, values=raw),
-            done=then_submit,
+            done=then,
         )
 
     return await run_in_threadpool(work)
+
+
+def _submit(act: CitizenAction, request_id: int) -> Response:
+    return _request_form(
+        act,
+        request_id,
+        lambda: flows.submit_request(
+            db=act.db,
+            settings=settings_of(act.request),
+            citizen_id=act.citizen.id,
+            request_id=request_id,
+        ),
+        "submitted",
+    )
+
+
+@router.get("/requests/{request_id}/check")
+def check_request(
+    request: Request, db: DbSession, citizen: CitizenUser, request_id: Id
+) -> Response:
+    """The answers and documents of a request to check, each with a link to change it, and
+    the button that submits it (once submitted, the answers only)."""
+    try:
+        req = service.citizen_request(db=db, citizen_id=citizen.id, request_id=request_id)
+    except service.NotFound:
+        return _not_found(request)
+    return _page(
+        request,
+        "request_check.html",
+        req=req,
+        editable=req.status in ("draft", "more_documents"),
+        kind=db.get(ServiceType, req.service_type_id),
+        docs=service.documents_of(db=db, request_id=req.id),
+    )
+
+
+@router.post("/requests/{request_id}/submit")
+def submit_request(act: CitizenForm, request_id: Id) -> Response:
+    """Submit a request whose answers the citizen has checked."""
+    return _submit(act, request_id)
 
 
 async def _read_upload(file: UploadFile, limit: int) -> bytes:
@@ -415,7 +545,15 @@ def cancel_appointment(act: CitizenForm, appointment_id: Id) -> Response:
 def access(request: Request, db: DbSession, citizen: CitizenUser) -> Response:
     """Who of the staff viewed or changed my file, and when."""
     rows = service.access_log(db=db, citizen_id=citizen.id)
-    return _page(request, "access.html", rows=rows, actions=ACCESS_ACTIONS)
+    zones = service.mission_zones(db=db, ids={r.mission_id for r in rows if r.mission_id})
+    return _page(
+        request,
+        "access.html",
+        rows=rows,
+        actions=ACCESS_ACTIONS,
+        zones=zones,
+        utc=ZoneInfo("UTC"),
+    )
 
 
 @router.get("/export")

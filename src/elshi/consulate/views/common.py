@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from elshi import crypto
 from elshi.accounts.service import PermissionDenied
-from elshi.consulate import documents, service
+from elshi.consulate import countries, documents, service
 from elshi.consulate.models import Citizen
 from elshi.settings import Settings
 from elshi.web.actions import FormAction, Refusal
@@ -60,7 +60,7 @@ MOVED = N_("Your appointment is moved.")
 CANCELLED = N_("Your appointment is cancelled.")
 SENT = N_("Your message is sent.")
 CONFIRMED = N_("Thank you, your stay is confirmed.")
-STAY_SAVED = N_("Your stay is registered. Please confirm it is right.")
+STAY_SAVED = N_("Your stay is registered. The consulate can reach you there in an emergency.")
 NOT_FOUND = N_("Not found, or not yours to see.")
 UPLOAD_TOO_BIG = N_("The file is larger than %(mb)s MB.")
 NOT_ALLOWED = N_("Your role does not allow this.")
@@ -181,10 +181,13 @@ def _wording(request: Request, context: dict[str, Any]) -> None:
 
     context["names_of"] = names_of
     context["doc_name"] = doc_name
+    context["country_choices"] = lambda: countries.choices(lang)
+    context["country_name"] = lambda code: countries.name(code, lang)
 
 
 def _page(request: Request, template: str, status: int = 200, **context: Any) -> Response:
     context.setdefault("errors", {})
+    context.setdefault("focus", None)
     context.setdefault("notice", request.query_params.get("notice"))
     context.setdefault("citizen", getattr(request.state, "citizen", None))
     context["notices"] = NOTICES

@@ -65,3 +65,59 @@ if ("serviceWorker" in navigator) {
     });
   });
 })();
+
+// The error summary: take the focus when a form comes back with problems (a screen reader
+// reads it), and let each link put the focus in its field with the label in view.
+(function () {
+  function init() {
+    var summary = document.getElementById("errors");
+    if (!summary || !summary.classList.contains("error-summary")) return;
+    summary.focus();
+    summary.addEventListener("click", function (event) {
+      var link = event.target.closest("a[href^='#']");
+      if (!link) return;
+      var target = document.getElementById(decodeURIComponent(link.getAttribute("href").slice(1)));
+      if (!target) return;
+      event.preventDefault();
+      var label = document.querySelector("label[for='" + target.id + "']") || target;
+      label.scrollIntoView();
+      target.focus({ preventScroll: true });
+    });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();
+
+// The country picker: the list of countries (a <select>, which works without JavaScript)
+// becomes a text box that suggests the countries matching what the citizen types, from a
+// <datalist> of the same names. The form then sends the name, which the server turns into the
+// country's code (and refuses, with a message at the box, when it names no country).
+(function () {
+  function init() {
+    var selects = document.querySelectorAll("select[data-picker='country']");
+    Array.prototype.forEach.call(selects, function (select) {
+      var box = document.createElement("input");
+      var list = document.createElement("datalist");
+      list.id = select.id + "-list";
+      Array.prototype.forEach.call(select.options, function (option) {
+        if (!option.value) return;
+        var item = document.createElement("option");
+        item.value = option.text;
+        list.appendChild(item);
+      });
+      ["id", "name", "aria-describedby", "aria-invalid", "required", "autofocus"].forEach(function (a) {
+        if (select.hasAttribute(a)) box.setAttribute(a, select.getAttribute(a));
+      });
+      box.type = "text";
+      box.setAttribute("list", list.id);
+      box.setAttribute("autocomplete", "off");
+      box.setAttribute("maxlength", "100");
+      var chosen = select.options[select.selectedIndex];
+      box.value = chosen && chosen.value ? chosen.text : select.getAttribute("data-typed") || "";
+      select.parentNode.replaceChild(box, select);
+      box.parentNode.insertBefore(list, box.nextSibling);
+    });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();
