@@ -329,6 +329,10 @@ def test_queue_raises_alerts_and_people_acknowledge_and_comment(
     assert 'class="count"' in home.text
     page = client.get(f"/alerts/{alert_id}")
     assert page.status_code == 200 and "border" in page.text
+    rule = re.search(r'<p class="rule-sentence" id="alert-rule">(.*?)</p>', page.text)
+    assert rule and _text(rule[1]) == (
+        "Ереже: KZ–CN тізімі бойынша жаңа жарияланымда «border» аталса, маған хабар берілсін."
+    )
     token = csrf(client, f"/alerts/{alert_id}")
     assert (
         client.post(
@@ -395,8 +399,8 @@ def test_rule_form(client: TestClient, db: Database, watch_id: int) -> None:
 
 
 def _text(html: str) -> str:
-    """The words of a page, without tags and with spaces folded."""
-    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+    """The words of a piece of a page, without tags and with spaces folded."""
+    return " ".join(re.sub(r"<[^>]+>", "", html).split())
 
 
 #: What the rules of the test below read like, in each language.

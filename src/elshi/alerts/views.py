@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from elshi.accounts.service import PermissionDenied
 from elshi.alerts import flows, service, wording
-from elshi.alerts.models import RULE_KINDS
+from elshi.alerts.models import RULE_KINDS, AlertRule
 from elshi.watch.service import NotFound, get_watch, narrative_table_exists
 from elshi.web.actions import Refusal, StaffAction, StaffForm
 from elshi.web.bounds import Id
@@ -267,6 +267,9 @@ def alert_detail(request: Request, alert_id: Id, db: DbSession, principal: Staff
     except NotFound:
         raise HTTPException(404, "no such alert") from None
     posts = service.posts_of(db=db, alert=alert)
+    rule = db.get(AlertRule, alert.rule_id)
+    names = {s.id: s.name for s in service.rule_sources(db=db, mission_id=alert.mission_id)}
+    lang = request_language(request)
     return render(
         request,
         "alert.html",
@@ -279,6 +282,11 @@ def alert_detail(request: Request, alert_id: Id, db: DbSession, principal: Staff
             "delivery_names": DELIVERY_NAMES,
             "summary": lambda a: wording.summary(a, request_language(request)),
             "why_rows": lambda a: wording.why_rows(a, request_language(request)),
+            "rule_words": wording.rule_words(
+                rule.kind, rule.params, lang, watch=alert.why.get("watch", ""), sources=names
+            )
+            if rule is not None
+            else [],
             "comments": service.comments_of(db=db, alert_id=alert.id),
             "deliveries": service.deliveries_of(db=db, alert_id=alert.id),
         },
