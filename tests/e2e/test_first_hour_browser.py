@@ -29,6 +29,7 @@ from sqlalchemy import func, insert, select
 from tests.conftest import _clear_env
 from tests.consulate.support import Sink
 from tests.e2e.conftest import free_port, serve_app
+from tests.e2e.test_accessibility import AXE_OPTIONS, SERIOUS
 from tests.workspace_helpers import add_post
 
 from elshi import jobs
@@ -41,6 +42,7 @@ from elshi.nlp.jobs import newest_post_id
 from elshi.nlp.pipeline import enrich_posts
 from elshi.settings import Settings, load_settings
 from elshi.watch.models import Watch
+from elshi.web import i18n
 
 pytestmark = pytest.mark.browser
 
@@ -204,6 +206,25 @@ def test_the_rule_form_shows_only_the_chosen_kind_with_scripts(hour: Hour, page:
     sentence = page.locator("#kind-volume_spike .sentence").inner_text()
     assert sentence.startswith("Alert me when at least") and "Kazakhstan–China" in sentence
     assert page.locator("#kind-term").is_hidden()
+
+
+def test_a_refused_value_names_and_marks_its_field(hour: Hour, page: Any) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+
+    page.goto(f"{hour.url}/watch/{hour.watch_id}/alerts?lang=ru")
+    page.fill("#rule-name", "Всплеск")
+    page.select_option("#kind", "volume_spike")
+    page.fill("#threshold", "много")
+    with page.expect_navigation():
+        page.click("#rule-form button[type=submit]")
+    error = page.locator("#form-error").inner_text()
+    assert error == f"{i18n.gettext('ru', 'Threshold')}: {i18n.gettext('ru', 'not a number')}"
+    field = page.locator("#threshold")
+    assert field.get_attribute("aria-invalid") == "true" and field.input_value() == "много"
+    assert page.locator("#kind-volume_spike").is_visible()  # the chosen kind stays shown
+    assert page.locator("#kind-term").is_hidden()
+    result = Axe().run(page, options=AXE_OPTIONS).response
+    assert [v["id"] for v in result["violations"] if v.get("impact") in SERIOUS] == []
 
 
 def test_the_rule_form_works_without_scripts(hour: Hour, browser: Any) -> None:
