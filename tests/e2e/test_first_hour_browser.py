@@ -28,7 +28,7 @@ import pytest
 from sqlalchemy import func, insert, select
 from tests.conftest import _clear_env
 from tests.consulate.support import Sink
-from tests.e2e.conftest import free_port, serve_app
+from tests.e2e.conftest import free_port, screens, serve_app
 from tests.e2e.test_accessibility import AXE_OPTIONS, SERIOUS
 from tests.workspace_helpers import add_post
 
@@ -190,7 +190,9 @@ def test_after_the_demo_the_dashboard_has_sentiment_voice_and_mentions(
 # ---------------------------------------------------------------------------- the rule form
 
 
-def test_the_rule_form_shows_only_the_chosen_kind_with_scripts(hour: Hour, page: Any) -> None:
+def test_the_rule_form_shows_only_the_chosen_kind_with_scripts(
+    hour: Hour, page: Any, tmp_path: Path
+) -> None:
     page.goto(f"{hour.url}/watch/{hour.watch_id}/alerts")
     page.select_option("#kind", "term")
     assert page.locator("#kind-term").is_visible()
@@ -206,9 +208,10 @@ def test_the_rule_form_shows_only_the_chosen_kind_with_scripts(hour: Hour, page:
     sentence = page.locator("#kind-volume_spike .sentence").inner_text()
     assert sentence.startswith("Alert me when at least") and "Kazakhstan–China" in sentence
     assert page.locator("#kind-term").is_hidden()
+    page.screenshot(path=str(screens(tmp_path) / "rule-form-en.png"), full_page=True)
 
 
-def test_a_refused_value_names_and_marks_its_field(hour: Hour, page: Any) -> None:
+def test_a_refused_value_names_and_marks_its_field(hour: Hour, page: Any, tmp_path: Path) -> None:
     from axe_playwright_python.sync_playwright import Axe
 
     page.goto(f"{hour.url}/watch/{hour.watch_id}/alerts?lang=ru")
@@ -223,6 +226,7 @@ def test_a_refused_value_names_and_marks_its_field(hour: Hour, page: Any) -> Non
     assert field.get_attribute("aria-invalid") == "true" and field.input_value() == "много"
     assert page.locator("#kind-volume_spike").is_visible()  # the chosen kind stays shown
     assert page.locator("#kind-term").is_hidden()
+    page.screenshot(path=str(screens(tmp_path) / "rule-error-ru.png"), full_page=True)
     result = Axe().run(page, options=AXE_OPTIONS).response
     assert [v["id"] for v in result["violations"] if v.get("impact") in SERIOUS] == []
 
