@@ -93,8 +93,7 @@ def hour(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Ite
         mp.setenv("ELSHI_HOME", str(home))
         mp.setenv("ELSHI_DATABASE_URL", f"sqlite:///{home / 'elshi.db'}")
         mp.setenv("ELSHI_DEMO", "1")
-        mp.setenv("ELSHI_PORT", str(port))  # as `elshi demo --port` sets it
-        settings = load_settings()
+        settings = load_settings(demo=True, port=port)  # as `elshi demo --port` loads them
         settings.smtp_host, settings.smtp_port = "127.0.0.1", smtp.port
         settings.smtp_from = "elshi <no-reply@mfa.example>"
         db = Database(settings)
