@@ -17,8 +17,8 @@ from sqlalchemy import select, update
 
 from elshi import jobs
 from elshi.accounts.service import Principal
-from elshi.alerts import flows, service
-from elshi.alerts.models import Alert, AlertDelivery, AlertRule
+from elshi.alerts import flows, service, wording
+from elshi.alerts.models import RULE_KINDS, Alert, AlertDelivery, AlertRule
 from elshi.app import create_app
 from elshi.db import Database, utcnow
 from elshi.missions import service as missions
@@ -445,6 +445,24 @@ def test_rules_read_as_sentences_with_plural_forms(
         page = _text(client.get(f"/watch/{watch_id}/alerts?lang={lang}").text)
         missing = [words for words in sentences if words not in page]
         assert not missing, (lang, missing)
+
+
+def test_every_rule_kind_has_a_sentence_with_a_place_for_each_setting() -> None:
+    """The form can set every setting of every kind, in every language, and the words
+    around the fields are translated (no English left in the Kazakh or Russian sentence)."""
+    english = {
+        kind: [words for field, words in wording.rule_sentence(kind, {}, "en") if not field]
+        for kind in RULE_KINDS
+    }
+    for lang in i18n.LANGUAGES:
+        for kind in RULE_KINDS:
+            pieces = wording.rule_sentence(kind, dict(service.DEFAULTS[kind]), lang)
+            fields = [field for field, _ in pieces if field and field != "watch"]
+            assert sorted(fields) == sorted(service.DEFAULTS[kind]), (lang, kind)
+            words = [words for field, words in pieces if not field]
+            assert words and all(w.strip() for w in words[:1]), (lang, kind)
+            if lang != "en":
+                assert not set(words) & set(english[kind]) - {" "}, (lang, kind, words)
 
 
 def test_rule_form_shows_each_kind_as_a_sentence_and_reads_only_the_chosen_one(
