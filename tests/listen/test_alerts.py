@@ -375,6 +375,9 @@ def test_rule_form(client: TestClient, db: Database, watch_id: int) -> None:
         and i18n.gettext("kk", "not a number") in bad.text
         and 'value="lots"' in bad.text
     )
+    # Fields left empty show the default that an empty field stores.
+    window = re.search(r'<input id="window_hours"[^>]*>', bad.text)
+    assert window and 'value="24"' in window[0]
     bad = client.post(
         f"/watch/{watch_id}/alerts",
         data={"csrf_token": token, "kind": "term", "name": "T", "terms": "x", "webhook": "ftp://x"},

@@ -85,11 +85,12 @@ def field_of(kind: str, setting: str) -> str:
 
 
 def _shown(kind: str, values: dict[str, Any]) -> dict[str, str]:
-    """A kind's settings as its form shows them: what was typed, else the default."""
+    """A kind's settings as its form shows them: what was typed, else the default (which is
+    also what an empty field stores)."""
     shown = {}
     for setting, default in service.DEFAULTS[kind].items():
         typed = values.get(field_of(kind, setting))
-        if typed is not None:
+        if typed not in (None, ""):
             shown[setting] = typed
         elif isinstance(default, float):
             shown[setting] = f"{default:g}"
