@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,8 +17,8 @@ from sqlalchemy import select, update
 
 from elshi import jobs
 from elshi.accounts.service import Principal
-from elshi.alerts import flows, service
-from elshi.alerts.models import Alert, AlertDelivery, AlertRule
+from elshi.alerts import flows, service, wording
+from elshi.alerts.models import RULE_KINDS, Alert, AlertDelivery, AlertRule
 from elshi.app import create_app
 from elshi.db import Database, utcnow
 from elshi.missions import service as missions
@@ -328,6 +329,10 @@ def test_queue_raises_alerts_and_people_acknowledge_and_comment(
     assert 'class="count"' in home.text
     page = client.get(f"/alerts/{alert_id}")
     assert page.status_code == 200 and "border" in page.text
+    rule = re.search(r'<p class="rule-sentence" id="alert-rule">(.*?)</p>', page.text)
+    assert rule and _text(rule[1]) == (
+        "Ереже: KZ–CN тізімі бойынша жаңа жарияланымда «border» аталса, маған хабар берілсін."
+    )
     token = csrf(client, f"/alerts/{alert_id}")
     assert (
         client.post(
@@ -370,6 +375,9 @@ def test_rule_form(client: TestClient, db: Database, watch_id: int) -> None:
         and i18n.gettext("kk", "not a number") in bad.text
         and 'value="lots"' in bad.text
     )
+    # Fields left empty show the default that an empty field stores.
+    window = re.search(r'<input id="window_hours"[^>]*>', bad.text)
+    assert window and 'value="24"' in window[0]
     bad = client.post(
         f"/watch/{watch_id}/alerts",
         data={"csrf_token": token, "kind": "term", "name": "T", "terms": "x", "webhook": "ftp://x"},
@@ -391,6 +399,136 @@ def test_rule_form(client: TestClient, db: Database, watch_id: int) -> None:
             "threshold": 2.5,
             "min_count": 10,
         }
+
+
+def _text(html: str) -> str:
+    """The words of a piece of a page, without tags and with spaces folded."""
+    return " ".join(re.sub(r"<[^>]+>", "", html).split())
+
+
+#: What the rules of the test below read like, in each language.
+RULE_SENTENCES = {
+    "en": [
+        "Alert me when at least 1 post about KZ–CN comes within 1 hour and",
+        "Alert me when at least 3 posts about KZ–CN come within 2 hours and",
+        "rises by 20% over the 3 days before",
+        "Alert me when a new post about KZ–CN mentions «border», «шекара»",
+        "Alert me when Xinhua feed posts nothing for 21 hours",
+    ],
+    "ru": [
+        "если за 1 час по списку KZ–CN приходит 1 публикация или больше",
+        "если за 2 часа по списку KZ–CN приходят 3 публикации или больше",
+        "если за 5 часов по списку KZ–CN приходят 25 публикаций или больше",
+        "источник Xinhua feed ничего не публикует 21 час",
+        "выросла на 20 % по сравнению с долей за 3 дня до этого",
+    ],
+    "kk": [
+        "KZ–CN тізімі бойынша 2 сағат ішінде кемінде 3 жарияланым келсе",
+        "Xinhua feed көзі 21 сағат бойы ештеңе жарияламаса",
+    ],
+}
+
+
+def test_rules_read_as_sentences_with_plural_forms(
+    client: TestClient, db: Database, watch_id: int
+) -> None:
+    """Each stored rule reads as the sentence of its kind, its numbers in the reader's
+    plural forms (Russian has three), its terms and source named."""
+    with db.session() as s:
+        mid = missions.get_mission(db=s, slug="beijing").id  # type: ignore[union-attr]
+        source_id = add_source(s, "Xinhua feed", mid).id
+    _rule(db, watch_id, "volume_spike", {"min_count": 1, "window_hours": 1})
+    _rule(db, watch_id, "volume_spike", {"min_count": 3, "window_hours": 2})
+    _rule(db, watch_id, "volume_spike", {"min_count": 25, "window_hours": 5})
+    _rule(db, watch_id, "negative_jump", {"min_delta": 0.2, "baseline_days": 3})
+    _rule(db, watch_id, "term", {"terms": "border\nшекара"})
+    _rule(db, watch_id, "source_silent", {"source_id": source_id, "silent_hours": 21})
+    sign_in(client, "analyst@example.org")
+    for lang, sentences in RULE_SENTENCES.items():
+        page = _text(client.get(f"/watch/{watch_id}/alerts?lang={lang}").text)
+        missing = [words for words in sentences if words not in page]
+        assert not missing, (lang, missing)
+
+
+def test_every_rule_kind_has_a_sentence_with_a_place_for_each_setting() -> None:
+    """The form can set every setting of every kind, in every language, and the words
+    around the fields are translated (no English left in the Kazakh or Russian sentence)."""
+    english = {
+        kind: [words for field, words in wording.rule_sentence(kind, {}, "en") if not field]
+        for kind in RULE_KINDS
+    }
+    for lang in i18n.LANGUAGES:
+        for kind in RULE_KINDS:
+            pieces = wording.rule_sentence(kind, dict(service.DEFAULTS[kind]), lang)
+            fields = [field for field, _ in pieces if field and field != "watch"]
+            assert sorted(fields) == sorted(service.DEFAULTS[kind]), (lang, kind)
+            words = [words for field, words in pieces if not field]
+            assert words and all(w.strip() for w in words[:1]), (lang, kind)
+            if lang != "en":
+                assert not set(words) & set(english[kind]) - {" "}, (lang, kind, words)
+
+
+def test_rule_form_shows_each_kind_as_a_sentence_and_reads_only_the_chosen_one(
+    client: TestClient, db: Database, watch_id: int
+) -> None:
+    sign_in(client, "analyst@example.org")
+    page = client.get(f"/watch/{watch_id}/alerts?lang=en")
+    # Without scripts every kind is there under its own heading, its fields in its sentence.
+    for kind in ("volume_spike", "negative_jump", "term", "source_silent"):
+        assert f'<fieldset class="rule-kind" id="kind-{kind}" data-kind="{kind}">' in page.text
+    form = _text(page.text)
+    assert "Alert me when at least posts about KZ–CN come within hours and" in form
+    assert 'id="jump_window_hours" name="jump_window_hours"' in page.text
+    assert '<script src="/static/rules.js" defer></script>' in page.text
+    token = csrf(client, f"/watch/{watch_id}/alerts")
+    # The browser sends every kind's fields; only the chosen kind's count.
+    sent = {
+        "csrf_token": token,
+        "name": "Hostile turn",
+        "kind": "negative_jump",
+        "window_hours": "48",
+        "min_count": "99",
+        "threshold": "4",
+        "jump_window_hours": "12",
+        "jump_min_count": "5",
+        "baseline_days": "3",
+        "min_delta": "0.25",
+        "terms": "",
+        "silent_hours": "24",
+        "growth": "2",
+        "min_posts": "20",
+        "cooldown": "60",
+    }
+    assert (
+        client.post(f"/watch/{watch_id}/alerts", data=sent, follow_redirects=False).status_code
+        == 303
+    )
+    with db.session() as s:
+        rule = s.scalar(select(AlertRule).where(AlertRule.name == "Hostile turn"))
+        assert rule is not None and rule.params == {
+            "window_hours": 12,
+            "baseline_days": 3,
+            "min_delta": 0.25,
+            "min_count": 5,
+        }
+    # An API client that knows only the shared names still sets them.
+    old = {k: v for k, v in sent.items() if not k.startswith("jump_")}
+    client.post(f"/watch/{watch_id}/alerts", data=old | {"name": "Old client"})
+    with db.session() as s:
+        rule = s.scalar(select(AlertRule).where(AlertRule.name == "Old client"))
+        assert rule is not None and rule.params["window_hours"] == 48
+    # A bad value names its field, in the reader's language, and marks that field.
+    bad = client.post(f"/watch/{watch_id}/alerts?lang=ru", data=sent | {"jump_min_count": "many"})
+    assert bad.status_code == 400
+    error = re.search(r'<div class="error" role="alert" id="form-error">([^<]*)</div>', bad.text)
+    assert error and error[1] == (
+        i18n.gettext("ru", "Fewest posts") + ": " + i18n.gettext("ru", "not a number")
+    )
+    field = re.search(r"<input id=\"jump_min_count\"[^>]*>", bad.text)
+    assert field and 'aria-invalid="true"' in field[0] and 'value="many"' in field[0]
+    assert 'aria-invalid="true"' not in re.sub(r"<input id=\"jump_min_count\"[^>]*>", "", bad.text)
+    # The chosen kind stays chosen.
+    assert '<option value="negative_jump" selected>' in bad.text
 
 
 @pytest.fixture

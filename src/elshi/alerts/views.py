@@ -11,13 +11,13 @@ from pydantic import BaseModel
 
 from elshi.accounts.service import PermissionDenied
 from elshi.alerts import flows, service, wording
-from elshi.alerts.models import RULE_KINDS
+from elshi.alerts.models import RULE_KINDS, AlertRule
 from elshi.watch.service import NotFound, get_watch, narrative_table_exists
 from elshi.web.actions import Refusal, StaffAction, StaffForm
 from elshi.web.bounds import Id
 from elshi.web.deps import DbSession, StaffUser, get_database
 from elshi.web.i18n import N_
-from elshi.web.pages import FORM_EXPIRED, error_text, redirect, t
+from elshi.web.pages import FIELD_NAMES, FORM_EXPIRED, error_text, redirect, t
 from elshi.web.templating import render, request_language
 
 router = APIRouter(include_in_schema=False)
@@ -71,12 +71,40 @@ def _form(
     )
 
 
+#: Form fields whose setting another kind shares: each kind has its own field, so that the
+#: form without scripts (every kind's fields shown) sends one value per setting.
+FIELD_OF = {
+    ("negative_jump", "window_hours"): "jump_window_hours",
+    ("negative_jump", "min_count"): "jump_min_count",
+}
+
+
+def field_of(kind: str, setting: str) -> str:
+    """Return the form field that holds one setting of a rule kind."""
+    return FIELD_OF.get((kind, setting), setting)
+
+
+def _shown(kind: str, values: dict[str, Any]) -> dict[str, str]:
+    """A kind's settings as its form shows them: what was typed, else the default (which is
+    also what an empty field stores)."""
+    shown = {}
+    for setting, default in service.DEFAULTS[kind].items():
+        typed = values.get(field_of(kind, setting))
+        if typed not in (None, ""):
+            shown[setting] = typed
+        elif isinstance(default, float):
+            shown[setting] = f"{default:g}"
+        else:
+            shown[setting] = "" if default in (None, []) else str(default)
+    return shown
+
+
 def _rules_page(
     request: Request,
     db: Any,
     principal: Any,
     watch_id: int,
-    error: str | None = None,
+    error: service.InvalidRule | None = None,
     values: dict[str, Any] | None = None,
     status: int = 200,
 ) -> Response:
@@ -84,7 +112,12 @@ def _rules_page(
         watch = get_watch(db=db, principal=principal, watch_id=watch_id)
     except NotFound:
         raise HTTPException(404, "no such watch list") from None
+    lang = request_language(request)
     kinds = [k for k in RULE_KINDS if k != "narrative_growth" or narrative_table_exists(db)]
+    sources = service.rule_sources(db=db, mission_id=watch.mission_id)
+    names = {s.id: s.name for s in sources}
+    v = values or {}
+    chosen = v.get("kind") if v.get("kind") in kinds else kinds[0]
     return render(
         request,
         "rules.html",
@@ -93,12 +126,19 @@ def _rules_page(
             "watch": watch,
             "rules": service.rules_of(db=db, watch_id=watch.id),
             "kinds": kinds,
+            "chosen": chosen,
             "kind_names": KIND_NAMES,
-            "params": lambda p: wording.param_rows(p, request_language(request)),
-            "defaults": service.DEFAULTS,
-            "sources": service.rule_sources(db=db, mission_id=watch.mission_id),
-            "error": error,
-            "v": values or {},
+            "field_names": FIELD_NAMES,
+            "field_of": field_of,
+            "words": lambda r: wording.rule_words(
+                r.kind, r.params, lang, watch=watch.name, sources=names
+            ),
+            "shown": {k: _shown(k, v) for k in kinds},
+            "sentence": lambda k, shown: wording.rule_sentence(k, shown, lang),
+            "sources": sources,
+            "error": error_text(request, error) if error else None,
+            "error_field": field_of(v.get("kind", ""), error.field) if error else None,
+            "v": v,
             "can_manage": principal.can("alerts.manage", watch.mission_id),
         },
         status=status,
@@ -118,8 +158,10 @@ def add_rule(
     kind: Annotated[str, Form(max_length=32)] = "",
     name: Annotated[str, Form(max_length=1000)] = "",
     window_hours: Annotated[str, Form(max_length=20)] = "",
+    jump_window_hours: Annotated[str, Form(max_length=20)] = "",
     threshold: Annotated[str, Form(max_length=20)] = "",
     min_count: Annotated[str, Form(max_length=20)] = "",
+    jump_min_count: Annotated[str, Form(max_length=20)] = "",
     baseline_days: Annotated[str, Form(max_length=20)] = "",
     min_delta: Annotated[str, Form(max_length=20)] = "",
     terms: Annotated[str, Form(max_length=10_000)] = "",
@@ -132,12 +174,14 @@ def add_rule(
     telegram: Annotated[str, Form(max_length=200)] = "",
     cooldown: Annotated[str, Form(max_length=20)] = "360",
 ) -> Response:
-    """Add an alert rule."""
+    """Add an alert rule: only the chosen kind's settings are read (a form without scripts
+    sends every kind's fields)."""
     shown = {k: v for k, v in locals().items() if isinstance(v, str)}
+    jump = kind == "negative_jump"
     params = {
-        "window_hours": window_hours,
+        "window_hours": (jump and jump_window_hours) or window_hours,
         "threshold": threshold,
-        "min_count": min_count,
+        "min_count": (jump and jump_min_count) or min_count,
         "baseline_days": baseline_days,
         "min_delta": min_delta,
         "terms": terms,
@@ -162,8 +206,7 @@ def add_rule(
         )
 
     def again(exc: service.InvalidRule) -> Response:
-        error = error_text(act.request, exc)
-        return _rules_page(act.request, act.db, act.principal, watch_id, error, shown, status=400)
+        return _rules_page(act.request, act.db, act.principal, watch_id, exc, shown, status=400)
 
     return _form(
         act,
@@ -225,6 +268,9 @@ def alert_detail(request: Request, alert_id: Id, db: DbSession, principal: Staff
     except NotFound:
         raise HTTPException(404, "no such alert") from None
     posts = service.posts_of(db=db, alert=alert)
+    rule = db.get(AlertRule, alert.rule_id)
+    names = {s.id: s.name for s in service.rule_sources(db=db, mission_id=alert.mission_id)}
+    lang = request_language(request)
     return render(
         request,
         "alert.html",
@@ -237,6 +283,11 @@ def alert_detail(request: Request, alert_id: Id, db: DbSession, principal: Staff
             "delivery_names": DELIVERY_NAMES,
             "summary": lambda a: wording.summary(a, request_language(request)),
             "why_rows": lambda a: wording.why_rows(a, request_language(request)),
+            "rule_words": wording.rule_words(
+                rule.kind, rule.params, lang, watch=alert.why.get("watch", ""), sources=names
+            )
+            if rule is not None
+            else [],
             "comments": service.comments_of(db=db, alert_id=alert.id),
             "deliveries": service.deliveries_of(db=db, alert_id=alert.id),
         },

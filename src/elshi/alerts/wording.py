@@ -158,26 +158,123 @@ def summary(alert: Alert, lang: str) -> str:
     return alert.summary
 
 
-#: A rule's settings, in words.
-PARAM_LABELS: dict[str, str] = {
-    "window_hours": N_("window (hours)"),
-    "threshold": N_("threshold (z-score)"),
-    "min_count": N_("at least (posts)"),
-    "baseline_days": N_("compared with (days)"),
-    "min_delta": N_("smallest rise"),
-    "terms": N_("terms"),
-    "source_id": N_("source"),
-    "silent_hours": N_("silent for (hours)"),
-    "growth": N_("growth (times)"),
-    "min_posts": N_("at least (posts)"),
-}
+# ---------------------------------------------------------------------------- rules in words
+
+#: Where a setting sits in a rule's sentence; split out again by `rule_sentence`.
+_MARK = "\x00"
 
 
-def param_rows(params: dict[str, Any], lang: str) -> list[tuple[str, str]]:
-    """Return (label, value) for each setting of a rule, in the reader's language."""
-    t = i18n.translations(lang)
+def _mark(name: str) -> str:
+    return f"{_MARK}{name}{_MARK}"
+
+
+def _count(value: Any, fallback: int) -> int:
+    """The number that picks a plural form (the default when the value is not a number)."""
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return fallback
+
+
+def _sentence_template(kind: str, params: dict[str, Any], t: Any) -> str | None:
+    """A kind's sentence with a mark where each setting goes, in the plural forms its numbers
+    need (a count and the hours or days each pick their own form)."""
+    from elshi.alerts.service import DEFAULTS
+
+    d = DEFAULTS.get(kind, {})
+
+    def n(name: str) -> int:
+        return _count(params.get(name), int(d.get(name) or 1))
+
+    def hours(name: str) -> str:
+        return str(t.ngettext("%(num)s hour", "%(num)s hours", n(name)) % {"num": _mark(name)})
+
+    if kind == "volume_spike":
+        text = t.ngettext(
+            "Alert me when at least %(min_count)s post about %(watch)s comes within %(window)s "
+            "and that is %(threshold)s times the usual spread above the usual number",
+            "Alert me when at least %(min_count)s posts about %(watch)s come within %(window)s "
+            "and that is %(threshold)s times the usual spread above the usual number",
+            n("min_count"),
+        )
+        return str(text) % {
+            "min_count": _mark("min_count"),
+            "watch": _mark("watch"),
+            "window": hours("window_hours"),
+            "threshold": _mark("threshold"),
+        }
+    if kind == "negative_jump":
+        days = t.ngettext("%(num)s day", "%(num)s days", n("baseline_days")) % {
+            "num": _mark("baseline_days")
+        }
+        text = t.ngettext(
+            "Alert me when at least %(min_count)s post about %(watch)s comes within %(window)s "
+            "and the share against the topic rises by %(min_delta)s over the %(days)s before",
+            "Alert me when at least %(min_count)s posts about %(watch)s come within %(window)s "
+            "and the share against the topic rises by %(min_delta)s over the %(days)s before",
+            n("min_count"),
+        )
+        return str(text) % {
+            "min_count": _mark("min_count"),
+            "watch": _mark("watch"),
+            "window": hours("window_hours"),
+            "min_delta": _mark("min_delta"),
+            "days": days,
+        }
+    if kind == "term":
+        return str(t.gettext("Alert me when a new post about %(watch)s mentions %(terms)s")) % {
+            "watch": _mark("watch"),
+            "terms": _mark("terms"),
+        }
+    if kind == "source_silent":
+        return str(t.gettext("Alert me when %(source)s posts nothing for %(hours)s")) % {
+            "source": _mark("source_id"),
+            "hours": hours("silent_hours"),
+        }
+    if kind == "narrative_growth":
+        text = t.ngettext(
+            "Alert me when a narrative grows %(growth)s times between two checks "
+            "and has at least %(min_posts)s post",
+            "Alert me when a narrative grows %(growth)s times between two checks "
+            "and has at least %(min_posts)s posts",
+            n("min_posts"),
+        )
+        return str(text) % {"growth": _mark("growth"), "min_posts": _mark("min_posts")}
+    return None
+
+
+def rule_sentence(kind: str, params: dict[str, Any], lang: str) -> list[tuple[str, str]]:
+    """Return a rule as a sentence in the reader's language, in pieces: ("", words) for
+    words, (setting, "") where a setting (or "watch", the watch list's name) goes.
+
+    The rules list fills each setting with its value (`rule_words`); the rule form puts the
+    setting's field there, so the form and the list read the same sentence. `params` picks
+    the plural forms (the form passes what is typed, or the defaults)."""
+    template = _sentence_template(kind, params or {}, i18n.translations(lang))
+    if template is None:
+        return []
+    parts = template.split(_MARK)
+    return [("", part) if i % 2 == 0 else (part, "") for i, part in enumerate(parts) if part]
+
+
+def setting_text(name: str, value: Any, lang: str, sources: dict[int, str]) -> str:
+    """Return one setting of a rule as words: a share in percent, terms quoted, a source by
+    its name."""
+    if name == "source_id":
+        return sources.get(_count(value, 0), "—")
+    if name == "terms":
+        terms = value if isinstance(value, list | tuple) else [value]
+        return ", ".join(f"«{term}»" for term in terms)
+    return _value(name, value, lang)
+
+
+def rule_words(
+    kind: str, params: dict[str, Any], lang: str, *, watch: str, sources: dict[int, str]
+) -> list[tuple[bool, str]]:
+    """Return a stored rule's sentence as (is a value, text) pieces, values filled in."""
     return [
-        (str(t.gettext(PARAM_LABELS[k])), _value(k, v, lang))
-        for k, v in (params or {}).items()
-        if k in PARAM_LABELS
+        (True, watch if name == "watch" else setting_text(name, params.get(name), lang, sources))
+        if name
+        else (False, words)
+        for name, words in rule_sentence(kind, params, lang)
     ]
