@@ -79,15 +79,11 @@ def _key_files_for_children(settings: Settings) -> Any:
 WORKER_NICENESS = 10
 
 
-def _run_worker_process(
-    settings: Settings, workers: int, parent: int, niceness: int, verbose: bool
-) -> None:
+def _run_worker_process(settings: Settings, workers: int, parent: int, verbose: bool) -> None:
     """The body of `elshi serve`'s worker process: the consumer until the parent stops it."""
     # Its own process group: Ctrl+C in the terminal goes to the server alone, which then
     # stops this process once (a second signal would mean "stop now").
     os.setpgrp()
-    with suppress(OSError):  # not allowed here: the worker runs at the server's priority
-        os.nice(niceness)
     set_up_logging(verbose=verbose)
     from elshi import jobs
 
@@ -127,10 +123,14 @@ class WorkerProcess:
         verbose = logging.getLogger().getEffectiveLevel() <= logging.DEBUG
         self.process = self._context.Process(
             target=_run_worker_process,
-            args=(self.settings, self.workers, os.getpid(), WORKER_NICENESS, verbose),
+            args=(self.settings, self.workers, os.getpid(), verbose),
             name="elshi-worker",
         )
         self.process.start()
+        # Lowered from here, at once: starting (imports, models) is work too.
+        with suppress(OSError):  # not allowed here: the worker runs at the server's priority
+            mine = os.getpriority(os.PRIO_PROCESS, 0)
+            os.setpriority(os.PRIO_PROCESS, self.process.pid, mine + WORKER_NICENESS)
 
     def _restart(self) -> None:
         while not self._stopping.wait(1.0):
