@@ -1,5 +1,6 @@
-"""`elshi demo` and `elshi serve` answer pages while the worker enriches, and stopping the
-command stops the worker process it started (no process is left behind)."""
+"""`elshi demo` and `elshi serve` answer pages while the worker enriches, in a process of its
+own: stopping the command stops it (no process is left behind), and if it dies it is started
+again."""
 
 from __future__ import annotations
 
@@ -52,6 +53,15 @@ def _alive(pid: int) -> bool:
     return bool(state) and state[0] not in ("Z", "X")  # a zombie has stopped
 
 
+def _spawned(pid: int) -> bool:
+    """True for a process started by multiprocessing (the worker), not yet stopped."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return False
+    return "multiprocessing.spawn" in command and _alive(pid)
+
+
 def _niceness(pid: int) -> int:
     return int(_stat(pid)[16])
 
@@ -94,11 +104,7 @@ class Command:
         found: list[int] = []
 
         def started() -> bool:
-            found[:] = [
-                p
-                for p in _children(self.proc.pid)
-                if "multiprocessing.spawn" in Path(f"/proc/{p}/cmdline").read_text()
-            ]
+            found[:] = [p for p in _children(self.proc.pid) if _spawned(p)]
             return bool(found)
 
         _wait("the worker process", started, 60)
@@ -175,3 +181,16 @@ def test_a_killed_server_leaves_no_worker_behind(
     serve.proc.kill()  # no chance to stop its worker itself
     serve.proc.wait()
     _wait("the worker to notice and stop", lambda: not _alive(worker), GRACE + 30)
+
+
+def test_a_worker_process_that_dies_is_started_again(command: Callable[..., Command]) -> None:
+    serve = command("serve")
+    _wait("the web server", serve.answering, 120)
+    first = serve.worker()
+    os.kill(first, signal.SIGKILL)
+    _wait(
+        "a new worker process",
+        lambda: any(p != first for p in _children(serve.proc.pid) if _spawned(p)),
+        60,
+    )
+    assert serve.answering()
