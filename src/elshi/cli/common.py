@@ -186,6 +186,19 @@ def format_when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else "-"
 
 
+def set_up_logging(*, verbose: bool) -> None:
+    """Log warnings (everything with --verbose) to stderr, secrets masked."""
+    import logging
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from elshi.accounts.service import install_log_masking
+
+    install_log_masking()
+
+
 def queue_enrichment(settings: Settings, db: Any, after_id: int) -> None:
     """Queue enrichment of posts stored after `after_id`; a worker (or `elshi serve`) runs it."""
     from elshi import jobs

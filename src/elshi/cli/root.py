@@ -7,7 +7,6 @@ were quarantined; 4 not found; 5 disk full (see `Exit` in elshi.cli.common).
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Annotated
 
@@ -16,7 +15,7 @@ from rich.table import Table
 
 from elshi import __version__
 from elshi.cli import accounts, keys, listen, serve
-from elshi.cli.common import ConfigOpt, State, console, get_settings
+from elshi.cli.common import ConfigOpt, State, console, get_settings, set_up_logging
 from elshi.consulate import commands as consulate_commands
 from elshi.crisis import commands as crisis_commands
 from elshi.nlp import commands as nlp_commands
@@ -38,13 +37,7 @@ def main_callback(
 ) -> None:
     """elshi command line."""
     State.config = config
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    from elshi.accounts.service import install_log_masking
-
-    install_log_masking()
+    set_up_logging(verbose=verbose)
 
 
 @app.command()

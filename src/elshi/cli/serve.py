@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from contextlib import contextmanager
+import signal
+import threading
+import time
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,8 +22,11 @@ from elshi.cli.common import (
     get_settings,
     progress_bar,
     queue_enrichment,
+    set_up_logging,
 )
 from elshi.settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------- running
 
@@ -65,6 +72,99 @@ def _key_files_for_children(settings: Settings) -> Any:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+# ---------------------------------------------------------------- serve's worker process
+
+#: How much lower than the web server's the CPU priority of `elshi serve`'s worker process is
+#: (os.nice): enrichment takes what the pages leave, so they stay quick while it runs.
+WORKER_NICENESS = 10
+
+
+def _run_worker_process(settings: Settings, workers: int, parent: int, verbose: bool) -> None:
+    """The body of `elshi serve`'s worker process: the consumer until the parent stops it."""
+    # Its own process group: Ctrl+C in the terminal goes to the server alone, which then
+    # stops this process once (a second signal would mean "stop now").
+    os.setpgrp()
+    set_up_logging(verbose=verbose)
+    from elshi import jobs
+
+    c = jobs.consumer(jobs.bind(settings), workers=workers)
+
+    def watch_parent() -> None:
+        # The server was killed without stopping this process: stop as if it had.
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch_parent, name="elshi-parent-watch", daemon=True).start()
+    jobs.run_consumer(c, grace=settings.worker_grace_seconds)
+
+
+class WorkerProcess:
+    """`elshi serve`'s worker and scheduler in a child process at a lower CPU priority.
+
+    The NLP of enrichment holds Python's GIL while it computes; in the web server's process
+    it made every page wait. The child is started again if it dies, and stopped (SIGTERM:
+    running tasks get the grace period) when the server stops.
+    """
+
+    def __init__(self, settings: Settings, *, workers: int = 2) -> None:
+        import multiprocessing
+
+        self.settings = settings
+        self.workers = workers
+        self._context = multiprocessing.get_context("spawn")
+        self._stopping = threading.Event()
+        self.process: Any = None
+        self._start()
+        self._watch = threading.Thread(target=self._restart, name="elshi-worker-watch", daemon=True)
+        self._watch.start()
+
+    def _start(self) -> None:
+        verbose = logging.getLogger().getEffectiveLevel() <= logging.DEBUG
+        self.process = self._context.Process(
+            target=_run_worker_process,
+            args=(self.settings, self.workers, os.getpid(), verbose),
+            name="elshi-worker",
+        )
+        self.process.start()
+        # Lowered from here, at once: starting (imports, models) is work too.
+        with suppress(OSError):  # not allowed here: the worker runs at the server's priority
+            mine = os.getpriority(os.PRIO_PROCESS, 0)
+            os.setpriority(os.PRIO_PROCESS, self.process.pid, mine + WORKER_NICENESS)
+
+    def _restart(self) -> None:
+        while not self._stopping.wait(1.0):
+            if self.process.exitcode is not None and not self._stopping.is_set():
+                log.warning(
+                    "worker process stopped (exit code %s); starting it again",
+                    self.process.exitcode,
+                )
+                self._stopping.wait(5.0)
+                if not self._stopping.is_set():
+                    self._start()
+
+    def stop(self, *, grace: float) -> bool:
+        """Stop the worker process: running tasks get `grace` seconds; then it is killed.
+        Return True when it stopped by itself. A second Ctrl+C while waiting stops it now."""
+        self._stopping.set()
+        self._watch.join()
+        proc = self.process
+        try:
+            if proc.is_alive():
+                os.kill(proc.pid, signal.SIGTERM)
+            proc.join(grace + 5.0)
+        except KeyboardInterrupt:
+            if proc.is_alive():
+                os.kill(proc.pid, signal.SIGTERM)  # asked twice: the worker stops now
+            proc.join(5.0)
+        if proc.is_alive():
+            log.warning("worker process still running after %.0f s; killing it", grace + 5)
+            proc.kill()
+            proc.join()
+            return False
+        return True
+
+
 def _serve(
     settings: Settings, *, web: bool, worker: bool, workers: int = 2, processes: int = 1
 ) -> None:
@@ -100,8 +200,10 @@ def _serve(
             )
         return
     rt = jobs.bind(settings, db)
-    consumer = jobs.consumer(rt, workers=workers) if worker else None
-    if consumer is not None:
+    # `elshi serve` runs its worker in a process of its own where the queue can be shared.
+    apart = web and worker and jobs.shares_queue(settings)
+    consumer = jobs.consumer(rt, workers=workers) if worker and not apart else None
+    if worker:
         # Catch up at once on sources that fell due while nothing was running.
         jobs.enqueue("schedule_due_sources")
         jobs.enqueue("publish_due")  # and settle publications a stopped worker left
@@ -120,18 +222,25 @@ def _serve(
     api = create_app(settings, db=db, runtime=rt)
     if consumer is not None:
         consumer.start()
+    process = WorkerProcess(settings, workers=workers) if apart else None
     console.print(f"elshi is running at http://{settings.host}:{settings.port}/", highlight=False)
     try:
         uvicorn.run(api, host=settings.host, port=settings.port, log_level="warning")
     finally:
         if consumer is not None:
             jobs.stop_consumer(consumer, grace=settings.worker_grace_seconds)
+        if process is not None:
+            process.stop(grace=settings.worker_grace_seconds)
 
 
 def serve(
     port: Annotated[int | None, typer.Option(help="Port (else ELSHI_PORT).")] = None,
 ) -> None:
-    """Run the web app, the worker and the scheduler in one process."""
+    """Run the web app, the worker and the scheduler in one command.
+
+    The worker and scheduler run in a child process at a lower CPU priority (in threads of
+    the web server's process when the queue is memory:// or immediate); stopping the command
+    stops it."""
     settings = get_settings(**({"port": port} if port else {}))
     _serve(settings, web=True, worker=True)
 

@@ -105,6 +105,13 @@ class Enricher(ABC):
             return ""
         return str(getattr(self.settings, self.hf_model_setting))
 
+    def prepare(self, posts: list[PostText]) -> None:
+        """Compute what needs no stored state (embeddings), before begin() (default: nothing).
+
+        The pipeline calls it outside any write transaction: on SQLite, begin() may take the
+        database's one write lock, which every other writer (a sign-in) then waits for."""
+        return None
+
     def begin(self, session: Session) -> None:
         """Load any state the enricher keeps in the database, before a batch (default: none)."""
         return None

