@@ -546,6 +546,16 @@ def _records_prefix(src: _Source) -> str | None:
     return None
 
 
+def _json_whole(src: _Source) -> Iterator[tuple[Any, str] | BadRecord]:
+    """Read the whole file as one JSON value: one record."""
+    try:
+        yield json.load(src.stream), "item 1"
+    except ValueError as exc:
+        yield BadRecord("item 1", f"bad JSON: {exc}")
+    except RecursionError:
+        yield BadRecord("item 1", "bad JSON: nested too deeply")
+
+
 def _json_records(src: _Source, records: str | None) -> Iterator[tuple[Any, str] | BadRecord]:
     import ijson
 
@@ -554,24 +564,14 @@ def _json_records(src: _Source, records: str | None) -> Iterator[tuple[Any, str]
     if records == "" and src.sample.lstrip()[:1] == b"[":
         records = None
     if records == "":
-        try:
-            yield json.load(src.stream), "item 1"
-        except ValueError as exc:
-            yield BadRecord("item 1", f"bad JSON: {exc}")
-        except RecursionError:
-            yield BadRecord("item 1", "bad JSON: nested too deeply")
+        yield from _json_whole(src)
         return
     try:
         prefix = (records + ".item") if records else _records_prefix(src)
     except (ijson.JSONError, ValueError, OSError, EOFError, zlib.error):
         prefix = "item"  # unreadable before any array: let the streaming pass report where
     if prefix is None:
-        try:
-            yield json.load(src.stream), "item 1"
-        except ValueError as exc:
-            yield BadRecord("item 1", f"bad JSON: {exc}")
-        except RecursionError:
-            yield BadRecord("item 1", "bad JSON: nested too deeply")
+        yield from _json_whole(src)
         return
     n = 0
     try:

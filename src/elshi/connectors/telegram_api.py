@@ -19,11 +19,11 @@ from elshi.connectors.base import (
 )
 from elshi.connectors.telegram_base import (
     PLATFORM,
-    PUBLIC_BASE,
     _message_id,
     _required_time,
     _unique,
     channel_key,
+    channel_post,
     jsonable,
     normalize_channel,
 )
@@ -112,12 +112,11 @@ def map_api_message(payload: dict[str, Any]) -> PostIn | None:
         extra["signature"] = msg["post_author"]
     if msg.get("edit_date"):
         extra["edited"] = msg["edit_date"]
-    return PostIn(
-        platform=PLATFORM,
-        external_id=f"{key}/{mid}",
+    return channel_post(
+        key,
+        mid,
+        username,
         text=text,
-        url=f"{PUBLIC_BASE}/{username}/{mid}" if username else f"{PUBLIC_BASE}/{key}/{mid}",
-        author_handle=key,
         author_name=payload.get("channel_title") or username,
         published_at=published,
         metrics=metrics,

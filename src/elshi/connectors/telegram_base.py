@@ -11,10 +11,7 @@ from datetime import date, datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from elshi.connectors.base import (
-    MappingError,
-    parse_time,
-)
+from elshi.connectors.base import MappingError, PostIn, parse_time
 
 PLATFORM = "telegram"
 PUBLIC_BASE = "https://t.me"
@@ -49,6 +46,17 @@ def channel_key(username: str | None, channel_id: int | None) -> str:
     raise MappingError(
         "cannot tell which channel the message belongs to: "
         "give its public username with -o channel=NAME"
+    )
+
+
+def channel_post(key: str, mid: int, username: str | None, **fields: Any) -> PostIn:
+    """Return message `mid` of the channel `key` as a post: its id, public link and author."""
+    return PostIn(
+        platform=PLATFORM,
+        external_id=f"{key}/{mid}",
+        url=f"{PUBLIC_BASE}/{username}/{mid}" if username else f"{PUBLIC_BASE}/{key}/{mid}",
+        author_handle=key,
+        **fields,
     )
 
 

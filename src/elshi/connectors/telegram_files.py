@@ -31,6 +31,7 @@ from elshi.connectors.telegram_base import (
     _unique,
     channel_id_from_peer,
     channel_key,
+    channel_post,
     normalize_channel,
 )
 
@@ -325,12 +326,11 @@ def map_dump_message(payload: dict[str, Any]) -> PostIn | None:
     for name in ("category", "sender_id"):
         if msg.get(name) is not None:
             extra[name] = msg[name]
-    return PostIn(
-        platform=PLATFORM,
-        external_id=f"{key}/{mid}",
+    return channel_post(
+        key,
+        mid,
+        username,
         text=text,
-        url=f"{PUBLIC_BASE}/{username}/{mid}" if username else f"{PUBLIC_BASE}/{key}/{mid}",
-        author_handle=key,
         author_name=msg.get("channel") or None,
         published_at=published,
         extra=extra,
