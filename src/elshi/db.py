@@ -342,7 +342,8 @@ class DiskFull(RuntimeError):
         )
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """Yield the exception and every one behind it (a driver's `orig`, causes, contexts)."""
     seen: set[int] = set()
     todo: list[BaseException | None] = [exc]
     while todo:
@@ -372,7 +373,7 @@ def is_disk_full(exc: BaseException, path: Path | None = None) -> bool:
     WAL or its index cannot grow; the latter counts when path's filesystem is nearly full.
     PostgreSQL says so with SQLSTATE 53100, the system with ENOSPC or EDQUOT.
     """
-    for e in _chain(exc):
+    for e in exception_chain(exc):
         if isinstance(e, DiskFull):
             return True
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -409,7 +410,11 @@ def disk_full(
         where = f"the PostgreSQL server {url.host or 'localhost'} (database {url.database})"
     else:
         where = next(
-            (str(e.filename) for e in _chain(exc) if isinstance(e, OSError) and e.filename),
+            (
+                str(e.filename)
+                for e in exception_chain(exc)
+                if isinstance(e, OSError) and e.filename
+            ),
             "the database",
         )
     return DiskFull(where, needed if needed is not None else SPACE_HEADROOM)
