@@ -159,6 +159,29 @@ def audit(
     return event
 
 
+def audit_by(
+    actor: Principal,
+    db: Session,
+    action: str,
+    object_type: str,
+    object_id: Any = None,
+    *,
+    mission_id: int | None = None,
+    **detail: Any,
+) -> AuditEvent:
+    """Record what a signed-in user (or the system) did to which object, with details."""
+    return audit(
+        db=db,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        actor_id=actor.user_id,
+        actor_label=actor.label,
+        mission_id=mission_id,
+        detail=detail,
+    )
+
+
 # ---------------------------------------------------------------------------- roles
 
 STAFF_ROLES = tuple(r for r in ROLES if r != "citizen")

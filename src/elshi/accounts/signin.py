@@ -28,8 +28,18 @@ from sqlalchemy.orm import Session
 from elshi.accounts import service
 from elshi.accounts.models import User
 from elshi.accounts.service import LoginPolicy
+from elshi.errors import N_
 
 log = logging.getLogger(__name__)
+
+
+#: What the sign-in pages of staff and citizens say when a step fails.
+BAD_LOGIN = N_(
+    "Wrong e-mail or password. After several failed attempts the account is locked for a while."
+)
+BLOCKED = N_("Too many failed sign-ins from this address. Wait a few minutes and try again.")
+BAD_CODE = N_("Wrong code. Enter the 6-digit code from your authenticator app.")
+CODE_EXPIRED = N_("The sign-in took too long. Please start again.")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from elshi.accounts.service import (
     totp_uri,
     valid_totp_secret,
 )
+from elshi.accounts.signin import BAD_CODE, BAD_LOGIN, BLOCKED, CODE_EXPIRED
 from elshi.missions.models import Mission
 from elshi.web.actions import SentForm, StaffForm
 from elshi.web.deps import (
@@ -31,6 +32,7 @@ from elshi.web.deps import (
     session_serializer,
 )
 from elshi.web.i18n import N_
+from elshi.web.pages import FORM_EXPIRED
 from elshi.web.templating import (
     login_policy_of,
     redirect_with_session,
@@ -42,14 +44,7 @@ from elshi.web.templating import (
 router = APIRouter(include_in_schema=False)
 api = APIRouter(prefix="/api", tags=["accounts"])
 
-BAD_LOGIN = N_(
-    "Wrong e-mail or password. After several failed attempts the account is locked for a while."
-)
-BLOCKED = N_("Too many failed sign-ins from this address. Wait a few minutes and try again.")
-FORM_EXPIRED = N_("The form has expired. Please try again.")
 MISSING = N_("Enter your e-mail and password.")
-BAD_CODE = N_("Wrong code. Enter the 6-digit code from your authenticator app.")
-CODE_EXPIRED = N_("The sign-in took too long. Please start again.")
 PASSWORD_ERRORS = {
     "current": N_("The current password is wrong."),
     "short": N_("The new password must have at least 12 characters."),

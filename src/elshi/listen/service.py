@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from elshi import netguard
-from elshi.accounts.service import Principal, audit, authorize, scoped
+from elshi.accounts.service import Principal, audit_by, authorize, scoped
 from elshi.db import utcnow
 from elshi.listen.models import Annotation, Author, Post, Quarantine, Source
 from elshi.listen.text import Term, query_terms
@@ -145,15 +145,14 @@ def add_web_source(
         every_minutes=every_minutes,
         mission_id=mission_id,
     )
-    audit(
-        db=db,
-        action="source.create",
-        object_type="source",
-        object_id=source.id,
-        actor_id=actor.user_id,
-        actor_label=actor.label,
+    audit_by(
+        actor,
+        db,
+        "source.create",
+        "source",
+        source.id,
         mission_id=mission_id,
-        detail={"connector": connector},
+        connector=connector,
     )
     return source
 

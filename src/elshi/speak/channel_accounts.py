@@ -9,7 +9,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from elshi.accounts.service import Principal, audit, authorize, scoped
+from elshi.accounts.service import Principal, audit_by, authorize, scoped
 from elshi.missions.models import Mission
 from elshi.settings import Settings
 from elshi.speak import crypto
@@ -80,15 +80,14 @@ def add_account(
     )
     db.add(account)
     db.flush()
-    audit(
-        db=db,
-        action="channel.add",
-        object_type="channel_account",
-        object_id=account.id,
-        actor_id=actor.user_id,
-        actor_label=actor.label,
+    audit_by(
+        actor,
+        db,
+        "channel.add",
+        "channel_account",
+        account.id,
         mission_id=mission_id,
-        detail={"channel": channel},
+        channel=channel,
     )
     return account
 
@@ -109,14 +108,8 @@ def set_account_secrets(
     sec = _validate(get_channel(account.channel).Secrets, secrets, "credentials")
     account.secret = crypto.encrypt(settings, sec.model_dump(mode="json"))
     account.last_error = None
-    audit(
-        db=db,
-        action="channel.secret",
-        object_type="channel_account",
-        object_id=account.id,
-        actor_id=actor.user_id,
-        actor_label=actor.label,
-        mission_id=account.mission_id,
+    audit_by(
+        actor, db, "channel.secret", "channel_account", account.id, mission_id=account.mission_id
     )
     return account
 

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, delete, func, inspect, select
 from sqlalchemy.orm import Session
 
-from elshi.accounts.service import PermissionDenied, Principal, audit, scoped
+from elshi.accounts.service import PermissionDenied, Principal, audit_by, scoped
 from elshi.db import utcnow
 from elshi.errors import N_, FieldError, NotFound
 from elshi.listen.models import Annotation, Author, Post, Source
@@ -586,15 +586,7 @@ def set_actor_type(*, db: Session, principal: Principal, author_id: int, actor_t
     author.actor_type = actor_type
     author.actor_type_by = principal.user_id
     author.actor_type_at = utcnow()
-    audit(
-        db=db,
-        action="author.actor_type",
-        object_type="author",
-        object_id=author.id,
-        actor_id=principal.user_id,
-        actor_label=principal.label,
-        detail={"actor_type": actor_type},
-    )
+    audit_by(principal, db, "author.actor_type", "author", author.id, actor_type=actor_type)
     return author
 
 
@@ -606,14 +598,7 @@ def view_author(*, db: Session, principal: Principal, author_id: int) -> Author:
         db=db, principal=principal, author_id=author_id, permission="listen.read"
     ):
         raise NotFound(f"no author {author_id}")
-    audit(
-        db=db,
-        action="author.viewed",
-        object_type="author",
-        object_id=author.id,
-        actor_id=principal.user_id,
-        actor_label=principal.label,
-    )
+    audit_by(principal, db, "author.viewed", "author", author.id)
     return author
 
 

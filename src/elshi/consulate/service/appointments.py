@@ -139,14 +139,14 @@ def add_slots(
     ]
     db.add_all(slots)
     db.flush()
-    accounts.audit(
-        db=db,
-        action="consulate.slots_add",
-        object_type="slot",
-        actor_id=actor.user_id,
-        actor_label=actor.label,
+    accounts.audit_by(
+        actor,
+        db,
+        "consulate.slots_add",
+        "slot",
         mission_id=mission_id,
-        detail={"count": len(slots), "first": first.isoformat()},
+        count=len(slots),
+        first=first.isoformat(),
     )
     return slots
 

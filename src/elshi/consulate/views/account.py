@@ -9,15 +9,12 @@ from fastapi import Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from elshi.accounts.service import totp_uri, valid_totp_secret
+from elshi.accounts.signin import BAD_CODE, BAD_LOGIN, BLOCKED, CODE_EXPIRED
 from elshi.consulate import flows, service
 from elshi.consulate.models import Citizen
 from elshi.consulate.views.common import (
-    BAD_CODE,
     BAD_LINK,
-    BAD_LOGIN,
-    BLOCKED,
     CITIZEN_COOKIE,
-    CODE_EXPIRED,
     FORM_EXPIRED,
     STATIC,
     UNVERIFIED,

@@ -22,6 +22,7 @@ from elshi.settings import Settings
 from elshi.web.actions import FormAction, Refusal
 from elshi.web.deps import DbSession, get_db
 from elshi.web.i18n import N_
+from elshi.web.pages import FORM_EXPIRED
 from elshi.web.templating import (
     redirect_with_session,
     render,
@@ -38,19 +39,12 @@ CITIZEN_COOKIE = "elshi_citizen"
 STATIC = Path(__file__).resolve().parents[2] / "web" / "static"
 T = TypeVar("T")
 
-FORM_EXPIRED = N_("The form has expired. Please try again.")
-BAD_LOGIN = N_(
-    "Wrong e-mail or password. After several failed attempts the account is locked for a while."
-)
-BLOCKED = N_("Too many failed sign-ins from this address. Wait a few minutes and try again.")
 UNVERIFIED = N_("Confirm your e-mail first: we sent you a link. A new link is on its way.")
 CHECK_MAIL = N_("Check your e-mail: we sent you a link to confirm the address.")
 VERIFIED = N_("Your e-mail is confirmed. You can sign in now.")
 BAD_LINK = N_("This link is not valid any more. Ask for a new one.")
 RESET_SENT = N_("If an account has this e-mail, a link to choose a new password is on its way.")
 PASSWORD_SET = N_("Your new password is set. Sign in with it.")
-BAD_CODE = N_("Wrong code. Enter the 6-digit code from your authenticator app.")
-CODE_EXPIRED = N_("The sign-in took too long. Please start again.")
 TOTP_ON = N_("Two-step sign-in is on.")
 SAVED = N_("Saved.")
 UPLOADED = N_("The document is uploaded.")
