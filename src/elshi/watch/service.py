@@ -38,6 +38,21 @@ class InvalidWatch(FieldError):
     """A watch-list field is not valid."""
 
 
+#: What a name or title too short or too long is told, by its most characters.
+_LENGTHS = {
+    200: N_("between 1 and 200 characters"),
+    300: N_("between 1 and 300 characters"),
+}
+
+
+def _text(value: str, field: str, most: int) -> str:
+    """Return a name or title without outer spaces; refuse it empty or over `most` long."""
+    value = value.strip()
+    if not value or len(value) > most:
+        raise InvalidWatch(field, _LENGTHS[most])
+    return value
+
+
 # ---------------------------------------------------------------------------- terms
 
 
@@ -125,9 +140,7 @@ def save_watch(
 ) -> Watch:
     """Create or change a watch list; changed terms re-match the history from the start."""
     _require(principal, "watch.manage", mission_id)
-    name = name.strip()
-    if not name or len(name) > 200:
-        raise InvalidWatch("name", N_("between 1 and 200 characters"))
+    name = _text(name, "name", 200)
     parsed = parse_terms(terms)
     if not parsed:
         raise InvalidWatch("terms", N_("give at least one term"))
@@ -630,9 +643,7 @@ def save_search(
     *, db: Session, principal: Principal, name: str, params: dict[str, str], mission_id: int | None
 ) -> SavedSearch:
     """Keep a search under a name; its link opens it for anyone allowed in the mission."""
-    name = name.strip()
-    if not name or len(name) > 200:
-        raise InvalidWatch("name", N_("between 1 and 200 characters"))
+    name = _text(name, "name", 200)
     kept = {k: str(v)[:500] for k, v in params.items() if k in SAVED_KEYS and v}
     if mission_id is not None and not may_see_mission(principal, mission_id):
         raise PermissionDenied(f"mission {mission_id}")
@@ -686,9 +697,7 @@ def add_event(
 ) -> KnownEvent:
     """Enter a known date (visit, summit, vote) that the forecast takes into account."""
     _require(principal, "watch.manage", mission_id)
-    title = title.strip()
-    if not title or len(title) > 300:
-        raise InvalidWatch("title", N_("between 1 and 300 characters"))
+    title = _text(title, "title", 300)
     if kind not in EVENT_KINDS:
         raise InvalidWatch("kind", N_("choose one from the list"))
     event = KnownEvent(mission_id=mission_id, watch_id=watch_id, day=day, title=title, kind=kind)
