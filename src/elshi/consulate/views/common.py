@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 
 from elshi import crypto
@@ -24,10 +22,9 @@ from elshi.web.deps import DbSession, get_db
 from elshi.web.i18n import N_
 from elshi.web.pages import FORM_EXPIRED
 from elshi.web.templating import (
-    redirect_with_session,
+    SessionCookie,
     render,
     request_language,
-    settings_of,
     translate,
 )
 
@@ -36,6 +33,15 @@ staff = APIRouter(prefix="/consular", include_in_schema=False)
 api = APIRouter(prefix="/api/consulate", tags=["consulate"])
 
 CITIZEN_COOKIE = "elshi_citizen"
+#: The citizen's session cookie.
+CITIZEN_SESSION = SessionCookie(
+    CITIZEN_COOKIE,
+    crypto.CITIZEN_SESSION,
+    "elshi.citizen",
+    "citizen_session_minutes",
+    "/consulate/login/code",
+)
+_serializer = CITIZEN_SESSION.signer
 STATIC = Path(__file__).resolve().parents[2] / "web" / "static"
 T = TypeVar("T")
 
@@ -78,25 +84,9 @@ def to_citizen_login(request: Request, exc: CitizenLoginRequired) -> RedirectRes
     )
 
 
-def _serializer(settings: Settings) -> URLSafeTimedSerializer:
-    return crypto.signer(settings, crypto.CITIZEN_SESSION, salt="elshi.citizen")
-
-
-def _session_key(request: Request) -> str | None:
-    cookie = request.cookies.get(CITIZEN_COOKIE)
-    if not cookie:
-        return None
-    settings = settings_of(request)
-    try:
-        key = _serializer(settings).loads(cookie, max_age=settings.citizen_session_minutes * 60)
-    except BadSignature:
-        return None
-    return key if isinstance(key, str) else None
-
-
 def current_citizen(request: Request, db: Session) -> Citizen | None:
     """Return the signed-in citizen, or None."""
-    key = _session_key(request)
+    key = CITIZEN_SESSION.key(request)
     return service.session_citizen(db=db, key=key) if key else None
 
 
@@ -141,10 +131,6 @@ def _safe_next(value: str | None) -> str:
     if not value or not value.startswith("/consulate/") or value.startswith("//") or "\\" in value:
         return "/consulate/home"
     return value
-
-
-def _ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def _t(request: Request, message: str, **params: Any) -> str:
@@ -242,17 +228,6 @@ def _staff_expired(request: Request) -> Response:
 
 def _staff_not_found(request: Request) -> Response:
     return _page(request, "message.html", 404, message=NOT_FOUND)
-
-
-def _lifetime(request: Request) -> timedelta:
-    return timedelta(minutes=settings_of(request).citizen_session_minutes)
-
-
-def _with_session(request: Request, target: str, key: str, lifetime: timedelta) -> Response:
-    value = str(_serializer(settings_of(request)).dumps(key))
-    return redirect_with_session(
-        request, target, cookie=CITIZEN_COOKIE, value=value, lifetime=lifetime
-    )
 
 
 def _message(request: Request, exc: service.Invalid) -> Response:
