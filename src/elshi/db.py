@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, MetaData, String, Text, create_engine, event, inspect
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Dialect, Engine
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from elshi.crypto import SEALED_PREFIX, Keyring, SealedUnreadable
@@ -166,6 +166,13 @@ class Base(DeclarativeBase):
     """Declarative base with a naming convention so migrations name constraints."""
 
     metadata = MetaData(naming_convention=NAMING)
+
+
+class Timestamps:
+    """When a row was made and last changed (the code that changes it sets `updated_at`)."""
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 #: How long a writer waits for SQLite's write lock before "database is locked" (ms).
