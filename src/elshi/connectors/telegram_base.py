@@ -8,8 +8,10 @@ from __future__ import annotations
 import base64
 import re
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urljoin, urlsplit
+
+from pydantic import AfterValidator
 
 from elshi.connectors.base import MappingError, PostIn, parse_time
 
@@ -35,6 +37,16 @@ def normalize_channel(value: str) -> str:
     if not _USERNAME.match(text):
         raise ValueError(f"not a public channel username: {value!r}")
     return text
+
+
+def _optional_channel(value: str | None) -> str | None:
+    return normalize_channel(value) if value else None
+
+
+#: A setting naming a public channel, in any written form; kept as the bare username.
+ChannelName = Annotated[str, AfterValidator(normalize_channel)]
+#: The same, where the setting may be left out (empty means none).
+OptionalChannelName = Annotated[str | None, AfterValidator(_optional_channel)]
 
 
 def channel_key(username: str | None, channel_id: int | None) -> str:

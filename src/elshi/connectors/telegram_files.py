@@ -26,6 +26,7 @@ from elshi.connectors.base import (
 from elshi.connectors.telegram_base import (
     PLATFORM,
     PUBLIC_BASE,
+    OptionalChannelName,
     _message_id,
     _required_time,
     _unique,
@@ -204,7 +205,7 @@ class TelegramExportConfig(BaseModel):
         description="result.json from Telegram Desktop (Export chat history, or Export "
         "Telegram data, in JSON)."
     )
-    channel: str | None = Field(
+    channel: OptionalChannelName = Field(
         default=None,
         description="Public username of the exported channel (single-chat export), so its "
         "messages share ids with telegram-web.",
@@ -213,11 +214,6 @@ class TelegramExportConfig(BaseModel):
         default_factory=dict,
         description='Chat id to public username for a full export, e.g. {"1394050290": "mfa_kz"}.',
     )
-
-    @field_validator("channel")
-    @classmethod
-    def _channel(cls, value: str | None) -> str | None:
-        return normalize_channel(value) if value else None
 
     @field_validator("usernames")
     @classmethod
@@ -344,16 +340,11 @@ class TelegramJsonConfig(BaseModel):
         description="A JSON file, or a folder of *.json files, each an array of "
         "{message_id, sender_id, text, date, channel, category}."
     )
-    channel: str | None = Field(
+    channel: OptionalChannelName = Field(
         default=None,
         description="Public username of the channel, so its messages share ids with "
         "telegram-web; without it the numeric channel id is used.",
     )
-
-    @field_validator("channel")
-    @classmethod
-    def _channel(cls, value: str | None) -> str | None:
-        return normalize_channel(value) if value else None
 
 
 _DUMP_FILE = re.compile(r"^(?P<peer>-?\d+)_messages\.json$")
