@@ -20,6 +20,7 @@ from elshi.cli.common import (
     fail,
     format_when,
     get_settings,
+    show_rows,
 )
 
 users_app = typer.Typer(help="Staff users and their roles.", no_args_is_help=True)
@@ -401,12 +402,11 @@ def missions_list(
             }
             for m in service.list_missions(db=s)
         ]
-    if as_json:
-        console.print_json(json.dumps(rows))
-        return
-    table = Table("id", "slug", "name", "kind", "country", "parent", "time zone")
-    for r in rows:
-        table.add_row(
+    show_rows(
+        rows,
+        as_json,
+        ("id", "slug", "name", "kind", "country", "parent", "time zone"),
+        lambda r: (
             str(r["id"]),
             r["slug"],
             r["name"],
@@ -414,5 +414,6 @@ def missions_list(
             r["country"] or "-",
             str(r["parent_id"] or "-"),
             r["timezone"],
-        )
-    console.print(table)
+        ),
+        record=lambda r: r,
+    )

@@ -6,6 +6,7 @@ Domain command modules (crisis/commands.py, speak/commands.py, ...) import from 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from enum import IntEnum
@@ -179,6 +180,25 @@ def parse_options(options: list[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[key] = value
     return out
+
+
+def show_rows(
+    rows: Sequence[Any],
+    as_json: bool,
+    columns: tuple[str, ...],
+    cells: Callable[[Any], tuple[str, ...]],
+    record: Callable[[Any], Any] = lambda r: r.model_dump(mode="json"),
+) -> None:
+    """Print rows as JSON (each as `record` gives it), or as a table of `columns`."""
+    from rich.table import Table
+
+    if as_json:
+        console.print_json(json.dumps([record(r) for r in rows]))
+        return
+    table = Table(*columns)
+    for r in rows:
+        table.add_row(*cells(r))
+    console.print(table)
 
 
 def format_when(value: datetime | None) -> str:
