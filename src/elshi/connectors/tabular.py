@@ -342,37 +342,20 @@ class TabularConnector(FileConnector):
             join_on = profile.join.on if profile.join else ""
             origin = str(path)
             prefix = f"{label}: " if label else ""
-            for item in records:
-                if isinstance(item, BadRecord):
-                    item.location = prefix + item.location
-                    yield item
+            for part in _expanded(records, expand):
+                if isinstance(part, BadRecord):
+                    part.location = prefix + part.location
+                    yield part
                     continue
-                payload, location = item
-                parts: Iterable[tuple[Any, str] | BadRecord] = ((payload, location),)
-                if expand:
-                    try:
-                        parts = list(expand(payload, location))
-                    except Exception as exc:  # one page of an odd shape: that page only
-                        yield BadRecord(
-                            prefix + location,
-                            f"unreadable record: {type(exc).__name__}: {exc}",
-                            snippet(payload),
-                        )
-                        continue
-                for part in parts:
-                    if isinstance(part, BadRecord):
-                        part.location = prefix + part.location
-                        yield part
-                        continue
-                    data, where = part
-                    if join is not None and isinstance(data, dict):
-                        extra = join.get(str(data.get(join_on, "")))
-                        if extra:
-                            for k, v in extra.items():
-                                data.setdefault(k, v)
-                    yield RawRecord(
-                        payload=data, location=prefix + where, origin=origin, kind=profile.name
-                    )
+                data, where = part
+                if join is not None and isinstance(data, dict):
+                    extra = join.get(str(data.get(join_on, "")))
+                    if extra:
+                        for k, v in extra.items():
+                            data.setdefault(k, v)
+                yield RawRecord(
+                    payload=data, location=prefix + where, origin=origin, kind=profile.name
+                )
         finally:
             src.close()
 
@@ -544,6 +527,26 @@ def _records_prefix(src: _Source) -> str | None:
             if event == "start_array":
                 pending = prefix
     return None
+
+
+def _expanded(
+    records: Iterable[tuple[Any, str] | BadRecord], expand: Any
+) -> Iterator[tuple[Any, str] | BadRecord]:
+    """The records with each expanded into its parts by the profile's expander, if it has one;
+    a record the expander cannot read becomes a bad record (that record only)."""
+    for item in records:
+        if isinstance(item, BadRecord) or not expand:
+            yield item
+            continue
+        payload, location = item
+        try:
+            parts = list(expand(payload, location))
+        except Exception as exc:  # one page of an odd shape: that page only
+            yield BadRecord(
+                location, f"unreadable record: {type(exc).__name__}: {exc}", snippet(payload)
+            )
+            continue
+        yield from parts
 
 
 def _json_whole(src: _Source) -> Iterator[tuple[Any, str] | BadRecord]:

@@ -262,6 +262,18 @@ def default_range(*, db: Session, watch_id: int, days: int = 30) -> tuple[date, 
     return until - timedelta(days=days - 1), until
 
 
+def _chosen(table: Any, f: Filters) -> list[ColumnElement[bool]]:
+    """The language, platform and source the filters ask for, on a table that has them."""
+    conds: list[ColumnElement[bool]] = []
+    if f.lang:
+        conds.append(table.lang == f.lang)
+    if f.platform:
+        conds.append(table.platform == f.platform)
+    if f.source_id:
+        conds.append(table.source_id == f.source_id)
+    return conds
+
+
 def _rollup_where(
     watch_id: int, f: Filters, table: type[DailyColumns] = WatchDaily
 ) -> list[ColumnElement[bool]]:
@@ -271,13 +283,7 @@ def _rollup_where(
         table.day >= f.since,
         table.day <= f.until,
     ]
-    if f.lang:
-        conds.append(table.lang == f.lang)
-    if f.platform:
-        conds.append(table.platform == f.platform)
-    if f.source_id:
-        conds.append(table.source_id == f.source_id)
-    return conds
+    return conds + _chosen(table, f)
 
 
 def _match_where(watch_id: int, f: Filters) -> list[ColumnElement[bool]]:
@@ -288,13 +294,7 @@ def _match_where(watch_id: int, f: Filters) -> list[ColumnElement[bool]]:
         WatchMatch.published_at >= datetime.combine(f.since, time.min, UTC),
         WatchMatch.published_at < datetime.combine(f.until + timedelta(days=1), time.min, UTC),
     ]
-    if f.lang:
-        conds.append(WatchMatch.lang == f.lang)
-    if f.platform:
-        conds.append(WatchMatch.platform == f.platform)
-    if f.source_id:
-        conds.append(WatchMatch.source_id == f.source_id)
-    return conds
+    return conds + _chosen(WatchMatch, f)
 
 
 def _group(db: Session, column: Any, conds: list[ColumnElement[bool]]) -> list[tuple[Any, int]]:
