@@ -277,6 +277,36 @@ def missions_where(actor: Principal, permission: str) -> frozenset[int] | None:
     return actor.missions_where(permission)
 
 
+class _MissionRow(Protocol):
+    mission_id: Any
+
+
+_Row = TypeVar("_Row", bound=_MissionRow)
+
+
+def readable(
+    db: Session, model: type[_Row], row_id: int, actor: Principal, permission: str = "listen.read"
+) -> _Row | None:
+    """Return a row of mission data when the actor holds `permission` in its mission."""
+    row = db.get(model, row_id)
+    return row if row is not None and actor.can(permission, row.mission_id) else None
+
+
+def get_readable(
+    db: Session,
+    model: type[_Row],
+    row_id: int,
+    actor: Principal,
+    missing: Exception,
+    permission: str = "listen.read",
+) -> _Row:
+    """Return a row of mission data the actor may read; raise `missing` when there is none."""
+    row = readable(db, model, row_id, actor, permission)
+    if row is None:
+        raise missing
+    return row
+
+
 def scoped(
     stmt: _Query,
     column: Any,

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from elshi.accounts.service import Principal, audit_by, authorize, scoped
+from elshi.accounts.service import Principal, audit_by, authorize, get_readable, scoped
 from elshi.missions.models import Mission
 from elshi.settings import Settings
 from elshi.speak import crypto
@@ -17,7 +17,7 @@ from elshi.speak.models import (
     STATEMENT_LANGUAGES,
     ChannelAccount,
 )
-from elshi.speak.service import SpeakError, _visible, versions_of
+from elshi.speak.service import SpeakError, versions_of
 from elshi.speak.text import LengthCheck
 from elshi.web.i18n import N_
 
@@ -116,10 +116,8 @@ def set_account_secrets(
 
 def get_account(*, db: Session, actor: Principal, account_id: int) -> ChannelAccount:
     """Return a channel account the actor may see."""
-    account = db.get(ChannelAccount, account_id)
-    if account is None or not _visible(actor, account.mission_id):
-        raise LookupError(f"no channel account with id {account_id}")
-    return account
+    missing = LookupError(f"no channel account with id {account_id}")
+    return get_readable(db, ChannelAccount, account_id, actor, missing)
 
 
 def list_accounts(

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, delete, func, inspect, select
 from sqlalchemy.orm import Session
 
-from elshi.accounts.service import PermissionDenied, Principal, audit_by, scoped
+from elshi.accounts.service import PermissionDenied, Principal, audit_by, get_readable, scoped
 from elshi.db import utcnow
 from elshi.errors import N_, FieldError, NotFound
 from elshi.listen.models import Annotation, Author, Post, Source
@@ -120,10 +120,7 @@ def list_watches(*, db: Session, principal: Principal) -> list[Watch]:
 
 def get_watch(*, db: Session, principal: Principal, watch_id: int) -> Watch:
     """Return a watch list the user may see, or raise NotFound."""
-    watch = db.get(Watch, watch_id)
-    if watch is None or not may_see_mission(principal, watch.mission_id):
-        raise NotFound(f"no watch list {watch_id}")
-    return watch
+    return get_readable(db, Watch, watch_id, principal, NotFound(f"no watch list {watch_id}"))
 
 
 def save_watch(
