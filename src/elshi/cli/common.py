@@ -6,7 +6,7 @@ Domain command modules (crisis/commands.py, speak/commands.py, ...) import from 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from enum import IntEnum
@@ -63,6 +63,15 @@ def fail(message: str, code: Exit = Exit.FAILED) -> typer.Exit:
     """Print `error: message` on stderr and return the exit to raise: `raise fail(...)`."""
     err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(int(code))
+
+
+@contextmanager
+def refused(*errors: type[Exception], code: Exit = Exit.USAGE) -> Iterator[None]:
+    """Turn the given errors, raised inside, into a failure of the command with their message."""
+    try:
+        yield
+    except errors as exc:
+        raise fail(str(exc), code) from None
 
 
 def get_settings(**overrides: Any) -> Settings:

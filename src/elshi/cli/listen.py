@@ -24,6 +24,7 @@ from elshi.cli.common import (
     get_settings,
     progress_bar,
     queue_enrichment,
+    refused,
     show_rows,
 )
 
@@ -202,12 +203,10 @@ def sources_add(
             raise fail(f"--every: {exc}", Exit.USAGE) from None
     db = database(settings)
     with db.session() as s:
-        try:
+        with refused(service.InvalidSource):
             src = service.add_source(
                 db=s, connector=connector, config=config, name=name, every_minutes=minutes
             )
-        except service.InvalidSource as exc:
-            raise fail(str(exc), Exit.USAGE) from None
         console.print(f"added source {src.id}: {src.connector} {src.name}")
 
 

@@ -17,6 +17,7 @@ from elshi.cli.common import (
     format_when,
     get_settings,
     parse_options,
+    refused,
     show_rows,
 )
 
@@ -138,7 +139,7 @@ def channels_add(
         m = get_mission(db=s, slug=mission)
         if m is None:
             raise fail(f"no mission {mission!r}", Exit.NOT_FOUND)
-        try:
+        with refused(service.SpeakError):
             account = service.add_account(
                 db=s,
                 actor=Principal.system(),
@@ -149,8 +150,6 @@ def channels_add(
                 config=config,
                 secrets=secrets,
             )
-        except service.SpeakError as exc:
-            raise fail(str(exc), Exit.USAGE) from None
         console.print(f"added channel account {account.id}: {channel} {account.name}")
 
 
@@ -202,7 +201,7 @@ def channels_set_secret(
         if account is None:
             raise fail(f"no channel account {account_id}", Exit.NOT_FOUND)
         secrets = _secrets(get_channel(account.channel).Secrets, secrets_stdin)
-        try:
+        with refused(service.SpeakError):
             service.set_account_secrets(
                 db=s,
                 actor=Principal.system(),
@@ -210,8 +209,6 @@ def channels_set_secret(
                 account_id=account_id,
                 secrets=secrets,
             )
-        except service.SpeakError as exc:
-            raise fail(str(exc), Exit.USAGE) from None
     console.print(f"credentials of channel account {account_id} replaced")
 
 
