@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, MetaData, String, Text, create_engine, event, inspect
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Dialect, Engine
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from elshi.crypto import SEALED_PREFIX, Keyring, SealedUnreadable
@@ -166,6 +166,13 @@ class Base(DeclarativeBase):
     """Declarative base with a naming convention so migrations name constraints."""
 
     metadata = MetaData(naming_convention=NAMING)
+
+
+class Timestamps:
+    """When a row was made and last changed (the code that changes it sets `updated_at`)."""
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 #: How long a writer waits for SQLite's write lock before "database is locked" (ms).
@@ -342,7 +349,8 @@ class DiskFull(RuntimeError):
         )
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """Yield the exception and every one behind it (a driver's `orig`, causes, contexts)."""
     seen: set[int] = set()
     todo: list[BaseException | None] = [exc]
     while todo:
@@ -372,7 +380,7 @@ def is_disk_full(exc: BaseException, path: Path | None = None) -> bool:
     WAL or its index cannot grow; the latter counts when path's filesystem is nearly full.
     PostgreSQL says so with SQLSTATE 53100, the system with ENOSPC or EDQUOT.
     """
-    for e in _chain(exc):
+    for e in exception_chain(exc):
         if isinstance(e, DiskFull):
             return True
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -409,7 +417,11 @@ def disk_full(
         where = f"the PostgreSQL server {url.host or 'localhost'} (database {url.database})"
     else:
         where = next(
-            (str(e.filename) for e in _chain(exc) if isinstance(e, OSError) and e.filename),
+            (
+                str(e.filename)
+                for e in exception_chain(exc)
+                if isinstance(e, OSError) and e.filename
+            ),
             "the database",
         )
     return DiskFull(where, needed if needed is not None else SPACE_HEADROOM)

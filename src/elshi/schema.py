@@ -205,21 +205,26 @@ def _fill_value(column: dict[str, Any]) -> str:
     return "''"
 
 
+def _create_as(conn: Connection, name: str, sql: str, other: str) -> None:
+    """Create the table `other` (afresh) with the CREATE TABLE `sql` written for `name`."""
+    create = re.sub(
+        r'^\s*CREATE TABLE\s+("?)' + re.escape(name) + r"\1",
+        f'CREATE TABLE "{other}"',
+        sql,
+        count=1,
+        flags=re.IGNORECASE,
+    )
+    conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{other}"')
+    conn.exec_driver_sql(create)
+
+
 def _rebuild_sqlite_table(conn: Connection, name: str, sql: str) -> None:
     """Recreate `name` with the reference's CREATE TABLE `sql`, keeping every row (every
     column is copied, one the reference lacks too; new NOT NULL columns get their default or
     a neutral value).
     The caller has turned foreign keys off (migrate does, for SQLite)."""
     temp = f"_repair_{name}"
-    create = re.sub(
-        r'^\s*CREATE TABLE\s+("?)' + re.escape(name) + r"\1",
-        f'CREATE TABLE "{temp}"',
-        sql,
-        count=1,
-        flags=re.IGNORECASE,
-    )
-    conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{temp}"')
-    conn.exec_driver_sql(create)
+    _create_as(conn, name, sql, temp)
     new = {c["name"] for c in _columns(conn, temp)}
     for col in _columns(conn, name):  # a column the reference lacks keeps its data
         if col["name"] not in new:
@@ -309,15 +314,7 @@ def sqlite_alter_table(
 def _signature_of_sql(ref: Connection, table: str, sql: str) -> tuple[Any, ...]:
     """The signature of the table `sql` would create (built in the scratch database)."""
     probe = f"_probe_{table}"
-    create = re.sub(
-        r'^\s*CREATE TABLE\s+("?)' + re.escape(table) + r"\1",
-        f'CREATE TABLE "{probe}"',
-        sql,
-        count=1,
-        flags=re.IGNORECASE,
-    )
-    ref.exec_driver_sql(f'DROP TABLE IF EXISTS "{probe}"')
-    ref.exec_driver_sql(create)
+    _create_as(ref, table, sql, probe)
     try:
         sig = _sqlite_signature(ref, probe)
     finally:

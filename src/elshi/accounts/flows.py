@@ -115,15 +115,16 @@ def add_user(
         )
     user = service.create_user(db=db, email=email, password=password, name=name)
     service.grant_role(db=db, user_id=user.id, mission_id=mission.id, role=role)
-    service.audit(
-        db=db,
-        action="user.create",
-        object_type="user",
-        object_id=user.id,
-        actor_id=actor.user_id,
-        actor_label=actor.label,
+    service.audit_by(
+        actor,
+        db,
+        "user.create",
+        "user",
+        user.id,
         mission_id=mission.id,
-        detail={"email": service.mask_email(user.email), "role": role, "mission": mission.slug},
+        email=service.mask_email(user.email),
+        role=role,
+        mission=mission.slug,
     )
     return user
 
@@ -134,15 +135,15 @@ def grant(*, db: Session, actor: Principal, email: str, role: str, mission_slug:
     service.authorize(actor, "users.manage", mission_id=mission.id)
     user = _user(db, email)
     row = service.grant_role(db=db, user_id=user.id, mission_id=mission.id, role=role)
-    service.audit(
-        db=db,
-        action="role.grant",
-        object_type="user",
-        object_id=user.id,
-        actor_id=actor.user_id,
-        actor_label=actor.label,
+    service.audit_by(
+        actor,
+        db,
+        "role.grant",
+        "user",
+        user.id,
         mission_id=mission.id,
-        detail={"role": role, "mission": mission.slug},
+        role=role,
+        mission=mission.slug,
     )
     return row
 
@@ -161,20 +162,17 @@ def issue_token(
     if actor.user_id != user.id:
         service.authorize_over_user(db=db, actor=actor, user_id=user.id)
     row, plain = service.create_api_token(db=db, user_id=user.id, name=name, days=days, scope=scope)
-    service.audit(
-        db=db,
-        action="token.create",
-        object_type="api_token",
-        object_id=row.id,
-        actor_id=actor.user_id,
-        actor_label=actor.label,
-        detail={
-            "user_id": user.id,
-            "name": name,
-            "prefix": row.prefix,
-            "days": days,
-            "scope": scope,
-        },
+    service.audit_by(
+        actor,
+        db,
+        "token.create",
+        "api_token",
+        row.id,
+        user_id=user.id,
+        name=name,
+        prefix=row.prefix,
+        days=days,
+        scope=scope,
     )
     return plain
 
@@ -185,14 +183,7 @@ def _set_totp(
     """Keep a user's TOTP secret (and the last step used with it), audited as an enrolment."""
     user.totp_secret = secret
     user.totp_last_step = last_step
-    service.audit(
-        db=db,
-        action="totp.enrol",
-        object_type="user",
-        object_id=user.id,
-        actor_id=actor.user_id,
-        actor_label=actor.label,
-    )
+    service.audit_by(actor, db, "totp.enrol", "user", user.id)
 
 
 def enrol_totp(*, db: Session, actor: Principal, email: str) -> str:
@@ -211,14 +202,7 @@ def disable_totp(*, db: Session, actor: Principal, email: str) -> None:
     service.authorize_over_user(db=db, actor=actor, user_id=user.id)
     user.totp_secret = None
     user.totp_last_step = None
-    service.audit(
-        db=db,
-        action="totp.disable",
-        object_type="user",
-        object_id=user.id,
-        actor_id=actor.user_id,
-        actor_label=actor.label,
-    )
+    service.audit_by(actor, db, "totp.disable", "user", user.id)
 
 
 def set_active(*, db: Session, actor: Principal, email: str, active: bool) -> User:
@@ -227,14 +211,13 @@ def set_active(*, db: Session, actor: Principal, email: str, active: bool) -> Us
     service.authorize_over_user(db=db, actor=actor, user_id=user.id)
     user.is_active = active
     ended = 0 if active else service.end_user_sessions(db=db, user_id=user.id)
-    service.audit(
-        db=db,
-        action="user.enable" if active else "user.disable",
-        object_type="user",
-        object_id=user.id,
-        actor_id=actor.user_id,
-        actor_label=actor.label,
-        detail={"sessions_ended": ended},
+    service.audit_by(
+        actor,
+        db,
+        "user.enable" if active else "user.disable",
+        "user",
+        user.id,
+        sessions_ended=ended,
     )
     return user
 
@@ -246,14 +229,7 @@ def reset_password(*, db: Session, actor: Principal, email: str, password: str) 
     service.set_password(db=db, user=user, password=password)
     service.lift_lock(db=db, user_id=user.id)
     service.end_user_sessions(db=db, user_id=user.id)
-    service.audit(
-        db=db,
-        action="password.reset",
-        object_type="user",
-        object_id=user.id,
-        actor_id=actor.user_id,
-        actor_label=actor.label,
-    )
+    service.audit_by(actor, db, "password.reset", "user", user.id)
     return user
 
 
@@ -273,14 +249,14 @@ def revoke_token(*, db: Session, actor: Principal, token_id: int) -> ApiToken:
     if actor.user_id != row.user_id:
         service.authorize_over_user(db=db, actor=actor, user_id=row.user_id)
     service.revoke_api_token(db=db, token_id=token_id)
-    service.audit(
-        db=db,
-        action="token.revoke",
-        object_type="api_token",
-        object_id=row.id,
-        actor_id=actor.user_id,
-        actor_label=actor.label,
-        detail={"user_id": row.user_id, "prefix": row.prefix},
+    service.audit_by(
+        actor,
+        db,
+        "token.revoke",
+        "api_token",
+        row.id,
+        user_id=row.user_id,
+        prefix=row.prefix,
     )
     return row
 
@@ -316,15 +292,7 @@ def change_own_password(
         return "same"
     service.set_password(db=db, user=user, password=new)
     ended = service.end_user_sessions(db=db, user_id=user.id, keep_key=session_key)
-    service.audit(
-        db=db,
-        action="password.change",
-        object_type="user",
-        object_id=user.id,
-        actor_id=actor.user_id,
-        actor_label=actor.label,
-        detail={"sessions_ended": ended},
-    )
+    service.audit_by(actor, db, "password.change", "user", user.id, sessions_ended=ended)
     return None
 
 
@@ -355,14 +323,14 @@ def add_mission(
         timezone=timezone,
         emergency_phone=emergency_phone,
     )
-    service.audit(
-        db=db,
-        action="mission.create",
-        object_type="mission",
-        object_id=mission.id,
-        actor_id=actor.user_id,
-        actor_label=actor.label,
+    service.audit_by(
+        actor,
+        db,
+        "mission.create",
+        "mission",
+        mission.id,
         mission_id=mission.id,
-        detail={"slug": slug, "kind": kind},
+        slug=slug,
+        kind=kind,
     )
     return mission

@@ -159,6 +159,29 @@ def audit(
     return event
 
 
+def audit_by(
+    actor: Principal,
+    db: Session,
+    action: str,
+    object_type: str,
+    object_id: Any = None,
+    *,
+    mission_id: int | None = None,
+    **detail: Any,
+) -> AuditEvent:
+    """Record what a signed-in user (or the system) did to which object, with details."""
+    return audit(
+        db=db,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        actor_id=actor.user_id,
+        actor_label=actor.label,
+        mission_id=mission_id,
+        detail=detail,
+    )
+
+
 # ---------------------------------------------------------------------------- roles
 
 STAFF_ROLES = tuple(r for r in ROLES if r != "citizen")
@@ -252,6 +275,36 @@ _Query = TypeVar("_Query", bound=Select)
 def missions_where(actor: Principal, permission: str) -> frozenset[int] | None:
     """Return the mission ids where the actor holds `permission`; None means every mission."""
     return actor.missions_where(permission)
+
+
+class _MissionRow(Protocol):
+    mission_id: Any
+
+
+_Row = TypeVar("_Row", bound=_MissionRow)
+
+
+def readable(
+    db: Session, model: type[_Row], row_id: int, actor: Principal, permission: str = "listen.read"
+) -> _Row | None:
+    """Return a row of mission data when the actor holds `permission` in its mission."""
+    row = db.get(model, row_id)
+    return row if row is not None and actor.can(permission, row.mission_id) else None
+
+
+def get_readable(
+    db: Session,
+    model: type[_Row],
+    row_id: int,
+    actor: Principal,
+    missing: Exception,
+    permission: str = "listen.read",
+) -> _Row:
+    """Return a row of mission data the actor may read; raise `missing` when there is none."""
+    row = readable(db, model, row_id, actor, permission)
+    if row is None:
+        raise missing
+    return row
 
 
 def scoped(

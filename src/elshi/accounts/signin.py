@@ -28,8 +28,18 @@ from sqlalchemy.orm import Session
 from elshi.accounts import service
 from elshi.accounts.models import User
 from elshi.accounts.service import LoginPolicy
+from elshi.errors import N_
 
 log = logging.getLogger(__name__)
+
+
+#: What the sign-in pages of staff and citizens say when a step fails.
+BAD_LOGIN = N_(
+    "Wrong e-mail or password. After several failed attempts the account is locked for a while."
+)
+BLOCKED = N_("Too many failed sign-ins from this address. Wait a few minutes and try again.")
+BAD_CODE = N_("Wrong code. Enter the 6-digit code from your authenticator app.")
+CODE_EXPIRED = N_("The sign-in took too long. Please start again.")
 
 
 @dataclass(frozen=True)
@@ -179,6 +189,21 @@ def check_password(
     return account, kind.accept(account, password)
 
 
+def _record(
+    db: Session, kind: AccountKind[A], attempt: Attempt, account_id: int | None, *, success: bool
+) -> None:
+    """Count a sign-in attempt from the address, for the account when one is known."""
+    user_id, citizen_id = kind.attempt_owner(account_id)
+    service.record_attempt(
+        db=db,
+        ip=attempt.ip,
+        user_id=user_id,
+        citizen_id=citizen_id,
+        success=success,
+        policy=attempt.policy,
+    )
+
+
 def _fail(
     db: Session,
     kind: AccountKind[A],
@@ -189,15 +214,7 @@ def _fail(
     record: bool = True,
 ) -> None:
     if record:
-        user_id, citizen_id = kind.attempt_owner(account.id if account else None)
-        service.record_attempt(
-            db=db,
-            ip=attempt.ip,
-            user_id=user_id,
-            citizen_id=citizen_id,
-            success=False,
-            policy=attempt.policy,
-        )
+        _record(db, kind, attempt, account.id if account else None, success=False)
     kind.failed(db, account=account, email=email, ip=attempt.ip, reason=reason)
 
 
@@ -215,14 +232,7 @@ def _complete(
     key = _start(db, kind, attempt, account, pending=False)
     user_id, citizen_id = kind.attempt_owner(account.id)
     service.lift_lock(db=db, user_id=user_id, citizen_id=citizen_id, ip=attempt.ip)
-    service.record_attempt(
-        db=db,
-        ip=attempt.ip,
-        user_id=user_id,
-        citizen_id=citizen_id,
-        success=True,
-        policy=attempt.policy,
-    )
+    _record(db, kind, attempt, account.id, success=True)
     kind.signed_in(db, account=account, ip=attempt.ip, mfa=mfa)
     return SignIn("ok", key, account.id)
 

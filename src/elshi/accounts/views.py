@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Path, Request
 from fastapi.responses import RedirectResponse, Response
@@ -20,36 +19,28 @@ from elshi.accounts.service import (
     totp_uri,
     valid_totp_secret,
 )
+from elshi.accounts.signin import BAD_CODE, BAD_LOGIN, BLOCKED, CODE_EXPIRED
 from elshi.missions.models import Mission
 from elshi.web.actions import SentForm, StaffForm
 from elshi.web.deps import (
     SESSION_COOKIE,
+    STAFF_SESSION,
     DbSession,
     StaffUser,
     current_principal,
     session_key,
-    session_serializer,
 )
 from elshi.web.i18n import N_
+from elshi.web.pages import FORM_EXPIRED
 from elshi.web.templating import (
-    login_policy_of,
-    redirect_with_session,
+    client_ip,
     render,
-    session_started,
-    settings_of,
 )
 
 router = APIRouter(include_in_schema=False)
 api = APIRouter(prefix="/api", tags=["accounts"])
 
-BAD_LOGIN = N_(
-    "Wrong e-mail or password. After several failed attempts the account is locked for a while."
-)
-BLOCKED = N_("Too many failed sign-ins from this address. Wait a few minutes and try again.")
-FORM_EXPIRED = N_("The form has expired. Please try again.")
 MISSING = N_("Enter your e-mail and password.")
-BAD_CODE = N_("Wrong code. Enter the 6-digit code from your authenticator app.")
-CODE_EXPIRED = N_("The sign-in took too long. Please start again.")
 PASSWORD_ERRORS = {
     "current": N_("The current password is wrong."),
     "short": N_("The new password must have at least 12 characters."),
@@ -70,42 +61,6 @@ def safe_next(value: str | None) -> str:
     if value.startswith(("/login", "/logout")):
         return "/"
     return value
-
-
-def _ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
-def _lifetime(request: Request) -> timedelta:
-    return timedelta(minutes=settings_of(request).session_max_age_minutes)
-
-
-def _redirect_with_session(request: Request, target: str, key: str, max_age: timedelta) -> Response:
-    value = str(session_serializer(settings_of(request)).dumps(key))
-    return redirect_with_session(
-        request, target, cookie=SESSION_COOKIE, value=value, lifetime=max_age
-    )
-
-
-def _attempt(request: Request) -> dict[str, Any]:
-    """What the sign-in steps need of the request: address, browser, rules, session length."""
-    return {
-        "ip": _ip(request),
-        "user_agent": request.headers.get("user-agent"),
-        "policy": login_policy_of(request),
-        "lifetime": _lifetime(request),
-    }
-
-
-def _session_started(request: Request, target: str, result: flows.SignIn) -> Response | None:
-    return session_started(
-        request,
-        result,
-        target,
-        code_page="/login/code",
-        lifetime=_lifetime(request),
-        start=_redirect_with_session,
-    )
 
 
 def _login_page(
@@ -144,9 +99,11 @@ def login(
         return _login_page(request, next_url=target, email=email, error=FORM_EXPIRED, status=400)
     if not email or not password:
         return _login_page(request, next_url=target, email=email, error=MISSING, status=400)
-    result = flows.sign_in(db=act.db, email=email, password=password, **_attempt(request))
+    result = flows.sign_in(
+        db=act.db, email=email, password=password, **STAFF_SESSION.attempt(request)
+    )
     act.db.commit()
-    if started := _session_started(request, target, result):
+    if started := STAFF_SESSION.started(request, target, result):
         return started
     if result.status == "blocked":
         return _login_page(request, next_url=target, email=email, error=BLOCKED, status=429)
@@ -177,9 +134,11 @@ def login_code(
         return render(
             request, "login_code.html", {"next": target, "error": FORM_EXPIRED}, status=400
         )
-    result = flows.sign_in_code(db=act.db, pending_key=key, code=code, **_attempt(request))
+    result = flows.sign_in_code(
+        db=act.db, pending_key=key, code=code, **STAFF_SESSION.attempt(request)
+    )
     act.db.commit()
-    if started := _session_started(request, target, result):
+    if started := STAFF_SESSION.started(request, target, result):
         return started
     if result.status == "expired":
         return _login_page(request, next_url=target, error=CODE_EXPIRED, status=400)
@@ -197,7 +156,7 @@ def logout(act: SentForm) -> Response:
         return render(act.request, "error.html", {"message": FORM_EXPIRED}, status=400)
     key = session_key(act.request)
     if key:
-        flows.sign_out(db=act.db, session_key=key, ip=_ip(act.request))
+        flows.sign_out(db=act.db, session_key=key, ip=client_ip(act.request))
         act.db.commit()
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")

@@ -18,15 +18,14 @@ def revoke_role(*, db: Session, actor: Principal, grant_id: int) -> RoleGrant | 
         return None
     accounts.authorize(actor, "users.manage", mission_id=grant.mission_id)
     db.execute(delete(RoleGrant).where(RoleGrant.id == grant_id))
-    accounts.audit(
-        db=db,
-        action="role.revoke",
-        object_type="user",
-        object_id=grant.user_id,
-        actor_id=actor.user_id,
-        actor_label=actor.label,
+    accounts.audit_by(
+        actor,
+        db,
+        "role.revoke",
+        "user",
+        grant.user_id,
         mission_id=grant.mission_id,
-        detail={"role": grant.role},
+        role=grant.role,
     )
     return grant
 
@@ -64,13 +63,12 @@ def set_source_enabled(
         return None
     accounts.authorize(actor, "sources.manage", mission_id=source.mission_id)
     source.enabled = enabled
-    accounts.audit(
-        db=db,
-        action="source.enabled" if enabled else "source.paused",
-        object_type="source",
-        object_id=source.id,
-        actor_id=actor.user_id,
-        actor_label=actor.label,
+    accounts.audit_by(
+        actor,
+        db,
+        "source.enabled" if enabled else "source.paused",
+        "source",
+        source.id,
         mission_id=source.mission_id,
     )
     return source

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
@@ -20,6 +20,7 @@ from elshi.cli.common import (
     fail,
     format_when,
     get_settings,
+    show_rows,
 )
 
 users_app = typer.Typer(help="Staff users and their roles.", no_args_is_help=True)
@@ -323,12 +324,8 @@ def missions_add(
         )
 
 
-@missions_app.command("timezone")
-def missions_timezone(
-    slug: Annotated[str, typer.Argument(help="Mission slug (see `elshi missions list`).")],
-    zone: Annotated[str, typer.Argument(help="IANA time zone, e.g. Europe/Berlin.")],
-) -> None:
-    """Set the time zone a mission's office works in (slots are opened and shown in it)."""
+def _change_mission(slug: str, field: str, change: Callable[[Any, Any], object]) -> Any:
+    """Change one setting of a mission as the system, audit it, and return its new value."""
     from elshi.accounts.service import audit
     from elshi.missions import service
 
@@ -336,16 +333,33 @@ def missions_timezone(
         mission = service.get_mission(db=s, slug=slug)
         if mission is None:
             raise fail(f"no mission {slug!r} (see: elshi missions list)", Exit.NOT_FOUND)
-        service.set_timezone(db=s, mission=mission, timezone=zone)
+        change(s, mission)
+        value = getattr(mission, field)
         audit(
             db=s,
-            action="mission.timezone",
+            action=f"mission.{field}",
             object_type="mission",
             object_id=mission.id,
             actor_label="cli",
             mission_id=mission.id,
-            detail={"timezone": zone},
+            detail={field: value},
         )
+    return value
+
+
+@missions_app.command("timezone")
+def missions_timezone(
+    slug: Annotated[str, typer.Argument(help="Mission slug (see `elshi missions list`).")],
+    zone: Annotated[str, typer.Argument(help="IANA time zone, e.g. Europe/Berlin.")],
+) -> None:
+    """Set the time zone a mission's office works in (slots are opened and shown in it)."""
+    from elshi.missions import service
+
+    _change_mission(
+        slug,
+        "timezone",
+        lambda s, mission: service.set_timezone(db=s, mission=mission, timezone=zone),
+    )
     console.print(f"{slug}: time zone {zone}", highlight=False)
 
 
@@ -357,24 +371,14 @@ def missions_phone(
     ],
 ) -> None:
     """Set the consular emergency number citizens see on the mission's crisis pages."""
-    from elshi.accounts.service import audit
     from elshi.missions import service
 
-    with _as_system() as (s, _):
-        mission = service.get_mission(db=s, slug=slug)
-        if mission is None:
-            raise fail(f"no mission {slug!r} (see: elshi missions list)", Exit.NOT_FOUND)
-        service.set_emergency_phone(db=s, mission=mission, phone=number)
-        audit(
-            db=s,
-            action="mission.emergency_phone",
-            object_type="mission",
-            object_id=mission.id,
-            actor_label="cli",
-            mission_id=mission.id,
-            detail={"emergency_phone": mission.emergency_phone},
-        )
-    console.print(f"{slug}: emergency phone {mission.emergency_phone or '-'}", highlight=False)
+    phone = _change_mission(
+        slug,
+        "emergency_phone",
+        lambda s, mission: service.set_emergency_phone(db=s, mission=mission, phone=number),
+    )
+    console.print(f"{slug}: emergency phone {phone or '-'}", highlight=False)
 
 
 @missions_app.command("list")
@@ -398,12 +402,11 @@ def missions_list(
             }
             for m in service.list_missions(db=s)
         ]
-    if as_json:
-        console.print_json(json.dumps(rows))
-        return
-    table = Table("id", "slug", "name", "kind", "country", "parent", "time zone")
-    for r in rows:
-        table.add_row(
+    show_rows(
+        rows,
+        as_json,
+        ("id", "slug", "name", "kind", "country", "parent", "time zone"),
+        lambda r: (
             str(r["id"]),
             r["slug"],
             r["name"],
@@ -411,5 +414,6 @@ def missions_list(
             r["country"] or "-",
             str(r["parent_id"] or "-"),
             r["timezone"],
-        )
-    console.print(table)
+        ),
+        record=lambda r: r,
+    )

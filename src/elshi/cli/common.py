@@ -6,6 +6,7 @@ Domain command modules (crisis/commands.py, speak/commands.py, ...) import from 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from enum import IntEnum
@@ -62,6 +63,15 @@ def fail(message: str, code: Exit = Exit.FAILED) -> typer.Exit:
     """Print `error: message` on stderr and return the exit to raise: `raise fail(...)`."""
     err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(int(code))
+
+
+@contextmanager
+def refused(*errors: type[Exception], code: Exit = Exit.USAGE) -> Iterator[None]:
+    """Turn the given errors, raised inside, into a failure of the command with their message."""
+    try:
+        yield
+    except errors as exc:
+        raise fail(str(exc), code) from None
 
 
 def get_settings(**overrides: Any) -> Settings:
@@ -179,6 +189,25 @@ def parse_options(options: list[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[key] = value
     return out
+
+
+def show_rows(
+    rows: Sequence[Any],
+    as_json: bool,
+    columns: tuple[str, ...],
+    cells: Callable[[Any], tuple[str, ...]],
+    record: Callable[[Any], Any] = lambda r: r.model_dump(mode="json"),
+) -> None:
+    """Print rows as JSON (each as `record` gives it), or as a table of `columns`."""
+    from rich.table import Table
+
+    if as_json:
+        console.print_json(json.dumps([record(r) for r in rows]))
+        return
+    table = Table(*columns)
+    for r in rows:
+        table.add_row(*cells(r))
+    console.print(table)
 
 
 def format_when(value: datetime | None) -> str:

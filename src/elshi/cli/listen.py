@@ -24,6 +24,8 @@ from elshi.cli.common import (
     get_settings,
     progress_bar,
     queue_enrichment,
+    refused,
+    show_rows,
 )
 
 sources_app = typer.Typer(
@@ -201,12 +203,10 @@ def sources_add(
             raise fail(f"--every: {exc}", Exit.USAGE) from None
     db = database(settings)
     with db.session() as s:
-        try:
+        with refused(service.InvalidSource):
             src = service.add_source(
                 db=s, connector=connector, config=config, name=name, every_minutes=minutes
             )
-        except service.InvalidSource as exc:
-            raise fail(str(exc), Exit.USAGE) from None
         console.print(f"added source {src.id}: {src.connector} {src.name}")
 
 
@@ -221,12 +221,11 @@ def sources_list(
     db = database(get_settings())
     with db.session() as s:
         rows = [SourceOut.model_validate(x) for x in service.list_sources(db=s)]
-    if as_json:
-        console.print_json(json.dumps([r.model_dump(mode="json") for r in rows]))
-        return
-    table = Table("id", "connector", "name", "every", "health", "last success", "last error")
-    for r in rows:
-        table.add_row(
+    show_rows(
+        rows,
+        as_json,
+        ("id", "connector", "name", "every", "health", "last success", "last error"),
+        lambda r: (
             str(r.id),
             r.connector,
             r.name,
@@ -234,8 +233,8 @@ def sources_list(
             r.health,
             format_when(r.last_success_at),
             (r.last_error or "-")[:60],
-        )
-    console.print(table)
+        ),
+    )
 
 
 @sources_app.command("run")
@@ -313,13 +312,12 @@ def quarantine_list(
             QuarantineOut.model_validate(q)
             for q in service.list_quarantine(db=s, source_id=source, limit=limit)
         ]
-    if as_json:
-        console.print_json(json.dumps([r.model_dump(mode="json") for r in rows]))
-        return
-    table = Table("id", "connector", "origin", "location", "reason")
-    for r in rows:
-        table.add_row(str(r.id), r.connector, r.origin[-50:], r.location, r.reason[:100])
-    console.print(table)
+    show_rows(
+        rows,
+        as_json,
+        ("id", "connector", "origin", "location", "reason"),
+        lambda r: (str(r.id), r.connector, r.origin[-50:], r.location, r.reason[:100]),
+    )
 
 
 # ---------------------------------------------------------------------------- search

@@ -342,37 +342,20 @@ class TabularConnector(FileConnector):
             join_on = profile.join.on if profile.join else ""
             origin = str(path)
             prefix = f"{label}: " if label else ""
-            for item in records:
-                if isinstance(item, BadRecord):
-                    item.location = prefix + item.location
-                    yield item
+            for part in _expanded(records, expand):
+                if isinstance(part, BadRecord):
+                    part.location = prefix + part.location
+                    yield part
                     continue
-                payload, location = item
-                parts: Iterable[tuple[Any, str] | BadRecord] = ((payload, location),)
-                if expand:
-                    try:
-                        parts = list(expand(payload, location))
-                    except Exception as exc:  # one page of an odd shape: that page only
-                        yield BadRecord(
-                            prefix + location,
-                            f"unreadable record: {type(exc).__name__}: {exc}",
-                            snippet(payload),
-                        )
-                        continue
-                for part in parts:
-                    if isinstance(part, BadRecord):
-                        part.location = prefix + part.location
-                        yield part
-                        continue
-                    data, where = part
-                    if join is not None and isinstance(data, dict):
-                        extra = join.get(str(data.get(join_on, "")))
-                        if extra:
-                            for k, v in extra.items():
-                                data.setdefault(k, v)
-                    yield RawRecord(
-                        payload=data, location=prefix + where, origin=origin, kind=profile.name
-                    )
+                data, where = part
+                if join is not None and isinstance(data, dict):
+                    extra = join.get(str(data.get(join_on, "")))
+                    if extra:
+                        for k, v in extra.items():
+                            data.setdefault(k, v)
+                yield RawRecord(
+                    payload=data, location=prefix + where, origin=origin, kind=profile.name
+                )
         finally:
             src.close()
 
@@ -546,6 +529,36 @@ def _records_prefix(src: _Source) -> str | None:
     return None
 
 
+def _expanded(
+    records: Iterable[tuple[Any, str] | BadRecord], expand: Any
+) -> Iterator[tuple[Any, str] | BadRecord]:
+    """The records with each expanded into its parts by the profile's expander, if it has one;
+    a record the expander cannot read becomes a bad record (that record only)."""
+    for item in records:
+        if isinstance(item, BadRecord) or not expand:
+            yield item
+            continue
+        payload, location = item
+        try:
+            parts = list(expand(payload, location))
+        except Exception as exc:  # one page of an odd shape: that page only
+            yield BadRecord(
+                location, f"unreadable record: {type(exc).__name__}: {exc}", snippet(payload)
+            )
+            continue
+        yield from parts
+
+
+def _json_whole(src: _Source) -> Iterator[tuple[Any, str] | BadRecord]:
+    """Read the whole file as one JSON value: one record."""
+    try:
+        yield json.load(src.stream), "item 1"
+    except ValueError as exc:
+        yield BadRecord("item 1", f"bad JSON: {exc}")
+    except RecursionError:
+        yield BadRecord("item 1", "bad JSON: nested too deeply")
+
+
 def _json_records(src: _Source, records: str | None) -> Iterator[tuple[Any, str] | BadRecord]:
     import ijson
 
@@ -554,24 +567,14 @@ def _json_records(src: _Source, records: str | None) -> Iterator[tuple[Any, str]
     if records == "" and src.sample.lstrip()[:1] == b"[":
         records = None
     if records == "":
-        try:
-            yield json.load(src.stream), "item 1"
-        except ValueError as exc:
-            yield BadRecord("item 1", f"bad JSON: {exc}")
-        except RecursionError:
-            yield BadRecord("item 1", "bad JSON: nested too deeply")
+        yield from _json_whole(src)
         return
     try:
         prefix = (records + ".item") if records else _records_prefix(src)
     except (ijson.JSONError, ValueError, OSError, EOFError, zlib.error):
         prefix = "item"  # unreadable before any array: let the streaming pass report where
     if prefix is None:
-        try:
-            yield json.load(src.stream), "item 1"
-        except ValueError as exc:
-            yield BadRecord("item 1", f"bad JSON: {exc}")
-        except RecursionError:
-            yield BadRecord("item 1", "bad JSON: nested too deeply")
+        yield from _json_whole(src)
         return
     n = 0
     try:

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from elshi.connectors.base import (
     SECRET,
@@ -19,13 +19,13 @@ from elshi.connectors.base import (
 )
 from elshi.connectors.telegram_base import (
     PLATFORM,
-    PUBLIC_BASE,
+    ChannelName,
     _message_id,
     _required_time,
     _unique,
     channel_key,
+    channel_post,
     jsonable,
-    normalize_channel,
 )
 
 
@@ -112,12 +112,11 @@ def map_api_message(payload: dict[str, Any]) -> PostIn | None:
         extra["signature"] = msg["post_author"]
     if msg.get("edit_date"):
         extra["edited"] = msg["edit_date"]
-    return PostIn(
-        platform=PLATFORM,
-        external_id=f"{key}/{mid}",
+    return channel_post(
+        key,
+        mid,
+        username,
         text=text,
-        url=f"{PUBLIC_BASE}/{username}/{mid}" if username else f"{PUBLIC_BASE}/{key}/{mid}",
-        author_handle=key,
         author_name=payload.get("channel_title") or username,
         published_at=published,
         metrics=metrics,
@@ -130,7 +129,7 @@ def map_api_message(payload: dict[str, Any]) -> PostIn | None:
 class TelegramApiConfig(BaseModel):
     """A channel read live with the user's own Telegram account through Telethon."""
 
-    channel: str = Field(description="Channel: username, @username or a t.me link.")
+    channel: ChannelName = Field(description="Channel: username, @username or a t.me link.")
     api_id: int = Field(description="api_id of your application, from my.telegram.org.")
     api_hash: str = Field(
         description="api_hash of your application, from my.telegram.org.",
@@ -142,11 +141,6 @@ class TelegramApiConfig(BaseModel):
         "once with Telethon to create it.",
     )
     limit: int = Field(default=200, ge=1, le=10_000, description="Most messages read per poll.")
-
-    @field_validator("channel")
-    @classmethod
-    def _channel(cls, value: str) -> str:
-        return normalize_channel(value)
 
 
 def _telethon_client(config: Any, home: Path) -> Any:

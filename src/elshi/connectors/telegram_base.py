@@ -8,13 +8,12 @@ from __future__ import annotations
 import base64
 import re
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urljoin, urlsplit
 
-from elshi.connectors.base import (
-    MappingError,
-    parse_time,
-)
+from pydantic import AfterValidator
+
+from elshi.connectors.base import MappingError, PostIn, parse_time
 
 PLATFORM = "telegram"
 PUBLIC_BASE = "https://t.me"
@@ -40,6 +39,16 @@ def normalize_channel(value: str) -> str:
     return text
 
 
+def _optional_channel(value: str | None) -> str | None:
+    return normalize_channel(value) if value else None
+
+
+#: A setting naming a public channel, in any written form; kept as the bare username.
+ChannelName = Annotated[str, AfterValidator(normalize_channel)]
+#: The same, where the setting may be left out (empty means none).
+OptionalChannelName = Annotated[str | None, AfterValidator(_optional_channel)]
+
+
 def channel_key(username: str | None, channel_id: int | None) -> str:
     """Return the channel part of an external id: the username in lower case, else c/<id>."""
     if username:
@@ -49,6 +58,17 @@ def channel_key(username: str | None, channel_id: int | None) -> str:
     raise MappingError(
         "cannot tell which channel the message belongs to: "
         "give its public username with -o channel=NAME"
+    )
+
+
+def channel_post(key: str, mid: int, username: str | None, **fields: Any) -> PostIn:
+    """Return message `mid` of the channel `key` as a post: its id, public link and author."""
+    return PostIn(
+        platform=PLATFORM,
+        external_id=f"{key}/{mid}",
+        url=f"{PUBLIC_BASE}/{username}/{mid}" if username else f"{PUBLIC_BASE}/{key}/{mid}",
+        author_handle=key,
+        **fields,
     )
 
 

@@ -26,11 +26,13 @@ from elshi.connectors.base import (
 from elshi.connectors.telegram_base import (
     PLATFORM,
     PUBLIC_BASE,
+    OptionalChannelName,
     _message_id,
     _required_time,
     _unique,
     channel_id_from_peer,
     channel_key,
+    channel_post,
     normalize_channel,
 )
 
@@ -203,7 +205,7 @@ class TelegramExportConfig(BaseModel):
         description="result.json from Telegram Desktop (Export chat history, or Export "
         "Telegram data, in JSON)."
     )
-    channel: str | None = Field(
+    channel: OptionalChannelName = Field(
         default=None,
         description="Public username of the exported channel (single-chat export), so its "
         "messages share ids with telegram-web.",
@@ -212,11 +214,6 @@ class TelegramExportConfig(BaseModel):
         default_factory=dict,
         description='Chat id to public username for a full export, e.g. {"1394050290": "mfa_kz"}.',
     )
-
-    @field_validator("channel")
-    @classmethod
-    def _channel(cls, value: str | None) -> str | None:
-        return normalize_channel(value) if value else None
 
     @field_validator("usernames")
     @classmethod
@@ -325,12 +322,11 @@ def map_dump_message(payload: dict[str, Any]) -> PostIn | None:
     for name in ("category", "sender_id"):
         if msg.get(name) is not None:
             extra[name] = msg[name]
-    return PostIn(
-        platform=PLATFORM,
-        external_id=f"{key}/{mid}",
+    return channel_post(
+        key,
+        mid,
+        username,
         text=text,
-        url=f"{PUBLIC_BASE}/{username}/{mid}" if username else f"{PUBLIC_BASE}/{key}/{mid}",
-        author_handle=key,
         author_name=msg.get("channel") or None,
         published_at=published,
         extra=extra,
@@ -344,16 +340,11 @@ class TelegramJsonConfig(BaseModel):
         description="A JSON file, or a folder of *.json files, each an array of "
         "{message_id, sender_id, text, date, channel, category}."
     )
-    channel: str | None = Field(
+    channel: OptionalChannelName = Field(
         default=None,
         description="Public username of the channel, so its messages share ids with "
         "telegram-web; without it the numeric channel id is used.",
     )
-
-    @field_validator("channel")
-    @classmethod
-    def _channel(cls, value: str | None) -> str | None:
-        return normalize_channel(value) if value else None
 
 
 _DUMP_FILE = re.compile(r"^(?P<peer>-?\d+)_messages\.json$")

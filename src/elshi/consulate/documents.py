@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pikepdf
-from PIL import Image, ImageOps
+from PIL import Image
 
 from elshi.errors import Invalid, Problem
+from elshi.imaging import MAX_PIXELS, reencode
 from elshi.web.i18n import N_
 
 #: What may be uploaded, recognised by the first bytes of the file, never by its name.
@@ -27,7 +28,6 @@ MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "image/png", ".png"),
 )
 EXTENSIONS = {content_type: ext for _, content_type, ext in MAGIC}
-MAX_PIXELS = 40_000_000
 #: Keys that run code, carry files or hold forms, wherever they appear in a PDF: document and
 #: page actions (/OpenAction, /AA), scripts (/JS, the /JavaScript name tree), attachments
 #: (/EmbeddedFiles, /EF, /AF), forms (/AcroForm with its /XFA) and rich media. A consular
@@ -106,20 +106,7 @@ def _reencode(data: bytes, content_type: str) -> bytes:
                 if probe.width * probe.height > MAX_PIXELS:
                     raise _refuse(BAD_IMAGE)
                 probe.verify()
-            with Image.open(io.BytesIO(data)) as img:
-                img.load()
-                upright = ImageOps.exif_transpose(img)
-                out = io.BytesIO()
-                if content_type == "image/jpeg":
-                    clean = upright.convert("RGB")
-                    clean.save(out, "JPEG", quality=90, optimize=True)
-                else:
-                    mode = (
-                        upright.mode if upright.mode in ("RGB", "RGBA", "L", "LA", "P") else "RGBA"
-                    )
-                    clean = upright.convert(mode)
-                    clean.save(out, "PNG", optimize=True)
-                return out.getvalue()
+            return reencode(data, "JPEG" if content_type == "image/jpeg" else "PNG")[0]
     except Invalid:
         raise
     except Exception:  # any decoder error means a damaged or hostile image

@@ -153,17 +153,27 @@ def _taken_email(*, db: Session, settings: Settings, email: str) -> notify.Messa
     )
 
 
+def _link_email(
+    db: Session,
+    settings: Settings,
+    citizen: Citizen,
+    purpose: str,
+    lifetime: timedelta,
+    subject: str,
+    body: str,
+) -> notify.Message:
+    """Issue a one-time link (/consulate/<purpose>) and return the e-mail that carries it."""
+    token = service.issue_token(db=db, citizen_id=citizen.id, purpose=purpose, lifetime=lifetime)
+    link = _link(settings, f"/consulate/{purpose}", token=token)
+    return _email(
+        db, citizen.email, _t(citizen, subject), _t(citizen, body, name=citizen.name, link=link)
+    )
+
+
 def verification_email(*, db: Session, settings: Settings, citizen: Citizen) -> notify.Message:
     """Issue a fresh verification link and return the e-mail carrying it."""
-    token = service.issue_token(
-        db=db, citizen_id=citizen.id, purpose="verify", lifetime=VERIFY_LIFETIME
-    )
-    link = _link(settings, "/consulate/verify", token=token)
-    return _email(
-        db,
-        citizen.email,
-        _t(citizen, VERIFY_SUBJECT),
-        _t(citizen, VERIFY_BODY, name=citizen.name, link=link),
+    return _link_email(
+        db, settings, citizen, "verify", VERIFY_LIFETIME, VERIFY_SUBJECT, VERIFY_BODY
     )
 
 
@@ -181,17 +191,8 @@ def request_reset(*, db: Session, settings: Settings, email: str) -> notify.Mess
     citizen = service.get_citizen_by_email(db=db, email=email)
     if citizen is None or not citizen.is_active:
         return None
-    token = service.issue_token(
-        db=db, citizen_id=citizen.id, purpose="reset", lifetime=RESET_LIFETIME
-    )
     accounts.audit(db=db, action="citizen.reset_asked", object_type="citizen", object_id=citizen.id)
-    link = _link(settings, "/consulate/reset", token=token)
-    return _email(
-        db,
-        citizen.email,
-        _t(citizen, RESET_SUBJECT),
-        _t(citizen, RESET_BODY, name=citizen.name, link=link),
-    )
+    return _link_email(db, settings, citizen, "reset", RESET_LIFETIME, RESET_SUBJECT, RESET_BODY)
 
 
 def reset_password(*, db: Session, token: str, password: str) -> Citizen | None:

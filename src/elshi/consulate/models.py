@@ -27,6 +27,7 @@ from elshi.db import (
     JSONType,
     SealedJSON,
     SealedText,
+    Timestamps,
     UTCDateTime,
     blind_indexed,
     utcnow,
@@ -79,7 +80,7 @@ class CitizenSession(SessionColumns, Base):
     )
 
 
-class Registration(Base):
+class Registration(Timestamps, Base):
     """A stay abroad registered with a mission (where, from when to when, who comes along)."""
 
     __tablename__ = "registration"
@@ -110,8 +111,6 @@ class Registration(Base):
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     #: When the citizen was last asked by e-mail to confirm or close this stay.
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class ServiceType(Base):
@@ -237,7 +236,7 @@ class Slot(Base):
     booked: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class Appointment(Base):
+class Appointment(Timestamps, Base):
     """A place in a slot held by a citizen (for a request, when there is one)."""
 
     __tablename__ = "appointment"
@@ -251,8 +250,6 @@ class Appointment(Base):
         ForeignKey("service_request.id", ondelete="SET NULL")
     )
     status: Mapped[str] = mapped_column(String(16), default="booked")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Message(Base):

@@ -188,16 +188,7 @@ def ingest_records(
 
     With bulk=True near duplicates are left pending: call mark_near_duplicates afterwards.
     """
-    report = IngestReport(connector=connector.slug, origin=origin)
-    writer = _Writer(
-        db,
-        source_id=source_id,
-        connector=connector.slug,
-        origin=origin,
-        defer_near_dups=bulk,
-        run_id=run_id,
-        input_bytes=input_bytes,
-    )
+    report, writer = _begin(db, connector, origin, source_id, bulk, run_id, input_bytes)
     messages = _mapped(
         connector,
         records,
@@ -209,6 +200,29 @@ def ingest_records(
     )
     _store(messages, writer, report, progress)
     return report
+
+
+def _begin(
+    db: Database,
+    connector: Connector,
+    origin: str,
+    source_id: int | None,
+    defer_near_dups: bool,
+    run_id: int | None,
+    input_bytes: int | None,
+) -> tuple[IngestReport, _Writer]:
+    """Start a run's report and the writer that stores its posts."""
+    report = IngestReport(connector=connector.slug, origin=origin)
+    writer = _Writer(
+        db,
+        source_id=source_id,
+        connector=connector.slug,
+        origin=origin,
+        defer_near_dups=defer_near_dups,
+        run_id=run_id,
+        input_bytes=input_bytes,
+    )
+    return report, writer
 
 
 def _ingest_in_child(
@@ -229,16 +243,7 @@ def _ingest_in_child(
     Parsing and mapping are Python work that would otherwise take the GIL from the writer; the
     child sends prepared batches through a pipe, in order, so results are the same as inline.
     """
-    report = IngestReport(connector=connector.slug, origin=origin)
-    writer = _Writer(
-        db,
-        source_id=source_id,
-        connector=connector.slug,
-        origin=origin,
-        defer_near_dups=True,
-        run_id=run_id,
-        input_bytes=input_bytes,
-    )
+    report, writer = _begin(db, connector, origin, source_id, True, run_id, input_bytes)
     mp = multiprocessing.get_context("spawn")
     reader, sender = mp.Pipe(duplex=False)
     job = _ChildJob(

@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from elshi import netguard
-from elshi.accounts.service import Principal, audit, authorize, scoped
+from elshi.accounts.service import Principal, audit_by, authorize, readable, scoped
 from elshi.db import utcnow
 from elshi.listen.models import Annotation, Author, Post, Quarantine, Source
 from elshi.listen.text import Term, query_terms
@@ -145,15 +145,14 @@ def add_web_source(
         every_minutes=every_minutes,
         mission_id=mission_id,
     )
-    audit(
-        db=db,
-        action="source.create",
-        object_type="source",
-        object_id=source.id,
-        actor_id=actor.user_id,
-        actor_label=actor.label,
+    audit_by(
+        actor,
+        db,
+        "source.create",
+        "source",
+        source.id,
         mission_id=mission_id,
-        detail={"connector": connector},
+        connector=connector,
     )
     return source
 
@@ -201,10 +200,7 @@ def visible_source(*, db: Session, actor: Principal, source_id: int) -> Source |
     Raw payloads may hold anything a source sent, so the quarantine of a source of no
     mission (and of imports made without a source) is for headquarters only.
     """
-    source = db.get(Source, source_id)
-    if source is None or not actor.can("listen.read", source.mission_id):
-        return None
-    return source
+    return readable(db, Source, source_id, actor)
 
 
 def list_quarantine(

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from elshi.accounts.service import Principal, audit, authorize, scoped
+from elshi.accounts.service import Principal, audit_by, authorize, get_readable, scoped
 from elshi.missions.models import Mission
 from elshi.settings import Settings
 from elshi.speak import crypto
@@ -18,7 +18,7 @@ from elshi.speak.models import (
     ChannelAccount,
     StatementVersion,
 )
-from elshi.speak.service import SpeakError, _visible, versions_of
+from elshi.speak.service import SpeakError, versions_of
 from elshi.speak.text import LengthCheck
 
 if TYPE_CHECKING:
@@ -84,15 +84,14 @@ def add_account(
     )
     db.add(account)
     db.flush()
-    audit(
-        db=db,
-        action="channel.add",
-        object_type="channel_account",
-        object_id=account.id,
-        actor_id=actor.user_id,
-        actor_label=actor.label,
+    audit_by(
+        actor,
+        db,
+        "channel.add",
+        "channel_account",
+        account.id,
         mission_id=mission_id,
-        detail={"channel": channel},
+        channel=channel,
     )
     return account
 
@@ -113,24 +112,16 @@ def set_account_secrets(
     sec = _validate(get_channel(account.channel).Secrets, secrets, "credentials")
     account.secret = crypto.encrypt(settings, sec.model_dump(mode="json"))
     account.last_error = None
-    audit(
-        db=db,
-        action="channel.secret",
-        object_type="channel_account",
-        object_id=account.id,
-        actor_id=actor.user_id,
-        actor_label=actor.label,
-        mission_id=account.mission_id,
+    audit_by(
+        actor, db, "channel.secret", "channel_account", account.id, mission_id=account.mission_id
     )
     return account
 
 
 def get_account(*, db: Session, actor: Principal, account_id: int) -> ChannelAccount:
     """Return a channel account the actor may see."""
-    account = db.get(ChannelAccount, account_id)
-    if account is None or not _visible(actor, account.mission_id):
-        raise LookupError(f"no channel account with id {account_id}")
-    return account
+    missing = LookupError(f"no channel account with id {account_id}")
+    return get_readable(db, ChannelAccount, account_id, actor, missing)
 
 
 def list_accounts(

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from elshi.cli.common import Exit, console, database, fail, format_when, get_settings, parse_options
+from elshi.cli.common import (
+    Exit,
+    console,
+    database,
+    fail,
+    format_when,
+    get_settings,
+    parse_options,
+    refused,
+    show_rows,
+)
 
 if TYPE_CHECKING:
     from elshi.speak.channels.base import ChannelContext
@@ -53,25 +62,6 @@ def _secrets(model: Any, from_stdin: bool) -> dict[str, Any]:
         for name, field in model.model_fields.items()
         if field.is_required()
     }
-
-
-def _show(
-    rows: Sequence[Any],
-    as_json: bool,
-    columns: tuple[str, ...],
-    cells: Callable[[Any], tuple[str, ...]],
-    record: Callable[[Any], Any] = lambda r: r.model_dump(mode="json"),
-) -> None:
-    """Print rows as JSON (each as `record` gives it), or as a table of `columns`."""
-    from rich.table import Table
-
-    if as_json:
-        console.print_json(json.dumps([record(r) for r in rows]))
-        return
-    table = Table(*columns)
-    for r in rows:
-        table.add_row(*cells(r))
-    console.print(table)
 
 
 def _listed(fetch: Callable[..., Any], shape: Any = None, **filters: Any) -> list[Any]:
@@ -149,7 +139,7 @@ def channels_add(
         m = get_mission(db=s, slug=mission)
         if m is None:
             raise fail(f"no mission {mission!r}", Exit.NOT_FOUND)
-        try:
+        with refused(service.SpeakError):
             account = service.add_account(
                 db=s,
                 actor=Principal.system(),
@@ -160,8 +150,6 @@ def channels_add(
                 config=config,
                 secrets=secrets,
             )
-        except service.SpeakError as exc:
-            raise fail(str(exc), Exit.USAGE) from None
         console.print(f"added channel account {account.id}: {channel} {account.name}")
 
 
@@ -170,7 +158,7 @@ def channels_list(as_json: JsonOpt = False) -> None:
     """List channel accounts (never their credentials)."""
     from elshi.speak import service
 
-    _show(
+    show_rows(
         _listed(service.list_accounts),
         as_json,
         ("id", "mission", "channel", "name", "languages", "last error"),
@@ -213,7 +201,7 @@ def channels_set_secret(
         if account is None:
             raise fail(f"no channel account {account_id}", Exit.NOT_FOUND)
         secrets = _secrets(get_channel(account.channel).Secrets, secrets_stdin)
-        try:
+        with refused(service.SpeakError):
             service.set_account_secrets(
                 db=s,
                 actor=Principal.system(),
@@ -221,8 +209,6 @@ def channels_set_secret(
                 account_id=account_id,
                 secrets=secrets,
             )
-        except service.SpeakError as exc:
-            raise fail(str(exc), Exit.USAGE) from None
     console.print(f"credentials of channel account {account_id} replaced")
 
 
@@ -245,7 +231,7 @@ def statements_list(
     from elshi.speak import service
     from elshi.speak.schemas import StatementOut
 
-    _show(
+    show_rows(
         _listed(service.list_statements, StatementOut, status=status),
         as_json,
         ("id", "mission", "title", "status", "urgent", "planned"),
@@ -272,7 +258,7 @@ def statements_publications(
     from elshi.speak import service
     from elshi.speak.schemas import PublicationOut
 
-    _show(
+    show_rows(
         _listed(service.list_publications, PublicationOut, status=status),
         as_json,
         ("id", "statement", "channel", "lang", "status", "time", "error"),

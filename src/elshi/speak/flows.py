@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from elshi.accounts.service import Principal, audit, authorize
+from elshi.accounts.service import Principal, audit_by, authorize
 from elshi.db import Database, utcnow
 from elshi.speak import crypto, media, service
 from elshi.speak.channels.base import (
@@ -425,15 +425,7 @@ def retry_publication(
         pub.due_at = min(pub.due_at, utcnow())
         pub.error_kind = pub.error = None
         pub.error_detail = {}  # a person checked the channel: no look-up first
-        audit(
-            db=s,
-            action="publication.retry",
-            object_type="publication",
-            object_id=pub.id,
-            actor_id=actor.user_id,
-            actor_label=actor.label,
-            mission_id=st.mission_id,
-        )
+        audit_by(actor, s, "publication.retry", "publication", pub.id, mission_id=st.mission_id)
         s.flush()
         s.expunge(pub)
         return pub
@@ -453,15 +445,7 @@ def mark_sent(
         pub.status, pub.sent_at, pub.url = "sent", utcnow(), url or pub.url
         pub.error_kind = pub.error = None
         pub.error_detail, pub.retry_at = {}, None
-        audit(
-            db=s,
-            action="publication.mark_sent",
-            object_type="publication",
-            object_id=pub.id,
-            actor_id=actor.user_id,
-            actor_label=actor.label,
-            mission_id=st.mission_id,
-        )
+        audit_by(actor, s, "publication.mark_sent", "publication", pub.id, mission_id=st.mission_id)
 
 
 def _sent_target(
@@ -496,15 +480,7 @@ def delete_publication(
         row = s.get(Publication, pub.id)
         assert row is not None
         row.status, row.updated_at = "deleted", utcnow()
-        audit(
-            db=s,
-            action="publication.delete",
-            object_type="publication",
-            object_id=pub.id,
-            actor_id=actor.user_id,
-            actor_label=actor.label,
-            mission_id=mission_id,
-        )
+        audit_by(actor, s, "publication.delete", "publication", pub.id, mission_id=mission_id)
 
 
 def edit_publication(
@@ -531,15 +507,7 @@ def edit_publication(
         row = s.get(Publication, pub.id)
         assert row is not None
         row.text, row.updated_at = text, utcnow()
-        audit(
-            db=s,
-            action="publication.edit",
-            object_type="publication",
-            object_id=pub.id,
-            actor_id=actor.user_id,
-            actor_label=actor.label,
-            mission_id=mission_id,
-        )
+        audit_by(actor, s, "publication.edit", "publication", pub.id, mission_id=mission_id)
 
 
 def collect_reach(database: Database, ctx: ChannelContext, *, days: int | None = None) -> int:

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from elshi.consulate import documents
 from elshi.errors import InvalidRequest
+from elshi.imaging import MAX_PIXELS, reencode
 from elshi.settings import Settings
 from elshi.web.i18n import N_
 
@@ -25,7 +26,6 @@ FORMATS = {
     "PNG": ("image/png", ".png"),
     "WEBP": ("image/webp", ".webp"),
 }
-MAX_PIXELS = 40_000_000
 MAX_ALT = 1500
 
 EMPTY = N_("Image: the file is empty.")
@@ -106,20 +106,7 @@ def check_image(
                 if probe.width * probe.height > MAX_PIXELS:
                     raise MediaError(DAMAGED, name=name)
                 probe.verify()
-            with Image.open(io.BytesIO(data)) as img:
-                img.load()
-                upright = ImageOps.exif_transpose(img)
-                out = io.BytesIO()
-                if fmt == "JPEG":
-                    upright.convert("RGB").save(out, "JPEG", quality=90, optimize=True)
-                elif fmt == "PNG":
-                    mode = (
-                        upright.mode if upright.mode in ("RGB", "RGBA", "L", "LA", "P") else "RGBA"
-                    )
-                    upright.convert(mode).save(out, "PNG", optimize=True)
-                else:
-                    upright.save(out, "WEBP", quality=90)
-                clean, width, height = out.getvalue(), upright.width, upright.height
+            clean, width, height = reencode(data, fmt)
     except MediaError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):

@@ -17,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from elshi.db import Base, JSONType, UTCDateTime, utcnow
+from elshi.db import Base, JSONType, Timestamps, UTCDateTime, utcnow
 
 #: Languages a statement may be written in.
 STATEMENT_LANGUAGES = ("kk", "ru", "en", "zh", "ar")
@@ -28,7 +28,7 @@ STATEMENT_STATUSES = ("draft", "submitted", "returned", "approved", "archived")
 PUBLICATION_STATUSES = ("pending", "sending", "sent", "failed", "unknown", "deleted")
 
 
-class Statement(Base):
+class Statement(Timestamps, Base):
     """A position the mission wants to say, in one or more languages."""
 
     __tablename__ = "statement"
@@ -54,8 +54,6 @@ class Statement(Base):
     #: Rebuttal: the Listen search this statement answers, and optionally a narrative id.
     topic_query: Mapped[str | None] = mapped_column(Text)
     narrative_id: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class StatementVersion(Base):
@@ -124,7 +122,7 @@ class ChannelAccount(Base):
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class Publication(Base):
+class Publication(Timestamps, Base):
     """One version of a statement on one channel account.
 
     The row, with its idempotency key, is written before the platform is called, so a retry
@@ -161,8 +159,6 @@ class Publication(Base):
     #: Channel-specific facts that must survive a crash (e.g. the Bluesky record key).
     extra: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     local_views: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class MetricSnapshot(Base):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from elshi.accounts.service import Principal, audit, scoped
+from elshi.accounts.service import Principal, audit_by, get_readable, scoped
 from elshi.errors import InvalidRequest, NotFound
 from elshi.missions.models import Mission
 from elshi.modules import forward_to
@@ -53,10 +53,8 @@ def _visible(actor: Principal, mission_id: int) -> bool:
 
 def get_statement(*, db: Session, actor: Principal, statement_id: int) -> Statement:
     """Return a statement the actor may see, or raise StatementNotFound."""
-    st = db.get(Statement, statement_id)
-    if st is None or not _visible(actor, st.mission_id):
-        raise StatementNotFound(f"no statement with id {statement_id}")
-    return st
+    missing = StatementNotFound(f"no statement with id {statement_id}")
+    return get_readable(db, Statement, statement_id, actor, missing)
 
 
 def list_statements(
@@ -124,16 +122,7 @@ def mission_of(*, db: Session, statement: Statement) -> Mission | None:
 
 
 def _audit(db: Session, actor: Principal, action: str, st: Statement, **detail: Any) -> None:
-    audit(
-        db=db,
-        action=action,
-        object_type="statement",
-        object_id=st.id,
-        actor_id=actor.user_id,
-        actor_label=actor.label,
-        mission_id=st.mission_id,
-        detail=detail,
-    )
+    audit_by(actor, db, action, "statement", st.id, mission_id=st.mission_id, **detail)
 
 
 # ---------------------------------------------------------------------------- the other parts

@@ -74,6 +74,12 @@ def subscribe(
     return sub, token
 
 
+def _audit(db: Session, sub: Subscriber, action: str) -> None:
+    audit(
+        db=db, action=action, object_type="subscriber", object_id=sub.id, mission_id=sub.mission_id
+    )
+
+
 def confirm_subscription(*, db: Session, token: str) -> Subscriber | None:
     """Confirm a subscription by the token from its e-mail (double opt-in)."""
     sub = db.scalar(select(Subscriber).where(Subscriber.token_hash == _digest(token)))
@@ -81,13 +87,7 @@ def confirm_subscription(*, db: Session, token: str) -> Subscriber | None:
         return None
     if sub.confirmed_at is None:
         sub.confirmed_at = utcnow()
-        audit(
-            db=db,
-            action="subscriber.confirm",
-            object_type="subscriber",
-            object_id=sub.id,
-            mission_id=sub.mission_id,
-        )
+        _audit(db, sub, "subscriber.confirm")
     return sub
 
 
@@ -100,13 +100,7 @@ def unsubscribe(*, db: Session, settings: Settings, token: str) -> Subscriber | 
     sub = db.get(Subscriber, sub_id) if isinstance(sub_id, int) else None
     if sub is not None and sub.unsubscribed_at is None:
         sub.unsubscribed_at = utcnow()
-        audit(
-            db=db,
-            action="subscriber.unsubscribe",
-            object_type="subscriber",
-            object_id=sub.id,
-            mission_id=sub.mission_id,
-        )
+        _audit(db, sub, "subscriber.unsubscribe")
     return sub
 
 

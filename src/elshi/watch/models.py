@@ -17,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from elshi.db import Base, JSONType, UTCDateTime, utcnow
+from elshi.db import Base, JSONType, Timestamps, UTCDateTime, utcnow
 from elshi.errors import N_
 
 #: Who an author is, as an analyst sets it on the author's page.
@@ -32,7 +32,7 @@ ACTOR_NAMES = {
 ACTOR_TYPES = tuple(ACTOR_NAMES)
 
 
-class Watch(Base):
+class Watch(Timestamps, Base):
     """A named topic of one mission: terms with aliases in several languages and scripts."""
 
     __tablename__ = "watch"
@@ -49,8 +49,6 @@ class Watch(Base):
     focus_entity: Mapped[str] = mapped_column(String(64), default="country:KZ")
     #: Posts with ids up to this one have been matched against the current terms.
     processed_to: Mapped[int] = mapped_column(BigInteger, default=0)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class WatchMatch(Base):

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, delete, func, inspect, select
 from sqlalchemy.orm import Session
 
-from elshi.accounts.service import PermissionDenied, Principal, audit, scoped
+from elshi.accounts.service import PermissionDenied, Principal, audit_by, get_readable, scoped
 from elshi.db import utcnow
 from elshi.errors import N_, FieldError, NotFound
 from elshi.listen.models import Annotation, Author, Post, Source
@@ -36,6 +36,21 @@ EVENT_KINDS = ("visit", "summit", "vote", "holiday", "other")
 
 class InvalidWatch(FieldError):
     """A watch-list field is not valid."""
+
+
+#: What a name or title too short or too long is told, by its most characters.
+_LENGTHS = {
+    200: N_("between 1 and 200 characters"),
+    300: N_("between 1 and 300 characters"),
+}
+
+
+def _text(value: str, field: str, most: int) -> str:
+    """Return a name or title without outer spaces; refuse it empty or over `most` long."""
+    value = value.strip()
+    if not value or len(value) > most:
+        raise InvalidWatch(field, _LENGTHS[most])
+    return value
 
 
 # ---------------------------------------------------------------------------- terms
@@ -105,10 +120,7 @@ def list_watches(*, db: Session, principal: Principal) -> list[Watch]:
 
 def get_watch(*, db: Session, principal: Principal, watch_id: int) -> Watch:
     """Return a watch list the user may see, or raise NotFound."""
-    watch = db.get(Watch, watch_id)
-    if watch is None or not may_see_mission(principal, watch.mission_id):
-        raise NotFound(f"no watch list {watch_id}")
-    return watch
+    return get_readable(db, Watch, watch_id, principal, NotFound(f"no watch list {watch_id}"))
 
 
 def save_watch(
@@ -125,9 +137,7 @@ def save_watch(
 ) -> Watch:
     """Create or change a watch list; changed terms re-match the history from the start."""
     _require(principal, "watch.manage", mission_id)
-    name = name.strip()
-    if not name or len(name) > 200:
-        raise InvalidWatch("name", N_("between 1 and 200 characters"))
+    name = _text(name, "name", 200)
     parsed = parse_terms(terms)
     if not parsed:
         raise InvalidWatch("terms", N_("give at least one term"))
@@ -249,6 +259,18 @@ def default_range(*, db: Session, watch_id: int, days: int = 30) -> tuple[date, 
     return until - timedelta(days=days - 1), until
 
 
+def _chosen(table: Any, f: Filters) -> list[ColumnElement[bool]]:
+    """The language, platform and source the filters ask for, on a table that has them."""
+    conds: list[ColumnElement[bool]] = []
+    if f.lang:
+        conds.append(table.lang == f.lang)
+    if f.platform:
+        conds.append(table.platform == f.platform)
+    if f.source_id:
+        conds.append(table.source_id == f.source_id)
+    return conds
+
+
 def _rollup_where(
     watch_id: int, f: Filters, table: type[DailyColumns] = WatchDaily
 ) -> list[ColumnElement[bool]]:
@@ -258,13 +280,7 @@ def _rollup_where(
         table.day >= f.since,
         table.day <= f.until,
     ]
-    if f.lang:
-        conds.append(table.lang == f.lang)
-    if f.platform:
-        conds.append(table.platform == f.platform)
-    if f.source_id:
-        conds.append(table.source_id == f.source_id)
-    return conds
+    return conds + _chosen(table, f)
 
 
 def _match_where(watch_id: int, f: Filters) -> list[ColumnElement[bool]]:
@@ -275,13 +291,7 @@ def _match_where(watch_id: int, f: Filters) -> list[ColumnElement[bool]]:
         WatchMatch.published_at >= datetime.combine(f.since, time.min, UTC),
         WatchMatch.published_at < datetime.combine(f.until + timedelta(days=1), time.min, UTC),
     ]
-    if f.lang:
-        conds.append(WatchMatch.lang == f.lang)
-    if f.platform:
-        conds.append(WatchMatch.platform == f.platform)
-    if f.source_id:
-        conds.append(WatchMatch.source_id == f.source_id)
-    return conds
+    return conds + _chosen(WatchMatch, f)
 
 
 def _group(db: Session, column: Any, conds: list[ColumnElement[bool]]) -> list[tuple[Any, int]]:
@@ -586,15 +596,7 @@ def set_actor_type(*, db: Session, principal: Principal, author_id: int, actor_t
     author.actor_type = actor_type
     author.actor_type_by = principal.user_id
     author.actor_type_at = utcnow()
-    audit(
-        db=db,
-        action="author.actor_type",
-        object_type="author",
-        object_id=author.id,
-        actor_id=principal.user_id,
-        actor_label=principal.label,
-        detail={"actor_type": actor_type},
-    )
+    audit_by(principal, db, "author.actor_type", "author", author.id, actor_type=actor_type)
     return author
 
 
@@ -606,14 +608,7 @@ def view_author(*, db: Session, principal: Principal, author_id: int) -> Author:
         db=db, principal=principal, author_id=author_id, permission="listen.read"
     ):
         raise NotFound(f"no author {author_id}")
-    audit(
-        db=db,
-        action="author.viewed",
-        object_type="author",
-        object_id=author.id,
-        actor_id=principal.user_id,
-        actor_label=principal.label,
-    )
+    audit_by(principal, db, "author.viewed", "author", author.id)
     return author
 
 
@@ -645,9 +640,7 @@ def save_search(
     *, db: Session, principal: Principal, name: str, params: dict[str, str], mission_id: int | None
 ) -> SavedSearch:
     """Keep a search under a name; its link opens it for anyone allowed in the mission."""
-    name = name.strip()
-    if not name or len(name) > 200:
-        raise InvalidWatch("name", N_("between 1 and 200 characters"))
+    name = _text(name, "name", 200)
     kept = {k: str(v)[:500] for k, v in params.items() if k in SAVED_KEYS and v}
     if mission_id is not None and not may_see_mission(principal, mission_id):
         raise PermissionDenied(f"mission {mission_id}")
@@ -701,9 +694,7 @@ def add_event(
 ) -> KnownEvent:
     """Enter a known date (visit, summit, vote) that the forecast takes into account."""
     _require(principal, "watch.manage", mission_id)
-    title = title.strip()
-    if not title or len(title) > 300:
-        raise InvalidWatch("title", N_("between 1 and 300 characters"))
+    title = _text(title, "title", 300)
     if kind not in EVENT_KINDS:
         raise InvalidWatch("kind", N_("choose one from the list"))
     event = KnownEvent(mission_id=mission_id, watch_id=watch_id, day=day, title=title, kind=kind)

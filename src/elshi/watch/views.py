@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import Response
 
-from elshi.accounts.service import PermissionDenied, Principal, audit
+from elshi.accounts.service import PermissionDenied, Principal, audit_by
 from elshi.missions import service as missions
 from elshi.watch import service
 from elshi.web.actions import StaffForm
@@ -341,15 +341,7 @@ def watch_save(
         return _form_page(request, db, principal, values, error_text(request, exc), status=400)
     except (PermissionDenied, service.NotFound):
         raise HTTPException(403, "you may not manage watch lists in this mission") from None
-    audit(
-        db=db,
-        action="watch.saved",
-        object_type="watch",
-        object_id=w.id,
-        actor_id=principal.user_id,
-        actor_label=principal.label,
-        mission_id=w.mission_id,
-    )
+    audit_by(principal, db, "watch.saved", "watch", w.id, mission_id=w.mission_id)
     _queue_update(request)
     return redirect(request, f"/watch/{w.id}")
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 
 from elshi import crypto
@@ -16,9 +16,18 @@ from elshi.accounts.service import Principal
 from elshi.db import Database
 from elshi.settings import Settings
 from elshi.web.i18n import N_, gettext
-from elshi.web.templating import csrf_valid, request_language
+from elshi.web.templating import SessionCookie, csrf_valid, request_language
 
 SESSION_COOKIE = "elshi_session"
+#: The staff user's session cookie.
+STAFF_SESSION = SessionCookie(
+    SESSION_COOKIE,
+    crypto.SESSION,
+    "elshi.session",
+    "session_max_age_minutes",
+    "/login/code",
+    browser=True,
+)
 STAFF_ONLY = N_("This page is for the staff of a mission only.")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -56,22 +65,12 @@ def _settings(request: Request) -> Settings:
 
 def session_serializer(settings: Settings) -> URLSafeTimedSerializer:
     """Return the signer of session cookies (the session purpose key)."""
-    return crypto.signer(settings, crypto.SESSION, salt="elshi.session")
+    return STAFF_SESSION.signer(settings)
 
 
 def session_key(request: Request) -> str | None:
     """Return the session key from the signed cookie, or None if absent, forged or too old."""
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if not cookie:
-        return None
-    settings = _settings(request)
-    try:
-        key = session_serializer(settings).loads(
-            cookie, max_age=settings.session_max_age_minutes * 60
-        )
-    except BadSignature:
-        return None
-    return key if isinstance(key, str) else None
+    return STAFF_SESSION.key(request)
 
 
 def current_principal(request: Request, db: Session) -> Principal | None:

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import exc as sa
 
+from elshi.db import exception_chain
 from elshi.web.i18n import N_
 
 log = logging.getLogger(__name__)
@@ -82,18 +82,6 @@ def _psycopg_errors() -> tuple[type[BaseException], ...]:
 _PSYCOPG = _psycopg_errors()
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        e = todo.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        yield e
-        todo += [getattr(e, "orig", None), e.__cause__, e.__context__]
-
-
 def _sqlite_outage(e: sqlite3.Error) -> bool:
     code = getattr(e, "sqlite_errorcode", None)
     if code is not None:
@@ -104,7 +92,7 @@ def _sqlite_outage(e: sqlite3.Error) -> bool:
 
 def is_outage(exc: BaseException) -> bool:
     """True when exc (or an error it wraps) means the database cannot be reached now."""
-    for e in _chain(exc):
+    for e in exception_chain(exc):
         if isinstance(e, sa.DisconnectionError | sa.TimeoutError):
             return True  # the pool found a dead connection, or had none free in time
         if isinstance(e, sa.DBAPIError) and e.connection_invalidated:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from functools import cache
 from pathlib import Path
@@ -151,6 +152,74 @@ def session_started(
             login_policy_of(request).mfa_timeout,
         )
     return None
+
+
+def client_ip(request: Request) -> str:
+    """Return the address the request came from ("unknown" when the server cannot tell)."""
+    return request.client.host if request.client else "unknown"
+
+
+@dataclass(frozen=True)
+class SessionCookie:
+    """How one kind of account (staff, citizens) keeps its web session: a signed cookie, the
+    setting that says how long it lasts, and the page of the authenticator-code step."""
+
+    name: str
+    purpose: str
+    salt: str
+    minutes_setting: str
+    code_page: str
+    #: Whether the sign-in steps record the browser (its User-Agent).
+    browser: bool = False
+
+    def signer(self, settings: Settings) -> URLSafeTimedSerializer:
+        """Return the signer of this cookie (its purpose key)."""
+        return crypto.signer(settings, self.purpose, salt=self.salt)
+
+    def lifetime(self, request: Request) -> timedelta:
+        """Return how long a full session lasts."""
+        return timedelta(minutes=getattr(settings_of(request), self.minutes_setting))
+
+    def key(self, request: Request) -> str | None:
+        """Return the session key in the cookie, or None if absent, forged or too old."""
+        cookie = request.cookies.get(self.name)
+        if not cookie:
+            return None
+        max_age = int(self.lifetime(request).total_seconds())
+        try:
+            key = self.signer(settings_of(request)).loads(cookie, max_age=max_age)
+        except BadSignature:
+            return None
+        return key if isinstance(key, str) else None
+
+    def start(self, request: Request, target: str, key: str, lifetime: timedelta) -> Response:
+        """Set the cookie for the session `key` and go on to `target`."""
+        value = str(self.signer(settings_of(request)).dumps(key))
+        return redirect_with_session(
+            request, target, cookie=self.name, value=value, lifetime=lifetime
+        )
+
+    def attempt(self, request: Request) -> dict[str, Any]:
+        """What the sign-in steps need of the request: address, browser, rules, session length."""
+        facts: dict[str, Any] = {
+            "ip": client_ip(request),
+            "policy": login_policy_of(request),
+            "lifetime": self.lifetime(request),
+        }
+        if self.browser:
+            facts["user_agent"] = request.headers.get("user-agent")
+        return facts
+
+    def started(self, request: Request, target: str, result: Any) -> Response | None:
+        """Answer a sign-in step that started a session (see `session_started`)."""
+        return session_started(
+            request,
+            result,
+            target,
+            code_page=self.code_page,
+            lifetime=self.lifetime(request),
+            start=self.start,
+        )
 
 
 # ---------------------------------------------------------------------------- rendering

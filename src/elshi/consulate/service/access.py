@@ -65,16 +65,14 @@ def record_access(
             object_id=object_id,
         )
     )
-    accounts.audit(
-        db=db,
-        action=f"consulate.{action}",
-        object_type=object_type,
-        object_id=object_id,
-        actor_id=actor.user_id,
-        actor_label=actor.label,
+    accounts.audit_by(
+        actor,
+        db,
+        f"consulate.{action}",
+        object_type,
+        object_id,
         mission_id=mission_id,
-        detail={"citizen_id": citizen_id}
-        | ({"fields": list(fields), "why": why} if fields else {}),
+        **{"citizen_id": citizen_id} | ({"fields": list(fields), "why": why} if fields else {}),
     )
 
 

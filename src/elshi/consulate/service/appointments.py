@@ -139,14 +139,14 @@ def add_slots(
     ]
     db.add_all(slots)
     db.flush()
-    accounts.audit(
-        db=db,
-        action="consulate.slots_add",
-        object_type="slot",
-        actor_id=actor.user_id,
-        actor_label=actor.label,
+    accounts.audit_by(
+        actor,
+        db,
+        "consulate.slots_add",
+        "slot",
         mission_id=mission_id,
-        detail={"count": len(slots), "first": first.isoformat()},
+        count=len(slots),
+        first=first.isoformat(),
     )
     return slots
 
@@ -345,26 +345,25 @@ def book_or_move(*, db: Session, citizen_id: int, request_id: int, slot_id: str)
     return Booked(row, moved=False)
 
 
-def citizen_appointments(*, db: Session, citizen_id: int) -> list[tuple[Appointment, Slot]]:
-    """Return the citizen's appointments with their slots, soonest first."""
+def _with_slots(db: Session, where: Any) -> list[tuple[Appointment, Slot]]:
+    """The appointments that match `where`, with their slots, soonest first."""
     rows = db.execute(
         select(Appointment, Slot)
         .join(Slot, Slot.id == Appointment.slot_id)
-        .where(Appointment.citizen_id == citizen_id)
+        .where(where)
         .order_by(Slot.starts_at)
     )
     return [(a, s) for a, s in rows]
+
+
+def citizen_appointments(*, db: Session, citizen_id: int) -> list[tuple[Appointment, Slot]]:
+    """Return the citizen's appointments with their slots, soonest first."""
+    return _with_slots(db, Appointment.citizen_id == citizen_id)
 
 
 def request_appointments(*, db: Session, request_id: int) -> list[tuple[Appointment, Slot]]:
     """Return the appointments booked for one request with their slots, soonest first."""
-    rows = db.execute(
-        select(Appointment, Slot)
-        .join(Slot, Slot.id == Appointment.slot_id)
-        .where(Appointment.request_id == request_id)
-        .order_by(Slot.starts_at)
-    )
-    return [(a, s) for a, s in rows]
+    return _with_slots(db, Appointment.request_id == request_id)
 
 
 @dataclass

@@ -342,15 +342,15 @@ def set_service_active(
 
 
 def _audit_catalogue(db: Session, actor: Principal, row: ServiceType, what: str) -> None:
-    accounts.audit(
-        db=db,
-        action="consulate.catalogue",
-        object_type="service_type",
-        object_id=row.id,
-        actor_id=actor.user_id,
-        actor_label=actor.label,
+    accounts.audit_by(
+        actor,
+        db,
+        "consulate.catalogue",
+        "service_type",
+        row.id,
         mission_id=row.mission_id,
-        detail={"slug": row.slug, "change": what},
+        slug=row.slug,
+        change=what,
     )
 
 

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from elshi.accounts.service import totp_uri, valid_totp_secret
+from elshi.accounts.signin import BAD_CODE, BAD_LOGIN, BLOCKED, CODE_EXPIRED
 from elshi.consulate import flows, service
 from elshi.consulate.models import Citizen
 from elshi.consulate.views.common import (
-    BAD_CODE,
     BAD_LINK,
-    BAD_LOGIN,
-    BLOCKED,
     CITIZEN_COOKIE,
-    CODE_EXPIRED,
+    CITIZEN_SESSION,
     FORM_EXPIRED,
     STATIC,
     UNVERIFIED,
@@ -25,13 +23,9 @@ from elshi.consulate.views.common import (
     CitizenUser,
     _back,
     _citizen_form,
-    _ip,
-    _lifetime,
     _page,
     _problems,
     _safe_next,
-    _session_key,
-    _with_session,
     current_citizen,
     router,
 )
@@ -39,28 +33,10 @@ from elshi.notify import Message as Email
 from elshi.web.actions import FormAction, SentForm
 from elshi.web.deps import DbSession
 from elshi.web.templating import (
-    login_policy_of,
     request_language,
-    session_started,
     settings_of,
     translate,
 )
-
-
-def _attempt(request: Request) -> dict[str, Any]:
-    """What the sign-in steps need of the request: the address, the rules, the session length."""
-    return {"ip": _ip(request), "policy": login_policy_of(request), "lifetime": _lifetime(request)}
-
-
-def _session_started(request: Request, target: str, result: flows.SignIn) -> Response | None:
-    return session_started(
-        request,
-        result,
-        target,
-        code_page="/consulate/login/code",
-        lifetime=_lifetime(request),
-        start=_with_session,
-    )
 
 
 @router.get("/manifest.webmanifest")
@@ -183,7 +159,9 @@ def login(
         return _page(request, "login.html", status, next=target, email=email, error=message)
 
     def change() -> tuple[flows.SignIn, Email | None]:
-        result = flows.sign_in(db=act.db, email=email, password=password, **_attempt(request))
+        result = flows.sign_in(
+            db=act.db, email=email, password=password, **CITIZEN_SESSION.attempt(request)
+        )
         mail = None
         if result.status == "unverified" and result.user_id:
             citizen = service.get_citizen(db=act.db, citizen_id=result.user_id)
@@ -196,7 +174,7 @@ def login(
         result, mail = outcome
         if mail is not None:
             return again(UNVERIFIED, 403)
-        if started := _session_started(request, target, result):
+        if started := CITIZEN_SESSION.started(request, target, result):
             return started
         if result.status == "blocked":
             return again(BLOCKED, 429)
@@ -225,10 +203,10 @@ def login_code(
     """Check the authenticator code and finish signing in."""
     request = act.request
     target = _safe_next(next)
-    key = _session_key(request)
+    key = CITIZEN_SESSION.key(request)
 
     def done(result: flows.SignIn) -> Response:
-        if started := _session_started(request, target, result):
+        if started := CITIZEN_SESSION.started(request, target, result):
             return started
         if result.status == "failed" and result.session_key:
             return _page(request, "login_code.html", 401, next=target, error=BAD_CODE)
@@ -238,7 +216,7 @@ def login_code(
     return _citizen_form(
         FormAction(request, act.db, act.token if key is not None else None),
         lambda: flows.sign_in_code(
-            db=act.db, pending_key=key or "", code=code, **_attempt(request)
+            db=act.db, pending_key=key or "", code=code, **CITIZEN_SESSION.attempt(request)
         ),
         expired=lambda: _page(
             request, "login.html", 400, next=target, email="", error=CODE_EXPIRED
@@ -250,7 +228,7 @@ def login_code(
 @router.post("/logout")
 def logout(act: SentForm) -> Response:
     """Sign out."""
-    key = _session_key(act.request)
+    key = CITIZEN_SESSION.key(act.request)
 
     def done(_: None) -> Response:
         response = RedirectResponse("/consulate/", status_code=303)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 
 from elshi import crypto
@@ -22,11 +20,11 @@ from elshi.settings import Settings
 from elshi.web.actions import FormAction, Refusal
 from elshi.web.deps import DbSession, get_db
 from elshi.web.i18n import N_
+from elshi.web.pages import FORM_EXPIRED
 from elshi.web.templating import (
-    redirect_with_session,
+    SessionCookie,
     render,
     request_language,
-    settings_of,
     translate,
 )
 
@@ -35,22 +33,24 @@ staff = APIRouter(prefix="/consular", include_in_schema=False)
 api = APIRouter(prefix="/api/consulate", tags=["consulate"])
 
 CITIZEN_COOKIE = "elshi_citizen"
+#: The citizen's session cookie.
+CITIZEN_SESSION = SessionCookie(
+    CITIZEN_COOKIE,
+    crypto.CITIZEN_SESSION,
+    "elshi.citizen",
+    "citizen_session_minutes",
+    "/consulate/login/code",
+)
+_serializer = CITIZEN_SESSION.signer
 STATIC = Path(__file__).resolve().parents[2] / "web" / "static"
 T = TypeVar("T")
 
-FORM_EXPIRED = N_("The form has expired. Please try again.")
-BAD_LOGIN = N_(
-    "Wrong e-mail or password. After several failed attempts the account is locked for a while."
-)
-BLOCKED = N_("Too many failed sign-ins from this address. Wait a few minutes and try again.")
 UNVERIFIED = N_("Confirm your e-mail first: we sent you a link. A new link is on its way.")
 CHECK_MAIL = N_("Check your e-mail: we sent you a link to confirm the address.")
 VERIFIED = N_("Your e-mail is confirmed. You can sign in now.")
 BAD_LINK = N_("This link is not valid any more. Ask for a new one.")
 RESET_SENT = N_("If an account has this e-mail, a link to choose a new password is on its way.")
 PASSWORD_SET = N_("Your new password is set. Sign in with it.")
-BAD_CODE = N_("Wrong code. Enter the 6-digit code from your authenticator app.")
-CODE_EXPIRED = N_("The sign-in took too long. Please start again.")
 TOTP_ON = N_("Two-step sign-in is on.")
 SAVED = N_("Saved.")
 UPLOADED = N_("The document is uploaded.")
@@ -84,25 +84,9 @@ def to_citizen_login(request: Request, exc: CitizenLoginRequired) -> RedirectRes
     )
 
 
-def _serializer(settings: Settings) -> URLSafeTimedSerializer:
-    return crypto.signer(settings, crypto.CITIZEN_SESSION, salt="elshi.citizen")
-
-
-def _session_key(request: Request) -> str | None:
-    cookie = request.cookies.get(CITIZEN_COOKIE)
-    if not cookie:
-        return None
-    settings = settings_of(request)
-    try:
-        key = _serializer(settings).loads(cookie, max_age=settings.citizen_session_minutes * 60)
-    except BadSignature:
-        return None
-    return key if isinstance(key, str) else None
-
-
 def current_citizen(request: Request, db: Session) -> Citizen | None:
     """Return the signed-in citizen, or None."""
-    key = _session_key(request)
+    key = CITIZEN_SESSION.key(request)
     return service.session_citizen(db=db, key=key) if key else None
 
 
@@ -147,10 +131,6 @@ def _safe_next(value: str | None) -> str:
     if not value or not value.startswith("/consulate/") or value.startswith("//") or "\\" in value:
         return "/consulate/home"
     return value
-
-
-def _ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def _t(request: Request, message: str, **params: Any) -> str:
@@ -251,17 +231,6 @@ def _staff_expired(request: Request) -> Response:
 
 def _staff_not_found(request: Request) -> Response:
     return _page(request, "message.html", 404, message=NOT_FOUND)
-
-
-def _lifetime(request: Request) -> timedelta:
-    return timedelta(minutes=settings_of(request).citizen_session_minutes)
-
-
-def _with_session(request: Request, target: str, key: str, lifetime: timedelta) -> Response:
-    value = str(_serializer(settings_of(request)).dumps(key))
-    return redirect_with_session(
-        request, target, cookie=CITIZEN_COOKIE, value=value, lifetime=lifetime
-    )
 
 
 def _message(request: Request, exc: service.Invalid) -> Response:

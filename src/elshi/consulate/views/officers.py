@@ -139,47 +139,18 @@ def officer_action(
     """Claim, ask for documents, approve, reject, or write to the applicant."""
     request = act.request
     settings = settings_of(request)
+    who: dict[str, Any] = {
+        "db": act.db,
+        "settings": settings,
+        "actor": act.principal,
+        "request_id": request_id,
+    }
     actions: dict[str, tuple[Callable[[], Any], str]] = {
-        "claim": (
-            lambda: flows.claim_request(
-                db=act.db, settings=settings, actor=act.principal, request_id=request_id
-            ),
-            "claimed",
-        ),
-        "ask": (
-            lambda: flows.ask_for_documents(
-                db=act.db, settings=settings, actor=act.principal, request_id=request_id, note=note
-            ),
-            "asked",
-        ),
-        "approve": (
-            lambda: flows.decide_request(
-                db=act.db,
-                settings=settings,
-                actor=act.principal,
-                request_id=request_id,
-                approve=True,
-                reason=note,
-            ),
-            "decided",
-        ),
-        "reject": (
-            lambda: flows.decide_request(
-                db=act.db,
-                settings=settings,
-                actor=act.principal,
-                request_id=request_id,
-                approve=False,
-                reason=note,
-            ),
-            "decided",
-        ),
-        "message": (
-            lambda: flows.staff_message(
-                db=act.db, settings=settings, actor=act.principal, request_id=request_id, body=note
-            )[1],
-            "sent",
-        ),
+        "claim": (lambda: flows.claim_request(**who), "claimed"),
+        "ask": (lambda: flows.ask_for_documents(**who, note=note), "asked"),
+        "approve": (lambda: flows.decide_request(**who, approve=True, reason=note), "decided"),
+        "reject": (lambda: flows.decide_request(**who, approve=False, reason=note), "decided"),
+        "message": (lambda: flows.staff_message(**who, body=note)[1], "sent"),
     }
 
     def change() -> Any:

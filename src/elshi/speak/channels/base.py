@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from elshi.db import Database
 from elshi.notify import SendError
@@ -84,6 +84,15 @@ class Outgoing:
         self.extra.update(facts)
         if self.saver is not None:
             self.saver(facts)
+
+    def upload_each(self, key: str, upload: Callable[[ImageFile], Any]) -> list[Any]:
+        """Upload the images an earlier try has not, keeping each result under `key` at once
+        (so a retry reuses them), and return the results for every image in order."""
+        done: list[Any] = list(self.extra.get(key) or [])
+        for image in self.images[len(done) :]:
+            done.append(upload(image))
+            self.remember(**{key: list(done)})
+        return done
 
 
 @dataclass(frozen=True)
@@ -166,6 +175,15 @@ class ChannelContext:
             self.http = None
 
 
+class ChannelConfig(BaseModel):
+    """Settings every channel account has: the languages it carries."""
+
+    languages: list[str] = Field(
+        default_factory=list,
+        description="Languages posted to this account (e.g. kk,ru); empty means every language.",
+    )
+
+
 class Channel(ABC):
     """A place statements are published. Built-ins register like third-party plugins."""
 
@@ -184,6 +202,9 @@ class Channel(ABC):
     images: ClassVar[str] = ""
     #: Which accounts that engaged it can list (for the reference); empty: none.
     audience: ClassVar[str] = ""
+    #: The length rule of every account, for a channel whose rule does not depend on the
+    #: account's settings; None: no rule (or `limit` reads it from the settings).
+    length: ClassVar[Limit | None] = None
 
     #: What the post carries as its subject or title when the version has no headline:
     #: "title" (the statement's title, e-mail) or "first-line" (the news page); empty: the
@@ -212,7 +233,7 @@ class Channel(ABC):
 
     def limit(self, config: Any) -> Limit | None:
         """Return the length rule for this account, or None when there is none."""
-        return None
+        return self.length
 
     @abstractmethod
     def publish(self, ctx: ChannelContext, config: Any, secrets: Any, post: Outgoing) -> Sent:

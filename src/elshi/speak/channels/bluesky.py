@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from elshi.plugins import hookimpl
 from elshi.speak.channels.base import (
     Channel,
+    ChannelConfig,
     ChannelContext,
     ChannelError,
     Engager,
@@ -25,6 +26,7 @@ from elshi.speak.channels.base import (
     request,
     retry_after_seconds,
 )
+from elshi.speak.media import ImageFile
 from elshi.speak.text import Limit
 
 POST = "app.bsky.feed.post"
@@ -44,17 +46,13 @@ def new_tid(now_us: int | None = None) -> str:
     return out
 
 
-class BlueskyConfig(BaseModel):
+class BlueskyConfig(ChannelConfig):
     """Which account on which server."""
 
     handle: str = Field(description="The account's handle, e.g. kazembassy.bsky.social.")
     service: str = Field(
         default="https://bsky.social",
         description="The account's PDS (or a test server). Reads of engagement go here too.",
-    )
-    languages: list[str] = Field(
-        default_factory=list,
-        description="Languages posted to this account (e.g. kk,ru); empty means every language.",
     )
 
 
@@ -88,9 +86,8 @@ class BlueskyChannel(Channel):
         "aspect ratio; at most 1 MB a picture; the blob references are kept for retries."
     )
 
-    def limit(self, config: Any) -> Limit:
-        """Bluesky allows 300 graphemes."""
-        return Limit(300, "graphemes")
+    #: Bluesky allows 300 graphemes.
+    length = Limit(300, "graphemes")
 
     def _error(self, resp: Any, what: str) -> ChannelError:
         data = json_body(resp)
@@ -169,8 +166,8 @@ class BlueskyChannel(Channel):
             "createdAt": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             "langs": [post.lang],
         }
-        blobs: list[Any] = list(post.extra.get("blobs") or [])
-        for image in post.images[len(blobs) :]:
+
+        def upload(image: ImageFile) -> Any:
             if len(image.data) > BLOB_LIMIT:
                 raise ChannelError(
                     "media_rejected",
@@ -189,8 +186,9 @@ class BlueskyChannel(Channel):
                 )
             except ChannelError as exc:
                 raise media_refused("Bluesky", image, exc) from None
-            blobs.append(uploaded["blob"])
-            post.remember(blobs=list(blobs))
+            return uploaded["blob"]
+
+        blobs = post.upload_each("blobs", upload)
         if blobs:
             images = []
             for blob, image in zip(blobs, post.images, strict=False):

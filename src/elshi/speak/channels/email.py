@@ -16,6 +16,7 @@ from elshi.notify.email import EmailSender, SmtpServer
 from elshi.plugins import hookimpl
 from elshi.speak.channels.base import (
     Channel,
+    ChannelConfig,
     ChannelContext,
     ChannelError,
     Metrics,
@@ -26,7 +27,7 @@ from elshi.speak.channels.base import (
 from elshi.speak.media import absolute
 
 
-class EmailConfig(BaseModel):
+class EmailConfig(ChannelConfig):
     """The SMTP server and the sender."""
 
     smtp_host: str = Field(description="SMTP server host name.")

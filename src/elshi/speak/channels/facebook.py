@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from elshi.plugins import hookimpl
 from elshi.speak.channels.base import (
     Channel,
+    ChannelConfig,
     ChannelContext,
     ChannelError,
     Metrics,
@@ -20,6 +21,7 @@ from elshi.speak.channels.base import (
     media_refused,
     request,
 )
+from elshi.speak.media import ImageFile
 from elshi.speak.text import Limit
 
 #: Graph API error codes: 190 invalid or expired token; 4, 17, 32, 613 rate limits.
@@ -27,17 +29,13 @@ _TOKEN_CODES = {190, 102, 10, 200}
 _RATE_CODES = {4, 17, 32, 613}
 
 
-class FacebookConfig(BaseModel):
+class FacebookConfig(ChannelConfig):
     """Which page."""
 
     page_id: str = Field(description="The page's numeric id.")
     graph_base: str = Field(
         default="https://graph.facebook.com/v21.0",
         description="Graph API base with its version; change only for a test server.",
-    )
-    languages: list[str] = Field(
-        default_factory=list,
-        description="Languages posted to this page (e.g. kk,ru); empty means every language.",
     )
 
 
@@ -65,9 +63,8 @@ class FacebookChannel(Channel):
         "attached_media; the photo ids are kept for retries."
     )
 
-    def limit(self, config: Any) -> Limit:
-        """A page post may have 63,206 characters."""
-        return Limit(63_206, "codepoints")
+    #: A page post may have 63,206 characters.
+    length = Limit(63_206, "codepoints")
 
     def _call(
         self,
@@ -101,8 +98,8 @@ class FacebookChannel(Channel):
     ) -> Sent:
         """Upload the images to the page's photos unpublished (once: their ids are kept), then
         post the message on the page's feed with them attached."""
-        photo_ids: list[str] = list(post.extra.get("photo_ids") or [])
-        for image in post.images[len(photo_ids) :]:
+
+        def upload(image: ImageFile) -> str:
             try:
                 uploaded = self._call(
                     ctx,
@@ -115,8 +112,9 @@ class FacebookChannel(Channel):
                 )
             except ChannelError as exc:
                 raise media_refused("Facebook", image, exc) from None
-            photo_ids.append(str(uploaded["id"]))
-            post.remember(photo_ids=list(photo_ids))
+            return str(uploaded["id"])
+
+        photo_ids = post.upload_each("photo_ids", upload)
         form = {"message": post.text}
         for i, photo_id in enumerate(photo_ids):
             form[f"attached_media[{i}]"] = json.dumps({"media_fbid": photo_id})

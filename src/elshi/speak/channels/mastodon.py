@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from elshi.plugins import hookimpl
 from elshi.speak.channels.base import (
     Channel,
+    ChannelConfig,
     ChannelContext,
     ChannelError,
     Engager,
@@ -27,7 +28,7 @@ from elshi.speak.media import ImageFile
 from elshi.speak.text import Limit
 
 
-class MastodonConfig(BaseModel):
+class MastodonConfig(ChannelConfig):
     """Which instance and what it allows."""
 
     base_url: str = Field(description="The instance, e.g. https://mastodon.social.")
@@ -39,10 +40,6 @@ class MastodonConfig(BaseModel):
         "configuration.statuses.max_characters); 500 on most instances.",
     )
     visibility: str = Field(default="public", description="public, unlisted, private or direct.")
-    languages: list[str] = Field(
-        default_factory=list,
-        description="Languages posted to this account (e.g. kk,ru); empty means every language.",
-    )
 
 
 class MastodonSecrets(BaseModel):
@@ -131,10 +128,9 @@ class MastodonChannel(Channel):
         self, ctx: ChannelContext, config: MastodonConfig, secrets: MastodonSecrets, post: Outgoing
     ) -> Sent:
         """Upload the images (once: their ids are kept), then post a status with them."""
-        media_ids: list[str] = list(post.extra.get("media_ids") or [])
-        for image in post.images[len(media_ids) :]:
-            media_ids.append(self._upload(ctx, config, secrets.access_token, image))
-            post.remember(media_ids=list(media_ids))
+        media_ids = post.upload_each(
+            "media_ids", lambda image: self._upload(ctx, config, secrets.access_token, image)
+        )
         body: dict[str, Any] = {
             "status": post.text,
             "language": post.lang,

@@ -11,6 +11,7 @@ from elshi.notify import telegram as bot
 from elshi.plugins import hookimpl
 from elshi.speak.channels.base import (
     Channel,
+    ChannelConfig,
     ChannelContext,
     ChannelError,
     Metrics,
@@ -31,7 +32,7 @@ CAPTION_LIMIT = 1024
 PREVIEW_BASE = "https://t.me"
 
 
-class TelegramConfig(BaseModel):
+class TelegramConfig(ChannelConfig):
     """Where to post."""
 
     chat_id: str = Field(
@@ -45,10 +46,6 @@ class TelegramConfig(BaseModel):
     preview_base: str = Field(
         default=PREVIEW_BASE,
         description="Where public channel previews (view counts) are read from.",
-    )
-    languages: list[str] = Field(
-        default_factory=list,
-        description="Languages posted to this account (e.g. kk,ru); empty means every language.",
     )
 
 
@@ -79,9 +76,8 @@ class TelegramChannel(Channel):
         "album by sendMediaGroup; a text over 1,024 characters follows in its own message."
     )
 
-    def limit(self, config: Any) -> Limit:
-        """Telegram allows 4,096 characters (UTF-16 code units) per message."""
-        return Limit(4096, "utf16")
+    #: Telegram allows 4,096 characters (UTF-16 code units) per message.
+    length = Limit(4096, "utf16")
 
     def _call(
         self,
@@ -257,14 +253,7 @@ class TelegramChannel(Channel):
         if extra.get("captioned"):
             photos = photos[1:]  # the first picture carried the text: delete() took it
         for mid in photos:
-            self._call(
-                ctx,
-                config,
-                secrets.bot_token,
-                "deleteMessage",
-                chat_id=config.chat_id,
-                message_id=int(mid),
-            )
+            self.delete(ctx, config, secrets, str(mid))
 
     def metrics(
         self,

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from sqlalchemy import select
 
 from elshi.missions.models import Mission
 from elshi.plugins import hookimpl
-from elshi.speak.channels.base import Channel, ChannelContext, Metrics, Outgoing, Sent
+from elshi.speak.channels.base import (
+    Channel,
+    ChannelConfig,
+    ChannelContext,
+    Metrics,
+    Outgoing,
+    Sent,
+)
 
 
-class WebConfig(BaseModel):
+class WebConfig(ChannelConfig):
     """The news page."""
-
-    languages: list[str] = Field(
-        default_factory=list,
-        description="Languages shown on the page (e.g. kk,ru,en); empty means every language.",
-    )
 
 
 class WebSecrets(BaseModel):

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from elshi.plugins import hookimpl
 from elshi.speak.channels.base import (
     Channel,
+    ChannelConfig,
     ChannelContext,
     ChannelError,
     Engager,
@@ -23,13 +24,14 @@ from elshi.speak.channels.base import (
     request,
     retry_after_seconds,
 )
+from elshi.speak.media import ImageFile
 from elshi.speak.text import Limit
 
 #: The t.co link X appends to the text of a post that carries pictures.
 _MEDIA_LINK = re.compile(r"(?:\s+https://t\.co/\w+)+$")
 
 
-class XConfig(BaseModel):
+class XConfig(ChannelConfig):
     """Which account."""
 
     username: str = Field(description="The account's username, without @ (for post links).")
@@ -40,10 +42,6 @@ class XConfig(BaseModel):
     )
     api_base: str = Field(
         default="https://api.x.com", description="API server; change only for a test server."
-    )
-    languages: list[str] = Field(
-        default_factory=list,
-        description="Languages posted to this account (e.g. kk,ru); empty means every language.",
     )
 
 
@@ -75,9 +73,8 @@ class XChannel(Channel):
         "media.media_ids on the post; the media ids are kept for retries."
     )
 
-    def limit(self, config: Any) -> Limit:
-        """280 weighted characters (CJK and emoji count double, links 23)."""
-        return Limit(280, "x_weighted")
+    #: 280 weighted characters (CJK and emoji count double, links 23).
+    length = Limit(280, "x_weighted")
 
     def _call(
         self,
@@ -122,8 +119,8 @@ class XChannel(Channel):
     ) -> Sent:
         """Upload the images (once: their media ids are kept) with their alt text, then create
         the post with media.media_ids."""
-        media_ids: list[str] = list(post.extra.get("media_ids") or [])
-        for image in post.images[len(media_ids) :]:
+
+        def upload(image: ImageFile) -> str:
             try:
                 uploaded = self._call(
                     ctx,
@@ -145,8 +142,9 @@ class XChannel(Channel):
                 )
             except ChannelError as exc:
                 raise media_refused("X", image, exc) from None
-            media_ids.append(media_id)
-            post.remember(media_ids=list(media_ids))
+            return media_id
+
+        media_ids = post.upload_each("media_ids", upload)
         body: dict[str, Any] = {"text": post.text}
         if media_ids:
             body["media"] = {"media_ids": media_ids}
