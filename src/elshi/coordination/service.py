@@ -1,0 +1,533 @@
+"""Coordination over stored posts: find co-actions (full or incremental), keep their edges,
+draw the groups.
+
+An incremental update pairs only the posts stored since the last one (ids above
+`coordination_state.last_post_id`) with each other and with the older posts within the
+window of one of them; the co-actions it finds are added to those stored. As a co-action
+depends only on the two posts, this gives the same co-actions, edges and groups as a full
+recomputation (tests/coordination check it). Other windows than the stored ones mean a
+full recomputation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import numpy as np
+from sqlalchemy import Connection, Table, and_, case, delete, func, literal, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from elshi.coordination import engine
+from elshi.coordination.groups import find_groups, top
+from elshi.coordination.keys import KINDS, hashtags, links, normalise_text, post_keys
+from elshi.coordination.models import CoAction, CoEdge, CoGroup, CoGroupMember, CoordinationState
+from elshi.db import Database, utcnow
+from elshi.errors import N_, FieldError
+from elshi.listen.models import Post
+
+POST = cast(Table, Post.__table__)
+ACTION = cast(Table, CoAction.__table__)
+EDGE = cast(Table, CoEdge.__table__)
+GROUP = cast(Table, CoGroup.__table__)
+MEMBER = cast(Table, CoGroupMember.__table__)
+STATE = cast(Table, CoordinationState.__table__)
+
+#: The kind of the combined edges: distinct posts co-acting in any of the group kinds.
+ALL = "all"
+#: Kinds groups are drawn from by default: every kind but the shared domain, which popular
+#: sites make too common to mean much alone (its edges are still kept).
+GROUP_KINDS = tuple(k for k in KINDS if k != "domain")
+#: The longest window: a week.
+MAX_WINDOW = 7 * 86400
+#: Rows read and written per batch.
+BATCH = 20_000
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Params:
+    """The parameters, as the field (CooRTweet, the QUT toolkit) names them."""
+
+    #: Seconds within which two posts with the same key are a co-action.
+    window: float = 60.0
+    #: The narrower window inside it for the speed share.
+    narrow: float = 10.0
+    #: An edge counts from this many co-acting posts (QUT's min_edge_weight).
+    min_weight: int = 2
+    #: Keep only edges at or above this quantile (0..1) of the weights (CooRTweet's
+    #: edge_weight); 0 keeps all.
+    percentile: float = 0.0
+    #: An account counts once at least this many of its posts co-act (CooRTweet's
+    #: min_participation).
+    min_participation: int = 2
+    kinds: tuple[str, ...] = GROUP_KINDS
+
+    def check(self) -> Params:
+        """Return self, or raise FieldError naming the bad parameter."""
+        if not 0 < self.window <= MAX_WINDOW:
+            raise FieldError(
+                "window",
+                N_("The window must be above 0 and at most %(max)s seconds."),
+                max=MAX_WINDOW,
+            )
+        if not 0 < self.narrow <= self.window:
+            raise FieldError(
+                "narrow", N_("The narrow window must be above 0 and no longer than the window.")
+            )
+        if self.min_weight < 1:
+            raise FieldError("min_weight", N_("The minimum edge weight must be at least 1."))
+        if not 0 <= self.percentile < 1:
+            raise FieldError("percentile", N_("The percentile must be at least 0 and below 1."))
+        if self.min_participation < 1:
+            raise FieldError(
+                "min_participation", N_("The minimum participation must be at least 1.")
+            )
+        unknown = [k for k in self.kinds if k not in KINDS]
+        if unknown or not self.kinds:
+            raise FieldError(
+                "kinds",
+                N_("Unknown co-action kinds: %(unknown)s. Known: %(known)s."),
+                unknown=", ".join(unknown) or "-",
+                known=", ".join(KINDS),
+            )
+        return self
+
+
+@dataclass
+class Report:
+    """What an update did."""
+
+    full: bool
+    posts: int = 0
+    co_actions: dict[str, int] = field(default_factory=dict)
+    edges: int = 0
+    groups: int = 0
+    last_post_id: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the report as plain data."""
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------- reading posts
+
+_COLUMNS = (
+    POST.c.id,
+    POST.c.author_id,
+    POST.c.platform,
+    POST.c.published_at,
+    POST.c.text,
+    POST.c.repost_of,
+    POST.c.reply_to,
+    POST.c.extra,
+    POST.c.content_hash,
+)
+
+
+def _ms(when: datetime) -> int:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp() * 1000)
+
+
+def _add_posts(
+    rb: engine.RowBuilder, rows: Iterable[Any], *, new: bool, progress: Progress | None
+) -> tuple[int, int]:
+    """Add the keys of stored posts; return (posts added, highest id seen)."""
+    n = 0
+    top_id = 0
+    for r in rows:
+        top_id = max(top_id, r.id)
+        n += 1
+        if r.author_id is None or r.published_at is None:
+            continue
+        keys = post_keys(
+            platform=r.platform,
+            text=r.text,
+            repost_of=r.repost_of,
+            reply_to=r.reply_to,
+            extra=r.extra,
+            content_hash=r.content_hash,
+        )
+        if keys:
+            rb.add(r.id, r.author_id, _ms(r.published_at), keys, new)
+        if progress is not None and n % 1000 == 0:
+            progress(1000)
+    if progress is not None and n % 1000:
+        progress(n % 1000)
+    return n, top_id
+
+
+def _stream(conn: Connection, where: Any) -> Iterator[Any]:
+    """Yield the posts matching `where`, in id order, a batch at a time."""
+    last = 0
+    while True:
+        batch = conn.execute(
+            select(*_COLUMNS).where(where, POST.c.id > last).order_by(POST.c.id).limit(BATCH)
+        ).all()
+        if not batch:
+            return
+        yield from batch
+        last = batch[-1].id
+
+
+#: Most time spans read for one incremental update: beyond it the closest spans are joined
+#: (reading a few more old posts than needed, whose pairs with each other are left out).
+MAX_SPANS = 200
+
+
+def _windows(times_ms: Sequence[int], window_ms: int) -> list[tuple[int, int]]:
+    """Merge [t - w, t + w] around each time into at most MAX_SPANS disjoint spans."""
+    spans: list[tuple[int, int]] = []
+    for t in sorted(times_ms):
+        lo, hi = t - window_ms, t + window_ms
+        if spans and lo <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], hi))
+        else:
+            spans.append((lo, hi))
+    if len(spans) > MAX_SPANS:
+        gaps = sorted(range(1, len(spans)), key=lambda i: spans[i][0] - spans[i - 1][1])
+        cuts = sorted(gaps[-(MAX_SPANS - 1) :])
+        starts = [0, *cuts]
+        ends = [*cuts, len(spans)]
+        spans = [(spans[a][0], spans[b - 1][1]) for a, b in zip(starts, ends, strict=True)]
+    return spans
+
+
+def _at(ms: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+
+
+# ---------------------------------------------------------------------------- updating
+
+
+def state(conn: Connection) -> dict[str, Any] | None:
+    """Return the stored state row as a dict, or None before the first update."""
+    row = conn.execute(select(STATE).where(STATE.c.id == 1)).mappings().first()
+    return dict(row) if row else None
+
+
+def stored_params(db: Database, **changes: Any) -> Params:
+    """Return the parameters of the last update (defaults before the first), with
+    `changes` (those not None) applied."""
+    with db.engine.connect() as conn:
+        st = state(conn)
+    base = dict((st or {}).get("params") or {})
+    known = {f for f in Params.__dataclass_fields__}
+    values = {k: v for k, v in base.items() if k in known}
+    values.update({k: v for k, v in changes.items() if v is not None})
+    if "kinds" in values:
+        values["kinds"] = tuple(values["kinds"])
+    return Params(**values).check()
+
+
+def update(
+    db: Database,
+    *,
+    params: Params | None = None,
+    full: bool = False,
+    progress: Progress | None = None,
+) -> Report:
+    """Bring the co-actions, edges and groups up to date with the stored posts.
+
+    Incremental unless `full`, nothing was stored before, or the stored windows differ
+    from `params`'. `progress(n)` is told of every n posts read."""
+    params = (params or Params()).check()
+    with db.engine.connect() as conn:
+        st = state(conn)
+        newest = int(conn.execute(select(func.max(POST.c.id))).scalar() or 0)
+    full = (
+        full
+        or st is None
+        or st["window_seconds"] != params.window
+        or st["narrow_seconds"] != params.narrow
+    )
+    last = 0 if full or st is None else int(st["last_post_id"])
+    report = Report(full=full, last_post_id=max(last, newest))
+    rb = engine.RowBuilder()
+    with db.engine.connect() as conn:
+        fresh = and_(POST.c.id > last, POST.c.id <= newest)
+        n, _ = _add_posts(rb, _stream(conn, fresh), new=True, progress=progress)
+        report.posts = n
+        if not full and n:
+            _add_older(conn, rb, last=last, window=params.window)
+    found: dict[str, engine.CoActions] = {}
+    for kind in rb.kinds():
+        found[kind] = engine.co_actions(rb.rows(kind), window=params.window, narrow=params.narrow)
+        report.co_actions[kind] = len(found[kind])
+    del rb
+    with db.writing() as conn:
+        if full:
+            conn.execute(delete(ACTION))
+        for kind, acts in found.items():
+            _store_actions(conn, kind, acts)
+        _rebuild_edges(conn, params)
+        now_st = state(conn)  # another update may have gone further meanwhile
+        if now_st is not None and not full:
+            report.last_post_id = max(report.last_post_id, int(now_st["last_post_id"]))
+        values = {
+            "window_seconds": params.window,
+            "narrow_seconds": params.narrow,
+            "last_post_id": report.last_post_id,
+            "posts": report.posts + (0 if full or st is None else int(st["posts"])),
+            "params": _param_dict(params),
+            "updated_at": utcnow(),
+        }
+        if now_st is None:
+            conn.execute(STATE.insert().values(id=1, **values))
+        else:
+            conn.execute(STATE.update().where(STATE.c.id == 1).values(**values))
+        report.edges = int(
+            conn.execute(select(func.count()).select_from(EDGE).where(EDGE.c.kind == ALL)).scalar()
+            or 0
+        )
+    report.groups = regroup(db, params=params)
+    return report
+
+
+def _param_dict(params: Params) -> dict[str, Any]:
+    d = asdict(params)
+    d["kinds"] = list(params.kinds)
+    return d
+
+
+def _add_older(conn: Connection, rb: engine.RowBuilder, *, last: int, window: float) -> None:
+    """Add the posts up to id `last` within the window of a new post (their pairs with new
+    posts are new co-actions; their pairs with each other are stored already)."""
+    times: list[int] = []
+    for kind in rb.kinds():
+        times.extend(rb.rows(kind).time_ms.tolist())
+    for lo, hi in _windows(sorted(set(times)), round(window * 1000)):
+        where = and_(
+            POST.c.id <= last,
+            POST.c.published_at >= _at(lo),
+            POST.c.published_at <= _at(hi),
+        )
+        _add_posts(rb, _stream(conn, where), new=False, progress=None)
+
+
+def _upsert(conn: Connection) -> Any:
+    """An INSERT into co_action that makes an existing co-action fast if the new one is."""
+    ins = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(ACTION)
+    return ins.on_conflict_do_update(
+        index_elements=["kind", "post_id", "partner_id"],
+        set_={"fast": or_(ACTION.c.fast, ins.excluded.fast)},
+    )
+
+
+def _store_actions(conn: Connection, kind: str, acts: engine.CoActions) -> None:
+    stmt = _upsert(conn)
+    post, account, partner, fast = (
+        acts.post.tolist(),
+        acts.account.tolist(),
+        acts.partner.tolist(),
+        acts.fast.tolist(),
+    )
+    for a in range(0, len(post), BATCH):
+        conn.execute(
+            stmt,
+            [
+                {
+                    "kind": kind,
+                    "post_id": post[i],
+                    "author_id": account[i],
+                    "partner_id": partner[i],
+                    "fast": fast[i],
+                }
+                for i in range(a, min(a + BATCH, len(post)))
+            ],
+        )
+
+
+def _rebuild_edges(conn: Connection, params: Params) -> None:
+    """Recount the edges of every kind, and the combined ones (distinct posts, group kinds)."""
+    conn.execute(delete(EDGE))
+    fast_one = case((ACTION.c.fast, 1), else_=0)
+    fast = func.sum(fast_one)
+    conn.execute(
+        EDGE.insert().from_select(
+            ["kind", "author_id", "partner_id", "weight", "fast_weight"],
+            select(
+                ACTION.c.kind, ACTION.c.author_id, ACTION.c.partner_id, func.count(), fast
+            ).group_by(ACTION.c.kind, ACTION.c.author_id, ACTION.c.partner_id),
+        )
+    )
+    per_post = (
+        select(
+            ACTION.c.post_id,
+            ACTION.c.author_id,
+            ACTION.c.partner_id,
+            func.max(fast_one).label("fast"),
+        )
+        .where(ACTION.c.kind.in_(params.kinds))
+        .group_by(ACTION.c.post_id, ACTION.c.author_id, ACTION.c.partner_id)
+        .subquery()
+    )
+    conn.execute(
+        EDGE.insert().from_select(
+            ["kind", "author_id", "partner_id", "weight", "fast_weight"],
+            select(
+                literal(ALL),
+                per_post.c.author_id,
+                per_post.c.partner_id,
+                func.count(),
+                func.sum(per_post.c.fast),
+            ).group_by(per_post.c.author_id, per_post.c.partner_id),
+        )
+    )
+
+
+# ---------------------------------------------------------------------------- groups
+
+
+def network(conn: Connection, params: Params, kind: str = ALL) -> engine.Edges:
+    """Return the edges of one kind (default: combined) that pass the thresholds: minimum
+    weight, minimum participation of both accounts, then the weight percentile."""
+    rows = conn.execute(
+        select(EDGE.c.author_id, EDGE.c.partner_id, EDGE.c.weight, EDGE.c.fast_weight).where(
+            EDGE.c.kind == kind, EDGE.c.weight >= params.min_weight
+        )
+    ).all()
+    kinds = params.kinds if kind == ALL else (kind,)
+    active = {
+        r[0]
+        for r in conn.execute(
+            select(ACTION.c.author_id)
+            .where(ACTION.c.kind.in_(kinds))
+            .group_by(ACTION.c.author_id)
+            .having(func.count(func.distinct(ACTION.c.post_id)) >= params.min_participation)
+        )
+    }
+    rows = [r for r in rows if r[0] in active and r[1] in active]
+    e = engine.Edges(
+        np.array([r[0] for r in rows], dtype=np.int64),
+        np.array([r[1] for r in rows], dtype=np.int64),
+        np.array([r[2] for r in rows], dtype=np.int64),
+        np.array([r[3] for r in rows], dtype=np.int64),
+    )
+    return engine.above_percentile(e, params.percentile)
+
+
+def regroup(db: Database, *, params: Params | None = None) -> int:
+    """Draw the groups again from the stored edges; return how many there are."""
+    params = (params or Params()).check()
+    with db.engine.connect() as conn:
+        e = network(conn, params)
+    groups = find_groups(e)
+    now = utcnow()
+    with db.writing() as conn:
+        conn.execute(delete(MEMBER))
+        conn.execute(delete(GROUP))
+        for g in groups:
+            facts = _facts(conn, g.members, params.kinds)
+            gid = conn.execute(
+                GROUP.insert()
+                .values(
+                    size=len(g.members),
+                    edges=g.edges,
+                    weight=g.weight,
+                    symmetry=round(g.symmetry, 4),
+                    speed_share=round(g.speed_share, 4),
+                    created_at=now,
+                    **facts,
+                )
+                .returning(GROUP.c.id)
+            ).scalar_one()
+            conn.execute(
+                MEMBER.insert(),
+                [
+                    {"group_id": gid, "author_id": a, "degree": g.degree.get(a, 0)}
+                    for a in g.members
+                ],
+            )
+    return len(groups)
+
+
+#: Posts read per group to say what it pushed.
+TOP_POSTS = 2000
+
+
+def _facts(conn: Connection, members: list[int], kinds: Sequence[str]) -> dict[str, Any]:
+    """Platforms, languages, first and last activity, kinds and top content of the posts
+    by which the group's accounts co-acted with each other."""
+    inner = and_(
+        ACTION.c.author_id.in_(members),
+        ACTION.c.partner_id.in_(members),
+        ACTION.c.kind.in_(kinds),
+    )
+    kind_counts = {
+        k: int(n)
+        for k, n in conn.execute(
+            select(ACTION.c.kind, func.count(func.distinct(ACTION.c.post_id)))
+            .where(inner)
+            .group_by(ACTION.c.kind)
+        )
+    }
+    post_ids = select(ACTION.c.post_id).where(inner).distinct().scalar_subquery()
+    span = conn.execute(
+        select(func.min(POST.c.published_at), func.max(POST.c.published_at)).where(
+            POST.c.id.in_(post_ids)
+        )
+    ).one()
+    platforms = sorted(
+        p
+        for (p,) in conn.execute(select(POST.c.platform).where(POST.c.id.in_(post_ids)).distinct())
+    )
+    languages = sorted(
+        lang
+        for (lang,) in conn.execute(select(POST.c.lang).where(POST.c.id.in_(post_ids)).distinct())
+        if lang
+    )
+    rows = conn.execute(
+        select(POST.c.text, POST.c.extra)
+        .where(POST.c.id.in_(post_ids))
+        .order_by(POST.c.published_at.desc(), POST.c.id.desc())
+        .limit(TOP_POSTS)
+    ).all()
+    texts = [normalise_text(r.text or "") for r in rows]
+    return {
+        "platforms": platforms,
+        "languages": languages,
+        "kinds": kind_counts,
+        "first_at": span[0],
+        "last_at": span[1],
+        "top": {
+            "texts": top(t[:280] for t in texts),
+            "links": top(k for r in rows for k in links(r.text or "", r.extra)),
+            "hashtags": top(h for r in rows for h in dict.fromkeys(hashtags(r.text or ""))),
+        },
+    }
+
+
+def groups(conn: Connection) -> list[dict[str, Any]]:
+    """Return the stored groups, largest first, each with its member author ids."""
+    members: dict[int, list[int]] = {}
+    for gid, aid in conn.execute(
+        select(MEMBER.c.group_id, MEMBER.c.author_id).order_by(MEMBER.c.author_id)
+    ):
+        members.setdefault(gid, []).append(aid)
+    out = []
+    for row in conn.execute(select(GROUP).order_by(GROUP.c.size.desc(), GROUP.c.id)).mappings():
+        out.append(dict(row) | {"members": members.get(row["id"], [])})
+    return out
+
+
+def edge_set(conn: Connection, kind: str, *, min_weight: int = 1) -> dict[tuple[int, int], int]:
+    """Return {(author, partner): weight} of one kind's stored edges (tests, reports)."""
+    return {
+        (a, p): w
+        for a, p, w in conn.execute(
+            select(EDGE.c.author_id, EDGE.c.partner_id, EDGE.c.weight).where(
+                EDGE.c.kind == kind, EDGE.c.weight >= min_weight
+            )
+        )
+    }
+
+
+def newest_post_id(conn: Connection) -> int:
+    """Return the highest stored post id (0 when there is none)."""
+    return int(conn.execute(select(func.max(POST.c.id))).scalar() or 0)
