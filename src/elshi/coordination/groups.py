@@ -1,18 +1,22 @@
-"""Groups of accounts: community detection (Leiden, modularity) on the co-action network."""
+"""Groups of accounts: community detection (Louvain, modularity) on the co-action network.
+
+Louvain as networkx has it (BSD licence, pure Python): the Leiden implementations
+(igraph, leidenalg) are GPL, which elshi's MIT licence keeps out of its dependencies. The
+graphs grouped are the thresholded networks, thousands of accounts at most, where it is
+quick."""
 
 from __future__ import annotations
 
-import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import igraph
+import networkx as nx
 import numpy as np
 
 from elshi.coordination.engine import Edges, symmetry
 
-#: Leiden is randomised: a fixed seed draws the same groups from the same network.
+#: Louvain is randomised: a fixed seed draws the same groups from the same network.
 SEED = 20261207
 
 
@@ -37,32 +41,18 @@ def find_groups(e: Edges, *, min_size: int = 2, resolution: float = 1.0) -> list
     """Return the groups of the directed edges, largest first (members sorted).
 
     The graph is undirected, an edge weighing the sum of its two directions; groups are
-    Leiden communities maximising modularity, with a fixed seed."""
+    Louvain communities maximising modularity, with a fixed seed."""
     if len(e) == 0:
         return []
-    nodes = sorted(set(e.source.tolist()) | set(e.target.tolist()))
-    index = {a: i for i, a in enumerate(nodes)}
     undirected: dict[tuple[int, int], int] = defaultdict(int)
     for s, t, w in zip(e.source.tolist(), e.target.tolist(), e.weight.tolist(), strict=True):
-        undirected[(index[s], index[t]) if s < t else (index[t], index[s])] += w
-    pairs = sorted(undirected)
-    graph = igraph.Graph(n=len(nodes), edges=pairs)
-    graph.es["weight"] = [undirected[p] for p in pairs]
-    previous = random.getstate()
-    random.seed(SEED)
-    try:
-        igraph.set_random_number_generator(random)
-        parts = graph.community_leiden(
-            objective_function="modularity",
-            weights="weight",
-            resolution=resolution,
-            n_iterations=-1,
-        )
-    finally:
-        random.setstate(previous)
-    groups = [
-        _summary(sorted(nodes[i] for i in part), e) for part in parts if len(part) >= min_size
-    ]
+        undirected[(s, t) if s < t else (t, s)] += w
+    graph = nx.Graph()
+    graph.add_weighted_edges_from((s, t, w) for (s, t), w in sorted(undirected.items()))
+    parts = nx.community.louvain_communities(
+        graph, weight="weight", resolution=resolution, seed=SEED
+    )
+    groups = [_summary(sorted(part), e) for part in parts if len(part) >= min_size]
     groups.sort(key=lambda g: (-len(g.members), -g.weight, g.members[0]))
     return groups
 

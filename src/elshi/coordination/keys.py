@@ -211,7 +211,9 @@ def post_keys(
     out: list[tuple[str, str]] = []
     found = links(text, extra)
     out.extend(("link", k) for k in found)
-    out.extend(("domain", d) for d in dict.fromkeys(domain_of(k) for k in found))
+    # A shortener's domain says nothing about where its links go.
+    domains = dict.fromkeys(d for d in map(domain_of, found) if d not in SHORTENERS)
+    out.extend(("domain", d) for d in domains)
     tags = hashtags(text)
     out.extend(("hashtag", t) for t in dict.fromkeys(tags))
     if len(tags) >= 2:
@@ -224,3 +226,16 @@ def post_keys(
     if reply_to:
         out.append(("reply", f"{platform}|{reply_to}"))
     return out
+
+
+def keys_of(post: Any, content_hash: int | None = None) -> list[tuple[str, str]]:
+    """Return post_keys of anything with a post's fields (a stored post, a row, a PostIn);
+    `content_hash` stands in where the object has none."""
+    return post_keys(
+        platform=post.platform,
+        text=post.text,
+        repost_of=post.repost_of,
+        reply_to=post.reply_to,
+        extra=post.extra,
+        content_hash=getattr(post, "content_hash", content_hash),
+    )

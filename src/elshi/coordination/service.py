@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from elshi.coordination import engine
 from elshi.coordination.groups import find_groups, top
-from elshi.coordination.keys import KINDS, hashtags, links, normalise_text, post_keys
+from elshi.coordination.keys import KINDS, hashtags, keys_of, links, normalise_text
 from elshi.coordination.models import CoAction, CoEdge, CoGroup, CoGroupMember, CoordinationState
 from elshi.db import Database, utcnow
 from elshi.errors import N_, FieldError
@@ -145,14 +145,7 @@ def _add_posts(
         n += 1
         if r.author_id is None or r.published_at is None:
             continue
-        keys = post_keys(
-            platform=r.platform,
-            text=r.text,
-            repost_of=r.repost_of,
-            reply_to=r.reply_to,
-            extra=r.extra,
-            content_hash=r.content_hash,
-        )
+        keys = keys_of(r)
         if keys:
             rb.add(r.id, r.author_id, _ms(r.published_at), keys, new)
         if progress is not None and n % 1000 == 0:
