@@ -76,6 +76,11 @@ TRACKING_PARAMS = frozenset(
     }
 )
 
+#: A query that may hold a tracking parameter (then parsed to drop it).
+_TRACKING = re.compile(
+    r"(?:^|[&;])(?:utm_|" + "|".join(sorted(map(re.escape, TRACKING_PARAMS))) + r")",
+    re.IGNORECASE,
+)
 _URL = re.compile(r"https?://[^\s<>\"'«»]+", re.IGNORECASE)
 _URL_TAIL = ".,;:!?)]}”’…"
 _HASHTAG = re.compile(r"(?<![\w&/])#(\w+)")
@@ -93,7 +98,7 @@ def normalise_url(url: str, expansions: Mapping[str, str] | None = None) -> str 
         url = expansions[url]
     try:
         parts = urlsplit(url)
-        port = parts.port
+        port = parts.port if ":" in parts.netloc else None
     except ValueError:
         return None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
@@ -101,8 +106,8 @@ def normalise_url(url: str, expansions: Mapping[str, str] | None = None) -> str 
     host = parts.hostname.lower().rstrip(".")
     if port not in (None, 80, 443):
         host = f"{host}:{port}"
-    query = ""
-    if parts.query:
+    query = parts.query
+    if query and _TRACKING.search(query):
         kept = [
             (k, v)
             for k, v in parse_qsl(parts.query, keep_blank_values=True)
@@ -146,7 +151,10 @@ def links(text: str, extra: Mapping[str, Any] | None = None) -> list[str]:
     A shortened link (SHORTENERS) in the text gives way to the expanded links the post
     carries (extra["urls"] pairs, extra["links"]); one the post carries no expansion for is
     kept as it is (the same short link is still the same destination). Nothing is fetched."""
-    extra = extra or {}
+    if not extra:
+        if "://" not in text:
+            return []
+        extra = {}
     expansions = _expansions(extra)
     found: list[str] = []
     carried = list(_extra_links(extra))
@@ -171,7 +179,8 @@ def hashtags(text: str) -> list[str]:
 
 def normalise_text(text: str) -> str:
     """Return the text as co-text compares it: lower case, no @mentions, single spaces."""
-    return " ".join(_MENTION.sub("", text.lower()).split())
+    text = text.lower()
+    return " ".join((_MENTION.sub("", text) if "@" in text else text).split())
 
 
 def repost_key(

@@ -11,18 +11,30 @@ full recomputation.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import Connection, Table, and_, case, delete, func, literal, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import (
+    Connection,
+    Table,
+    Text,
+    and_,
+    case,
+    delete,
+    func,
+    literal,
+    select,
+    type_coerce,
+)
 
 from elshi.coordination import engine
 from elshi.coordination.groups import find_groups, top
-from elshi.coordination.keys import KINDS, hashtags, keys_of, links, normalise_text
+from elshi.coordination.keys import KINDS, hashtags, links, normalise_text, post_keys
 from elshi.coordination.models import CoAction, CoEdge, CoGroup, CoGroupMember, CoordinationState
 from elshi.db import Database, utcnow
 from elshi.errors import N_, FieldError
@@ -115,23 +127,38 @@ class Report:
 
 # ---------------------------------------------------------------------------- reading posts
 
+# Time and extra are read as the driver gives them (SQLite: text), not through their
+# column types: parsing a million of them is most of the time of reading posts.
 _COLUMNS = (
     POST.c.id,
     POST.c.author_id,
     POST.c.platform,
-    POST.c.published_at,
+    type_coerce(POST.c.published_at, Text).label("published_at"),
     POST.c.text,
     POST.c.repost_of,
     POST.c.reply_to,
-    POST.c.extra,
+    type_coerce(POST.c.extra, Text).label("extra"),
     POST.c.content_hash,
 )
+#: What keys read in extra: a stored extra without these words is not decoded.
+_EXTRA_WORDS = ('"link', '"urls"', '"retweet"')
 
 
-def _ms(when: datetime) -> int:
+def _ms(when: datetime | str) -> int:
+    """Milliseconds since the epoch of a stored time (SQLite keeps naive UTC text)."""
+    if isinstance(when, str):
+        when = datetime.fromisoformat(when)
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return int(when.timestamp() * 1000)
+
+
+def _extra(value: Any) -> dict[str, Any] | None:
+    if isinstance(value, str):
+        if not any(w in value for w in _EXTRA_WORDS):
+            return None
+        value = json.loads(value)
+    return value if isinstance(value, dict) else None
 
 
 def _add_posts(
@@ -145,7 +172,14 @@ def _add_posts(
         n += 1
         if r.author_id is None or r.published_at is None:
             continue
-        keys = keys_of(r)
+        keys = post_keys(
+            platform=r.platform,
+            text=r.text,
+            repost_of=r.repost_of,
+            reply_to=r.reply_to,
+            extra=_extra(r.extra),
+            content_hash=r.content_hash,
+        )
         if keys:
             rb.add(r.id, r.author_id, _ms(r.published_at), keys, new)
         if progress is not None and n % 1000 == 0:
@@ -303,37 +337,28 @@ def _add_older(conn: Connection, rb: engine.RowBuilder, *, last: int, window: fl
         _add_posts(rb, _stream(conn, where), new=False, progress=None)
 
 
-def _upsert(conn: Connection) -> Any:
-    """An INSERT into co_action that makes an existing co-action fast if the new one is."""
-    ins = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(ACTION)
-    return ins.on_conflict_do_update(
-        index_elements=["kind", "post_id", "partner_id"],
-        set_={"fast": or_(ACTION.c.fast, ins.excluded.fast)},
-    )
-
-
 def _store_actions(conn: Connection, kind: str, acts: engine.CoActions) -> None:
-    stmt = _upsert(conn)
-    post, account, partner, fast = (
+    """Add co-actions; one that is stored already becomes fast if the new one is.
+
+    Straight through the driver's executemany: a million rows through the ORM layer
+    would take most of an update."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = (
+        "INSERT INTO co_action (kind, post_id, author_id, partner_id, fast) "
+        f"VALUES ({', '.join([mark] * 5)}) "
+        "ON CONFLICT (kind, post_id, partner_id) "
+        "DO UPDATE SET fast = (co_action.fast OR excluded.fast)"
+    )
+    rows = zip(
+        [kind] * len(acts),
         acts.post.tolist(),
         acts.account.tolist(),
         acts.partner.tolist(),
         acts.fast.tolist(),
+        strict=True,
     )
-    for a in range(0, len(post), BATCH):
-        conn.execute(
-            stmt,
-            [
-                {
-                    "kind": kind,
-                    "post_id": post[i],
-                    "author_id": account[i],
-                    "partner_id": partner[i],
-                    "fast": fast[i],
-                }
-                for i in range(a, min(a + BATCH, len(post)))
-            ],
-        )
+    while batch := list(islice(rows, BATCH * 5)):
+        conn.exec_driver_sql(sql, batch)
 
 
 def _rebuild_edges(conn: Connection, params: Params) -> None:
@@ -452,46 +477,32 @@ def _facts(conn: Connection, members: list[int], kinds: Sequence[str]) -> dict[s
         ACTION.c.partner_id.in_(members),
         ACTION.c.kind.in_(kinds),
     )
-    kind_counts = {
-        k: int(n)
-        for k, n in conn.execute(
-            select(ACTION.c.kind, func.count(func.distinct(ACTION.c.post_id)))
-            .where(inner)
-            .group_by(ACTION.c.kind)
+    by_kind: dict[str, set[int]] = {}
+    for kind, post_id in conn.execute(select(ACTION.c.kind, ACTION.c.post_id).where(inner)):
+        by_kind.setdefault(kind, set()).add(post_id)
+    ids = sorted(set().union(*by_kind.values())) if by_kind else []
+    posts: list[Any] = []
+    for a in range(0, len(ids), 5000):
+        posts.extend(
+            conn.execute(
+                select(
+                    POST.c.platform, POST.c.lang, POST.c.published_at, POST.c.text, POST.c.extra
+                ).where(POST.c.id.in_(ids[a : a + 5000]))
+            )
         )
-    }
-    post_ids = select(ACTION.c.post_id).where(inner).distinct().scalar_subquery()
-    span = conn.execute(
-        select(func.min(POST.c.published_at), func.max(POST.c.published_at)).where(
-            POST.c.id.in_(post_ids)
-        )
-    ).one()
-    platforms = sorted(
-        p
-        for (p,) in conn.execute(select(POST.c.platform).where(POST.c.id.in_(post_ids)).distinct())
-    )
-    languages = sorted(
-        lang
-        for (lang,) in conn.execute(select(POST.c.lang).where(POST.c.id.in_(post_ids)).distinct())
-        if lang
-    )
-    rows = conn.execute(
-        select(POST.c.text, POST.c.extra)
-        .where(POST.c.id.in_(post_ids))
-        .order_by(POST.c.published_at.desc(), POST.c.id.desc())
-        .limit(TOP_POSTS)
-    ).all()
-    texts = [normalise_text(r.text or "") for r in rows]
+    times = [p.published_at for p in posts if p.published_at is not None]
+    recent = sorted(posts, key=lambda p: p.published_at or datetime.min.replace(tzinfo=UTC))
+    recent = recent[-TOP_POSTS:]
     return {
-        "platforms": platforms,
-        "languages": languages,
-        "kinds": kind_counts,
-        "first_at": span[0],
-        "last_at": span[1],
+        "platforms": sorted({p.platform for p in posts}),
+        "languages": sorted({p.lang for p in posts if p.lang}),
+        "kinds": {k: len(v) for k, v in sorted(by_kind.items())},
+        "first_at": min(times, default=None),
+        "last_at": max(times, default=None),
         "top": {
-            "texts": top(t[:280] for t in texts),
-            "links": top(k for r in rows for k in links(r.text or "", r.extra)),
-            "hashtags": top(h for r in rows for h in dict.fromkeys(hashtags(r.text or ""))),
+            "texts": top(normalise_text(p.text or "")[:280] for p in recent),
+            "links": top(k for p in recent for k in links(p.text or "", p.extra)),
+            "hashtags": top(h for p in recent for h in dict.fromkeys(hashtags(p.text or ""))),
         },
     }
 
