@@ -182,3 +182,13 @@ def test_a_repost_shares_only_its_original() -> None:
         "reply": "twitter|99",
     }
     assert ("hashtag", "one") in keys
+
+
+def test_ira_slice_with_the_peer_comparison_parameters(ira: list[Facts]) -> None:
+    """co-retweet, co-link and co-tweet, 60 s, minimum edge weight 2: the bench's settings."""
+    found = {}
+    for kind in ("repost", "link", "text"):
+        acts = engine.co_actions(rows_of(ira, kind), window=60)
+        found[kind] = engine.edges(acts, min_weight=2).as_dict()
+        assert found[kind] == reference_edges(ira, kind, window=60, min_weight=2)
+    assert found["repost"]  # the slice has co-retweets at these settings
