@@ -78,6 +78,7 @@ class Msg:
     repost_of: str | None = None
     extra: dict[str, Any] | None = None
     reply_to: str | None = None
+    handle: str = ""
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -109,6 +110,7 @@ def ira_messages() -> list[Msg]:
                 time=p.published_at.timestamp(),
                 repost_of=p.repost_of,
                 extra=p.extra,
+                handle=p.author_handle,
             )
         )
     return out
@@ -398,8 +400,100 @@ def phase_update(n: int, work: Path) -> dict[str, Any]:
     }
 
 
+QUALITY = {"window": 600, "min_weight": 2, "min_participation": 2, "percentile": 0.99}
+
+
+def combined_groups(
+    by_kind: dict[str, Any], accounts_of: dict[int, str] | None = None
+) -> dict[str, Any]:
+    """Groups of the combined network at CooRTweet's documented parameters."""
+    import numpy as np
+
+    from elshi.coordination import engine
+    from elshi.coordination.groups import find_groups
+
+    acts = engine.CoActions.empty()
+    for rows in by_kind.values():
+        acts = engine.merge(acts, engine.co_actions(rows, window=QUALITY["window"]))
+    e = engine.edges(acts, min_weight=QUALITY["min_weight"])
+    posts_per_account: dict[int, set[int]] = {}
+    for a, post in zip(acts.account.tolist(), acts.post.tolist(), strict=True):
+        posts_per_account.setdefault(a, set()).add(post)
+    active = {a for a, ps in posts_per_account.items() if len(ps) >= QUALITY["min_participation"]}
+    keep = np.isin(e.source, list(active)) & np.isin(e.target, list(active))
+    e = engine.above_percentile(
+        engine.Edges(e.source[keep], e.target[keep], e.weight[keep], e.fast[keep]),
+        QUALITY["percentile"],
+    )
+    groups = find_groups(e)
+    out: dict[str, Any] = {
+        "co_actions": len(acts),
+        "edges": len(e),
+        "groups": len(groups),
+        "sizes": [len(g.members) for g in groups[:10]],
+        "grouped": sum(len(g.members) for g in groups),
+    }
+    if accounts_of is not None:
+        out["same_category"] = sum(
+            1
+            for s_, t_ in zip(e.source.tolist(), e.target.tolist(), strict=True)
+            if accounts_of.get(s_) == accounts_of.get(t_)
+        )
+    return out
+
+
+def phase_quality() -> dict[str, Any]:
+    """Groups on german_elections.csv (co-URL, co-hashtag, co-domain, co-image) and on the
+    IRA sample (every kind), with the share of IRA edges within one troll category."""
+    import csv
+
+    from elshi.coordination import engine
+    from elshi.coordination.keys import keys_of
+
+    data = shared_data()
+    out: dict[str, Any] = {}
+    german = data / "coortweet" / "german_elections.csv"
+    if german.is_file():
+        rb = engine.RowBuilder()
+        accounts: dict[str, int] = {}
+        posts: dict[str, int] = {}
+        columns = {
+            "url_id": "link",
+            "hashtag_id": "hashtag",
+            "domain_id": "domain",
+            "phash_id": "image",
+        }
+        with german.open(encoding="utf-8", newline="") as fh:
+            for row in csv.DictReader(fh):
+                keys = [(kind, row[col]) for col, kind in columns.items() if row[col]]
+                rb.add(
+                    posts.setdefault(row["post_id"], len(posts) + 1),
+                    accounts.setdefault(row["account_id"], len(accounts) + 1),
+                    round(float(row["timestamp"]) * 1000),
+                    keys,
+                )
+        out["german"] = {"rows": len(posts), "accounts": len(accounts)} | combined_groups(
+            {k: rb.rows(k) for k in rb.kinds()}
+        )
+    ira = data / "ira-troll-tweets-sample"
+    if ira.is_dir():
+        with (ira / "authors.csv").open(encoding="utf-8", newline="") as fh:
+            category = {r["author_id"]: r["account_category"] for r in csv.DictReader(fh)}
+        msgs = ira_messages()
+        rb = engine.RowBuilder()
+        for m in msgs:
+            rb.add(m.id, m.account, round(m.time * 1000), keys_of(m))
+        handles = {m.account: category.get(m.handle, "") for m in msgs}
+        kinds = [k for k in rb.kinds() if k != "domain"]
+        out["ira"] = {"posts": len(msgs)} | combined_groups({k: rb.rows(k) for k in kinds}, handles)
+    return out
+
+
 def child(args: argparse.Namespace) -> None:
     work = Path(args.work)
+    if args.phase == "quality":
+        print(json.dumps(phase_quality()))
+        return
     if args.phase == "update":
         out = phase_update(args.posts, work)
     else:
@@ -489,6 +583,22 @@ def main() -> None:
     else:
         print(f"IRA sample: skipped, {ira} not found (set ELSHI_SHARED_DATA)")
     report_compare("generated", run_phase("--phase", "generated", *common), results)
+    q = run_phase("--phase", "quality", *common)
+    for name, label in (("german", "german_elections.csv"), ("ira", "IRA sample")):
+        if name not in q:
+            continue
+        g = q[name]
+        print(
+            f"quality, {label} (window {QUALITY['window']} s, min participation "
+            f"{QUALITY['min_participation']}, edge weight quantile {QUALITY['percentile']}): "
+            f"{g['co_actions']:,} co-actions, {g['edges']:,} edges, {g['groups']:,} groups of "
+            f"{g['grouped']:,} accounts (largest {g['sizes']})"
+            + (
+                f"; {g['same_category']:,} of the edges join accounts of one troll category"
+                if "same_category" in g
+                else ""
+            )
+        )
     u = run_phase("--phase", "update", *common)
     print(
         f"stored update: {u['posts']:,} new posts in {u['seconds']:.1f} s: "

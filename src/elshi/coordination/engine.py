@@ -253,16 +253,6 @@ def above_percentile(e: Edges, percentile: float) -> Edges:
     return Edges(e.source[keep], e.target[keep], e.weight[keep], e.fast[keep])
 
 
-def symmetry(e: Edges) -> dict[tuple[int, int], float]:
-    """Return for each undirected pair (low, high) min(w)/max(w) of its two directions
-    (0 when only one direction is an edge)."""
-    both: dict[tuple[int, int], list[int]] = {}
-    for s, t, w in zip(e.source.tolist(), e.target.tolist(), e.weight.tolist(), strict=True):
-        pair = (s, t) if s < t else (t, s)
-        both.setdefault(pair, []).append(w)
-    return {p: (min(ws) / max(ws) if len(ws) == 2 else 0.0) for p, ws in both.items()}
-
-
 class RowBuilder:
     """Collects (post, account, time, keys) and gives the rows of each co-action kind.
 

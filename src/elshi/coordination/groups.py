@@ -12,9 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import networkx as nx
-import numpy as np
 
-from elshi.coordination.engine import Edges, symmetry
+from elshi.coordination.engine import Edges
 
 #: Louvain is randomised: a fixed seed draws the same groups from the same network.
 SEED = 20261207
@@ -52,39 +51,38 @@ def find_groups(e: Edges, *, min_size: int = 2, resolution: float = 1.0) -> list
     parts = nx.community.louvain_communities(
         graph, weight="weight", resolution=resolution, seed=SEED
     )
-    groups = [_summary(sorted(part), e) for part in parts if len(part) >= min_size]
+    groups = [Group(members=sorted(part)) for part in parts if len(part) >= min_size]
+    _summarise(groups, e)
     groups.sort(key=lambda g: (-len(g.members), -g.weight, g.members[0]))
     return groups
 
 
-def _summary(members: list[int], e: Edges) -> Group:
-    inside = set(members)
-    g = Group(members=members)
-    picked_src: list[int] = []
-    picked_dst: list[int] = []
-    picked_w: list[int] = []
+def _summarise(groups: list[Group], e: Edges) -> None:
+    """Fill each group's edges, weight, fast weight, degrees and symmetry (one pass): the
+    symmetry is the mean over the group's pairs of min/max of the two directions' weights
+    (0 for a pair linked one way only)."""
+    group_of = {a: i for i, g in enumerate(groups) for a in g.members}
+    weights: dict[tuple[int, int], int] = {}
     for s, t, w, f in zip(
         e.source.tolist(), e.target.tolist(), e.weight.tolist(), e.fast.tolist(), strict=True
     ):
-        if s in inside and t in inside:
-            g.edges += 1
-            g.weight += w
-            g.fast += f
-            g.degree[s] = g.degree.get(s, 0) + w
-            g.degree[t] = g.degree.get(t, 0) + w
-            picked_src.append(s)
-            picked_dst.append(t)
-            picked_w.append(w)
-    sym = symmetry(
-        Edges(
-            np.array(picked_src, dtype=np.int64),
-            np.array(picked_dst, dtype=np.int64),
-            np.array(picked_w, dtype=np.int64),
-            np.zeros(len(picked_w), dtype=np.int64),
-        )
-    )
-    g.symmetry = sum(sym.values()) / len(sym) if sym else 0.0
-    return g
+        gi = group_of.get(s)
+        if gi is None or group_of.get(t) != gi:
+            continue
+        g = groups[gi]
+        g.edges += 1
+        g.weight += w
+        g.fast += f
+        g.degree[s] = g.degree.get(s, 0) + w
+        g.degree[t] = g.degree.get(t, 0) + w
+        weights[(s, t)] = w
+    ratios: list[list[float]] = [[] for _ in groups]
+    for (s, t), w in weights.items():
+        back = weights.get((t, s), 0)
+        if s < t or not back:
+            ratios[group_of[s]].append(min(w, back) / max(w, back))
+    for g, r in zip(groups, ratios, strict=True):
+        g.symmetry = sum(r) / len(r) if r else 0.0
 
 
 def top(values: Iterable[str], n: int = 5) -> list[list[str | int]]:

@@ -15,7 +15,6 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from itertools import islice
 from typing import Any, cast
 
 import numpy as np
@@ -24,16 +23,14 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
-    case,
     delete,
     func,
-    literal,
     select,
     type_coerce,
 )
 
 from elshi.coordination import engine
-from elshi.coordination.groups import find_groups, top
+from elshi.coordination.groups import Group, find_groups, top
 from elshi.coordination.keys import KINDS, hashtags, links, normalise_text, post_keys
 from elshi.coordination.models import CoAction, CoEdge, CoGroup, CoGroupMember, CoordinationState
 from elshi.db import Database, utcnow
@@ -287,12 +284,16 @@ def update(
         found[kind] = engine.co_actions(rb.rows(kind), window=params.window, narrow=params.narrow)
         report.co_actions[kind] = len(found[kind])
     del rb
+    same_kinds = st is not None and tuple(st["params"].get("kinds") or ()) == params.kinds
     with db.writing() as conn:
         if full:
             conn.execute(delete(ACTION))
         for kind, acts in found.items():
             _store_actions(conn, kind, acts)
-        _rebuild_edges(conn, params)
+        if full:
+            _write_edges(conn, found, params)
+        else:
+            _recount_edges(conn, found, params, all_kinds=not same_kinds)
         now_st = state(conn)  # another update may have gone further meanwhile
         if now_st is not None and not full:
             report.last_post_id = max(report.last_post_id, int(now_st["last_post_id"]))
@@ -337,66 +338,102 @@ def _add_older(conn: Connection, rb: engine.RowBuilder, *, last: int, window: fl
         _add_posts(rb, _stream(conn, where), new=False, progress=None)
 
 
+def _executemany(conn: Connection, sql: str, columns: Sequence[Any]) -> None:
+    """Run `sql` (qmark placeholders) once per row of the columns (arrays or constants),
+    BATCH rows at a time through the driver: a million rows through the ORM layer would
+    take most of an update, and turned into Python lists at once, most of its memory."""
+    if conn.dialect.paramstyle != "qmark":
+        sql = sql.replace("?", "%s")
+    n = max((len(c) for c in columns if isinstance(c, np.ndarray)), default=0)
+    for a in range(0, n, BATCH * 5):
+        b = min(n, a + BATCH * 5)
+        cols = [c[a:b].tolist() if isinstance(c, np.ndarray) else [c] * (b - a) for c in columns]
+        conn.exec_driver_sql(sql, list(zip(*cols, strict=True)))
+
+
 def _store_actions(conn: Connection, kind: str, acts: engine.CoActions) -> None:
-    """Add co-actions; one that is stored already becomes fast if the new one is.
-
-    Straight through the driver's executemany: a million rows through the ORM layer
-    would take most of an update."""
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    sql = (
+    """Add co-actions; one that is stored already becomes fast if the new one is."""
+    _executemany(
+        conn,
         "INSERT INTO co_action (kind, post_id, author_id, partner_id, fast) "
-        f"VALUES ({', '.join([mark] * 5)}) "
-        "ON CONFLICT (kind, post_id, partner_id) "
-        "DO UPDATE SET fast = (co_action.fast OR excluded.fast)"
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (kind, post_id, partner_id) "
+        "DO UPDATE SET fast = (co_action.fast OR excluded.fast)",
+        (kind, acts.post, acts.account, acts.partner, acts.fast),
     )
-    rows = zip(
-        [kind] * len(acts),
-        acts.post.tolist(),
-        acts.account.tolist(),
-        acts.partner.tolist(),
-        acts.fast.tolist(),
-        strict=True,
-    )
-    while batch := list(islice(rows, BATCH * 5)):
-        conn.exec_driver_sql(sql, batch)
 
 
-def _rebuild_edges(conn: Connection, params: Params) -> None:
-    """Recount the edges of every kind, and the combined ones (distinct posts, group kinds)."""
+def _insert_edges(conn: Connection, kind: str, e: engine.Edges) -> None:
+    _executemany(
+        conn,
+        "INSERT INTO co_edge (kind, author_id, partner_id, weight, fast_weight) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (kind, e.source, e.target, e.weight, e.fast),
+    )
+
+
+def _write_edges(conn: Connection, found: dict[str, engine.CoActions], params: Params) -> None:
+    """After a full recomputation: every kind's edges, and the combined ones (distinct
+    posts co-acting in any group kind), counted in memory."""
     conn.execute(delete(EDGE))
-    fast_one = case((ACTION.c.fast, 1), else_=0)
-    fast = func.sum(fast_one)
-    conn.execute(
-        EDGE.insert().from_select(
-            ["kind", "author_id", "partner_id", "weight", "fast_weight"],
-            select(
-                ACTION.c.kind, ACTION.c.author_id, ACTION.c.partner_id, func.count(), fast
-            ).group_by(ACTION.c.kind, ACTION.c.author_id, ACTION.c.partner_id),
-        )
+    combined = engine.CoActions.empty()
+    for kind, acts in found.items():
+        _insert_edges(conn, kind, engine.edges(acts))
+        if kind in params.kinds:
+            combined = engine.merge(combined, acts)
+    _insert_edges(conn, ALL, engine.edges(combined))
+
+
+def _recount_edges(
+    conn: Connection, found: dict[str, engine.CoActions], params: Params, *, all_kinds: bool
+) -> None:
+    """After an incremental update: count again, from the stored co-actions, the edges of
+    the (kind, account, partner) triples the new co-actions touch, and their combined edges
+    (all of them when the group kinds changed)."""
+    conn.exec_driver_sql(
+        "CREATE TEMPORARY TABLE co_touched "
+        "(kind VARCHAR(16), author_id INTEGER, partner_id INTEGER)"
     )
-    per_post = (
-        select(
-            ACTION.c.post_id,
-            ACTION.c.author_id,
-            ACTION.c.partner_id,
-            func.max(fast_one).label("fast"),
+    try:
+        for kind, acts in found.items():
+            e = engine.edges(acts)
+            _executemany(
+                conn,
+                "INSERT INTO co_touched (kind, author_id, partner_id) VALUES (?, ?, ?)",
+                (kind, e.source, e.target),
+            )
+        touched = (
+            "(kind, author_id, partner_id) IN (SELECT kind, author_id, partner_id FROM co_touched)"
         )
-        .where(ACTION.c.kind.in_(params.kinds))
-        .group_by(ACTION.c.post_id, ACTION.c.author_id, ACTION.c.partner_id)
-        .subquery()
-    )
-    conn.execute(
-        EDGE.insert().from_select(
-            ["kind", "author_id", "partner_id", "weight", "fast_weight"],
-            select(
-                literal(ALL),
-                per_post.c.author_id,
-                per_post.c.partner_id,
-                func.count(),
-                func.sum(per_post.c.fast),
-            ).group_by(per_post.c.author_id, per_post.c.partner_id),
+        conn.exec_driver_sql(f"DELETE FROM co_edge WHERE {touched}")
+        conn.exec_driver_sql(
+            "INSERT INTO co_edge (kind, author_id, partner_id, weight, fast_weight) "
+            "SELECT a.kind, a.author_id, a.partner_id, count(*), "
+            "sum(CASE WHEN a.fast THEN 1 ELSE 0 END) FROM co_action a "
+            "JOIN (SELECT DISTINCT kind, author_id, partner_id FROM co_touched) t "
+            "ON a.kind = t.kind AND a.author_id = t.author_id AND a.partner_id = t.partner_id "
+            "GROUP BY a.kind, a.author_id, a.partner_id"
         )
-    )
+        kinds = ", ".join(f"'{k}'" for k in params.kinds)  # checked against KINDS
+        pairs = f"(SELECT DISTINCT author_id, partner_id FROM co_touched WHERE kind IN ({kinds}))"
+        if all_kinds:
+            conn.execute(delete(EDGE).where(EDGE.c.kind == ALL))
+            join = ""
+        else:
+            conn.exec_driver_sql(
+                f"DELETE FROM co_edge WHERE kind = '{ALL}' AND (author_id, partner_id) IN {pairs}"
+            )
+            join = f"JOIN {pairs} t ON a.author_id = t.author_id AND a.partner_id = t.partner_id "
+        conn.exec_driver_sql(
+            "INSERT INTO co_edge (kind, author_id, partner_id, weight, fast_weight) "
+            f"SELECT '{ALL}', p.author_id, p.partner_id, count(*), sum(p.fast) FROM "
+            "(SELECT a.post_id, a.author_id, a.partner_id, "
+            "max(CASE WHEN a.fast THEN 1 ELSE 0 END) AS fast "
+            f"FROM co_action a {join}WHERE a.kind IN ({kinds}) "
+            "GROUP BY a.post_id, a.author_id, a.partner_id) p "
+            "GROUP BY p.author_id, p.partner_id"
+        )
+    finally:
+        conn.exec_driver_sql("DROP TABLE co_touched")
 
 
 # ---------------------------------------------------------------------------- groups
@@ -434,14 +471,13 @@ def regroup(db: Database, *, params: Params | None = None) -> int:
     """Draw the groups again from the stored edges; return how many there are."""
     params = (params or Params()).check()
     with db.engine.connect() as conn:
-        e = network(conn, params)
-    groups = find_groups(e)
+        found = find_groups(network(conn, params))
+        facts = _facts(conn, found, params.kinds)
     now = utcnow()
     with db.writing() as conn:
         conn.execute(delete(MEMBER))
         conn.execute(delete(GROUP))
-        for g in groups:
-            facts = _facts(conn, g.members, params.kinds)
+        for g, f in zip(found, facts, strict=True):
             gid = conn.execute(
                 GROUP.insert()
                 .values(
@@ -451,7 +487,7 @@ def regroup(db: Database, *, params: Params | None = None) -> int:
                     symmetry=round(g.symmetry, 4),
                     speed_share=round(g.speed_share, 4),
                     created_at=now,
-                    **facts,
+                    **f,
                 )
                 .returning(GROUP.c.id)
             ).scalar_one()
@@ -462,37 +498,54 @@ def regroup(db: Database, *, params: Params | None = None) -> int:
                     for a in g.members
                 ],
             )
-    return len(groups)
+    return len(found)
 
 
 #: Posts read per group to say what it pushed.
 TOP_POSTS = 2000
+#: Ids per IN list.
+_IDS = 900
 
 
-def _facts(conn: Connection, members: list[int], kinds: Sequence[str]) -> dict[str, Any]:
-    """Platforms, languages, first and last activity, kinds and top content of the posts
-    by which the group's accounts co-acted with each other."""
-    inner = and_(
-        ACTION.c.author_id.in_(members),
-        ACTION.c.partner_id.in_(members),
-        ACTION.c.kind.in_(kinds),
-    )
-    by_kind: dict[str, set[int]] = {}
-    for kind, post_id in conn.execute(select(ACTION.c.kind, ACTION.c.post_id).where(inner)):
-        by_kind.setdefault(kind, set()).add(post_id)
-    ids = sorted(set().union(*by_kind.values())) if by_kind else []
-    posts: list[Any] = []
-    for a in range(0, len(ids), 5000):
-        posts.extend(
-            conn.execute(
-                select(
-                    POST.c.platform, POST.c.lang, POST.c.published_at, POST.c.text, POST.c.extra
-                ).where(POST.c.id.in_(ids[a : a + 5000]))
+def _facts(conn: Connection, found: Sequence[Group], kinds: Sequence[str]) -> list[dict[str, Any]]:
+    """For each group: platforms, languages, first and last activity, posts per kind and top
+    content of the posts by which its accounts co-acted with each other (read in one pass)."""
+    group_of = {a: i for i, g in enumerate(found) for a in g.members}
+    accounts = sorted(group_of)
+    by_kind: list[dict[str, set[int]]] = [{} for _ in found]
+    for a in range(0, len(accounts), _IDS):
+        rows = conn.execute(
+            select(ACTION.c.kind, ACTION.c.post_id, ACTION.c.author_id, ACTION.c.partner_id).where(
+                ACTION.c.kind.in_(kinds), ACTION.c.author_id.in_(accounts[a : a + _IDS])
             )
         )
+        for kind, post_id, author, partner in rows:
+            gi = group_of[author]
+            if group_of.get(partner) == gi:
+                by_kind[gi].setdefault(kind, set()).add(post_id)
+    group_of_post = {
+        p: gi for gi, kinds_ in enumerate(by_kind) for ps in kinds_.values() for p in ps
+    }
+    ids = sorted(group_of_post)
+    posts: list[list[Any]] = [[] for _ in found]
+    for a in range(0, len(ids), _IDS):
+        for row in conn.execute(
+            select(
+                POST.c.id,
+                POST.c.platform,
+                POST.c.lang,
+                POST.c.published_at,
+                POST.c.text,
+                POST.c.extra,
+            ).where(POST.c.id.in_(ids[a : a + _IDS]))
+        ):
+            posts[group_of_post[row.id]].append(row)
+    return [_summary_of(p, k) for p, k in zip(posts, by_kind, strict=True)]
+
+
+def _summary_of(posts: list[Any], by_kind: dict[str, set[int]]) -> dict[str, Any]:
     times = [p.published_at for p in posts if p.published_at is not None]
-    recent = sorted(posts, key=lambda p: p.published_at or datetime.min.replace(tzinfo=UTC))
-    recent = recent[-TOP_POSTS:]
+    recent = sorted(posts, key=lambda p: (p.published_at or _EPOCH, p.id))[-TOP_POSTS:]
     return {
         "platforms": sorted({p.platform for p in posts}),
         "languages": sorted({p.lang for p in posts if p.lang}),
@@ -505,6 +558,9 @@ def _facts(conn: Connection, members: list[int], kinds: Sequence[str]) -> dict[s
             "hashtags": top(h for p in recent for h in dict.fromkeys(hashtags(p.text or ""))),
         },
     }
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def groups(conn: Connection) -> list[dict[str, Any]]:
