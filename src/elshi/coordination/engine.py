@@ -29,7 +29,7 @@ I64 = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
 
 #: Pairs expanded at once: bounds the memory of a key shared by many accounts at once.
-CHUNK_PAIRS = 4_000_000
+CHUNK_PAIRS = 1_000_000
 _I64_ROOM = 1 << 62
 
 
@@ -289,6 +289,12 @@ class RowBuilder:
     def kinds(self) -> list[str]:
         """Return the kinds that have rows."""
         return list(self._cols)
+
+    def take(self, kind: str) -> Rows:
+        """Return the rows of one kind and forget them here."""
+        rows = self.rows(kind)
+        self._cols.pop(kind, None)
+        return rows
 
     def rows(self, kind: str) -> Rows:
         """Return the rows of one kind (empty when none)."""

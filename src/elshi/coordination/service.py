@@ -279,20 +279,26 @@ def update(
         report.posts = n
         if not full and n:
             _add_older(conn, rb, last=last, window=params.window)
-    found: dict[str, engine.CoActions] = {}
-    for kind in rb.kinds():
-        found[kind] = engine.co_actions(rb.rows(kind), window=params.window, narrow=params.narrow)
-        report.co_actions[kind] = len(found[kind])
-    del rb
     same_kinds = st is not None and tuple(st["params"].get("kinds") or ()) == params.kinds
     with db.writing() as conn:
         if full:
             conn.execute(delete(ACTION))
-        for kind, acts in found.items():
-            _store_actions(conn, kind, acts)
-        if full:
-            _write_edges(conn, found, params)
+            conn.execute(delete(EDGE))
+            # Kind by kind, each kind's rows and co-actions let go once stored: only the
+            # group kinds' co-actions are kept, merged, for the combined edges.
+            combined = engine.CoActions.empty()
+            for kind, acts in _pairs(rb, params, report):
+                _store_actions(conn, kind, acts)
+                _insert_edges(conn, kind, engine.edges(acts))
+                if kind in params.kinds:
+                    combined = engine.merge(combined, acts)
+                del acts
+            _insert_edges(conn, ALL, engine.edges(combined))
+            del combined
         else:
+            found = dict(_pairs(rb, params, report))
+            for kind, acts in found.items():
+                _store_actions(conn, kind, acts)
             _recount_edges(conn, found, params, all_kinds=not same_kinds)
         now_st = state(conn)  # another update may have gone further meanwhile
         if now_st is not None and not full:
@@ -371,16 +377,14 @@ def _insert_edges(conn: Connection, kind: str, e: engine.Edges) -> None:
     )
 
 
-def _write_edges(conn: Connection, found: dict[str, engine.CoActions], params: Params) -> None:
-    """After a full recomputation: every kind's edges, and the combined ones (distinct
-    posts co-acting in any group kind), counted in memory."""
-    conn.execute(delete(EDGE))
-    combined = engine.CoActions.empty()
-    for kind, acts in found.items():
-        _insert_edges(conn, kind, engine.edges(acts))
-        if kind in params.kinds:
-            combined = engine.merge(combined, acts)
-    _insert_edges(conn, ALL, engine.edges(combined))
+def _pairs(
+    rb: engine.RowBuilder, params: Params, report: Report
+) -> Iterator[tuple[str, engine.CoActions]]:
+    """Yield each kind's co-actions, taking its rows out of `rb` (their memory goes)."""
+    for kind in rb.kinds():
+        acts = engine.co_actions(rb.take(kind), window=params.window, narrow=params.narrow)
+        report.co_actions[kind] = len(acts)
+        yield kind, acts
 
 
 def _recount_edges(
