@@ -14,6 +14,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -41,15 +42,15 @@ class CoAction(Base):
     """A post of an account that another account matched (same key) within the window."""
 
     __tablename__ = "co_action"
-    __table_args__ = (Index("ix_co_action_pair", "kind", "author_id", "partner_id"),)
+    __table_args__ = (
+        UniqueConstraint("kind", "post_id", "partner_id"),
+        Index("ix_co_action_pair", "kind", "author_id", "partner_id"),
+    )
 
-    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
-    post_id: Mapped[int] = mapped_column(
-        ForeignKey("post.id", ondelete="CASCADE"), primary_key=True
-    )
-    partner_id: Mapped[int] = mapped_column(
-        ForeignKey("author.id", ondelete="CASCADE"), primary_key=True
-    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    post_id: Mapped[int] = mapped_column(ForeignKey("post.id", ondelete="CASCADE"))
+    partner_id: Mapped[int] = mapped_column(ForeignKey("author.id", ondelete="CASCADE"))
     author_id: Mapped[int] = mapped_column(ForeignKey("author.id", ondelete="CASCADE"))
     #: A partner post was within the narrow window too.
     fast: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -60,14 +61,12 @@ class CoEdge(Base):
     account's posts co-act with the partner, and how many of them fast."""
 
     __tablename__ = "co_edge"
+    __table_args__ = (UniqueConstraint("kind", "author_id", "partner_id"),)
 
-    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
-    author_id: Mapped[int] = mapped_column(
-        ForeignKey("author.id", ondelete="CASCADE"), primary_key=True
-    )
-    partner_id: Mapped[int] = mapped_column(
-        ForeignKey("author.id", ondelete="CASCADE"), primary_key=True
-    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    author_id: Mapped[int] = mapped_column(ForeignKey("author.id", ondelete="CASCADE"))
+    partner_id: Mapped[int] = mapped_column(ForeignKey("author.id", ondelete="CASCADE"))
     weight: Mapped[int] = mapped_column(Integer)
     fast_weight: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -99,11 +98,9 @@ class CoGroupMember(Base):
     """An account in a group, with its weighted degree inside the group."""
 
     __tablename__ = "co_group_member"
+    __table_args__ = (UniqueConstraint("group_id", "author_id"),)
 
-    group_id: Mapped[int] = mapped_column(
-        ForeignKey("co_group.id", ondelete="CASCADE"), primary_key=True
-    )
-    author_id: Mapped[int] = mapped_column(
-        ForeignKey("author.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("co_group.id", ondelete="CASCADE"))
+    author_id: Mapped[int] = mapped_column(ForeignKey("author.id", ondelete="CASCADE"), index=True)
     degree: Mapped[int] = mapped_column(Integer, default=0)

@@ -38,6 +38,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "co_action",
+        sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("post_id", sa.Integer(), nullable=False),
         sa.Column("partner_id", sa.Integer(), nullable=False),
@@ -48,7 +49,8 @@ def upgrade() -> None:
         ),
         _author_fk("co_action", "partner_id"),
         _author_fk("co_action", "author_id"),
-        sa.PrimaryKeyConstraint("kind", "post_id", "partner_id", name=op.f("pk_co_action")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_co_action")),
+        sa.UniqueConstraint("kind", "post_id", "partner_id", name=op.f("uq_co_action_kind")),
     )
     with op.batch_alter_table("co_action", schema=None) as batch_op:
         batch_op.create_index(
@@ -56,6 +58,7 @@ def upgrade() -> None:
         )
     op.create_table(
         "co_edge",
+        sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("author_id", sa.Integer(), nullable=False),
         sa.Column("partner_id", sa.Integer(), nullable=False),
@@ -63,7 +66,8 @@ def upgrade() -> None:
         sa.Column("fast_weight", sa.Integer(), nullable=False),
         _author_fk("co_edge", "author_id"),
         _author_fk("co_edge", "partner_id"),
-        sa.PrimaryKeyConstraint("kind", "author_id", "partner_id", name=op.f("pk_co_edge")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_co_edge")),
+        sa.UniqueConstraint("kind", "author_id", "partner_id", name=op.f("uq_co_edge_kind")),
     )
     op.create_table(
         "co_group",
@@ -84,6 +88,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "co_group_member",
+        sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("group_id", sa.Integer(), nullable=False),
         sa.Column("author_id", sa.Integer(), nullable=False),
         sa.Column("degree", sa.Integer(), nullable=False),
@@ -94,7 +99,8 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         _author_fk("co_group_member", "author_id"),
-        sa.PrimaryKeyConstraint("group_id", "author_id", name=op.f("pk_co_group_member")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_co_group_member")),
+        sa.UniqueConstraint("group_id", "author_id", name=op.f("uq_co_group_member_group_id")),
     )
     with op.batch_alter_table("co_group_member", schema=None) as batch_op:
         batch_op.create_index(
