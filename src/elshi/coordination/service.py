@@ -506,7 +506,7 @@ def regroup(db: Database, *, params: Params | None = None) -> int:
 
 
 #: Posts read per group to say what it pushed.
-TOP_POSTS = 2000
+TOP_POSTS = 500
 #: Ids per IN list.
 _IDS = 900
 
@@ -531,40 +531,47 @@ def _facts(conn: Connection, found: Sequence[Group], kinds: Sequence[str]) -> li
         p: gi for gi, kinds_ in enumerate(by_kind) for ps in kinds_.values() for p in ps
     }
     ids = sorted(group_of_post)
+    # First what every post says in a few columns, then the text of the latest ones only.
     posts: list[list[Any]] = [[] for _ in found]
     for a in range(0, len(ids), _IDS):
         for row in conn.execute(
             select(
-                POST.c.id,
-                POST.c.platform,
-                POST.c.lang,
-                POST.c.published_at,
-                POST.c.text,
-                POST.c.extra,
+                POST.c.id, POST.c.platform, POST.c.lang, type_coerce(POST.c.published_at, Text)
             ).where(POST.c.id.in_(ids[a : a + _IDS]))
         ):
-            posts[group_of_post[row.id]].append(row)
-    return [_summary_of(p, k) for p, k in zip(posts, by_kind, strict=True)]
+            posts[group_of_post[row[0]]].append(row)
+    recent = [sorted(p, key=lambda r: (_ms(r[3]) if r[3] else 0, r[0]))[-TOP_POSTS:] for p in posts]
+    wanted = sorted(r[0] for rs in recent for r in rs)
+    content: dict[int, tuple[str, dict[str, Any] | None]] = {}
+    for a in range(0, len(wanted), _IDS):
+        for pid, text, extra in conn.execute(
+            select(POST.c.id, POST.c.text, type_coerce(POST.c.extra, Text)).where(
+                POST.c.id.in_(wanted[a : a + _IDS])
+            )
+        ):
+            content[pid] = (text or "", _extra(extra))
+    return [
+        _summary_of(p, [content[r[0]] for r in rs], k)
+        for p, rs, k in zip(posts, recent, by_kind, strict=True)
+    ]
 
 
-def _summary_of(posts: list[Any], by_kind: dict[str, set[int]]) -> dict[str, Any]:
-    times = [p.published_at for p in posts if p.published_at is not None]
-    recent = sorted(posts, key=lambda p: (p.published_at or _EPOCH, p.id))[-TOP_POSTS:]
+def _summary_of(
+    posts: list[Any], recent: list[tuple[str, dict[str, Any] | None]], by_kind: dict[str, set[int]]
+) -> dict[str, Any]:
+    times = [_ms(p[3]) for p in posts if p[3] is not None]
     return {
-        "platforms": sorted({p.platform for p in posts}),
-        "languages": sorted({p.lang for p in posts if p.lang}),
+        "platforms": sorted({p[1] for p in posts}),
+        "languages": sorted({p[2] for p in posts if p[2]}),
         "kinds": {k: len(v) for k, v in sorted(by_kind.items())},
-        "first_at": min(times, default=None),
-        "last_at": max(times, default=None),
+        "first_at": _at(min(times)) if times else None,
+        "last_at": _at(max(times)) if times else None,
         "top": {
-            "texts": top(normalise_text(p.text or "")[:280] for p in recent),
-            "links": top(k for p in recent for k in links(p.text or "", p.extra)),
-            "hashtags": top(h for p in recent for h in dict.fromkeys(hashtags(p.text or ""))),
+            "texts": top(normalise_text(text)[:280] for text, _ in recent),
+            "links": top(k for text, extra in recent for k in links(text, extra)),
+            "hashtags": top(h for text, _ in recent for h in dict.fromkeys(hashtags(text))),
         },
     }
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def groups(conn: Connection) -> list[dict[str, Any]]:
