@@ -148,10 +148,14 @@ def test_the_pipeline_task_updates_after_ingest(
     shared_data: Path, tmp_path: Path, settings: Settings, db: Database
 ) -> None:
     rt = jobs.bind(settings, db)
+    assert rt.tasks["coordination_catch_up"].call_local() is None  # no post yet
     ingest(db, ira_folder(shared_data, tmp_path, IRA_AUTHORS[:2], "a"), "ira")
     result = rt.tasks["update_coordination"].call_local(0)
     assert result["full"] and result["posts"] > 0
     assert rt.tasks["coordination_catch_up"].call_local() is None  # nothing new since
+    ingest(db, ira_folder(shared_data, tmp_path, IRA_AUTHORS[2:3], "b"), "ira")
+    caught = rt.tasks["coordination_catch_up"].call_local()
+    assert caught is not None and not caught["full"] and caught["posts"] > 0
 
 
 def test_command_runs_lists_and_refuses_bad_parameters(

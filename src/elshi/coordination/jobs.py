@@ -23,6 +23,6 @@ def coordination_catch_up() -> dict[str, Any] | None:
     with db.engine.connect() as conn:
         st = service.state(conn)
         newest = service.newest_post_id(conn)
-    if st is None or newest <= int(st["last_post_id"]):
+    if newest <= (int(st["last_post_id"]) if st is not None else 0):
         return None
     return service.update(db, params=service.stored_params(db)).as_dict()
