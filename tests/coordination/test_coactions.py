@@ -192,3 +192,16 @@ def test_ira_slice_with_the_peer_comparison_parameters(ira: list[Facts]) -> None
         found[kind] = engine.edges(acts, min_weight=2).as_dict()
         assert found[kind] == reference_edges(ira, kind, window=60, min_weight=2)
     assert found["repost"]  # the slice has co-retweets at these settings
+
+
+def test_the_union_of_kinds_is_their_merge(twarc: list[Facts]) -> None:
+    union = engine.Union()
+    merged = engine.CoActions.empty()
+    for kind in ("repost", "hashtag", "reply", "near_text"):
+        acts = engine.co_actions(rows_of(twarc, kind), window=600, narrow=60)
+        union.add(acts)
+        merged = engine.merge(merged, acts)
+    got = union.result()
+    assert len(got) == len(merged) > 0
+    assert engine.edges(got).as_dict() == engine.edges(merged).as_dict()
+    assert engine.edges(got).fast.tolist() == engine.edges(merged).fast.tolist()

@@ -286,14 +286,14 @@ def update(
             conn.execute(delete(EDGE))
             # Kind by kind, each kind's rows and co-actions let go once stored: only the
             # group kinds' co-actions are kept, merged, for the combined edges.
-            combined = engine.CoActions.empty()
+            combined = engine.Union()
             for kind, acts in _pairs(rb, params, report):
                 _store_actions(conn, kind, acts)
                 _insert_edges(conn, kind, engine.edges(acts))
                 if kind in params.kinds:
-                    combined = engine.merge(combined, acts)
+                    combined.add(acts)
                 del acts
-            _insert_edges(conn, ALL, engine.edges(combined))
+            _insert_edges(conn, ALL, engine.edges(combined.result()))
             del combined
         else:
             found = dict(_pairs(rb, params, report))
