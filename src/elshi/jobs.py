@@ -46,6 +46,7 @@ TASK_MODULES = (
     "elshi.speak.jobs",
     "elshi.crisis.jobs",
     "elshi.notify.jobs",
+    "elshi.coordination.jobs",
 )
 
 
@@ -59,7 +60,8 @@ class Stage:
     after: str | None = None
 
 
-#: The way new posts go, in order: ingest -> enrich -> narratives and watches -> alerts.
+#: The way new posts go, in order: ingest -> enrich -> narratives and watches -> alerts;
+#: coordination (co-actions between accounts) runs after ingest, beside enrichment.
 #: When a stage's task is done it queues the stages that come after it (`pass_on`) with the
 #: range of post ids it handled. Narratives and watch lists both come after enrichment and run
 #: side by side; the watch-list task checks the alert rules itself, on the posts it matched.
@@ -71,6 +73,7 @@ PIPELINE: tuple[Stage, ...] = (
     Stage("narratives", "assign_narratives", after="enrich"),
     Stage("watches", "update_watches", after="enrich"),
     Stage("alerts", None, after="watches"),
+    Stage("coordination", "update_coordination", after="ingest"),
 )
 
 

@@ -3,6 +3,7 @@
 from elshi.accounts import models as accounts_models
 from elshi.alerts import models as alerts_models
 from elshi.consulate import models as consulate_models
+from elshi.coordination import models as coordination_models
 from elshi.crisis import models as crisis_models
 from elshi.db import Base
 from elshi.digest import models as digest_models
@@ -18,6 +19,7 @@ __all__ = [
     "accounts_models",
     "alerts_models",
     "consulate_models",
+    "coordination_models",
     "crisis_models",
     "digest_models",
     "listen_models",

@@ -216,7 +216,8 @@ def test_pipeline_states_the_order_and_each_stage_queues_the_next(
     from elshi.nlp.pipeline import ordered
 
     stages = [s.name for s in jobs.PIPELINE]
-    assert stages == ["ingest", "enrich", "narratives", "watches", "alerts"]
+    assert stages == ["ingest", "enrich", "narratives", "watches", "alerts", "coordination"]
+    assert [s.name for s in jobs.following("ingest")] == ["enrich", "coordination"]
     assert [s.name for s in jobs.following("enrich")] == ["narratives", "watches"]
     with pytest.raises(KeyError, match="no pipeline stage 'nope'"):
         jobs.following("nope")
@@ -230,6 +231,6 @@ def test_pipeline_states_the_order_and_each_stage_queues_the_next(
         ran.append(t.name)
         rt.huey.execute(t)
     narratives = ["assign_narratives"] if ordered(apart=True) else []
-    assert ran == ["enrich_new_posts", *narratives, "update_watches"]
+    assert ran == ["enrich_new_posts", "update_coordination", *narratives, "update_watches"]
     with db.session() as s:
         assert service.newest_post_id(db=s) == s.scalar(select(func.max(Post.id))) > 0

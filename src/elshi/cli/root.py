@@ -17,6 +17,7 @@ from elshi import __version__
 from elshi.cli import accounts, keys, listen, serve
 from elshi.cli.common import ConfigOpt, State, console, get_settings, set_up_logging
 from elshi.consulate import commands as consulate_commands
+from elshi.coordination import commands as coordination_commands
 from elshi.crisis import commands as crisis_commands
 from elshi.nlp import commands as nlp_commands
 from elshi.speak import commands as speak_commands
@@ -111,6 +112,7 @@ app.add_typer(listen.watch_app, name="watch")
 app.add_typer(speak_commands.channels_app, name="channels")
 app.add_typer(speak_commands.statements_app, name="statements")
 app.add_typer(nlp_commands.narratives_app, name="narratives")
+app.add_typer(coordination_commands.app, name="coordination")
 app.add_typer(keys.keys_app, name="keys")
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0019
 Revises: 0018
-Create Date: 2026-12-14 10:00:00
+Create Date: 2026-12-07 14:40:00
 """
 
 from collections.abc import Sequence
