@@ -13,6 +13,7 @@ from elshi.accounts.service import PermissionDenied
 from elshi.consulate import service
 from elshi.consulate.models import ServiceType
 from elshi.consulate.views.common import (
+    OfficerMission,
     _back,
     _forbidden,
     _officer_form,
@@ -21,9 +22,8 @@ from elshi.consulate.views.common import (
     _staff_not_found,
     staff,
 )
-from elshi.consulate.views.officers import _officer_mission
 from elshi.web.actions import FormAction, StaffForm
-from elshi.web.bounds import Id, QueryId
+from elshi.web.bounds import Id
 from elshi.web.deps import DbSession, StaffUser
 
 
@@ -64,12 +64,9 @@ def _row_key(key: str, letter: str) -> bool:
 
 @staff.get("/catalogue")
 def catalogue_page(
-    request: Request, db: DbSession, principal: StaffUser, mission: QueryId = 0
+    request: Request, db: DbSession, principal: StaffUser, mission_id: OfficerMission
 ) -> Response:
     """A mission's service catalogue, for the staff who edit it."""
-    mission_id = _officer_mission(principal, db, mission)
-    if mission_id is None:
-        return _staff_not_found(request)
     try:
         rows = service.catalogue(db=db, actor=principal, mission_id=mission_id)
     except PermissionDenied:
@@ -79,12 +76,9 @@ def catalogue_page(
 
 @staff.get("/catalogue/new")
 def catalogue_new(
-    request: Request, db: DbSession, principal: StaffUser, mission: QueryId = 0
+    request: Request, db: DbSession, principal: StaffUser, mission_id: OfficerMission
 ) -> Response:
     """The form for a new service."""
-    mission_id = _officer_mission(principal, db, mission)
-    if mission_id is None:
-        return _staff_not_found(request)
     if not principal.can("consulate.act", mission_id):
         return _forbidden(request)
     return _catalogue_form(request, db, mission_id, None)

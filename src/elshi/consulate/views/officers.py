@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, date, timedelta
 from typing import Annotated, Any
 
-from fastapi import Form, Request
+from fastapi import Depends, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
@@ -15,10 +16,12 @@ from elshi.accounts.service import PermissionDenied, Principal
 from elshi.consulate import flows, service
 from elshi.consulate.models import ServiceRequest, ServiceType, Slot
 from elshi.consulate.views.common import (
+    OfficerMission,
     _back,
     _download,
     _forbidden,
     _officer_form,
+    _officer_mission,
     _officer_page,
     _problems,
     _staff_not_found,
@@ -33,52 +36,53 @@ from elshi.web.templating import (
     settings_of,
 )
 
-
-def _officer_mission(principal: Any, db: Session, mission: int) -> int | None:
-    """Return the mission the officer works on: the one asked for if allowed, else their first."""
-    if mission and principal.can("consulate.read", mission):
-        return mission
-    allowed = principal.missions_where("consulate.read")
-    if allowed:
-        return min(allowed)
-    missions = service.consular_missions(db=db)
-    return missions[0].id if missions else None
-
-
 QUEUE_PAGE = 50
 
 
-def _queue_rows(
-    db: Session, principal: Principal, status: str, service_type: int, older: int, page: int
-) -> tuple[int, list[service.QueueRow]]:
-    """One page of the officers' queue (the page and the API share the bounds)."""
-    return service.queue(
-        db=db,
-        actor=principal,
-        status=status or None,
-        service_type_id=service_type or None,
-        older_than_days=max(0, min(older, 3650)) or None,
-        limit=QUEUE_PAGE,
-        offset=(page - 1) * QUEUE_PAGE,
-    )
+@dataclass(frozen=True)
+class QueueAsked:
+    """What the officers' queue page and the queue API are asked for: status, service, age
+    in days and page (bounded to 1..10000)."""
+
+    status: str
+    service_type: int
+    older: int
+    page: int
+
+    def known_status(self) -> bool:
+        """Return True when no status is asked for, or one that exists."""
+        return not self.status or self.status in service.STATUS_NAMES
+
+    def rows(self, db: Session, principal: Principal) -> tuple[int, list[service.QueueRow]]:
+        """One page of the queue and the total (raises PermissionDenied for other roles)."""
+        return service.queue(
+            db=db,
+            actor=principal,
+            status=self.status or None,
+            service_type_id=self.service_type or None,
+            older_than_days=max(0, min(self.older, 3650)) or None,
+            limit=QUEUE_PAGE,
+            offset=(self.page - 1) * QUEUE_PAGE,
+        )
+
+
+def queue_asked(
+    status: str = "", service_type: QueryId = 0, older: int = 0, page: int = 1
+) -> QueueAsked:
+    """Read the queue's query parameters (shared by the page and the API)."""
+    return QueueAsked(status, service_type, older, max(1, min(page, 10_000)))
+
+
+QueueQuery = Annotated[QueueAsked, Depends(queue_asked)]
 
 
 @staff.get("")
-def queue(
-    request: Request,
-    db: DbSession,
-    principal: StaffUser,
-    status: str = "",
-    service_type: QueryId = 0,
-    older: int = 0,
-    page: int = 1,
-) -> Response:
+def queue(request: Request, db: DbSession, principal: StaffUser, asked: QueueQuery) -> Response:
     """The queue of requests by service, status and age."""
-    if status and status not in service.STATUS_NAMES:
-        status = ""
-    page = max(1, min(page, 10_000))
+    if not asked.known_status():
+        asked = replace(asked, status="")
     try:
-        total, rows = _queue_rows(db, principal, status, service_type, older, page)
+        total, rows = asked.rows(db, principal)
     except PermissionDenied:
         return _forbidden(request)
     kinds = service.service_names(db=db, mission_ids=principal.missions_where("consulate.read"))
@@ -87,8 +91,12 @@ def queue(
         "queue.html",
         rows=rows,
         total=total,
-        page=page,
-        filters={"status": status, "service_type": service_type, "older": older},
+        page=asked.page,
+        filters={
+            "status": asked.status,
+            "service_type": asked.service_type,
+            "older": asked.older,
+        },
         kinds=kinds,
         service_titles={k.slug: k.names for k in kinds.values()},
         now=utcnow(),
@@ -196,12 +204,13 @@ def _bad_day(request: Request) -> Response:
 
 @staff.get("/slots")
 def slots_page(
-    request: Request, db: DbSession, principal: StaffUser, mission: QueryId = 0, week: str = ""
+    request: Request,
+    db: DbSession,
+    principal: StaffUser,
+    mission_id: OfficerMission,
+    week: str = "",
 ) -> Response:
     """The slot calendar of a mission, a week at a time."""
-    mission_id = _officer_mission(principal, db, mission)
-    if mission_id is None:
-        return _staff_not_found(request)
     start = _day(week)
     if start is None:
         return _bad_day(request)
@@ -295,12 +304,9 @@ async def slots_add(request: Request, db: DbSession, principal: StaffUser) -> Re
 
 @staff.get("/appointments")
 def day_page(
-    request: Request, db: DbSession, principal: StaffUser, mission: QueryId = 0, day: str = ""
+    request: Request, db: DbSession, principal: StaffUser, mission_id: OfficerMission, day: str = ""
 ) -> Response:
     """The appointments of one day (names seen are recorded for each citizen)."""
-    mission_id = _officer_mission(principal, db, mission)
-    if mission_id is None:
-        return _staff_not_found(request)
     chosen = _day(day)
     if chosen is None:
         return _bad_day(request)
