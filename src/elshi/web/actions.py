@@ -137,7 +137,31 @@ def staff_action(
     return StaffAction(request, db, csrf_token, principal)
 
 
+@dataclass(frozen=True)
+class SignInAction(FormAction):
+    """A step of signing in (staff or citizen): the password step sends the e-mail and the
+    password, the code step the authenticator code; both say where to go next."""
+
+    email: str
+    password: str
+    code: str
+    next: str
+
+
+def sign_in_action(
+    act: Annotated[FormAction, Depends(form_action)],
+    email: Annotated[str, Form(max_length=1000)] = "",
+    password: Annotated[str, Form(max_length=4096)] = "",
+    code: Annotated[str, Form(max_length=100)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "",
+) -> SignInAction:
+    """Gather a sign-in step's fields (the token is checked when the form is handled)."""
+    return SignInAction(act.request, act.db, act.token, email, password, code, next)
+
+
 #: A submitted form, as one parameter of the route (anyone may send it).
 SentForm = Annotated[FormAction, Depends(form_action)]
+#: A step of signing in (password or code), as one parameter of the route.
+SignInForm = Annotated[SignInAction, Depends(sign_in_action)]
 #: A staff page's submitted form, as one parameter of the route.
 StaffForm = Annotated[StaffAction, Depends(staff_action)]
