@@ -115,6 +115,20 @@ def form_action(
     return FormAction(request, db, csrf_token)
 
 
+def text_fields(max_fields: int) -> Any:
+    """A dependency: the submitted form's fields as text, at most `max_fields` and no files.
+
+    For a form whose fields vary (one row per companion, per form field, per language), read
+    into a dict before the route runs; the route itself stays synchronous, in a worker thread.
+    """
+
+    async def read(request: Request) -> dict[str, str]:
+        form = await request.form(max_files=0, max_fields=max_fields)
+        return {k: str(v) for k, v in form.items()}
+
+    return Depends(read)
+
+
 @dataclass(frozen=True)
 class StaffAction(FormAction):
     """A form a signed-in staff member sent, and who they are."""

@@ -8,7 +8,6 @@ from datetime import UTC, date, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Form, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
@@ -28,7 +27,7 @@ from elshi.consulate.views.common import (
     staff,
 )
 from elshi.db import utcnow
-from elshi.web.actions import FormAction, StaffForm
+from elshi.web.actions import FormAction, StaffForm, text_fields
 from elshi.web.bounds import Id, QueryId, parse_date
 from elshi.web.deps import DbSession, StaffUser
 from elshi.web.templating import (
@@ -249,57 +248,57 @@ def slots_page(
 
 
 @staff.post("/slots")
-async def slots_add(request: Request, db: DbSession, principal: StaffUser) -> Response:
+def slots_add(
+    request: Request,
+    db: DbSession,
+    principal: StaffUser,
+    raw: Annotated[dict[str, str], text_fields(20)],
+) -> Response:
     """Open slots on a day."""
-    form = await request.form(max_files=0, max_fields=20)
-    raw = {k: str(v) for k, v in form.items()}
     asked = raw.get("mission_id", "")
     kind = raw.get("service_type_id", "")
 
-    def work() -> Response:
-        mission_id = _officer_mission(principal, db, int(asked or 0) if asked.isdigit() else 0)
+    mission_id = _officer_mission(principal, db, int(asked or 0) if asked.isdigit() else 0)
 
-        def change() -> Any:
-            if mission_id is None:
-                raise service.NotFound("mission")
-            return service.add_slots(
-                db=db,
-                actor=principal,
-                mission_id=mission_id,
-                day=raw.get("day"),
-                start=raw.get("start"),
-                count=raw.get("count"),
-                minutes=raw.get("minutes"),
-                capacity=raw.get("capacity"),
-                service_type_id=int(kind) if kind.isdigit() else None,
-            )
-
-        def refused(exc: service.Invalid) -> Response:
-            start = _day(raw.get("day", "")) or utcnow().date()
-            return _officer_page(
-                request,
-                "slots.html",
-                400,
-                days={},
-                zone=service.mission_zone(db=db, mission_id=mission_id or 0),
-                start=start,
-                prev=start - timedelta(days=7),
-                next=start + timedelta(days=7),
-                mission_id=mission_id,
-                kinds=service.services(db=db, mission_id=mission_id or 0),
-                values=raw,
-                errors=_problems(request, exc),
-            )
-
-        day = raw.get("day", "")
-        return _officer_form(
-            FormAction(request, db, raw.get("csrf_token")),
-            change,
-            invalid=refused,
-            done=lambda _: _back(f"/consular/slots?mission={mission_id}&week={day}", "slots"),
+    def change() -> Any:
+        if mission_id is None:
+            raise service.NotFound("mission")
+        return service.add_slots(
+            db=db,
+            actor=principal,
+            mission_id=mission_id,
+            day=raw.get("day"),
+            start=raw.get("start"),
+            count=raw.get("count"),
+            minutes=raw.get("minutes"),
+            capacity=raw.get("capacity"),
+            service_type_id=int(kind) if kind.isdigit() else None,
         )
 
-    return await run_in_threadpool(work)
+    def refused(exc: service.Invalid) -> Response:
+        start = _day(raw.get("day", "")) or utcnow().date()
+        return _officer_page(
+            request,
+            "slots.html",
+            400,
+            days={},
+            zone=service.mission_zone(db=db, mission_id=mission_id or 0),
+            start=start,
+            prev=start - timedelta(days=7),
+            next=start + timedelta(days=7),
+            mission_id=mission_id,
+            kinds=service.services(db=db, mission_id=mission_id or 0),
+            values=raw,
+            errors=_problems(request, exc),
+        )
+
+    day = raw.get("day", "")
+    return _officer_form(
+        FormAction(request, db, raw.get("csrf_token")),
+        change,
+        invalid=refused,
+        done=lambda _: _back(f"/consular/slots?mission={mission_id}&week={day}", "slots"),
+    )
 
 
 @staff.get("/appointments")

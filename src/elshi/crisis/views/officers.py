@@ -4,7 +4,7 @@ the welfare dashboard, broadcast approval and sending, worklists and the evacuat
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -14,7 +14,7 @@ from elshi.crisis import mapsvg, service
 from elshi.crisis.export import evacuation_csv, evacuation_html, evacuation_rows
 from elshi.crisis.models import CHANNELS, Crisis
 from elshi.errors import Invalid, NotFound
-from elshi.web.actions import Refusal, handle_form
+from elshi.web.actions import Refusal, handle_form, text_fields
 from elshi.web.bounds import MAX_ID, Id
 from elshi.web.deps import DbSession, StaffUser
 from elshi.web.i18n import N_
@@ -85,10 +85,13 @@ def crises(request: Request, db: DbSession, principal: StaffUser) -> Response:
 
 
 @router.post("")
-async def create(request: Request, db: DbSession, principal: StaffUser) -> Response:
+def create(
+    request: Request,
+    db: DbSession,
+    principal: StaffUser,
+    raw: Annotated[dict[str, str], text_fields(40)],
+) -> Response:
     """Preview (how many people, which channels, SMS segments) or create a crisis broadcast."""
-    form = await request.form(max_files=0, max_fields=40)
-    raw = {k: str(v) for k, v in form.items()}
     settings = settings_of(request)
     ctx: dict[str, Any] = {
         "crises": service.list_crises(db=db, actor=principal),
@@ -293,12 +296,15 @@ async def broadcast_action(
 
 
 @router.post("/{crisis_id}/{action}")
-async def crisis_action(
-    request: Request, db: DbSession, principal: StaffUser, crisis_id: Id, action: str
+def crisis_action(
+    request: Request,
+    db: DbSession,
+    principal: StaffUser,
+    crisis_id: Id,
+    action: str,
+    raw: Annotated[dict[str, str], text_fields(20)],
 ) -> Response:
     """Kill switch, close, follow-up broadcast, merge walk-ins, worklist assignment."""
-    form = await request.form(max_files=0, max_fields=20)
-    raw = {k: str(v) for k, v in form.items()}
     target = f"/crisis/{crisis_id}"
     settings = settings_of(request)
 
