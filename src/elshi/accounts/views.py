@@ -21,7 +21,7 @@ from elshi.accounts.service import (
 )
 from elshi.accounts.signin import BAD_CODE, BAD_LOGIN, BLOCKED, CODE_EXPIRED
 from elshi.missions.models import Mission
-from elshi.web.actions import SentForm, SignInForm, StaffForm
+from elshi.web.actions import SentForm, SignInForm, StaffAction, StaffForm
 from elshi.web.deps import (
     SESSION_COOKIE,
     STAFF_SESSION,
@@ -184,6 +184,11 @@ def _account_page(
     return render(request, "account.html", context, status=status)
 
 
+def _account_refused(act: StaffAction, error: str) -> Response:
+    """The account page again (400) with why the form was refused."""
+    return _account_page(act.request, act.db, act.principal, error=error, status=400)
+
+
 @router.get("/account")
 def account(request: Request, db: DbSession, principal: StaffUser, done: str = "") -> Response:
     """The signed-in user's own account: roles, two-step sign-in and password."""
@@ -229,7 +234,7 @@ def change_password(
 ) -> Response:
     """Change the signed-in user's password after checking the current one."""
     if not act.valid():
-        return _account_page(act.request, act.db, act.principal, error=FORM_EXPIRED, status=400)
+        return _account_refused(act, FORM_EXPIRED)
     problem = flows.change_own_password(
         db=act.db,
         actor=act.principal,
@@ -239,9 +244,7 @@ def change_password(
     )
     if problem is not None:
         act.db.rollback()
-        return _account_page(
-            act.request, act.db, act.principal, error=PASSWORD_ERRORS[problem], status=400
-        )
+        return _account_refused(act, PASSWORD_ERRORS[problem])
     act.db.commit()
     return RedirectResponse("/account?done=password_changed", status_code=303)
 
@@ -255,10 +258,10 @@ def create_token(
 ) -> Response:
     """Make an API token for the signed-in user; it is shown once, on the page this returns."""
     if not act.valid():
-        return _account_page(act.request, act.db, act.principal, error=FORM_EXPIRED, status=400)
+        return _account_refused(act, FORM_EXPIRED)
     lifetime = int(days) if days.strip().isdigit() else None
     if scope not in TOKEN_SCOPES or (days.strip() and not (lifetime and lifetime <= 3650)):
-        return _account_page(act.request, act.db, act.principal, error=BAD_TOKEN_FORM, status=400)
+        return _account_refused(act, BAD_TOKEN_FORM)
     plain = flows.issue_token(
         db=act.db,
         actor=act.principal,
@@ -275,7 +278,7 @@ def create_token(
 def revoke_token(act: StaffForm, token_id: Annotated[int, Path(ge=1, le=2**62)]) -> Response:
     """Revoke one of the signed-in user's own API tokens."""
     if not act.valid():
-        return _account_page(act.request, act.db, act.principal, error=FORM_EXPIRED, status=400)
+        return _account_refused(act, FORM_EXPIRED)
     row = act.db.get(ApiToken, token_id)
     if row is None or row.user_id != act.principal.user_id:
         raise HTTPException(404, "no such token")

@@ -15,10 +15,10 @@ from elshi.consulate.views.common import (
     OfficerMission,
     _back,
     _forbidden,
+    _not_found,
     _officer_form,
     _officer_page,
     _problems,
-    _staff_not_found,
     staff,
 )
 from elshi.web.actions import FormAction, StaffForm, text_fields
@@ -97,7 +97,7 @@ def catalogue_edit(
     """The form to change a service: its names, fee, form fields, documents and steps."""
     row = _editable_service(db, principal, service_type_id)
     if row is None:
-        return _staff_not_found(request)
+        return _not_found(request)
     if not principal.can("consulate.act", row.mission_id):
         return _forbidden(request)
     return _catalogue_form(request, db, row.mission_id, row)

@@ -226,14 +226,6 @@ def _not_found(request: Request) -> Response:
     return _page(request, "message.html", 404, message=NOT_FOUND)
 
 
-def _staff_expired(request: Request) -> Response:
-    return _page(request, "message.html", 400, message=FORM_EXPIRED)
-
-
-def _staff_not_found(request: Request) -> Response:
-    return _page(request, "message.html", 404, message=NOT_FOUND)
-
-
 def _message(request: Request, exc: service.Invalid) -> Response:
     return _page(request, "message.html", 400, message=exc.problems[0].message)
 
@@ -279,11 +271,11 @@ def _officer_form(
 
     return act.handle(
         change,
-        expired=lambda: _staff_expired(request),
+        expired=lambda: _expired(request),
         done=done,
         deliver=deliver,
         refused=[
-            (service.NotFound, lambda _: _staff_not_found(request)),
+            (service.NotFound, lambda _: _not_found(request)),
             (PermissionDenied, lambda _: _forbidden(request)),
             (service.Invalid, invalid or refused_page),
         ],
@@ -315,7 +307,7 @@ def officer_mission(db: DbSession, principal: StaffUser, mission: QueryId = 0) -
 
 def no_mission(request: Request, exc: NoMission) -> Response:
     """Answer an officer's page that has no mission to show."""
-    return _staff_not_found(request)
+    return _not_found(request)
 
 
 #: The mission an officer's page shows, as one parameter of the route.

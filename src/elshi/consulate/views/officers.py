@@ -19,11 +19,11 @@ from elshi.consulate.views.common import (
     _back,
     _download,
     _forbidden,
+    _not_found,
     _officer_form,
     _officer_mission,
     _officer_page,
     _problems,
-    _staff_not_found,
     staff,
 )
 from elshi.db import utcnow
@@ -110,7 +110,7 @@ def officer_request(
     try:
         req = service.staff_request(db=db, actor=principal, request_id=request_id)
     except service.NotFound:
-        return _staff_not_found(request)
+        return _not_found(request)
     db.commit()
     return _officer_request_page(request, db, principal, req)
 
@@ -187,7 +187,7 @@ def officer_document(
     try:
         doc = service.staff_document(db=db, actor=principal, document_id=document_id)
     except service.NotFound:
-        return _staff_not_found(request)
+        return _not_found(request)
     db.commit()
     return _download(doc, settings_of(request))
 
