@@ -21,7 +21,7 @@ from elshi.web.actions import FormAction, Refusal
 from elshi.web.bounds import QueryId
 from elshi.web.deps import DbSession, StaffUser, get_db
 from elshi.web.i18n import N_
-from elshi.web.pages import FORM_EXPIRED
+from elshi.web.pages import FORM_EXPIRED, NOT_ALLOWED
 from elshi.web.templating import (
     SessionCookie,
     render,
@@ -64,7 +64,6 @@ CONFIRMED = N_("Thank you, your stay is confirmed.")
 STAY_SAVED = N_("Your stay is registered. The consulate can reach you there in an emergency.")
 NOT_FOUND = N_("Not found, or not yours to see.")
 UPLOAD_TOO_BIG = N_("The file is larger than %(mb)s MB.")
-NOT_ALLOWED = N_("Your role does not allow this.")
 
 
 # ---------------------------------------------------------------------------- helpers

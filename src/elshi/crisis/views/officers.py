@@ -18,13 +18,12 @@ from elshi.web.actions import Refusal, handle_form, text_fields
 from elshi.web.bounds import MAX_ID, Id
 from elshi.web.deps import DbSession, StaffUser
 from elshi.web.i18n import N_
+from elshi.web.pages import FORM_EXPIRED, NOT_ALLOWED
 from elshi.web.security import csp_allowing_images
 from elshi.web.templating import render, request_language, settings_of, translate
 
 router = APIRouter(prefix="/crisis", include_in_schema=False)
 
-FORM_EXPIRED = N_("The form has expired. Please try again.")
-NOT_ALLOWED = N_("Your role does not allow this.")
 NOTICES = {
     "created": N_("The broadcast is saved. A second officer must approve it."),
     "approved": N_("Approved. It can be sent now."),

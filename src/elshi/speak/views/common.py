@@ -15,13 +15,13 @@ from elshi.speak.channels.base import ChannelContext
 from elshi.speak.models import Publication, Statement
 from elshi.web.deps import require_staff
 from elshi.web.i18n import N_
+from elshi.web.pages import FORM_EXPIRED as FORM_EXPIRED
 from elshi.web.templating import render, settings_of, translate
 
 router = APIRouter(include_in_schema=False)
 public = APIRouter(include_in_schema=False)
 api = APIRouter(prefix="/api", tags=["speak"], dependencies=[Depends(require_staff)])
 
-FORM_EXPIRED = N_("The form has expired. Please try again.")
 STATUS_NAMES = {
     "draft": N_("draft"),
     "submitted": N_("waiting for approval"),
