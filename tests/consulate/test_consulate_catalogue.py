@@ -11,8 +11,9 @@ from elshi.accounts.models import AuditEvent
 from elshi.consulate import service
 from elshi.consulate.models import ServiceType
 from elshi.db import Database
+from elshi.missions import service as missions
 from elshi.settings import Settings
-from tests.consulate.support import World, world
+from tests.consulate.support import World, _staff, world
 from tests.consulate.test_consulate_web import (
     _citizen_login,
     _client,
@@ -211,3 +212,19 @@ def test_catalogue_access_by_role_and_mission(db: Database, w: World, settings: 
     assert admin.get(f"/consular/catalogue?mission={w.b}").status_code == 200
     with db.session() as s:
         assert all(t.active for t in service.services(db=s, mission_id=w.a, active_only=False))
+
+
+def test_officer_pages_without_a_consular_mission_answer_not_found(
+    db: Database, settings: Settings
+) -> None:
+    # Only headquarters exists: the admin may see every mission, and none serves citizens.
+    with db.session() as s:
+        hq = missions.ensure_hq(db=s)
+        _staff(s, "admin@mfa.example", hq.id, "admin")
+    admin = _client(settings, db)
+    _staff_login(admin, "admin@mfa.example")
+    for path in ("/consular/catalogue", "/consular/catalogue/new", "/consular/slots"):
+        r = admin.get(path)
+        assert r.status_code == 404, path
+        assert "Not found, or not yours to see." in r.text
+    assert admin.get("/consular/appointments?day=2026-03-02").status_code == 404

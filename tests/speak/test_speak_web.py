@@ -220,6 +220,13 @@ def test_other_missions_and_anonymous_cannot_see_statements(
         r = c.get(f"/speak/{sid}")
         assert r.status_code == 404 and "Secret draft" not in r.text
         assert "Secret draft" not in c.get("/speak").text
+        for page in ("reach", "rebuttal"):
+            r = c.get(f"/speak/{sid}/{page}")
+            assert r.status_code == 404 and "Secret draft" not in r.text, page
+        for part in ("publications", "reach"):
+            r = c.get(f"/api/statements/{sid}/{part}")
+            assert r.status_code == 404, part
+            assert r.json() == {"detail": f"no statement with id {sid}"}
 
 
 def test_newsletter_sign_up_on_the_news_page(

@@ -21,7 +21,7 @@ from elshi.accounts.service import (
 )
 from elshi.accounts.signin import BAD_CODE, BAD_LOGIN, BLOCKED, CODE_EXPIRED
 from elshi.missions.models import Mission
-from elshi.web.actions import SentForm, StaffForm
+from elshi.web.actions import SentForm, SignInForm, StaffAction, StaffForm
 from elshi.web.deps import (
     SESSION_COOKIE,
     STAFF_SESSION,
@@ -85,29 +85,24 @@ def login_page(request: Request, db: DbSession, next: str = "/") -> Response:
 
 
 @router.post("/login")
-def login(
-    act: SentForm,
-    email: Annotated[str, Form(max_length=1000)] = "",
-    password: Annotated[str, Form(max_length=4096)] = "",
-    next: Annotated[str, Form(max_length=2000)] = "/",
-) -> Response:
+def login(act: SignInForm) -> Response:
     """Check the e-mail and password; then the TOTP step if the user enrolled one."""
     request = act.request
-    target = safe_next(next)
-    email = email.strip()
+    target = safe_next(act.next)
+    email = act.email.strip()
+
+    def again(error: str, status: int) -> Response:
+        return _login_page(request, next_url=target, email=email, error=error, status=status)
+
     if not act.valid():
-        return _login_page(request, next_url=target, email=email, error=FORM_EXPIRED, status=400)
-    if not email or not password:
-        return _login_page(request, next_url=target, email=email, error=MISSING, status=400)
+        return again(FORM_EXPIRED, 400)
+    if not email or not act.password:
+        return again(MISSING, 400)
     result = flows.sign_in(
-        db=act.db, email=email, password=password, **STAFF_SESSION.attempt(request)
+        db=act.db, email=email, password=act.password, **STAFF_SESSION.attempt(request)
     )
     act.db.commit()
-    if started := STAFF_SESSION.started(request, target, result):
-        return started
-    if result.status == "blocked":
-        return _login_page(request, next_url=target, email=email, error=BLOCKED, status=429)
-    return _login_page(request, next_url=target, email=email, error=BAD_LOGIN, status=401)
+    return STAFF_SESSION.password_answer(request, target, result, again)
 
 
 @router.get("/login/code")
@@ -119,34 +114,31 @@ def code_page(request: Request, next: str = "/") -> Response:
 
 
 @router.post("/login/code")
-def login_code(
-    act: SentForm,
-    code: Annotated[str, Form(max_length=100)] = "",
-    next: Annotated[str, Form(max_length=2000)] = "/",
-) -> Response:
+def login_code(act: SignInForm) -> Response:
     """Check the authenticator code and finish signing in."""
     request = act.request
-    target = safe_next(next)
+    target = safe_next(act.next)
     key = session_key(request)
+
+    def again(error: str, status: int) -> Response:
+        return render(request, "login_code.html", {"next": target, "error": error}, status=status)
+
+    def otherwise(result: flows.SignIn) -> Response:
+        if result.status == "blocked":
+            return again(BLOCKED, 429)
+        if result.status == "expired":
+            return _login_page(request, next_url=target, error=CODE_EXPIRED, status=400)
+        return _login_page(request, next_url=target, error=BAD_LOGIN, status=401)
+
     if key is None:
         return _login_page(request, next_url=target, error=CODE_EXPIRED, status=400)
     if not act.valid():
-        return render(
-            request, "login_code.html", {"next": target, "error": FORM_EXPIRED}, status=400
-        )
+        return again(FORM_EXPIRED, 400)
     result = flows.sign_in_code(
-        db=act.db, pending_key=key, code=code, **STAFF_SESSION.attempt(request)
+        db=act.db, pending_key=key, code=act.code, **STAFF_SESSION.attempt(request)
     )
     act.db.commit()
-    if started := STAFF_SESSION.started(request, target, result):
-        return started
-    if result.status == "expired":
-        return _login_page(request, next_url=target, error=CODE_EXPIRED, status=400)
-    if result.status == "blocked":
-        return render(request, "login_code.html", {"next": target, "error": BLOCKED}, status=429)
-    if result.session_key:
-        return render(request, "login_code.html", {"next": target, "error": BAD_CODE}, status=401)
-    return _login_page(request, next_url=target, error=BAD_LOGIN, status=401)
+    return STAFF_SESSION.code_answer(request, target, result, again, otherwise)
 
 
 @router.post("/logout")
@@ -190,6 +182,11 @@ def _account_page(
         "new_token": new_token,
     }
     return render(request, "account.html", context, status=status)
+
+
+def _account_refused(act: StaffAction, error: str) -> Response:
+    """The account page again (400) with why the form was refused."""
+    return _account_page(act.request, act.db, act.principal, error=error, status=400)
 
 
 @router.get("/account")
@@ -237,7 +234,7 @@ def change_password(
 ) -> Response:
     """Change the signed-in user's password after checking the current one."""
     if not act.valid():
-        return _account_page(act.request, act.db, act.principal, error=FORM_EXPIRED, status=400)
+        return _account_refused(act, FORM_EXPIRED)
     problem = flows.change_own_password(
         db=act.db,
         actor=act.principal,
@@ -247,9 +244,7 @@ def change_password(
     )
     if problem is not None:
         act.db.rollback()
-        return _account_page(
-            act.request, act.db, act.principal, error=PASSWORD_ERRORS[problem], status=400
-        )
+        return _account_refused(act, PASSWORD_ERRORS[problem])
     act.db.commit()
     return RedirectResponse("/account?done=password_changed", status_code=303)
 
@@ -263,10 +258,10 @@ def create_token(
 ) -> Response:
     """Make an API token for the signed-in user; it is shown once, on the page this returns."""
     if not act.valid():
-        return _account_page(act.request, act.db, act.principal, error=FORM_EXPIRED, status=400)
+        return _account_refused(act, FORM_EXPIRED)
     lifetime = int(days) if days.strip().isdigit() else None
     if scope not in TOKEN_SCOPES or (days.strip() and not (lifetime and lifetime <= 3650)):
-        return _account_page(act.request, act.db, act.principal, error=BAD_TOKEN_FORM, status=400)
+        return _account_refused(act, BAD_TOKEN_FORM)
     plain = flows.issue_token(
         db=act.db,
         actor=act.principal,
@@ -283,7 +278,7 @@ def create_token(
 def revoke_token(act: StaffForm, token_id: Annotated[int, Path(ge=1, le=2**62)]) -> Response:
     """Revoke one of the signed-in user's own API tokens."""
     if not act.valid():
-        return _account_page(act.request, act.db, act.principal, error=FORM_EXPIRED, status=400)
+        return _account_refused(act, FORM_EXPIRED)
     row = act.db.get(ApiToken, token_id)
     if row is None or row.user_id != act.principal.user_id:
         raise HTTPException(404, "no such token")

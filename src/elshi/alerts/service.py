@@ -312,6 +312,15 @@ def _window_end(db: Session, watch_id: int) -> datetime | None:
     return _as_utc(last) + timedelta(hours=1) if last else None
 
 
+def _last_window(db: Session, rule: AlertRule) -> tuple[datetime, datetime] | None:
+    """The rule's last window of `window_hours` up to the newest hourly count (start, end);
+    None while the watch list has no counts yet."""
+    end = _window_end(db, rule.watch_id)
+    if end is None:
+        return None
+    return end - timedelta(hours=int(rule.params["window_hours"])), end
+
+
 def _hours(
     db: Session, watch_id: int, start: datetime, end: datetime
 ) -> dict[datetime, tuple[int, int]]:
@@ -359,11 +368,10 @@ def check_volume_spike(db: Session, rule: AlertRule) -> Finding | None:
     of the expected count, as for Poisson counts, and at least 1).
     """
     p = rule.params
-    end = _window_end(db, rule.watch_id)
-    if end is None:
+    window = _last_window(db, rule)
+    if window is None:
         return None
-    window = timedelta(hours=int(p["window_hours"]))
-    start = end - window
+    start, end = window
     hours = _hours(db, rule.watch_id, start - timedelta(days=29), end)
     current, _ = _sum(hours, start, end)
     daily = [
@@ -402,10 +410,10 @@ def check_volume_spike(db: Session, rule: AlertRule) -> Finding | None:
 def check_negative_jump(db: Session, rule: AlertRule) -> Finding | None:
     """Share of posts against the topic in the last window against the days before."""
     p = rule.params
-    end = _window_end(db, rule.watch_id)
-    if end is None:
+    window = _last_window(db, rule)
+    if window is None:
         return None
-    start = end - timedelta(hours=int(p["window_hours"]))
+    start, end = window
     base_start = start - timedelta(days=int(p["baseline_days"]))
     hours = _hours(db, rule.watch_id, base_start, end)
     n, against = _sum(hours, start, end)

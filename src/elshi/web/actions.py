@@ -115,6 +115,20 @@ def form_action(
     return FormAction(request, db, csrf_token)
 
 
+def text_fields(max_fields: int) -> Any:
+    """A dependency: the submitted form's fields as text, at most `max_fields` and no files.
+
+    For a form whose fields vary (one row per companion, per form field, per language), read
+    into a dict before the route runs; the route itself stays synchronous, in a worker thread.
+    """
+
+    async def read(request: Request) -> dict[str, str]:
+        form = await request.form(max_files=0, max_fields=max_fields)
+        return {k: str(v) for k, v in form.items()}
+
+    return Depends(read)
+
+
 @dataclass(frozen=True)
 class StaffAction(FormAction):
     """A form a signed-in staff member sent, and who they are."""
@@ -137,7 +151,31 @@ def staff_action(
     return StaffAction(request, db, csrf_token, principal)
 
 
+@dataclass(frozen=True)
+class SignInAction(FormAction):
+    """A step of signing in (staff or citizen): the password step sends the e-mail and the
+    password, the code step the authenticator code; both say where to go next."""
+
+    email: str
+    password: str
+    code: str
+    next: str
+
+
+def sign_in_action(
+    act: Annotated[FormAction, Depends(form_action)],
+    email: Annotated[str, Form(max_length=1000)] = "",
+    password: Annotated[str, Form(max_length=4096)] = "",
+    code: Annotated[str, Form(max_length=100)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "",
+) -> SignInAction:
+    """Gather a sign-in step's fields (the token is checked when the form is handled)."""
+    return SignInAction(act.request, act.db, act.token, email, password, code, next)
+
+
 #: A submitted form, as one parameter of the route (anyone may send it).
 SentForm = Annotated[FormAction, Depends(form_action)]
+#: A step of signing in (password or code), as one parameter of the route.
+SignInForm = Annotated[SignInAction, Depends(sign_in_action)]
 #: A staff page's submitted form, as one parameter of the route.
 StaffForm = Annotated[StaffAction, Depends(staff_action)]

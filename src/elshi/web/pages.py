@@ -16,6 +16,7 @@ from elshi.web.i18n import N_, gettext
 from elshi.web.templating import csrf_valid, finish, request_language
 
 FORM_EXPIRED = N_("The form has expired. Please try again.")
+NOT_ALLOWED = N_("Your role does not allow this.")
 
 #: Names of form fields, shown before a message about the field.
 FIELD_NAMES = {

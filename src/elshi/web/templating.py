@@ -21,6 +21,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from elshi import crypto
 from elshi.accounts.service import LoginPolicy
+from elshi.accounts.signin import BAD_CODE, BAD_LOGIN, BLOCKED
 from elshi.settings import Settings
 from elshi.watch.models import ACTOR_NAMES
 from elshi.web import i18n, wording
@@ -220,6 +221,33 @@ class SessionCookie:
             lifetime=self.lifetime(request),
             start=self.start,
         )
+
+    def password_answer(
+        self, request: Request, target: str, result: Any, again: Callable[[str, int], Response]
+    ) -> Response:
+        """Answer the password step: the session (or the code step) when one started, else
+        `again(message, status)`, the form again: blocked (429) or no such e-mail and password."""
+        if started := self.started(request, target, result):
+            return started
+        if result.status == "blocked":
+            return again(BLOCKED, 429)
+        return again(BAD_LOGIN, 401)
+
+    def code_answer(
+        self,
+        request: Request,
+        target: str,
+        result: Any,
+        again: Callable[[str, int], Response],
+        otherwise: Callable[[Any], Response],
+    ) -> Response:
+        """Answer the code step: the session when it started, `again(message, status)` (the
+        code form) when the code was wrong but the sign-in still waits, else `otherwise`."""
+        if started := self.started(request, target, result):
+            return started
+        if result.status == "failed" and result.session_key:
+            return again(BAD_CODE, 401)
+        return otherwise(result)
 
 
 # ---------------------------------------------------------------------------- rendering

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from elshi.accounts import service as accounts
 from elshi.accounts.service import PermissionDenied, Principal
 from elshi.consulate.models import (
+    Appointment,
     Citizen,
     Document,
     ServiceRequest,
@@ -38,22 +39,33 @@ def _by(actor: Principal) -> dict[str, Any]:
     return {"kind": "staff", "actor_id": actor.user_id, "label": actor.label}
 
 
+#: What the audit calls each kind of row a staff member opens.
+OBJECT_TYPES: dict[type, str] = {
+    Citizen: "citizen",
+    ServiceRequest: "service_request",
+    Document: "document",
+    Appointment: "appointment",
+}
+
+
 def record_access(
     *,
     db: Session,
     actor: Principal,
-    citizen_id: int,
+    row: Citizen | ServiceRequest | Document | Appointment,
     mission_id: int | None,
     action: str,
-    object_type: str,
-    object_id: int | None,
     fields: Sequence[str] = (),
     why: str = "",
 ) -> None:
     """Write what the citizen sees in 'who viewed my file' and the staff audit log.
 
-    `fields` names the sealed personal data opened to show (why="page") or to hand out
-    (why="export"): every such decryption is in the audit log with who and whose."""
+    `row` is what the staff member opened: a citizen, or one of a citizen's rows (request,
+    document, appointment). `fields` names the sealed personal data opened to show
+    (why="page") or to hand out (why="export"): every such decryption is in the audit log
+    with who and whose."""
+    citizen_id = row.id if isinstance(row, Citizen) else row.citizen_id
+    object_type = OBJECT_TYPES[type(row)]
     db.add(
         StaffAccess(
             citizen_id=citizen_id,
@@ -62,7 +74,7 @@ def record_access(
             mission_id=mission_id,
             action=action,
             object_type=object_type,
-            object_id=object_id,
+            object_id=row.id,
         )
     )
     accounts.audit_by(
@@ -70,7 +82,7 @@ def record_access(
         db,
         f"consulate.{action}",
         object_type,
-        object_id,
+        row.id,
         mission_id=mission_id,
         **{"citizen_id": citizen_id} | ({"fields": list(fields), "why": why} if fields else {}),
     )
@@ -96,11 +108,9 @@ def staff_request(
     record_access(
         db=db,
         actor=actor,
-        citizen_id=row.citizen_id,
+        row=row,
         mission_id=row.mission_id,
         action=action,
-        object_type="service_request",
-        object_id=row.id,
         fields=REQUEST_PAGE_FIELDS if action == "view" else (),
         why="page",
     )
@@ -129,11 +139,9 @@ def staff_document(*, db: Session, actor: Principal, document_id: int) -> Docume
     record_access(
         db=db,
         actor=actor,
-        citizen_id=row.citizen_id,
+        row=row,
         mission_id=request.mission_id,
         action="download",
-        object_type="document",
-        object_id=row.id,
     )
     return row
 

@@ -399,11 +399,9 @@ def day_list(*, db: Session, actor: Principal, mission_id: int, day: date) -> li
         record_access(
             db=db,
             actor=actor,
-            citizen_id=row.appointment.citizen_id,
+            row=row.appointment,
             mission_id=mission_id,
             action="list",
-            object_type="appointment",
-            object_id=row.appointment.id,
         )
     return out
 
@@ -423,11 +421,9 @@ def mark_appointment(
     record_access(
         db=db,
         actor=actor,
-        citizen_id=row.citizen_id,
+        row=row,
         mission_id=slot.mission_id,
         action="change",
-        object_type="appointment",
-        object_id=row.id,
     )
     db.flush()
     return row

@@ -76,11 +76,9 @@ def search_district(*, db: Session, actor: Principal, q: str, limit: int = 50) -
         record_access(
             db=db,
             actor=actor,
-            citizen_id=citizen.id,
+            row=citizen,
             mission_id=None,
             action="search",
-            object_type="citizen",
-            object_id=citizen.id,
             fields=SEARCH_FIELDS,
             why="page",
         )

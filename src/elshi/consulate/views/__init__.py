@@ -13,8 +13,10 @@ from elshi.consulate.views import account, api, catalogue, citizen, officers
 from elshi.consulate.views.common import (
     CITIZEN_COOKIE,
     CitizenLoginRequired,
+    NoMission,
     _serializer,
     current_citizen,
+    no_mission,
     require_citizen,
     router,
     staff,
@@ -46,6 +48,7 @@ __all__ = [
 def install(app: Any) -> None:
     """Mount the e-consulate's pages, its JSON API and its sign-in redirect on the app."""
     app.add_exception_handler(CitizenLoginRequired, to_citizen_login)
+    app.add_exception_handler(NoMission, no_mission)
     app.include_router(router)
     app.include_router(staff)
     app.include_router(api_router)

@@ -9,7 +9,7 @@ from fastapi import Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from elshi.accounts.service import totp_uri, valid_totp_secret
-from elshi.accounts.signin import BAD_CODE, BAD_LOGIN, BLOCKED, CODE_EXPIRED
+from elshi.accounts.signin import BAD_CODE, BLOCKED, CODE_EXPIRED
 from elshi.consulate import flows, service
 from elshi.consulate.models import Citizen
 from elshi.consulate.views.common import (
@@ -30,7 +30,7 @@ from elshi.consulate.views.common import (
     router,
 )
 from elshi.notify import Message as Email
-from elshi.web.actions import FormAction, SentForm
+from elshi.web.actions import FormAction, SentForm, SignInForm
 from elshi.web.deps import DbSession
 from elshi.web.templating import (
     request_language,
@@ -145,22 +145,17 @@ def login_page(request: Request, db: DbSession, next: str = "") -> Response:
 
 
 @router.post("/login")
-def login(
-    act: SentForm,
-    email: Annotated[str, Form(max_length=1000)] = "",
-    password: Annotated[str, Form(max_length=4096)] = "",
-    next: Annotated[str, Form(max_length=2000)] = "",
-) -> Response:
+def login(act: SignInForm) -> Response:
     """Check the password (then the authenticator code, when the citizen turned it on)."""
     request = act.request
-    target = _safe_next(next)
+    target = _safe_next(act.next)
 
     def again(message: str, status: int) -> Response:
-        return _page(request, "login.html", status, next=target, email=email, error=message)
+        return _page(request, "login.html", status, next=target, email=act.email, error=message)
 
     def change() -> tuple[flows.SignIn, Email | None]:
         result = flows.sign_in(
-            db=act.db, email=email, password=password, **CITIZEN_SESSION.attempt(request)
+            db=act.db, email=act.email, password=act.password, **CITIZEN_SESSION.attempt(request)
         )
         mail = None
         if result.status == "unverified" and result.user_id:
@@ -174,11 +169,7 @@ def login(
         result, mail = outcome
         if mail is not None:
             return again(UNVERIFIED, 403)
-        if started := CITIZEN_SESSION.started(request, target, result):
-            return started
-        if result.status == "blocked":
-            return again(BLOCKED, 429)
-        return again(BAD_LOGIN, 401)
+        return CITIZEN_SESSION.password_answer(request, target, result, again)
 
     return _citizen_form(
         act,
@@ -195,33 +186,31 @@ def code_page(request: Request, next: str = "") -> Response:
 
 
 @router.post("/login/code")
-def login_code(
-    act: SentForm,
-    code: Annotated[str, Form(max_length=100)] = "",
-    next: Annotated[str, Form(max_length=2000)] = "",
-) -> Response:
+def login_code(act: SignInForm) -> Response:
     """Check the authenticator code and finish signing in."""
     request = act.request
-    target = _safe_next(next)
+    target = _safe_next(act.next)
     key = CITIZEN_SESSION.key(request)
 
-    def done(result: flows.SignIn) -> Response:
-        if started := CITIZEN_SESSION.started(request, target, result):
-            return started
-        if result.status == "failed" and result.session_key:
-            return _page(request, "login_code.html", 401, next=target, error=BAD_CODE)
-        message = BLOCKED if result.status == "blocked" else CODE_EXPIRED
+    def again(message: str, status: int) -> Response:
+        return _page(request, "login_code.html", status, next=target, error=message)
+
+    def start_over(message: str) -> Response:
         return _page(request, "login.html", 400, next=target, email="", error=message)
 
     return _citizen_form(
         FormAction(request, act.db, act.token if key is not None else None),
         lambda: flows.sign_in_code(
-            db=act.db, pending_key=key or "", code=code, **CITIZEN_SESSION.attempt(request)
+            db=act.db, pending_key=key or "", code=act.code, **CITIZEN_SESSION.attempt(request)
         ),
-        expired=lambda: _page(
-            request, "login.html", 400, next=target, email="", error=CODE_EXPIRED
+        expired=lambda: start_over(CODE_EXPIRED),
+        done=lambda result: CITIZEN_SESSION.code_answer(
+            request,
+            target,
+            result,
+            again,
+            lambda other: start_over(BLOCKED if other.status == "blocked" else CODE_EXPIRED),
         ),
-        done=done,
     )
 
 

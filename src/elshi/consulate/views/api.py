@@ -24,8 +24,8 @@ from elshi.consulate.schemas import (
     StayOut,
 )
 from elshi.consulate.views.common import api, current_citizen
-from elshi.consulate.views.officers import _queue_rows
-from elshi.web.bounds import Id, QueryId
+from elshi.consulate.views.officers import QueueQuery
+from elshi.web.bounds import Id
 from elshi.web.deps import DbSession, StaffUser, get_db
 
 
@@ -114,23 +114,17 @@ def api_my_request(request_id: Id, db: DbSession, citizen: CitizenApi) -> Reques
 
 
 @api.get("/queue", response_model=QueueOut, summary="The officers' queue")
-def api_queue(
-    db: DbSession,
-    principal: StaffUser,
-    status: str = "",
-    service_type: QueryId = 0,
-    older: int = 0,
-    page: int = 1,
-) -> QueueOut:
+def api_queue(db: DbSession, principal: StaffUser, asked: QueueQuery) -> QueueOut:
     """Requests of the caller's missions by status (default: open), service and age, 50 a page."""
-    if status and status not in service.STATUS_NAMES:
+    if not asked.known_status():
         raise HTTPException(422, f"status: one of {', '.join(service.STATUS_NAMES)}")
-    page = max(1, min(page, 10_000))
     try:
-        total, rows = _queue_rows(db, principal, status, service_type, older, page)
+        total, rows = asked.rows(db, principal)
     except PermissionDenied:
         raise HTTPException(403, "needs role consular, ambassador or admin") from None
-    return QueueOut(total=total, page=page, rows=[QueueRowOut.model_validate(r) for r in rows])
+    return QueueOut(
+        total=total, page=asked.page, rows=[QueueRowOut.model_validate(r) for r in rows]
+    )
 
 
 @api.get("/requests/{request_id}", response_model=StaffRequestOut, summary="A request (officers)")

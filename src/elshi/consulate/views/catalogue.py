@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
@@ -13,17 +12,17 @@ from elshi.accounts.service import PermissionDenied
 from elshi.consulate import service
 from elshi.consulate.models import ServiceType
 from elshi.consulate.views.common import (
+    OfficerMission,
     _back,
     _forbidden,
+    _not_found,
     _officer_form,
     _officer_page,
     _problems,
-    _staff_not_found,
     staff,
 )
-from elshi.consulate.views.officers import _officer_mission
-from elshi.web.actions import FormAction, StaffForm
-from elshi.web.bounds import Id, QueryId
+from elshi.web.actions import FormAction, StaffForm, text_fields
+from elshi.web.bounds import Id
 from elshi.web.deps import DbSession, StaffUser
 
 
@@ -64,12 +63,9 @@ def _row_key(key: str, letter: str) -> bool:
 
 @staff.get("/catalogue")
 def catalogue_page(
-    request: Request, db: DbSession, principal: StaffUser, mission: QueryId = 0
+    request: Request, db: DbSession, principal: StaffUser, mission_id: OfficerMission
 ) -> Response:
     """A mission's service catalogue, for the staff who edit it."""
-    mission_id = _officer_mission(principal, db, mission)
-    if mission_id is None:
-        return _staff_not_found(request)
     try:
         rows = service.catalogue(db=db, actor=principal, mission_id=mission_id)
     except PermissionDenied:
@@ -79,12 +75,9 @@ def catalogue_page(
 
 @staff.get("/catalogue/new")
 def catalogue_new(
-    request: Request, db: DbSession, principal: StaffUser, mission: QueryId = 0
+    request: Request, db: DbSession, principal: StaffUser, mission_id: OfficerMission
 ) -> Response:
     """The form for a new service."""
-    mission_id = _officer_mission(principal, db, mission)
-    if mission_id is None:
-        return _staff_not_found(request)
     if not principal.can("consulate.act", mission_id):
         return _forbidden(request)
     return _catalogue_form(request, db, mission_id, None)
@@ -104,45 +97,45 @@ def catalogue_edit(
     """The form to change a service: its names, fee, form fields, documents and steps."""
     row = _editable_service(db, principal, service_type_id)
     if row is None:
-        return _staff_not_found(request)
+        return _not_found(request)
     if not principal.can("consulate.act", row.mission_id):
         return _forbidden(request)
     return _catalogue_form(request, db, row.mission_id, row)
 
 
 @staff.post("/catalogue")
-async def catalogue_save(request: Request, db: DbSession, principal: StaffUser) -> Response:
+def catalogue_save(
+    request: Request,
+    db: DbSession,
+    principal: StaffUser,
+    raw: Annotated[dict[str, str], text_fields(1000)],
+) -> Response:
     """Create or change a service from the catalogue form."""
-    form = await request.form(max_files=0, max_fields=1000)
-    raw = {k: str(v) for k, v in form.items()}
     existing = raw.get("service_type_id", "")
     mission_raw = raw.get("mission_id", "")
 
-    def work() -> Response:
-        row = _editable_service(db, principal, int(existing)) if existing.isdigit() else None
-        mission_id = row.mission_id if row else int(mission_raw) if mission_raw.isdigit() else 0
+    row = _editable_service(db, principal, int(existing)) if existing.isdigit() else None
+    mission_id = row.mission_id if row else int(mission_raw) if mission_raw.isdigit() else 0
 
-        def change() -> Any:
-            if existing and row is None:
-                raise service.NotFound(existing)
-            return service.save_catalogue_entry(
-                db=db,
-                actor=principal,
-                mission_id=mission_id,
-                service_type_id=row.id if row else None,
-                raw=raw,
-            )
-
-        return _officer_form(
-            FormAction(request, db, raw.get("csrf_token")),
-            change,
-            invalid=lambda exc: _catalogue_form(
-                request, db, mission_id, row, values=raw, errors=_problems(request, exc), status=400
-            ),
-            done=lambda _: _back(f"/consular/catalogue?mission={mission_id}", "catalogue"),
+    def change() -> Any:
+        if existing and row is None:
+            raise service.NotFound(existing)
+        return service.save_catalogue_entry(
+            db=db,
+            actor=principal,
+            mission_id=mission_id,
+            service_type_id=row.id if row else None,
+            raw=raw,
         )
 
-    return await run_in_threadpool(work)
+    return _officer_form(
+        FormAction(request, db, raw.get("csrf_token")),
+        change,
+        invalid=lambda exc: _catalogue_form(
+            request, db, mission_id, row, values=raw, errors=_problems(request, exc), status=400
+        ),
+        done=lambda _: _back(f"/consular/catalogue?mission={mission_id}", "catalogue"),
+    )
 
 
 @staff.post("/catalogue/{service_type_id}/{action}")

@@ -32,7 +32,7 @@ from elshi.consulate.views.common import (
 from elshi.crisis.telegram import link_url as telegram_link_url
 from elshi.db import utcnow
 from elshi.missions.models import Mission
-from elshi.web.actions import CHECKED, FormAction, Refusal
+from elshi.web.actions import CHECKED, FormAction, Refusal, text_fields
 from elshi.web.bounds import Id, QueryId
 from elshi.web.deps import DbSession
 from elshi.web.templating import request_language, settings_of
@@ -106,11 +106,14 @@ def stay_page(request: Request, db: DbSession, citizen: CitizenUser) -> Response
 
 
 @router.post("/stays/new")
-async def stay_new(request: Request, db: DbSession, citizen: CitizenUser) -> Response:
+def stay_new(
+    request: Request,
+    db: DbSession,
+    citizen: CitizenUser,
+    raw: Annotated[dict[str, str], text_fields(200)],
+) -> Response:
     """Check a stay form and show the answers to check (step "check"), go back to the form at
     one answer ("change"), or register the stay (step "register")."""
-    form = await request.form(max_files=0, max_fields=200)
-    raw = {k: str(v) for k, v in form.items()}
     values = {k: raw[k] for k in STAY_FIELDS if k in raw}
     if code := countries.resolve(values.get("country_code")):
         values["country_code"] = code  # a name from the enhanced picker: its list shows codes
@@ -130,25 +133,22 @@ async def stay_new(request: Request, db: DbSession, citizen: CitizenUser) -> Res
             mission_name=mission.name if mission else "",
         )
 
-    def work() -> Response:
-        if raw.get("change"):
-            change = raw["change"]
-            return _stay_form(request, db, values, focus=change if change in STAY_FIELDS else None)
-        if step == "check":
-            return _citizen_form(
-                act,
-                lambda: service.parse_stay(db=db, raw=values, today=utcnow().date()),
-                invalid=invalid,
-                done=checked,
-            )
+    if raw.get("change"):
+        change = raw["change"]
+        return _stay_form(request, db, values, focus=change if change in STAY_FIELDS else None)
+    if step == "check":
         return _citizen_form(
             act,
-            lambda: service.register_stay(db=db, citizen_id=citizen.id, raw=values),
+            lambda: service.parse_stay(db=db, raw=values, today=utcnow().date()),
             invalid=invalid,
-            done=lambda _: _back("/consulate/home", "stay"),
+            done=checked,
         )
-
-    return await run_in_threadpool(work)
+    return _citizen_form(
+        act,
+        lambda: service.register_stay(db=db, citizen_id=citizen.id, raw=values),
+        invalid=invalid,
+        done=lambda _: _back("/consulate/home", "stay"),
+    )
 
 
 @router.post("/stays/{registration_id}/{action}")
@@ -316,13 +316,15 @@ def request_page(request: Request, db: DbSession, citizen: CitizenUser, request_
 
 
 @router.post("/requests/{request_id}/answers")
-async def save_answers(
-    request: Request, db: DbSession, citizen: CitizenUser, request_id: Id
+def save_answers(
+    request: Request,
+    db: DbSession,
+    citizen: CitizenUser,
+    request_id: Id,
+    raw: Annotated[dict[str, str], text_fields(200)],
 ) -> Response:
     """Save the form as a draft, or save it and go to check the answers before submitting
     ("submit" still saves and submits at once, for pages a browser kept from before)."""
-    form = await request.form(max_files=0, max_fields=200)
-    raw = {k: str(v) for k, v in form.items()}
     action = raw.get("action")
     complete = action in ("check", "submit")
 
@@ -341,15 +343,12 @@ async def save_answers(
             service.ready_to_submit(db=db, citizen_id=citizen.id, request_id=request_id)
         return saved
 
-    def work() -> Response:
-        return _citizen_form(
-            FormAction(request, db, raw.get("csrf_token")),
-            change,
-            invalid=lambda exc: _request_again(request, db, citizen, request_id, exc, values=raw),
-            done=then,
-        )
-
-    return await run_in_threadpool(work)
+    return _citizen_form(
+        FormAction(request, db, raw.get("csrf_token")),
+        change,
+        invalid=lambda exc: _request_again(request, db, citizen, request_id, exc, values=raw),
+        done=then,
+    )
 
 
 def _submit(act: CitizenAction, request_id: int) -> Response:

@@ -18,9 +18,10 @@ from elshi.consulate import countries, documents, service
 from elshi.consulate.models import Citizen
 from elshi.settings import Settings
 from elshi.web.actions import FormAction, Refusal
-from elshi.web.deps import DbSession, get_db
+from elshi.web.bounds import QueryId
+from elshi.web.deps import DbSession, StaffUser, get_db
 from elshi.web.i18n import N_
-from elshi.web.pages import FORM_EXPIRED
+from elshi.web.pages import FORM_EXPIRED, NOT_ALLOWED
 from elshi.web.templating import (
     SessionCookie,
     render,
@@ -63,7 +64,6 @@ CONFIRMED = N_("Thank you, your stay is confirmed.")
 STAY_SAVED = N_("Your stay is registered. The consulate can reach you there in an emergency.")
 NOT_FOUND = N_("Not found, or not yours to see.")
 UPLOAD_TOO_BIG = N_("The file is larger than %(mb)s MB.")
-NOT_ALLOWED = N_("Your role does not allow this.")
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -225,14 +225,6 @@ def _not_found(request: Request) -> Response:
     return _page(request, "message.html", 404, message=NOT_FOUND)
 
 
-def _staff_expired(request: Request) -> Response:
-    return _page(request, "message.html", 400, message=FORM_EXPIRED)
-
-
-def _staff_not_found(request: Request) -> Response:
-    return _page(request, "message.html", 404, message=NOT_FOUND)
-
-
 def _message(request: Request, exc: service.Invalid) -> Response:
     return _page(request, "message.html", 400, message=exc.problems[0].message)
 
@@ -278,15 +270,47 @@ def _officer_form(
 
     return act.handle(
         change,
-        expired=lambda: _staff_expired(request),
+        expired=lambda: _expired(request),
         done=done,
         deliver=deliver,
         refused=[
-            (service.NotFound, lambda _: _staff_not_found(request)),
+            (service.NotFound, lambda _: _not_found(request)),
             (PermissionDenied, lambda _: _forbidden(request)),
             (service.Invalid, invalid or refused_page),
         ],
     )
+
+
+def _officer_mission(principal: Any, db: Session, mission: int) -> int | None:
+    """Return the mission the officer works on: the one asked for if allowed, else their first."""
+    if mission and principal.can("consulate.read", mission):
+        return mission
+    allowed = principal.missions_where("consulate.read")
+    if allowed:
+        return min(allowed)
+    missions = service.consular_missions(db=db)
+    return missions[0].id if missions else None
+
+
+class NoMission(Exception):
+    """An officer's page shows one mission, and there is none to show (answered 404)."""
+
+
+def officer_mission(db: DbSession, principal: StaffUser, mission: QueryId = 0) -> int:
+    """The mission of an officer's page: `?mission=` if theirs, else their first; else 404."""
+    found = _officer_mission(principal, db, mission)
+    if found is None:
+        raise NoMission
+    return found
+
+
+def no_mission(request: Request, exc: NoMission) -> Response:
+    """Answer an officer's page that has no mission to show."""
+    return _not_found(request)
+
+
+#: The mission an officer's page shows, as one parameter of the route.
+OfficerMission = Annotated[int, Depends(officer_mission)]
 
 
 def _officer_page(request: Request, template: str, status: int = 200, **context: Any) -> Response:

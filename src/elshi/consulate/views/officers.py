@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, date, timedelta
 from typing import Annotated, Any
 
-from fastapi import Form, Request
-from fastapi.concurrency import run_in_threadpool
+from fastapi import Depends, Form, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
@@ -15,17 +15,19 @@ from elshi.accounts.service import PermissionDenied, Principal
 from elshi.consulate import flows, service
 from elshi.consulate.models import ServiceRequest, ServiceType, Slot
 from elshi.consulate.views.common import (
+    OfficerMission,
     _back,
     _download,
     _forbidden,
+    _not_found,
     _officer_form,
+    _officer_mission,
     _officer_page,
     _problems,
-    _staff_not_found,
     staff,
 )
 from elshi.db import utcnow
-from elshi.web.actions import FormAction, StaffForm
+from elshi.web.actions import FormAction, StaffForm, text_fields
 from elshi.web.bounds import Id, QueryId, parse_date
 from elshi.web.deps import DbSession, StaffUser
 from elshi.web.templating import (
@@ -33,52 +35,53 @@ from elshi.web.templating import (
     settings_of,
 )
 
-
-def _officer_mission(principal: Any, db: Session, mission: int) -> int | None:
-    """Return the mission the officer works on: the one asked for if allowed, else their first."""
-    if mission and principal.can("consulate.read", mission):
-        return mission
-    allowed = principal.missions_where("consulate.read")
-    if allowed:
-        return min(allowed)
-    missions = service.consular_missions(db=db)
-    return missions[0].id if missions else None
-
-
 QUEUE_PAGE = 50
 
 
-def _queue_rows(
-    db: Session, principal: Principal, status: str, service_type: int, older: int, page: int
-) -> tuple[int, list[service.QueueRow]]:
-    """One page of the officers' queue (the page and the API share the bounds)."""
-    return service.queue(
-        db=db,
-        actor=principal,
-        status=status or None,
-        service_type_id=service_type or None,
-        older_than_days=max(0, min(older, 3650)) or None,
-        limit=QUEUE_PAGE,
-        offset=(page - 1) * QUEUE_PAGE,
-    )
+@dataclass(frozen=True)
+class QueueAsked:
+    """What the officers' queue page and the queue API are asked for: status, service, age
+    in days and page (bounded to 1..10000)."""
+
+    status: str
+    service_type: int
+    older: int
+    page: int
+
+    def known_status(self) -> bool:
+        """Return True when no status is asked for, or one that exists."""
+        return not self.status or self.status in service.STATUS_NAMES
+
+    def rows(self, db: Session, principal: Principal) -> tuple[int, list[service.QueueRow]]:
+        """One page of the queue and the total (raises PermissionDenied for other roles)."""
+        return service.queue(
+            db=db,
+            actor=principal,
+            status=self.status or None,
+            service_type_id=self.service_type or None,
+            older_than_days=max(0, min(self.older, 3650)) or None,
+            limit=QUEUE_PAGE,
+            offset=(self.page - 1) * QUEUE_PAGE,
+        )
+
+
+def queue_asked(
+    status: str = "", service_type: QueryId = 0, older: int = 0, page: int = 1
+) -> QueueAsked:
+    """Read the queue's query parameters (shared by the page and the API)."""
+    return QueueAsked(status, service_type, older, max(1, min(page, 10_000)))
+
+
+QueueQuery = Annotated[QueueAsked, Depends(queue_asked)]
 
 
 @staff.get("")
-def queue(
-    request: Request,
-    db: DbSession,
-    principal: StaffUser,
-    status: str = "",
-    service_type: QueryId = 0,
-    older: int = 0,
-    page: int = 1,
-) -> Response:
+def queue(request: Request, db: DbSession, principal: StaffUser, asked: QueueQuery) -> Response:
     """The queue of requests by service, status and age."""
-    if status and status not in service.STATUS_NAMES:
-        status = ""
-    page = max(1, min(page, 10_000))
+    if not asked.known_status():
+        asked = replace(asked, status="")
     try:
-        total, rows = _queue_rows(db, principal, status, service_type, older, page)
+        total, rows = asked.rows(db, principal)
     except PermissionDenied:
         return _forbidden(request)
     kinds = service.service_names(db=db, mission_ids=principal.missions_where("consulate.read"))
@@ -87,8 +90,12 @@ def queue(
         "queue.html",
         rows=rows,
         total=total,
-        page=page,
-        filters={"status": status, "service_type": service_type, "older": older},
+        page=asked.page,
+        filters={
+            "status": asked.status,
+            "service_type": asked.service_type,
+            "older": asked.older,
+        },
         kinds=kinds,
         service_titles={k.slug: k.names for k in kinds.values()},
         now=utcnow(),
@@ -103,7 +110,7 @@ def officer_request(
     try:
         req = service.staff_request(db=db, actor=principal, request_id=request_id)
     except service.NotFound:
-        return _staff_not_found(request)
+        return _not_found(request)
     db.commit()
     return _officer_request_page(request, db, principal, req)
 
@@ -180,7 +187,7 @@ def officer_document(
     try:
         doc = service.staff_document(db=db, actor=principal, document_id=document_id)
     except service.NotFound:
-        return _staff_not_found(request)
+        return _not_found(request)
     db.commit()
     return _download(doc, settings_of(request))
 
@@ -196,12 +203,13 @@ def _bad_day(request: Request) -> Response:
 
 @staff.get("/slots")
 def slots_page(
-    request: Request, db: DbSession, principal: StaffUser, mission: QueryId = 0, week: str = ""
+    request: Request,
+    db: DbSession,
+    principal: StaffUser,
+    mission_id: OfficerMission,
+    week: str = "",
 ) -> Response:
     """The slot calendar of a mission, a week at a time."""
-    mission_id = _officer_mission(principal, db, mission)
-    if mission_id is None:
-        return _staff_not_found(request)
     start = _day(week)
     if start is None:
         return _bad_day(request)
@@ -240,67 +248,64 @@ def slots_page(
 
 
 @staff.post("/slots")
-async def slots_add(request: Request, db: DbSession, principal: StaffUser) -> Response:
+def slots_add(
+    request: Request,
+    db: DbSession,
+    principal: StaffUser,
+    raw: Annotated[dict[str, str], text_fields(20)],
+) -> Response:
     """Open slots on a day."""
-    form = await request.form(max_files=0, max_fields=20)
-    raw = {k: str(v) for k, v in form.items()}
     asked = raw.get("mission_id", "")
     kind = raw.get("service_type_id", "")
 
-    def work() -> Response:
-        mission_id = _officer_mission(principal, db, int(asked or 0) if asked.isdigit() else 0)
+    mission_id = _officer_mission(principal, db, int(asked or 0) if asked.isdigit() else 0)
 
-        def change() -> Any:
-            if mission_id is None:
-                raise service.NotFound("mission")
-            return service.add_slots(
-                db=db,
-                actor=principal,
-                mission_id=mission_id,
-                day=raw.get("day"),
-                start=raw.get("start"),
-                count=raw.get("count"),
-                minutes=raw.get("minutes"),
-                capacity=raw.get("capacity"),
-                service_type_id=int(kind) if kind.isdigit() else None,
-            )
-
-        def refused(exc: service.Invalid) -> Response:
-            start = _day(raw.get("day", "")) or utcnow().date()
-            return _officer_page(
-                request,
-                "slots.html",
-                400,
-                days={},
-                zone=service.mission_zone(db=db, mission_id=mission_id or 0),
-                start=start,
-                prev=start - timedelta(days=7),
-                next=start + timedelta(days=7),
-                mission_id=mission_id,
-                kinds=service.services(db=db, mission_id=mission_id or 0),
-                values=raw,
-                errors=_problems(request, exc),
-            )
-
-        day = raw.get("day", "")
-        return _officer_form(
-            FormAction(request, db, raw.get("csrf_token")),
-            change,
-            invalid=refused,
-            done=lambda _: _back(f"/consular/slots?mission={mission_id}&week={day}", "slots"),
+    def change() -> Any:
+        if mission_id is None:
+            raise service.NotFound("mission")
+        return service.add_slots(
+            db=db,
+            actor=principal,
+            mission_id=mission_id,
+            day=raw.get("day"),
+            start=raw.get("start"),
+            count=raw.get("count"),
+            minutes=raw.get("minutes"),
+            capacity=raw.get("capacity"),
+            service_type_id=int(kind) if kind.isdigit() else None,
         )
 
-    return await run_in_threadpool(work)
+    def refused(exc: service.Invalid) -> Response:
+        start = _day(raw.get("day", "")) or utcnow().date()
+        return _officer_page(
+            request,
+            "slots.html",
+            400,
+            days={},
+            zone=service.mission_zone(db=db, mission_id=mission_id or 0),
+            start=start,
+            prev=start - timedelta(days=7),
+            next=start + timedelta(days=7),
+            mission_id=mission_id,
+            kinds=service.services(db=db, mission_id=mission_id or 0),
+            values=raw,
+            errors=_problems(request, exc),
+        )
+
+    day = raw.get("day", "")
+    return _officer_form(
+        FormAction(request, db, raw.get("csrf_token")),
+        change,
+        invalid=refused,
+        done=lambda _: _back(f"/consular/slots?mission={mission_id}&week={day}", "slots"),
+    )
 
 
 @staff.get("/appointments")
 def day_page(
-    request: Request, db: DbSession, principal: StaffUser, mission: QueryId = 0, day: str = ""
+    request: Request, db: DbSession, principal: StaffUser, mission_id: OfficerMission, day: str = ""
 ) -> Response:
     """The appointments of one day (names seen are recorded for each citizen)."""
-    mission_id = _officer_mission(principal, db, mission)
-    if mission_id is None:
-        return _staff_not_found(request)
     chosen = _day(day)
     if chosen is None:
         return _bad_day(request)

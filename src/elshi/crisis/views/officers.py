@@ -4,7 +4,7 @@ the welfare dashboard, broadcast approval and sending, worklists and the evacuat
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -14,17 +14,16 @@ from elshi.crisis import mapsvg, service
 from elshi.crisis.export import evacuation_csv, evacuation_html, evacuation_rows
 from elshi.crisis.models import CHANNELS, Crisis
 from elshi.errors import Invalid, NotFound
-from elshi.web.actions import Refusal, handle_form
+from elshi.web.actions import Refusal, handle_form, text_fields
 from elshi.web.bounds import MAX_ID, Id
 from elshi.web.deps import DbSession, StaffUser
 from elshi.web.i18n import N_
+from elshi.web.pages import FORM_EXPIRED, NOT_ALLOWED
 from elshi.web.security import csp_allowing_images
 from elshi.web.templating import render, request_language, settings_of, translate
 
 router = APIRouter(prefix="/crisis", include_in_schema=False)
 
-FORM_EXPIRED = N_("The form has expired. Please try again.")
-NOT_ALLOWED = N_("Your role does not allow this.")
 NOTICES = {
     "created": N_("The broadcast is saved. A second officer must approve it."),
     "approved": N_("Approved. It can be sent now."),
@@ -85,10 +84,13 @@ def crises(request: Request, db: DbSession, principal: StaffUser) -> Response:
 
 
 @router.post("")
-async def create(request: Request, db: DbSession, principal: StaffUser) -> Response:
+def create(
+    request: Request,
+    db: DbSession,
+    principal: StaffUser,
+    raw: Annotated[dict[str, str], text_fields(40)],
+) -> Response:
     """Preview (how many people, which channels, SMS segments) or create a crisis broadcast."""
-    form = await request.form(max_files=0, max_fields=40)
-    raw = {k: str(v) for k, v in form.items()}
     settings = settings_of(request)
     ctx: dict[str, Any] = {
         "crises": service.list_crises(db=db, actor=principal),
@@ -293,12 +295,15 @@ async def broadcast_action(
 
 
 @router.post("/{crisis_id}/{action}")
-async def crisis_action(
-    request: Request, db: DbSession, principal: StaffUser, crisis_id: Id, action: str
+def crisis_action(
+    request: Request,
+    db: DbSession,
+    principal: StaffUser,
+    crisis_id: Id,
+    action: str,
+    raw: Annotated[dict[str, str], text_fields(20)],
 ) -> Response:
     """Kill switch, close, follow-up broadcast, merge walk-ins, worklist assignment."""
-    form = await request.form(max_files=0, max_fields=20)
-    raw = {k: str(v) for k, v in form.items()}
     target = f"/crisis/{crisis_id}"
     settings = settings_of(request)
 

@@ -27,6 +27,7 @@ from elshi.settings import Settings
 from elshi.web import i18n
 from elshi.web.bounds import Id
 from elshi.web.i18n import N_
+from elshi.web.pages import FORM_EXPIRED
 from elshi.web.templating import (
     csrf_valid,
     environment,
@@ -54,7 +55,6 @@ ALREADY = N_("This answer was already recorded.")
 RELATIVE_FAILED = N_(
     "The last 4 digits of the phone number do not match the person's registration."
 )
-FORM_EXPIRED = N_("The form has expired. Please try again.")
 MAX_BODY = 4096
 
 

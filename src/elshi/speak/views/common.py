@@ -7,18 +7,21 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
 
+from elshi.accounts.service import Principal
+from elshi.speak import service
 from elshi.speak.channels.base import ChannelContext
-from elshi.speak.models import Publication
+from elshi.speak.models import Publication, Statement
 from elshi.web.deps import require_staff
 from elshi.web.i18n import N_
+from elshi.web.pages import FORM_EXPIRED as FORM_EXPIRED
 from elshi.web.templating import render, settings_of, translate
 
 router = APIRouter(include_in_schema=False)
 public = APIRouter(include_in_schema=False)
 api = APIRouter(prefix="/api", tags=["speak"], dependencies=[Depends(require_staff)])
 
-FORM_EXPIRED = N_("The form has expired. Please try again.")
 STATUS_NAMES = {
     "draft": N_("draft"),
     "submitted": N_("waiting for approval"),
@@ -112,6 +115,16 @@ def _ctx(request: Request) -> ChannelContext:
 
 def _error_page(request: Request, message: str, status: int) -> Response:
     return render(request, "error.html", {"message": message}, status=status)
+
+
+def _statement_or_404(
+    request: Request, db: Session, principal: Principal, statement_id: int
+) -> Statement | Response:
+    """The statement the staff member may see, or the page saying there is no such one."""
+    try:
+        return service.get_statement(db=db, actor=principal, statement_id=statement_id)
+    except service.StatementNotFound:
+        return _error_page(request, N_("There is no such statement."), 404)
 
 
 def _back(statement_id: int, note: str = "", anchor: str = "") -> RedirectResponse:

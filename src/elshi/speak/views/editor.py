@@ -25,6 +25,7 @@ from elshi.speak.views.common import (
     _gettext,
     _image_response,
     _queue,
+    _statement_or_404,
     advice,
     router,
 )
@@ -184,10 +185,9 @@ def _editor(
     error: str | None = None,
     status: int = 200,
 ) -> Response:
-    try:
-        st = service.get_statement(db=db, actor=principal, statement_id=statement_id)
-    except service.StatementNotFound:
-        return _error_page(request, N_("There is no such statement."), 404)
+    st = _statement_or_404(request, db, principal, statement_id)
+    if isinstance(st, Response):
+        return st
     versions = service.versions_of(db=db, statement_id=st.id)
     accounts = [
         a

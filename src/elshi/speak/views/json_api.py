@@ -9,10 +9,27 @@ from sqlalchemy.orm import Session
 
 from elshi.accounts.service import Principal
 from elshi.speak import service
+from elshi.speak.models import Statement
 from elshi.speak.schemas import PublicationOut, ReachOut, StatementOut
 from elshi.speak.views.common import api
 from elshi.web.bounds import Id
 from elshi.web.deps import get_db, require_staff
+
+
+def visible_statement(
+    statement_id: Id,
+    db: Annotated[Session, Depends(get_db)],
+    principal: Annotated[Principal, Depends(require_staff)],
+) -> Statement:
+    """The statement of the path, if the caller may see it; else 404."""
+    try:
+        return service.get_statement(db=db, actor=principal, statement_id=statement_id)
+    except service.StatementNotFound:
+        raise HTTPException(404, f"no statement with id {statement_id}") from None
+
+
+#: The statement of the path (one the caller may see), as one parameter of the route.
+VisibleStatement = Annotated[Statement, Depends(visible_statement)]
 
 
 @api.get("/statements", response_model=list[StatementOut], summary="List statements")
@@ -34,34 +51,19 @@ def api_statements(
     summary="A statement's publications",
 )
 def api_publications(
-    statement_id: Id,
-    db: Annotated[Session, Depends(get_db)],
-    principal: Annotated[Principal, Depends(require_staff)],
+    st: VisibleStatement, db: Annotated[Session, Depends(get_db)]
 ) -> list[PublicationOut]:
     """Each language version on each channel, with its status and error."""
-    try:
-        service.get_statement(db=db, actor=principal, statement_id=statement_id)
-    except service.StatementNotFound:
-        raise HTTPException(404, f"no statement with id {statement_id}") from None
     return [
-        PublicationOut.model_validate(p)
-        for p in service.publications_of(db=db, statement_id=statement_id)
+        PublicationOut.model_validate(p) for p in service.publications_of(db=db, statement_id=st.id)
     ]
 
 
 @api.get("/statements/{statement_id}/reach", response_model=ReachOut, summary="Engagement")
-def api_reach(
-    statement_id: Id,
-    db: Annotated[Session, Depends(get_db)],
-    principal: Annotated[Principal, Depends(require_staff)],
-) -> ReachOut:
+def api_reach(st: VisibleStatement, db: Annotated[Session, Depends(get_db)]) -> ReachOut:
     """Engagement totals per language and channel, and who engaged by actor type."""
-    try:
-        service.get_statement(db=db, actor=principal, statement_id=statement_id)
-    except service.StatementNotFound:
-        raise HTTPException(404, f"no statement with id {statement_id}") from None
-    r = service.reach(db=db, statement_id=statement_id)
-    aud = service.audience(db=db, statement_id=statement_id)
+    r = service.reach(db=db, statement_id=st.id)
+    aud = service.audience(db=db, statement_id=st.id)
     return ReachOut(
         total=r.total,
         by_lang=r.by_lang,

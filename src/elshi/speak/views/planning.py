@@ -11,7 +11,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from elshi.speak import service
-from elshi.speak.views.common import STATUS_NAMES, _error_page, router
+from elshi.speak.views.common import STATUS_NAMES, _statement_or_404, router
 from elshi.web.bounds import Id, parse_date
 from elshi.web.deps import DbSession, StaffUser
 from elshi.web.i18n import N_
@@ -75,10 +75,9 @@ def content_calendar(request: Request, db: DbSession, principal: StaffUser) -> R
 @router.get("/speak/{statement_id}/reach")
 def reach_page(request: Request, statement_id: Id, db: DbSession, principal: StaffUser) -> Response:
     """Engagement per publication, language and channel."""
-    try:
-        st = service.get_statement(db=db, actor=principal, statement_id=statement_id)
-    except service.StatementNotFound:
-        return _error_page(request, N_("There is no such statement."), 404)
+    st = _statement_or_404(request, db, principal, statement_id)
+    if isinstance(st, Response):
+        return st
     aud = service.audience(db=db, statement_id=st.id)
     return render(
         request,
@@ -138,11 +137,10 @@ def rebuttal_page(
     """The answered topic's volume and negative share before and after the statement."""
     days_text = request.query_params.get("days", "3")
     days = int(days_text) if days_text.isdigit() and 1 <= int(days_text) <= 90 else 3
-    try:
-        st = service.get_statement(db=db, actor=principal, statement_id=statement_id)
-        r = service.rebuttal(db=db, actor=principal, statement_id=st.id, days=days)
-    except service.StatementNotFound:
-        return _error_page(request, N_("There is no such statement."), 404)
+    st = _statement_or_404(request, db, principal, statement_id)
+    if isinstance(st, Response):
+        return st
+    r = service.rebuttal(db=db, actor=principal, statement_id=st.id, days=days)
     peak = 1
     if r is not None:
         peak = max([1] + [n for _, n in r.before.daily] + [n for _, n in r.after.daily])
