@@ -30,6 +30,10 @@ def _sign_in(page: Any, base: str, email: str) -> None:
     page.wait_for_load_state()
 
 
+def _width(view_box: str) -> float:
+    return float(view_box.split()[2])
+
+
 def test_an_analyst_opens_a_group_and_downloads_its_evidence(
     browser: Any, settings: Settings, db: Database, tmp_path: Path
 ) -> None:
@@ -63,6 +67,21 @@ def test_an_analyst_opens_a_group_and_downloads_its_evidence(
             assert page.locator("table.timeline tbody tr").count() == ROUNDS * 6 * 4
             page.screenshot(path=str(screens(tmp_path) / "coordination-group.png"), full_page=True)
             assert serious_violations(axe, page) == []
+
+            # With scripts on, the drawing zooms and pans, and comes back whole.
+            whole = picture.get_attribute("viewBox")
+            page.get_by_role("button", name="Zoom in").click()
+            zoomed = picture.get_attribute("viewBox")
+            assert _width(zoomed) < _width(whole)
+            box = picture.bounding_box()
+            page.mouse.move(box["x"] + 5, box["y"] + 5)
+            page.mouse.down()
+            page.mouse.move(box["x"] + 105, box["y"] + 55)
+            page.mouse.up()
+            moved = picture.get_attribute("viewBox")
+            assert moved.split()[:2] != zoomed.split()[:2] and _width(moved) == _width(zoomed)
+            page.get_by_role("button", name="Whole network").click()
+            assert picture.get_attribute("viewBox") == whole
 
             # A node is reachable by keyboard and leads to the author's page.
             picture.get_by_role("link", name="@troll_two", exact=True).focus()
