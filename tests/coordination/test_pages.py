@@ -20,7 +20,7 @@ from elshi.app import create_app
 from elshi.db import Database
 from elshi.settings import Settings
 from tests.coordination.campaigns import ALPHA_HANDLES, MIXED_HANDLES, ROUNDS, build
-from tests.workspace_helpers import sign_in
+from tests.workspace_helpers import add_staff, sign_in
 
 
 @pytest.fixture
@@ -149,3 +149,18 @@ def test_the_mixed_pack_holds_only_the_viewers_posts(
     assert handles == set(MIXED_HANDLES[2:])
     mine = {p for h in MIXED_HANDLES[2:] for p in world["posts"][h]}
     assert {int(p["post id"]) for p in _csv(z, "posts.csv")} == mine
+
+
+def test_headquarters_sees_every_group_whole(
+    client: TestClient, world: dict[str, Any], db: Database
+) -> None:
+    with db.session() as s:
+        add_staff(s, "hq@example.org", "analyst", "hq")
+    sign_in(client, "hq@example.org")
+    text = client.get("/coordination", params={"lang": "en"}).text
+    for gid in (world["alpha_group"], world["mixed_group"]):
+        item = text.split(f'href="/coordination/groups/{gid}"', 1)[1].split("</li>", 1)[0]
+        assert "4 accounts" in item
+    mixed = client.get(f"/coordination/groups/{world['mixed_group']}").text
+    assert all(h in mixed for h in MIXED_HANDLES) and "other missions" not in mixed
+    assert "Kazakh" in mixed and "English" in mixed

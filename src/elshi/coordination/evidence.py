@@ -284,11 +284,37 @@ def _summarise(
     )
 
 
+def _stored(row: Any) -> Seen:
+    """A group as stored (what a viewer of every mission sees), without its pairs."""
+    return Seen(
+        id=row["id"],
+        size=row["size"],
+        symmetry=row["symmetry"],
+        speed_share=row["speed_share"],
+        platforms=list(row["platforms"] or []),
+        languages=list(row["languages"] or []),
+        kinds=dict(row["kinds"] or {}),
+        first_at=row["first_at"],
+        last_at=row["last_at"],
+        top=dict(row["top"] or {}),
+        accounts=[],
+        pairs=[],
+        edges={},
+    )
+
+
 def seen_groups(
     *, db: Session, mission_ids: frozenset[int] | None, limit: int, offset: int = 0
 ) -> tuple[list[Seen], bool]:
     """Return one page of the groups these missions see, largest first, and whether more
-    follow."""
+    follow. A viewer of every mission sees the stored groups as they are."""
+    if mission_ids is None:
+        g = service.GROUP
+        rows = db.execute(
+            select(g).order_by(g.c.size.desc(), g.c.id).limit(limit + 1).offset(offset)
+        ).mappings()
+        stored = [_stored(r) for r in rows]
+        return stored[:limit], len(stored) > limit
     out: list[Seen] = []
     skipped = 0
     for gid in candidate_ids(db=db, mission_ids=mission_ids):
