@@ -121,6 +121,42 @@ def _alert(db: Database) -> int:
     return int(alert_id)
 
 
+def _group(s: Any, db: Database) -> int:
+    """A second account echoes the first demo post 20 seconds later; return the group the
+    coordination update draws of the two (the demo does not run it here)."""
+    from datetime import timedelta
+
+    from elshi.coordination import service as coordination
+
+    first = s.scalars(select(Post).where(Post.author_id.is_not(None)).order_by(Post.id)).first()
+    echo = Author(platform=first.platform, handle="echo_of_first", name="Echo")
+    s.add(echo)
+    s.flush()
+    s.add(
+        Post(
+            source_id=first.source_id,
+            platform=first.platform,
+            external_id="echo-of-first",
+            connector="test",
+            author_id=echo.id,
+            author_handle=echo.handle,
+            text=first.text,
+            lang=first.lang,
+            published_at=first.published_at + timedelta(seconds=20),
+            collected_at=first.collected_at,
+            metrics={},
+            extra={},
+        )
+    )
+    s.commit()
+    params = coordination.Params(window=60, min_weight=1, min_participation=1)
+    coordination.update(db, params=params, full=True)
+    with db.engine.connect() as conn:
+        found = coordination.groups(conn)
+    group = next(g for g in found if first.author_id in g["members"])
+    return int(group["id"])
+
+
 def demo_world(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[World]:
     """Load the demo once (a SQLite copy: the page tests read, they do not migrate)."""
     home = tmp_path_factory.mktemp("every-page") / "home"
@@ -170,8 +206,10 @@ def demo_world(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) 
             s.add(NarrativeRow(id=1, count=3, terms=["elshi", "Астана"], langs={"kk": 3}))
             for post_id in s.scalars(select(Post.id).order_by(Post.id).limit(3)):
                 s.add(Annotation(post_id=post_id, enricher="narratives", version="1", label="1"))
+            group_id = _group(s, db)
             w.ids = {
                 "narrative_id": 1,
+                "group_id": group_id,
                 "mission_slug": "berlin",
                 "post_id": s.scalar(select(Post.id).order_by(Post.id)),
                 "author_id": s.scalar(select(Author.id).order_by(Author.id)),
@@ -226,6 +264,7 @@ NOT_PAGES: dict[str, str] = {
     "/static/swagger": "files",
     "/watch/{watch_id}/chart/{name}.{fmt}": "an image or CSV",
     "/digest.pdf": "a PDF",
+    "/coordination/groups/{group_id}/evidence.zip": "a ZIP of CSV and GraphML",
     "/speak/media/{key}": "an image",
     "/news-media/{key}": "an image",
     "/consulate/manifest.webmanifest": "JSON",

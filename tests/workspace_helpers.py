@@ -101,6 +101,20 @@ def add_staff(s: Session, email: str, role: str, mission_slug: str) -> None:
     accounts.grant_role(db=s, user_id=user.id, mission_id=mission.id, role=role)
 
 
+def three_missions(s: Session) -> dict[str, int]:
+    """Create missions alpha, bravo and charlie with an analyst each (slug@example.org);
+    return their ids by slug."""
+    hq = missions.ensure_hq(db=s)
+    ids = {}
+    for slug in ("alpha", "bravo", "charlie"):
+        m = missions.get_mission(db=s, slug=slug) or missions.create_mission(
+            db=s, slug=slug, name=slug.title(), parent_id=hq.id
+        )
+        ids[slug] = m.id
+        add_staff(s, f"{slug}@example.org", "analyst", slug)
+    return ids
+
+
 def csrf(client: TestClient, path: str = "/login") -> str:
     """Return the CSRF token of a page's form."""
     page = client.get(path)

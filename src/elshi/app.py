@@ -46,6 +46,7 @@ def create_app(settings: Settings, *, db: Database | None = None, runtime: Any =
     from elshi.alerts.views import api as alerts_api
     from elshi.alerts.views import router as alerts_router
     from elshi.consulate.views import install as install_consulate
+    from elshi.coordination.views import router as coordination_pages
     from elshi.crisis.views import public as crisis_public
     from elshi.crisis.views import router as crisis_router
     from elshi.digest.views import router as digest_router
@@ -112,6 +113,7 @@ def create_app(settings: Settings, *, db: Database | None = None, runtime: Any =
     install_consulate(app)
     app.include_router(watch_router)
     app.include_router(narrative_pages)
+    app.include_router(coordination_pages)
     app.include_router(listen_explore)
     app.include_router(alerts_router)
     app.include_router(alerts_api)

@@ -74,3 +74,23 @@ def browser() -> Iterator[Any]:
             yield b
         finally:
             b.close()
+
+
+#: What axe-core checks (WCAG 2.0/2.1 A and AA) and the impacts that fail a test.
+AXE_OPTIONS = {
+    "runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},
+    "resultTypes": ["violations"],
+}
+SERIOUS = ("serious", "critical")
+
+
+def serious_violations(axe: Any, page: Any) -> list[str]:
+    """Run axe-core (the script bundled in axe-playwright-python) on the open page; return its
+    serious or critical violations as "rule (first targets)"."""
+    result = axe.run(page, options=AXE_OPTIONS).response
+    out = []
+    for v in result["violations"]:
+        if v.get("impact") in SERIOUS:
+            targets = "; ".join(", ".join(map(str, node["target"])) for node in v["nodes"][:3])
+            out.append(f"{v['id']} ({targets})")
+    return out

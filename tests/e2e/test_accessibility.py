@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e.conftest import serve_app
+from tests.e2e.conftest import AXE_OPTIONS as AXE_OPTIONS  # other browser tests use them
+from tests.e2e.conftest import SERIOUS as SERIOUS
+from tests.e2e.conftest import serious_violations, serve_app
 from tests.page_world import EXPECTED_STATUS, World, demo_world, page_routes, pages
 
 from elshi.app import create_app
@@ -25,11 +27,6 @@ from elshi.web import i18n
 pytestmark = pytest.mark.browser
 
 SCREENS = {"desktop": (1280, 800), "phone": (390, 844)}
-AXE_OPTIONS = {
-    "runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},
-    "resultTypes": ["violations"],
-}
-SERIOUS = ("serious", "critical")
 
 
 @pytest.fixture(scope="module")
@@ -92,14 +89,10 @@ def test_no_serious_accessibility_violation_on_any_page(browser: Any, world: Wor
                     page = contexts[key][1]
                     response = page.goto(base + url)
                     assert response is not None and response.status < 500, url
-                    result = axe.run(page, options=AXE_OPTIONS).response
                     checked += 1
-                    for v in result["violations"]:
-                        if v.get("impact") in SERIOUS:
-                            targets = "; ".join(
-                                ", ".join(map(str, node["target"])) for node in v["nodes"][:3]
-                            )
-                            failures.append(f"{screen} {role} {url}: {v['id']} ({targets})")
+                    failures += [
+                        f"{screen} {role} {url}: {v}" for v in serious_violations(axe, page)
+                    ]
             finally:
                 for ctx, _ in contexts.values():
                     ctx.close()

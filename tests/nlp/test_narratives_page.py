@@ -12,10 +12,9 @@ from sqlalchemy.orm import Session
 from elshi.app import create_app
 from elshi.db import Database
 from elshi.listen.models import Annotation, Post
-from elshi.missions import service as missions
 from elshi.nlp.models import NarrativeRow
 from elshi.settings import Settings
-from tests.workspace_helpers import add_post, add_source, add_staff, sign_in
+from tests.workspace_helpers import add_post, add_source, sign_in, three_missions
 
 #: Narrative 11 is made only of mission A's posts; 12 of A's and B's; 13 of unowned posts.
 ONLY_A, MIXED, SHARED = 11, 12, 13
@@ -70,14 +69,7 @@ def world(db: Database) -> dict[str, int]:
     """Three missions: A's and B's sources carry posts; C has none."""
     now = datetime.now(UTC).replace(microsecond=0)
     with db.session() as s:
-        hq = missions.ensure_hq(db=s)
-        ids = {}
-        for slug in ("alpha", "bravo", "charlie"):
-            m = missions.get_mission(db=s, slug=slug) or missions.create_mission(
-                db=s, slug=slug, name=slug.title(), parent_id=hq.id
-            )
-            ids[slug] = m.id
-            add_staff(s, f"{slug}@example.org", "analyst", slug)
+        ids = three_missions(s)
         src_a = add_source(s, "Alpha feed", ids["alpha"])
         src_b = add_source(s, "Bravo feed", ids["bravo"])
         a_posts = [

@@ -348,6 +348,7 @@ def _ids(w: World) -> dict[str, Any]:
     return {
         "post_id": b["post"],
         "narrative_id": b["narrative"],
+        "group_id": b["group"],
         "statement_id": b["statement"],
         "lang": b["lang"],
         "key": b["image"],
@@ -614,9 +615,10 @@ def test_paris_callers_never_reach_berlin(world: Template, tmp_path: Path, calle
 # ---------------------------------------------------------------------------- control
 
 #: Reads where the headquarters admin sees Berlin's data without the canary in the answer
-#: (forms, counts, catalogues, pictures, PDF).
+#: (forms, counts, catalogues, pictures, PDF, a compressed ZIP).
 NO_CANARY_FOR_CONTROL = {
     ("GET", "/"),
+    ("GET", "/coordination/groups/{group_id}/evidence.zip"),
     ("GET", "/api/statements/{statement_id}/reach"),
     ("GET", "/consular/catalogue"),
     ("GET", "/consular/catalogue/new"),

@@ -43,6 +43,7 @@ from elshi.consulate.models import (
     Slot,
 )
 from elshi.consulate.schemas import DEFAULT_CATALOGUE
+from elshi.coordination.models import CoAction, CoGroup, CoGroupMember
 from elshi.crisis import service as crisis_service
 from elshi.crisis.models import Broadcast, CheckIn, Crisis, PushSubscription, Recipient, WalkIn
 from elshi.crisis.models import Delivery as CrisisDelivery
@@ -258,6 +259,52 @@ def build(db: Database, settings: Settings) -> World:
             ]
         )
         b.update(source=source.id, post=post.id, author=author.id, narrative=NARRATIVE_ID)
+
+        # -------------------------------------------------------------- coordination
+        # A second account posts the canary's text 20 seconds later: a group of two.
+        echo = Author(platform="rss", handle="canary-echo-7f3a", name=f"{CANARY} echo")
+        s.add(echo)
+        s.flush()
+        echoed = Post(
+            source_id=source.id,
+            platform="rss",
+            external_id="canary-berlin-2",
+            connector="rss",
+            author_id=echo.id,
+            author_handle=echo.handle,
+            text=post.text,
+            lang="en",
+            published_at=post.published_at + timedelta(seconds=20),
+            collected_at=now,
+            metrics={},
+            extra={},
+        )
+        s.add(echoed)
+        s.flush()
+        group = CoGroup(
+            size=2,
+            edges=2,
+            weight=2,
+            symmetry=1.0,
+            speed_share=0.0,
+            platforms=["rss"],
+            languages=["en"],
+            kinds={"text": 2},
+            first_at=post.published_at,
+            last_at=echoed.published_at,
+            top={"texts": [[post.text, 2]], "links": [], "hashtags": []},
+        )
+        s.add(group)
+        s.flush()
+        s.add_all(
+            [
+                CoAction(kind="text", post_id=post.id, author_id=author.id, partner_id=echo.id),
+                CoAction(kind="text", post_id=echoed.id, author_id=echo.id, partner_id=author.id),
+                CoGroupMember(group_id=group.id, author_id=author.id, degree=2),
+                CoGroupMember(group_id=group.id, author_id=echo.id, degree=2),
+            ]
+        )
+        b.update(group=group.id)
 
         # -------------------------------------------------------------- workspace, alerts
         watch = Watch(

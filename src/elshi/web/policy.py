@@ -133,6 +133,13 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/narratives/{narrative_id}"): staff(
         READ, "object", "a narrative is seen through its posts"
     ),
+    ("GET", "/coordination"): staff(READ, "list", "a group is seen through its posts"),
+    ("GET", "/coordination/groups/{group_id}"): staff(
+        READ, "object", "a group is seen through its posts"
+    ),
+    ("GET", "/coordination/groups/{group_id}/evidence.zip"): staff(
+        READ, "object", "a group is seen through its posts; the download is audited"
+    ),
     ("GET", "/explore"): staff(READ, "list"),
     ("POST", "/explore/save"): staff(READ, "mission"),
     ("GET", "/s/{token}"): staff(READ, "object"),

@@ -95,6 +95,16 @@ TERMS: dict[str, dict[str, str]] = {
         "embassy": N_("embassy"),
         "consulate": N_("consulate"),
     },
+    "coaction": {
+        "repost": N_("same repost"),
+        "link": N_("same link"),
+        "domain": N_("same website"),
+        "hashtag": N_("same hashtag"),
+        "hashtag_seq": N_("same hashtags in the same order"),
+        "text": N_("same text"),
+        "near_text": N_("nearly the same text"),
+        "reply": N_("reply to the same post"),
+    },
     "platform": {
         "telegram": "Telegram",
         "rss": "RSS",
