@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from elshi.accounts.service import Principal, audit
+from elshi.accounts.service import Principal, audit_by
 from elshi.consulate.service import clean_text
 from elshi.crisis.models import (
     Crisis,
@@ -193,15 +193,7 @@ def _audit(
     object_id: int,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    audit(
-        db=db,
-        action=action,
-        object_type=kind,
-        object_id=object_id,
-        actor_id=actor.user_id,
-        actor_label=actor.label,
-        detail=detail,
-    )
+    audit_by(actor, db, action, kind, object_id, **(detail or {}))
 
 
 def _require(actor: Principal, permission: str, mission_id: int) -> None:
