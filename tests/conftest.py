@@ -146,6 +146,16 @@ def db_url(tmp_path: Path, pg_database: str | None, sqlite_template: Path) -> It
         return
     eng = create_engine(pg_database)
     with eng.begin() as conn:
+        # A connection an earlier test left open (a pool not disposed, a session kept alive by a
+        # reference cycle until the collector runs) would hold its locks and make TRUNCATE wait
+        # for ever: end every other session on this run's database first, and never wait long.
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+        conn.execute(text("SET LOCAL lock_timeout = '60s'"))
         tables = [
             r[0]
             for r in conn.execute(
