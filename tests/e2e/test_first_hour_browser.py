@@ -33,6 +33,7 @@ from tests.e2e.test_accessibility import AXE_OPTIONS, SERIOUS
 from tests.workspace_helpers import add_post
 
 from elshi import jobs
+from elshi.alerts import wording
 from elshi.alerts.models import Alert, AlertRule
 from elshi.app import create_app
 from elshi.db import Database
@@ -208,6 +209,31 @@ def test_the_rule_form_shows_only_the_chosen_kind_with_scripts(
     assert sentence.startswith("Alert me when at least") and "Kazakhstan–China" in sentence
     assert page.locator("#kind-term").is_hidden()
     page.screenshot(path=str(screens(tmp_path) / "rule-form-en.png"), full_page=True)
+
+
+def test_the_words_follow_the_number_typed(hour: Hour, page: Any) -> None:
+    """Typing a count changes the words around it to the plural form it needs, the same
+    words the server writes for that count (Russian: 1 пост, 3 поста, 5 постов)."""
+    page.goto(f"{hour.url}/watch/{hour.watch_id}/alerts?lang=ru")
+    page.select_option("#kind", "volume_spike")
+    words = page.locator("#kind-volume_spike p.sentence span.words")
+    seen: set[tuple[str, ...]] = set()
+    expected: list[str] = []
+    for count, hours in (("1", "1"), ("3", "2"), ("5", "21"), ("111", "12")):
+        page.fill("#min_count", count)
+        page.fill("#window_hours", hours)
+        expected = [
+            w
+            for name, w in wording.rule_sentence(
+                "volume_spike", {"min_count": count, "window_hours": hours}, "ru"
+            )
+            if not name
+        ]
+        assert words.all_text_contents() == expected, (count, hours)
+        seen.add(tuple(expected))
+    assert len(seen) == 4
+    page.fill("#min_count", "много")  # not a number: the words stay as they were
+    assert words.all_text_contents() == expected
 
 
 def test_a_refused_value_names_and_marks_its_field(hour: Hour, page: Any, tmp_path: Path) -> None:

@@ -468,6 +468,28 @@ def test_every_rule_kind_has_a_sentence_with_a_place_for_each_setting() -> None:
                 assert not set(words) & set(english[kind]) - {" "}, (lang, kind, words)
 
 
+def test_the_form_script_gets_the_sentence_for_every_plural_form() -> None:
+    """Russian counts have three forms (1 пост, 3 поста, 5 постов): the form's script gets
+    the words of each combination, the same as the server would write for such numbers."""
+    data = wording.sentence_variants("volume_spike", dict(service.DEFAULTS["volume_spike"]), "ru")
+    assert data["settings"] == ["min_count", "window_hours"]
+    forms = data["forms"]
+    assert len({forms[1], forms[3], forms[5]}) == 3
+    assert forms[21] == forms[1] and forms[11] == forms[5] and forms[112] == forms[5]
+    for count, hours in ((1, 1), (3, 5), (5, 21), (12, 2)):
+        words = [
+            w
+            for name, w in wording.rule_sentence(
+                "volume_spike", {"min_count": count, "window_hours": hours}, "ru"
+            )
+            if not name
+        ]
+        assert data["variants"][f"{forms[count]},{forms[hours]}"] == words
+    assert data["variants"]["0,0"] != data["variants"]["2,2"]
+    english = wording.sentence_variants("term", {}, "en")
+    assert english == {}  # a term rule has no number in its sentence
+
+
 def test_rule_form_shows_each_kind_as_a_sentence_and_reads_only_the_chosen_one(
     client: TestClient, db: Database, watch_id: int
 ) -> None:

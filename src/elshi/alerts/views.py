@@ -84,6 +84,15 @@ def field_of(kind: str, setting: str) -> str:
     return FIELD_OF.get((kind, setting), setting)
 
 
+def _plural_data(kind: str, shown: dict[str, Any], lang: str) -> dict[str, Any]:
+    """What the form's script needs to keep a kind's sentence in the plural forms of the
+    numbers typed: `wording.sentence_variants` and the id of each setting's field."""
+    data = wording.sentence_variants(kind, shown, lang)
+    if data:
+        data["fields"] = [field_of(kind, setting) for setting in data["settings"]]
+    return data
+
+
 def _shown(kind: str, values: dict[str, Any]) -> dict[str, str]:
     """A kind's settings as its form shows them: what was typed, else the default (which is
     also what an empty field stores)."""
@@ -135,6 +144,7 @@ def _rules_page(
             ),
             "shown": {k: _shown(k, v) for k in kinds},
             "sentence": lambda k, shown: wording.rule_sentence(k, shown, lang),
+            "variants": lambda k, shown: _plural_data(k, shown, lang),
             "sources": sources,
             "error": error_text(request, error) if error else None,
             "error_field": field_of(v.get("kind", ""), error.field) if error else None,

@@ -7,6 +7,7 @@ fall back to the stored line for an alert whose numbers are not there (older row
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 from typing import Any
 
@@ -255,6 +256,48 @@ def rule_sentence(kind: str, params: dict[str, Any], lang: str) -> list[tuple[st
         return []
     parts = template.split(_MARK)
     return [("", part) if i % 2 == 0 else (part, "") for i, part in enumerate(parts) if part]
+
+
+#: The settings whose numbers pick a plural form in each kind's sentence.
+PLURAL_SETTINGS: dict[str, tuple[str, ...]] = {
+    "volume_spike": ("min_count", "window_hours"),
+    "negative_jump": ("min_count", "window_hours", "baseline_days"),
+    "source_silent": ("silent_hours",),
+    "narrative_growth": ("min_posts",),
+}
+
+#: Plural rules look at n % 10 and n % 100 at most: the form of any whole n is the form of
+#: n itself below 200, and of 100 + n % 100 above.
+PLURAL_TABLE = 200
+
+
+def plural_forms(lang: str) -> list[int]:
+    """Return the catalog's plural form index for each n from 0 to PLURAL_TABLE - 1."""
+    t = i18n.translations(lang)
+    pick = getattr(t, "plural", None) or (lambda n: int(n != 1))
+    return [int(pick(n)) for n in range(PLURAL_TABLE)]
+
+
+def sentence_variants(kind: str, shown: dict[str, Any], lang: str) -> dict[str, Any]:
+    """Return what the rule form's script needs to keep a kind's sentence in the right plural
+    forms while numbers are typed: the settings that pick forms, the form of each n, and the
+    sentence's words for every combination of forms ("0,1" = first setting in form 0, the
+    second in form 1). Combinations whose sentence is shaped otherwise (settings in another
+    order) are left out: the script then keeps the words it has."""
+    names = PLURAL_SETTINGS.get(kind, ())
+    if not names:
+        return {}
+    forms = plural_forms(lang)
+    first = {form: n for n, form in reversed(list(enumerate(forms)))}
+    shape = [name for name, _ in rule_sentence(kind, shown, lang)]
+    variants: dict[str, list[str]] = {}
+    for combo in itertools.product(sorted(first), repeat=len(names)):
+        params = dict(shown) | {name: first[form] for name, form in zip(names, combo, strict=True)}
+        pieces = rule_sentence(kind, params, lang)
+        if [name for name, _ in pieces] != shape:
+            continue
+        variants[",".join(map(str, combo))] = [words for name, words in pieces if not name]
+    return {"settings": list(names), "forms": forms, "variants": variants}
 
 
 def setting_text(name: str, value: Any, lang: str, sources: dict[int, str]) -> str:
