@@ -233,8 +233,9 @@ _NON_WORD = re.compile(r"[\W_]+")
 #: Spellings of one Cyrillic letter in different transliterations, to one letter (longest
 #: first): щ and ш as w, ж as j, ч and ц as c, ғ as g, ң as n; then х (h, kh) as k, as
 #: Kazakh writes қ and Russian transliteration х in the same word (Қазақстан, Kazakhstan).
-_DIGRAPHS = (("shch", "w"), ("sch", "w"), ("sh", "w"), ("zh", "j"), ("ch", "c"), ("ts", "c"),
-             ("tz", "c"), ("kh", "k"), ("gh", "g"), ("ng", "n"), ("h", "k"))  # fmt: skip
+_DIGRAPHS_H = (("shch", "w"), ("sch", "w"), ("sh", "w"), ("zh", "j"), ("ch", "c"),
+               ("kh", "k"), ("gh", "g"), ("h", "k"))  # fmt: skip
+_DIGRAPHS = (("ts", "c"), ("tz", "c"), ("ng", "n"))
 #: The 2017 Kazakh alphabet wrote ш, ч and у as s', c' and y'; its other apostrophes
 #: (a', o', ...) and those of transliterated ь and ъ only mark a letter.
 _APOSTROPHE = re.compile(r"[^\W\d_]['’ʼ`]")
@@ -269,9 +270,11 @@ def one_script(text: str) -> str:
         if not unicodedata.is_normalized("NFKD", text):
             text = unicodedata.normalize("NFKD", text)
         text = _NON_WORD.sub(" ", "".join(c for c in text if not unicodedata.combining(c)))
-    for a, b in _DIGRAPHS:
-        if a in text:
+    if "h" in text:  # never after Cyrillic, which has its own letters for these
+        for a, b in _DIGRAPHS_H:
             text = text.replace(a, b)
+    for a, b in _DIGRAPHS:
+        text = text.replace(a, b)
     text = " ".join(text.split())
     while "ii" in text:
         text = text.replace("ii", "i")
