@@ -31,6 +31,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -364,6 +365,8 @@ def main() -> None:
         run_german(work)
     if args.only in (None, "ira"):
         run_ira(work)
+    if args.keep is None:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
