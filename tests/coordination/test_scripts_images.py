@@ -5,8 +5,10 @@ anonymised perceptual hashes of CooRTweet's german_elections.csv) is a co-image.
 from __future__ import annotations
 
 import csv
+import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -155,6 +157,31 @@ def test_the_coortweet_profile_maps_accounts_times_and_objects(german_day: Path)
         } - {None}
         # The title ("anonymised post N") gives each post a near_text key of its own.
         assert {k for k in post.keys if k[0] != "near_text"} == expected
+
+
+def test_a_folded_record_carries_every_object_of_its_post(german_day: Path, tmp_path: Path) -> None:
+    """CooRTweet's long format folded to one JSON record per post (as the quality bench
+    imports it): the ids come as lists and every one becomes a key."""
+    folded: dict[str, dict[str, Any]] = {}
+    with german_day.open(encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            post = folded.setdefault(row["post_id"], {k: row[k] for k in _SCALARS})
+            for col in ("url_id", "hashtag_id", "domain_id", "phash_id"):
+                if row[col] and row[col] not in post.setdefault(col, []):
+                    post[col].append(row[col])
+    many = [p for p in folded.values() if len(p.get("phash_id", ())) >= 2]
+    assert many
+    path = tmp_path / "folded.ndjson"
+    path.write_text("".join(json.dumps(p) + "\n" for p in many), encoding="utf-8")
+    for post, record in zip(mapped_posts(path, "coortweet"), many, strict=True):
+        images = [key for kind, key in post.keys if kind == "image"]
+        assert images == record["phash_id"]
+        assert {key for kind, key in post.keys if kind == "hashtag"} == {
+            f"id:{h}" for h in record.get("hashtag_id", ())
+        }
+
+
+_SCALARS = ("post_id", "account_id", "timestamp")
 
 
 def test_co_image_edges_are_the_reference_edges(german_day: Path) -> None:
