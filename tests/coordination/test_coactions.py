@@ -178,7 +178,7 @@ def test_a_repost_shares_only_its_original() -> None:
         "hashtag": "two",
         "hashtag_seq": "one two",
         "text": "hello https://example.org/x?utm_campaign=1 #one #two",
-        "near_text": "7",
+        "near_text": "hash:7",  # the text alone is too short: the stored hash stands in
         "reply": "twitter|99",
     }
     assert ("hashtag", "one") in keys

@@ -64,7 +64,8 @@ def test_alpha_sees_its_campaign_and_only_its_part_of_the_mixed_one(
     assert f'href="/coordination/groups/{alpha}/evidence.zip"' in one
     assert "same link" in one and "#kazcamp" in one
     timeline = one.split('class="timeline"', 1)[1]
-    assert timeline.count("<tr><td>") == ROUNDS * 6 * 4  # per round 6 pairs of 4 kinds
+    # per round 6 pairs of 5 kinds: link, hashtag, hashtag_seq, text and near_text
+    assert timeline.count("<tr><td>") == ROUNDS * 6 * 5
 
     part = client.get(f"/coordination/groups/{mixed}").text
     assert "bravo_bot3" not in part and "bravo_bot4" not in part
@@ -113,10 +114,11 @@ def test_the_evidence_pack_holds_the_accounts_pairs_posts_and_graph(
     # Per kind, every pair of posts of one round from two accounts, once.
     by_round = [{posts[h][r] for h in ALPHA_HANDLES} for r in range(ROUNDS)]
     expected = {frozenset(p) for ids in by_round for p in combinations(sorted(ids), 2)}
-    for kind in ("hashtag", "hashtag_seq", "link", "text"):
+    kinds = {"hashtag", "hashtag_seq", "link", "text", "near_text"}
+    for kind in kinds:
         got = {frozenset((int(x["post a"]), int(x["post b"]))) for x in rows if x["kind"] == kind}
         assert got == expected, kind
-    assert {x["kind"] for x in rows} == {"hashtag", "hashtag_seq", "link", "text"}
+    assert {x["kind"] for x in rows} == kinds
     for x in rows:
         assert 0 < float(x["gap seconds"]) <= 9 and x["time a"] <= x["time b"]
         assert x["account a"] != x["account b"]

@@ -23,9 +23,9 @@ A field spec is a column name, a list of specs (first non-empty wins) or a table
 optionally ``format``/``tz`` (times), ``where``/``take`` (pick from a list of objects),
 ``transform`` (int, float, bool, lower, upper, html, lang) and ``default``.
 
-Built-in profiles: ``generic``, ``twitter-v2``, ``crowdtangle``, ``mediacloud`` and ``ira``,
-one TOML file each in profiles/ (loaded at import into PROFILES). Files are read as a stream:
-memory stays bounded whatever the file size.
+Built-in profiles: ``generic``, ``twitter-v2``, ``crowdtangle``, ``mediacloud``, ``ira`` and
+``coortweet``, one TOML file each in profiles/ (loaded at import into PROFILES). Files are
+read as a stream: memory stays bounded whatever the file size.
 """
 
 from __future__ import annotations
@@ -266,8 +266,8 @@ class TabularConfig(BaseModel):
     path: str = Field(description="A CSV/JSON/NDJSON file (optionally .gz) or a folder of them.")
     profile: str | dict[str, Any] = Field(
         default="generic",
-        description="Built-in profile name (generic, twitter-v2, crowdtangle, mediacloud, ira), "
-        "a TOML/JSON profile file, or a profile dict.",
+        description="Built-in profile name (generic, twitter-v2, crowdtangle, mediacloud, ira, "
+        "coortweet), a TOML/JSON profile file, or a profile dict.",
     )
     platform: str | None = Field(default=None, description="Platform to store posts under.")
     format: Literal["auto", "csv", "json", "ndjson"] = Field(

@@ -127,7 +127,7 @@ def _spec_columns(spec: Any) -> list[str]:
 
 #: The built-in profiles, in the order they are listed: one file each in profiles/, written
 #: like the files users give with ``--profile FILE``.
-BUILT_IN = ("generic", "twitter-v2", "crowdtangle", "mediacloud", "ira")
+BUILT_IN = ("generic", "twitter-v2", "crowdtangle", "mediacloud", "ira", "coortweet")
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
 

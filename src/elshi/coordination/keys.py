@@ -3,6 +3,12 @@
 Pure functions over the fields a stored post has (platform, text, repost_of, reply_to,
 extra, content_hash). Nothing is fetched: a shortened link is replaced by its expanded
 form only where the post itself carries it (extra["urls"] pairs as X/Twitter gives them).
+
+Near-identical text is compared in one script (elshi.nlp.folding.one_script): the same
+message in Kazakh Cyrillic and Latin, or in Russian Cyrillic and transliteration, has one
+`near_text` key. An image shares the hash a connector gives for it (extra["image_hash"]).
+Imports of anonymised data (CooRTweet's format) carry object ids instead of the objects:
+extra["url_id"], ["hashtag_id"] and ["domain_id"] are then link, hashtag and domain keys.
 """
 
 from __future__ import annotations
@@ -12,8 +18,26 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from elshi.nlp.folding import one_script
+
 #: The co-action kinds, in the order pages and reports list them.
-KINDS = ("repost", "link", "domain", "hashtag", "hashtag_seq", "text", "near_text", "reply")
+KINDS = (
+    "repost",
+    "link",
+    "domain",
+    "hashtag",
+    "hashtag_seq",
+    "text",
+    "near_text",
+    "image",
+    "reply",
+)
+#: Extra fields that hold anonymised object ids (CooRTweet's data sets), by the kind they key.
+OBJECT_IDS = {"url_id": "link", "hashtag_id": "hashtag", "domain_id": "domain"}
+#: The extra field of an image's hash (a perceptual hash, a content id): one or a list.
+IMAGE_HASH = "image_hash"
+#: Shortest folded text that has a near_text key: shorter ones are shared by chance.
+MIN_NEAR_TEXT = 20
 
 #: Hosts that only redirect: their links are replaced by the expanded link a post carries.
 SHORTENERS = frozenset(
@@ -88,6 +112,7 @@ _HASHTAG = re.compile(r"(?<![\w&/])#(\w+)")
 # message_preprocessor, so that co-text edges match the field's tool exactly.
 _MENTION = re.compile(r"@.*?(?=(?:\s|$))")
 _RETWEET = re.compile(r"^RT @\w+:")
+_WEB = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
 
 
 def normalise_url(url: str, expansions: Mapping[str, str] | None = None) -> str | None:
@@ -183,6 +208,43 @@ def normalise_text(text: str) -> str:
     return " ".join((_MENTION.sub("", text) if "@" in text else text).split())
 
 
+def near_text_key(text: str) -> str | None:
+    """Return the near_text key of a text: without links or an RT prefix, in one script
+    (elshi.nlp.folding.one_script: lower case, no punctuation); None when that is shorter
+    than MIN_NEAR_TEXT characters."""
+    if text.startswith("RT @"):
+        text = _RETWEET.sub("", text)
+    if "://" in text or "www." in text:
+        text = _WEB.sub(" ", text)
+    folded = one_script(text)
+    return folded if len(folded) >= MIN_NEAR_TEXT else None
+
+
+def _values(value: Any) -> list[str]:
+    """Return an extra value as a list of non-empty strings (one value or a list)."""
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for v in items:
+        if isinstance(v, bool) or v is None:
+            continue
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if isinstance(v, str | int | float) and str(v).strip():
+            out.append(str(v).strip())
+    return out
+
+
+def extra_keys(extra: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Return the keys a post's extra carries: its image hashes and anonymised object ids."""
+    out: list[tuple[str, str]] = []
+    for name, kind in OBJECT_IDS.items():
+        if name in extra:
+            out.extend((kind, f"id:{v}") for v in dict.fromkeys(_values(extra[name])))
+    if IMAGE_HASH in extra:
+        out.extend(("image", v) for v in dict.fromkeys(_values(extra[IMAGE_HASH])))
+    return out
+
+
 def repost_key(
     platform: str, text: str, repost_of: str | None, extra: Mapping[str, Any] | None = None
 ) -> str | None:
@@ -211,7 +273,9 @@ def post_keys(
 
     A repost shares only its original (its links, hashtags and text are the original's);
     every other post shares its links and their domains, hashtags and their sequence, its
-    normalised text, its near-duplicate hash and what it replies to."""
+    normalised text, its text in one script (near_text), its images and what it replies to.
+    `content_hash` (the stored near-duplicate hash, which also covers the title) stands in
+    for near_text when the text alone is too short."""
     text = text or ""
     extra = extra if isinstance(extra, Mapping) else None
     repost = repost_key(platform, text, repost_of, extra)
@@ -227,11 +291,16 @@ def post_keys(
     out.extend(("hashtag", t) for t in dict.fromkeys(tags))
     if len(tags) >= 2:
         out.append(("hashtag_seq", " ".join(tags)))
+    if extra:
+        out.extend(extra_keys(extra))
     norm = normalise_text(text)
     if norm:
         out.append(("text", norm))
-    if content_hash is not None:
-        out.append(("near_text", str(content_hash)))
+    near = near_text_key(text) if len(text) >= MIN_NEAR_TEXT else None
+    if near is not None:
+        out.append(("near_text", near))
+    elif content_hash is not None:
+        out.append(("near_text", f"hash:{content_hash}"))
     if reply_to:
         out.append(("reply", f"{platform}|{reply_to}"))
     return out

@@ -138,7 +138,15 @@ _COLUMNS = (
     POST.c.content_hash,
 )
 #: What keys read in extra: a stored extra without these words is not decoded.
-_EXTRA_WORDS = ('"link', '"urls"', '"retweet"')
+_EXTRA_WORDS = (
+    '"link',
+    '"urls"',
+    '"retweet"',
+    '"image_hash"',
+    '"url_id"',
+    '"hashtag_id"',
+    '"domain_id"',
+)
 
 
 def _ms(when: datetime | str) -> int:

@@ -203,3 +203,79 @@ def _fold_ar(text: str) -> tuple[str, list[int]]:
         chars.append(ch)
         index.append(i)
     return "".join(chars).translate(_AR_FOLD), index
+
+
+# --------------------------------------------------------------------------------------------
+# One script: the same words written in Cyrillic or in any common Latin spelling.
+# --------------------------------------------------------------------------------------------
+#: Latin letters of the Kazakh alphabets (2018 acutes, 2021) and of Russian transliteration
+#: as plain letters: i-like letters and y are one letter, q is k, x is ks, w is v.
+_LATIN_PLAIN = {
+    "ä": "a", "á": "a", "ğ": "g", "ǵ": "g", "ñ": "n", "ń": "n", "ö": "o", "ó": "o", "ū": "u",
+    "ü": "u", "ú": "u", "ý": "u", "ş": "sh", "ș": "sh", "ç": "ch", "ı": "i", "í": "i", "ï": "i",
+    "y": "i", "q": "k", "x": "ks", "w": "v", "é": "e", "è": "e",
+}  # fmt: skip
+#: Kazakh and Russian Cyrillic: the 2021 Kazakh alphabet made plain as above, with ё and э
+#: as e (Russian writers use е for ё), and the letters Latin spells with two as the one
+#: letter the digraphs below become (so that с+х, "sh", is not taken for ш).
+_PLAIN_TABLE = str.maketrans(_LATIN_PLAIN)
+_CYR_PLAIN: dict[str, str] = {c: lat.translate(_PLAIN_TABLE) for c, lat in KK_LATIN_2021.items()}
+_CYR_PLAIN.update(
+    {"ё": "e", "э": "e", "ш": "w", "щ": "w", "ч": "c", "ц": "c", "ж": "j", "х": "k", "һ": "k"}
+)  # fmt: skip
+#: Punctuation and spaces, as a space: most text needs no regular expression to lose them.
+_PUNCT: dict[str, str] = dict.fromkeys(
+    "!\"#$%&()*+,-./:;<=>?@[\\]^_{|}~'`«»“”„‘’‚‹›—–―…·•¡¿№§©®™°\u00a0\u2009\u200b\u202f\t\n\r",
+    " ",
+)
+_ONE_SCRIPT = str.maketrans(_PUNCT | _LATIN_PLAIN | _CYR_PLAIN)
+_NON_WORD = re.compile(r"[\W_]+")
+#: Spellings of one Cyrillic letter in different transliterations, to one letter (longest
+#: first): щ and ш as w, ж as j, ч and ц as c, ғ as g, ң as n; then х (h, kh) as k, as
+#: Kazakh writes қ and Russian transliteration х in the same word (Қазақстан, Kazakhstan).
+_DIGRAPHS_H = (("shch", "w"), ("sch", "w"), ("sh", "w"), ("zh", "j"), ("ch", "c"),
+               ("kh", "k"), ("gh", "g"), ("h", "k"))  # fmt: skip
+_DIGRAPHS = (("ts", "c"), ("tz", "c"), ("ng", "n"))
+#: The 2017 Kazakh alphabet wrote ш, ч and у as s', c' and y'; its other apostrophes
+#: (a', o', ...) and those of transliterated ь and ъ only mark a letter.
+_APOSTROPHE = re.compile(r"[^\W\d_]['’ʼ`]")
+_APOSTROPHE_LETTER = {"s": "sh", "c": "ch", "y": "u", "S": "Sh", "C": "Ch", "Y": "U"}
+
+
+def apostrophe_letters(text: str) -> str:
+    """Drop the apostrophes that follow a letter, turning the 2017 Kazakh alphabet's s', c'
+    and y' into sh, ch and u. Call it on raw text, before punctuation is removed."""
+    if "'" not in text and "’" not in text and "ʼ" not in text and "`" not in text:
+        return text
+
+    def letter(m: re.Match[str]) -> str:
+        before = m.group(0)[0]
+        return _APOSTROPHE_LETTER.get(before, before)
+
+    return _APOSTROPHE.sub(letter, text)
+
+
+def one_script(text: str) -> str:
+    """Return text lower-case, without punctuation, in one plain Latin spelling, so that the
+    same words written in Kazakh or Russian Cyrillic, in any Kazakh Latin alphabet (2017,
+    2018, 2021) or in informal or standard Russian transliteration give the same string.
+
+    Lossy on purpose (a comparison key, never shown): Kazakh letters fold onto their plain
+    look-alikes, i-like letters and y become one, q becomes k, x becomes ks, the spellings of
+    ш, ж, щ, ч, ц, х, ғ, ң agree (х and қ both as k). Other scripts are kept, without their
+    combining marks. Built of translations and replacements: a few microseconds a post."""
+    text = apostrophe_letters(text).lower().translate(_ONE_SCRIPT)
+    if not text.isascii():
+        # Emoji, other scripts, rarer punctuation and accents.
+        if not unicodedata.is_normalized("NFKD", text):
+            text = unicodedata.normalize("NFKD", text)
+        text = _NON_WORD.sub(" ", "".join(c for c in text if not unicodedata.combining(c)))
+    if "h" in text:  # never after Cyrillic, which has its own letters for these
+        for a, b in _DIGRAPHS_H:
+            text = text.replace(a, b)
+    for a, b in _DIGRAPHS:
+        text = text.replace(a, b)
+    text = " ".join(text.split())
+    while "ii" in text:
+        text = text.replace("ii", "i")
+    return text

@@ -103,6 +103,7 @@ TERMS: dict[str, dict[str, str]] = {
         "hashtag_seq": N_("same hashtags in the same order"),
         "text": N_("same text"),
         "near_text": N_("nearly the same text"),
+        "image": N_("same image"),
         "reply": N_("reply to the same post"),
     },
     "platform": {
