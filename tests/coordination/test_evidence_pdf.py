@@ -104,7 +104,9 @@ def test_the_printout_has_accounts_timeline_and_pairs_in_every_script(
     timeline = html.split('id="timeline"', 1)[1].split("</table>", 1)[0]
     for r in range(3):
         day = (START + timedelta(days=r)).date().isoformat()
-        assert re.search(rf"<td>{day}</td><td class=\"num\">(\d+)</td><td class=\"num\">3</td>", timeline)
+        assert re.search(
+            rf"<td>{day}</td><td class=\"num\">(\d+)</td><td class=\"num\">3</td>", timeline
+        )
     rows = html.split('id="coactions"', 1)[1].split("</table>", 1)[0].count("<tr><td>")
     assert rows == len(seen.pairs) > 0
     # Every pair shows both posts and the seconds between them (2 or 4 here).
