@@ -19,6 +19,7 @@ from elshi.alerts import service as alerts
 from elshi.alerts.models import Alert, AlertDelivery, AlertRule
 from elshi.app import create_app
 from elshi.coordination import service, tracking
+from elshi.coordination.models import CoGroup
 from elshi.db import Database
 from elshi.listen.models import Author
 from elshi.missions import service as missions
@@ -255,6 +256,12 @@ def test_groups_keep_their_ids_and_a_new_group_never_takes_an_old_id(db: Databas
     with db.engine.connect() as conn:
         st = service.state(conn)
     assert st is not None and st["last_group_id"] == _group_of(db, MIXED[0], w)
+    # A row stored without an id (PostgreSQL: from the sequence) takes none given already.
+    with db.session() as s:
+        extra = CoGroup(size=0, edges=0, weight=0, symmetry=0.0, speed_share=0.0)
+        s.add(extra)
+        s.flush()
+        assert extra.id > st["last_group_id"]
 
 
 def test_assign_ids_follows_most_of_each_old_group() -> None:

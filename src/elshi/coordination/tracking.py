@@ -61,5 +61,10 @@ def carry_ids(conn: Connection, new: Sequence[Sequence[int]]) -> tuple[list[int]
 
 
 def keep_high(conn: Connection, high: int) -> None:
-    """Remember the highest group id given (no state row yet: the stored groups say it)."""
+    """Remember the highest group id given (no state row yet: the stored groups say it).
+
+    On PostgreSQL the table's id sequence is moved there too, so that a row added without
+    an id never takes one given here."""
     conn.execute(STATE.update().where(STATE.c.id == 1).values(last_group_id=high))
+    if conn.dialect.name == "postgresql" and high > 0:
+        conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('co_group', 'id'), %s)", (high,))
