@@ -265,6 +265,7 @@ NOT_PAGES: dict[str, str] = {
     "/watch/{watch_id}/chart/{name}.{fmt}": "an image or CSV",
     "/digest.pdf": "a PDF",
     "/coordination/groups/{group_id}/evidence.zip": "a ZIP of CSV and GraphML",
+    "/coordination/groups/{group_id}/evidence.pdf": "a PDF",
     "/speak/media/{key}": "an image",
     "/news-media/{key}": "an image",
     "/consulate/manifest.webmanifest": "JSON",

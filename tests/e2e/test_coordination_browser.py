@@ -107,6 +107,15 @@ def test_an_analyst_opens_a_group_and_downloads_its_evidence(
             rows = z.read("coactions.csv").decode("utf-8-sig").splitlines()
             assert len(rows) == 1 + ROUNDS * 6 * 4
 
+            # The same evidence as a PDF, beside the ZIP.
+            with page.expect_download() as caught:
+                page.locator("#evidence-pdf").click()
+            pdf = caught.value
+            assert pdf.suggested_filename == f"elshi-group-{group}-evidence.pdf"
+            saved = tmp_path / "evidence.pdf"
+            pdf.save_as(saved)
+            assert saved.read_bytes()[:4] == b"%PDF"
+
             # On a phone the network and its table stack; axe finds nothing serious.
             phone = ctx.new_page()
             phone.set_viewport_size({"width": 390, "height": 844})

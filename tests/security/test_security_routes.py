@@ -619,6 +619,7 @@ def test_paris_callers_never_reach_berlin(world: Template, tmp_path: Path, calle
 NO_CANARY_FOR_CONTROL = {
     ("GET", "/"),
     ("GET", "/coordination/groups/{group_id}/evidence.zip"),
+    ("GET", "/coordination/groups/{group_id}/evidence.pdf"),
     ("GET", "/api/statements/{statement_id}/reach"),
     ("GET", "/consular/catalogue"),
     ("GET", "/consular/catalogue/new"),

@@ -740,12 +740,25 @@ def build(db: Database, settings: Settings) -> World:
                     params={"growth": 1.0, "min_posts": 1, "last_sizes": {str(NARRATIVE_ID): 1}},
                     targets={},
                 ),
+                # Past its start (no group seen): any group of two would alert.
+                AlertRule(
+                    watch_id=pwatch.id,
+                    kind="coordinated_group",
+                    name="Paris groups",
+                    params={
+                        "min_size": 2,
+                        "growth_percent": 1.0,
+                        "growth_accounts": 1,
+                        "groups": {},
+                    },
+                    targets={},
+                ),
             ]
         )
         w.p.update(watch=pwatch.id, statement=pstatement.id, crisis=pcrisis.id, request=prequest.id)
     process_posts(db)
-    with db.session() as s:  # Paris's narrative rule looks at the narratives it may see
-        evaluate_rules(s, kinds=("narrative_growth",))
+    with db.session() as s:  # Paris's rules look at the narratives and groups it may see
+        evaluate_rules(s, kinds=("narrative_growth", "coordinated_group"))
     with db.engine.connect() as conn:
         w.owned = _owned(conn, berlin=w.berlin)
     return w

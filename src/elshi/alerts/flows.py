@@ -22,6 +22,10 @@ from elshi.watch.models import Watch
 log = logging.getLogger(__name__)
 #: Rule kinds checked from rollups each time new posts match.
 STREAM_KINDS = ("volume_spike", "negative_jump", "term")
+#: Rule kinds checked after each coordination update.
+COORDINATION_KINDS = ("coordinated_group",)
+#: Kinds whose every finding is an event of its own, never held back by the quiet time.
+EVENTS = ("term", "coordinated_group")
 
 
 def _raise(s: Session, rule: AlertRule, watch: Watch, finding: service.Finding) -> Alert | None:
@@ -29,7 +33,7 @@ def _raise(s: Session, rule: AlertRule, watch: Watch, finding: service.Finding) 
     now = utcnow()
     if rule.last_fired_at is not None:
         last = service._as_utc(rule.last_fired_at)
-        if now - last < timedelta(minutes=rule.cooldown_minutes) and rule.kind != "term":
+        if now - last < timedelta(minutes=rule.cooldown_minutes) and rule.kind not in EVENTS:
             return None
     alert = Alert(
         rule_id=rule.id,
@@ -91,6 +95,12 @@ def evaluate_rules(
     now = utcnow()
     for rule, watch in s.execute(q).all():
         finding: service.Finding | None
+        if rule.kind == "coordinated_group":
+            for found in service.check_coordinated_groups(s, rule):
+                alert = _raise(s, rule, watch, found)
+                if alert is not None:
+                    fired.append(alert.id)
+            continue
         if rule.kind == "volume_spike":
             finding = service.check_volume_spike(s, rule)
         elif rule.kind == "negative_jump":
@@ -127,6 +137,21 @@ def evaluate_periodic(db: Database, *, settings: Settings) -> int:
     return len(fired)
 
 
+def evaluate_coordination(db: Database, *, settings: Settings) -> int:
+    """Check the coordination rules (after an update drew the groups again), then deliver."""
+    with db.session() as s:
+        fired = evaluate_rules(s, kinds=COORDINATION_KINDS)
+    if fired:
+        deliver_due(db, settings=settings)
+    return len(fired)
+
+
+def group_link(alert: Alert, settings: Settings) -> str | None:
+    """Return the address of the coordinated group an alert is about (None: no group)."""
+    gid = (alert.why or {}).get("group_id")
+    return f"{settings.base_url}/coordination/groups/{int(gid)}" if gid is not None else None
+
+
 def alert_text(alert: Alert, settings: Settings) -> str:
     """Return the plain-text body of an alert message."""
     link = f"{settings.base_url}/alerts/{alert.id}"
@@ -136,7 +161,8 @@ def alert_text(alert: Alert, settings: Settings) -> str:
         "",
     ]
     lines += [f"{k}: {v}" for k, v in alert.why.items() if k not in ("watch", "rule", "baseline")]
-    lines += ["", link]
+    group = group_link(alert, settings)
+    lines += ["", link] + ([group] if group else [])
     return "\n".join(lines)
 
 
@@ -153,7 +179,7 @@ def alert_payload(alert: Alert, settings: Settings) -> dict[str, Any]:
         "why": alert.why,
         "post_ids": alert.post_ids,
         "url": f"{settings.base_url}/alerts/{alert.id}",
-    }
+    } | ({"group_url": group} if (group := group_link(alert, settings)) else {})
 
 
 def message(alert: Alert, delivery: AlertDelivery, settings: Settings) -> Message:

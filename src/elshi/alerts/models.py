@@ -10,7 +10,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from elshi.db import Base, JSONType, UTCDateTime, utcnow
 
-RULE_KINDS = ("volume_spike", "negative_jump", "term", "source_silent", "narrative_growth")
+RULE_KINDS = (
+    "volume_spike",
+    "negative_jump",
+    "term",
+    "source_silent",
+    "narrative_growth",
+    "coordinated_group",
+)
 CHANNELS = ("email", "webhook", "telegram")
 
 

@@ -30,6 +30,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "term": {"terms": []},
     "source_silent": {"source_id": None, "silent_hours": 24},
     "narrative_growth": {"growth": 2.0, "min_posts": 20},
+    "coordinated_group": {"min_size": 3, "growth_percent": 50.0, "growth_accounts": 5},
 }
 MAX_TEXT = 4000
 
@@ -91,6 +92,10 @@ def clean_params(kind: str, raw: dict[str, Any]) -> dict[str, Any]:
     elif kind == "narrative_growth":
         params["growth"] = _number(params, "growth", 1.1, 100)
         params["min_posts"] = int(_number(params, "min_posts", 1, 1_000_000))
+    elif kind == "coordinated_group":
+        params["min_size"] = int(_number(params, "min_size", 2, 1_000_000))
+        params["growth_percent"] = _number(params, "growth_percent", 1, 100_000)
+        params["growth_accounts"] = int(_number(params, "growth_accounts", 1, 1_000_000))
     return params
 
 
@@ -138,6 +143,10 @@ def create_rule(
         src.id for src in rule_sources(db=db, mission_id=watch.mission_id)
     }:
         raise InvalidRule("source_id", N_("no such source"))
+    if kind == "coordinated_group":
+        # The groups there are now are where the rule starts: only groups that appear or
+        # grow from here on alert.
+        clean["groups"] = group_sizes(db, watch.mission_id, clean["min_size"])
     rule = AlertRule(
         watch_id=watch.id,
         kind=kind,
@@ -531,3 +540,86 @@ def check_narrative_growth(db: Session, rule: AlertRule) -> Finding | None:
                 post_ids=[],
             )
     return None
+
+
+# ---------------------------------------------------------------------------- coordination
+
+
+def group_sizes(db: Session, mission_id: int, min_size: int) -> dict[str, int]:
+    """Return {group id: accounts} of the coordinated groups of at least `min_size` accounts
+    as this mission sees them (through its posts, as the group pages show them; every group
+    whole for headquarters)."""
+    from elshi.coordination import evidence
+    from elshi.coordination import service as coordination
+
+    scope = mission_view(db=db, mission_id=mission_id)
+    if scope is None:
+        g = coordination.GROUP
+        sizes = {int(gid): int(n) for gid, n in db.execute(select(g.c.id, g.c.size))}
+    else:
+        sizes = {}
+        for gid in evidence.candidate_ids(db=db, mission_ids=scope):
+            seen = evidence.seen_group(db=db, group_id=gid, mission_ids=scope)
+            if seen is not None:
+                sizes[gid] = seen.size
+    return {str(gid): n for gid, n in sorted(sizes.items()) if n >= min_size}
+
+
+def grew(before: int, now: int, params: dict[str, Any]) -> bool:
+    """Whether a group grew enough since the last update: by at least `growth_accounts`
+    accounts or `growth_percent` percent."""
+    gained = now - before
+    return gained > 0 and (
+        gained >= params["growth_accounts"] or gained * 100 >= params["growth_percent"] * before
+    )
+
+
+def check_coordinated_groups(db: Session, rule: AlertRule) -> list[Finding]:
+    """Coordinated groups that appeared, or grew fast, among the posts of the rule's mission
+    since the last update; one finding per group (its key names the group and its size).
+
+    The sizes of the last update are kept in the rule (`groups`), so a restart or a second
+    run of the same update finds nothing new; what an alert says of a group (accounts,
+    posts) is what the mission sees of it."""
+    from elshi.coordination import evidence
+
+    p = rule.params
+    mission_id = db.scalar(select(Watch.mission_id).where(Watch.id == rule.watch_id))
+    if mission_id is None:
+        return []
+    now = group_sizes(db, mission_id, int(p["min_size"]))
+    before: dict[str, int] | None = p.get("groups")
+    rule.params = {**p, "groups": now}
+    if before is None:
+        return []
+    scope = mission_view(db=db, mission_id=mission_id)
+    found: list[Finding] = []
+    for gid, n in sorted(now.items(), key=lambda kv: int(kv[0])):
+        old = before.get(gid)
+        if old is not None and not grew(old, n, p):
+            continue
+        seen = evidence.seen_group(db=db, group_id=int(gid), mission_ids=scope)
+        if seen is None:
+            continue
+        why: dict[str, Any] = {"group_id": int(gid), "accounts": n}
+        if old is None:
+            key, summary = f"group:{gid}:new", f"New coordinated group {gid}: {n} accounts"
+            why["min_size"] = p["min_size"]
+        else:
+            key = f"group:{gid}:grew:{n}"
+            summary = f"Coordinated group {gid} grew from {old} to {n} accounts"
+            why |= {
+                "accounts_before": old,
+                "growth_percent": p["growth_percent"],
+                "growth_accounts": p["growth_accounts"],
+            }
+        why |= {
+            "handles": [f"@{a.handle}" for a in seen.accounts[:10]],
+            "platforms": seen.platforms,
+            "languages": seen.languages,
+            "first_at": seen.first_at.isoformat() if seen.first_at else None,
+            "last_at": seen.last_at.isoformat() if seen.last_at else None,
+        }
+        latest = sorted({i for x in seen.pairs[-5:] for i in (x.post_a, x.post_b)})
+        found.append(Finding(key=key, summary=summary, why=why, post_ids=latest[-10:]))
+    return found

@@ -38,6 +38,7 @@ KIND_NAMES = {
     "term": N_("A term appears"),
     "source_silent": N_("A source goes silent"),
     "narrative_growth": N_("A narrative grows fast"),
+    "coordinated_group": N_("A coordinated group appears or grows"),
 }
 STATUS_NAMES = {"open": N_("open"), "acknowledged": N_("acknowledged")}
 DELIVERY_NAMES = {"pending": N_("waiting"), "sent": N_("sent"), "failed": N_("failed")}
@@ -179,6 +180,9 @@ def add_rule(
     silent_hours: Annotated[str, Form(max_length=20)] = "",
     growth: Annotated[str, Form(max_length=20)] = "",
     min_posts: Annotated[str, Form(max_length=20)] = "",
+    min_size: Annotated[str, Form(max_length=20)] = "",
+    growth_percent: Annotated[str, Form(max_length=20)] = "",
+    growth_accounts: Annotated[str, Form(max_length=20)] = "",
     emails: Annotated[str, Form(max_length=5000)] = "",
     webhook: Annotated[str, Form(max_length=1000)] = "",
     telegram: Annotated[str, Form(max_length=200)] = "",
@@ -199,6 +203,9 @@ def add_rule(
         "silent_hours": silent_hours,
         "growth": growth,
         "min_posts": min_posts,
+        "min_size": min_size,
+        "growth_percent": growth_percent,
+        "growth_accounts": growth_accounts,
     }
 
     def change() -> Any:

@@ -47,6 +47,17 @@ WHY_LABELS: dict[str, str] = {
     "title": N_("Narrative"),
     "before": N_("Posts before"),
     "now": N_("Posts now"),
+    "group_id": N_("Coordinated group"),
+    "accounts": N_("Accounts in the group"),
+    "accounts_before": N_("Accounts at the last update"),
+    "min_size": N_("Fewest accounts"),
+    "growth_percent": N_("Growth that alerts (percent)"),
+    "growth_accounts": N_("New accounts that alert"),
+    "handles": N_("Accounts"),
+    "platforms": N_("Platforms"),
+    "languages": N_("Languages"),
+    "first_at": N_("First co-action"),
+    "last_at": N_("Latest co-action"),
 }
 _SHARES = {"share", "baseline_share", "min_delta"}
 
@@ -154,6 +165,27 @@ def summary(alert: Alert, lang: str) -> str:
                     "num": _num(n, lang),
                 }
             )
+        if alert.kind == "coordinated_group":
+            n = int(w["accounts"])
+            values = {"id": _num(int(w["group_id"]), lang), "num": _num(n, lang)}
+            if "accounts_before" in w:
+                values["before"] = _num(int(w["accounts_before"]), lang)
+                return str(
+                    t.ngettext(
+                        "Coordinated group %(id)s grew from %(before)s to %(num)s account",
+                        "Coordinated group %(id)s grew from %(before)s to %(num)s accounts",
+                        n,
+                    )
+                    % values
+                )
+            return str(
+                t.ngettext(
+                    "New coordinated group %(id)s: %(num)s account",
+                    "New coordinated group %(id)s: %(num)s accounts",
+                    n,
+                )
+                % values
+            )
     except (KeyError, TypeError, ValueError):
         pass
     return alert.summary
@@ -241,6 +273,24 @@ def _sentence_template(kind: str, params: dict[str, Any], t: Any) -> str | None:
             n("min_posts"),
         )
         return str(text) % {"growth": _mark("growth"), "min_posts": _mark("min_posts")}
+    if kind == "coordinated_group":
+        accounts = t.ngettext("%(num)s account", "%(num)s accounts", n("growth_accounts")) % {
+            "num": _mark("growth_accounts")
+        }
+        text = t.ngettext(
+            "Alert me when a coordinated group of at least %(min_size)s account appears "
+            "among this mission's posts, or a group grows by %(growth_percent)s%% "
+            "or by %(accounts)s since the last update",
+            "Alert me when a coordinated group of at least %(min_size)s accounts appears "
+            "among this mission's posts, or a group grows by %(growth_percent)s%% "
+            "or by %(accounts)s since the last update",
+            n("min_size"),
+        )
+        return str(text) % {
+            "min_size": _mark("min_size"),
+            "growth_percent": _mark("growth_percent"),
+            "accounts": accounts,
+        }
     return None
 
 

@@ -50,10 +50,12 @@ def run(
     """Pair the posts stored since the last run (all with --full) and draw the groups.
 
     Options not given keep the values of the last run."""
+    from elshi.alerts.flows import evaluate_coordination
     from elshi.coordination import service
     from elshi.errors import Invalid
 
-    db = database(get_settings())
+    settings = get_settings()
+    db = database(settings)
     try:
         params = service.stored_params(
             db,
@@ -68,13 +70,15 @@ def run(
         raise fail(str(exc), Exit.USAGE) from None
     with progress_bar("coordination", progress and not as_json) as tick:
         report = service.update(db, params=params, full=full, progress=tick)
+    alerts = evaluate_coordination(db, settings=settings)
     if as_json:
-        console.print_json(json.dumps(report.as_dict()))
+        console.print_json(json.dumps(report.as_dict() | {"alerts": alerts}))
     else:
         found = ", ".join(f"{k} {n:,}" for k, n in report.co_actions.items()) or "none"
         console.print(
             f"{'full' if report.full else 'incremental'}: posts {report.posts:,}; "
-            f"co-actions: {found}; edges {report.edges:,}; groups {report.groups:,}"
+            f"co-actions: {found}; edges {report.edges:,}; groups {report.groups:,}; "
+            f"alerts {alerts:,}"
         )
     raise typer.Exit(int(Exit.OK))
 

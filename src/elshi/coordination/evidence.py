@@ -25,7 +25,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from elshi.coordination import service
+from elshi.coordination import pushed, service
 from elshi.coordination.groups import SEED
 from elshi.coordination.keys import post_keys
 from elshi.listen.models import Author, Post
@@ -254,6 +254,7 @@ def _summarise(
         [(p.text or "", p.extra if isinstance(p.extra, dict) else None) for p in recent],
         by_kind,
     )
+    facts["top"]["narratives"] = pushed.narratives(db.connection(), used)
     ids = sorted({a for x in pairs for a in (x.a, x.b)})
     accounts = {
         a.id: Account(a.id, a.handle or "", a.name or "", a.platform or "")

@@ -35,6 +35,9 @@ class CoordinationState(Base):
     posts: Mapped[int] = mapped_column(BigInteger, default=0)
     #: Thresholds the groups were last drawn with.
     params: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    #: The highest group id ever given: a group that is new gets a higher one, so an id
+    #: (in an alert, a bookmark) never names another group later.
+    last_group_id: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -89,7 +92,8 @@ class CoGroup(Base):
     kinds: Mapped[dict[str, int]] = mapped_column(JSONType, default=dict)
     first_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    #: What the group pushed: {"texts": [[text, n]], "links": [...], "hashtags": [...]}.
+    #: What the group pushed: {"texts": [[text, n]], "links": [...], "hashtags": [...],
+    #: "narratives": [[narrative id, title, n]]}.
     top: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

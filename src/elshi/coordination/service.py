@@ -29,7 +29,7 @@ from sqlalchemy import (
     type_coerce,
 )
 
-from elshi.coordination import engine
+from elshi.coordination import engine, pushed, tracking
 from elshi.coordination.groups import Group, find_groups, top
 from elshi.coordination.keys import KINDS, hashtags, links, normalise_text, post_keys
 from elshi.coordination.models import CoAction, CoEdge, CoGroup, CoGroupMember, CoordinationState
@@ -487,12 +487,14 @@ def regroup(db: Database, *, params: Params | None = None) -> int:
         facts = _facts(conn, found, params.kinds)
     now = utcnow()
     with db.writing() as conn:
+        ids, high = tracking.carry_ids(conn, [g.members for g in found])
         conn.execute(delete(MEMBER))
         conn.execute(delete(GROUP))
-        for g, f in zip(found, facts, strict=True):
+        for g, f, kept in zip(found, facts, ids, strict=True):
             gid = conn.execute(
                 GROUP.insert()
                 .values(
+                    id=kept,
                     size=len(g.members),
                     edges=g.edges,
                     weight=g.weight,
@@ -510,6 +512,7 @@ def regroup(db: Database, *, params: Params | None = None) -> int:
                     for a in g.members
                 ],
             )
+        tracking.keep_high(conn, high)
     return len(found)
 
 
@@ -558,10 +561,13 @@ def _facts(conn: Connection, found: Sequence[Group], kinds: Sequence[str]) -> li
             )
         ):
             content[pid] = (text or "", _extra(extra))
-    return [
+    facts = [
         _summary_of(p, [content[r[0]] for r in rs], k)
         for p, rs, k in zip(posts, recent, by_kind, strict=True)
     ]
+    for f, p in zip(facts, posts, strict=True):
+        f["top"]["narratives"] = pushed.narratives(conn, (r[0] for r in p))
+    return facts
 
 
 def _summary_of(

@@ -7,12 +7,13 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
 from elshi.accounts.service import Principal, audit_by
-from elshi.coordination import evidence
+from elshi.coordination import evidence, printout
+from elshi.db import utcnow
 from elshi.web.bounds import Id
 from elshi.web.deps import DbSession, StaffUser
 from elshi.web.i18n import N_
 from elshi.web.pages import int_or_none
-from elshi.web.templating import render, translate
+from elshi.web.templating import render, request_language, settings_of, translate
 
 router = APIRouter(include_in_schema=False)
 
@@ -86,3 +87,32 @@ def evidence_pack(request: Request, group_id: Id, db: DbSession, principal: Staf
     filename = f"elshi-group-{group_id}-evidence.zip"
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
     return Response(body, media_type="application/zip", headers=headers)
+
+
+@router.get("/coordination/groups/{group_id}/evidence.pdf")
+def evidence_pdf(request: Request, group_id: Id, db: DbSession, principal: StaffUser) -> Response:
+    """The group's evidence as a PDF in the viewer's language: its accounts, a timeline and
+    its co-actions with both posts and the seconds between them; the download is in the
+    audit log, as the ZIP's."""
+    from elshi.digest.flows import PdfError, render_pdf
+
+    seen = _seen(db, principal, group_id)
+    html = printout.evidence_html(seen, lang=request_language(request), now=utcnow())
+    try:
+        body = render_pdf(html, settings=settings_of(request))
+    except PdfError as exc:
+        return render(request, "error.html", {"message": str(exc)}, status=503)
+    audit_by(
+        principal,
+        db,
+        "coordination.export",
+        "co_group",
+        group_id,
+        format="pdf",
+        accounts=len(seen.accounts),
+        coactions=len(seen.pairs),
+        posts=len(seen.posts),
+    )
+    filename = f"elshi-group-{group_id}-evidence.pdf"
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    return Response(body, media_type="application/pdf", headers=headers)

@@ -140,6 +140,9 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/coordination/groups/{group_id}/evidence.zip"): staff(
         READ, "object", "a group is seen through its posts; the download is audited"
     ),
+    ("GET", "/coordination/groups/{group_id}/evidence.pdf"): staff(
+        READ, "object", "a group is seen through its posts; the download is audited"
+    ),
     ("GET", "/explore"): staff(READ, "list"),
     ("POST", "/explore/save"): staff(READ, "mission"),
     ("GET", "/s/{token}"): staff(READ, "object"),
