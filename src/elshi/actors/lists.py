@@ -225,9 +225,7 @@ def _add(reading: Reading, got: Entry | tuple[str, str], line: int) -> None:
     elif len(reading.entries) >= MAX_ENTRIES:
         reading.error(f"line {line}", f"more than {MAX_ENTRIES:,} entries in one list")
     else:
-        reading.entries.append(
-            Entry(**{**got.__dict__, "line": line})
-        )
+        reading.entries.append(Entry(**{**got.__dict__, "line": line}))
 
 
 def _csv_rows(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -282,7 +280,9 @@ def read_list(
             if not isinstance(item, dict):
                 reading.error(f"item {n}", "not an object with account fields")
             else:
-                _add(reading, _entry(item, columns, defaults, f"item {n}"), n)
+                # Objects of one list may name their fields differently: found per object.
+                own = _fields(list(item))
+                _add(reading, _entry(item, own, defaults, f"item {n}"), n)
             if progress is not None:
                 progress(1)
         return reading, [f"{k}={v}" for k, v in columns.items()]

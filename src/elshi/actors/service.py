@@ -355,9 +355,7 @@ def flagged_accounts(
     return [(a, s) for a, s in rows]
 
 
-def typed_counts(
-    db: Session, *, mission_ids: frozenset[int] | None
-) -> dict[str, tuple[int, int]]:
+def typed_counts(db: Session, *, mission_ids: frozenset[int] | None) -> dict[str, tuple[int, int]]:
     """How many accounts these missions see have each type: (all, set by hand)."""
     out: dict[str, tuple[int, int]] = {}
     by_hand = Author.actor_type_by.is_not(None)
