@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import itertools
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,7 +35,7 @@ def test_activity_on_real_timestamps(shared_data: Path, handle: str) -> None:
     e = got["evidence"]
     span = (max(times) - min(times)).total_seconds() / 86400
     per_day = len(times) / max(span, 1.0)
-    day, n = Counter(t.date() for t in times).most_common(1)[0]
+    _day, n = Counter(t.date() for t in times).most_common(1)[0]
     assert e["posts"] == len(rows)
     assert e["per_day"] == round(per_day, 1)
     assert e["busiest_posts"] == n
@@ -57,7 +58,7 @@ def test_regular_intervals_tell_a_schedule_from_real_posting(shared_data: Path) 
     rows = ira_rows(shared_data, "AnastasiaR777")
     real = sorted(when(r).timestamp() for r in rows)
     got = signals.regularity(AccountFacts("a", times=real))
-    gaps = [b - a for a, b in zip(real, real[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(real)]
     mean = sum(gaps) / len(gaps)
     sd = (sum((g - mean) ** 2 for g in gaps) / len(gaps)) ** 0.5
     assert got["known"] and got["evidence"]["cv"] == round(sd / mean, 3)
