@@ -12,6 +12,7 @@ Inauthenticity signals never set a type: "suspected inauthentic" comes from a li
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,7 +50,15 @@ def profile_of(platform: str, raw: Any) -> Profile:
     the author embedded (`author`) and v1.1 tweets (`user`)."""
     raw = _obj(raw)
     if platform == "mastodon":
-        acc = _obj(raw.get("account"))
+        # Stored as {instance, status} (API, saved statuses) or {instance, event} (stream).
+        status = _obj(raw.get("status")) or raw
+        event = _obj(raw.get("event"))
+        if event:
+            try:
+                status = _obj(json.loads(str(event.get("payload") or "")))
+            except ValueError:
+                status = {}
+        acc = _obj(status.get("account"))
         if not acc:
             return Profile()
         avatar = str(acc.get("avatar") or acc.get("avatar_static") or "")
