@@ -53,7 +53,7 @@ def world(db: Database, shared_data: Path) -> dict[str, Any]:
             with gzip.open(path, "rt", encoding="utf-8") as fh:
                 for row in list(csv.DictReader(fh))[:POSTS_EACH]:
                     when = datetime.strptime(row["publish_date"], "%Y-%m-%d %H:%M:%S")
-                    add_post(
+                    post = add_post(
                         s,
                         row["content"],
                         when.replace(tzinfo=UTC),
@@ -61,6 +61,7 @@ def world(db: Database, shared_data: Path) -> dict[str, Any]:
                         source_id=alpha.id,
                         author=author,
                     )
+                    post.extra = {"retweet": row["retweet"] == "1"}  # as the ira profile keeps it
         for platform, handle, name, src in (
             ("telegram", "anastasia_channel", "Анастасия", alpha),
             ("mastodon", "mfa_kz@mastodon.social", "MFA Kazakhstan", bravo),
@@ -85,6 +86,7 @@ def upload(client: TestClient, data: bytes, filename: str, **fields: str) -> Any
     token = csrf(client, "/actors")
     return client.post(
         "/actors/lists",
+        params={"lang": "en"},
         data={"csrf_token": token, **fields},
         files={"file": (filename, data, "text/csv")},
     )
@@ -130,8 +132,10 @@ def test_headquarters_uploads_a_list_and_the_author_page_shows_why(
     assert 'data-signal="amplification"' in text and "Signal score:" in text
     assert "never a verdict on its own" in text
     # In Kazakh and Russian the same page reads in the reader's language.
-    assert "Сигналдар" in client.get(f"/authors/{anastasia}", params={"lang": "kk"}).text
-    assert "Сигналы" in client.get(f"/authors/{anastasia}", params={"lang": "ru"}).text
+    assert "Жалғандық белгілері" in client.get(f"/authors/{anastasia}", params={"lang": "kk"}).text
+    assert (
+        "Сигналы неаутентичности" in client.get(f"/authors/{anastasia}", params={"lang": "ru"}).text
+    )
 
     registry = client.get("/actors", params={"lang": "en"}).text
     assert 'href="/actors" aria-current="page"' in registry
@@ -152,6 +156,7 @@ def test_a_mission_analyst_cannot_import_and_the_web_takes_no_path(
     token = csrf(client, "/actors")
     r = client.post(
         "/actors/lists",
+        params={"lang": "en"},
         data={"csrf_token": token, "path": "/etc/passwd", "file": "/etc/passwd"},
     )
     assert r.status_code == 200 and "Choose a file to upload." in r.text

@@ -12,9 +12,9 @@ from typing import Any
 
 from sqlalchemy import select
 
+from elshi import jobs
 from elshi.accounts import service as accounts
 from elshi.accounts.service import Principal
-from elshi import jobs
 from elshi.actors import rules
 from elshi.actors import service as actors
 from elshi.actors.models import AccountAssessment, ActorList, ActorListEntry
