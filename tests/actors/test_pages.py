@@ -109,7 +109,7 @@ def test_headquarters_uploads_a_list_and_the_author_page_shows_why(
     assert page.status_code == 200, page.text[:500]
     with authors_csv.open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    assert f"{len(rows)} accounts stored, 0 lines refused." in page.text
+    assert f"Accounts stored: {len(rows)}; lines refused: 0." in page.text
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(ActorListEntry)) == len(rows)
         assert s.scalars(select(ActorList.name)).one() == "IRA accounts"
@@ -118,7 +118,7 @@ def test_headquarters_uploads_a_list_and_the_author_page_shows_why(
 
     bad = b"platform,handle,type,country\ntwitter,ok_one,journalist,KZ\ntwitter,two,alien,KZ\n"
     page = upload(client, bad, "mixed.csv")
-    assert "1 accounts stored, 1 lines refused." in page.text
+    assert "Accounts stored: 1; lines refused: 1." in page.text
     assert "<strong>line 3, column type</strong>: unknown type &#39;alien&#39;" in page.text
 
     with db.session() as s:
