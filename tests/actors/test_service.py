@@ -239,3 +239,33 @@ def test_the_tasks_assess(
     assert rt.tasks["assess_actors"].call_local()["accounts"] == len(SLICE)
     with db.session() as s:
         assert len(s.scalars(select(AccountAssessment)).all()) == len(SLICE)
+
+
+def test_the_import_command_reports_each_bad_line_and_refuses_a_bad_file(
+    db: Database, cli: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "state-media.csv"
+    path.write_text(
+        "platform,handle,type,country\n"
+        "telegram,@tass_agency,state media,RU\n"
+        "telegram,rian_ru,news,RU\n"
+        "twitter,,state media,RU\n",
+        encoding="utf-8",
+    )
+    r = cli("actors", "import", str(path), "--no-progress")
+    assert r.exit_code == 3, r.output
+    assert "list 1: 1 accounts stored, 2 bad lines" in r.stdout
+    assert "state-media.csv, line 3, column type: unknown type 'news'" in r.stderr
+    assert "state-media.csv, line 4, column handle: no handle" in r.stderr
+    with db.session() as s:
+        entries = s.scalars(select(ActorListEntry)).all()
+        assert [(e.platform, e.handle, e.actor_type, e.line) for e in entries] == [
+            ("telegram", "tass_agency", "state_media", 2)
+        ]
+    r = cli("actors", "import", str(tmp_path / "missing.csv"), "--no-progress")
+    assert r.exit_code == 2 and "missing.csv" in r.stderr
+    (tmp_path / "bad.json").write_text('[{"handle": "x"', encoding="utf-8")
+    r = cli("actors", "import", str(tmp_path / "bad.json"), "--no-progress")
+    assert r.exit_code == 2 and "bad JSON at line 1" in r.stderr
+    r = cli("actors", "lists", "--json")
+    assert [x["entries"] for x in json.loads(r.stdout)] == [1]
