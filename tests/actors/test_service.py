@@ -269,3 +269,19 @@ def test_the_import_command_reports_each_bad_line_and_refuses_a_bad_file(
     assert r.exit_code == 2 and "bad JSON at line 1" in r.stderr
     r = cli("actors", "lists", "--json")
     assert [x["entries"] for x in json.loads(r.stdout)] == [1]
+
+
+def test_telegram_and_bluesky_labels_say_suspected_inauthentic() -> None:
+    # As the Telegram API connector stores a message: the channel and Telegram's marks on it.
+    raw = {"channel": "kz_news_fake", "channel_id": 1, "channel_labels": ["fake"], "message": {}}
+    profile = rules.profile_of("telegram", raw)
+    assert rules.label_type("telegram", profile) == (
+        "inauthentic",
+        {"rule": "label", "platform": "telegram", "label": "label", "value": "fake"},
+    )
+    assert rules.label_type("telegram", rules.profile_of("telegram", {"channel": "x"})) is None
+    view = {"author": {"handle": "a.bsky.social", "labels": [{"val": "impersonation"}]}}
+    assert rules.label_type("bluesky", rules.profile_of("bluesky", view)) == (
+        "inauthentic",
+        {"rule": "label", "platform": "bluesky", "label": "label", "value": "impersonation"},
+    )

@@ -3,7 +3,9 @@ automation flag) and what an account's name says of it, pure.
 
 Rules in order, first that applies wins (a type set by hand wins over all of them):
 1. an imported list naming the account (the newest list first);
-2. a platform label: X/Twitter's `verified_type` "government" (an official account);
+2. a platform label: X/Twitter's `verified_type` "government" (an official account),
+   Telegram's "scam" and "fake" marks on a channel, Bluesky's "impersonation" label
+   (suspected inauthentic);
 3. a word of the display name or handle (embassy, ministry of foreign affairs, journalist,
    member of parliament, in English, Russian and Kazakh).
 
@@ -29,6 +31,8 @@ class Profile:
     default_avatar: bool | None = None
     automated: bool | None = None
     verified_type: str | None = None
+    #: Labels the platform puts on the account (Telegram: scam, fake; Bluesky: label values).
+    labels: tuple[str, ...] = ()
 
 
 def _obj(value: Any) -> dict[str, Any]:
@@ -78,7 +82,11 @@ def profile_of(platform: str, raw: Any) -> Profile:
             created_at=_when(author.get("createdAt")),
             default_avatar=not author.get("avatar"),
             automated=True if "bot" in labels else None,
+            labels=tuple(labels),
         )
+    if platform == "telegram":
+        found = raw.get("channel_labels")
+        return Profile(labels=tuple(str(x) for x in found) if isinstance(found, list) else ())
     if platform == "twitter":
         author = _obj(raw.get("author"))
         if author:
@@ -102,6 +110,11 @@ def profile_of(platform: str, raw: Any) -> Profile:
 #: Platform labels that name a type: (platform, label, value) -> type.
 LABEL_TYPES: dict[tuple[str, str, str], str] = {
     ("twitter", "verified_type", "government"): "diplomat",
+    # Telegram marks channels many users reported as scams or impersonations.
+    ("telegram", "label", "scam"): "inauthentic",
+    ("telegram", "label", "fake"): "inauthentic",
+    # Bluesky's moderation service labels accounts that impersonate someone.
+    ("bluesky", "label", "impersonation"): "inauthentic",
 }
 
 #: Words of a display name or handle that name a type, per type (lower case; a word of a
@@ -150,6 +163,10 @@ HANDLE_WORDS: dict[str, tuple[str, ...]] = {
 
 def label_type(platform: str, profile: Profile) -> tuple[str, dict[str, Any]] | None:
     """Return the type a platform label gives, with the label; None when none does."""
+    for label in profile.labels:
+        found = LABEL_TYPES.get((platform, "label", label))
+        if found:
+            return found, {"rule": "label", "platform": platform, "label": "label", "value": label}
     if profile.verified_type:
         found = LABEL_TYPES.get((platform, "verified_type", profile.verified_type))
         if found:
