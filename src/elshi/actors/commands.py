@@ -88,10 +88,14 @@ def import_(
     else:
         console.print(
             f"list {done.list_id or '-'}: {len(r.entries):,} accounts stored, {r.bad:,} bad lines "
-            f"(columns: {', '.join(done.columns)})"
+            f"(columns: {', '.join(done.columns)})",
+            markup=False,
+            highlight=False,
         )
         for where, what in r.errors[:SHOWN_ERRORS]:
-            err.print(f"{file.name}, {where}: {what}", highlight=False, soft_wrap=True)
+            err.print(
+                f"{file.name}, {where}: {what}", markup=False, highlight=False, soft_wrap=True
+            )
         if r.bad > SHOWN_ERRORS:
             err.print(f"... and {r.bad - SHOWN_ERRORS:,} more bad lines")
     if not r.entries:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from elshi.accounts.service import Principal, audit_by, authorize
@@ -229,7 +229,11 @@ def _profiles(db: Session, author_ids: list[int]) -> dict[int, rules.Profile]:
 
 
 def auto_type(
-    author: Author, hits: list[dict[str, Any]], profile: rules.Profile
+    platform: str,
+    handle: str,
+    name: str | None,
+    hits: list[dict[str, Any]],
+    profile: rules.Profile,
 ) -> tuple[str | None, dict[str, Any]]:
     """The type the rules give an account and why (a list, a platform label, a name)."""
     if hits:
@@ -239,76 +243,98 @@ def auto_type(
         if others:
             reason["other_types"] = others
         return str(first["type"]), reason
-    found = rules.label_type(author.platform, profile) or rules.name_type(
-        author.name, author.handle
-    )
+    found = rules.label_type(platform, profile) or rules.name_type(name, handle)
     if found is None:
         return None, {}
     return found
 
 
+_ASSESSMENT = cast(Table, AccountAssessment.__table__)
+_AUTHOR = cast(Table, Author.__table__)
+
+
 def assess(db: Session, *, progress: Callable[[int], None] | None = None) -> Report:
     """Compute every account's type by rule and its signals, store them, and write the type
-    on accounts whose type was not set by hand."""
+    on accounts whose type was not set by hand (nor set before the rules ran)."""
     report = Report()
     hits = _list_hits(db)
     groups = _groups(db)
     facts = _post_facts(db)
     report.posts = sum(f.posts for f in facts.values())
     author_ids = list(db.scalars(select(Author.id).order_by(Author.id)))
+    set_type = (
+        update(_AUTHOR).where(_AUTHOR.c.id == bindparam("aid")).values(actor_type=bindparam("kind"))
+    )
     for i in range(0, len(author_ids), BATCH):
         chunk = author_ids[i : i + BATCH]
         profiles = _profiles(db, chunk)
-        authors = db.scalars(select(Author).where(Author.id.in_(chunk))).all()
-        stored = {
-            a.author_id: a
-            for a in db.scalars(
-                select(AccountAssessment).where(AccountAssessment.author_id.in_(chunk))
+        applied: dict[int, str | None] = {
+            int(aid): kind
+            for aid, kind in db.execute(
+                select(AccountAssessment.author_id, AccountAssessment.applied_type).where(
+                    AccountAssessment.author_id.in_(chunk)
+                )
             )
         }
-        for author in authors:
-            profile = profiles.get(author.id, rules.Profile())
-            f = facts.get(author.id) or signals.AccountFacts(handle="")
-            f.handle = author.handle
+        rows: list[dict[str, Any]] = []
+        changes: list[dict[str, Any]] = []
+        now = utcnow()
+        for aid, platform, handle, name, current, by in db.execute(
+            select(
+                Author.id,
+                Author.platform,
+                Author.handle,
+                Author.name,
+                Author.actor_type,
+                Author.actor_type_by,
+            ).where(Author.id.in_(chunk))
+        ):
+            profile = profiles.get(aid, rules.Profile())
+            f = facts.get(aid) or signals.AccountFacts(handle="")
+            f.handle = handle
             # A name equal to the handle is no display name of its own: not known.
-            f.name = author.name if author.name != author.handle else None
+            f.name = name if name != handle else None
             f.created_at = profile.created_at
             f.default_avatar = profile.default_avatar
             f.automated = profile.automated
-            f.groups = groups.get(author.id, [])
+            f.groups = groups.get(aid, [])
             score, found = signals.assess(f)
             kind, reason = auto_type(
-                author, hits.get((author.platform, author.handle.lower()), []), profile
+                platform, handle, name, hits.get((platform, handle.lower()), []), profile
             )
-            row = stored.get(author.id)
-            if row is None:
-                row = AccountAssessment(author_id=author.id, applied_type=None)
-                db.add(row)
-            by_rules = author.actor_type_by is None and (
-                author.actor_type is None or author.actor_type == row.applied_type
-            )
+            by_rules = by is None and (current is None or current == applied.get(aid))
             if by_rules:
-                author.actor_type = kind
-                row.applied_type = kind
+                if current != kind:
+                    changes.append({"aid": aid, "kind": kind})
                 if kind is not None:
                     report.typed += 1
             else:
-                row.applied_type = None
                 report.kept += 1
             if kind is not None:
                 rule = str(reason.get("rule"))
                 report.by_rule[rule] = report.by_rule.get(rule, 0) + 1
-            row.auto_type = kind
-            row.reason = reason
-            row.score = score
-            row.signals = found
-            row.posts = f.posts
-            row.computed_at = utcnow()
+            rows.append(
+                {
+                    "author_id": aid,
+                    "auto_type": kind,
+                    "reason": reason,
+                    "applied_type": kind if by_rules else None,
+                    "score": score,
+                    "signals": found,
+                    "posts": f.posts,
+                    "computed_at": now,
+                }
+            )
             report.accounts += 1
             if score > 0:
                 report.flagged += 1
             if score >= 0.5:
                 report.high += 1
+        db.execute(delete(AccountAssessment).where(AccountAssessment.author_id.in_(chunk)))
+        if rows:
+            db.execute(insert(_ASSESSMENT), rows)
+        if changes:
+            db.execute(set_type, changes)
         db.commit()
         if progress is not None:
             progress(len(chunk))
@@ -399,14 +425,22 @@ def _seen_actor(db: Session, actor: Actor, mission_ids: frozenset[int] | None) -
     return SeenActor(actor, shown, len(rows) - len(shown))
 
 
-def seen_actors(db: Session, *, mission_ids: frozenset[int] | None) -> list[SeenActor]:
-    """The actors with at least one account these missions see, by name."""
+#: Most actors a page lists (by name).
+MAX_ACTORS = 500
+
+
+def seen_actors(
+    db: Session, *, mission_ids: frozenset[int] | None, limit: int = MAX_ACTORS
+) -> list[SeenActor]:
+    """The actors with at least one account these missions see, by name (at most `limit`)."""
     ids = (
         select(ActorAccount.actor_id)
         .join(Author, Author.id == ActorAccount.author_id)
         .where(seen_authors(mission_ids))
     )
-    actors = db.scalars(select(Actor).where(Actor.id.in_(ids)).order_by(Actor.name, Actor.id))
+    actors = db.scalars(
+        select(Actor).where(Actor.id.in_(ids)).order_by(Actor.name, Actor.id).limit(limit)
+    )
     return [_seen_actor(db, a, mission_ids) for a in actors]
 
 
