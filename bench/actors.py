@@ -9,8 +9,8 @@
    --type inauthentic), then `elshi.actors.service.assess`: every account typed by the list
    and its six signals computed.
 2. **Generated**: N posts (--posts) of 20,000 accounts over 30 days written straight into a
-   fresh database (a tenth of them reposts, a few accounts posting every few minutes), then
-   the assessment.
+   fresh database (a tenth of them reposts; 20 accounts repost every 5 minutes, which the
+   regular-interval and amplification signals flag), then the assessment.
 
 Figures: seconds and posts per second of each assessment, and its peak memory (getrusage
 high-water mark of a child process per phase). Target: the assessment of N posts under 60 s
@@ -110,17 +110,21 @@ def generated_phase(folder: str, posts: int, queue: Any) -> None:
              for i in range(1, accounts + 1)],
         )  # fmt: skip
     batch: list[dict[str, Any]] = []
+    scheduled: dict[int, int] = {}
     for n in range(posts):
         author = rng.randint(1, accounts)
-        if author <= 20:  # a few accounts on a schedule, every 5 minutes
-            when = start_at + timedelta(minutes=5 * n // 20)
+        if author <= 20:  # a few accounts repost on a schedule, every 5 minutes
+            scheduled[author] = scheduled.get(author, 0) + 1
+            when = start_at + timedelta(minutes=5 * scheduled[author])
+            repost = f"o{n % 997}"
         else:
             when = start_at + timedelta(seconds=rng.randint(0, 30 * 86400))
+            repost = f"o{n % 997}" if n % 10 == 0 else None
         batch.append(
             {"platform": "twitter", "external_id": f"g{n}", "connector": "bench",
              "author_id": author, "text": "", "published_at": when, "collected_at": when,
-             "metrics": {}, "extra": {}, "repost_of": f"o{n % 997}" if n % 10 == 0 else None,
-             "raw": None, "near_dup_pending": False}
+             "metrics": {}, "extra": {}, "repost_of": repost, "raw": None,
+             "near_dup_pending": False}
         )  # fmt: skip
         if len(batch) == 20_000:
             with db.engine.begin() as conn:
