@@ -157,6 +157,21 @@ def _group(s: Any, db: Database) -> int:
     return int(group["id"])
 
 
+def _actor(s: Any) -> int:
+    """Assess the demo's accounts and link the first two into one actor; return its id."""
+    from elshi.actors import service as actors
+    from elshi.actors.models import Actor, ActorAccount
+
+    actors.assess(s)
+    actor = Actor(name="Demo actor")
+    s.add(actor)
+    s.flush()
+    for author_id in s.scalars(select(Author.id).order_by(Author.id).limit(2)):
+        s.add(ActorAccount(author_id=author_id, actor_id=actor.id))
+    s.commit()
+    return int(actor.id)
+
+
 def demo_world(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[World]:
     """Load the demo once (a SQLite copy: the page tests read, they do not migrate)."""
     home = tmp_path_factory.mktemp("every-page") / "home"
@@ -207,7 +222,9 @@ def demo_world(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) 
             for post_id in s.scalars(select(Post.id).order_by(Post.id).limit(3)):
                 s.add(Annotation(post_id=post_id, enricher="narratives", version="1", label="1"))
             group_id = _group(s, db)
+            actor_id = _actor(s)
             w.ids = {
+                "actor_id": actor_id,
                 "narrative_id": 1,
                 "group_id": group_id,
                 "mission_slug": "berlin",

@@ -42,6 +42,7 @@ def create_app(settings: Settings, *, db: Database | None = None, runtime: Any =
     """Build the web app for these settings."""
     from elshi.accounts.views import api as accounts_api
     from elshi.accounts.views import router as accounts_router
+    from elshi.actors.views import router as actor_pages
     from elshi.admin.views import router as admin_router
     from elshi.alerts.views import api as alerts_api
     from elshi.alerts.views import router as alerts_router
@@ -114,6 +115,7 @@ def create_app(settings: Settings, *, db: Database | None = None, runtime: Any =
     app.include_router(watch_router)
     app.include_router(narrative_pages)
     app.include_router(coordination_pages)
+    app.include_router(actor_pages)
     app.include_router(listen_explore)
     app.include_router(alerts_router)
     app.include_router(alerts_api)

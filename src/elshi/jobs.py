@@ -47,6 +47,7 @@ TASK_MODULES = (
     "elshi.crisis.jobs",
     "elshi.notify.jobs",
     "elshi.coordination.jobs",
+    "elshi.actors.jobs",
 )
 
 

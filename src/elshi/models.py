@@ -1,6 +1,7 @@
 """Import every domain's tables so Base.metadata is complete (migrations, tests)."""
 
 from elshi.accounts import models as accounts_models
+from elshi.actors import models as actors_models
 from elshi.alerts import models as alerts_models
 from elshi.consulate import models as consulate_models
 from elshi.coordination import models as coordination_models
@@ -17,6 +18,7 @@ from elshi.watch import models as watch_models
 __all__ = [
     "Base",
     "accounts_models",
+    "actors_models",
     "alerts_models",
     "consulate_models",
     "coordination_models",

@@ -269,6 +269,8 @@ def _variants(path: str, w: World, caller_email: str) -> list[dict[str, Any]]:
         "/explore": [{"_query": f"q=treaty&watch={b['watch']}"}],
         "/explore/save": [{"name": "Mine", "query": f"q=treaty&watch={b['watch']}"}],
         "/authors/{author_id}/actor-type": [{"actor_type": "journalist"}],
+        "/authors/{author_id}/actor": [{"name": "Mine"}, {"actor": str(b["actor"])}],
+        "/actors/lists": [{"name": "Mine", "platform": "twitter"}],
         "/watch/{watch_id}/alerts": [
             {"kind": "term", "name": "Mine", "terms": "treaty", "cooldown": "360"}
         ],
@@ -349,6 +351,8 @@ def _ids(w: World) -> dict[str, Any]:
         "post_id": b["post"],
         "narrative_id": b["narrative"],
         "group_id": b["group"],
+        "actor_id": b["actor"],
+        "list_id": b["actor_list"],
         "statement_id": b["statement"],
         "lang": b["lang"],
         "key": b["image"],

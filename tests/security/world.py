@@ -28,6 +28,7 @@ from elshi import crypto
 from elshi.accounts import service as accounts
 from elshi.accounts.models import User
 from elshi.accounts.service import Principal
+from elshi.actors.models import AccountAssessment, Actor, ActorAccount, ActorList, ActorListEntry
 from elshi.alerts.flows import evaluate_rules
 from elshi.alerts.models import Alert, AlertComment, AlertDelivery, AlertRule
 from elshi.consulate import documents
@@ -305,6 +306,43 @@ def build(db: Database, settings: Settings) -> World:
             ]
         )
         b.update(group=group.id)
+
+        # -------------------------------------------------------------- actors
+        # Berlin's two accounts as one actor, an assessment of one, and a ministry-wide list.
+        actor = Actor(name=f"{CANARY} actor")
+        s.add(actor)
+        s.flush()
+        s.add_all(
+            [
+                ActorAccount(author_id=author.id, actor_id=actor.id),
+                ActorAccount(author_id=echo.id, actor_id=actor.id),
+                AccountAssessment(
+                    author_id=echo.id,
+                    auto_type=None,
+                    reason={},
+                    score=0.2,
+                    signals=[
+                        {
+                            "key": "coordination",
+                            "fired": True,
+                            "known": True,
+                            "weight": 0.2,
+                            "evidence": {"groups": [{"id": group.id, "size": 2}]},
+                        }
+                    ],
+                    posts=1,
+                ),
+            ]
+        )
+        actor_list = ActorList(name="Ministry list", filename="list.csv", entries=1)
+        s.add(actor_list)
+        s.flush()
+        s.add(
+            ActorListEntry(
+                list_id=actor_list.id, platform="rss", handle="someone", actor_type="journalist"
+            )
+        )
+        b.update(actor=actor.id, actor_list=actor_list.id)
 
         # -------------------------------------------------------------- workspace, alerts
         watch = Watch(

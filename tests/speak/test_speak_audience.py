@@ -160,6 +160,7 @@ def test_engaging_accounts_are_collected_matched_and_shown_by_actor_type(
         "state_media": 2,  # rt_de on Mastodon (handle matched without case), StateNews on X
         "diplomat": 2,  # mfa on Mastodon and on Bluesky
         "journalist": 1,  # liked and reposted: one account
+        "politician": 0,
         "citizen": 2,
         "inauthentic": 1,
         "unknown": 6,  # not in Listen (5, one known only by its DID), or without a type (1)
@@ -169,6 +170,7 @@ def test_engaging_accounts_are_collected_matched_and_shown_by_actor_type(
         "state_media": 1,
         "diplomat": 1,
         "journalist": 1,
+        "politician": 0,
         "citizen": 1,
         "inauthentic": 1,
         "unknown": 2,
@@ -254,6 +256,7 @@ def test_the_api_gives_the_audience_by_actor_type(
             "state_media": 1,
             "diplomat": 0,
             "journalist": 0,
+            "politician": 0,
             "citizen": 0,
             "inauthentic": 0,
             "unknown": 1,

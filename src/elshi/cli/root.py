@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from elshi import __version__
+from elshi.actors import commands as actors_commands
 from elshi.cli import accounts, keys, listen, serve
 from elshi.cli.common import ConfigOpt, State, console, get_settings, set_up_logging
 from elshi.consulate import commands as consulate_commands
@@ -113,6 +114,7 @@ app.add_typer(speak_commands.channels_app, name="channels")
 app.add_typer(speak_commands.statements_app, name="statements")
 app.add_typer(nlp_commands.narratives_app, name="narratives")
 app.add_typer(coordination_commands.app, name="coordination")
+app.add_typer(actors_commands.app, name="actors")
 app.add_typer(keys.keys_app, name="keys")
 
 

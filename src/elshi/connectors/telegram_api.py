@@ -187,6 +187,11 @@ class TelegramApiConnector(Connector):
                 "channel": getattr(entity, "username", None) or config.channel,
                 "channel_id": entity.id,
                 "channel_title": getattr(entity, "title", None),
+                # Telegram's own marks on the channel (verified, scam, fake), for the actors'
+                # platform labels.
+                "channel_labels": [
+                    flag for flag in ("verified", "scam", "fake") if getattr(entity, flag, False)
+                ],
             }
             options = {"min_id": last, "reverse": True} if last else {}
             for message in client.iter_messages(entity, limit=config.limit, **options):

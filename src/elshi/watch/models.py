@@ -20,11 +20,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 from elshi.db import Base, JSONType, Timestamps, UTCDateTime, utcnow
 from elshi.errors import N_
 
-#: Who an author is, as an analyst sets it on the author's page.
+#: Who an author is, as an analyst sets it on the author's page or a rule gives it
+#: (elshi.actors: imported lists, platform labels, name heuristics).
 ACTOR_NAMES = {
     "state_media": N_("state media"),
-    "diplomat": N_("diplomat"),
+    "diplomat": N_("official or diplomat"),
     "journalist": N_("journalist"),
+    "politician": N_("politician"),
     "citizen": N_("citizen"),
     "inauthentic": N_("suspected inauthentic"),
     "unknown": N_("unknown"),

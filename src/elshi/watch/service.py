@@ -581,7 +581,13 @@ def author_in_reach(*, db: Session, principal: Principal, author_id: int, permis
 
 
 def set_actor_type(*, db: Session, principal: Principal, author_id: int, actor_type: str) -> Author:
-    """Set an author's actor type (state media, diplomat, journalist, citizen, unknown)."""
+    """Set an author's actor type by hand (state media, official or diplomat, journalist,
+    politician, citizen, suspected inauthentic, unknown), or give it back to the rules
+    ("rules": elshi.actors, imported lists, platform labels, names)."""
+    if actor_type == "rules":
+        from elshi.actors.service import use_rules
+
+        return use_rules(db=db, principal=principal, author_id=author_id)
     if actor_type not in ACTOR_TYPES:
         raise InvalidWatch("actor_type", N_("choose one from the list"))
     author = db.get(Author, author_id)

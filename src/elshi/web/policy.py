@@ -143,6 +143,24 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/coordination/groups/{group_id}/evidence.pdf"): staff(
         READ, "object", "a group is seen through its posts; the download is audited"
     ),
+    ("GET", "/actors"): staff(
+        READ, "list", "lists are ministry-wide; accounts are seen through their posts"
+    ),
+    ("POST", "/actors/lists"): staff(
+        "authors.manage", "hq", "a list types accounts every mission sees; an upload, no path"
+    ),
+    ("POST", "/actors/lists/{list_id}/delete"): staff(
+        "authors.manage", "hq", "a list types accounts every mission sees"
+    ),
+    ("GET", "/actors/{actor_id}"): staff(
+        READ, "object", "an actor is seen through its accounts' posts the caller may see"
+    ),
+    ("POST", "/actors/{actor_id}/accounts/{author_id}/remove"): staff(
+        "authors.manage", "object", "an author is changed through the posts the caller may see"
+    ),
+    ("POST", "/authors/{author_id}/actor"): staff(
+        "authors.manage", "object", "an author is changed through the posts the caller may see"
+    ),
     ("GET", "/explore"): staff(READ, "list"),
     ("POST", "/explore/save"): staff(READ, "mission"),
     ("GET", "/s/{token}"): staff(READ, "object"),

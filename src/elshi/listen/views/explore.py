@@ -10,6 +10,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import Response
 
 from elshi.accounts.service import PermissionDenied
+from elshi.actors import views as actor_views
 from elshi.listen import overview
 from elshi.listen import service as listen
 from elshi.listen.models import Post
@@ -193,6 +194,7 @@ def author_page(request: Request, author_id: Id, db: DbSession, principal: Staff
             "can_edit": service.author_in_reach(
                 db=db, principal=principal, author_id=author_id, permission="authors.manage"
             ),
+            **actor_views.author_context(db, principal, author),
         },
     )
 
