@@ -269,8 +269,9 @@ def _pg_connection(url: str) -> tuple[list[str], dict[str, str]]:
 def _run_tool(cmd: list[str], env: dict[str, str], what: str) -> None:
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout).strip().splitlines()
-        raise BackupError(f"{what} failed ({cmd[0]}): {' '.join(detail[-3:])}")
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        errors = [line for line in lines if "error" in line.lower()] or lines
+        raise BackupError(f"{what} failed ({cmd[0]}): {' '.join(errors[:2])}")
 
 
 # ---------------------------------------------------------------------------- backup
@@ -455,10 +456,14 @@ def _table_counts_of_dump(settings: Settings, dump: Path) -> dict[str, int]:
         try:
             names = [
                 r[0]
-                for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY 1")
+                for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type='table' ORDER BY 1"
+                )
                 if _counted(r[0])
             ]
-            return {n: int(conn.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0]) for n in names}
+            return {
+                n: int(conn.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0]) for n in names
+            }
         finally:
             conn.close()
     # pg_dump took its own snapshot: these counts come after it (for the report only).
@@ -494,7 +499,8 @@ def _unpack(archive: Path, passphrase: str, folder: Path, progress: Progress) ->
                 not member.isfile()
                 or name.startswith("/")
                 or ".." in Path(name).parts
-                or name.split("/")[0] not in {"manifest.json", "keys", "database", "uploads", "home"}
+                or name.split("/")[0]
+                not in {"manifest.json", "keys", "database", "uploads", "home"}
             ):
                 raise DamagedArchive(f"{archive}: unexpected entry {name!r} in the archive")
             target = folder / "unpacked" / name
@@ -589,6 +595,8 @@ def _restore_postgres(settings: Settings, dump: Path) -> None:
             dbname,
             "--no-owner",
             "--no-privileges",
+            "--clean",
+            "--if-exists",
             "--single-transaction",
             "--exit-on-error",
             str(dump),
