@@ -532,7 +532,7 @@ def target_holds(settings: Settings) -> list[str]:
     if not settings.is_sqlite or _sqlite_path(settings).is_file():
         try:
             counts = _table_counts(settings)
-        except Exception as exc:  # noqa: BLE001 - a target that cannot be read is reported
+        except Exception as exc:
             raise BackupError(f"cannot read the target database: {exc}") from None
         rows = {k: v for k, v in counts.items() if v}
         if rows:
