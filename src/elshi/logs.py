@@ -3,7 +3,8 @@ and no personal data.
 
 Personal data stays out of logs in three ways: elshi's own messages name records by id, never
 by e-mail, phone or document number; SQL statements are logged without their parameters
-(the engine is made with hide_parameters); and a filter on every handler masks what still
+(the engine is made with hide_parameters) and the rows SQLAlchemy logs at DEBUG are dropped;
+and a filter on every handler masks what still
 looks like an e-mail address or a phone number.
 """
 
@@ -37,6 +38,9 @@ class ScrubFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         from elshi.accounts.service import MaskEmailsFilter
+
+        if record.name.startswith("sqlalchemy.engine") and record.levelno < logging.INFO:
+            return False  # result rows: they hold what was read, opened (personal data)
 
         MaskEmailsFilter().filter(record)
         if isinstance(record.msg, str):

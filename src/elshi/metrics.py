@@ -105,8 +105,8 @@ class StateCollector(Collector):
         from sqlalchemy import func, select
 
         from elshi.listen.models import Annotation, IngestRun, Post
-        from elshi.notify.models import OutboxMessage as Outbox
         from elshi.nlp.pipeline import ordered
+        from elshi.notify.models import OutboxMessage as Outbox
 
         now = time.time()
         depth = self._depth
