@@ -35,6 +35,9 @@ def app_from_environment() -> FastAPI:
 
     hide_secrets()  # the keys leave os.environ, so nothing this process starts inherits them
     settings = load_settings()
+    from elshi import logs
+
+    logs.apply(settings)  # this process's log lines: format and level of the settings
     db = Database(settings)
     return create_app(settings, db=db, runtime=jobs.bind(settings, db))
 

@@ -379,6 +379,8 @@ def _keys_text(settings: Settings) -> dict[str, str]:
     previous = settings.previous_secret_keys
     if previous:
         keys["keys/previous.keys"] = "\n".join(previous) + "\n"
+    if settings.credentials_key:
+        keys["keys/credentials.key"] = settings.credentials_key + "\n"
     return keys
 
 
@@ -682,6 +684,17 @@ def restore(
             prev_file = settings.secret_key_previous_file or home / "secret-previous.keys"
             if _write_key(prev_file, previous.read_text(encoding="utf-8"), force=force):
                 report.keys.append(str(prev_file))
+        credentials = unpacked / "keys" / "credentials.key"
+        if credentials.is_file():
+            cred_file = home / "credentials.key"
+            text = credentials.read_text(encoding="utf-8")
+            if _write_key(cred_file, text, force=force):
+                report.keys.append(str(cred_file))
+            if text.strip() != settings.credentials_key:
+                report.notes.append(
+                    f"channel credentials are sealed with the key restored to {cred_file}: "
+                    "set ELSHI_CREDENTIALS_KEY to its content"
+                )
         if settings.secret_key_file is None and secret.strip() != settings.secret_key:
             report.notes.append(
                 f"the data is sealed with the key restored to {key_file}: set "

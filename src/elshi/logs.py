@@ -97,3 +97,14 @@ def configure(*, level: int | str, fmt: str = "text", stream: IO[str] | None = N
     for other in list(root.handlers):  # basicConfig's handler: scrubbed too
         if other is not handler and not any(isinstance(f, ScrubFilter) for f in other.filters):
             other.addFilter(ScrubFilter())
+
+
+def apply(settings: Any, *, verbose: bool = False) -> None:
+    """Log as the settings say: ELSHI_LOG_FORMAT, and ELSHI_LOG_LEVEL when it is set (else
+    warnings only); everything with `verbose`."""
+    level: int | str = logging.WARNING
+    if "log_level" in settings.model_fields_set:
+        level = settings.log_level
+    if verbose:
+        level = logging.DEBUG
+    configure(level=level, fmt=settings.log_format)

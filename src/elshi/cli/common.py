@@ -235,17 +235,9 @@ def set_up_logging(*, verbose: bool) -> None:
 
 def apply_log_settings(settings: Settings) -> None:
     """Write logs as the settings say (JSON lines with ELSHI_LOG_FORMAT=json)."""
-    import logging
-
     from elshi import logs
 
-    # Without ELSHI_LOG_LEVEL a command logs warnings only (everything with --verbose).
-    level: int | str = logging.WARNING
-    if "log_level" in settings.model_fields_set:
-        level = settings.log_level
-    if State.verbose:
-        level = logging.DEBUG
-    logs.configure(level=level, fmt=settings.log_format)
+    logs.apply(settings, verbose=State.verbose)
 
 
 def queue_enrichment(settings: Settings, db: Any, after_id: int) -> None:
