@@ -220,7 +220,8 @@ def _serve(
     if not web:
         assert consumer is not None
         console.print(
-            f"worker running ({workers} threads, scheduler {'on' if periodic else 'off'}); Ctrl+C or SIGTERM stops "
+            f"worker running ({workers} threads, scheduler {'on' if periodic else 'off'}); "
+            "Ctrl+C or SIGTERM stops "
             f"after running tasks finish (up to {settings.worker_grace_seconds:g} s)"
         )
         jobs.run_consumer(consumer, grace=settings.worker_grace_seconds)
