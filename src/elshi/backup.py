@@ -260,7 +260,8 @@ def _pg_connection(url: str) -> tuple[list[str], dict[str, str]]:
         args += ["--port", str(u.port)]
     if u.username:
         args += ["--username", u.username]
-    env = dict(os.environ)
+    # pg_dump and pg_restore get no secret of elshi's (keys, the backup passphrase).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ELSHI_")}
     if u.password:
         env["PGPASSWORD"] = str(u.password)
     return args, env
@@ -656,25 +657,28 @@ def restore(
                 "the target is not empty: " + "; ".join(holds) + ". Pass --force to replace it."
             )
         report = Report(path=archive, database=kind, tables=dict(manifest.get("tables", {})))
-        progress("database", 0, None)
         dump = unpacked / manifest["database_file"]
+        progress("database", 0, dump.stat().st_size)
         if kind == "sqlite":
             _restore_sqlite(settings, dump)
         else:
             _restore_postgres(settings, dump)
-        progress("database", 1, 1)
+        progress("database", dump.stat().st_size, dump.stat().st_size)
         uploads = settings.uploads_path
         if uploads.exists() and force:
             shutil.rmtree(uploads)
         names = manifest.get("files", [])
-        for i, name in enumerate(names, 1):
+        total = sum((unpacked / n).stat().st_size for n in names)
+        moved = 0
+        for name in names:
             src = unpacked / name
+            moved += src.stat().st_size
             top, _, rest = name.partition("/")
             dest = (uploads if top == "uploads" else home) / rest
             dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.replace(src, dest)
             report.files += 1
-            progress("files", i, len(names))
+            progress("files", moved, total)
         key_file = settings.secret_key_file or home / "secret.key"
         secret = (unpacked / "keys" / "secret.key").read_text(encoding="utf-8")
         if _write_key(key_file, secret, force=force):
