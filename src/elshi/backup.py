@@ -264,6 +264,10 @@ def _pg_connection(url: str) -> tuple[list[str], dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ELSHI_")}
     if u.password:
         env["PGPASSWORD"] = str(u.password)
+    for key, variable in (("sslmode", "PGSSLMODE"), ("sslrootcert", "PGSSLROOTCERT")):
+        value = u.query.get(key)
+        if isinstance(value, str):
+            env[variable] = value
     return args, env
 
 
