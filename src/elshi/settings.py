@@ -554,7 +554,7 @@ def read_key_file(path: Path, name: str) -> list[str]:
 
 
 #: Variables that carry secret keys: taken out of the environment at start-up.
-SECRET_VARIABLES = ("ELSHI_SECRET_KEY", "ELSHI_SECRET_KEY_PREVIOUS")
+SECRET_VARIABLES = ("ELSHI_SECRET_KEY", "ELSHI_SECRET_KEY_PREVIOUS", "ELSHI_BACKUP_PASSPHRASE")
 _HANDOVER_FD = "ELSHI_SECRETS_FD"
 #: Secret keys this process took out of its environment; load_settings reads them as if set.
 _taken: dict[str, str] = {}

@@ -228,3 +228,24 @@ def test_no_personal_data_in_the_logs_of_a_citizen_flow(
     for secret in (email, email.split("@")[0], phone, digits, digits[-7:], passport):
         where = text.find(secret)
         assert where < 0, f"{secret!r} found in the logs: {text[max(0, where - 300) : where + 100]}"
+
+
+def test_worker_without_the_scheduler(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, cli: Any
+) -> None:
+    """A worker machine beside the one that schedules: `elshi worker --no-scheduler`."""
+    from elshi import jobs
+
+    made: list[bool] = []
+    real = jobs.consumer
+
+    def consumer(rt: Any, *, workers: int = 2, periodic: bool = True) -> Any:
+        made.append(periodic)
+        return real(rt, workers=workers, periodic=periodic)
+
+    monkeypatch.setattr(jobs, "consumer", consumer)
+    monkeypatch.setattr(jobs, "run_consumer", lambda c, grace: None)
+    monkeypatch.setenv("ELSHI_QUEUE_URL", "memory://")
+    assert "scheduler off" in cli("worker", "--no-scheduler").output
+    assert "scheduler on" in cli("worker").output
+    assert made == [False, True]

@@ -46,7 +46,12 @@ def _passphrase(file: Path | None, *, confirm: bool) -> str:
         if not value:
             raise fail(f"--passphrase-file {file}: the first line is empty", Exit.USAGE)
         return value
-    value = os.environ.get(PASSPHRASE_VARIABLE, "")
+    from elshi.settings import taken_from_environment
+
+    # `elshi` takes it out of its environment at start-up, like the secret keys.
+    value = os.environ.get(PASSPHRASE_VARIABLE, "") or taken_from_environment().get(
+        PASSPHRASE_VARIABLE, ""
+    )
     if value:
         return value
     if not sys.stdin.isatty():
