@@ -369,10 +369,23 @@ def _home_files(settings: Settings) -> Iterator[tuple[Path, str]]:
             if path.is_file() and not path.name.endswith(".part"):
                 yield path, "uploads/" + path.relative_to(uploads).as_posix()
     home = Path(settings.home)
+    database = _sqlite_path(settings) if settings.is_sqlite else None
+    copied_apart = (
+        {database, *(database.with_name(database.name + x) for x in ("-wal", "-shm", "-journal"))}
+        if database
+        else set()
+    )
     if home.is_dir():
         for path in sorted(home.rglob("*")):
+            if path in copied_apart:
+                continue
             rel = path.relative_to(home)
             if rel.parts[0] in SKIP_IN_HOME or not path.is_file():
+                continue
+            # Backups kept in the home folder, and the work folders of a backup or restore.
+            if rel.parts[0].startswith(("elshi-backup-", "elshi-restore-")):
+                continue
+            if path.name.endswith((".elshi", ".part")):
                 continue
             if uploads.is_dir() and path.is_relative_to(uploads):
                 continue

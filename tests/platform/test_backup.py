@@ -233,3 +233,18 @@ def test_cli_without_a_passphrase_says_how_to_give_one(
     result = _run("backup", str(tmp_path / "x.elshi"), "--passphrase-file", str(phrase), "-q")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "x.elshi").stat().st_size > 0
+
+
+def test_a_backup_kept_in_the_home_folder_is_not_backed_up_again(settings: Settings) -> None:
+    Database(settings).dispose()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    (settings.home / "vapid.pem").write_text("push key\n")
+    first = settings.home / "monday.elshi"
+    second = settings.home / "tuesday.elshi"
+    one = backup_mod.backup(settings, first, PASSPHRASE)
+    two = backup_mod.backup(settings, second, PASSPHRASE)
+    assert one.files == two.files == 1  # vapid.pem only: not monday.elshi nor the work files
+    with backup_mod._opened(second, PASSPHRASE) as tar:
+        names = [m.name for m in tar]
+    assert "home/vapid.pem" in names
+    assert not [n for n in names if n.endswith(".elshi") or "elshi-backup-" in n]
