@@ -275,6 +275,9 @@ def client_for(world: World, who: str, lang: str, email: str = "") -> TestClient
 #: GET routes that are not pages (data, files, feeds, redirects to a download), and why.
 NOT_PAGES: dict[str, str] = {
     "/health": "JSON",
+    "/healthz": "JSON",
+    "/readyz": "JSON",
+    "/metrics": "Prometheus text",
     "/api/openapi.json": "JSON",
     "/api/docs": "the API's own reference page (Swagger UI), English by design",
     "/static": "files",

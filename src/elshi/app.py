@@ -14,6 +14,7 @@ from elshi.db import Database
 from elshi.settings import Settings
 from elshi.web.bounds import install as install_bounds
 from elshi.web.deps import LoginRequired
+from elshi.web.observe import install as install_observe
 from elshi.web.outage import install as install_outage
 from elshi.web.policy import check_routes
 from elshi.web.security import SecurityHeaders, ServerTiming
@@ -34,6 +35,9 @@ def app_from_environment() -> FastAPI:
 
     hide_secrets()  # the keys leave os.environ, so nothing this process starts inherits them
     settings = load_settings()
+    from elshi import logs
+
+    logs.apply(settings)  # this process's log lines: format and level of the settings
     db = Database(settings)
     return create_app(settings, db=db, runtime=jobs.bind(settings, db))
 
@@ -84,6 +88,8 @@ def create_app(settings: Settings, *, db: Database | None = None, runtime: Any =
     install_bounds(app)
     # The database unreachable: 503 with Retry-After (JSON or a page needing no database).
     install_outage(app)
+    # Request ids, one log line per request, /healthz, /readyz and /metrics.
+    install_observe(app)
 
     @app.exception_handler(LoginRequired)
     def to_login(request: Request, exc: LoginRequired) -> RedirectResponse:

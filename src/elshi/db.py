@@ -246,11 +246,12 @@ def make_engine(settings: Settings) -> Engine:
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
+            hide_parameters=True,  # SQL logs and errors never show personal data
             **pool,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url, pool_pre_ping=True, **pool)
+        engine = create_engine(url, pool_pre_ping=True, hide_parameters=True, **pool)
     from elshi.crypto import secrets_of
     from elshi.keys import credential_keys
 

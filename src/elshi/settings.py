@@ -136,6 +136,23 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Logging level."
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="How log lines are written: text, or json (one JSON object a line, with "
+        "time, level, logger, message and the request's id, for a log collector).",
+    )
+    metrics_token: str = _text(
+        "Bearer token that /metrics asks for (Authorization: Bearer TOKEN). Empty: /metrics "
+        "answers only requests from this machine (loopback) that came through no proxy, and "
+        "refuses every other."
+    )
+    ready_min_free_mb: int = _count(
+        500,
+        "/readyz reports not ready when the disk of the home folder or the uploads has less "
+        "free space than this, in MB.",
+        least=0,
+        most=10_000_000,
+    )
     default_language: Literal["kk", "ru", "en"] = Field(
         default="kk", description="Interface language when the browser asks for none we have."
     )
@@ -537,7 +554,7 @@ def read_key_file(path: Path, name: str) -> list[str]:
 
 
 #: Variables that carry secret keys: taken out of the environment at start-up.
-SECRET_VARIABLES = ("ELSHI_SECRET_KEY", "ELSHI_SECRET_KEY_PREVIOUS")
+SECRET_VARIABLES = ("ELSHI_SECRET_KEY", "ELSHI_SECRET_KEY_PREVIOUS", "ELSHI_BACKUP_PASSPHRASE")
 _HANDOVER_FD = "ELSHI_SECRETS_FD"
 #: Secret keys this process took out of its environment; load_settings reads them as if set.
 _taken: dict[str, str] = {}

@@ -441,6 +441,10 @@ def record_attempt(
     db.add(
         LoginAttempt(at=now, ip=ip[:64], user_id=user_id, citizen_id=citizen_id, success=success)
     )
+    if not success:
+        from elshi.metrics import signin_failed
+
+        signin_failed(user_id=user_id, citizen_id=citizen_id)
     db.execute(delete(LoginAttempt).where(LoginAttempt.at < now - policy.keep_attempts))
 
 

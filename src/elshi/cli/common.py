@@ -57,6 +57,8 @@ class State:
     config: Path | None = None
     #: The database the command opened (so a full disk can be reported with its path).
     db: Any = None
+    #: --verbose was given.
+    verbose: bool = False
 
 
 def fail(message: str, code: Exit = Exit.FAILED) -> typer.Exit:
@@ -77,9 +79,11 @@ def refused(*errors: type[Exception], code: Exit = Exit.USAGE) -> Iterator[None]
 def get_settings(**overrides: Any) -> Settings:
     """Load settings or stop with exit code 2 and a message naming the bad variable."""
     try:
-        return load_settings(State.config, **overrides)
+        settings = load_settings(State.config, **overrides)
     except SettingsError as exc:
         raise fail(str(exc), Exit.USAGE) from None
+    apply_log_settings(settings)
+    return settings
 
 
 def database(settings: Settings, migrate: bool = True, check: bool = False) -> Any:
@@ -216,16 +220,24 @@ def format_when(value: datetime | None) -> str:
 
 
 def set_up_logging(*, verbose: bool) -> None:
-    """Log warnings (everything with --verbose) to stderr, secrets masked."""
+    """Log warnings (everything with --verbose) to stderr, personal data masked; the settings
+    (ELSHI_LOG_LEVEL, ELSHI_LOG_FORMAT) apply once a command has read them."""
     import logging
 
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from elshi import logs
+
+    State.verbose = verbose
+    logs.configure(level=logging.DEBUG if verbose else logging.WARNING)
     from elshi.accounts.service import install_log_masking
 
     install_log_masking()
+
+
+def apply_log_settings(settings: Settings) -> None:
+    """Write logs as the settings say (JSON lines with ELSHI_LOG_FORMAT=json)."""
+    from elshi import logs
+
+    logs.apply(settings, verbose=State.verbose)
 
 
 def queue_enrichment(settings: Settings, db: Any, after_id: int) -> None:

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from elshi import __version__
 from elshi.actors import commands as actors_commands
-from elshi.cli import accounts, keys, listen, serve
+from elshi.cli import accounts, keys, listen, ops, serve
 from elshi.cli.common import ConfigOpt, State, console, get_settings, set_up_logging
 from elshi.consulate import commands as consulate_commands
 from elshi.coordination import commands as coordination_commands
@@ -101,6 +101,8 @@ app.command()(serve.serve)
 app.command()(serve.web)
 app.command()(serve.worker)
 app.command()(serve.demo)
+app.command()(ops.backup)
+app.command()(ops.restore)
 
 app.add_typer(listen.reprocess_app, name="reprocess")
 app.add_typer(listen.sources_app, name="sources")

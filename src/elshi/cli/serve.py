@@ -166,7 +166,13 @@ class WorkerProcess:
 
 
 def _serve(
-    settings: Settings, *, web: bool, worker: bool, workers: int = 2, processes: int = 1
+    settings: Settings,
+    *,
+    web: bool,
+    worker: bool,
+    workers: int = 2,
+    processes: int = 1,
+    periodic: bool = True,
 ) -> None:
     import uvicorn
 
@@ -202,7 +208,9 @@ def _serve(
     rt = jobs.bind(settings, db)
     # `elshi serve` runs its worker in a process of its own where the queue can be shared.
     apart = web and worker and jobs.shares_queue(settings)
-    consumer = jobs.consumer(rt, workers=workers) if worker and not apart else None
+    consumer = (
+        jobs.consumer(rt, workers=workers, periodic=periodic) if worker and not apart else None
+    )
     if worker:
         # Catch up at once on sources that fell due while nothing was running.
         jobs.enqueue("schedule_due_sources")
@@ -212,7 +220,8 @@ def _serve(
     if not web:
         assert consumer is not None
         console.print(
-            f"worker running ({workers} threads, scheduler on); Ctrl+C or SIGTERM stops "
+            f"worker running ({workers} threads, scheduler {'on' if periodic else 'off'}); "
+            "Ctrl+C or SIGTERM stops "
             f"after running tasks finish (up to {settings.worker_grace_seconds:g} s)"
         )
         jobs.run_consumer(consumer, grace=settings.worker_grace_seconds)
@@ -264,9 +273,17 @@ def web(
 
 def worker(
     threads: Annotated[int, typer.Option(help="Worker threads.")] = 2,
+    scheduler: Annotated[
+        bool,
+        typer.Option(
+            "--scheduler/--no-scheduler",
+            help="Also queue the periodic work (due sources, catch-ups, reminders). With "
+            "several worker machines, run it on one.",
+        ),
+    ] = True,
 ) -> None:
     """Run only the background worker and scheduler."""
-    _serve(get_settings(), web=False, worker=True, workers=threads)
+    _serve(get_settings(), web=False, worker=True, workers=threads, periodic=scheduler)
 
 
 def demo(

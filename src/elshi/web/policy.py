@@ -98,6 +98,12 @@ LINK = "opened by a secret link (the link is the key)"
 POLICY: dict[tuple[str, str], Rule] = {
     # ---------------------------------------------------------------- operations, docs, files
     ("GET", "/health"): public("liveness and database check; no data"),
+    ("GET", "/healthz"): public("liveness: the process answers; no data"),
+    ("GET", "/readyz"): public("readiness: database, queue and disk are fine; no data"),
+    ("GET", "/metrics"): public(
+        "Prometheus metrics, counts only: answered only with the bearer token "
+        "ELSHI_METRICS_TOKEN or, when none is set, from this machine not through a proxy"
+    ),
     ("GET", "/api/openapi.json"): public("the API's description; no data"),
     ("GET", "/api/docs"): public("the API docs page; no data"),
     ("GET", "/static"): public("style sheets, scripts and icons of the package"),
