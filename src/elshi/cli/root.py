@@ -112,6 +112,7 @@ app.add_typer(listen.watch_app, name="watch")
 app.add_typer(speak_commands.channels_app, name="channels")
 app.add_typer(speak_commands.statements_app, name="statements")
 app.add_typer(nlp_commands.narratives_app, name="narratives")
+app.add_typer(nlp_commands.train_app, name="train")
 app.add_typer(coordination_commands.app, name="coordination")
 app.add_typer(keys.keys_app, name="keys")
 
