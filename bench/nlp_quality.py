@@ -183,10 +183,10 @@ def bench_post(t: ModuleType, data: Path, lang: str) -> bool:
         rows.append(('"neutral" for all (previous Arabic)', np.full(len(y), t.NEU)))
     title = {"en": "SemEval-2017 4A / TweetEval", "ar": "ArSarcasm-v2", "zh": "ChnSentiCorp"}
     print(f"{lang}  {title[lang]} validation (n={len(valid)}), {len(labels)} classes")
-    print(f"    {'':42} {'macro-F1':>9} {'macro-R':>8} {'F1 pos/neg':>11}")
+    print(f"    {'':50} {'macro-F1':>9} {'macro-R':>8} {'F1 pos/neg':>11}")
     for label, pred in rows:
         print(
-            f"    {label:42} {st.f1_macro(y, pred, labels):9.4f} "
+            f"    {label:50} {st.f1_macro(y, pred, labels):9.4f} "
             f"{st.recall_macro(y, pred, labels):8.4f} {st.f1_macro(y, pred, [0, 2]):11.4f}"
         )
     mine = st.f1_macro(y, rows[0][1], labels)
