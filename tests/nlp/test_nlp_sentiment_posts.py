@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -193,3 +194,30 @@ def test_cli_trains_a_chinese_model(cli: object, settings: object, tmp_path: Pat
     missing = cli("train", "sentiment", str(tmp_path / "none.csv"), "--lang", "zh")  # type: ignore[operator]
     assert missing.exit_code != 0
     assert "none.csv" in missing.output
+
+
+def test_enricher_says_which_model_spoke(settings: Any, tmp_path: Path) -> None:
+    from elshi.nlp.base import PostText
+    from elshi.nlp.enrichers import SentimentEnricher
+
+    posts = [
+        PostText(id=1, text="Wonderful help from the embassy, thank you!", lang="en"),
+        PostText(id=2, text="这家酒店非常好", lang="zh"),
+        PostText(id=3, text="شكرا جزيلا", lang="ar"),
+    ]
+    enricher = SentimentEnricher(settings)
+    found = {a.post_id: a for a in enricher.enrich_batch(posts)}
+    assert found[1].value["model"] == "shipped" and found[1].label == "positive"
+    assert found[2].value["model"] == "none" and found[2].label == "neutral"
+    assert found[3].value["model"] == "shipped"
+    pytest.importorskip("sklearn")
+    from elshi.nlp import sentiment_train as st
+
+    rows = [st.Labelled(t, st.LABEL_IDS[lab]) for t, lab in ZH_TRAIN * 3]
+    model = st.train_language("zh", rows, config={**st.LANG_CONFIGS["zh"], "min_df": 1})
+    folder = local_models_dir(settings.home)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save(folder / "sentiment-zh.npz")
+    again = {a.post_id: a for a in enricher.enrich_batch(posts)}
+    assert again[2].value["model"] == "own"
+    assert again[2].label in LABELS

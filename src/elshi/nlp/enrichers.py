@@ -108,12 +108,15 @@ class SentimentEnricher(Enricher):
         from elshi.nlp.sentiment import (
             SentimentResult,
             analyse_batch,
+            language_key,
             local_models_dir,
+            model_kind,
             neutral_result,
         )
 
         langs = [post_language(p) for p in posts]
         model = self.hf_model
+        kinds: dict[str, str] = {}
         if model:
             from elshi.nlp import hf
             from elshi.nlp.embeddings import clean, has_content
@@ -128,12 +131,19 @@ class SentimentEnricher(Enricher):
             results = analyse_batch(
                 [p.full_text for p in posts], langs, explain=True, local_dir=local
             )
+            # Which model spoke: "own" (trained here), "shipped", or "none" (no model for the
+            # language: its neutral is no verdict, and the post page says so).
+            kinds = {key: model_kind(key, local) for key in {language_key(x) for x in langs}}
         return [
             AnnotationIn(
                 post_id=p.id,
                 label=r.label,
                 score=round(r.score, 4),
-                value={"lang": lang, "model": model or "shipped", **_why(r)},
+                value={
+                    "lang": lang,
+                    "model": model or kinds.get(language_key(lang), "none"),
+                    **_why(r),
+                },
             )
             for p, r, lang in zip(posts, results, langs, strict=True)
         ]

@@ -700,6 +700,14 @@ def has_model(lang: str | None, local_dir: Path | None = None) -> bool:
     )
 
 
+def model_kind(lang: str | None, local_dir: Path | None = None) -> str:
+    """Return "own" (operator-trained), "shipped" or "none" for a language's sentiment."""
+    key = language_key(lang)
+    if key and local_model(f"sentiment-{key}", local_dir) is not None:
+        return "own"
+    return "shipped" if key in LANGUAGES else "none"
+
+
 def analyse(text: str | bytes, lang: str | None, local_dir: Path | None = None) -> SentimentResult:
     """Return the sentiment of one text in a language (neutral where there is no model)."""
     return analyse_batch([text], [lang], local_dir=local_dir)[0]
