@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +189,12 @@ def test_cli_trains_a_chinese_model(cli: object, settings: object, tmp_path: Pat
     assert "sentiment-zh" in result.output and "macro-F1" in result.output
     home = settings.home  # type: ignore[attr-defined]
     assert (local_models_dir(home) / "sentiment-zh.npz").is_file()
+    # `elshi eval` scores with the operator's model as the enricher does.
+    scored = cli("eval", "sentiment", str(valid), "--json")  # type: ignore[operator]
+    assert scored.exit_code == 0, scored.output
+    report = json.loads(scored.output)["results"]
+    # Every row is positive: without the model all would be neutral (accuracy 0).
+    assert report["zh"]["accuracy"] > 0.0, report
     bad = cli("train", "sentiment", str(train), "--lang", "xx", "--no-progress")  # type: ignore[operator]
     assert bad.exit_code != 0
     assert "--lang" in bad.output

@@ -59,8 +59,11 @@ def eval_command(
     if task == "entities":
         _eval_entities(path, as_json)
         return
+    from elshi.nlp.sentiment import local_models_dir
+
+    models = local_models_dir(get_settings().home) if task == "sentiment" else None
     try:
-        results, loaded = evaluate_file(task, path)
+        results, loaded = evaluate_file(task, path, models)
     except EvalError as exc:
         raise fail(str(exc), Exit.USAGE) from None
     if as_json:
