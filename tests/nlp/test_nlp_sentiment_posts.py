@@ -228,3 +228,13 @@ def test_enricher_says_which_model_spoke(settings: Any, tmp_path: Path) -> None:
     again = {a.post_id: a for a in enricher.enrich_batch(posts)}
     assert again[2].value["model"] == "own"
     assert again[2].label in LABELS
+
+
+def test_damaged_operator_model_is_named(tmp_path: Path) -> None:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "sentiment-zh.npz").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match=r"sentiment-zh\.npz: not a readable sentiment model"):
+        analyse("你好", "zh", local_dir=folder)
+    # Other languages still work.
+    assert analyse("Terrible, awful service", "en", local_dir=folder).label == "negative"

@@ -596,7 +596,13 @@ def load_model(name: str) -> LinearModel:
 @lru_cache(maxsize=16)
 def _load_local(path: str, mtime_ns: int, size: int) -> LinearModel:
     """Load an operator's model file (cached until the file changes)."""
-    model = LinearModel.load(Path(path))
+    try:
+        model = LinearModel.load(Path(path))
+    except Exception as exc:  # a damaged or foreign file: say which, do not guess
+        raise ValueError(
+            f"{path}: not a readable sentiment model ({exc}); train it again with "
+            "`elshi train sentiment` or delete it"
+        ) from None
     if not set(model.classes) <= set(LABELS) or not {"negative", "positive"} <= set(model.classes):
         raise ValueError(f"{path}: not a sentiment model (classes {model.classes})")
     return model
@@ -617,15 +623,6 @@ def local_model(name: str, folder: Path | None) -> LinearModel | None:
     except OSError:
         return None
     return _load_local(str(path), st.st_mtime_ns, st.st_size)
-
-
-def shipped_model_names() -> list[str]:
-    """Return the stems of the shipped sentence models ("sentiment-en", ...)."""
-    return sorted(
-        f.name[: -len(".npz")]
-        for f in models_dir().iterdir()
-        if f.name.startswith("sentiment-") and f.name.endswith(".npz")
-    )
 
 
 # ---------------------------------------------------------------------------------------------
