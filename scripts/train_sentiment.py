@@ -1,9 +1,11 @@
 """Rebuild the shipped sentiment and stance models from the shared data and print their scores.
 
-Run: python scripts/train_sentiment.py [--out DIR] [--only kk|ru|stance]
+Run: python scripts/train_sentiment.py [--out DIR] [--only kk|ru|stance|en|ar]
 
 Reads ../shared/data (or ELSHI_SHARED_DATA): KazSAnDRA polarity train/validation and the
-3-star reviews of its score train split (Kazakh), RuSentNE-2023 train/validation (Russian).
+3-star reviews of its score train split (Kazakh), RuSentNE-2023 train/validation (Russian),
+SemEval-2017 Task 4A train / TweetEval validation (English), ArSarcasm-v2 train/validation
+(Arabic). Chinese (ChnSentiCorp) is never written: its licence forbids shipping the weights.
 Needs scikit-learn (the `train` extra). Output is deterministic: same data, same files.
 Every figure printed is on a validation split the model was not trained on.
 """
@@ -28,6 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from elshi.nlp import sentiment_train  # noqa: E402
 from elshi.nlp.sentiment import (  # noqa: E402
     LABELS,
     MODEL_FORMAT,
@@ -378,10 +381,53 @@ def stance_scores(
     }
 
 
+#: Folders of the post-language sentiment data in the shared data.
+POST_DATA = {
+    "en": "sentiment-en-semeval2017",
+    "ar": "sentiment-ar-arsarcasm-v2",
+    "zh": "sentiment-zh-chnsenticorp",
+}
+POST_DATA_NOTE = {
+    "en": "SemEval-2017 Task 4A train (sentiment-en-semeval2017/train.csv)",
+    "ar": "ArSarcasm-v2 train (sentiment-ar-arsarcasm-v2/train.csv)",
+    "zh": "ChnSentiCorp train (sentiment-zh-chnsenticorp/train.csv)",
+}
+
+
+def post_split(lang: str, split: str, data: Path | None = None) -> list[sentiment_train.Labelled]:
+    """Return the train or validation rows of a post-language sentiment set."""
+    path = (data or shared_data()) / POST_DATA[lang] / f"{split}.csv"
+    return sentiment_train.read_labelled_csv(path)
+
+
+def train_post_language(
+    lang: str, data: Path | None = None
+) -> tuple[LinearModel, dict[str, float]]:
+    """Train the sentence model of en, ar or zh on its train split; score it on validation."""
+    model = sentiment_train.train_language(
+        lang, post_split(lang, "train", data), data=POST_DATA_NOTE[lang]
+    )
+    scores = sentiment_train.scores(model, post_split(lang, "validation", data))
+    model.meta["validation"] = scores
+    return model, scores
+
+
+def train_en(data: Path | None = None) -> tuple[LinearModel, dict[str, float]]:
+    """Train the English sentence model."""
+    return train_post_language("en", data)
+
+
+def train_ar(data: Path | None = None) -> tuple[LinearModel, dict[str, float]]:
+    """Train the Arabic sentence model."""
+    return train_post_language("ar", data)
+
+
 TRAINERS: dict[str, Callable[[Path | None], tuple[LinearModel, dict[str, float]]]] = {
     "kk": train_kk,
     "ru": train_ru,
     "stance": train_stance,
+    "en": train_en,
+    "ar": train_ar,
 }
 
 

@@ -264,3 +264,25 @@ def test_kazakh_words_decide_where_letters_cannot(text: str, lang: str) -> None:
     assert result.lang == lang, result.features
     if lang == "kk" and "Kazakh letters" not in " ".join(result.features):
         assert any(f.startswith("Kazakh words") for f in result.features), result.features
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        # A Kazakh cue word that is part of a name does not flip a Russian sentence.
+        ("Марин Ле Пен намерена добиваться коренной реформы Евросоюза", "ru"),
+        ("Делегация прибыла из Эр-Рияда на переговоры о поставках", "ru"),
+        # Links, topics and emoticon codes glued to Chinese text without spaces.
+        ("#话题#正文内容非常丰富今天天气很好", "zh"),
+        ("http://t.cn/A6abcXyz今天天气很好我们去公园", "zh"),
+        ("今天天气很好[good][doge]我们去公园玩", "zh"),
+        ("好[good]", "zh"),
+        # The middle dot of transliterated names is not Japanese.
+        ("日本首相安倍・晋三今天访问北京", "zh"),
+        # Telegram's empty link before the text.
+        ("[\u200b](https://t.me/news/1)Текст новости о переговорах в Москве", "ru"),
+    ],
+)
+def test_reported_language_id_bugs(text: str, lang: str) -> None:
+    result = detect(text)
+    assert result.lang == lang, result.features

@@ -32,6 +32,7 @@ from elshi.db import BULK_YIELD_SECONDS, Database, disk_full, utcnow
 from elshi.errors import NotFound
 from elshi.listen.models import Source
 from elshi.listen.runs import finish_run, start_run
+from elshi.listen.text import repair_post
 from elshi.listen.writer import _PROGRESS_EVERY, _Pipeline, _prepare, _Writer, unstorable
 from elshi.listen.writer import AUTHOR as AUTHOR
 from elshi.listen.writer import POST as POST
@@ -115,6 +116,7 @@ def _mapped(
                 if post is None:
                     report.skipped += 1
                 else:
+                    repair_post(post)
                     _check(post, max_chars)
                     batch.append((post, rec))
             except Exception as exc:  # one record's error of any kind: that record only

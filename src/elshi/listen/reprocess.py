@@ -11,7 +11,7 @@ from elshi.connectors.base import MappingError, PostIn, RawRecord
 from elshi.db import Database
 from elshi.listen.flows import Progress
 from elshi.listen.models import Post
-from elshi.listen.text import content_hash, index_text
+from elshi.listen.text import content_hash, index_text, repair_post
 from elshi.plugins import UnknownPlugin, get_connector
 
 #: What a mapping sets besides the post's identity (platform, external_id): all may change.
@@ -70,6 +70,7 @@ def reprocess_posts(
                 if new is None or new.external_id != post.external_id:
                     counts["failed"] += 1
                     continue
+                repair_post(new)
                 changes = {
                     f: getattr(new, f) for f in _FIELDS if getattr(new, f) != getattr(post, f)
                 }

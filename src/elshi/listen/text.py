@@ -6,7 +6,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from markupsafe import Markup, escape
 
@@ -235,3 +235,45 @@ def marker(query: str) -> Callable[[str | None], Markup]:
     """Return a function that shows a text as HTML with this search's matches marked."""
     terms = query_terms(query)
     return lambda text: Markup(highlight(text, terms))
+
+
+# UTF-8 read as Windows-1252 (old CSV exports): a UTF-8 lead byte (Â..ô) followed by a
+# continuation byte (0x80..0xBF), as cp1252 shows it: "ÐŸÑ€Ð¸", "Ã©", "ä½ å¥½".
+_CP1252_HIGH = "€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ"
+_MOJIBAKE = re.compile(f"[\u00c2-\u00f4][\u0080-\u00bf{_CP1252_HIGH}]")
+_TO_CP1252 = {ch: bytes([b]) for ch, b in ((bytes([b]).decode("cp1252", "ignore"), b)
+              for b in range(0x80, 0xA0)) if ch}  # fmt: skip
+
+
+def fix_mojibake(text: str) -> str:
+    """Return text with UTF-8 that was decoded as Windows-1252 or Latin-1 decoded right.
+
+    Only a text that is all such mojibake is repaired (its characters re-encoded must form
+    valid UTF-8 with at least one multi-byte character); any other text is returned as is."""
+    if not text or text.isascii() or not _MOJIBAKE.search(text):
+        return text
+    raw = bytearray()
+    for ch in text:
+        code = ord(ch)
+        if code < 0x100:
+            raw.append(code)
+        elif (byte := _TO_CP1252.get(ch)) is not None:
+            raw += byte
+        else:
+            return text
+    try:
+        fixed = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return text
+    return fixed if len(fixed) < len(text) else text
+
+
+def repair_post(post: Any) -> None:
+    """Repair the mojibake of a mapped post's text, title and author name in place.
+
+    Its raw record keeps what was read."""
+    post.text = fix_mojibake(post.text)
+    if post.title:
+        post.title = fix_mojibake(post.title)
+    if post.author_name:
+        post.author_name = fix_mojibake(post.author_name)

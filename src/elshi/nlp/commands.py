@@ -59,8 +59,11 @@ def eval_command(
     if task == "entities":
         _eval_entities(path, as_json)
         return
+    from elshi.nlp.sentiment import local_models_dir
+
+    models = local_models_dir(get_settings().home) if task == "sentiment" else None
     try:
-        results, loaded = evaluate_file(task, path)
+        results, loaded = evaluate_file(task, path, models)
     except EvalError as exc:
         raise fail(str(exc), Exit.USAGE) from None
     if as_json:
@@ -273,4 +276,75 @@ def narratives_rebuild(
         f"posts {counts['posts']:,}; assigned {counts['by_enricher'].get('narratives', 0):,}; "
         f"narratives {live:,}; errors {counts['errors']:,}"
     )
+    raise typer.Exit(int(Exit.OK))
+
+
+train_app = typer.Typer(
+    help="Train models of your own from labelled files (needs the `train` extra).",
+    no_args_is_help=True,
+)
+
+
+@train_app.command("sentiment")
+def train_sentiment_command(
+    path: Annotated[
+        Path,
+        typer.Argument(help="UTF-8 CSV with columns text and label (negative/neutral/positive)."),
+    ],
+    lang: Annotated[str, typer.Option("--lang", help="Language of the texts, e.g. zh.")],
+    valid: Annotated[
+        Path | None, typer.Option(help="Labelled CSV held apart: its scores are printed.")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train a sentence sentiment model for a language into the data home's models folder.
+
+    Posts in that language are then scored by it, in place of the shipped model if there
+    is one. Chinese has no shipped model: this is how to get Chinese sentiment."""
+    from elshi.nlp.sentiment import TRAINABLE, language_key, local_models_dir
+
+    settings = get_settings()
+    code = language_key(lang)
+    if code not in TRAINABLE:
+        raise fail(f"--lang {lang!r}: choose one of {', '.join(TRAINABLE)}", Exit.USAGE)
+    try:
+        from elshi.nlp import sentiment_train as st
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        raise fail(f"training needs scikit-learn (install the `train` extra): {exc}") from None
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        raise fail("training needs scikit-learn: install elshi with the `train` extra") from None
+    try:
+        train = st.read_labelled_csv(path)
+        held = st.read_labelled_csv(valid) if valid is not None else []
+    except st.DataError as exc:
+        raise fail(str(exc), Exit.USAGE) from None
+    if not train:
+        raise fail(f"{path}: no labelled rows", Exit.USAGE)
+    folder = local_models_dir(settings.home)
+    with progress_bar(f"train sentiment-{code}", progress) as tick:
+        try:
+            model = st.train_language(code, train, data=path.name)
+        except st.DataError as exc:
+            raise fail(f"{path}: {exc}", Exit.USAGE) from None
+        tick(len(train))
+        found = st.scores(model, held) if held else {}
+        if found:
+            model.meta["validation"] = found
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"sentiment-{code}.npz"
+        partial = folder / f".sentiment-{code}.partial.npz"
+        model.save(partial)
+        partial.replace(target)
+    console.print(
+        f"sentiment-{code}: {len(train):,} texts, classes {', '.join(model.classes)}, "
+        f"{model.n_features:,} features, saved to {target}"
+    )
+    if found:
+        console.print(
+            f"held-out {valid.name if valid else ''} (n={int(found['n']):,}): "
+            f"macro-F1 {found['macro_f1']:.4f}, macro-recall {found['macro_recall']:.4f}, "
+            f"F1 pos/neg {found['pos_neg_f1']:.4f}, accuracy {found['accuracy']:.4f}"
+        )
     raise typer.Exit(int(Exit.OK))

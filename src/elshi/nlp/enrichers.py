@@ -94,20 +94,29 @@ def _why(result: Any) -> dict[str, Any]:
 
 
 class SentimentEnricher(Enricher):
-    """Negative, neutral or positive with a score for kk, ru and en, and the words behind it."""
+    """Negative, neutral or positive with a score for kk, ru, en and ar (zh and others when
+    an operator trains a model), and the words behind it."""
 
     slug: ClassVar[str] = "sentiment"
     title: ClassVar[str] = "Sentiment"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     requires: ClassVar[tuple[str, ...]] = ("language",)
     hf_model_setting: ClassVar[str] = "sentiment_hf_model"
 
     def enrich_batch(self, posts: list[PostText]) -> list[AnnotationIn]:
         """Score the sentiment of each post in its language."""
-        from elshi.nlp.sentiment import SentimentResult, analyse_batch, neutral_result
+        from elshi.nlp.sentiment import (
+            SentimentResult,
+            analyse_batch,
+            language_key,
+            local_models_dir,
+            model_kind,
+            neutral_result,
+        )
 
         langs = [post_language(p) for p in posts]
         model = self.hf_model
+        kinds: dict[str, str] = {}
         if model:
             from elshi.nlp import hf
             from elshi.nlp.embeddings import clean, has_content
@@ -118,13 +127,23 @@ class SentimentEnricher(Enricher):
             for i, found in zip(keep, hf.sentiment(model, [texts[i] for i in keep]), strict=True):
                 results[i] = SentimentResult(found[0], found[1], found[2], found[3])
         else:
-            results = analyse_batch([p.full_text for p in posts], langs, explain=True)
+            local = local_models_dir(self.settings.home) if self.settings is not None else None
+            results = analyse_batch(
+                [p.full_text for p in posts], langs, explain=True, local_dir=local
+            )
+            # Which model spoke: "own" (trained here), "shipped", or "none" (no model for the
+            # language: its neutral is no verdict, and the post page says so).
+            kinds = {key: model_kind(key, local) for key in {language_key(x) for x in langs}}
         return [
             AnnotationIn(
                 post_id=p.id,
                 label=r.label,
                 score=round(r.score, 4),
-                value={"lang": lang, "model": model or "shipped", **_why(r)},
+                value={
+                    "lang": lang,
+                    "model": model or kinds.get(language_key(lang), "none"),
+                    **_why(r),
+                },
             )
             for p, r, lang in zip(posts, results, langs, strict=True)
         ]

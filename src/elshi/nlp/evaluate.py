@@ -158,7 +158,7 @@ def _predict_language(examples: Sequence[Example]) -> list[str]:
     return [r.lang for r in detect_batch([e.text for e in examples])]
 
 
-def _predict_sentiment(examples: Sequence[Example]) -> list[str]:
+def _predict_sentiment(examples: Sequence[Example], models: Path | None = None) -> list[str]:
     from elshi.nlp.language import detect_batch
     from elshi.nlp.sentiment import analyse_batch
 
@@ -168,7 +168,7 @@ def _predict_sentiment(examples: Sequence[Example]) -> list[str]:
         found = detect_batch([texts[i] for i in missing])
         for i, r in zip(missing, found, strict=True):
             examples[i].lang = r.lang
-    results = analyse_batch(texts, [e.lang for e in examples], explain=False)
+    results = analyse_batch(texts, [e.lang for e in examples], explain=False, local_dir=models)
     if any(e.label == "neutral" for e in examples):
         return [r.label for r in results]
     # Two-class gold data (KazSAnDRA polarity): decide between the two poles.
@@ -196,8 +196,12 @@ PREDICTORS: dict[str, Callable[[Sequence[Example]], list[str]]] = {
 }
 
 
-def evaluate_file(task: str, path: Path) -> tuple[dict[str, dict[str, Any]], Loaded]:
-    """Read `path` and score `task` on it, per language."""
+def evaluate_file(
+    task: str, path: Path, models: Path | None = None
+) -> tuple[dict[str, dict[str, Any]], Loaded]:
+    """Read `path` and score `task` on it, per language.
+
+    `models` is the folder of operator-trained sentiment models, used as the enricher does."""
     if task not in PREDICTORS:
         raise EvalError(f"unknown task {task!r}; known: {', '.join(sorted(PREDICTORS))}")
     loaded = read_labelled(path, task)
@@ -207,7 +211,10 @@ def evaluate_file(task: str, path: Path) -> tuple[dict[str, dict[str, Any]], Loa
         # Gold language is the label; group by it too.
         for ex in loaded.examples:
             ex.lang = ex.label
-    pred = PREDICTORS[task](loaded.examples)
+    if task == "sentiment":
+        pred = _predict_sentiment(loaded.examples, models)
+    else:
+        pred = PREDICTORS[task](loaded.examples)
     return by_language(loaded.examples, pred), loaded
 
 

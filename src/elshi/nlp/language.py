@@ -176,7 +176,8 @@ _TOKEN = re.compile(
     rf"(?P<Latn>[{_LATIN}]+(?:[{_APOS}][{_LATIN}]+)*[{_APOS}]?)"
     rf"|(?P<Cyrl>[{_CYRIL}]+(?:[{_APOS}][{_CYRIL}]+)*)"
     rf"|(?P<Arab>[{_ARAB}]+)"
-    r"|(?P<Kana>[\u3040-\u30ff\u31f0-\u31ff]+)"
+    # Without the middle dot "・" (U+30FB): Chinese writes transliterated names with it too.
+    r"|(?P<Kana>[\u3040-\u30fa\u30fc-\u30ff\u31f0-\u31ff]+)"
     r"|(?P<Hani>[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]+)"
     r"|(?P<Hang>[\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]+)"
     r"|(?P<Grek>[\u0370-\u03ff]+)"
@@ -187,8 +188,13 @@ _TOKEN = re.compile(
     r"|(?P<Zyyy>[^\W\d_]+)"
     r"|(?P<brk>[.!?…。！？\n]+)"
 )
+# Links end at the first non-ASCII character (posts glue text to them: "http://t.cn/x正文",
+# "(https://t.me/x)Текст"); handles and hashtags stop before Han, kana and Hangul ("#话题#正文"
+# is Weibo's topic and text); Weibo emoticon codes such as "[good]" are not words.
 _NOISE = re.compile(
-    r"https?://\S+|www\.\S+|\S+@\S+\.\w+|[@#]\w+|&[a-z]+;|\bRT\b|[\ud800-\udfff\ufffd]"
+    r"https?://[!-~]+|www\.[!-~]+|[!-~]+@[!-~]+\.[A-Za-z]+"
+    r"|[@#][^\W\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]+"
+    r"|\[[A-Za-z]{1,12}\](?!\()|&[a-z]+;|\bRT\b|[\ud800-\udfff\ufffd]"
 )
 _MIXED_WORD = re.compile(rf"[{_LATIN}{_CYRIL}]*(?:[{_LATIN}][{_CYRIL}]|[{_CYRIL}][{_LATIN}])\w*")
 _LAT2CYR = str.maketrans("AaBEeKkMHOoPpCcTyXxIiƏə", "АаВЕеКкМНОоРрСсТуХхІіӘә")
@@ -540,10 +546,19 @@ class LanguageIdentifier:
         return lang, fused[lang], why
 
     @staticmethod
-    def _word_cues(low: str) -> tuple[list[str], list[str]]:
-        """Kazakh-only and Russian-only words of a lower-cased chunk."""
-        words = low.split()
-        kk = [w for w in words if w in KK_CUE_WORDS or w.endswith(KK_CUE_ENDINGS)]
+    def _word_cues(chunk: str) -> tuple[list[str], list[str]]:
+        """Kazakh-only and Russian-only words of a chunk.
+
+        A cue word written with a capital inside the chunk is a name, not a cue ("Марин Ле
+        Пен"); case endings count on names too ("Германияда")."""
+        raw = chunk.split()
+        words = [w.lower() for w in raw]
+        names = {i for i, w in enumerate(raw) if i > 0 and w[:1].isupper()}
+        kk = [
+            w
+            for i, w in enumerate(words)
+            if (w in KK_CUE_WORDS and i not in names) or w.endswith(KK_CUE_ENDINGS)
+        ]
         ru = [w for w in words if w in RU_CUE_WORDS]
         return kk, ru
 
@@ -566,7 +581,7 @@ class LanguageIdentifier:
             return "uk", 0.97, [f"Ukrainian letters {','.join(sorted(found & set(UK_UNIQUE)))}"]
         if kk_u and set(kk_u) <= set("ғқ") and not found & set("ңөүі"):
             why.append(f"letters {','.join(kk_u)} without ә,ұ,һ,і,ң,ө,ү: Kazakh or Uzbek")
-            kk_words, ru_words = self._word_cues(low)
+            kk_words, ru_words = self._word_cues(chunk)
             if kk_words and not ru_words:
                 why.append(f"Kazakh words {','.join(sorted(set(kk_words)))}")
                 return self._fuse("Cyrl", chunk, ("kk", "uz"), ("uz",), why, letters=True)
@@ -590,7 +605,7 @@ class LanguageIdentifier:
             why.append("ң without other Kazakh letters")
             return self._fuse("Cyrl", chunk, ("kk", "ky"), ("ky",), why)
         why.append("no language-specific Cyrillic letters")
-        kk_words, ru_words = self._word_cues(low)
+        kk_words, ru_words = self._word_cues(chunk)
         if kk_words and not ru_words:
             why.append(f"Kazakh words {','.join(sorted(set(kk_words)))}")
             return self._fuse("Cyrl", chunk, ("kk", "ky"), ("ky",), why)

@@ -1,9 +1,12 @@
-"""Offline sentiment for Kazakh, Russian and English.
+"""Offline sentiment for Kazakh, Russian, English and Arabic; Chinese when an operator trains it.
 
-Kazakh and Russian use linear models (logistic regression over TF-IDF word and character
+Every language uses a linear model (logistic regression over TF-IDF word and character
 n-grams) trained by scripts/train_sentiment.py and shipped as plain arrays in
-``elshi/nlp/models/sentiment-*.npz``; inference is numpy only. English uses VADER.
-Any other language gets label "neutral", score 0 and no evidence.
+``elshi/nlp/models/sentiment-*.npz``; inference is numpy only. An operator may train a
+model of their own (``elshi train sentiment``) into the models folder of the data home;
+such a model is used in place of the shipped one. Chinese has no shipped model (its only
+labelled data forbids commercial use): without an operator-trained model, Chinese and any
+other language without a model get label "neutral", score 0 and no evidence.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ import numpy as np
 LABELS: Final = ("negative", "neutral", "positive")
 #: Longer texts are cut to this many characters before analysis (a post, not a book).
 MAX_CHARS: Final = 20_000
-#: Languages with a shipped backend.
-LANGUAGES: Final = ("kk", "ru", "en")
+#: Languages with a shipped model.
+LANGUAGES: Final = ("kk", "ru", "en", "ar")
+#: Languages an operator can train a model for from their own labelled file.
+TRAINABLE: Final = ("kk", "ru", "en", "ar", "zh")
 VADER_THRESHOLD: Final = 0.05
 EVIDENCE_SIZE: Final = 8
 MODEL_FORMAT: Final = 1
@@ -52,8 +57,11 @@ def neutral_result() -> SentimentResult:
 
 WORD, NUM, MARK, PUNCT, BREAK = 0, 1, 2, 3, 4
 
+# Combining marks (Latin accents typed apart, Arabic short vowels) stay inside their word.
+_ARABIC_MARK_RANGES = "\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed"
+_MARKS = "\u0300-\u036f" + _ARABIC_MARK_RANGES
 _TOKEN = re.compile(
-    r"(?P<w>[^\W\d_]+(?:['’\-][^\W\d_]+)*)"
+    rf"(?P<w>[^\W\d_](?:[^\W\d_]|[{_MARKS}])*(?:['’\-][^\W\d_](?:[^\W\d_]|[{_MARKS}])*)*)"
     r"|(?P<n>\d+)"
     r"|(?P<m>[!?]+|\){2,}|\({2,}|[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF])"
     r"|(?P<b>[.;…]+)"
@@ -79,6 +87,18 @@ _CONTRAST: Final = frozenset(
     {"но", "однако", "а", "хотя", "зато", "but", "however", "although", "though", "yet",
      "whereas", "while", "бірақ", "алайда", "ал", "дегенмен", "әйтсе"}
 )  # fmt: skip
+
+
+# Arabic: short vowels and the stretching tatweel dropped, letter variants that writers
+# interchange folded (alef forms, alef maqsura / ya, ta marbuta / ha).
+_ARABIC_MARKS = re.compile(f"[{_ARABIC_MARK_RANGES}\u0640]")
+_ARABIC_FOLD = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي", "ة": "ه"})
+_SOCIAL = re.compile(r"(?:https?://|www\.)\S+|(?<![\w@])@\w+", re.IGNORECASE)
+
+
+def strip_social(text: str) -> str:
+    """Remove links and @handles (they name, they do not judge); hashtag words stay."""
+    return _SOCIAL.sub(" ", text)
 
 
 class Token(NamedTuple):
@@ -109,6 +129,8 @@ def normalise_word(word: str) -> str:
     if not word.isascii() and not unicodedata.is_normalized("NFKC", word):
         word = unicodedata.normalize("NFKC", word)
     word = word.casefold().replace("ё", "е")
+    if "\u0600" <= max(word) <= "\u06ff":
+        word = _ARABIC_MARKS.sub("", word).translate(_ARABIC_FOLD) or word
     if len(word) > 2:
         word = _REPEAT.sub(r"\1\1", word)
     return word
@@ -462,8 +484,12 @@ class LinearModel:
         return np.bincount(batch.occ_unit, weights=per_occ, minlength=int(batch.unit_offsets[-1]))
 
     def decide(self, probs: np.ndarray) -> tuple[str, float, dict[str, float]]:
-        """Return label, score and probabilities for one row of probabilities."""
-        p = {c: float(probs[k]) for k, c in enumerate(self.classes)}
+        """Return label, score and probabilities for one row of probabilities.
+
+        A two-class model (negative, positive) reports neutral with probability 0, and says
+        neutral only inside its neutral band."""
+        p = {c: 0.0 for c in LABELS}
+        p.update({c: float(probs[k]) for k, c in enumerate(self.classes)})
         score = p["positive"] - p["negative"]
         label = self.classes[int(np.argmax(probs))]
         if abs(score) < self.neutral_band:
@@ -546,6 +572,12 @@ def top_evidence(
     return out
 
 
+def doc_of(text: str, cfg: dict[str, Any]) -> Doc:
+    """Return the document a sentence model sees for a text (links and handles cut for
+    models trained on posts)."""
+    return Doc(tokenize(strip_social(text) if cfg.get("social") else text))
+
+
 def models_dir() -> Any:
     """Return the folder of shipped model files."""
     return resources.files("elshi.nlp") / "models"
@@ -561,8 +593,41 @@ def load_model(name: str) -> LinearModel:
         return LinearModel.load(path)
 
 
+@lru_cache(maxsize=16)
+def _load_local(path: str, mtime_ns: int, size: int) -> LinearModel:
+    """Load an operator's model file (cached until the file changes)."""
+    try:
+        model = LinearModel.load(Path(path))
+    except Exception as exc:  # a damaged or foreign file: say which, do not guess
+        raise ValueError(
+            f"{path}: not a readable sentiment model ({exc}); train it again with "
+            "`elshi train sentiment` or delete it"
+        ) from None
+    if not set(model.classes) <= set(LABELS) or not {"negative", "positive"} <= set(model.classes):
+        raise ValueError(f"{path}: not a sentiment model (classes {model.classes})")
+    return model
+
+
+def local_models_dir(home: Path) -> Path:
+    """Return the folder of operator-trained models inside a data home."""
+    return Path(home) / "models"
+
+
+def local_model(name: str, folder: Path | None) -> LinearModel | None:
+    """Return the operator-trained model `folder/name.npz`, or None when there is none."""
+    if folder is None:
+        return None
+    path = Path(folder) / f"{name}.npz"
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return _load_local(str(path), st.st_mtime_ns, st.st_size)
+
+
 # ---------------------------------------------------------------------------------------------
-# English: VADER
+# English stance: VADER on the clause of a mention (the sentence model is not target-aware
+# and, trained on tweets, rates news clauses such as "the minister praised" neutral)
 
 
 @lru_cache(maxsize=1)
@@ -612,22 +677,48 @@ def language_key(lang: str | None) -> str:
     return re.split(r"[-_]", lang.strip().lower(), maxsplit=1)[0]
 
 
-def model_for(lang: str) -> LinearModel | None:
-    """Return the shipped sentence-level model of a language, if there is one."""
-    if lang in ("kk", "ru"):
-        return load_model(f"sentiment-{lang}")
+def model_for(lang: str, local_dir: Path | None = None) -> LinearModel | None:
+    """Return the sentence model of a language: the operator's own (in `local_dir`) if there
+    is one, else the shipped one, else None (Chinese is never shipped)."""
+    name = f"sentiment-{lang}"
+    own = local_model(name, local_dir)
+    if own is not None:
+        return own
+    if lang in LANGUAGES:
+        return load_model(name)
     return None
 
 
-def analyse(text: str | bytes, lang: str | None) -> SentimentResult:
-    """Return the sentiment of one text in a language (kk, ru, en; others are neutral)."""
-    return analyse_batch([text], [lang])[0]
+def has_model(lang: str | None, local_dir: Path | None = None) -> bool:
+    """Return whether texts in a language get a real sentiment (not the neutral fallback)."""
+    key = language_key(lang)
+    return bool(key) and (
+        key in LANGUAGES or local_model(f"sentiment-{key}", local_dir) is not None
+    )
+
+
+def model_kind(lang: str | None, local_dir: Path | None = None) -> str:
+    """Return "own" (operator-trained), "shipped" or "none" for a language's sentiment."""
+    key = language_key(lang)
+    if key and local_model(f"sentiment-{key}", local_dir) is not None:
+        return "own"
+    return "shipped" if key in LANGUAGES else "none"
+
+
+def analyse(text: str | bytes, lang: str | None, local_dir: Path | None = None) -> SentimentResult:
+    """Return the sentiment of one text in a language (neutral where there is no model)."""
+    return analyse_batch([text], [lang], local_dir=local_dir)[0]
 
 
 def analyse_batch(
-    texts: Sequence[str | bytes], langs: Sequence[str | None] | str | None, explain: bool = True
+    texts: Sequence[str | bytes],
+    langs: Sequence[str | None] | str | None,
+    explain: bool = True,
+    local_dir: Path | None = None,
 ) -> list[SentimentResult]:
-    """Return the sentiment of many texts, one model pass per language."""
+    """Return the sentiment of many texts, one model pass per language.
+
+    `local_dir` is the folder of operator-trained models (`elshi train sentiment`)."""
     if isinstance(langs, str) or langs is None:
         langs = [langs] * len(texts)
     if len(langs) != len(texts):
@@ -637,16 +728,10 @@ def analyse_batch(
     for i, lang in enumerate(langs):
         by_lang.setdefault(language_key(lang), []).append(i)
     for lang, idx in by_lang.items():
-        if lang == "en":
-            for i in idx:
-                text = clean_text(texts[i])
-                if text.strip():
-                    results[i] = analyse_english(text)
-            continue
-        model = model_for(lang)
+        model = model_for(lang, local_dir) if lang else None
         if model is None:
             continue
-        docs = [Doc(tokenize(clean_text(texts[i]))) for i in idx]
+        docs = [doc_of(clean_text(texts[i]), model.cfg) for i in idx]
         keep = [k for k, doc in enumerate(docs) if doc.tokens]
         out = model.analyse_docs([docs[k] for k in keep], explain=explain)
         for k, res in zip(keep, out, strict=True):

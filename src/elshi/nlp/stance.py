@@ -5,7 +5,8 @@ The target is found across case endings by matching word stems ("Казахст�
 words far from it, and words behind a comma, quote, bracket or a contrastive conjunction
 ("but", "но", "бірақ") count much less. Russian uses a model trained on entity-level
 labels (RuSentNE); Kazakh uses the Kazakh sentiment model on the weighted clause of the
-mention; English uses VADER on the clause that mentions the target.
+mention; English uses VADER and Arabic its sentence model on the clause that mentions the
+target, without the mention.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from elshi.nlp.sentiment import (
     WORD,
     Doc,
     Token,
+    analyse_batch,
     analyse_english,
     clean_text,
     fold,
@@ -243,6 +245,13 @@ def stance(
         score = float(np.mean([p.score for p in parts]))
         probs = {k: float(np.mean([p.probs[k] for p in parts])) for k in parts[0].probs}
         label = "positive" if score >= 0.05 else "negative" if score <= -0.05 else "neutral"
+        return StanceResult(label, score, _merge([p.evidence for p in parts]), len(mentions), probs)
+    if code == "ar":
+        clauses = [clause_text(tokens, text, lo, hi) for lo, hi in mentions]
+        parts = analyse_batch(clauses, code)
+        sentence = load_model(f"sentiment-{code}")
+        mean = np.mean([[p.probs[c] for c in sentence.classes] for p in parts], axis=0)
+        label, score, probs = sentence.decide(mean)
         return StanceResult(label, score, _merge([p.evidence for p in parts]), len(mentions), probs)
     if code not in ("kk", "ru"):
         return StanceResult("neutral", 0.0, [], len(mentions))
