@@ -1,7 +1,8 @@
 """Load the generated demo corpus, an HQ mission, an embassy, its staff and citizens.
 
 The posts come from the demo connector; the embassy's people, requests, appointments and a
-past crisis from `elshi.demo.people`.
+past crisis from `elshi.demo.people`; a small imported list of accounts and the accounts'
+types and signals from `elshi.demo.actors`.
 """
 
 from __future__ import annotations
@@ -105,6 +106,9 @@ def load_demo(
 
         people = seed_people(db, settings=settings, mission_id=embassy_id, password=password)
         seed_past_crisis(db, mission_id=embassy_id)
+    from elshi.demo.actors import seed_actors
+
+    assessed = seed_actors(db)
     return {
         "posts": total,
         "stored": report.stored,
@@ -112,6 +116,7 @@ def load_demo(
         "email": DEMO_EMAIL,
         "password": password,
         "citizens": people.get("citizens", 0),
+        "typed": assessed["typed"],
     }
 
 
