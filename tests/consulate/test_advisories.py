@@ -271,6 +271,8 @@ def test_publish_form_and_following_over_http(db: Database, w: World, settings: 
         assert advisories.follows(s, w.bob) == ["FR"]
     page = person.get("/consulate/advisories/FR")
     assert "Stop following this country" in page.text
+    home = person.get("/consulate/home")
+    assert '<a href="/consulate/advisories/FR">France</a>' in home.text
     token = _csrf(person, "/consulate/advisories/FR")
     person.post("/consulate/advisories/FR/unfollow", data={"csrf_token": token})
     with db.session() as s:
