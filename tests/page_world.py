@@ -228,6 +228,7 @@ def demo_world(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) 
                 "narrative_id": 1,
                 "group_id": group_id,
                 "mission_slug": "berlin",
+                "country_code": "DE",
                 "post_id": s.scalar(select(Post.id).order_by(Post.id)),
                 "author_id": s.scalar(select(Author.id).order_by(Author.id)),
                 "watch_id": s.scalar(select(Watch.id).order_by(Watch.id)),
@@ -284,6 +285,7 @@ NOT_PAGES: dict[str, str] = {
     "/static/swagger": "files",
     "/watch/{watch_id}/chart/{name}.{fmt}": "an image or CSV",
     "/digest.pdf": "a PDF",
+    "/consulate/advisories/{country_code}/feed.atom": "an Atom feed (tested on its own)",
     "/coordination/groups/{group_id}/evidence.zip": "a ZIP of CSV and GraphML",
     "/coordination/groups/{group_id}/evidence.pdf": "a PDF",
     "/speak/media/{key}": "an image",
@@ -312,7 +314,9 @@ def pages(world: World, path: str, who: str, lang: str) -> list[tuple[str, str, 
     """Return (role, citizen e-mail, URL) to render for a route in a language."""
     ids = world.ids
     if who in ("staff", "self"):
-        roles = ["admin", "consul"] if path.startswith(("/consular", "/crisis")) else ["admin"]
+        mission_page = path.startswith(("/consular", "/crisis"))
+        hq_only = POLICY[("GET", path)].scope == "hq"  # a mission's consul is refused there
+        roles = ["admin", "consul"] if mission_page and not hq_only else ["admin"]
         targets = [(r, "") for r in roles]
     elif who == "citizen":
         targets = [("citizen", p.email) for p in PEOPLE if p.lang == lang] or [

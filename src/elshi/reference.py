@@ -180,6 +180,10 @@ def roles_markdown() -> str:
         "e-consulate account of their own and sees only their own data.",
         "Which routes need which permission: [Routes](routes.md).",
         "",
+        "Some permissions mean more when held at headquarters: `consulate.act` there also",
+        "publishes travel advisories (`admin` or `consular` in the `hq` mission; see",
+        "[the e-consulate](../consulate.md#travel-advisories)).",
+        "",
         "| permission | " + " | ".join(f"`{r}`" for r in STAFF_ROLES) + " |",
         "|---|" + "---|" * len(STAFF_ROLES),
     ]

@@ -165,6 +165,19 @@ def _variants(path: str, w: World, caller_email: str) -> list[dict[str, Any]]:
             for a in ("claim", "ask", "approve", "reject", "message")
         ],
         "/consular/catalogue/{service_type_id}/{action}": [{"action": "deactivate"}],
+        "/consulate/advisories/{country_code}/{action}": [
+            {"action": "follow"},
+            {"action": "unfollow"},
+        ],
+        "/consular/advisories": [
+            {
+                "country_code": "DE",
+                "level": "3",
+                "text_kk": "Сапарды қайта қарастырыңыз.",
+                "text_ru": "Пересмотрите поездку.",
+                "text_en": "Reconsider travel.",
+            }
+        ],
         "/crisis/broadcast/{broadcast_id}/{action}": [
             {"action": a} for a in ("approve", "send", "cancel")
         ],
@@ -358,6 +371,7 @@ def _ids(w: World) -> dict[str, Any]:
         "key": b["image"],
         "publication_id": b["publication"],
         "mission_slug": "berlin",
+        "country_code": "DE",
         "registration_id": b["registration"],
         "service_type_id": b["service_type"],
         "request_id": b["request"],
@@ -625,6 +639,7 @@ NO_CANARY_FOR_CONTROL = {
     ("GET", "/coordination/groups/{group_id}/evidence.zip"),
     ("GET", "/coordination/groups/{group_id}/evidence.pdf"),
     ("GET", "/api/statements/{statement_id}/reach"),
+    ("GET", "/consular/advisories"),
     ("GET", "/consular/catalogue"),
     ("GET", "/consular/catalogue/new"),
     ("GET", "/consular/catalogue/{service_type_id}"),

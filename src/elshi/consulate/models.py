@@ -293,3 +293,48 @@ def passport_answer(answers: dict[str, str] | None) -> str | None:
 blind_indexed(Citizen, "phone", "phone_index", PHONE)
 blind_indexed(Registration, "phone", "phone_index", PHONE)
 blind_indexed(ServiceRequest, "answers", "passport_index", PASSPORT, passport_answer)
+
+
+class TravelAdvisory(Base):
+    """One published travel advisory for a country (or one of its regions); never changed.
+
+    Every publication is a new row, so the rows of a country are its history and the newest
+    row of a (country, region) pair is the advisory in force there.
+    """
+
+    __tablename__ = "travel_advisory"
+    __table_args__ = (
+        CheckConstraint("level BETWEEN 1 AND 4", name="advisory_level"),
+        Index("ix_travel_advisory_country", "country_code", "published_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    country_code: Mapped[str] = mapped_column(String(2))
+    #: Empty for the whole country, else the region (province, state) the advisory is about.
+    region: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    level: Mapped[int] = mapped_column(Integer)
+    #: The advisory's text by language: {"kk": ..., "ru": ..., "en": ...}.
+    texts: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+    #: The level before this publication (None when it is the first for its area).
+    previous_level: Mapped[int | None] = mapped_column(Integer)
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    published_by: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+    published_by_label: Mapped[str] = mapped_column(String(200), default="")
+    #: How many citizens were notified of this publication's level change.
+    notified: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AdvisorySubscription(Base):
+    """A citizen follows the advisories of a country they are not registered in."""
+
+    __tablename__ = "advisory_subscription"
+    __table_args__ = (UniqueConstraint("citizen_id", "country_code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    citizen_id: Mapped[int] = mapped_column(
+        ForeignKey("citizen.id", ondelete="CASCADE"), index=True
+    )
+    country_code: Mapped[str] = mapped_column(String(2), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -270,6 +270,14 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/consulate/appointments/{appointment_id}/cancel"): citizen(),
     ("GET", "/consulate/access"): citizen(),
     ("GET", "/consulate/export"): citizen(),
+    ("GET", "/consulate/advisories"): public("published travel advisories"),
+    ("GET", "/consulate/advisories/{country_code}"): public(
+        "a country's published travel advisories"
+    ),
+    ("GET", "/consulate/advisories/{country_code}/feed.atom"): public(
+        "a country's published travel advisories"
+    ),
+    ("POST", "/consulate/advisories/{country_code}/{action}"): citizen(),
     ("GET", "/api/consulate/me"): citizen(),
     ("GET", "/api/consulate/me/requests/{request_id}"): citizen(),
     ("POST", "/c/push/subscribe"): citizen("with the page's X-CSRF-Token header"),
@@ -289,6 +297,8 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/consular/catalogue/{service_type_id}"): staff("consulate.act", "object"),
     ("POST", "/consular/catalogue/{service_type_id}/{action}"): staff("consulate.act", "object"),
     ("GET", "/consular/appointments"): staff("consulate.read", "mission"),
+    ("GET", "/consular/advisories"): staff("consulate.act", "hq", "travel advisories"),
+    ("POST", "/consular/advisories"): staff("consulate.act", "hq", "travel advisories"),
     ("POST", "/consular/appointments/{appointment_id}/{status}"): staff("consulate.act", "object"),
     # ---------------------------------------------------------------- crisis: people abroad
     ("GET", "/c/{token}"): public(LINK, shares=True),

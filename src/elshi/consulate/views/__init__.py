@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from elshi.consulate.views import account, api, catalogue, citizen, officers
+from elshi.consulate.views import account, advisories, api, catalogue, citizen, officers
 from elshi.consulate.views.common import (
     CITIZEN_COOKIE,
     CitizenLoginRequired,
@@ -31,6 +31,7 @@ __all__ = [
     "CitizenLoginRequired",
     "_serializer",
     "account",
+    "advisories",
     "api",
     "api_router",
     "catalogue",

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
-from elshi.consulate import countries, documents, flows, service
+from elshi.consulate import advisories, countries, documents, flows, service
 from elshi.consulate.models import Citizen, ServiceRequest, ServiceType
 from elshi.consulate.views.common import (
     ACCESS_ACTIONS,
@@ -60,6 +60,7 @@ def home(request: Request, db: DbSession, citizen: CitizenUser) -> Response:
         services=service.service_types(db=db, ids={r.service_type_id for r in requests}),
         today=today,
         telegram_link=telegram_link_url(settings_of(request), citizen.id),
+        followed=advisories.follows(db, citizen.id),
     )
 
 

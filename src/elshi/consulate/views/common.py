@@ -209,6 +209,9 @@ NOTICES = {
     "decided": N_("The decision is recorded and the applicant informed."),
     "marked": N_("The appointment is marked."),
     "catalogue": N_("The catalogue is saved."),
+    "follow": N_("You follow this country's travel advisories now."),
+    "unfollow": N_("You no longer follow this country's travel advisories."),
+    "published": N_("The advisory is published."),
 }
 
 
