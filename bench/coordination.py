@@ -247,9 +247,9 @@ def elshi_edges(msgs: list[Msg]) -> tuple[dict[str, dict[tuple[int, int], int]],
 
     t0 = time.perf_counter()
     rb = engine.RowBuilder()
+    kinds = frozenset(COMPARED)
     for m in msgs:
-        keys = keys_of(m)
-        rb.add(m.id, m.account, round(m.time * 1000), [k for k in keys if k[0] in COMPARED])
+        rb.add(m.id, m.account, round(m.time * 1000), keys_of(m, kinds=kinds))
     out = {}
     for kind in COMPARED:
         acts = engine.co_actions(rb.rows(kind), window=WINDOW)

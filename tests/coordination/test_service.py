@@ -16,7 +16,7 @@ from elshi.connectors.base import FetchContext
 from elshi.connectors.tabular import TabularConnector
 from elshi.coordination import service
 from elshi.coordination.keys import keys_of
-from elshi.coordination.models import CoAction
+from elshi.coordination.models import CoAction, CoEdge, CoParticipation
 from elshi.db import Database
 from elshi.listen.flows import import_with
 from elshi.listen.models import Post
@@ -77,11 +77,34 @@ def snapshot(db: Database) -> dict[str, Any]:
             )
         )
         edges = {k: service.edge_set(conn, k) for k in (*service.KINDS, service.ALL)}
+        fast = {
+            k: {
+                (a, p): f
+                for a, p, f in conn.execute(
+                    select(CoEdge.author_id, CoEdge.partner_id, CoEdge.fast_weight).where(
+                        CoEdge.kind == k
+                    )
+                )
+            }
+            for k in (*service.KINDS, service.ALL)
+        }
+        participation = sorted(
+            tuple(r)
+            for r in conn.execute(
+                select(CoParticipation.kind, CoParticipation.author_id, CoParticipation.posts)
+            )
+        )
         groups = [
             {k: v for k, v in g.items() if k not in ("id", "created_at")}
             for g in service.groups(conn)
         ]
-    return {"actions": actions, "edges": edges, "groups": groups}
+    return {
+        "actions": actions,
+        "edges": edges,
+        "fast": fast,
+        "participation": participation,
+        "groups": groups,
+    }
 
 
 def test_stored_edges_of_each_kind_are_the_reference_edges(
@@ -98,6 +121,9 @@ def test_stored_edges_of_each_kind_are_the_reference_edges(
             expected = reference_edges(facts, kind, window=600)
             assert expected, kind
             assert service.edge_set(conn, kind) == expected, kind
+        # The common kinds' co-actions are counted, not stored.
+        kinds = set(conn.scalars(select(CoAction.kind).distinct()))
+        assert kinds and not kinds & service.COUNTED_KINDS
         groups = service.groups(conn)
     assert report.groups == len(groups) > 0
     platforms = {p for g in groups for p in g["platforms"]}
@@ -121,8 +147,12 @@ def test_incremental_update_equals_full_recomputation(
     two = service.update(db, params=params)
     assert not two.full and two.posts == second
     incremental = snapshot(db)
-    # The new accounts co-act with the old ones: the update found pairs across the batches.
+    # The new accounts co-act with the old ones: the update found pairs across the batches,
+    # of the stored kinds and of the counted ones (whose edges grew).
     assert len(incremental["actions"]) > len(before["actions"])
+    for kind in ("hashtag", service.ALL):
+        assert len(incremental["edges"][kind]) > len(before["edges"][kind]), kind
+    assert len(incremental["participation"]) > len(before["participation"])
     again = service.update(db, params=params)
     assert again.posts == 0 and snapshot(db) == incremental
     full = service.update(db, params=params, full=True)

@@ -258,15 +258,70 @@ class Union:
         return CoActions(post, account, partner, fast)
 
 
+def _subset(acts: CoActions, keep: Bools) -> CoActions:
+    return CoActions(acts.post[keep], acts.account[keep], acts.partner[keep], acts.fast[keep])
+
+
+def changes(found: CoActions, old: CoActions) -> tuple[CoActions, CoActions]:
+    """Compare the co-actions an update found (pairs with a new post) with those the old
+    posts alone give; return (added: not among the old ones, faster: among them but not
+    fast there, fast now)."""
+    if len(old) == 0 or len(found) == 0:
+        return found, CoActions.empty()
+    old_code = old.post * Union.SPAN + old.partner
+    order = np.argsort(old_code, kind="stable")
+    old_code, old_fast = old_code[order], old.fast[order]
+    code = found.post * Union.SPAN + found.partner
+    at = np.minimum(np.searchsorted(old_code, code), old_code.shape[0] - 1)
+    known = old_code[at] == code
+    return _subset(found, ~known), _subset(found, known & found.fast & ~old_fast[at])
+
+
+def edge_changes(added: CoActions, faster: CoActions) -> Edges:
+    """Return what `changes` adds to the edges: weight from the added co-actions, fast
+    weight from those of them that are fast and from the co-actions become fast."""
+    both = CoActions(
+        np.concatenate((added.post, faster.post)),
+        np.concatenate((added.account, faster.account)),
+        np.concatenate((added.partner, faster.partner)),
+        np.concatenate((added.fast, np.ones(len(faster), dtype=bool))),
+    )
+    counted = np.concatenate(
+        (np.ones(len(added), dtype=np.int64), np.zeros(len(faster), dtype=np.int64))
+    )
+    return _count(both, counted, 0)
+
+
+def participation(found: CoActions, old: CoActions | None = None) -> tuple[I64, I64]:
+    """Return (accounts, posts): for each account, how many of its posts co-act, counting
+    only those that did not with the old posts alone (`old`)."""
+    posts, first = np.unique(found.post, return_index=True)
+    accounts = found.account[first]
+    if old is not None and len(old):
+        fresh = ~np.isin(posts, old.post)
+        accounts = accounts[fresh]
+    ids, counts = np.unique(accounts, return_counts=True)
+    return ids.astype(np.int64), counts.astype(np.int64)
+
+
 def edges(acts: CoActions, *, min_weight: int = 1) -> Edges:
     """Return the directed edges of the co-actions with at least `min_weight`."""
+    return _count(acts, None, min_weight)
+
+
+def _count(acts: CoActions, counted: I64 | None, min_weight: int = 1) -> Edges:
+    """Sum per (account, partner) `counted` (None: 1 a co-action) and the fast flags."""
     if len(acts) == 0:
         z = np.zeros(0, dtype=np.int64)
         return Edges(z, z.copy(), z.copy(), z.copy())
     ids, ix = np.unique(np.concatenate((acts.account, acts.partner)), return_inverse=True)
     n = np.int64(ids.shape[0])
     code = ix[: len(acts)] * n + ix[len(acts) :]
-    uniq, inverse, weight = np.unique(code, return_inverse=True, return_counts=True)
+    if counted is None:
+        uniq, inverse, weight = np.unique(code, return_inverse=True, return_counts=True)
+    else:
+        uniq, inverse = np.unique(code, return_inverse=True)
+        weight = np.bincount(inverse, weights=counted, minlength=uniq.shape[0]).astype(np.int64)
     fast = np.bincount(inverse, weights=acts.fast, minlength=uniq.shape[0])
     keep = weight >= min_weight
     src, dst = np.divmod(uniq[keep], n)
@@ -329,6 +384,15 @@ class RowBuilder:
         rows = self.rows(kind)
         self._cols.pop(kind, None)
         return rows
+
+    def old_rows(self, kind: str) -> Rows:
+        """Return the rows of one kind that are not new (empty when all are)."""
+        rows = self.rows(kind)
+        if rows.new is None:
+            z = np.zeros(0, dtype=np.int64)
+            return Rows(z, z.copy(), z.copy(), z.copy())
+        old = ~rows.new
+        return Rows(rows.post[old], rows.account[old], rows.time_ms[old], rows.key[old])
 
     def rows(self, kind: str) -> Rows:
         """Return the rows of one kind (empty when none)."""

@@ -8,12 +8,14 @@ form only where the post itself carries it (extra["urls"] pairs as X/Twitter giv
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 #: The co-action kinds, in the order pages and reports list them.
 KINDS = ("repost", "link", "domain", "hashtag", "hashtag_seq", "text", "near_text", "reply")
+_EVERY_KIND = frozenset(KINDS)
 
 #: Hosts that only redirect: their links are replaced by the expanded link a post carries.
 SHORTENERS = frozenset(
@@ -96,6 +98,15 @@ def normalise_url(url: str, expansions: Mapping[str, str] | None = None) -> str 
     url = url.strip().rstrip(_URL_TAIL)
     if expansions and url in expansions:
         url = expansions[url]
+    return _normalised(url)
+
+
+#: Links normalised and remembered: shared links recur, and their key is what costs.
+_URL_CACHE = 65_536
+
+
+@lru_cache(maxsize=_URL_CACHE)
+def _normalised(url: str) -> str | None:
     try:
         parts = urlsplit(url)
         port = parts.port if ":" in parts.netloc else None
@@ -206,8 +217,10 @@ def post_keys(
     reply_to: str | None,
     extra: Mapping[str, Any] | None,
     content_hash: int | None,
+    kinds: Collection[str] = _EVERY_KIND,
 ) -> list[tuple[str, str]]:
-    """Return (kind, key) for every co-action the post can take part in.
+    """Return (kind, key) for every co-action the post can take part in (of `kinds` only:
+    the others are not worked out).
 
     A repost shares only its original (its links, hashtags and text are the original's);
     every other post shares its links and their domains, hashtags and their sequence, its
@@ -216,28 +229,36 @@ def post_keys(
     extra = extra if isinstance(extra, Mapping) else None
     repost = repost_key(platform, text, repost_of, extra)
     if repost is not None:
-        return [("repost", repost)]
+        return [("repost", repost)] if "repost" in kinds else []
     out: list[tuple[str, str]] = []
-    found = links(text, extra)
-    out.extend(("link", k) for k in found)
-    # A shortener's domain says nothing about where its links go.
-    domains = dict.fromkeys(d for d in map(domain_of, found) if d not in SHORTENERS)
-    out.extend(("domain", d) for d in domains)
-    tags = hashtags(text)
-    out.extend(("hashtag", t) for t in dict.fromkeys(tags))
-    if len(tags) >= 2:
-        out.append(("hashtag_seq", " ".join(tags)))
-    norm = normalise_text(text)
-    if norm:
-        out.append(("text", norm))
-    if content_hash is not None:
+    if "link" in kinds or "domain" in kinds:
+        found = links(text, extra)
+        if "link" in kinds:
+            out.extend(("link", k) for k in found)
+        if "domain" in kinds:
+            # A shortener's domain says nothing about where its links go.
+            domains = dict.fromkeys(d for d in map(domain_of, found) if d not in SHORTENERS)
+            out.extend(("domain", d) for d in domains)
+    if "hashtag" in kinds or "hashtag_seq" in kinds:
+        tags = hashtags(text)
+        if "hashtag" in kinds:
+            out.extend(("hashtag", t) for t in dict.fromkeys(tags))
+        if len(tags) >= 2 and "hashtag_seq" in kinds:
+            out.append(("hashtag_seq", " ".join(tags)))
+    if "text" in kinds:
+        norm = normalise_text(text)
+        if norm:
+            out.append(("text", norm))
+    if content_hash is not None and "near_text" in kinds:
         out.append(("near_text", str(content_hash)))
-    if reply_to:
+    if reply_to and "reply" in kinds:
         out.append(("reply", f"{platform}|{reply_to}"))
     return out
 
 
-def keys_of(post: Any, content_hash: int | None = None) -> list[tuple[str, str]]:
+def keys_of(
+    post: Any, content_hash: int | None = None, kinds: Collection[str] = _EVERY_KIND
+) -> list[tuple[str, str]]:
     """Return post_keys of anything with a post's fields (a stored post, a row, a PostIn);
     `content_hash` stands in where the object has none."""
     return post_keys(
@@ -247,4 +268,5 @@ def keys_of(post: Any, content_hash: int | None = None) -> list[tuple[str, str]]
         reply_to=post.reply_to,
         extra=post.extra,
         content_hash=getattr(post, "content_hash", content_hash),
+        kinds=kinds,
     )
