@@ -3,6 +3,8 @@
     python bench/coordination.py                  # 1,000,000 generated posts (minutes)
     python bench/coordination.py --posts 100000   # a quick run while developing
     python bench/coordination.py --skip-peer      # elshi alone (the peer is not installed)
+    python bench/coordination.py --peer-site VENV/lib/python3.11/site-packages
+                                                  # the peer installed in another environment
 
 Each phase runs in its own child process, so its peak memory (getrusage high-water mark)
 is its own:
@@ -248,8 +250,9 @@ def elshi_edges(msgs: list[Msg]) -> tuple[dict[str, dict[tuple[int, int], int]],
     t0 = time.perf_counter()
     rb = engine.RowBuilder()
     kinds = frozenset(COMPARED)
-    for m in msgs:
-        rb.add(m.id, m.account, round(m.time * 1000), keys_of(m, kinds=kinds))
+    with engine.gc_paused():
+        for m in msgs:
+            rb.add(m.id, m.account, round(m.time * 1000), keys_of(m, kinds=kinds))
     out = {}
     for kind in COMPARED:
         acts = engine.co_actions(rb.rows(kind), window=WINDOW)
@@ -563,9 +566,17 @@ def main() -> None:
     p.add_argument("--skip-peer", action="store_true", help="Run elshi alone.")
     p.add_argument("--skip-ira", action="store_true", help="Skip the IRA sample.")
     p.add_argument("--keep", type=Path, help="Keep the databases in this folder.")
+    p.add_argument(
+        "--peer-site",
+        type=Path,
+        help="The site-packages folder of another environment that has the peer installed "
+        "(appended to the import path, after this environment's packages).",
+    )
     p.add_argument("--phase", help=argparse.SUPPRESS)
     p.add_argument("--work", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.peer_site:
+        sys.path.append(str(args.peer_site))
     if args.phase:
         child(args)
         return
@@ -586,6 +597,8 @@ def main() -> None:
     common = ["--work", str(work), "--posts", str(args.posts)]
     if args.skip_peer:
         common.append("--skip-peer")
+    if args.peer_site:
+        common += ["--peer-site", str(args.peer_site)]
     ira = shared_data() / "ira-troll-tweets-sample" / "tweets"
     if args.skip_ira:
         pass

@@ -102,11 +102,43 @@ def normalise_url(url: str, expansions: Mapping[str, str] | None = None) -> str 
 
 
 #: Links normalised and remembered: shared links recur, and their key is what costs.
-_URL_CACHE = 65_536
+_URL_CACHE = 131_072
+
+
+#: A link urlsplit would split plainly: http(s), a bare host name, no port or user, no
+#: characters it strips or treats specially.
+_PLAIN_URL = re.compile(
+    r"(?i:https?)://([A-Za-z0-9.-]+)((?:/[^?#\x00-\x20\\]*)?)(?:\?([^#\x00-\x20\\]*))?(?:#.*)?"
+)
+#: A query urlencode(parse_qsl(query)) gives back as it is, once its tracking parts go.
+_PLAIN_QUERY = re.compile(r"[A-Za-z0-9_.~=&-]*")
 
 
 @lru_cache(maxsize=_URL_CACHE)
 def _normalised(url: str) -> str | None:
+    plain = _PLAIN_URL.fullmatch(url)
+    if plain is not None and plain.group(1).strip("."):
+        host, path, query = plain.group(1).lower().rstrip("."), plain.group(2), plain.group(3)
+        if query and _TRACKING.search(query):
+            if _PLAIN_QUERY.fullmatch(query) is None or any(
+                piece.count("=") > 1 for piece in query.split("&")
+            ):
+                return _parsed(url)
+            query = "&".join(
+                piece if "=" in piece else piece + "="
+                for piece in query.split("&")
+                if piece
+                and not (
+                    (name := piece.split("=", 1)[0].lower()).startswith("utm_")
+                    or name in TRACKING_PARAMS
+                )
+            )
+        path = path.rstrip("/")
+        return f"{host}{path}" + (f"?{query}" if query else "")
+    return _parsed(url)
+
+
+def _parsed(url: str) -> str | None:
     try:
         parts = urlsplit(url)
         port = parts.port if ":" in parts.netloc else None
@@ -165,7 +197,13 @@ def links(text: str, extra: Mapping[str, Any] | None = None) -> list[str]:
     if not extra:
         if "://" not in text:
             return []
-        extra = {}
+        # No links carried, no expansions: the links in the text as they are.
+        found = []
+        for raw in _URL.findall(text):
+            key = _normalised(raw.rstrip(_URL_TAIL))
+            if key is not None and key not in found:
+                found.append(key)
+        return found
     expansions = _expansions(extra)
     found: list[str] = []
     carried = list(_extra_links(extra))

@@ -174,6 +174,13 @@ def _add_posts(
     rb: engine.RowBuilder, rows: Iterable[Any], *, new: bool, progress: Progress | None
 ) -> tuple[int, int]:
     """Add the keys of stored posts; return (posts added, highest id seen)."""
+    with engine.gc_paused():
+        return _add_rows(rb, rows, new=new, progress=progress)
+
+
+def _add_rows(
+    rb: engine.RowBuilder, rows: Iterable[Any], *, new: bool, progress: Progress | None
+) -> tuple[int, int]:
     n = 0
     top_id = 0
     for r in rows:
