@@ -198,12 +198,12 @@ def links(text: str, extra: Mapping[str, Any] | None = None) -> list[str]:
         if "://" not in text:
             return []
         # No links carried, no expansions: the links in the text as they are.
-        found = []
+        plain: list[str] = []
         for raw in _URL.findall(text):
             key = _normalised(raw.rstrip(_URL_TAIL))
-            if key is not None and key not in found:
-                found.append(key)
-        return found
+            if key is not None and key not in plain:
+                plain.append(key)
+        return plain
     expansions = _expansions(extra)
     found: list[str] = []
     carried = list(_extra_links(extra))
