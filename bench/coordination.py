@@ -23,8 +23,9 @@ is its own:
    comparison; elshi's time covers reading every post's keys and pairing.
 3. **Stored update**: the same N posts written into a fresh SQLite database, then
    `elshi.coordination.service.update` pairs them all as new posts (the incremental path
-   a queued update takes), stores the co-actions and edges and draws the groups; then
-   1% more posts and the incremental update again.
+   a queued update takes), stores the co-actions (counts only for the common kinds,
+   domain and hashtag) and edges and draws the groups; then 1% more posts and the
+   incremental update again.
 
 Targets: identical edge sets; elshi at least 5x faster than the peer on the generated
 posts; the update of N new posts under 60 s; peak memory of each elshi phase under 1 GB.

@@ -153,18 +153,23 @@ _COLUMNS = (
 _EXTRA_WORDS = ('"link', '"urls"', '"retweet"')
 
 
+_EPOCH = datetime(1970, 1, 1)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def _ms(when: datetime | str) -> int:
     """Milliseconds since the epoch of a stored time (SQLite keeps naive UTC text)."""
     if isinstance(when, str):
         when = datetime.fromisoformat(when)
     if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
+        # What when.replace(tzinfo=UTC).timestamp() gives, without making the datetime.
+        return int((when - _EPOCH) // _MICROSECOND / 1e6 * 1000)
     return int(when.timestamp() * 1000)
 
 
 def _extra(value: Any) -> dict[str, Any] | None:
     if isinstance(value, str):
-        if not any(w in value for w in _EXTRA_WORDS):
+        if len(value) < 8 or not any(w in value for w in _EXTRA_WORDS):
             return None
         value = json.loads(value)
     return value if isinstance(value, dict) else None
