@@ -269,18 +269,18 @@ def post_keys(
     if repost is not None:
         return [("repost", repost)] if "repost" in kinds else []
     out: list[tuple[str, str]] = []
-    if "link" in kinds or "domain" in kinds:
-        found = links(text, extra)
+    found = links(text, extra) if "link" in kinds or "domain" in kinds else None
+    if found:
         if "link" in kinds:
-            out.extend(("link", k) for k in found)
+            out += [("link", k) for k in found]
         if "domain" in kinds:
             # A shortener's domain says nothing about where its links go.
             domains = dict.fromkeys(d for d in map(domain_of, found) if d not in SHORTENERS)
-            out.extend(("domain", d) for d in domains)
-    if "hashtag" in kinds or "hashtag_seq" in kinds:
-        tags = hashtags(text)
+            out += [("domain", d) for d in domains]
+    tags = hashtags(text) if "hashtag" in kinds or "hashtag_seq" in kinds else None
+    if tags:
         if "hashtag" in kinds:
-            out.extend(("hashtag", t) for t in dict.fromkeys(tags))
+            out += [("hashtag", t) for t in dict.fromkeys(tags)]
         if len(tags) >= 2 and "hashtag_seq" in kinds:
             out.append(("hashtag_seq", " ".join(tags)))
     if "text" in kinds:
