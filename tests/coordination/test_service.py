@@ -215,3 +215,36 @@ def test_parameters_are_checked(bad: dict[str, Any]) -> None:
     with pytest.raises(FieldError) as caught:
         service.Params(**bad).check()
     assert caught.value.field == next(iter(bad))
+
+
+def test_counted_kinds_are_worked_out_again_as_they_would_be_stored(
+    shared_data: Path, tmp_path: Path, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest(db, ira_folder(shared_data, tmp_path, IRA_AUTHORS, "a"), "ira")
+    params = service.Params(window=600, narrow=60)
+    counted = service.COUNTED_KINDS
+    # Stored as every other kind's: the reference the worked-out co-actions must equal.
+    monkeypatch.setattr(service, "COUNTED_KINDS", frozenset())
+    service.update(db, params=params)
+    monkeypatch.setattr(service, "COUNTED_KINDS", counted)
+    with db.engine.connect() as conn:
+        groups = [g["members"] for g in service.groups(conn)]
+        group_of = {a: i for i, g in enumerate(groups) for a in g}
+        a = CoAction
+        stored = {
+            tuple(r)
+            for r in conn.execute(
+                select(a.kind, a.post_id, a.author_id, a.partner_id, a.fast).where(
+                    a.kind.in_(sorted(counted))
+                )
+            )
+            if r.author_id in group_of and group_of.get(r.partner_id) == group_of[r.author_id]
+        }
+        again = service.worked_out(conn, groups, sorted(counted), window=600, narrow=60)
+    got = {
+        (kind, int(p), int(u), int(v), bool(f))
+        for kind, acts in again.items()
+        for p, u, v, f in zip(acts.post, acts.account, acts.partner, acts.fast, strict=True)
+    }
+    assert len(groups) > 1 and {x[0] for x in stored} == {"hashtag"}
+    assert got == stored

@@ -25,9 +25,11 @@ from sqlalchemy import (
     and_,
     delete,
     func,
+    or_,
     select,
     type_coerce,
 )
+from sqlalchemy import cast as cast_
 
 from elshi.coordination import engine
 from elshi.coordination.groups import Group, find_groups, top
@@ -570,13 +572,27 @@ def worked_out(
     are not stored (COUNTED_KINDS) between two accounts of one group: the same co-actions
     the update counted, as a co-action depends only on its two posts."""
     wanted = frozenset(kinds)
+    if not wanted <= COUNTED_KINDS:
+        raise ValueError(f"only counted kinds are worked out again, not {sorted(wanted)}")
     if not wanted or not groups:
         return {}
     group_of = {a: i for i, g in enumerate(groups) for a in g}
     authors = sorted(group_of)
     rb = engine.RowBuilder()
+    # Only posts that may carry a hashtag or a link: a repost shares only its original.
+    extra = cast_(POST.c.extra, Text)
+    may_share = and_(
+        POST.c.repost_of.is_(None),
+        or_(
+            POST.c.text.contains("#"),
+            POST.c.text.contains("://"),
+            extra.contains('"link'),
+            extra.contains('"urls"'),
+        ),
+    )
     for a in range(0, len(authors), _IDS):
-        for r in conn.execute(select(*_COLUMNS).where(POST.c.author_id.in_(authors[a : a + _IDS]))):
+        chunk = authors[a : a + _IDS]
+        for r in conn.execute(select(*_COLUMNS).where(POST.c.author_id.in_(chunk), may_share)):
             if r.published_at is None:
                 continue
             keys = post_keys(
