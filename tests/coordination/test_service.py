@@ -248,3 +248,29 @@ def test_counted_kinds_are_worked_out_again_as_they_would_be_stored(
     }
     assert len(groups) > 1 and {x[0] for x in stored} == {"hashtag"}
     assert got == stored
+
+
+def test_an_update_another_overtook_starts_again_and_counts_once(
+    shared_data: Path, tmp_path: Path, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    params = service.Params(window=600, narrow=60)
+    ingest(db, ira_folder(shared_data, tmp_path, IRA_AUTHORS[::2], "a"), "ira")
+    service.update(db, params=params)
+    ingest(db, ira_folder(shared_data, tmp_path, IRA_AUTHORS[1::2], "b"), "ira")
+    write = service._write
+    overtaken: list[service.Report] = []
+    raced: list[bool] = []
+
+    def racing(*args: Any) -> None:
+        if not raced:  # another update reads the same new posts and writes first
+            raced.append(True)
+            overtaken.append(service.update(db, params=params))
+        write(*args)
+
+    monkeypatch.setattr(service, "_write", racing)
+    report = service.update(db, params=params)
+    assert overtaken[0].posts > 0 and not overtaken[0].full
+    assert report.posts == 0  # started again, after the other's posts
+    both = snapshot(db)
+    service.update(db, params=params, full=True)
+    assert snapshot(db) == both

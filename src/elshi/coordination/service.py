@@ -306,7 +306,39 @@ def update(
         report.posts = n
         if not full and n:
             _add_older(conn, rb, last=last, window=params.window)
+    try:
+        _write(db, rb, st, params, report)
+    except _Moved:
+        # Another update added to the counts since this one read the state: adding these
+        # too would count its pairs twice. Start again from where it left them.
+        return update(db, params=params, full=full, progress=progress)
+    report.groups = regroup(db, params=params)
+    return report
+
+
+class _Moved(Exception):
+    """The stored state changed while an incremental update was reading."""
+
+
+def _write(
+    db: Database,
+    rb: engine.RowBuilder,
+    st: dict[str, Any] | None,
+    params: Params,
+    report: Report,
+) -> None:
+    full = report.full
     with db.writing() as conn:
+        # Locked (PostgreSQL; SQLite's write transaction holds every writer off already).
+        locked = conn.execute(select(STATE).where(STATE.c.id == 1).with_for_update())
+        now_st = locked.mappings().first()
+        if not full and (
+            now_st is None
+            or st is None
+            or now_st["last_post_id"] != st["last_post_id"]
+            or now_st["updated_at"] != st["updated_at"]
+        ):
+            raise _Moved
         if full:
             for table in (ACTION, EDGE, PARTICIPATION):
                 conn.execute(delete(table))
@@ -323,9 +355,6 @@ def update(
             del found, old
         _apply(conn, ALL, found_all.result(), old_all.result(), full=full)
         del found_all, old_all
-        now_st = state(conn)  # another update may have gone further meanwhile
-        if now_st is not None and not full:
-            report.last_post_id = max(report.last_post_id, int(now_st["last_post_id"]))
         values = {
             "window_seconds": params.window,
             "narrow_seconds": params.narrow,
@@ -342,8 +371,6 @@ def update(
             conn.execute(select(func.count()).select_from(EDGE).where(EDGE.c.kind == ALL)).scalar()
             or 0
         )
-    report.groups = regroup(db, params=params)
-    return report
 
 
 def _apply(
