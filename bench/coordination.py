@@ -3,6 +3,8 @@
     python bench/coordination.py                  # 1,000,000 generated posts (minutes)
     python bench/coordination.py --posts 100000   # a quick run while developing
     python bench/coordination.py --skip-peer      # elshi alone (the peer is not installed)
+    python bench/coordination.py --peer-site VENV/lib/python3.11/site-packages
+                                                  # the peer installed in another environment
 
 Each phase runs in its own child process, so its peak memory (getrusage high-water mark)
 is its own:
@@ -21,8 +23,9 @@ is its own:
    comparison; elshi's time covers reading every post's keys and pairing.
 3. **Stored update**: the same N posts written into a fresh SQLite database, then
    `elshi.coordination.service.update` pairs them all as new posts (the incremental path
-   a queued update takes), stores the co-actions and edges and draws the groups; then
-   1% more posts and the incremental update again.
+   a queued update takes), stores the co-actions (counts only for the common kinds,
+   domain and hashtag) and edges and draws the groups; then 1% more posts and the
+   incremental update again.
 
 Targets: identical edge sets; elshi at least 5x faster than the peer on the generated
 posts; the update of N new posts under 60 s; peak memory of each elshi phase under 1 GB.
@@ -247,9 +250,10 @@ def elshi_edges(msgs: list[Msg]) -> tuple[dict[str, dict[tuple[int, int], int]],
 
     t0 = time.perf_counter()
     rb = engine.RowBuilder()
-    for m in msgs:
-        keys = keys_of(m)
-        rb.add(m.id, m.account, round(m.time * 1000), [k for k in keys if k[0] in COMPARED])
+    kinds = frozenset(COMPARED)
+    with engine.gc_paused():
+        for m in msgs:
+            rb.add(m.id, m.account, round(m.time * 1000), keys_of(m, kinds=kinds))
     out = {}
     for kind in COMPARED:
         acts = engine.co_actions(rb.rows(kind), window=WINDOW)
@@ -563,9 +567,17 @@ def main() -> None:
     p.add_argument("--skip-peer", action="store_true", help="Run elshi alone.")
     p.add_argument("--skip-ira", action="store_true", help="Skip the IRA sample.")
     p.add_argument("--keep", type=Path, help="Keep the databases in this folder.")
+    p.add_argument(
+        "--peer-site",
+        type=Path,
+        help="The site-packages folder of another environment that has the peer installed "
+        "(appended to the import path, after this environment's packages).",
+    )
     p.add_argument("--phase", help=argparse.SUPPRESS)
     p.add_argument("--work", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.peer_site:
+        sys.path.append(str(args.peer_site))
     if args.phase:
         child(args)
         return
@@ -586,6 +598,8 @@ def main() -> None:
     common = ["--work", str(work), "--posts", str(args.posts)]
     if args.skip_peer:
         common.append("--skip-peer")
+    if args.peer_site:
+        common += ["--peer-site", str(args.peer_site)]
     ira = shared_data() / "ira-troll-tweets-sample" / "tweets"
     if args.skip_ira:
         pass

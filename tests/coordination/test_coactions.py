@@ -110,6 +110,38 @@ def test_incremental_pairs_plus_old_equal_all_pairs(twarc: list[Facts]) -> None:
         assert np.array_equal(getattr(merged, name)[order_m], getattr(full, name)[order_f])
 
 
+def test_updates_in_three_batches_count_each_co_action_once(twarc: list[Facts]) -> None:
+    rows = rows_of(twarc, "hashtag")
+    cols = (rows.post, rows.account, rows.time_ms, rows.key)
+    low, high = (int(c) for c in np.quantile(rows.post, [1 / 3, 2 / 3]))
+    weights: dict[tuple[int, int], list[int]] = {}
+    posts: dict[int, int] = {}
+    for first, last in ((0, low), (low, high), (high, int(rows.post.max()))):
+        upto = rows.post <= last
+        batch = engine.Rows(*(c[upto] for c in cols), new=rows.post[upto] > first)
+        before = engine.Rows(*(c[upto & (rows.post <= first)] for c in cols))
+        old = engine.co_actions(before, window=600, narrow=60)
+        found = engine.co_actions(batch, window=600, narrow=60)
+        added, faster = engine.changes(found, old)
+        assert len(added) and (first == 0 or len(faster) < len(found))
+        e = engine.edge_changes(added, faster)
+        for s, t, w, f in zip(e.source, e.target, e.weight, e.fast, strict=True):
+            pair = weights.setdefault((int(s), int(t)), [0, 0])
+            pair[0] += int(w)
+            pair[1] += int(f)
+        for a, n in zip(*engine.participation(found, old), strict=True):
+            posts[int(a)] = posts.get(int(a), 0) + int(n)
+    full = engine.co_actions(rows, window=600, narrow=60)
+    e = engine.edges(full)
+    assert weights == {
+        (int(s), int(t)): [int(w), int(f)]
+        for s, t, w, f in zip(e.source, e.target, e.weight, e.fast, strict=True)
+    }
+    accounts, counts = engine.participation(full)
+    assert posts == dict(zip(accounts.tolist(), counts.tolist(), strict=True))
+    assert any(f for _, f in weights.values())
+
+
 def test_a_key_of_many_accounts_is_paired_in_chunks(
     monkeypatch: pytest.MonkeyPatch, ira: list[Facts]
 ) -> None:

@@ -16,7 +16,7 @@ from elshi.connectors.base import FetchContext
 from elshi.connectors.tabular import TabularConnector
 from elshi.coordination import service
 from elshi.coordination.keys import keys_of
-from elshi.coordination.models import CoAction
+from elshi.coordination.models import CoAction, CoEdge, CoParticipation
 from elshi.db import Database
 from elshi.listen.flows import import_with
 from elshi.listen.models import Post
@@ -77,11 +77,34 @@ def snapshot(db: Database) -> dict[str, Any]:
             )
         )
         edges = {k: service.edge_set(conn, k) for k in (*service.KINDS, service.ALL)}
+        fast = {
+            k: {
+                (a, p): f
+                for a, p, f in conn.execute(
+                    select(CoEdge.author_id, CoEdge.partner_id, CoEdge.fast_weight).where(
+                        CoEdge.kind == k
+                    )
+                )
+            }
+            for k in (*service.KINDS, service.ALL)
+        }
+        participation = sorted(
+            tuple(r)
+            for r in conn.execute(
+                select(CoParticipation.kind, CoParticipation.author_id, CoParticipation.posts)
+            )
+        )
         groups = [
             {k: v for k, v in g.items() if k not in ("id", "created_at")}
             for g in service.groups(conn)
         ]
-    return {"actions": actions, "edges": edges, "groups": groups}
+    return {
+        "actions": actions,
+        "edges": edges,
+        "fast": fast,
+        "participation": participation,
+        "groups": groups,
+    }
 
 
 def test_stored_edges_of_each_kind_are_the_reference_edges(
@@ -98,6 +121,9 @@ def test_stored_edges_of_each_kind_are_the_reference_edges(
             expected = reference_edges(facts, kind, window=600)
             assert expected, kind
             assert service.edge_set(conn, kind) == expected, kind
+        # The common kinds' co-actions are counted, not stored.
+        kinds = set(conn.scalars(select(CoAction.kind).distinct()))
+        assert kinds and not kinds & service.COUNTED_KINDS
         groups = service.groups(conn)
     assert report.groups == len(groups) > 0
     platforms = {p for g in groups for p in g["platforms"]}
@@ -121,8 +147,12 @@ def test_incremental_update_equals_full_recomputation(
     two = service.update(db, params=params)
     assert not two.full and two.posts == second
     incremental = snapshot(db)
-    # The new accounts co-act with the old ones: the update found pairs across the batches.
+    # The new accounts co-act with the old ones: the update found pairs across the batches,
+    # of the stored kinds and of the counted ones (whose edges grew).
     assert len(incremental["actions"]) > len(before["actions"])
+    for kind in ("hashtag", service.ALL):
+        assert len(incremental["edges"][kind]) > len(before["edges"][kind]), kind
+    assert len(incremental["participation"]) > len(before["participation"])
     again = service.update(db, params=params)
     assert again.posts == 0 and snapshot(db) == incremental
     full = service.update(db, params=params, full=True)
@@ -185,3 +215,62 @@ def test_parameters_are_checked(bad: dict[str, Any]) -> None:
     with pytest.raises(FieldError) as caught:
         service.Params(**bad).check()
     assert caught.value.field == next(iter(bad))
+
+
+def test_counted_kinds_are_worked_out_again_as_they_would_be_stored(
+    shared_data: Path, tmp_path: Path, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest(db, ira_folder(shared_data, tmp_path, IRA_AUTHORS, "a"), "ira")
+    params = service.Params(window=600, narrow=60)
+    counted = service.COUNTED_KINDS
+    # Stored as every other kind's: the reference the worked-out co-actions must equal.
+    monkeypatch.setattr(service, "COUNTED_KINDS", frozenset())
+    service.update(db, params=params)
+    monkeypatch.setattr(service, "COUNTED_KINDS", counted)
+    with db.engine.connect() as conn:
+        groups = [g["members"] for g in service.groups(conn)]
+        group_of = {a: i for i, g in enumerate(groups) for a in g}
+        a = CoAction
+        stored = {
+            tuple(r)
+            for r in conn.execute(
+                select(a.kind, a.post_id, a.author_id, a.partner_id, a.fast).where(
+                    a.kind.in_(sorted(counted))
+                )
+            )
+            if r.author_id in group_of and group_of.get(r.partner_id) == group_of[r.author_id]
+        }
+        again = service.worked_out(conn, groups, sorted(counted), window=600, narrow=60)
+    got = {
+        (kind, int(p), int(u), int(v), bool(f))
+        for kind, acts in again.items()
+        for p, u, v, f in zip(acts.post, acts.account, acts.partner, acts.fast, strict=True)
+    }
+    assert len(groups) > 1 and {x[0] for x in stored} == {"hashtag"}
+    assert got == stored
+
+
+def test_an_update_another_overtook_starts_again_and_counts_once(
+    shared_data: Path, tmp_path: Path, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    params = service.Params(window=600, narrow=60)
+    ingest(db, ira_folder(shared_data, tmp_path, IRA_AUTHORS[::2], "a"), "ira")
+    service.update(db, params=params)
+    ingest(db, ira_folder(shared_data, tmp_path, IRA_AUTHORS[1::2], "b"), "ira")
+    write = service._write
+    overtaken: list[service.Report] = []
+    raced: list[bool] = []
+
+    def racing(*args: Any) -> None:
+        if not raced:  # another update reads the same new posts and writes first
+            raced.append(True)
+            overtaken.append(service.update(db, params=params))
+        write(*args)
+
+    monkeypatch.setattr(service, "_write", racing)
+    report = service.update(db, params=params)
+    assert overtaken[0].posts > 0 and not overtaken[0].full
+    assert report.posts == 0  # started again, after the other's posts
+    both = snapshot(db)
+    service.update(db, params=params, full=True)
+    assert snapshot(db) == both

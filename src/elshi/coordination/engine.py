@@ -18,8 +18,10 @@ A co-action is "fast" when such a partner post is within the narrower `narrow` w
 
 from __future__ import annotations
 
+import gc
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -225,57 +227,108 @@ def merge(old: CoActions, new: CoActions) -> CoActions:
 
 
 class Union:
-    """The union of several kinds' co-actions, kept as sorted (post, partner) codes: a
-    fraction of the memory of merging the CoActions themselves."""
+    """The union of several kinds' co-actions, kept as (post, partner) codes: a fraction of
+    the memory of merging the CoActions themselves, made distinct once at the end."""
 
     #: Codes are post * SPAN + partner: account ids stay below it.
     SPAN = np.int64(1 << 31)
 
     def __init__(self) -> None:
-        self._codes = np.zeros(0, dtype=np.int64)
-        self._fast = np.zeros(0, dtype=np.int64)
-        self._posts = np.zeros(0, dtype=np.int64)
-        self._accounts = np.zeros(0, dtype=np.int64)
+        self._codes: list[I64] = []
+        self._fast: list[Bools] = []
+        self._posts: list[I64] = []
+        self._accounts: list[I64] = []
 
     def add(self, acts: CoActions) -> None:
         """Add one kind's co-actions."""
         if len(acts) == 0:
             return
-        code = acts.post * self.SPAN + acts.partner
-        self._codes = np.union1d(self._codes, code)
-        self._fast = np.union1d(self._fast, code[acts.fast])
-        posts, first = np.unique(np.concatenate((self._posts, acts.post)), return_index=True)
-        self._accounts = np.concatenate((self._accounts, acts.account))[first]
-        self._posts = posts
+        self._codes.append(acts.post * self.SPAN + acts.partner)
+        self._fast.append(acts.fast)
+        self._posts.append(acts.post)
+        self._accounts.append(acts.account)
 
     def result(self) -> CoActions:
         """Return the distinct co-actions added (fast if any kind's was)."""
-        if self._codes.shape[0] == 0:
+        if not self._codes:
             return CoActions.empty()
-        post, partner = np.divmod(self._codes, self.SPAN)
-        account = self._accounts[np.searchsorted(self._posts, post)]
-        fast = np.isin(self._codes, self._fast, assume_unique=True)
-        return CoActions(post, account, partner, fast)
+        [code], [fast] = _unique_codes(np.concatenate(self._codes), np.concatenate(self._fast))
+        self._codes, self._fast = [], []
+        posts, first = np.unique(np.concatenate(self._posts), return_index=True)
+        accounts = np.concatenate(self._accounts)[first]
+        self._posts, self._accounts = [], []
+        post, partner = np.divmod(code, self.SPAN)
+        return CoActions(post, accounts[np.searchsorted(posts, post)], partner, fast)
+
+
+def _subset(acts: CoActions, keep: Bools) -> CoActions:
+    return CoActions(acts.post[keep], acts.account[keep], acts.partner[keep], acts.fast[keep])
+
+
+def changes(found: CoActions, old: CoActions) -> tuple[CoActions, CoActions]:
+    """Compare the co-actions an update found (pairs with a new post) with those the old
+    posts alone give; return (added: not among the old ones, faster: among them but not
+    fast there, fast now)."""
+    if len(old) == 0 or len(found) == 0:
+        return found, CoActions.empty()
+    old_code = old.post * Union.SPAN + old.partner
+    order = np.argsort(old_code, kind="stable")
+    old_code, old_fast = old_code[order], old.fast[order]
+    code = found.post * Union.SPAN + found.partner
+    at = np.minimum(np.searchsorted(old_code, code), old_code.shape[0] - 1)
+    known = old_code[at] == code
+    return _subset(found, ~known), _subset(found, known & found.fast & ~old_fast[at])
+
+
+def edge_changes(added: CoActions, faster: CoActions) -> Edges:
+    """Return what `changes` adds to the edges: weight from the added co-actions, fast
+    weight from those of them that are fast and from the co-actions become fast."""
+    both = CoActions(
+        np.concatenate((added.post, faster.post)),
+        np.concatenate((added.account, faster.account)),
+        np.concatenate((added.partner, faster.partner)),
+        np.concatenate((added.fast, np.ones(len(faster), dtype=bool))),
+    )
+    counted = np.concatenate(
+        (np.ones(len(added), dtype=np.int64), np.zeros(len(faster), dtype=np.int64))
+    )
+    return _count(both, counted, 0)
+
+
+def participation(found: CoActions, old: CoActions | None = None) -> tuple[I64, I64]:
+    """Return (accounts, posts): for each account, how many of its posts co-act, counting
+    only those that did not with the old posts alone (`old`)."""
+    posts, first = np.unique(found.post, return_index=True)
+    accounts = found.account[first]
+    if old is not None and len(old):
+        fresh = ~np.isin(posts, old.post)
+        accounts = accounts[fresh]
+    ids, counts = np.unique(accounts, return_counts=True)
+    return ids.astype(np.int64), counts.astype(np.int64)
 
 
 def edges(acts: CoActions, *, min_weight: int = 1) -> Edges:
     """Return the directed edges of the co-actions with at least `min_weight`."""
+    return _count(acts, None, min_weight)
+
+
+def _count(acts: CoActions, counted: I64 | None, min_weight: int = 1) -> Edges:
+    """Sum per (account, partner) `counted` (None: 1 a co-action) and the fast flags."""
     if len(acts) == 0:
         z = np.zeros(0, dtype=np.int64)
         return Edges(z, z.copy(), z.copy(), z.copy())
-    ids, ix = np.unique(np.concatenate((acts.account, acts.partner)), return_inverse=True)
-    n = np.int64(ids.shape[0])
-    code = ix[: len(acts)] * n + ix[len(acts) :]
-    uniq, inverse, weight = np.unique(code, return_inverse=True, return_counts=True)
-    fast = np.bincount(inverse, weights=acts.fast, minlength=uniq.shape[0])
+    code = acts.account * Union.SPAN + acts.partner
+    order = np.argsort(code, kind="stable")
+    code = code[order]
+    starts = np.flatnonzero(np.concatenate(([True], code[1:] != code[:-1])))
+    if counted is None:
+        weight = np.diff(np.append(starts, code.shape[0])).astype(np.int64)
+    else:
+        weight = np.add.reduceat(counted[order], starts).astype(np.int64)
+    fast = np.add.reduceat(acts.fast[order].astype(np.int64), starts)
     keep = weight >= min_weight
-    src, dst = np.divmod(uniq[keep], n)
-    return Edges(
-        ids[src].astype(np.int64),
-        ids[dst].astype(np.int64),
-        weight[keep].astype(np.int64),
-        fast[keep].astype(np.int64),
-    )
+    src, dst = np.divmod(code[starts][keep], Union.SPAN)
+    return Edges(src, dst, weight[keep], fast[keep])
 
 
 def above_percentile(e: Edges, percentile: float) -> Edges:
@@ -287,55 +340,84 @@ def above_percentile(e: Edges, percentile: float) -> Edges:
     return Edges(e.source[keep], e.target[keep], e.weight[keep], e.fast[keep])
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while posts are read into a RowBuilder: the loop
+    makes only short-lived objects (freed by their reference counts) and keeps its rows in
+    arrays, while each collection would walk every live object again."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 class RowBuilder:
     """Collects (post, account, time, keys) and gives the rows of each co-action kind.
 
-    Columns are kept in compact arrays (8 bytes a value) and a key is kept as its 64-bit
-    hash, not its text, so a million posts take tens of megabytes. Hashes are compared only
+    Columns are kept in compact arrays (8 bytes a value): a post's id, account and time
+    once, and for each kind the post's place and the key. A key is kept as its 64-bit hash,
+    not its text, so a million posts take tens of megabytes. Hashes are compared only
     within one process (incremental updates hash the old posts again), so Python's own
     string hash serves; two different keys share one with a chance of about 1e-19 a pair."""
 
     def __init__(self) -> None:
-        self._cols: dict[
-            str, tuple[array[int], array[int], array[int], array[int], array[int]]
-        ] = {}
+        self._post = array("q")
+        self._account = array("q")
+        self._time = array("q")
+        self._new = array("b")
+        self._kinds: dict[str, tuple[array[int], array[int]]] = {}
 
     def add(
         self, post: int, account: int, time_ms: int, keys: list[tuple[str, str]], new: bool = True
     ) -> None:
         """Add one post's keys ((kind, key) pairs)."""
+        if not keys:
+            return
+        at = len(self._post)
+        self._post.append(post)
+        self._account.append(account)
+        self._time.append(time_ms)
+        self._new.append(new)
+        kinds = self._kinds
         for kind, key in keys:
-            cols = self._cols.get(kind)
+            cols = kinds.get(kind)
             if cols is None:
-                cols = self._cols[kind] = (
-                    array("q"),
-                    array("q"),
-                    array("q"),
-                    array("q"),
-                    array("b"),
-                )
-            cols[0].append(post)
-            cols[1].append(account)
-            cols[2].append(time_ms)
-            cols[3].append(hash(key))
-            cols[4].append(new)
+                cols = kinds[kind] = (array("q"), array("q"))
+            cols[0].append(at)
+            cols[1].append(hash(key))
 
     def kinds(self) -> list[str]:
         """Return the kinds that have rows."""
-        return list(self._cols)
+        return list(self._kinds)
 
     def take(self, kind: str) -> Rows:
         """Return the rows of one kind and forget them here."""
         rows = self.rows(kind)
-        self._cols.pop(kind, None)
+        self._kinds.pop(kind, None)
         return rows
+
+    def old_rows(self, kind: str) -> Rows:
+        """Return the rows of one kind that are not new (empty when all are)."""
+        rows = self.rows(kind)
+        if rows.new is None:
+            z = np.zeros(0, dtype=np.int64)
+            return Rows(z, z.copy(), z.copy(), z.copy())
+        old = ~rows.new
+        return Rows(rows.post[old], rows.account[old], rows.time_ms[old], rows.key[old])
 
     def rows(self, kind: str) -> Rows:
         """Return the rows of one kind (empty when none)."""
-        cols = self._cols.get(kind)
+        cols = self._kinds.get(kind)
         if cols is None:
             z = np.zeros(0, dtype=np.int64)
             return Rows(z, z.copy(), z.copy(), z.copy())
-        new = np.frombuffer(cols[4], dtype=np.int8).astype(bool)
-        post, account, time_ms, key = (np.frombuffer(c, dtype=np.int64).copy() for c in cols[:4])
+        at = np.frombuffer(cols[0], dtype=np.int64)
+        key = np.frombuffer(cols[1], dtype=np.int64).copy()
+        post, account, time_ms = (
+            np.frombuffer(c, dtype=np.int64)[at] for c in (self._post, self._account, self._time)
+        )
+        new = np.frombuffer(self._new, dtype=np.int8)[at].astype(bool)
         return Rows(post, account, time_ms, key, None if bool(new.all()) else new)

@@ -7,8 +7,9 @@ when both its posts are visible, an account when one of its shown co-actions is,
 with no shown co-action is not shown at all. Its figures (symmetry, speed share, platforms,
 what it pushed) are those of the shown co-actions, unless the viewer sees every one of them.
 
-A stored co-action names a post and the partner account; its partner post is found again
-here: the partner's post with the same key within the window, the closest in time.
+A co-action names a post and the partner account (those of the counted kinds, not stored,
+are worked out again here from the posts of the group's accounts); its partner post is found
+again here: the partner's post with the same key within the window, the closest in time.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import networkx as nx
+import numpy as np
 from markupsafe import Markup, escape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -34,6 +36,16 @@ from elshi.web.csv_export import to_csv
 
 #: Co-actions read per group for a page or a pack: beyond it the latest are kept.
 MAX_ACTIONS = 50_000
+
+
+class Act(NamedTuple):
+    """A co-action as a page reads it (a stored row, or one worked out again)."""
+
+    kind: str
+    post_id: int
+    author_id: int
+    partner_id: int
+    fast: bool
 
 
 @dataclass(frozen=True)
@@ -104,13 +116,15 @@ def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
 def candidate_ids(*, db: Session, mission_ids: frozenset[int] | None) -> list[int]:
     """Return the ids of the groups with a co-action post the missions may see, largest
     first (None: every group)."""
-    g, m, a = service.GROUP, service.MEMBER, service.ACTION
+    g, m = service.GROUP, service.MEMBER
     q = select(g.c.id).order_by(g.c.size.desc(), g.c.id)
     if mission_ids is not None:
+        # A group's co-actions are among its accounts' posts (those of the counted kinds
+        # are not stored): a group none of whose accounts' posts is seen is left out here,
+        # the others when none of their co-actions is.
         seen = (
             select(m.c.group_id)
-            .join(a, a.c.author_id == m.c.author_id)
-            .join(service.POST, service.POST.c.id == a.c.post_id)
+            .join(service.POST, service.POST.c.author_id == m.c.author_id)
             .where(visible_posts(mission_ids))
         )
         q = q.where(g.c.id.in_(seen))
@@ -129,18 +143,33 @@ def seen_group(*, db: Session, group_id: int, mission_ids: frozenset[int] | None
     )
     act = service.ACTION
     actions: list[Any] = []
+    kept = [k for k in kinds if k not in service.COUNTED_KINDS]
     for ids in _chunks(members):
         actions.extend(
             db.execute(
                 select(act.c.kind, act.c.post_id, act.c.author_id, act.c.partner_id, act.c.fast)
                 .where(
-                    act.c.kind.in_(kinds),
+                    act.c.kind.in_(kept),
                     act.c.author_id.in_(ids),
                     act.c.partner_id.in_(members),
                 )
                 .order_by(act.c.post_id.desc())
                 .limit(MAX_ACTIONS)
             ).all()
+        )
+    counted = [k for k in kinds if k in service.COUNTED_KINDS]
+    again = service.worked_out(db.connection(), [members], counted, window=window, narrow=narrow)
+    for kind, acts in again.items():
+        latest = np.argsort(-acts.post, kind="stable")[:MAX_ACTIONS]
+        actions.extend(
+            Act(
+                kind,
+                int(acts.post[i]),
+                int(acts.account[i]),
+                int(acts.partner[i]),
+                bool(acts.fast[i]),
+            )
+            for i in latest.tolist()
         )
     post_ids = sorted({r.post_id for r in actions})
     posts: dict[int, Post] = {}

@@ -14,7 +14,8 @@ extra["url_id"], ["hashtag_id"] and ["domain_id"] are then link, hashtag and dom
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -38,6 +39,7 @@ OBJECT_IDS = {"url_id": "link", "hashtag_id": "hashtag", "domain_id": "domain"}
 IMAGE_HASH = "image_hash"
 #: Shortest folded text that has a near_text key: shorter ones are shared by chance.
 MIN_NEAR_TEXT = 20
+_EVERY_KIND = frozenset(KINDS)
 
 #: Hosts that only redirect: their links are replaced by the expanded link a post carries.
 SHORTENERS = frozenset(
@@ -121,6 +123,47 @@ def normalise_url(url: str, expansions: Mapping[str, str] | None = None) -> str 
     url = url.strip().rstrip(_URL_TAIL)
     if expansions and url in expansions:
         url = expansions[url]
+    return _normalised(url)
+
+
+#: Links normalised and remembered: shared links recur, and their key is what costs.
+_URL_CACHE = 131_072
+
+
+#: A link urlsplit would split plainly: http(s), a bare host name, no port or user, no
+#: characters it strips or treats specially.
+_PLAIN_URL = re.compile(
+    r"(?i:https?)://([A-Za-z0-9.-]+)((?:/[^?#\x00-\x20\\]*)?)(?:\?([^#\x00-\x20\\]*))?(?:#.*)?"
+)
+#: A query urlencode(parse_qsl(query)) gives back as it is, once its tracking parts go.
+_PLAIN_QUERY = re.compile(r"[A-Za-z0-9_.~=&-]*")
+
+
+@lru_cache(maxsize=_URL_CACHE)
+def _normalised(url: str) -> str | None:
+    plain = _PLAIN_URL.fullmatch(url)
+    if plain is not None and plain.group(1).strip("."):
+        host, path, query = plain.group(1).lower().rstrip("."), plain.group(2), plain.group(3)
+        if query and _TRACKING.search(query):
+            if _PLAIN_QUERY.fullmatch(query) is None or any(
+                piece.count("=") > 1 for piece in query.split("&")
+            ):
+                return _parsed(url)
+            query = "&".join(
+                piece if "=" in piece else piece + "="
+                for piece in query.split("&")
+                if piece
+                and not (
+                    (name := piece.split("=", 1)[0].lower()).startswith("utm_")
+                    or name in TRACKING_PARAMS
+                )
+            )
+        path = path.rstrip("/")
+        return f"{host}{path}" + (f"?{query}" if query else "")
+    return _parsed(url)
+
+
+def _parsed(url: str) -> str | None:
     try:
         parts = urlsplit(url)
         port = parts.port if ":" in parts.netloc else None
@@ -179,7 +222,13 @@ def links(text: str, extra: Mapping[str, Any] | None = None) -> list[str]:
     if not extra:
         if "://" not in text:
             return []
-        extra = {}
+        # No links carried, no expansions: the links in the text as they are.
+        plain: list[str] = []
+        for raw in _URL.findall(text):
+            key = _normalised(raw.rstrip(_URL_TAIL))
+            if key is not None and key not in plain:
+                plain.append(key)
+        return plain
     expansions = _expansions(extra)
     found: list[str] = []
     carried = list(_extra_links(extra))
@@ -268,8 +317,10 @@ def post_keys(
     reply_to: str | None,
     extra: Mapping[str, Any] | None,
     content_hash: int | None,
+    kinds: Collection[str] = _EVERY_KIND,
 ) -> list[tuple[str, str]]:
-    """Return (kind, key) for every co-action the post can take part in.
+    """Return (kind, key) for every co-action the post can take part in (of `kinds` only:
+    the others are not worked out).
 
     A repost shares only its original (its links, hashtags and text are the original's);
     every other post shares its links and their domains, hashtags and their sequence, its
@@ -280,33 +331,42 @@ def post_keys(
     extra = extra if isinstance(extra, Mapping) else None
     repost = repost_key(platform, text, repost_of, extra)
     if repost is not None:
-        return [("repost", repost)]
+        return [("repost", repost)] if "repost" in kinds else []
     out: list[tuple[str, str]] = []
-    found = links(text, extra)
-    out.extend(("link", k) for k in found)
-    # A shortener's domain says nothing about where its links go.
-    domains = dict.fromkeys(d for d in map(domain_of, found) if d not in SHORTENERS)
-    out.extend(("domain", d) for d in domains)
-    tags = hashtags(text)
-    out.extend(("hashtag", t) for t in dict.fromkeys(tags))
-    if len(tags) >= 2:
-        out.append(("hashtag_seq", " ".join(tags)))
+    found = links(text, extra) if "link" in kinds or "domain" in kinds else None
+    if found:
+        if "link" in kinds:
+            out += [("link", k) for k in found]
+        if "domain" in kinds:
+            # A shortener's domain says nothing about where its links go.
+            domains = dict.fromkeys(d for d in map(domain_of, found) if d not in SHORTENERS)
+            out += [("domain", d) for d in domains]
+    tags = hashtags(text) if "hashtag" in kinds or "hashtag_seq" in kinds else None
+    if tags:
+        if "hashtag" in kinds:
+            out += [("hashtag", t) for t in dict.fromkeys(tags)]
+        if len(tags) >= 2 and "hashtag_seq" in kinds:
+            out.append(("hashtag_seq", " ".join(tags)))
     if extra:
-        out.extend(extra_keys(extra))
-    norm = normalise_text(text)
-    if norm:
-        out.append(("text", norm))
-    near = near_text_key(text) if len(text) >= MIN_NEAR_TEXT else None
-    if near is not None:
-        out.append(("near_text", near))
-    elif content_hash is not None:
-        out.append(("near_text", f"hash:{content_hash}"))
-    if reply_to:
+        out += [(kind, key) for kind, key in extra_keys(extra) if kind in kinds]
+    if "text" in kinds:
+        norm = normalise_text(text)
+        if norm:
+            out.append(("text", norm))
+    if "near_text" in kinds:
+        near = near_text_key(text) if len(text) >= MIN_NEAR_TEXT else None
+        if near is not None:
+            out.append(("near_text", near))
+        elif content_hash is not None:
+            out.append(("near_text", f"hash:{content_hash}"))
+    if reply_to and "reply" in kinds:
         out.append(("reply", f"{platform}|{reply_to}"))
     return out
 
 
-def keys_of(post: Any, content_hash: int | None = None) -> list[tuple[str, str]]:
+def keys_of(
+    post: Any, content_hash: int | None = None, kinds: Collection[str] = _EVERY_KIND
+) -> list[tuple[str, str]]:
     """Return post_keys of anything with a post's fields (a stored post, a row, a PostIn);
     `content_hash` stands in where the object has none."""
     return post_keys(
@@ -316,4 +376,5 @@ def keys_of(post: Any, content_hash: int | None = None) -> list[tuple[str, str]]
         reply_to=post.reply_to,
         extra=post.extra,
         content_hash=getattr(post, "content_hash", content_hash),
+        kinds=kinds,
     )

@@ -42,7 +42,10 @@ class CoordinationState(Base):
 
 
 class CoAction(Base):
-    """A post of an account that another account matched (same key) within the window."""
+    """A post of an account that another account matched (same key) within the window.
+
+    Kept for the kinds whose evidence is stored (not `service.COUNTED_KINDS`, whose
+    co-actions a page works out again from the posts when it needs them)."""
 
     __tablename__ = "co_action"
     __table_args__ = (
@@ -72,6 +75,19 @@ class CoEdge(Base):
     partner_id: Mapped[int] = mapped_column(ForeignKey("author.id", ondelete="CASCADE"))
     weight: Mapped[int] = mapped_column(Integer)
     fast_weight: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CoParticipation(Base):
+    """How many of an account's posts co-act, in one kind (or "all"): the minimum
+    participation is read here, not counted again from the co-actions."""
+
+    __tablename__ = "co_participation"
+    __table_args__ = (UniqueConstraint("kind", "author_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    author_id: Mapped[int] = mapped_column(ForeignKey("author.id", ondelete="CASCADE"))
+    posts: Mapped[int] = mapped_column(Integer)
 
 
 class CoGroup(Base):

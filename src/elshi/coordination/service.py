@@ -25,14 +25,23 @@ from sqlalchemy import (
     and_,
     delete,
     func,
+    or_,
     select,
     type_coerce,
 )
+from sqlalchemy import cast as cast_
 
 from elshi.coordination import engine, pushed, tracking
 from elshi.coordination.groups import Group, find_groups, top
 from elshi.coordination.keys import KINDS, hashtags, links, normalise_text, post_keys
-from elshi.coordination.models import CoAction, CoEdge, CoGroup, CoGroupMember, CoordinationState
+from elshi.coordination.models import (
+    CoAction,
+    CoEdge,
+    CoGroup,
+    CoGroupMember,
+    CoordinationState,
+    CoParticipation,
+)
 from elshi.db import Database, utcnow
 from elshi.errors import N_, FieldError
 from elshi.listen.models import Post
@@ -43,12 +52,17 @@ EDGE = cast(Table, CoEdge.__table__)
 GROUP = cast(Table, CoGroup.__table__)
 MEMBER = cast(Table, CoGroupMember.__table__)
 STATE = cast(Table, CoordinationState.__table__)
+PARTICIPATION = cast(Table, CoParticipation.__table__)
 
 #: The kind of the combined edges: distinct posts co-acting in any of the group kinds.
 ALL = "all"
 #: Kinds groups are drawn from by default: every kind but the shared domain, which popular
 #: sites make too common to mean much alone (its edges are still kept).
 GROUP_KINDS = tuple(k for k in KINDS if k != "domain")
+#: Kinds whose co-actions are counted into edges and participation but not stored: common
+#: keys (a popular hashtag, a site's domain) give millions of them. A page that shows a
+#: group's evidence works them out again from the posts of its accounts.
+COUNTED_KINDS = frozenset({"domain", "hashtag"})
 #: The longest window: a week.
 MAX_WINDOW = 7 * 86400
 #: Rows read and written per batch.
@@ -149,18 +163,23 @@ _EXTRA_WORDS = (
 )
 
 
+_EPOCH = datetime(1970, 1, 1)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def _ms(when: datetime | str) -> int:
     """Milliseconds since the epoch of a stored time (SQLite keeps naive UTC text)."""
     if isinstance(when, str):
         when = datetime.fromisoformat(when)
     if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
+        # What when.replace(tzinfo=UTC).timestamp() gives, without making the datetime.
+        return int((when - _EPOCH) // _MICROSECOND / 1e6 * 1000)
     return int(when.timestamp() * 1000)
 
 
 def _extra(value: Any) -> dict[str, Any] | None:
     if isinstance(value, str):
-        if not any(w in value for w in _EXTRA_WORDS):
+        if len(value) < 8 or not any(w in value for w in _EXTRA_WORDS):
             return None
         value = json.loads(value)
     return value if isinstance(value, dict) else None
@@ -170,6 +189,13 @@ def _add_posts(
     rb: engine.RowBuilder, rows: Iterable[Any], *, new: bool, progress: Progress | None
 ) -> tuple[int, int]:
     """Add the keys of stored posts; return (posts added, highest id seen)."""
+    with engine.gc_paused():
+        return _add_rows(rb, rows, new=new, progress=progress)
+
+
+def _add_rows(
+    rb: engine.RowBuilder, rows: Iterable[Any], *, new: bool, progress: Progress | None
+) -> tuple[int, int]:
     n = 0
     top_id = 0
     for r in rows:
@@ -266,8 +292,8 @@ def update(
 ) -> Report:
     """Bring the co-actions, edges and groups up to date with the stored posts.
 
-    Incremental unless `full`, nothing was stored before, or the stored windows differ
-    from `params`'. `progress(n)` is told of every n posts read."""
+    Incremental unless `full`, nothing was stored before, or the stored windows or group
+    kinds differ from `params`'. `progress(n)` is told of every n posts read."""
     params = (params or Params()).check()
     with db.engine.connect() as conn:
         st = state(conn)
@@ -277,6 +303,7 @@ def update(
         or st is None
         or st["window_seconds"] != params.window
         or st["narrow_seconds"] != params.narrow
+        or tuple(st["params"].get("kinds") or ()) != params.kinds
     )
     last = 0 if full or st is None else int(st["last_post_id"])
     report = Report(full=full, last_post_id=max(last, newest))
@@ -287,30 +314,55 @@ def update(
         report.posts = n
         if not full and n:
             _add_older(conn, rb, last=last, window=params.window)
-    same_kinds = st is not None and tuple(st["params"].get("kinds") or ()) == params.kinds
+    try:
+        _write(db, rb, st, params, report)
+    except _Moved:
+        # Another update added to the counts since this one read the state: adding these
+        # too would count its pairs twice. Start again from where it left them.
+        return update(db, params=params, full=full, progress=progress)
+    report.groups = regroup(db, params=params)
+    return report
+
+
+class _Moved(Exception):
+    """The stored state changed while an incremental update was reading."""
+
+
+def _write(
+    db: Database,
+    rb: engine.RowBuilder,
+    st: dict[str, Any] | None,
+    params: Params,
+    report: Report,
+) -> None:
+    full = report.full
     with db.writing() as conn:
+        # Locked (PostgreSQL; SQLite's write transaction holds every writer off already).
+        locked = conn.execute(select(STATE).where(STATE.c.id == 1).with_for_update())
+        now_st = locked.mappings().first()
+        if not full and (
+            now_st is None
+            or st is None
+            or now_st["last_post_id"] != st["last_post_id"]
+            or now_st["updated_at"] != st["updated_at"]
+        ):
+            raise _Moved
         if full:
-            conn.execute(delete(ACTION))
-            conn.execute(delete(EDGE))
-            # Kind by kind, each kind's rows and co-actions let go once stored: only the
-            # group kinds' co-actions are kept, merged, for the combined edges.
-            combined = engine.Union()
-            for kind, acts in _pairs(rb, params, report):
-                _store_actions(conn, kind, acts)
-                _insert_edges(conn, kind, engine.edges(acts))
-                if kind in params.kinds:
-                    combined.add(acts)
-                del acts
-            _insert_edges(conn, ALL, engine.edges(combined.result()))
-            del combined
-        else:
-            found = dict(_pairs(rb, params, report))
-            for kind, acts in found.items():
-                _store_actions(conn, kind, acts)
-            _recount_edges(conn, found, params, all_kinds=not same_kinds)
-        now_st = state(conn)  # another update may have gone further meanwhile
-        if now_st is not None and not full:
-            report.last_post_id = max(report.last_post_id, int(now_st["last_post_id"]))
+            for table in (ACTION, EDGE, PARTICIPATION):
+                conn.execute(delete(table))
+        # Kind by kind, each kind's rows and co-actions let go once stored: only the group
+        # kinds' co-actions are kept, merged, for the combined edges.
+        found_all, old_all = engine.Union(), engine.Union()
+        for kind in rb.kinds():
+            old = engine.co_actions(rb.old_rows(kind), window=params.window, narrow=params.narrow)
+            found = engine.co_actions(rb.take(kind), window=params.window, narrow=params.narrow)
+            report.co_actions[kind] = _apply(conn, kind, found, old, full=full)
+            if kind in params.kinds:
+                found_all.add(found)
+                old_all.add(old)
+            del found, old
+        _apply(conn, ALL, found_all.result(), old_all.result(), full=full)
+        del found_all, old_all
         values = {
             "window_seconds": params.window,
             "narrow_seconds": params.narrow,
@@ -327,8 +379,46 @@ def update(
             conn.execute(select(func.count()).select_from(EDGE).where(EDGE.c.kind == ALL)).scalar()
             or 0
         )
-    report.groups = regroup(db, params=params)
-    return report
+
+
+def _apply(
+    conn: Connection, kind: str, found: engine.CoActions, old: engine.CoActions, *, full: bool
+) -> int:
+    """Add to the stored state what the co-actions found with a new post change: the
+    co-actions themselves (not for COUNTED_KINDS), the edges' weights and the accounts'
+    participation. `old` are the co-actions the old posts read alone give: a pair found
+    again is not counted twice. Return how many co-actions are new."""
+    added, faster = engine.changes(found, old)
+    if kind not in COUNTED_KINDS and kind != ALL:
+        _store_actions(conn, kind, added, upsert=not full)
+        _store_actions(conn, kind, faster, upsert=True)
+    e = engine.edge_changes(added, faster)
+    _executemany(
+        conn,
+        "INSERT INTO co_edge (kind, author_id, partner_id, weight, fast_weight) "
+        "VALUES (?, ?, ?, ?, ?)"
+        + (
+            ""
+            if full
+            else " ON CONFLICT (kind, author_id, partner_id) DO UPDATE SET "
+            "weight = co_edge.weight + excluded.weight, "
+            "fast_weight = co_edge.fast_weight + excluded.fast_weight"
+        ),
+        (kind, e.source, e.target, e.weight, e.fast),
+    )
+    accounts, posts = engine.participation(found, old)
+    _executemany(
+        conn,
+        "INSERT INTO co_participation (kind, author_id, posts) VALUES (?, ?, ?)"
+        + (
+            ""
+            if full
+            else " ON CONFLICT (kind, author_id) DO UPDATE SET "
+            "posts = co_participation.posts + excluded.posts"
+        ),
+        (kind, accounts, posts),
+    )
+    return len(added)
 
 
 def _param_dict(params: Params) -> dict[str, Any]:
@@ -338,12 +428,13 @@ def _param_dict(params: Params) -> dict[str, Any]:
 
 
 def _add_older(conn: Connection, rb: engine.RowBuilder, *, last: int, window: float) -> None:
-    """Add the posts up to id `last` within the window of a new post (their pairs with new
-    posts are new co-actions; their pairs with each other are stored already)."""
+    """Add the posts up to id `last` within twice the window of a new post: the old posts a
+    new one pairs with, and every post those pair with (to tell their pairs with the new
+    posts, which are new co-actions, from those they had already)."""
     times: list[int] = []
     for kind in rb.kinds():
         times.extend(rb.rows(kind).time_ms.tolist())
-    for lo, hi in _windows(sorted(set(times)), round(window * 1000)):
+    for lo, hi in _windows(sorted(set(times)), 2 * round(window * 1000)):
         where = and_(
             POST.c.id <= last,
             POST.c.published_at >= _at(lo),
@@ -365,87 +456,21 @@ def _executemany(conn: Connection, sql: str, columns: Sequence[Any]) -> None:
         conn.exec_driver_sql(sql, list(zip(*cols, strict=True)))
 
 
-def _store_actions(conn: Connection, kind: str, acts: engine.CoActions) -> None:
+def _store_actions(
+    conn: Connection, kind: str, acts: engine.CoActions, *, upsert: bool = True
+) -> None:
     """Add co-actions; one that is stored already becomes fast if the new one is."""
     _executemany(
         conn,
-        "INSERT INTO co_action (kind, post_id, author_id, partner_id, fast) "
-        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (kind, post_id, partner_id) "
-        "DO UPDATE SET fast = (co_action.fast OR excluded.fast)",
+        "INSERT INTO co_action (kind, post_id, author_id, partner_id, fast) VALUES (?, ?, ?, ?, ?)"
+        + (
+            " ON CONFLICT (kind, post_id, partner_id) "
+            "DO UPDATE SET fast = (co_action.fast OR excluded.fast)"
+            if upsert
+            else ""
+        ),
         (kind, acts.post, acts.account, acts.partner, acts.fast),
     )
-
-
-def _insert_edges(conn: Connection, kind: str, e: engine.Edges) -> None:
-    _executemany(
-        conn,
-        "INSERT INTO co_edge (kind, author_id, partner_id, weight, fast_weight) "
-        "VALUES (?, ?, ?, ?, ?)",
-        (kind, e.source, e.target, e.weight, e.fast),
-    )
-
-
-def _pairs(
-    rb: engine.RowBuilder, params: Params, report: Report
-) -> Iterator[tuple[str, engine.CoActions]]:
-    """Yield each kind's co-actions, taking its rows out of `rb` (their memory goes)."""
-    for kind in rb.kinds():
-        acts = engine.co_actions(rb.take(kind), window=params.window, narrow=params.narrow)
-        report.co_actions[kind] = len(acts)
-        yield kind, acts
-
-
-def _recount_edges(
-    conn: Connection, found: dict[str, engine.CoActions], params: Params, *, all_kinds: bool
-) -> None:
-    """After an incremental update: count again, from the stored co-actions, the edges of
-    the (kind, account, partner) triples the new co-actions touch, and their combined edges
-    (all of them when the group kinds changed)."""
-    conn.exec_driver_sql(
-        "CREATE TEMPORARY TABLE co_touched "
-        "(kind VARCHAR(16), author_id INTEGER, partner_id INTEGER)"
-    )
-    try:
-        for kind, acts in found.items():
-            e = engine.edges(acts)
-            _executemany(
-                conn,
-                "INSERT INTO co_touched (kind, author_id, partner_id) VALUES (?, ?, ?)",
-                (kind, e.source, e.target),
-            )
-        touched = (
-            "(kind, author_id, partner_id) IN (SELECT kind, author_id, partner_id FROM co_touched)"
-        )
-        conn.exec_driver_sql(f"DELETE FROM co_edge WHERE {touched}")
-        conn.exec_driver_sql(
-            "INSERT INTO co_edge (kind, author_id, partner_id, weight, fast_weight) "
-            "SELECT a.kind, a.author_id, a.partner_id, count(*), "
-            "sum(CASE WHEN a.fast THEN 1 ELSE 0 END) FROM co_action a "
-            "JOIN (SELECT DISTINCT kind, author_id, partner_id FROM co_touched) t "
-            "ON a.kind = t.kind AND a.author_id = t.author_id AND a.partner_id = t.partner_id "
-            "GROUP BY a.kind, a.author_id, a.partner_id"
-        )
-        kinds = ", ".join(f"'{k}'" for k in params.kinds)  # checked against KINDS
-        pairs = f"(SELECT DISTINCT author_id, partner_id FROM co_touched WHERE kind IN ({kinds}))"
-        if all_kinds:
-            conn.execute(delete(EDGE).where(EDGE.c.kind == ALL))
-            join = ""
-        else:
-            conn.exec_driver_sql(
-                f"DELETE FROM co_edge WHERE kind = '{ALL}' AND (author_id, partner_id) IN {pairs}"
-            )
-            join = f"JOIN {pairs} t ON a.author_id = t.author_id AND a.partner_id = t.partner_id "
-        conn.exec_driver_sql(
-            "INSERT INTO co_edge (kind, author_id, partner_id, weight, fast_weight) "
-            f"SELECT '{ALL}', p.author_id, p.partner_id, count(*), sum(p.fast) FROM "
-            "(SELECT a.post_id, a.author_id, a.partner_id, "
-            "max(CASE WHEN a.fast THEN 1 ELSE 0 END) AS fast "
-            f"FROM co_action a {join}WHERE a.kind IN ({kinds}) "
-            "GROUP BY a.post_id, a.author_id, a.partner_id) p "
-            "GROUP BY p.author_id, p.partner_id"
-        )
-    finally:
-        conn.exec_driver_sql("DROP TABLE co_touched")
 
 
 # ---------------------------------------------------------------------------- groups
@@ -459,16 +484,14 @@ def network(conn: Connection, params: Params, kind: str = ALL) -> engine.Edges:
             EDGE.c.kind == kind, EDGE.c.weight >= params.min_weight
         )
     ).all()
-    kinds = params.kinds if kind == ALL else (kind,)
-    active = {
-        r[0]
-        for r in conn.execute(
-            select(ACTION.c.author_id)
-            .where(ACTION.c.kind.in_(kinds))
-            .group_by(ACTION.c.author_id)
-            .having(func.count(func.distinct(ACTION.c.post_id)) >= params.min_participation)
+    active = set(
+        conn.scalars(
+            select(PARTICIPATION.c.author_id).where(
+                PARTICIPATION.c.kind == kind,
+                PARTICIPATION.c.posts >= params.min_participation,
+            )
         )
-    }
+    )
     rows = [r for r in rows if r[0] in active and r[1] in active]
     e = engine.Edges(
         np.array([r[0] for r in rows], dtype=np.int64),
@@ -484,7 +507,7 @@ def regroup(db: Database, *, params: Params | None = None) -> int:
     params = (params or Params()).check()
     with db.engine.connect() as conn:
         found = find_groups(network(conn, params))
-        facts = _facts(conn, found, params.kinds)
+        facts = _facts(conn, found, params)
     now = utcnow()
     with db.writing() as conn:
         ids, high = tracking.carry_ids(conn, [g.members for g in found])
@@ -522,22 +545,30 @@ TOP_POSTS = 500
 _IDS = 900
 
 
-def _facts(conn: Connection, found: Sequence[Group], kinds: Sequence[str]) -> list[dict[str, Any]]:
+def _facts(conn: Connection, found: Sequence[Group], params: Params) -> list[dict[str, Any]]:
     """For each group: platforms, languages, first and last activity, posts per kind and top
     content of the posts by which its accounts co-acted with each other (read in one pass)."""
     group_of = {a: i for i, g in enumerate(found) for a in g.members}
     accounts = sorted(group_of)
     by_kind: list[dict[str, set[int]]] = [{} for _ in found]
+    stored = [k for k in params.kinds if k not in COUNTED_KINDS]
     for a in range(0, len(accounts), _IDS):
         rows = conn.execute(
             select(ACTION.c.kind, ACTION.c.post_id, ACTION.c.author_id, ACTION.c.partner_id).where(
-                ACTION.c.kind.in_(kinds), ACTION.c.author_id.in_(accounts[a : a + _IDS])
+                ACTION.c.kind.in_(stored), ACTION.c.author_id.in_(accounts[a : a + _IDS])
             )
         )
         for kind, post_id, author, partner in rows:
             gi = group_of[author]
             if group_of.get(partner) == gi:
                 by_kind[gi].setdefault(kind, set()).add(post_id)
+    counted = [k for k in params.kinds if k in COUNTED_KINDS]
+    again = worked_out(
+        conn, [g.members for g in found], counted, window=params.window, narrow=params.narrow
+    )
+    for kind, acts in again.items():
+        for post_id, author in zip(acts.post.tolist(), acts.account.tolist(), strict=True):
+            by_kind[group_of[author]].setdefault(kind, set()).add(post_id)
     group_of_post = {
         p: gi for gi, kinds_ in enumerate(by_kind) for ps in kinds_.values() for p in ps
     }
@@ -568,6 +599,59 @@ def _facts(conn: Connection, found: Sequence[Group], kinds: Sequence[str]) -> li
     for f, p in zip(facts, posts, strict=True):
         f["top"]["narratives"] = pushed.narratives(conn, (r[0] for r in p))
     return facts
+
+
+def worked_out(
+    conn: Connection,
+    groups: Sequence[Sequence[int]],
+    kinds: Sequence[str],
+    *,
+    window: float,
+    narrow: float,
+) -> dict[str, engine.CoActions]:
+    """Work out again, from the posts of the groups' accounts, the co-actions of kinds that
+    are not stored (COUNTED_KINDS) between two accounts of one group: the same co-actions
+    the update counted, as a co-action depends only on its two posts."""
+    wanted = frozenset(kinds)
+    if not wanted <= COUNTED_KINDS:
+        raise ValueError(f"only counted kinds are worked out again, not {sorted(wanted)}")
+    if not wanted or not groups:
+        return {}
+    group_of = {a: i for i, g in enumerate(groups) for a in g}
+    authors = sorted(group_of)
+    rb = engine.RowBuilder()
+    # Only posts that may carry a hashtag or a link: a repost shares only its original.
+    extra = cast_(POST.c.extra, Text)
+    may_share = and_(
+        POST.c.repost_of.is_(None),
+        or_(
+            POST.c.text.contains("#"),
+            POST.c.text.contains("://"),
+            extra.contains('"link'),
+            extra.contains('"urls"'),
+        ),
+    )
+    for a in range(0, len(authors), _IDS):
+        chunk = authors[a : a + _IDS]
+        for r in conn.execute(select(*_COLUMNS).where(POST.c.author_id.in_(chunk), may_share)):
+            if r.published_at is None:
+                continue
+            keys = post_keys(
+                platform=r.platform,
+                text=r.text,
+                repost_of=r.repost_of,
+                reply_to=r.reply_to,
+                extra=_extra(r.extra),
+                content_hash=r.content_hash,
+                kinds=wanted,
+            )
+            if keys:
+                # The group is part of the key: only accounts of one group pair.
+                gi = group_of[r.author_id]
+                rb.add(r.id, r.author_id, _ms(r.published_at), [(k, f"{gi} {v}") for k, v in keys])
+    return {
+        kind: engine.co_actions(rb.take(kind), window=window, narrow=narrow) for kind in rb.kinds()
+    }
 
 
 def _summary_of(
