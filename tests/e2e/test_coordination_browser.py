@@ -64,7 +64,8 @@ def test_an_analyst_opens_a_group_and_downloads_its_evidence(
                 assert node.get_attribute("href") == f"/authors/{world['authors'][h]}"
             # ... and the same links as a table beside it.
             assert page.locator("table.edges tbody tr").count() == 6
-            assert page.locator("table.timeline tbody tr").count() == ROUNDS * 6 * 4
+            # per round 6 pairs of 5 kinds: link, hashtag, hashtag_seq, text and near_text
+            assert page.locator("table.timeline tbody tr").count() == ROUNDS * 6 * 5
             page.screenshot(path=str(screens(tmp_path) / "coordination-group.png"), full_page=True)
             assert serious_violations(axe, page) == []
 
@@ -105,7 +106,7 @@ def test_an_analyst_opens_a_group_and_downloads_its_evidence(
             g = nx.read_graphml(io.BytesIO(z.read("graph.graphml")))
             assert g.number_of_nodes() == 4 and g.number_of_edges() == 6
             rows = z.read("coactions.csv").decode("utf-8-sig").splitlines()
-            assert len(rows) == 1 + ROUNDS * 6 * 4
+            assert len(rows) == 1 + ROUNDS * 6 * 5
 
             # The same evidence as a PDF, beside the ZIP.
             with page.expect_download() as caught:
