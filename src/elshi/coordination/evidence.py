@@ -448,11 +448,29 @@ SIDE = 640
 MARGIN = 60
 
 
+#: Accounts up to which the drawing takes the layout's full 50 steps. A larger group takes
+#: fewer, down to MIN_STEPS, so that a page of a few thousand accounts is drawn in seconds.
+FULL_LAYOUT = 300
+MIN_STEPS = 8
+
+
+def layout_steps(n: int) -> int:
+    """The spring layout's steps for a network of n accounts."""
+    return 50 if n <= FULL_LAYOUT else max(MIN_STEPS, 50 * FULL_LAYOUT // n)
+
+
+def layout(g: nx.Graph) -> dict[Any, Any]:
+    """Place the accounts: a spring layout with a fixed seed, fewer steps for large groups."""
+    if not len(g):
+        return {}
+    return dict(nx.spring_layout(g, seed=SEED, weight="weight", iterations=layout_steps(len(g))))
+
+
 def svg(seen: Seen, label: str) -> Markup:
     """Return the group's network as an inline SVG: a spring layout with a fixed seed, edge
     width by weight, each account a labelled link to its author page."""
     g = graph(seen)
-    pos = nx.spring_layout(g, seed=SEED, weight="weight") if len(g) else {}
+    pos = layout(g)
     xs = [float(p[0]) for p in pos.values()] or [0.0]
     ys = [float(p[1]) for p in pos.values()] or [0.0]
     span = max(max(xs) - min(xs), max(ys) - min(ys)) or 1.0
