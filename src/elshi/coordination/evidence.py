@@ -473,15 +473,20 @@ def svg(seen: Seen, label: str) -> Markup:
     pos = layout(g)
     xs = [float(p[0]) for p in pos.values()] or [0.0]
     ys = [float(p[1]) for p in pos.values()] or [0.0]
-    span = max(max(xs) - min(xs), max(ys) - min(ys)) or 1.0
+    low_x, low_y = min(xs), min(ys)
+    span = max(max(xs) - low_x, max(ys) - low_y) or 1.0
     inner = SIDE - 2 * MARGIN
+    # Each account's place in SVG units, worked out once (a large group has many links).
+    where = {
+        n: (
+            round(MARGIN + (float(x) - low_x) / span * inner, 1),
+            round(MARGIN + (float(y) - low_y) / span * inner, 1),
+        )
+        for n, (x, y) in pos.items()
+    }
 
     def at(n: str) -> tuple[float, float]:
-        x, y = pos[n]
-        return (
-            round(MARGIN + (float(x) - min(xs)) / span * inner, 1),
-            round(MARGIN + (float(y) - min(ys)) / span * inner, 1),
-        )
+        return where[n]
 
     top = max((d["weight"] for _, _, d in g.edges(data=True)), default=1)
     parts = [
