@@ -19,7 +19,6 @@ import os
 import sys
 import time
 import zipfile
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +35,13 @@ from elshi.nlp.sentiment import (  # noqa: E402
     MODEL_FORMAT,
     Doc,
     LinearModel,
-    feature_keys,
-    idf_from_df,
     tokenize,
+)
+from elshi.nlp.sentiment_train import (  # noqa: E402
+    build_model,
+    design_matrix,
+    document_frequencies,
+    f1_macro,
 )
 from elshi.nlp.stance import stance_doc  # noqa: E402
 
@@ -160,38 +163,6 @@ def entity_doc(ex: Example) -> Doc:
 # Training
 
 
-def document_frequencies(docs: Sequence[Doc], cfg: dict[str, Any]) -> Counter[tuple[str, str]]:
-    """Count in how many documents each (block, feature) occurs."""
-    df: Counter[tuple[str, str]] = Counter()
-    for doc in docs:
-        df.update(feature_keys(doc, cfg))
-    return df
-
-
-def build_model(
-    keys: Sequence[tuple[str, str]],
-    df: Counter[tuple[str, str]],
-    n_docs: int,
-    meta: dict[str, Any],
-) -> LinearModel:
-    """Return an untrained model whose columns are the given features, grouped by block."""
-    vocab: dict[str, dict[str, int]] = {}
-    ordered = sorted(keys)
-    for j, (block, key) in enumerate(ordered):
-        vocab.setdefault(block, {})[key] = j
-    idf = idf_from_df(np.array([df[k] for k in ordered], dtype=np.float64), n_docs)
-    n_classes = len(meta["classes"])
-    return LinearModel(meta, vocab, idf, np.zeros((n_classes, len(ordered))), np.zeros(n_classes))
-
-
-def design_matrix(model: LinearModel, docs: Sequence[Doc]) -> Any:
-    """Return the sparse matrix the model computes for documents (scipy CSR)."""
-    from scipy.sparse import csr_matrix
-
-    batch = model.vectorize(docs)
-    return csr_matrix((batch.val, (batch.doc, batch.col)), shape=(len(docs), model.n_features))
-
-
 def fit(
     name: str,
     docs: Sequence[Doc],
@@ -235,17 +206,6 @@ def fit(
 
 # ---------------------------------------------------------------------------------------------
 # Scores
-
-
-def f1_macro(y: np.ndarray, pred: np.ndarray, labels: Sequence[int]) -> float:
-    """Return the mean F1 over the given labels."""
-    scores = []
-    for lab in labels:
-        tp = float(np.sum((pred == lab) & (y == lab)))
-        fp = float(np.sum((pred == lab) & (y != lab)))
-        fn = float(np.sum((pred != lab) & (y == lab)))
-        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
-    return float(np.mean(scores))
 
 
 def predict(model: LinearModel, docs: Sequence[Doc]) -> np.ndarray:

@@ -25,6 +25,7 @@ from elshi.watch.service import author_in_reach
 from elshi.web.actions import StaffForm
 from elshi.web.bounds import Id
 from elshi.web.deps import DbSession, StaffUser
+from elshi.web.forms import read_upload
 from elshi.web.i18n import N_
 from elshi.web.pages import check_form, error_text, redirect, t
 from elshi.web.templating import render
@@ -80,19 +81,6 @@ def registry_page(request: Request, db: DbSession, principal: StaffUser) -> Resp
     return _registry(request, db, principal)
 
 
-async def _read_upload(file: UploadFile, limit: int) -> bytes:
-    """Read at most limit+1 bytes so an oversized file is noticed without reading it all."""
-    chunks: list[bytes] = []
-    size = 0
-    while size <= limit:
-        chunk = await file.read(min(1 << 20, limit + 1 - size))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
-
-
 @router.post("/actors/lists")
 async def upload_list(request: Request, db: DbSession, principal: StaffUser) -> Response:
     """Upload a list of accounts (CSV or JSON) with their types; show what was stored and
@@ -105,7 +93,7 @@ async def upload_list(request: Request, db: DbSession, principal: StaffUser) -> 
         )
     form = await request.form(max_files=1, max_fields=10, max_part_size=64 * 1024)
     file = form.get("file")
-    data = await _read_upload(file, limit) if isinstance(file, UploadFile) else b""
+    data = await read_upload(file, limit) if isinstance(file, UploadFile) else b""
     filename = (file.filename or "") if isinstance(file, UploadFile) else ""
     fields = {
         k: str(form.get(k) or "")[:300]

@@ -6,10 +6,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from elshi.listen.service import SearchQuery
 from elshi.web.bounds import parse_date
 from elshi.web.i18n import N_
+
+if TYPE_CHECKING:
+    from starlette.datastructures import UploadFile
 
 PAGE_SIZE = 20
 MAX_PAGE = 10_000
@@ -95,3 +99,16 @@ def parse_search(params: Mapping[str, str]) -> SearchForm:
         offset=(page - 1) * PAGE_SIZE,
     )
     return SearchForm(values=values, query=query, page=page, errors=errors)
+
+
+async def read_upload(file: UploadFile, limit: int) -> bytes:
+    """Read at most limit+1 bytes so an oversized file is noticed without reading it all."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await file.read(min(1 << 20, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)

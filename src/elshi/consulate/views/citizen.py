@@ -35,6 +35,7 @@ from elshi.missions.models import Mission
 from elshi.web.actions import CHECKED, FormAction, Refusal, text_fields
 from elshi.web.bounds import Id, QueryId
 from elshi.web.deps import DbSession
+from elshi.web.forms import read_upload
 from elshi.web.templating import request_language, settings_of
 
 
@@ -392,19 +393,6 @@ def submit_request(act: CitizenForm, request_id: Id) -> Response:
     return _submit(act, request_id)
 
 
-async def _read_upload(file: UploadFile, limit: int) -> bytes:
-    """Read at most limit+1 bytes so an oversized file is noticed without reading it all."""
-    chunks: list[bytes] = []
-    size = 0
-    while size <= limit:
-        chunk = await file.read(min(1 << 20, limit + 1 - size))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
-
-
 @router.post("/requests/{request_id}/documents")
 async def upload(request: Request, db: DbSession, citizen: CitizenUser, request_id: Id) -> Response:
     """Upload one document to a request (checked, scanned and stored, or refused whole)."""
@@ -417,7 +405,7 @@ async def upload(request: Request, db: DbSession, citizen: CitizenUser, request_
         return _page(request, "message.html", 413, message=message)
     form = await request.form(max_files=1, max_fields=10, max_part_size=64 * 1024)
     file = form.get("file")
-    data = await _read_upload(file, limit) if isinstance(file, UploadFile) else b""
+    data = await read_upload(file, limit) if isinstance(file, UploadFile) else b""
     name = (file.filename or "") if isinstance(file, UploadFile) else ""
     kind = str(form.get("kind") or "")
     token = str(form.get("csrf_token") or "")
